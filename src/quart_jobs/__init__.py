@@ -1,0 +1,48 @@
+"""quart-jobs: durable, prioritized background jobs for Quart and asyncio."""
+
+from __future__ import annotations
+
+from .errors import (
+    ArgumentsNotSerializable,
+    BackendUnavailable,
+    ConfigurationError,
+    JobNotFound,
+    JobsError,
+    LeaseLost,
+    PayloadTooLarge,
+    QueueFull,
+    SchemaTooNew,
+    TaskNotRegistered,
+    TaskRegistrationError,
+)
+from .extension import QuartJobs, get_jobs
+from .jobs import Jobs
+from .models import Job, JobState, Stats, Tier
+from .policy import RetryPolicy
+from .registry import Task
+from .worker import Worker, WorkerSettings
+
+__all__ = [
+    "ArgumentsNotSerializable",
+    "BackendUnavailable",
+    "ConfigurationError",
+    "Job",
+    "JobNotFound",
+    "JobState",
+    "Jobs",
+    "JobsError",
+    "LeaseLost",
+    "PayloadTooLarge",
+    "QuartJobs",
+    "QueueFull",
+    "RetryPolicy",
+    "SchemaTooNew",
+    "Stats",
+    "Task",
+    "TaskNotRegistered",
+    "TaskRegistrationError",
+    "Tier",
+    "Worker",
+    "WorkerSettings",
+    "get_jobs",
+]

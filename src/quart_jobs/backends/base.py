@@ -1,0 +1,151 @@
+"""The one storage contract every backend implements, at the level of queue operations.
+
+Backends record decisions; policy (claim order with aging, retry timing) is decided in
+:mod:`quart_jobs.policy` and passed in. Every write a worker makes presents its
+:class:`~quart_jobs.models.Lease`; a write with a lease that is no longer current is refused
+(fencing), so a worker that lost a job can never overwrite the new owner's result.
+
+Times are seconds since the epoch, passed in by the caller, so tests can drive the clock.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..models import EnqueueResult, Job, JobFilter, JobState, Lease, NewJob, Stats
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a worker ends its hold on a job.
+
+    * ``SUCCEEDED`` with ``result`` (JSON text);
+    * ``FAILED`` with ``error``/``traceback``; ``run_at`` set means "queue it again then";
+    * ``CANCELLED``;
+    * ``QUEUED`` with ``refund=True``: put back untouched (graceful shutdown): the attempt
+      it used is not charged.
+    """
+
+    lease: Lease
+    state: JobState
+    result: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    run_at: float | None = None
+    refund: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """The answer to a heartbeat for one lease."""
+
+    job_id: int
+    held: bool
+    cancel_requested: bool = False
+
+
+class Backend(abc.ABC):
+    """Async storage for jobs. One instance per process, shared by every worker in it."""
+
+    #: ``sqlite``, ``memory``, ``postgresql``.
+    scheme: str = ""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and bring the schema up to date. Safe when several processes start at once."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Finish pending writes and release connections."""
+
+    @abc.abstractmethod
+    async def enqueue(self, jobs: Sequence[NewJob], now: float) -> list[EnqueueResult]:
+        """Store jobs; return only once they are durable. A job whose key exists already is not
+        created: the existing job is returned with ``created=False``."""
+
+    @abc.abstractmethod
+    async def claim(
+        self, worker: str, limit: int, now: float, lease_seconds: float, aging_seconds: float
+    ) -> list[Job]:
+        """Mark up to ``limit`` ready jobs running under new leases, in claim order."""
+
+    @abc.abstractmethod
+    async def heartbeat(
+        self, leases: Sequence[Lease], now: float, lease_seconds: float
+    ) -> list[Heartbeat]:
+        """Extend the leases that are still held; report lost ones and cancel requests."""
+
+    @abc.abstractmethod
+    async def finish(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
+        """Record outcomes; ``False`` for each whose lease was no longer held (write refused)."""
+
+    @abc.abstractmethod
+    async def recover_expired(self, now: float) -> int:
+        """Requeue (or fail, when out of attempts) running jobs whose lease expired."""
+
+    @abc.abstractmethod
+    async def cancel(self, job_id: int, now: float) -> Job | None:
+        """Cancel a queued job, or ask a running one to stop. Finished jobs are unchanged.
+        ``None`` when no such job exists."""
+
+    @abc.abstractmethod
+    async def retry(self, job_id: int, now: float) -> Job | None:
+        """Queue a failed or cancelled job again with a fresh set of attempts. Other states are
+        unchanged. ``None`` when no such job exists."""
+
+    @abc.abstractmethod
+    async def get(self, job_id: int) -> Job | None: ...
+
+    @abc.abstractmethod
+    async def get_by_key(self, key: str) -> Job | None: ...
+
+    @abc.abstractmethod
+    async def list_jobs(self, flt: JobFilter) -> list[Job]:
+        """Jobs matching ``flt``, newest first."""
+
+    @abc.abstractmethod
+    async def stats(self) -> Stats: ...
+
+    @abc.abstractmethod
+    async def next_run_at(self) -> float | None:
+        """The earliest ``run_at`` among queued jobs (when the next one becomes ready)."""
+
+
+# Column order shared by the SQL backends' SELECTs and row conversion.
+JOB_COLUMNS = (
+    "id, task, args, kwargs, priority, state, attempts, max_attempts, enqueued_at, run_at, "
+    "owner, key, timeout, started_at, finished_at, worker, lease_token, lease_expires_at, "
+    "cancel_requested, result, error, traceback"
+)
+
+
+def job_from_row(row: Sequence[Any]) -> Job:
+    """A :class:`Job` from a row in :data:`JOB_COLUMNS` order (args, kwargs, result as JSON)."""
+    return Job(
+        id=row[0],
+        task=row[1],
+        args=tuple(json.loads(row[2])),
+        kwargs=json.loads(row[3]),
+        priority=row[4],
+        state=JobState(row[5]),
+        attempts=row[6],
+        max_attempts=row[7],
+        enqueued_at=row[8],
+        run_at=row[9],
+        owner=row[10],
+        key=row[11],
+        timeout=row[12],
+        started_at=row[13],
+        finished_at=row[14],
+        worker=row[15],
+        lease_token=row[16],
+        lease_expires_at=row[17],
+        cancel_requested=bool(row[18]),
+        result=None if row[19] is None else json.loads(row[19]),
+        error=row[20],
+        traceback=row[21],
+    )

@@ -1,0 +1,234 @@
+"""The in-memory reference backend: the contract in plain Python, for tests and examples.
+
+Nothing survives the process; use SQLite or PostgreSQL for anything that must.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from .. import policy
+from ..models import EnqueueResult, Job, JobFilter, JobState, Lease, NewJob, Stats
+from .base import Backend, Heartbeat, Outcome
+
+
+class MemoryBackend(Backend):
+    scheme = "memory"
+
+    def __init__(self) -> None:
+        self._jobs: dict[int, Job] = {}
+        self._keys: dict[str, int] = {}
+        self._next_id = 1
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def enqueue(self, jobs: Sequence[NewJob], now: float) -> list[EnqueueResult]:
+        results = []
+        for new in jobs:
+            if new.key is not None and new.key in self._keys:
+                results.append(EnqueueResult(self._jobs[self._keys[new.key]], created=False))
+                continue
+            job = Job(
+                id=self._next_id,
+                task=new.task,
+                # Round-trip through JSON so callers see exactly what a SQL backend returns.
+                args=tuple(json.loads(json.dumps(list(new.args)))),
+                kwargs=json.loads(json.dumps(dict(new.kwargs))),
+                priority=new.priority,
+                state=JobState.QUEUED,
+                attempts=0,
+                max_attempts=new.max_attempts,
+                enqueued_at=now,
+                run_at=now if new.run_at is None else new.run_at,
+                owner=new.owner,
+                key=new.key,
+                timeout=new.timeout,
+            )
+            self._next_id += 1
+            self._jobs[job.id] = job
+            if new.key is not None:
+                self._keys[new.key] = job.id
+            results.append(EnqueueResult(job, created=True))
+        return results
+
+    async def claim(
+        self, worker: str, limit: int, now: float, lease_seconds: float, aging_seconds: float
+    ) -> list[Job]:
+        queued = (j for j in self._jobs.values() if j.state is JobState.QUEUED)
+        claimed = []
+        for job in policy.choose_claims(queued, limit, now, aging_seconds):
+            running = replace(
+                job,
+                state=JobState.RUNNING,
+                attempts=job.attempts + 1,
+                started_at=now,
+                worker=worker,
+                lease_token=secrets.token_hex(8),
+                lease_expires_at=now + lease_seconds,
+            )
+            self._jobs[job.id] = running
+            claimed.append(running)
+        return claimed
+
+    def _held(self, lease: Lease) -> Job | None:
+        job = self._jobs.get(lease.job_id)
+        if job is None or job.state is not JobState.RUNNING or job.lease_token != lease.token:
+            return None
+        return job
+
+    async def heartbeat(
+        self, leases: Sequence[Lease], now: float, lease_seconds: float
+    ) -> list[Heartbeat]:
+        beats = []
+        for lease in leases:
+            job = self._held(lease)
+            if job is None:
+                beats.append(Heartbeat(lease.job_id, held=False))
+                continue
+            self._jobs[job.id] = replace(job, lease_expires_at=now + lease_seconds)
+            beats.append(Heartbeat(job.id, held=True, cancel_requested=job.cancel_requested))
+        return beats
+
+    async def finish(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
+        done = []
+        for outcome in outcomes:
+            job = self._held(outcome.lease)
+            if job is None:
+                done.append(False)
+                continue
+            self._jobs[job.id] = _apply(job, outcome, now)
+            done.append(True)
+        return done
+
+    async def recover_expired(self, now: float) -> int:
+        expired = [
+            j
+            for j in self._jobs.values()
+            if j.state is JobState.RUNNING and (j.lease_expires_at or 0) < now
+        ]
+        for job in expired:
+            self._jobs[job.id] = _expire(job, now)
+        return len(expired)
+
+    async def cancel(self, job_id: int, now: float) -> Job | None:
+        job = self._jobs.get(job_id)
+        if job is None:
+            return None
+        if job.state is JobState.QUEUED:
+            job = replace(job, state=JobState.CANCELLED, finished_at=now)
+        elif job.state is JobState.RUNNING:
+            job = replace(job, cancel_requested=True)
+        self._jobs[job_id] = job
+        return job
+
+    async def retry(self, job_id: int, now: float) -> Job | None:
+        job = self._jobs.get(job_id)
+        if job is None:
+            return None
+        if job.state in (JobState.FAILED, JobState.CANCELLED):
+            job = _requeued_fresh(job, now)
+            self._jobs[job_id] = job
+        return job
+
+    async def get(self, job_id: int) -> Job | None:
+        return self._jobs.get(job_id)
+
+    async def get_by_key(self, key: str) -> Job | None:
+        job_id = self._keys.get(key)
+        return None if job_id is None else self._jobs[job_id]
+
+    async def list_jobs(self, flt: JobFilter) -> list[Job]:
+        found = []
+        for job in sorted(self._jobs.values(), key=lambda j: -j.id):
+            if (
+                (flt.state is None or job.state is flt.state)
+                and (flt.priority is None or job.priority == flt.priority)
+                and (flt.task is None or job.task == flt.task)
+                and (flt.owner is None or job.owner == flt.owner)
+                and (flt.before_id is None or job.id < flt.before_id)
+            ):
+                found.append(job)
+                if len(found) >= flt.limit:
+                    break
+        return found
+
+    async def stats(self) -> Stats:
+        counts: dict[tuple[JobState, int], int] = {}
+        oldest: dict[int, float] = {}
+        for job in self._jobs.values():
+            counts[(job.state, job.priority)] = counts.get((job.state, job.priority), 0) + 1
+            if job.state is JobState.QUEUED:
+                oldest[job.priority] = min(
+                    oldest.get(job.priority, job.enqueued_at), job.enqueued_at
+                )
+        return Stats(counts=counts, oldest_queued=oldest)
+
+    async def next_run_at(self) -> float | None:
+        return min(
+            (j.run_at for j in self._jobs.values() if j.state is JobState.QUEUED), default=None
+        )
+
+
+def _queued(job: Job, **changes: Any) -> Job:
+    """``job`` back in the queue, its lease cleared."""
+    return replace(
+        job, state=JobState.QUEUED, worker=None, lease_token=None, lease_expires_at=None, **changes
+    )
+
+
+def _requeued_fresh(job: Job, now: float) -> Job:
+    return _queued(
+        job,
+        attempts=0,
+        run_at=now,
+        finished_at=None,
+        cancel_requested=False,
+        error=None,
+        traceback=None,
+        result=None,
+    )
+
+
+def _apply(job: Job, outcome: Outcome, now: float) -> Job:
+    if outcome.state is JobState.QUEUED:
+        return _queued(
+            job,
+            attempts=job.attempts - 1 if outcome.refund else job.attempts,
+            run_at=job.run_at if outcome.run_at is None else outcome.run_at,
+            cancel_requested=False,
+        )
+    if outcome.state is JobState.FAILED and outcome.run_at is not None:
+        return _queued(job, run_at=outcome.run_at, error=outcome.error, traceback=outcome.traceback)
+    return replace(
+        job,
+        state=outcome.state,
+        finished_at=now,
+        result=None if outcome.result is None else json.loads(outcome.result),
+        error=outcome.error,
+        traceback=outcome.traceback,
+        lease_token=None,
+        lease_expires_at=None,
+    )
+
+
+def _expire(job: Job, now: float) -> Job:
+    error = f"lease expired: worker {job.worker} stopped answering"
+    if job.attempts >= job.max_attempts:
+        return replace(
+            job,
+            state=JobState.FAILED,
+            finished_at=now,
+            error=error,
+            lease_token=None,
+            lease_expires_at=None,
+        )
+    # The job keeps its place (its run_at): it was already waiting its turn.
+    return _queued(job, error=error)

@@ -1,0 +1,400 @@
+"""The embedded default: jobs in one SQLite file (WAL), written by one thread with group commit.
+
+Several processes on one machine may share the file; each has its own writer thread and the
+file lock serializes their transactions (see :mod:`.sqlite_io`).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
+
+from .. import policy
+from ..errors import ConfigurationError, SchemaTooNew
+from ..models import TOP_PRIORITY, EnqueueResult, Job, JobFilter, JobState, Lease, NewJob, Stats
+from .base import JOB_COLUMNS, Backend, Heartbeat, Outcome, job_from_row
+from .sqlite_io import SYNCHRONOUS_MODES, Readers, Writer
+
+T = TypeVar("T")
+
+# Versioned schema: each entry moves the database from version i to i + 1.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE qj_jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        task TEXT NOT NULL,
+        args TEXT NOT NULL,
+        kwargs TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL,
+        enqueued_at REAL NOT NULL,
+        run_at REAL NOT NULL,
+        owner TEXT,
+        key TEXT,
+        timeout REAL,
+        started_at REAL,
+        finished_at REAL,
+        worker TEXT,
+        lease_token TEXT,
+        lease_expires_at REAL,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        result TEXT,
+        error TEXT,
+        traceback TEXT
+    );
+    CREATE UNIQUE INDEX qj_jobs_key ON qj_jobs (key) WHERE key IS NOT NULL;
+    CREATE INDEX qj_jobs_claim ON qj_jobs (priority, id, run_at) WHERE state = 'queued';
+    CREATE INDEX qj_jobs_ready ON qj_jobs (run_at, priority) WHERE state = 'queued';
+    CREATE INDEX qj_jobs_leases ON qj_jobs (lease_expires_at) WHERE state = 'running';
+    CREATE INDEX qj_jobs_state ON qj_jobs (state, id);
+    CREATE INDEX qj_jobs_owner ON qj_jobs (owner, id) WHERE owner IS NOT NULL;
+    """,
+)
+
+
+def path_from_url(url: str) -> Path:
+    """``sqlite:///var/x.db`` (relative to the working directory) or ``sqlite:////abs/x.db``."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or len(url) == len(prefix):
+        raise ConfigurationError(
+            f"DATABASE_URL {url!r} is not a SQLite URL: use sqlite:///relative/path.sqlite3 "
+            "or sqlite:////absolute/path.sqlite3"
+        )
+    return Path(url[len(prefix) :])
+
+
+class _Candidate(NamedTuple):
+    id: int
+    priority: int
+    run_at: float
+
+
+_SELECT = f"SELECT {JOB_COLUMNS} FROM qj_jobs"
+_CLEAR_LEASE = "worker = NULL, lease_token = NULL, lease_expires_at = NULL"
+_HELD = "id = ? AND lease_token = ? AND state = 'running'"
+
+
+class SQLiteBackend(Backend):
+    scheme = "sqlite"
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "FULL",
+        busy_timeout_ms: int = 5000,
+        reader_threads: int = 2,
+    ) -> None:
+        if synchronous.upper() not in SYNCHRONOUS_MODES:
+            raise ConfigurationError(
+                f"synchronous={synchronous!r}: use one of {', '.join(SYNCHRONOUS_MODES)}"
+            )
+        self.path = Path(path)
+        self._writer = Writer(
+            self.path, synchronous=synchronous.upper(), busy_timeout_ms=busy_timeout_ms
+        )
+        self._readers = Readers(self.path, threads=reader_threads, busy_timeout_ms=busy_timeout_ms)
+        self._open = False
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> SQLiteBackend:
+        return cls(path_from_url(url), **options)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._open:
+            return
+        if not self.path.parent.exists():
+            raise ConfigurationError(
+                f"the directory of the SQLite database {self.path} does not exist; create it"
+            )
+        await self._writer.start()
+        try:
+            await self._writer.run(self._migrate)
+        except BaseException:
+            await self._writer.stop()
+            raise
+        self._open = True
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        migrate_component(conn, "quart_jobs", MIGRATIONS)
+
+    async def close(self) -> None:
+        if not self._open:
+            return
+        self._open = False
+        await self._writer.stop()
+        self._readers.close()
+
+    # --- escape hatch for the application's own tables ---------------------------------------
+
+    async def write(self, func: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``func(conn)`` in the process's next group-commit transaction (after COMMIT)."""
+        return await self._writer.run(func)
+
+    async def read(self, func: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``func(conn)`` on a reader connection (a consistent WAL snapshot per statement)."""
+        return await self._readers.run(func)
+
+    # --- queue operations --------------------------------------------------------------------
+
+    async def enqueue(self, jobs: Sequence[NewJob], now: float) -> list[EnqueueResult]:
+        rows = [_insert_params(job, now) for job in jobs]
+        return await self._writer.run(lambda conn: [_insert(conn, row) for row in rows])
+
+    async def claim(
+        self, worker: str, limit: int, now: float, lease_seconds: float, aging_seconds: float
+    ) -> list[Job]:
+        def run(conn: sqlite3.Connection) -> list[Job]:
+            candidates = [
+                _Candidate(*r)
+                for r in conn.execute(
+                    "SELECT id, priority, run_at FROM qj_jobs WHERE state = 'queued' "
+                    "AND run_at <= ? ORDER BY priority, id LIMIT ?",
+                    (now, limit),
+                )
+            ]
+            if aging_seconds >= 0:
+                candidates += [
+                    _Candidate(*r)
+                    for r in conn.execute(
+                        "SELECT id, priority, run_at FROM qj_jobs WHERE state = 'queued' "
+                        "AND run_at <= ? AND priority > ? ORDER BY run_at LIMIT ?",
+                        (now - aging_seconds, TOP_PRIORITY, limit),
+                    )
+                ]
+            claimed = []
+            for c in policy.choose_claims(candidates, limit, now, aging_seconds):
+                row = conn.execute(
+                    "UPDATE qj_jobs SET state = 'running', attempts = attempts + 1, "
+                    "started_at = ?, worker = ?, lease_token = ?, lease_expires_at = ?, "
+                    "cancel_requested = 0 WHERE id = ? AND state = 'queued' "
+                    f"RETURNING {JOB_COLUMNS}",
+                    (now, worker, secrets.token_hex(8), now + lease_seconds, c.id),
+                ).fetchone()
+                if row is not None:
+                    claimed.append(job_from_row(row))
+            return claimed
+
+        return await self._writer.run(run)
+
+    async def heartbeat(
+        self, leases: Sequence[Lease], now: float, lease_seconds: float
+    ) -> list[Heartbeat]:
+        def run(conn: sqlite3.Connection) -> list[Heartbeat]:
+            beats = []
+            for lease in leases:
+                row = conn.execute(
+                    f"UPDATE qj_jobs SET lease_expires_at = ? WHERE {_HELD} "
+                    "RETURNING cancel_requested",
+                    (now + lease_seconds, lease.job_id, lease.token),
+                ).fetchone()
+                beats.append(
+                    Heartbeat(
+                        lease.job_id, held=row is not None, cancel_requested=bool(row and row[0])
+                    )
+                )
+            return beats
+
+        return await self._writer.run(run)
+
+    async def finish(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
+        statements = [_finish_statement(o, now) for o in outcomes]
+        return await self._writer.run(
+            lambda conn: [conn.execute(sql, params).rowcount == 1 for sql, params in statements]
+        )
+
+    async def recover_expired(self, now: float) -> int:
+        return await self._writer.run(
+            lambda conn: (
+                conn.execute(
+                    "UPDATE qj_jobs SET "
+                    "error = 'lease expired: worker ' || COALESCE(worker, '?') "
+                    "|| ' stopped answering', "
+                    "lease_token = NULL, lease_expires_at = NULL, "
+                    "finished_at = CASE WHEN attempts >= max_attempts THEN ? END, "
+                    "worker = CASE WHEN attempts >= max_attempts THEN worker END, "
+                    "state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END "
+                    "WHERE state = 'running' AND lease_expires_at < ?",
+                    (now, now),
+                ).rowcount
+            )
+        )
+
+    async def cancel(self, job_id: int, now: float) -> Job | None:
+        def run(conn: sqlite3.Connection) -> Job | None:
+            conn.execute(
+                "UPDATE qj_jobs SET state = 'cancelled', finished_at = ? "
+                "WHERE id = ? AND state = 'queued'",
+                (now, job_id),
+            )
+            conn.execute(
+                "UPDATE qj_jobs SET cancel_requested = 1 WHERE id = ? AND state = 'running'",
+                (job_id,),
+            )
+            return _get(conn, job_id)
+
+        return await self._writer.run(run)
+
+    async def retry(self, job_id: int, now: float) -> Job | None:
+        def run(conn: sqlite3.Connection) -> Job | None:
+            conn.execute(
+                "UPDATE qj_jobs SET state = 'queued', attempts = 0, run_at = ?, "
+                "finished_at = NULL, cancel_requested = 0, result = NULL, error = NULL, "
+                f"traceback = NULL, {_CLEAR_LEASE} "
+                "WHERE id = ? AND state IN ('failed', 'cancelled')",
+                (now, job_id),
+            )
+            return _get(conn, job_id)
+
+        return await self._writer.run(run)
+
+    async def get(self, job_id: int) -> Job | None:
+        return await self._readers.run(lambda conn: _get(conn, job_id))
+
+    async def get_by_key(self, key: str) -> Job | None:
+        def run(conn: sqlite3.Connection) -> Job | None:
+            row = conn.execute(f"{_SELECT} WHERE key = ?", (key,)).fetchone()
+            return None if row is None else job_from_row(row)
+
+        return await self._readers.run(run)
+
+    async def list_jobs(self, flt: JobFilter) -> list[Job]:
+        where, params = _filter_sql(flt)
+        sql = f"{_SELECT} {where} ORDER BY id DESC LIMIT ?"
+        return await self._readers.run(
+            lambda conn: [job_from_row(r) for r in conn.execute(sql, (*params, flt.limit))]
+        )
+
+    async def stats(self) -> Stats:
+        def run(conn: sqlite3.Connection) -> Stats:
+            counts = {
+                (JobState(state), priority): n
+                for state, priority, n in conn.execute(
+                    "SELECT state, priority, COUNT(*) FROM qj_jobs GROUP BY state, priority"
+                )
+            }
+            oldest = dict(
+                conn.execute(
+                    "SELECT priority, MIN(enqueued_at) FROM qj_jobs WHERE state = 'queued' "
+                    "GROUP BY priority"
+                ).fetchall()
+            )
+            return Stats(counts=counts, oldest_queued=oldest)
+
+        return await self._readers.run(run)
+
+    async def next_run_at(self) -> float | None:
+        def run(conn: sqlite3.Connection) -> float | None:
+            value = conn.execute(
+                "SELECT MIN(run_at) FROM qj_jobs WHERE state = 'queued'"
+            ).fetchone()[0]
+            return None if value is None else float(value)
+
+        return await self._readers.run(run)
+
+
+def migrate_component(conn: sqlite3.Connection, component: str, scripts: Sequence[str]) -> None:
+    """Apply the scripts of ``component`` the database lacks, inside the caller's transaction.
+
+    Applications keep their tables beside the jobs under a component name of their own.
+    """
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS qj_schema "
+        "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+    )
+    row = conn.execute("SELECT version FROM qj_schema WHERE component = ?", (component,)).fetchone()
+    current = 0 if row is None else int(row[0])
+    if current > len(scripts):
+        raise SchemaTooNew(
+            f"the database's {component} schema is version {current}, newer than this code "
+            f"knows ({len(scripts)}); upgrade quart-jobs or point DATABASE_URL at another database"
+        )
+    for script in scripts[current:]:
+        for statement in script.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+    conn.execute(
+        "INSERT INTO qj_schema (component, version) VALUES (?, ?) "
+        "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+        (component, len(scripts)),
+    )
+
+
+def _insert_params(job: NewJob, now: float) -> tuple[Any, ...]:
+    return (
+        job.task,
+        json.dumps(list(job.args), separators=(",", ":"), allow_nan=False),
+        json.dumps(dict(job.kwargs), separators=(",", ":"), allow_nan=False),
+        job.priority,
+        job.max_attempts,
+        now,
+        now if job.run_at is None else job.run_at,
+        job.owner,
+        job.key,
+        job.timeout,
+    )
+
+
+def _insert(conn: sqlite3.Connection, params: tuple[Any, ...]) -> EnqueueResult:
+    row = conn.execute(
+        "INSERT INTO qj_jobs (task, args, kwargs, priority, state, max_attempts, enqueued_at, "
+        "run_at, owner, key, timeout) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?) "
+        f"ON CONFLICT DO NOTHING RETURNING {JOB_COLUMNS}",
+        params,
+    ).fetchone()
+    if row is not None:
+        return EnqueueResult(job_from_row(row), created=True)
+    existing = conn.execute(f"{_SELECT} WHERE key = ?", (params[8],)).fetchone()
+    return EnqueueResult(job_from_row(existing), created=False)
+
+
+def _get(conn: sqlite3.Connection, job_id: int) -> Job | None:
+    row = conn.execute(f"{_SELECT} WHERE id = ?", (job_id,)).fetchone()
+    return None if row is None else job_from_row(row)
+
+
+def _finish_statement(o: Outcome, now: float) -> tuple[str, tuple[Any, ...]]:
+    held = (o.lease.job_id, o.lease.token)
+    if o.state is JobState.QUEUED:
+        return (
+            f"UPDATE qj_jobs SET state = 'queued', attempts = attempts - ?, "
+            f"run_at = COALESCE(?, run_at), cancel_requested = 0, {_CLEAR_LEASE} WHERE {_HELD}",
+            (1 if o.refund else 0, o.run_at, *held),
+        )
+    if o.state is JobState.FAILED and o.run_at is not None:
+        return (
+            f"UPDATE qj_jobs SET state = 'queued', run_at = ?, error = ?, traceback = ?, "
+            f"{_CLEAR_LEASE} WHERE {_HELD}",
+            (o.run_at, o.error, o.traceback, *held),
+        )
+    return (
+        "UPDATE qj_jobs SET state = ?, finished_at = ?, result = ?, error = ?, traceback = ?, "
+        f"lease_token = NULL, lease_expires_at = NULL WHERE {_HELD}",
+        (o.state.value, now, o.result, o.error, o.traceback, *held),
+    )
+
+
+def _filter_sql(flt: JobFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("state", None if flt.state is None else flt.state.value),
+        ("priority", flt.priority),
+        ("task", flt.task),
+        ("owner", flt.owner),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if flt.before_id is not None:
+        clauses.append("id < ?")
+        params.append(flt.before_id)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params

@@ -1,0 +1,279 @@
+"""SQLite connections for one process: a single writer thread with group commit, and readers.
+
+Every write of the process goes through one thread that owns one connection. It drains all
+writes waiting at that moment into one ``BEGIN IMMEDIATE … COMMIT`` transaction (group commit:
+one fsync for the whole batch), each write inside its own savepoint so one failing write does
+not undo the others, and resolves the callers' futures only after COMMIT returned. Readers use
+their own connections: in WAL mode they never wait for the writer.
+
+Several processes may share the file: ``BEGIN IMMEDIATE`` waits for the lock (busy timeout),
+and a still-busy database is retried with backoff until ``busy_deadline`` passes, so callers
+never see "database is locked" under ordinary contention.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from ..errors import BackendUnavailable
+
+log = logging.getLogger("quart_jobs.sqlite")
+
+T = TypeVar("T")
+WriteFunc = Callable[[sqlite3.Connection], T]
+
+SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+# Errors that mean the storage itself failed: the whole batch is abandoned, not one write.
+_STORAGE_ERRORS = (
+    "disk is full",
+    "disk i/o error",
+    "readonly database",
+    "unable to open",
+    "malformed",
+    "not a database",
+    "locked",
+    "busy",
+)
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.DatabaseError) and any(
+        s in str(exc).lower() for s in _STORAGE_ERRORS
+    )
+
+
+def _is_busy(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def storage_error(path: Path, exc: BaseException) -> BackendUnavailable:
+    return BackendUnavailable(f"SQLite database {path} cannot be used: {exc}")
+
+
+def connect(path: Path, *, synchronous: str, busy_timeout_ms: int) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit) with WAL and the busy timeout."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=0)
+    try:
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise sqlite3.OperationalError(f"cannot switch to WAL journal mode (got {mode})")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+@dataclass(slots=True)
+class _Write(Generic[T]):
+    func: WriteFunc[T]
+    future: asyncio.Future[T]
+    loop: asyncio.AbstractEventLoop
+
+
+class Writer:
+    """The process's one SQLite writer: a thread running batched transactions."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str = "FULL",
+        busy_timeout_ms: int = 5000,
+        busy_deadline: float = 60.0,
+        max_batch: int = 1024,
+    ) -> None:
+        self._path = path
+        self._synchronous = synchronous
+        self._busy_timeout_ms = busy_timeout_ms
+        self._busy_deadline = busy_deadline
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Write[Any] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+
+    async def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._run, name="quart-jobs-sqlite-writer", daemon=True
+        )
+        self._thread.start()
+        await asyncio.to_thread(self._ready.wait)
+        if self._start_error is not None:
+            raise storage_error(self._path, self._start_error) from self._start_error
+
+    async def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
+
+    def submit(self, func: WriteFunc[T]) -> asyncio.Future[T]:
+        """Schedule ``func(conn)`` in the next transaction; the future resolves after COMMIT."""
+        if self._thread is None:
+            raise BackendUnavailable("the SQLite backend is not open; call open() first")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Write(func, future, loop))
+        return future
+
+    async def run(self, func: WriteFunc[T]) -> T:
+        return await self.submit(func)
+
+    # --- the writer thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._conn = connect(
+                self._path, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms
+            )
+        except BaseException as exc:
+            self._start_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while True:
+                first = self._queue.get()
+                if first is None:
+                    break
+                batch: list[_Write[Any]] = [first]
+                stop = False
+                while len(batch) < self._max_batch:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        stop = True
+                        break
+                    batch.append(item)
+                self._commit_batch(self._conn, batch)
+                if stop:
+                    break
+        finally:
+            self._conn.close()
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        deadline = time.monotonic() + self._busy_deadline
+        pause = 0.005
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise
+                log.debug("database busy, retrying BEGIN IMMEDIATE in %.3fs", pause)
+                time.sleep(pause)
+                pause = min(pause * 2, 0.25)
+
+    def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Write[Any]]) -> None:
+        settled: list[tuple[_Write[Any], Any, BaseException | None]] = []
+        try:
+            self._begin(conn)
+            for write in batch:
+                if write.future.cancelled():
+                    # The caller gave up before the write started: do not perform it.
+                    continue
+                conn.execute("SAVEPOINT w")
+                try:
+                    value = write.func(conn)
+                except Exception as exc:
+                    if is_storage_error(exc):
+                        raise
+                    conn.execute("ROLLBACK TO w")
+                    settled.append((write, None, exc))
+                else:
+                    settled.append((write, value, None))
+                conn.execute("RELEASE w")
+            conn.execute("COMMIT")
+        except Exception as exc:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    log.exception("ROLLBACK failed")
+            log.error("SQLite write batch of %d failed: %s", len(batch), exc)
+            error = storage_error(self._path, exc)
+            settled = [(w, None, error) for w in batch]
+        _settle_all(settled)
+
+
+def _settle_all(settled: list[tuple[_Write[Any], Any, BaseException | None]]) -> None:
+    by_loop: dict[
+        asyncio.AbstractEventLoop, list[tuple[_Write[Any], Any, BaseException | None]]
+    ] = {}
+    for item in settled:
+        by_loop.setdefault(item[0].loop, []).append(item)
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, items)
+        except RuntimeError:  # the loop closed while we wrote: nobody is waiting any more
+            pass
+
+
+def _settle(items: list[tuple[_Write[Any], Any, BaseException | None]]) -> None:
+    for write, value, error in items:
+        if write.future.done():
+            continue
+        if error is not None:
+            write.future.set_exception(error)
+        else:
+            write.future.set_result(value)
+
+
+class Readers:
+    """A small pool of reader threads, each with its own connection."""
+
+    def __init__(self, path: Path, *, threads: int = 2, busy_timeout_ms: int = 5000) -> None:
+        self._path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._pool = ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="quart-jobs-sqlite-read"
+        )
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
+            conn.execute("PRAGMA query_only=1")
+            self._local.conn = conn
+            with self._lock:
+                self._conns.append(conn)
+        return conn
+
+    async def run(self, func: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            try:
+                return func(self._conn())
+            except sqlite3.DatabaseError as exc:
+                raise storage_error(self._path, exc) from exc
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        with self._lock:
+            for conn in self._conns:
+                conn.close()
+            self._conns.clear()

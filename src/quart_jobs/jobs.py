@@ -1,0 +1,358 @@
+"""``Jobs``: the one object an application talks to: register tasks, enqueue, inspect, run workers.
+
+    jobs = Jobs("sqlite:///var/app.sqlite3")
+
+    @jobs.task(max_attempts=3)
+    async def send_receipt(order_id: int) -> None: ...
+
+    async with jobs:
+        await jobs.enqueue(send_receipt, 42)                    # task arguments only
+        await jobs.options(priority=Tier.VIP, delay=5).enqueue(send_receipt, 43)
+        async with jobs.run_worker(concurrency=4): ...
+
+Job options (priority, delay, key, …) go through :meth:`Jobs.options`, never through the task's
+own keyword arguments, so a task may have a parameter called ``priority`` or ``timeout``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
+from types import TracebackType
+from typing import Any, overload
+
+from .backends import Backend, backend_from_url
+from .errors import ConfigurationError, JobNotFound
+from .models import EnqueueResult, Job, JobFilter, JobState, NewJob, Stats, Tier
+from .registry import Registry, Task, TaskFunc, TaskOptions, dump_json
+from .worker import Worker, WorkerSettings
+
+DEFAULT_MAX_ARGS_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueOptions:
+    """Options of one enqueue. ``delay`` (seconds) and ``run_at`` (epoch) are exclusive."""
+
+    priority: int | Tier | str | None = None
+    delay: float | None = None
+    run_at: float | None = None
+    key: str | None = None
+    owner: str | None = None
+    max_attempts: int | None = None
+    timeout: float | None = None
+
+
+class Enqueuer:
+    """:meth:`Jobs.options` bound to a set of options."""
+
+    def __init__(self, jobs: Jobs, options: EnqueueOptions) -> None:
+        self._jobs = jobs
+        self._options = options
+
+    async def enqueue(self, target: Task | TaskFunc | str, /, *args: Any, **kwargs: Any) -> Job:
+        (result,) = await self._jobs.enqueue_many([(target, args, kwargs)], self._options)
+        return result.job
+
+    async def enqueue_result(
+        self, target: Task | TaskFunc | str, /, *args: Any, **kwargs: Any
+    ) -> EnqueueResult:
+        """Like :meth:`enqueue`, also telling whether a job was created (``False``: same key)."""
+        (result,) = await self._jobs.enqueue_many([(target, args, kwargs)], self._options)
+        return result
+
+
+class Jobs:
+    """Tasks, a backend and the workers of one process."""
+
+    def __init__(
+        self,
+        url: str | Backend = "sqlite:///var/jobs.sqlite3",
+        *,
+        max_attempts: int = 5,
+        default_priority: int | Tier = Tier.REGULAR,
+        max_args_bytes: int = DEFAULT_MAX_ARGS_BYTES,
+        worker_settings: WorkerSettings | None = None,
+        clock: Callable[[], float] = time.time,
+        backend_options: dict[str, Any] | None = None,
+    ) -> None:
+        if max_attempts < 1:
+            raise ConfigurationError(f"JOB_MAX_ATTEMPTS must be at least 1, not {max_attempts}")
+        self.registry = Registry()
+        self._url = url
+        self._backend_options = backend_options or {}
+        self._backend: Backend | None = url if isinstance(url, Backend) else None
+        self.max_attempts = max_attempts
+        self.default_priority = int(default_priority)
+        self.max_args_bytes = max_args_bytes
+        self.worker_settings = worker_settings or WorkerSettings()
+        self.clock = clock
+        self._workers: list[Worker] = []
+        self._opened = False
+        #: Entered around every job this process runs (the Quart extension: an app context).
+        self.job_context: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None
+        #: Called for every job event (``started``, ``succeeded``, ``failed``, ``retried``, …).
+        self.event_hooks: list[Callable[[str, Job, float | None], None]] = []
+
+    # --- configuration -----------------------------------------------------------------------
+
+    def configure(
+        self, url: str | Backend, *, backend_options: dict[str, Any] | None = None, **settings: Any
+    ) -> None:
+        """Change the store or settings before :meth:`open` (the Quart extension does this)."""
+        if self._opened:
+            raise ConfigurationError("configure() must be called before the jobs store is opened")
+        self._url = url
+        self._backend = url if isinstance(url, Backend) else None
+        if backend_options is not None:
+            self._backend_options = backend_options
+        for name, value in settings.items():
+            if not hasattr(self, name):
+                raise ConfigurationError(f"unknown setting {name!r}")
+            setattr(self, name, value)
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            assert isinstance(self._url, str)
+            self._backend = backend_from_url(self._url, **self._backend_options)
+        return self._backend
+
+    # --- tasks -------------------------------------------------------------------------------
+
+    @overload
+    def task(self, func: TaskFunc, /) -> Task: ...
+
+    @overload
+    def task(
+        self,
+        func: None = None,
+        /,
+        *,
+        name: str | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        priority: int | Tier | str | None = None,
+    ) -> Callable[[TaskFunc], Task]: ...
+
+    def task(
+        self,
+        func: TaskFunc | None = None,
+        /,
+        *,
+        name: str | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        priority: int | Tier | str | None = None,
+    ) -> Task | Callable[[TaskFunc], Task]:
+        """Register a sync or async function as a task: ``@jobs.task`` or ``@jobs.task(...)``."""
+        options = TaskOptions(
+            max_attempts=max_attempts,
+            timeout=timeout,
+            priority=None if priority is None else Tier.parse(priority),
+        )
+
+        def register(f: TaskFunc) -> Task:
+            return self.registry.register(f, name=name, options=options)
+
+        return register(func) if func is not None else register
+
+    def register(self, func: TaskFunc, *, name: str | None = None) -> Task:
+        return self.registry.register(func, name=name)
+
+    # --- enqueue -----------------------------------------------------------------------------
+
+    def options(
+        self,
+        *,
+        priority: int | Tier | str | None = None,
+        delay: float | None = None,
+        run_at: float | None = None,
+        key: str | None = None,
+        owner: str | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+    ) -> Enqueuer:
+        """Set job options for an enqueue: ``await jobs.options(priority="vip").enqueue(f, x)``."""
+        if delay is not None and run_at is not None:
+            raise ValueError("give delay= or run_at=, not both")
+        return Enqueuer(
+            self, EnqueueOptions(priority, delay, run_at, key, owner, max_attempts, timeout)
+        )
+
+    async def enqueue(self, target: Task | TaskFunc | str, /, *args: Any, **kwargs: Any) -> Job:
+        """Enqueue ``target(*args, **kwargs)``; return once the job is durable."""
+        (result,) = await self.enqueue_many([(target, args, kwargs)])
+        return result.job
+
+    def build(
+        self,
+        target: Task | TaskFunc | str,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        options: EnqueueOptions | None = None,
+    ) -> NewJob:
+        """The :class:`NewJob` for a call, its arguments checked: JSON, within the size limit."""
+        opts = options or EnqueueOptions()
+        task, full_args, full_kwargs = self.registry.resolve(target, tuple(args), kwargs or {})
+        dump_json(
+            [full_args, full_kwargs],
+            what=f"arguments of {task.name}",
+            max_bytes=self.max_args_bytes,
+        )
+        priority = opts.priority if opts.priority is not None else task.options.priority
+        max_attempts = opts.max_attempts or task.options.max_attempts or self.max_attempts
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")
+        run_at = opts.run_at
+        if opts.delay is not None:
+            if opts.delay < 0:
+                raise ValueError(f"delay must not be negative, not {opts.delay}")
+            run_at = self.clock() + opts.delay
+        return NewJob(
+            task=task.name,
+            args=full_args,
+            kwargs=full_kwargs,
+            priority=self.default_priority if priority is None else Tier.parse(priority),
+            run_at=run_at,
+            key=opts.key,
+            owner=opts.owner,
+            max_attempts=max_attempts,
+            timeout=opts.timeout if opts.timeout is not None else task.options.timeout,
+        )
+
+    async def enqueue_many(
+        self,
+        calls: Sequence[tuple[Task | TaskFunc | str, Sequence[Any], dict[str, Any]]],
+        options: EnqueueOptions | None = None,
+    ) -> list[EnqueueResult]:
+        """Enqueue several calls in one transaction."""
+        new = [self.build(target, args, kwargs, options) for target, args, kwargs in calls]
+        results = await self.backend.enqueue(new, self.clock())
+        self._notify_workers()
+        return results
+
+    def _emit(self, event: str, job: Job, elapsed: float | None) -> None:
+        for hook in self.event_hooks:
+            hook(event, job, elapsed)
+
+    def _notify_workers(self) -> None:
+        for worker in self._workers:
+            worker.notify()
+
+    # --- inspect and control -----------------------------------------------------------------
+
+    async def get(self, job_id: int) -> Job:
+        job = await self.backend.get(job_id)
+        if job is None:
+            raise JobNotFound(f"no job has id {job_id}")
+        return job
+
+    async def find(self, job_id: int) -> Job | None:
+        return await self.backend.get(job_id)
+
+    async def list(
+        self,
+        *,
+        state: JobState | str | None = None,
+        priority: int | Tier | str | None = None,
+        task: str | None = None,
+        owner: str | None = None,
+        limit: int = 50,
+        before_id: int | None = None,
+    ) -> list[Job]:
+        return await self.backend.list_jobs(
+            JobFilter(
+                state=None if state is None else JobState(state),
+                priority=None if priority is None else Tier.parse(priority),
+                task=task,
+                owner=owner,
+                limit=limit,
+                before_id=before_id,
+            )
+        )
+
+    async def cancel(self, job_id: int) -> Job:
+        """Cancel a queued job, or ask a running one to stop (it ends ``cancelled``)."""
+        job = await self.backend.cancel(job_id, self.clock())
+        if job is None:
+            raise JobNotFound(f"no job has id {job_id}")
+        if job.state is JobState.RUNNING:
+            for worker in self._workers:
+                await worker.cancel_local(job_id)
+        return job
+
+    async def retry(self, job_id: int) -> Job:
+        """Queue a failed or cancelled job again, with a fresh set of attempts."""
+        job = await self.backend.retry(job_id, self.clock())
+        if job is None:
+            raise JobNotFound(f"no job has id {job_id}")
+        self._notify_workers()
+        return job
+
+    async def stats(self) -> Stats:
+        return await self.backend.stats()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if not self._opened:
+            await self.backend.open()
+            self._opened = True
+
+    async def close(self) -> None:
+        for worker in list(self._workers):
+            await self.stop_worker(worker)
+        if self._opened:
+            await self.backend.close()
+            self._opened = False
+
+    async def __aenter__(self) -> Jobs:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def start_worker(self, **overrides: Any) -> Worker:
+        """Start a worker in this process, with :attr:`worker_settings` plus ``overrides``."""
+        settings = replace(self.worker_settings, **overrides)
+        worker = Worker(
+            self.backend,
+            self.registry,
+            settings,
+            clock=self.clock,
+            on_event=self._emit,
+            job_context=self.job_context,
+        )
+        self._workers.append(worker)
+        worker.start()
+        return worker
+
+    async def stop_worker(self, worker: Worker, timeout: float | None = None) -> None:
+        try:
+            await worker.stop(timeout)
+        finally:
+            if worker in self._workers:
+                self._workers.remove(worker)
+
+    @contextlib.asynccontextmanager
+    async def run_worker(self, **overrides: Any) -> AsyncIterator[Worker]:
+        """``async with jobs.run_worker(concurrency=2) as worker:``; stopped gracefully on exit."""
+        worker = self.start_worker(**overrides)
+        try:
+            yield worker
+        finally:
+            await self.stop_worker(worker)
+
+    @property
+    def workers(self) -> builtins.list[Worker]:
+        return list(self._workers)

@@ -1,0 +1,150 @@
+"""The records quart-jobs stores and returns: job states, priority tiers, jobs and statistics."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class JobState(enum.StrEnum):
+    """Where a job is in its life. ``queued`` includes jobs waiting for their ``run_at``."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED_STATES
+
+
+FINISHED_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+
+
+class Tier(enum.IntEnum):
+    """Named priorities. Lower numbers start first; any integer is a valid priority."""
+
+    VIP = 0
+    REGULAR = 10
+
+    @classmethod
+    def name_of(cls, priority: int) -> str:
+        """The tier's name for a priority (``vip``, ``regular``), or ``p<N>`` for an unnamed one."""
+        try:
+            return cls(priority).name.lower()
+        except ValueError:
+            return f"p{priority}"
+
+    @classmethod
+    def parse(cls, value: str | int) -> int:
+        """A priority from a tier name (``vip``) or an integer."""
+        if isinstance(value, int):
+            return value
+        try:
+            return int(cls[value.upper()])
+        except KeyError:
+            try:
+                return int(value)
+            except ValueError:
+                names = ", ".join(t.name.lower() for t in cls)
+                raise ValueError(
+                    f"unknown tier {value!r}: use one of {names} or an integer"
+                ) from None
+
+
+#: The most urgent priority: aged jobs are promoted to it.
+TOP_PRIORITY = int(Tier.VIP)
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to be enqueued, with its arguments already checked to be JSON."""
+
+    task: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    priority: int = int(Tier.REGULAR)
+    run_at: float | None = None
+    key: str | None = None
+    owner: str | None = None
+    max_attempts: int = 5
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A stored job, as a snapshot: reading it again may show a newer state."""
+
+    id: int
+    task: str
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+    priority: int
+    state: JobState
+    attempts: int
+    max_attempts: int
+    enqueued_at: float
+    run_at: float
+    owner: str | None = None
+    key: str | None = None
+    timeout: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    worker: str | None = None
+    lease_token: str | None = None
+    lease_expires_at: float | None = None
+    cancel_requested: bool = False
+    result: Any = None
+    error: str | None = None
+    traceback: str | None = None
+
+    @property
+    def tier(self) -> str:
+        return Tier.name_of(self.priority)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Proof that a worker holds a running job; every worker write must present it."""
+
+    job_id: int
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    """The stored job, and whether this call created it (``False``: the key already existed)."""
+
+    job: Job
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Counts by state and priority, and the enqueue time of the oldest queued job per priority."""
+
+    counts: Mapping[tuple[JobState, int], int]
+    oldest_queued: Mapping[int, float]
+
+    def count(self, state: JobState | None = None, priority: int | None = None) -> int:
+        return sum(
+            n
+            for (s, p), n in self.counts.items()
+            if (state is None or s == state) and (priority is None or p == priority)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """What ``list_jobs`` selects; ``None`` fields select everything."""
+
+    state: JobState | None = None
+    priority: int | None = None
+    task: str | None = None
+    owner: str | None = None
+    limit: int = 50
+    before_id: int | None = None

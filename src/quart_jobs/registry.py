@@ -1,0 +1,144 @@
+"""Tasks: the functions a job may run, registered by name so any process can run them."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import (
+    ArgumentsNotSerializable,
+    PayloadTooLarge,
+    TaskNotRegistered,
+    TaskRegistrationError,
+)
+
+TaskFunc = Callable[..., Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOptions:
+    """Per-task settings; ``None`` means "use the worker's default"."""
+
+    max_attempts: int | None = None
+    timeout: float | None = None
+    priority: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A registered function and its options."""
+
+    name: str
+    func: TaskFunc
+    options: TaskOptions
+    is_async: bool
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the function directly, in this process, now."""
+        return self.func(*args, **kwargs)
+
+
+def default_name(func: TaskFunc) -> str:
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+def _check_registrable(func: TaskFunc) -> None:
+    if not callable(func):
+        raise TaskRegistrationError(f"{func!r} is not callable")
+    qualname = getattr(func, "__qualname__", None)
+    if qualname is None or getattr(func, "__module__", None) is None:
+        raise TaskRegistrationError(
+            f"{func!r} has no module-level name; register a function defined with `def` "
+            "at module level"
+        )
+    if "<lambda>" in qualname or "<locals>" in qualname:
+        raise TaskRegistrationError(
+            f"{qualname!r} is a lambda or a nested function; another process could not import "
+            "it. Define it with `def` at module level and decorate it with @jobs.task"
+        )
+
+
+def dump_json(value: Any, *, what: str, max_bytes: int | None = None) -> str:
+    """``value`` as compact JSON text, or a clear error naming ``what`` was not JSON."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise ArgumentsNotSerializable(
+            f"{what} must be JSON (str, int, float, bool, None, lists and dicts of them): {exc}"
+        ) from None
+    if max_bytes is not None and len(text.encode()) > max_bytes:
+        raise PayloadTooLarge(
+            f"{what} take {len(text.encode())} bytes as JSON; the limit is {max_bytes}. "
+            "Store large data elsewhere and pass a reference"
+        )
+    return text
+
+
+class Registry:
+    """Names to tasks. Registering the same function twice returns the first registration."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, Task] = {}
+        self._by_func: dict[TaskFunc, Task] = {}
+
+    def register(
+        self, func: TaskFunc, *, name: str | None = None, options: TaskOptions | None = None
+    ) -> Task:
+        _check_registrable(func)
+        task_name = name or default_name(func)
+        existing = self._by_name.get(task_name)
+        if existing is not None:
+            if existing.func is func:
+                return existing
+            raise TaskRegistrationError(
+                f"a different function is already registered as {task_name!r}; pass name=..."
+            )
+        task = Task(
+            name=task_name,
+            func=func,
+            options=options or TaskOptions(),
+            is_async=inspect.iscoroutinefunction(func),
+        )
+        self._by_name[task_name] = task
+        self._by_func[func] = task
+        return task
+
+    def get(self, name: str) -> Task:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise TaskNotRegistered(
+                f"no task named {name!r} is registered in this process; import the module that "
+                "defines it (decorated with @jobs.task) before starting the worker"
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
+
+    def resolve(
+        self, target: Task | TaskFunc | str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> tuple[Task, tuple[Any, ...], dict[str, Any]]:
+        """The task and the full arguments for ``target`` called with ``args`` and ``kwargs``.
+
+        ``target`` is a task, a registered function, its name, or a ``functools.partial`` of one.
+        """
+        if isinstance(target, functools.partial):
+            task, inner_args, inner_kwargs = self.resolve(target.func, target.args, target.keywords)
+            return task, inner_args + tuple(args), {**inner_kwargs, **kwargs}
+        if isinstance(target, Task):
+            return self.get(target.name), tuple(args), dict(kwargs)
+        if isinstance(target, str):
+            return self.get(target), tuple(args), dict(kwargs)
+        found = self._by_func.get(target)
+        if found is None:
+            label = getattr(target, "__qualname__", repr(target))
+            if "<lambda>" in label or "<locals>" in label:
+                hint = "define it with `def` at module level and decorate it with @jobs.task"
+            else:
+                hint = "decorate it with @jobs.task (or call jobs.register(func)) at module level"
+            raise TaskNotRegistered(f"{label!r} is not a registered task: {hint}")
+        return found, tuple(args), dict(kwargs)

@@ -1,0 +1,366 @@
+"""The worker: claims jobs when it has a free slot, runs them, records how they ended.
+
+Async tasks run on the event loop; sync tasks in a bounded thread pool (with the caller's
+context variables). A worker claims only as many jobs as it has free slots, so a job it holds
+is always one it is running: nothing is prefetched past a VIP job that arrives later.
+
+Graceful stop (SPEC semantics 4): stop claiming, give running jobs ``timeout`` seconds, then
+cancel the rest and put them back in the queue without charging the attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import enum
+import functools
+import logging
+import os
+import secrets
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import policy
+from .backends.base import Backend, Outcome
+from .errors import BackendUnavailable, JobsError
+from .models import Job, JobState, Lease
+from .registry import Registry, dump_json
+
+log = logging.getLogger("quart_jobs.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    concurrency: int = 4
+    lease_seconds: float = 30.0
+    heartbeat_interval: float | None = None  # default: a third of the lease
+    poll_interval: float = 0.5
+    aging_seconds: float = policy.DEFAULT_AGING_SECONDS
+    shutdown_timeout: float = 20.0
+    retry: policy.RetryPolicy = field(default_factory=policy.RetryPolicy)
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {self.concurrency}")
+        if self.lease_seconds <= 0:
+            raise ValueError(f"lease_seconds must be positive, not {self.lease_seconds}")
+
+    @property
+    def beat_every(self) -> float:
+        return self.heartbeat_interval or self.lease_seconds / 3
+
+
+class _Stop(enum.Enum):
+    SHUTDOWN = "shutdown"  # put back in the queue, attempt refunded
+    CANCEL = "cancel"  # cancelled on request: recorded as cancelled
+    LOST = "lost"  # lease lost: another worker owns the job now; write nothing
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+
+
+class Worker:
+    """Runs jobs from one backend. Create it, ``start()`` it, ``await stop()`` it."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        registry: Registry,
+        settings: WorkerSettings | None = None,
+        *,
+        name: str | None = None,
+        clock: Callable[[], float] = time.time,
+        on_event: Callable[[str, Job, float | None], None] | None = None,
+        job_context: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.registry = registry
+        self.settings = settings or WorkerSettings()
+        self.name = name or worker_name()
+        self._clock = clock
+        self._on_event = on_event
+        self._job_context = job_context or contextlib.nullcontext
+        self._running: dict[int, tuple[asyncio.Task[None], Lease]] = {}
+        self._stop_reasons: dict[int, _Stop] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._main: asyncio.Task[None] | None = None
+        self._beats: asyncio.Task[None] | None = None
+        self._pool = ThreadPoolExecutor(
+            max_workers=self.settings.concurrency, thread_name_prefix="quart-jobs-sync"
+        )
+
+    # --- public ------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._main is not None and not self._main.done()
+
+    @property
+    def active_jobs(self) -> list[int]:
+        return list(self._running)
+
+    def start(self) -> None:
+        if self._main is not None:
+            raise JobsError("this worker was started already; create a new one")
+        self._main = asyncio.create_task(self._claim_loop(), name=f"quart-jobs claim {self.name}")
+        self._beats = asyncio.create_task(self._beat_loop(), name=f"quart-jobs beat {self.name}")
+        log.info("worker %s started (concurrency %d)", self.name, self.settings.concurrency)
+
+    def notify(self) -> None:
+        """Wake the worker: a job may be ready (called on enqueue in this process)."""
+        self._wake.set()
+
+    def stop_claiming(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop claiming; wait up to ``timeout`` for running jobs; requeue the rest."""
+        timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        self.stop_claiming()
+        if self._main is not None:
+            await asyncio.gather(self._main, return_exceptions=True)
+        tasks = [t for t, _ in self._running.values()]
+        if tasks:
+            log.info("worker %s waiting up to %.1fs for %d jobs", self.name, timeout, len(tasks))
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            for job_id, (task, _) in list(self._running.items()):
+                if task in pending:
+                    self._stop_reasons[job_id] = _Stop.SHUTDOWN
+                    task.cancel()
+            if pending:
+                log.warning("worker %s putting %d unfinished jobs back", self.name, len(pending))
+                await asyncio.wait(pending)
+        if self._beats is not None:
+            self._beats.cancel()
+            await asyncio.gather(self._beats, return_exceptions=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        log.info("worker %s stopped", self.name)
+
+    async def cancel_local(self, job_id: int) -> bool:
+        """Cancel a job this worker runs (it is recorded as cancelled)."""
+        entry = self._running.get(job_id)
+        if entry is None:
+            return False
+        self._stop_reasons[job_id] = _Stop.CANCEL
+        entry[0].cancel()
+        return True
+
+    # --- claiming ----------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        failures = 0
+        while not self._stopping:
+            free = self.settings.concurrency - len(self._running)
+            claimed: list[Job] = []
+            if free > 0:
+                self._wake.clear()
+                try:
+                    claimed = await self.backend.claim(
+                        self.name,
+                        free,
+                        self._clock(),
+                        self.settings.lease_seconds,
+                        self.settings.aging_seconds,
+                    )
+                    failures = 0
+                except BackendUnavailable as exc:
+                    failures += 1
+                    pause = min(5.0, 0.1 * 2**failures)
+                    log.error(
+                        "worker %s cannot claim (retrying in %.1fs): %s", self.name, pause, exc
+                    )
+                    await self._sleep(pause)
+                    continue
+                for job in claimed:
+                    self._launch(job)
+                if len(claimed) == free:
+                    continue  # full: the next loop waits for a free slot
+            await self._sleep(await self._idle_wait(free > 0 and not claimed))
+
+    async def _idle_wait(self, empty: bool) -> float:
+        wait = self.settings.poll_interval
+        if empty:
+            try:
+                next_at = await self.backend.next_run_at()
+            except BackendUnavailable:
+                return wait
+            if next_at is not None:
+                wait = max(0.0, min(wait, next_at - self._clock()))
+        return wait
+
+    async def _sleep(self, seconds: float) -> None:
+        if self._stopping:
+            return
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+    def _launch(self, job: Job) -> None:
+        lease = Lease(job.id, job.lease_token or "")
+        task = asyncio.create_task(self._run_job(job, lease), name=f"quart-jobs job {job.id}")
+        self._running[job.id] = (task, lease)
+        task.add_done_callback(lambda _: self._done(job.id))
+        self._emit("started", job, None)
+
+    def _done(self, job_id: int) -> None:
+        self._running.pop(job_id, None)
+        self._stop_reasons.pop(job_id, None)
+        self._wake.set()
+
+    # --- running one job ---------------------------------------------------------------------
+
+    async def _run_job(self, job: Job, lease: Lease) -> None:
+        started = time.monotonic()
+        outcome: Outcome | None
+        try:
+            outcome = await self._call(job, lease)
+        except asyncio.CancelledError:
+            reason = self._stop_reasons.get(job.id)
+            if reason is None:
+                raise
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            outcome = self._stopped_outcome(job, lease, reason)
+        if outcome is None:
+            return
+        elapsed = time.monotonic() - started
+        await asyncio.shield(self._record(job, outcome, elapsed))
+
+    async def _call(self, job: Job, lease: Lease) -> Outcome:
+        try:
+            task = self.registry.get(job.task)
+            timeout = job.timeout if job.timeout is not None else task.options.timeout
+            async with self._job_context(), asyncio.timeout(timeout):
+                if task.is_async:
+                    value = await task.func(*job.args, **job.kwargs)
+                else:
+                    ctx = contextvars.copy_context()
+                    call = functools.partial(task.func, *job.args, **job.kwargs)
+                    value = await asyncio.get_running_loop().run_in_executor(
+                        self._pool, ctx.run, call
+                    )
+        except TimeoutError:
+            return self._failure(
+                job, lease, f"TimeoutError: job exceeded its timeout ({timeout}s)", ""
+            )
+        except Exception as exc:
+            return self._failure(job, lease, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        return Outcome(lease, JobState.SUCCEEDED, result=_result_json(job, value))
+
+    def _failure(self, job: Job, lease: Lease, error: str, tb: str) -> Outcome:
+        run_at = policy.next_run_after_failure(
+            job.attempts, job.max_attempts, self._clock(), self.settings.retry
+        )
+        return Outcome(lease, JobState.FAILED, error=error, traceback=tb or None, run_at=run_at)
+
+    def _stopped_outcome(self, job: Job, lease: Lease, reason: _Stop) -> Outcome | None:
+        if reason is _Stop.SHUTDOWN:
+            return Outcome(lease, JobState.QUEUED, refund=True)
+        if reason is _Stop.CANCEL:
+            return Outcome(lease, JobState.CANCELLED, error="cancelled while running")
+        log.warning("job %s: lease lost; another worker may run it, not recording a result", job.id)
+        return None
+
+    async def _record(self, job: Job, outcome: Outcome, elapsed: float) -> None:
+        for attempt in range(5):
+            try:
+                (held,) = await self.backend.finish([outcome], self._clock())
+                break
+            except BackendUnavailable as exc:
+                log.error(
+                    "job %s: cannot record its outcome (try %d): %s", job.id, attempt + 1, exc
+                )
+                await asyncio.sleep(0.2 * 2**attempt)
+        else:
+            log.error(
+                "job %s: outcome not recorded; its lease will expire and it runs again", job.id
+            )
+            return
+        if not held:
+            log.warning(
+                "job %s: lease lost before the outcome (%s) was written; write refused",
+                job.id,
+                outcome.state.value,
+            )
+            return
+        event = _event_name(outcome)
+        log.info(
+            "job %s %s task=%s tier=%s attempt=%d duration=%.3fs%s",
+            job.id,
+            event,
+            job.task,
+            job.tier,
+            job.attempts,
+            elapsed,
+            f" error={outcome.error!r}" if outcome.error else "",
+        )
+        self._emit(event, job, elapsed)
+
+    def _emit(self, event: str, job: Job, elapsed: float | None) -> None:
+        if self._on_event is not None:
+            try:
+                self._on_event(event, job, elapsed)
+            except Exception:
+                log.exception("job event hook failed")
+
+    # --- leases ------------------------------------------------------------------------------
+
+    async def _beat_loop(self) -> None:
+        last_recovery = 0.0
+        while True:
+            now = self._clock()
+            try:
+                if now - last_recovery >= self.settings.lease_seconds / 2:
+                    last_recovery = now
+                    recovered = await self.backend.recover_expired(now)
+                    if recovered:
+                        log.warning("recovered %d jobs whose lease expired", recovered)
+                        self._wake.set()
+                await self._beat(now)
+            except BackendUnavailable as exc:
+                log.error("worker %s: heartbeat failed: %s", self.name, exc)
+            await asyncio.sleep(self.settings.beat_every)
+
+    async def _beat(self, now: float) -> None:
+        leases = [lease for _, lease in self._running.values()]
+        if not leases:
+            return
+        for beat in await self.backend.heartbeat(leases, now, self.settings.lease_seconds):
+            entry = self._running.get(beat.job_id)
+            if entry is None or beat.job_id in self._stop_reasons:
+                continue
+            if not beat.held:
+                self._stop_reasons[beat.job_id] = _Stop.LOST
+                entry[0].cancel()
+            elif beat.cancel_requested:
+                self._stop_reasons[beat.job_id] = _Stop.CANCEL
+                entry[0].cancel()
+
+
+def _event_name(outcome: Outcome) -> str:
+    if outcome.state is JobState.FAILED:
+        return "retried" if outcome.run_at is not None else "failed"
+    if outcome.state is JobState.QUEUED:
+        return "requeued"
+    return str(outcome.state.value)
+
+
+def _result_json(job: Job, value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        return dump_json(value, what="the result")
+    except JobsError:
+        log.warning("job %s: result of %s is not JSON; stored as null", job.id, job.task)
+        return None

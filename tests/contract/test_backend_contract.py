@@ -1,0 +1,268 @@
+"""The backend contract: every backend (memory, SQLite, PostgreSQL) passes every test here."""
+
+from __future__ import annotations
+
+import asyncio
+
+from quart_jobs.backends import Backend, Outcome
+from quart_jobs.models import JobFilter, JobState, Lease, NewJob, Tier
+
+from ..conftest import Clock
+
+LEASE = 30.0
+AGING = 300.0
+VIP, REGULAR = int(Tier.VIP), int(Tier.REGULAR)
+
+
+def new(task: str = "t", priority: int = REGULAR, **kw: object) -> NewJob:
+    return NewJob(task=task, priority=priority, **kw)  # type: ignore[arg-type]
+
+
+async def enqueue(backend: Backend, clock: Clock, *jobs: NewJob) -> list[int]:
+    results = await backend.enqueue(list(jobs), clock())
+    return [r.job.id for r in results]
+
+
+async def claim(backend: Backend, clock: Clock, limit: int = 1, worker: str = "w1") -> list[int]:
+    return [j.id for j in await backend.claim(worker, limit, clock(), LEASE, AGING)]
+
+
+def lease_of(job: object) -> Lease:
+    return Lease(job.id, job.lease_token)  # type: ignore[attr-defined]
+
+
+async def test_enqueue_stores_a_queued_job_with_its_arguments(
+    backend: Backend, clock: Clock
+) -> None:
+    (result,) = await backend.enqueue(
+        [new("mod.f", args=(1, "x", [2]), kwargs={"a": {"b": None}}, owner="alice", timeout=3.5)],
+        clock(),
+    )
+    assert result.created
+    job = await backend.get(result.job.id)
+    assert job is not None
+    assert job == result.job
+    assert job.state is JobState.QUEUED
+    assert (job.task, job.args, dict(job.kwargs)) == ("mod.f", (1, "x", [2]), {"a": {"b": None}})
+    assert (job.owner, job.timeout, job.attempts, job.max_attempts) == ("alice", 3.5, 0, 5)
+    assert job.enqueued_at == job.run_at == clock()
+    assert await backend.get(job.id + 1000) is None
+
+
+async def test_vip_jobs_start_before_regular_and_fifo_within_a_tier(
+    backend: Backend, clock: Clock
+) -> None:
+    regular = await enqueue(backend, clock, *(new(priority=REGULAR) for _ in range(3)))
+    vip = await enqueue(backend, clock, *(new(priority=VIP) for _ in range(3)))
+    order = [*(await claim(backend, clock, 2)), *(await claim(backend, clock, 10))]
+    assert order == vip + regular
+
+
+async def test_claim_marks_running_with_a_lease_and_counts_the_attempt(
+    backend: Backend, clock: Clock
+) -> None:
+    (job_id,) = await enqueue(backend, clock, new())
+    (job,) = await backend.claim("worker-a", 5, clock(), LEASE, AGING)
+    assert job.id == job_id
+    assert job.state is JobState.RUNNING
+    assert (job.attempts, job.worker, job.started_at) == (1, "worker-a", clock())
+    assert job.lease_token and job.lease_expires_at == clock() + LEASE
+    assert await claim(backend, clock, 5) == []
+
+
+async def test_delayed_job_waits_for_its_run_at(backend: Backend, clock: Clock) -> None:
+    (later,) = await enqueue(backend, clock, new(priority=VIP, run_at=clock() + 10))
+    (now,) = await enqueue(backend, clock, new(priority=REGULAR))
+    assert await backend.next_run_at() == clock()
+    assert await claim(backend, clock, 5) == [now]
+    assert await backend.next_run_at() == clock() + 10
+    clock.advance(10)
+    assert await claim(backend, clock, 5) == [later]
+    assert await backend.next_run_at() is None
+
+
+async def test_a_regular_job_past_the_aging_limit_goes_before_later_vip_jobs(
+    backend: Backend, clock: Clock
+) -> None:
+    (old_regular,) = await enqueue(backend, clock, new(priority=REGULAR))
+    clock.advance(AGING + 1)
+    vip = await enqueue(backend, clock, new(priority=VIP), new(priority=VIP))
+    (young_regular,) = await enqueue(backend, clock, new(priority=REGULAR))
+    assert await claim(backend, clock, 10) == [old_regular, *vip, young_regular]
+
+
+async def test_finish_records_each_outcome(backend: Backend, clock: Clock) -> None:
+    ids = await enqueue(backend, clock, new(), new(), new(), new())
+    jobs = await backend.claim("w", 4, clock(), LEASE, AGING)
+    clock.advance(1)
+    outcomes = [
+        Outcome(lease_of(jobs[0]), JobState.SUCCEEDED, result='{"ok":true}'),
+        Outcome(lease_of(jobs[1]), JobState.FAILED, error="E: boom", traceback="tb"),
+        Outcome(lease_of(jobs[2]), JobState.FAILED, error="E: again", run_at=clock() + 5),
+        Outcome(lease_of(jobs[3]), JobState.CANCELLED),
+    ]
+    assert await backend.finish(outcomes, clock()) == [True] * 4
+    done, failed, retrying, cancelled = [await backend.get(i) for i in ids]
+    assert done and done.state is JobState.SUCCEEDED and done.result == {"ok": True}
+    assert done.finished_at == clock() and done.lease_token is None
+    assert failed and failed.state is JobState.FAILED
+    assert (failed.error, failed.traceback) == ("E: boom", "tb")
+    assert retrying and retrying.state is JobState.QUEUED and retrying.run_at == clock() + 5
+    assert retrying.error == "E: again" and retrying.attempts == 1
+    assert cancelled and cancelled.state is JobState.CANCELLED
+
+
+async def test_refund_puts_a_job_back_in_its_place_without_charging_an_attempt(
+    backend: Backend, clock: Clock
+) -> None:
+    first, _second = await enqueue(backend, clock, new(), new())
+    (job,) = await backend.claim("w", 1, clock(), LEASE, AGING)
+    assert job.id == first
+    assert await backend.finish([Outcome(lease_of(job), JobState.QUEUED, refund=True)], clock())
+    back = await backend.get(first)
+    assert back and back.state is JobState.QUEUED and back.attempts == 0
+    assert back.lease_token is None and back.worker is None
+    assert await claim(backend, clock, 1) == [first]
+
+
+async def test_a_write_with_a_stale_lease_is_refused(backend: Backend, clock: Clock) -> None:
+    (job_id,) = await enqueue(backend, clock, new())
+    (job,) = await backend.claim("w1", 1, clock(), LEASE, AGING)
+    forged = Lease(job_id, "not-the-token")
+    assert await backend.finish([Outcome(forged, JobState.SUCCEEDED)], clock()) == [False]
+    (beat,) = await backend.heartbeat([forged], clock(), LEASE)
+    assert not beat.held
+    clock.advance(LEASE + 1)
+    assert await backend.recover_expired(clock()) == 1
+    (again,) = await backend.claim("w2", 1, clock(), LEASE, AGING)
+    assert again.id == job_id and again.attempts == 2 and again.lease_token != job.lease_token
+    stale = await backend.finish([Outcome(lease_of(job), JobState.SUCCEEDED)], clock())
+    assert stale == [False]
+    current = await backend.get(job_id)
+    assert current and current.state is JobState.RUNNING and current.worker == "w2"
+    assert await backend.finish([Outcome(lease_of(again), JobState.SUCCEEDED)], clock()) == [True]
+
+
+async def test_heartbeat_extends_the_lease_so_it_is_not_recovered(
+    backend: Backend, clock: Clock
+) -> None:
+    await enqueue(backend, clock, new())
+    (job,) = await backend.claim("w1", 1, clock(), LEASE, AGING)
+    clock.advance(LEASE - 1)
+    (beat,) = await backend.heartbeat([lease_of(job)], clock(), LEASE)
+    assert beat.held and not beat.cancel_requested
+    clock.advance(LEASE - 1)
+    assert await backend.recover_expired(clock()) == 0
+    clock.advance(2)
+    assert await backend.recover_expired(clock()) == 1
+
+
+async def test_an_expired_job_out_of_attempts_fails(backend: Backend, clock: Clock) -> None:
+    (job_id,) = await enqueue(backend, clock, new(max_attempts=1))
+    await claim(backend, clock)
+    clock.advance(LEASE + 1)
+    assert await backend.recover_expired(clock()) == 1
+    job = await backend.get(job_id)
+    assert job and job.state is JobState.FAILED and "lease expired" in (job.error or "")
+
+
+async def test_cancel_queued_running_and_finished(backend: Backend, clock: Clock) -> None:
+    queued, running, done = await enqueue(backend, clock, new(), new(), new())
+    jobs = await backend.claim("w", 3, clock(), LEASE, AGING)
+    by_id = {j.id: j for j in jobs}
+    await backend.finish([Outcome(lease_of(by_id[done]), JobState.SUCCEEDED)], clock())
+    await backend.finish([Outcome(lease_of(by_id[queued]), JobState.QUEUED, refund=True)], clock())
+
+    cancelled = await backend.cancel(queued, clock())
+    assert cancelled and cancelled.state is JobState.CANCELLED
+    asked = await backend.cancel(running, clock())
+    assert asked and asked.state is JobState.RUNNING and asked.cancel_requested
+    (beat,) = await backend.heartbeat([lease_of(by_id[running])], clock(), LEASE)
+    assert beat.held and beat.cancel_requested
+    untouched = await backend.cancel(done, clock())
+    assert untouched and untouched.state is JobState.SUCCEEDED
+    assert await backend.cancel(10_000, clock()) is None
+    assert await claim(backend, clock, 5) == []
+
+
+async def test_retry_queues_a_failed_job_with_fresh_attempts(
+    backend: Backend, clock: Clock
+) -> None:
+    failed, done = await enqueue(backend, clock, new(max_attempts=1), new())
+    jobs = {j.id: j for j in await backend.claim("w", 2, clock(), LEASE, AGING)}
+    await backend.finish(
+        [
+            Outcome(lease_of(jobs[failed]), JobState.FAILED, error="x"),
+            Outcome(lease_of(jobs[done]), JobState.SUCCEEDED),
+        ],
+        clock(),
+    )
+    retried = await backend.retry(failed, clock())
+    assert retried and retried.state is JobState.QUEUED and retried.attempts == 0
+    assert retried.error is None
+    unchanged = await backend.retry(done, clock())
+    assert unchanged and unchanged.state is JobState.SUCCEEDED
+    assert await backend.retry(10_000, clock()) is None
+    assert await claim(backend, clock, 5) == [failed]
+
+
+async def test_an_existing_key_returns_the_existing_job(backend: Backend, clock: Clock) -> None:
+    first = await backend.enqueue([new(key="order-1")], clock())
+    second = await backend.enqueue([new(key="order-1", args=(2,)), new(key="order-2")], clock())
+    assert first[0].created and not second[0].created and second[1].created
+    assert second[0].job.id == first[0].job.id and second[0].job.args == ()
+    assert await backend.get_by_key("order-1") == second[0].job
+    assert await backend.get_by_key("nope") is None
+
+
+async def test_concurrent_enqueues_with_one_key_create_one_job(
+    backend: Backend, clock: Clock
+) -> None:
+    results = await asyncio.gather(
+        *(backend.enqueue([new(key="same")], clock()) for _ in range(20))
+    )
+    ids = {r[0].job.id for r in results}
+    assert len(ids) == 1
+    assert sum(r[0].created for r in results) == 1
+
+
+async def test_concurrent_claims_never_hand_out_a_job_twice(backend: Backend, clock: Clock) -> None:
+    await enqueue(backend, clock, *(new() for _ in range(30)))
+    batches = await asyncio.gather(
+        *(backend.claim(f"w{i}", 2, clock(), LEASE, AGING) for i in range(20))
+    )
+    claimed = [j.id for batch in batches for j in batch]
+    assert len(claimed) == 30 and len(set(claimed)) == 30
+
+
+async def test_list_filters_newest_first(backend: Backend, clock: Clock) -> None:
+    a, b, c, d = await enqueue(
+        backend,
+        clock,
+        new("x", VIP, owner="alice"),
+        new("y", REGULAR, owner="bob"),
+        new("x", REGULAR, owner="alice"),
+        new("x", VIP, owner="bob"),
+    )
+    await claim(backend, clock, 1)  # a starts
+    assert [j.id for j in await backend.list_jobs(JobFilter())] == [d, c, b, a]
+    assert [j.id for j in await backend.list_jobs(JobFilter(task="x"))] == [d, c, a]
+    assert [j.id for j in await backend.list_jobs(JobFilter(owner="alice"))] == [c, a]
+    assert [j.id for j in await backend.list_jobs(JobFilter(priority=VIP))] == [d, a]
+    assert [j.id for j in await backend.list_jobs(JobFilter(state=JobState.RUNNING))] == [a]
+    assert [j.id for j in await backend.list_jobs(JobFilter(limit=2))] == [d, c]
+    assert [j.id for j in await backend.list_jobs(JobFilter(before_id=c))] == [b, a]
+
+
+async def test_stats_count_by_state_and_tier(backend: Backend, clock: Clock) -> None:
+    start = clock()
+    await enqueue(backend, clock, new(priority=VIP), new(priority=REGULAR))
+    clock.advance(5)
+    await enqueue(backend, clock, new(priority=REGULAR), new(priority=VIP))
+    await claim(backend, clock, 1)
+    stats = await backend.stats()
+    assert stats.count(JobState.RUNNING, VIP) == 1
+    assert stats.count(JobState.QUEUED, VIP) == 1
+    assert stats.count(JobState.QUEUED, REGULAR) == 2
+    assert stats.count() == 4
+    assert stats.oldest_queued == {VIP: start + 5, REGULAR: start}
