@@ -20,7 +20,7 @@ from .jobs import Jobs
 from .models import Job, JobState, Stats, Tier
 from .policy import RetryPolicy
 from .registry import Task
-from .worker import Worker, WorkerSettings
+from .worker import Worker, WorkerSettings, current_job
 
 __all__ = [
     "ArgumentsNotSerializable",
@@ -44,5 +44,6 @@ __all__ = [
     "Tier",
     "Worker",
     "WorkerSettings",
+    "current_job",
     "get_jobs",
 ]

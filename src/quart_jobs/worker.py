@@ -34,6 +34,16 @@ from .registry import Registry, dump_json
 
 log = logging.getLogger("quart_jobs.worker")
 
+_current_job: contextvars.ContextVar[Job] = contextvars.ContextVar("quart_jobs_current_job")
+
+
+def current_job() -> Job:
+    """The job being run, as claimed (id, attempt number, arguments); inside a task only."""
+    try:
+        return _current_job.get()
+    except LookupError:
+        raise JobsError("current_job() is only available inside a running task") from None
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
@@ -112,6 +122,7 @@ class Worker:
             raise JobsError("this worker was started already; create a new one")
         self._main = asyncio.create_task(self._claim_loop(), name=f"quart-jobs claim {self.name}")
         self._beats = asyncio.create_task(self._beat_loop(), name=f"quart-jobs beat {self.name}")
+        self.backend.subscribe(self.notify)
         log.info("worker %s started (concurrency %d)", self.name, self.settings.concurrency)
 
     def notify(self) -> None:
@@ -126,6 +137,7 @@ class Worker:
         """Stop claiming; wait up to ``timeout`` for running jobs; requeue the rest."""
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         self.stop_claiming()
+        self.backend.unsubscribe(self.notify)
         if self._main is not None:
             await asyncio.gather(self._main, return_exceptions=True)
         tasks = [t for t, _ in self._running.values()]
@@ -238,6 +250,7 @@ class Worker:
         await asyncio.shield(self._record(job, outcome, elapsed))
 
     async def _call(self, job: Job, lease: Lease) -> Outcome:
+        _current_job.set(job)  # this asyncio task's own context: no reset needed
         try:
             task = self.registry.get(job.task)
             timeout = job.timeout if job.timeout is not None else task.options.timeout

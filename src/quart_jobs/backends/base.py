@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,6 +113,16 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def next_run_at(self) -> float | None:
         """The earliest ``run_at`` among queued jobs (when the next one becomes ready)."""
+
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on the event loop) when another process may have enqueued a job.
+
+        Backends that can tell (PostgreSQL's LISTEN/NOTIFY) override this; the worker also
+        polls, so a missed notification only delays a job by the poll interval."""
+        return None
+
+    def unsubscribe(self, callback: Callable[[], None]) -> None:
+        return None
 
 
 # Column order shared by the SQL backends' SELECTs and row conversion.

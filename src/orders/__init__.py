@@ -1,0 +1,1 @@
+"""The reference order service: VIP customers' orders are processed before regular ones."""
