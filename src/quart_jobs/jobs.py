@@ -275,12 +275,13 @@ class Jobs:
             )
         )
 
-    async def cancel(self, job_id: int) -> Job:
-        """Cancel a queued job, or ask a running one to stop (it ends ``cancelled``)."""
-        job = await self.backend.cancel(job_id, self.clock())
+    async def cancel(self, job_id: int, *, running: bool = True) -> Job:
+        """Cancel a queued job, or (``running=True``) ask a running one to stop: it ends
+        ``cancelled``. Look at the returned job's state to see what happened."""
+        job = await self.backend.cancel(job_id, self.clock(), running=running)
         if job is None:
             raise JobNotFound(f"no job has id {job_id}")
-        if job.state is JobState.RUNNING:
+        if job.state is JobState.RUNNING and running:
             for worker in self._workers:
                 await worker.cancel_local(job_id)
         return job

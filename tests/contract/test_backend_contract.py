@@ -185,6 +185,17 @@ async def test_cancel_queued_running_and_finished(backend: Backend, clock: Clock
     assert await claim(backend, clock, 5) == []
 
 
+async def test_cancel_of_queued_only_leaves_a_running_job_alone(
+    backend: Backend, clock: Clock
+) -> None:
+    (job_id,) = await enqueue(backend, clock, new())
+    (job,) = await backend.claim("w", 1, clock(), LEASE, AGING)
+    still = await backend.cancel(job_id, clock(), running=False)
+    assert still and still.state is JobState.RUNNING and not still.cancel_requested
+    (beat,) = await backend.heartbeat([lease_of(job)], clock(), LEASE)
+    assert beat.held and not beat.cancel_requested
+
+
 async def test_retry_queues_a_failed_job_with_fresh_attempts(
     backend: Backend, clock: Clock
 ) -> None:

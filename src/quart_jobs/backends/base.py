@@ -88,9 +88,9 @@ class Backend(abc.ABC):
         """Requeue (or fail, when out of attempts) running jobs whose lease expired."""
 
     @abc.abstractmethod
-    async def cancel(self, job_id: int, now: float) -> Job | None:
-        """Cancel a queued job, or ask a running one to stop. Finished jobs are unchanged.
-        ``None`` when no such job exists."""
+    async def cancel(self, job_id: int, now: float, *, running: bool = True) -> Job | None:
+        """Cancel a queued job, or (``running=True``) ask a running one to stop. Other jobs are
+        unchanged. ``None`` when no such job exists."""
 
     @abc.abstractmethod
     async def retry(self, job_id: int, now: float) -> Job | None:

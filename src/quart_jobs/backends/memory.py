@@ -118,13 +118,13 @@ class MemoryBackend(Backend):
             self._jobs[job.id] = _expire(job, now)
         return len(expired)
 
-    async def cancel(self, job_id: int, now: float) -> Job | None:
+    async def cancel(self, job_id: int, now: float, *, running: bool = True) -> Job | None:
         job = self._jobs.get(job_id)
         if job is None:
             return None
         if job.state is JobState.QUEUED:
             job = replace(job, state=JobState.CANCELLED, finished_at=now)
-        elif job.state is JobState.RUNNING:
+        elif job.state is JobState.RUNNING and running:
             job = replace(job, cancel_requested=True)
         self._jobs[job_id] = job
         return job

@@ -228,17 +228,18 @@ class SQLiteBackend(Backend):
             )
         )
 
-    async def cancel(self, job_id: int, now: float) -> Job | None:
+    async def cancel(self, job_id: int, now: float, *, running: bool = True) -> Job | None:
         def run(conn: sqlite3.Connection) -> Job | None:
             conn.execute(
                 "UPDATE qj_jobs SET state = 'cancelled', finished_at = ? "
                 "WHERE id = ? AND state = 'queued'",
                 (now, job_id),
             )
-            conn.execute(
-                "UPDATE qj_jobs SET cancel_requested = 1 WHERE id = ? AND state = 'running'",
-                (job_id,),
-            )
+            if running:
+                conn.execute(
+                    "UPDATE qj_jobs SET cancel_requested = 1 WHERE id = ? AND state = 'running'",
+                    (job_id,),
+                )
             return _get(conn, job_id)
 
         return await self._writer.run(run)
