@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from quart import Quart
@@ -44,6 +45,9 @@ class QuartJobs(Jobs):
         self.app: Quart | None = None
         self.embedded: Worker | None = None
         self._watcher: asyncio.Task[None] | None = None
+        #: Coroutines run after the store is opened and before the embedded worker starts
+        #: (the application's own migrations, seeding).
+        self.on_open: list[Callable[[], Awaitable[None]]] = []
         if app is not None:
             self.init_app(app)
 
@@ -85,6 +89,8 @@ class QuartJobs(Jobs):
         if not self._opened:
             self.configure_from(self.app)
         await self.open()
+        for hook in self.on_open:
+            await hook()
         if self.app.config["QUART_JOBS_EMBEDDED_WORKER"]:
             self.embedded = self.start_worker()
             self._watcher = asyncio.create_task(self._watch_shutdown(self.app, self.embedded))

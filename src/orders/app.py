@@ -1,0 +1,196 @@
+"""The order service: a Quart app whose orders are durable, prioritized jobs.
+
+``create_app(settings)`` builds a fresh app (tests build one per test).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import BaseModel
+from quart import Quart, Response, jsonify
+from quart_schema import (
+    QuartSchema,
+    document_headers,
+    document_request,
+    document_response,
+    validate_querystring,
+)
+
+from quart_jobs import JobState, QuartJobs, Tier
+
+from .config import Settings
+from .errors import ApiError, register_error_handlers
+from .http import authenticate, check_id, idempotency_key, json_body, orders_state
+from .schemas import ErrorBody, Health, Order, OrderList, OrderQuery, OrderRequest
+from .service import (
+    DEMO_CUSTOMERS,
+    EXTENSION_KEY,
+    STATE_OF_STATUS,
+    TASK,
+    OrdersState,
+    hash_key,
+    is_order_of,
+    order_json,
+    process_order,
+)
+from .store import store_for
+
+log = logging.getLogger("orders")
+
+
+class IdempotencyHeaders(BaseModel):
+    idempotency_key: str | None = None
+
+
+def jobs_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "QUART_JOBS_DATABASE_URL": settings.database_url,
+        "QUART_JOBS_EMBEDDED_WORKER": settings.embedded_workers,
+        "QUART_JOBS_CONCURRENCY": settings.worker_concurrency,
+        "QUART_JOBS_SHUTDOWN_TIMEOUT": settings.shutdown_timeout,
+        "QUART_JOBS_MAX_ATTEMPTS": settings.job_max_attempts,
+        "QUART_JOBS_AGING_SECONDS": settings.aging_seconds,
+        "QUART_JOBS_LEASE_SECONDS": settings.lease_seconds,
+        "QUART_JOBS_POLL_INTERVAL": settings.poll_interval,
+        "QUART_JOBS_SQLITE_SYNCHRONOUS": settings.sqlite_synchronous,
+    }
+
+
+def create_app(settings: Settings | None = None) -> Quart:
+    settings = settings or Settings.from_env()
+    app = Quart("orders")
+    app.config.update(jobs_config(settings))
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["QUART_SCHEMA_CONVERSION_PREFERENCE"] = "pydantic"
+    QuartSchema(
+        app,
+        info={"title": "quart-jobs order service", "version": "0.1.0"},
+        security_schemes={"apiKey": {"type": "http", "scheme": "bearer"}},
+        security=[{"apiKey": []}],
+    )
+    jobs = QuartJobs()
+    jobs.register(process_order, name=TASK)
+    state = OrdersState(settings=settings, jobs=jobs)
+    app.extensions[EXTENSION_KEY] = state
+
+    async def open_store() -> None:
+        store = store_for(jobs.backend)
+        await store.migrate()
+        if settings.orders_demo:
+            for name, tier, key in DEMO_CUSTOMERS:
+                await store.ensure_customer(name, tier, hash_key(key))
+        state.store = store
+
+    jobs.on_open.append(open_store)
+    jobs.init_app(app)
+    register_error_handlers(app)
+    register_routes(app)
+    return app
+
+
+def register_routes(app: Quart) -> None:
+    @app.post("/orders")
+    @document_request(OrderRequest)
+    @document_headers(IdempotencyHeaders)
+    @document_response(Order, 202)
+    @document_response(ErrorBody, 400)
+    @document_response(ErrorBody, 401)
+    @document_response(ErrorBody, 413)
+    @document_response(ErrorBody, 415)
+    async def place_order() -> tuple[Response, int, dict[str, str]]:
+        """Place an order; answered 202 once the order and its job are committed to disk."""
+        customer = await authenticate()
+        key = idempotency_key()
+        body = await json_body(OrderRequest)
+        state = orders_state()
+        order = {
+            "customer": customer.name,
+            "tier": customer.tier,
+            "items": [item.model_dump() for item in body.items],
+            "processing_seconds": body.processing_seconds,
+            "fail_times": body.fail_times,
+        }
+        result = await state.jobs.options(
+            priority=Tier.parse(customer.tier),
+            owner=customer.name,
+            key=None if key is None else f"order:{customer.id}:{key}",
+        ).enqueue_result(TASK, order)
+        headers = {"Location": f"/orders/{result.job.id}"}
+        if not result.created:
+            headers["Idempotent-Replayed"] = "true"
+        return jsonify(order_json(result.job)), 202, headers
+
+    @app.get("/orders/<int:order_id>")
+    @document_response(Order, 200)
+    @document_response(ErrorBody, 401)
+    @document_response(ErrorBody, 404)
+    async def get_order(order_id: int) -> Response:
+        """One of your orders."""
+        customer = await authenticate()
+        job = await orders_state().jobs.find(check_id(order_id))
+        if job is None or not is_order_of(job, customer):
+            raise ApiError(404, "not_found", "no such order")
+        return jsonify(order_json(job))
+
+    @app.get("/orders")
+    @validate_querystring(OrderQuery)
+    @document_response(OrderList, 200)
+    @document_response(ErrorBody, 400)
+    @document_response(ErrorBody, 401)
+    async def list_orders(query_args: OrderQuery) -> Response:
+        """Your orders, newest first."""
+        customer = await authenticate()
+        jobs = await orders_state().jobs.list(
+            task=TASK,
+            owner=customer.name,
+            state=None if query_args.status is None else STATE_OF_STATUS[query_args.status],
+            limit=query_args.limit,
+        )
+        return jsonify({"orders": [order_json(job) for job in jobs]})
+
+    @app.delete("/orders/<int:order_id>")
+    @document_response(Order, 200)
+    @document_response(ErrorBody, 401)
+    @document_response(ErrorBody, 404)
+    @document_response(ErrorBody, 409)
+    async def cancel_order(order_id: int) -> Response:
+        """Cancel a queued order; 409 once it is processing or finished."""
+        customer = await authenticate()
+        jobs = orders_state().jobs
+        job = await jobs.find(check_id(order_id))
+        if job is None or not is_order_of(job, customer):
+            raise ApiError(404, "not_found", "no such order")
+        job = await jobs.cancel(job.id, running=False)
+        if job.state is not JobState.CANCELLED:
+            raise ApiError(
+                409, "conflict", f"the order is {order_json(job)['status']}; it cannot be cancelled"
+            )
+        return jsonify(order_json(job))
+
+    @app.get("/healthz")
+    @document_response(Health, 200)
+    async def healthz() -> Response:
+        """The process is up."""
+        return jsonify({"status": "ok"})
+
+    @app.get("/readyz")
+    @document_response(Health, 200)
+    @document_response(Health, 503)
+    async def readyz() -> tuple[Response, int]:
+        """The database answers and, with embedded workers, the worker runs."""
+        state = orders_state()
+        checks: dict[str, str] = {}
+        try:
+            await state.jobs.backend.next_run_at()
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"unavailable: {exc}"
+        if state.settings.embedded_workers:
+            worker = state.jobs.embedded
+            checks["worker"] = "ok" if worker is not None and worker.running else "not running"
+        ready = all(v == "ok" for v in checks.values())
+        return jsonify({"status": "ok" if ready else "unavailable", "checks": checks}), (
+            200 if ready else 503
+        )

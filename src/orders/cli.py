@@ -1,0 +1,201 @@
+"""``orders``: serve the order service, run a worker, manage customers.
+
+Exit codes: 0 done, 1 the action failed (for example, a customer that exists), 2 a bad setting
+or an unreachable database (one line on stderr naming it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from typing import TypeVar
+
+import click
+from quart import Quart
+
+from quart_jobs import JobsError
+
+from .app import create_app
+from .config import SettingError, Settings
+from .logs import setup_logging
+from .service import DEMO_CUSTOMERS, EXTENSION_KEY, OrdersState, hash_key, new_api_key
+from .store import CustomerExists, OrdersStore
+
+T = TypeVar("T")
+log = logging.getLogger("orders")
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return Settings.from_env(None, **overrides)
+    except SettingError as exc:
+        click.echo(f"orders: configuration error: {exc}", err=True)
+        sys.exit(2)
+
+
+def _fail_start(settings: Settings, exc: BaseException) -> None:
+    click.echo(
+        f"orders: cannot start: DATABASE_URL={_redact(settings.database_url)}: {exc}", err=True
+    )
+    sys.exit(2)
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        if ":" in creds:
+            return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+async def _preflight(app: Quart, settings: Settings) -> None:
+    """Open the store once before serving, so a bad database fails with one clear line."""
+    state: OrdersState = app.extensions[EXTENSION_KEY]
+    jobs = state.jobs
+    jobs.configure_from(app)
+    await jobs.open()
+    await jobs.close()
+
+
+@click.group()
+def main() -> None:
+    """The quart-jobs reference order service."""
+
+
+@main.command()
+@click.option("--host", help="Address to listen on (HOST).")
+@click.option("--port", type=int, help="Port to listen on (PORT).")
+def serve(host: str | None, port: int | None) -> None:
+    """Serve the order service under Hypercorn until SIGTERM/SIGINT."""
+    settings = _settings(host=host, port=port)
+    setup_logging(settings.log_format)
+    from .server import serve_until_signal
+
+    app = create_app(settings)
+    try:
+        asyncio.run(_preflight(app, settings))
+    except (JobsError, OSError) as exc:
+        _fail_start(settings, exc)
+    url = f"http://{settings.host}:{settings.port}"
+    lines = [f"order service on {url}  (database {_redact(settings.database_url)})"]
+    if settings.orders_demo:
+        lines += [f"  demo customer {n} ({t}): API key {k}" for n, t, k in DEMO_CUSTOMERS]
+    if settings.admin_token:
+        lines.append(f"  admin token: {settings.admin_token}  (dashboard: {url}/admin/)")
+    lines.append(f"  OpenAPI: {url}/openapi.json   stop: Ctrl-C")
+    click.echo("\n".join(lines), err=True)
+    try:
+        asyncio.run(serve_until_signal(app, settings))
+    except Exception as exc:  # start-up failed inside the lifespan
+        _fail_start(settings, exc)
+    click.echo("order service stopped", err=True)
+
+
+@contextlib.asynccontextmanager
+async def _started(app: Quart) -> AsyncIterator[OrdersState]:
+    """The app's serving lifecycle without HTTP: store open, embedded worker per settings."""
+    await app.startup()
+    try:
+        yield app.extensions[EXTENSION_KEY]
+    finally:
+        await app.shutdown()
+
+
+def _run(settings: Settings, action: Callable[[OrdersState], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with _started(create_app(settings)) as state:
+            return await action(state)
+
+    try:
+        return asyncio.run(main())
+    except JobsError as exc:
+        _fail_start(settings, exc)
+        raise  # unreachable
+
+
+@main.command()
+@click.option("--concurrency", type=click.IntRange(min=1), help="Jobs run at once.")
+def worker(concurrency: int | None) -> None:
+    """Run a worker process only (scale-out), on the same DATABASE_URL."""
+    settings = _settings(worker_concurrency=concurrency)
+    settings = replace(settings, embedded_workers=True)
+    setup_logging(settings.log_format)
+
+    async def until_signal(state: OrdersState) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        worker = state.jobs.embedded
+        click.echo(
+            f"orders worker {worker.name if worker else '?'} on {_redact(settings.database_url)} "
+            f"(concurrency {settings.worker_concurrency})",
+            err=True,
+        )
+        await stop.wait()
+        click.echo("stopping: running orders get SHUTDOWN_TIMEOUT to finish", err=True)
+
+    _run(settings, until_signal)
+    click.echo("orders worker stopped", err=True)
+
+
+@main.group()
+def customer() -> None:
+    """Manage customers and their API keys."""
+
+
+def _store_action(action: Callable[[OrdersStore], Awaitable[T]]) -> T:
+    settings = replace(_settings(), embedded_workers=False)
+    return _run(settings, lambda state: action(state.require_store()))
+
+
+@customer.command("add")
+@click.argument("name")
+@click.option("--tier", type=click.Choice(["vip", "regular"]), required=True)
+def customer_add(name: str, tier: str) -> None:
+    """Create a customer; its new API key is the last line printed."""
+    if not name.strip() or len(name) > 64:
+        raise click.BadParameter("use 1 to 64 characters", param_hint="NAME")
+    api_key = new_api_key()
+    try:
+        _store_action(lambda store: store.add_customer(name, tier, hash_key(api_key)))
+    except CustomerExists:
+        click.echo(f"orders: customer {name!r} exists already (rotate its key instead)", err=True)
+        sys.exit(1)
+    click.echo(f"customer {name} ({tier}) created; API key (shown once):")
+    click.echo(api_key)
+
+
+@customer.command("list")
+def customer_list() -> None:
+    """Customers, their tier and whether their key is active (keys are never shown)."""
+    for c in _store_action(lambda store: store.list_customers()):
+        click.echo(f"{c.name}\t{c.tier}\t{'revoked' if c.revoked else 'active'}")
+
+
+@customer.command("rotate")
+@click.argument("name")
+def customer_rotate(name: str) -> None:
+    """Give a customer a new API key (the old one stops working); the key is the last line."""
+    api_key = new_api_key()
+    if _store_action(lambda store: store.set_key(name, hash_key(api_key))) is None:
+        click.echo(f"orders: no customer named {name!r}", err=True)
+        sys.exit(1)
+    click.echo(f"new API key for {name} (shown once):")
+    click.echo(api_key)
+
+
+@customer.command("revoke")
+@click.argument("name")
+def customer_revoke(name: str) -> None:
+    """Revoke a customer's API key."""
+    if _store_action(lambda store: store.set_key(name, None)) is None:
+        click.echo(f"orders: no customer named {name!r}", err=True)
+        sys.exit(1)
+    click.echo(f"API key of {name} revoked")

@@ -1,0 +1,130 @@
+"""The order service's settings, from the environment (SPEC "Configuration").
+
+A bad value stops start-up with one line naming the setting (exit code 2).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class SettingError(ValueError):
+    """A setting has a value the service cannot use; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = "sqlite:///var/orders.sqlite3"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    worker_concurrency: int = 4
+    embedded_workers: bool = True
+    shutdown_timeout: float = 20.0
+    job_max_attempts: int = 5
+    orders_demo: bool = False
+    admin_token: str | None = None
+    max_body_bytes: int = 1_048_576
+    max_queued: int = 100_000
+    max_queued_per_customer: int = 10_000
+    rate_limit_per_customer: float = 0.0
+    log_format: str = "text"
+    aging_seconds: float = 300.0
+    lease_seconds: float = 30.0
+    poll_interval: float = 0.5
+    sqlite_synchronous: str = "FULL"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = f.name.upper()
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _PARSERS.get(f.name, _str)(name, raw)
+        settings = replace(cls(), **values)
+        if settings.orders_demo and settings.admin_token is None:
+            settings = replace(settings, admin_token="demo-admin-token")
+        settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        scheme = self.database_url.split(":", 1)[0].lower()
+        if scheme not in ("sqlite", "postgresql", "postgres", "memory"):
+            raise SettingError(
+                f"DATABASE_URL={self.database_url!r}: unknown scheme {scheme!r}; "
+                "use sqlite:///PATH or postgresql://..."
+            )
+        if not 0 < self.port < 65536:
+            raise SettingError(f"PORT={self.port}: use a port between 1 and 65535")
+        for name, value, low in (
+            ("WORKER_CONCURRENCY", self.worker_concurrency, 1),
+            ("JOB_MAX_ATTEMPTS", self.job_max_attempts, 1),
+            ("MAX_BODY_BYTES", self.max_body_bytes, 1),
+            ("MAX_QUEUED", self.max_queued, 1),
+            ("MAX_QUEUED_PER_CUSTOMER", self.max_queued_per_customer, 1),
+        ):
+            if value < low:
+                raise SettingError(f"{name}={value}: must be at least {low}")
+        for name, number in (
+            ("SHUTDOWN_TIMEOUT", self.shutdown_timeout),
+            ("RATE_LIMIT_PER_CUSTOMER", self.rate_limit_per_customer),
+            ("AGING_SECONDS", self.aging_seconds),
+        ):
+            if number < 0:
+                raise SettingError(f"{name}={number}: must not be negative")
+        if self.lease_seconds <= 0 or self.poll_interval <= 0:
+            raise SettingError("LEASE_SECONDS and POLL_INTERVAL must be positive")
+        if self.log_format not in ("text", "json"):
+            raise SettingError(f"LOG_FORMAT={self.log_format!r}: use text or json")
+        if self.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise SettingError(
+                f"SQLITE_SYNCHRONOUS={self.sqlite_synchronous!r}: use NORMAL, FULL or EXTRA"
+            )
+
+
+def _str(name: str, raw: str) -> str:
+    return raw
+
+
+def _number(kind: Callable[[str], T]) -> Callable[[str, str], T]:
+    def parse(name: str, raw: str) -> T:
+        try:
+            return kind(raw.strip())
+        except ValueError:
+            raise SettingError(f"{name}={raw!r}: not a valid {kind.__name__}") from None
+
+    return parse
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SettingError(f"{name}={raw!r}: use 1 or 0")
+
+
+_PARSERS: dict[str, Callable[[str, str], Any]] = {
+    "port": _number(int),
+    "worker_concurrency": _number(int),
+    "embedded_workers": _bool,
+    "shutdown_timeout": _number(float),
+    "job_max_attempts": _number(int),
+    "orders_demo": _bool,
+    "max_body_bytes": _number(int),
+    "max_queued": _number(int),
+    "max_queued_per_customer": _number(int),
+    "rate_limit_per_customer": _number(float),
+    "aging_seconds": _number(float),
+    "lease_seconds": _number(float),
+    "poll_interval": _number(float),
+}
