@@ -162,8 +162,10 @@ def register_routes(app: Quart) -> None:
         job = await jobs.find(check_id(order_id))
         if job is None or not is_order_of(job, customer):
             raise ApiError(404, "not_found", "no such order")
-        job = await jobs.cancel(job.id, running=False)
-        if job.state is not JobState.CANCELLED:
+        was_queued = job.state is JobState.QUEUED
+        if was_queued:
+            job = await jobs.cancel(job.id, running=False)
+        if not was_queued or job.state is not JobState.CANCELLED:
             raise ApiError(
                 409, "conflict", f"the order is {order_json(job)['status']}; it cannot be cancelled"
             )

@@ -1,0 +1,166 @@
+"""Real processes for acceptance tests: ``orders serve`` / ``orders worker`` on a free port,
+with helpers to wait for readiness, send signals and read their output."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+BIN = Path(sys.executable).parent
+VIP_KEY = "demo-vip-key"
+REGULAR_KEY = "demo-regular-key"
+ADMIN_TOKEN = "demo-admin-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@dataclass
+class Service:
+    """One ``orders`` process; output goes to a log file that tests can read."""
+
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    port: int | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    _log: object = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Service:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log = log
+        self.proc = subprocess.Popen(
+            [str(BIN / "orders"), *self.args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> Service:
+        assert self.port is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"service exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"service not ready after {timeout}s:\n{self.output()}")
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def wait(self, timeout: float) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        if self._log is not None:
+            self._log.close()  # type: ignore[attr-defined]
+            self._log = None
+
+    def output(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
+def service_env(database_url: str, port: int | None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORDERS_", "QUART_"))}
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "HOST": "127.0.0.1",
+            "ORDERS_DEMO": "1",
+            "PYTHONUNBUFFERED": "1",
+            # Short leases so a killed process's jobs come back within a test's patience.
+            "LEASE_SECONDS": "3",
+            "POLL_INTERVAL": "0.2",
+        }
+    )
+    if port is not None:
+        env["PORT"] = str(port)
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def running(
+    tmp_path: Path,
+    database_url: str,
+    *,
+    command: str = "serve",
+    name: str = "serve",
+    env: Mapping[str, str] | None = None,
+    ready: bool = True,
+) -> Iterator[Service]:
+    port = free_port() if command == "serve" else None
+    svc = Service(
+        args=[command],
+        env=service_env(database_url, port, **dict(env or {})),
+        log_path=tmp_path / f"{name}.log",
+        port=port,
+    ).start()
+    try:
+        if ready and command == "serve":
+            svc.wait_ready()
+        yield svc
+    finally:
+        svc.stop()
+
+
+def place(client: httpx.Client, key: str, **body: object) -> dict[str, object]:
+    payload = {"items": [{"sku": "A-1", "quantity": 1}], **body}
+    response = client.post("/orders", json=payload, headers=auth(key))
+    assert response.status_code == 202, response.text
+    data: dict[str, object] = response.json()
+    return data
+
+
+def wait_until(predicate: object, timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(interval)
+    return False

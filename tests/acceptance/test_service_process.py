@@ -1,0 +1,141 @@
+"""``orders serve`` as a real process: priority, graceful SIGTERM, and ``kill -9``."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .procs import REGULAR_KEY, VIP_KEY, auth, place, running, wait_until
+
+pytestmark = pytest.mark.acceptance
+
+
+@pytest.fixture
+def stack() -> Iterator[contextlib.ExitStack]:
+    with contextlib.ExitStack() as s:
+        yield s
+
+
+def ts(value: object) -> float:
+    assert isinstance(value, str)
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def fetch(client: httpx.Client, order_id: object, key: str) -> dict[str, object]:
+    data: dict[str, object] = client.get(f"/orders/{order_id}", headers=auth(key)).json()
+    return data
+
+
+def all_completed(client: httpx.Client, orders: list[tuple[object, str]]) -> bool:
+    return all(fetch(client, oid, key)["status"] == "completed" for oid, key in orders)
+
+
+def fulfilments(db: Path) -> dict[int, int]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT order_id, COUNT(*) FROM orders_fulfilments GROUP BY order_id")
+        return dict(rows.fetchall())
+
+
+def test_vip_orders_start_before_every_queued_regular_order(
+    tmp_path: Path, stack: contextlib.ExitStack
+) -> None:
+    url = f"sqlite:///{tmp_path}/o.sqlite3"
+    with running(tmp_path, url, env={"WORKER_CONCURRENCY": "1"}) as svc:
+        client = stack.enter_context(httpx.Client(base_url=svc.url, timeout=10))
+        regular = [place(client, REGULAR_KEY, processing_seconds=0.2)["id"] for _ in range(8)]
+        time.sleep(0.3)  # the backlog is being worked on
+        vip = [place(client, VIP_KEY, processing_seconds=0.05)["id"] for _ in range(4)]
+        orders = [(o, REGULAR_KEY) for o in regular] + [(o, VIP_KEY) for o in vip]
+        assert wait_until(lambda: all_completed(client, orders), 30)
+        reg = [fetch(client, o, REGULAR_KEY) for o in regular]
+        vips = [fetch(client, o, VIP_KEY) for o in vip]
+
+    # Every VIP order starts before every regular order still queued when it arrived.
+    for v in vips:
+        for r in reg:
+            if ts(r["started_at"]) > ts(v["created_at"]):
+                assert ts(v["started_at"]) < ts(r["started_at"]), (v, r)
+    # Within a tier, start order = submission order.
+    for tier in (reg, vips):
+        starts = [ts(o["started_at"]) for o in tier]
+        assert starts == sorted(starts)
+    # And the VIP orders really jumped: some regular orders started after them.
+    assert any(ts(r["started_at"]) > ts(vips[-1]["started_at"]) for r in reg)
+
+
+def test_sigterm_drains_in_time_and_the_next_start_resumes(
+    tmp_path: Path, stack: contextlib.ExitStack
+) -> None:
+    url = f"sqlite:///{tmp_path}/o.sqlite3"
+    env = {"WORKER_CONCURRENCY": "2", "SHUTDOWN_TIMEOUT": "2"}
+    with running(tmp_path, url, env=env) as svc:
+        client = stack.enter_context(httpx.Client(base_url=svc.url, timeout=10))
+        long = [place(client, VIP_KEY, processing_seconds=4)["id"] for _ in range(2)]
+        queued = [place(client, REGULAR_KEY, processing_seconds=0)["id"] for _ in range(3)]
+        assert wait_until(
+            lambda: all(fetch(client, o, VIP_KEY)["status"] == "processing" for o in long), 10
+        )
+        started = time.monotonic()
+        svc.signal(signal.SIGTERM)
+        assert svc.wait(timeout=2 + 3) == 0
+        assert time.monotonic() - started < 2 + 3
+    log = svc.output()
+    assert "putting 2 unfinished jobs back" in log
+
+    with running(tmp_path, url, name="second", env=env) as svc2:
+        client = stack.enter_context(httpx.Client(base_url=svc2.url, timeout=10))
+        orders = [(o, VIP_KEY) for o in long] + [(o, REGULAR_KEY) for o in queued]
+        assert wait_until(lambda: all_completed(client, orders), 30)
+        # The interrupted attempt was not charged: one attempt in all.
+        assert [fetch(client, o, VIP_KEY)["attempts"] for o in long] == [1, 1]
+    assert set(fulfilments(tmp_path / "o.sqlite3").values()) == {1}
+
+
+def test_kill_9_after_a_burst_of_202s_loses_nothing_and_doubles_nothing(
+    tmp_path: Path, stack: contextlib.ExitStack
+) -> None:
+    url = f"sqlite:///{tmp_path}/o.sqlite3"
+    env = {"WORKER_CONCURRENCY": "4"}
+    with running(tmp_path, url, env=env) as svc:
+        client = stack.enter_context(httpx.Client(base_url=svc.url, timeout=10))
+        accepted = [
+            (place(client, key, processing_seconds=0.2)["id"], key)
+            for key in [VIP_KEY, REGULAR_KEY] * 20
+        ]
+        svc.kill9()
+    with running(tmp_path, url, name="after-kill", env=env) as svc2:
+        client = stack.enter_context(httpx.Client(base_url=svc2.url, timeout=10))
+        assert wait_until(lambda: all_completed(client, accepted), 60)
+    counts = fulfilments(tmp_path / "o.sqlite3")
+    assert sorted(counts) == sorted(int(o) for o, _ in accepted)  # type: ignore[call-overload]
+    assert set(counts.values()) == {1}
+
+
+def test_a_bad_setting_stops_start_up_with_exit_code_2(tmp_path: Path) -> None:
+    import subprocess
+
+    from .procs import BIN, service_env
+
+    for env, needle in (
+        ({"WORKER_CONCURRENCY": "-1"}, "WORKER_CONCURRENCY"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+        ({"DATABASE_URL": f"sqlite:///{tmp_path}/missing/dir/x.sqlite3"}, "DATABASE_URL"),
+    ):
+        result = subprocess.run(
+            [str(BIN / "orders"), "serve"],
+            env=service_env(f"sqlite:///{tmp_path}/ok.sqlite3", 1, **env),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode == 2, result.stderr
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and needle in lines[0], result.stderr

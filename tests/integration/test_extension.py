@@ -1,0 +1,61 @@
+"""The Quart extension through the real serving lifecycle (``app.test_app()``)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from quart_jobs import JobState, get_jobs
+
+from . import ext_app
+
+
+async def test_the_embedded_worker_runs_jobs_in_the_app_context(tmp_path: Path) -> None:
+    app = ext_app.create_app(f"sqlite:///{tmp_path}/j.sqlite3")
+    async with app.test_app():
+        response = await app.test_client().post("/remember/hello")
+        job_id = (await response.get_json())["id"]
+        jobs = get_jobs(app)
+        async with asyncio.timeout(5):
+            while (await jobs.get(job_id)).state is not JobState.SUCCEEDED:
+                await asyncio.sleep(0.02)
+        assert (await jobs.get(job_id)).result == "ext-app"
+    assert ("hello", "ext-app") in ext_app.seen
+
+
+async def test_shutdown_requeues_jobs_that_outlive_the_timeout(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/j.sqlite3"
+    app = ext_app.create_app(url, QUART_JOBS_SHUTDOWN_TIMEOUT=0.2)
+    async with app.test_app():
+        jobs = get_jobs(app)
+        job = await jobs.enqueue(ext_app.slow, 30)
+        async with asyncio.timeout(5):
+            while (await jobs.get(job.id)).state is not JobState.RUNNING:
+                await asyncio.sleep(0.02)
+    # The store is closed after serving; look with a fresh app.
+    again = ext_app.create_app(url, QUART_JOBS_EMBEDDED_WORKER=False)
+    async with again.test_app():
+        back = await get_jobs(again).get(job.id)
+    assert back.state is JobState.QUEUED and back.attempts == 0
+
+
+async def test_without_embedded_worker_nothing_runs(tmp_path: Path) -> None:
+    app = ext_app.create_app(f"sqlite:///{tmp_path}/j.sqlite3", QUART_JOBS_EMBEDDED_WORKER=False)
+    async with app.test_app():
+        jobs = get_jobs(app)
+        job = await jobs.enqueue(ext_app.remember, 1)
+        await asyncio.sleep(0.3)
+        assert (await jobs.get(job.id)).state is JobState.QUEUED
+        assert jobs.embedded is None
+
+
+def test_quart_jobs_commands_are_on_the_app_cli(tmp_path: Path) -> None:
+    app = ext_app.create_app(f"sqlite:///{tmp_path}/j.sqlite3")
+    runner = CliRunner()
+    result = runner.invoke(app.cli, ["jobs", "stats", "--json"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().startswith("{")
+    missing = runner.invoke(app.cli, ["jobs", "show", "12345"])
+    assert missing.exit_code == 1 and "no job has id 12345" in missing.output

@@ -1,0 +1,197 @@
+"""The order service's HTTP API through the real app lifecycle (``app.test_app()``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from quart import Quart
+from quart.typing import TestClientProtocol as Client
+
+from orders.app import create_app
+from orders.config import Settings
+from orders.service import EXTENSION_KEY, OrdersState
+
+VIP = {"Authorization": "Bearer demo-vip-key"}
+REGULAR = {"Authorization": "Bearer demo-regular-key"}
+ORDER = {"items": [{"sku": "A-1", "quantity": 2}], "processing_seconds": 0}
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[Quart]:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/orders.sqlite3",
+        orders_demo=True,
+        admin_token="t",
+        poll_interval=0.05,
+        sqlite_synchronous="NORMAL",
+    )
+    app = create_app(settings)
+    async with app.test_app():
+        yield app
+
+
+@pytest.fixture
+def client(app: Quart) -> Client:
+    return app.test_client()
+
+
+async def wait_status(client: Client, order_id: int, status: str) -> dict[str, Any]:
+    async with asyncio.timeout(5):
+        while True:
+            body = await (await client.get(f"/orders/{order_id}", headers=VIP)).get_json()
+            if body["status"] == status:
+                return dict(body)
+            await asyncio.sleep(0.02)
+
+
+async def test_post_answers_202_with_the_order_and_its_location(client: Client) -> None:
+    response = await client.post("/orders", json=ORDER, headers=VIP)
+    assert response.status_code == 202
+    body = await response.get_json()
+    assert response.headers["Location"] == f"/orders/{body['id']}"
+    assert body["customer"] == "alice" and body["tier"] == "vip"
+    assert body["status"] == "queued" and body["items"] == ORDER["items"]
+    assert body["created_at"].endswith("Z") and body["completed_at"] is None
+    done = await wait_status(client, body["id"], "completed")
+    assert done["attempts"] == 1 and done["started_at"] and done["completed_at"]
+
+
+async def test_tier_comes_from_the_customer_not_the_body(client: Client) -> None:
+    response = await client.post("/orders", json={**ORDER, "tier": "vip"}, headers=REGULAR)
+    assert response.status_code == 400
+    body = await (await client.post("/orders", json=ORDER, headers=REGULAR)).get_json()
+    assert body["tier"] == "regular"
+
+
+async def test_fulfilment_is_written_once(app: Quart, client: Client) -> None:
+    body = await (
+        await client.post("/orders", json={**ORDER, "fail_times": 1}, headers=VIP)
+    ).get_json()
+    state: OrdersState = app.extensions[EXTENSION_KEY]
+    done = await wait_status(client, body["id"], "completed")
+    assert done["attempts"] == 2
+    assert await state.require_store().fulfilment_count(body["id"]) == 1
+
+
+async def test_a_customer_sees_only_its_own_orders(client: Client) -> None:
+    mine = await (await client.post("/orders", json=ORDER, headers=VIP)).get_json()
+    theirs = await (await client.post("/orders", json=ORDER, headers=REGULAR)).get_json()
+    assert (await client.get(f"/orders/{theirs['id']}", headers=VIP)).status_code == 404
+    assert (await client.delete(f"/orders/{theirs['id']}", headers=VIP)).status_code == 404
+    listed = await (await client.get("/orders", headers=VIP)).get_json()
+    assert [o["id"] for o in listed["orders"]] == [mine["id"]]
+
+
+async def test_list_is_newest_first_with_status_and_limit(client: Client) -> None:
+    ids = [
+        (await (await client.post("/orders", json=ORDER, headers=VIP)).get_json())["id"]
+        for _ in range(3)
+    ]
+    for order_id in ids:
+        await wait_status(client, order_id, "completed")
+    listed = await (await client.get("/orders?limit=2", headers=VIP)).get_json()
+    assert [o["id"] for o in listed["orders"]] == ids[::-1][:2]
+    queued = await (await client.get("/orders?status=queued", headers=VIP)).get_json()
+    assert queued["orders"] == []
+    assert (await client.get("/orders?limit=501", headers=VIP)).status_code == 400
+    assert (await client.get("/orders?status=lost", headers=VIP)).status_code == 400
+
+
+async def test_delete_cancels_a_queued_order_and_409_once_processing(
+    app: Quart, client: Client
+) -> None:
+    state: OrdersState = app.extensions[EXTENSION_KEY]
+    assert state.jobs.embedded is not None
+    state.jobs.embedded.stop_claiming()  # keep orders queued
+    await asyncio.sleep(0.1)
+    queued = await (await client.post("/orders", json=ORDER, headers=VIP)).get_json()
+    response = await client.delete(f"/orders/{queued['id']}", headers=VIP)
+    assert response.status_code == 200
+    assert (await response.get_json())["status"] == "cancelled"
+    again = await client.delete(f"/orders/{queued['id']}", headers=VIP)
+    assert again.status_code == 409
+    assert (await again.get_json())["error"]["code"] == "conflict"
+
+
+async def test_idempotency_key_returns_the_same_order(client: Client) -> None:
+    headers = {**VIP, "Idempotency-Key": "abc-123"}
+    first = await client.post("/orders", json=ORDER, headers=headers)
+    second = await client.post("/orders", json=ORDER, headers=headers)
+    other_customer = await client.post(
+        "/orders", json=ORDER, headers={**REGULAR, "Idempotency-Key": "abc-123"}
+    )
+    a, b, c = [await r.get_json() for r in (first, second, other_customer)]
+    assert first.status_code == second.status_code == 202
+    assert a["id"] == b["id"] != c["id"]
+    assert second.headers["Idempotent-Replayed"] == "true"
+    listed = await (await client.get("/orders", headers=VIP)).get_json()
+    assert len(listed["orders"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "kwargs", "status", "code"),
+    [
+        ("POST", "/orders", {}, {"json": ORDER}, 401, "unauthorized"),
+        ("POST", "/orders", {"Authorization": "Bearer nope"}, {"json": ORDER}, 401, "unauthorized"),
+        ("POST", "/orders", VIP, {"json": {"items": []}}, 400, "invalid_request"),
+        ("POST", "/orders", VIP, {"json": {**ORDER, "extra": 1}}, 400, "invalid_request"),
+        (
+            "POST",
+            "/orders",
+            VIP,
+            {"data": "{", "headers": {"Content-Type": "application/json"}},
+            400,
+            "invalid_json",
+        ),
+        ("POST", "/orders", VIP, {"data": "x"}, 415, "unsupported_media_type"),
+        ("GET", "/orders/999", VIP, {}, 404, "not_found"),
+        ("GET", "/orders/99999999999999999999999", VIP, {}, 404, "not_found"),
+        ("GET", "/nothing-here", VIP, {}, 404, "not_found"),
+        ("PUT", "/orders", VIP, {}, 405, "method_not_allowed"),
+    ],
+)
+async def test_every_error_is_json_with_its_status(
+    client: Client,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    kwargs: dict[str, Any],
+    status: int,
+    code: str,
+) -> None:
+    extra_headers = kwargs.pop("headers", {})
+    response = await client.open(
+        path, method=method, headers={**headers, **extra_headers}, **kwargs
+    )
+    assert response.status_code == status
+    body = await response.get_json()
+    assert body["error"]["code"] == code and body["error"]["message"]
+    if status == 405:
+        assert "POST" in response.headers["Allow"]
+
+
+async def test_a_body_over_the_limit_is_413(tmp_path: Path) -> None:
+    app = create_app(
+        Settings(
+            database_url=f"sqlite:///{tmp_path}/o.sqlite3", orders_demo=True, max_body_bytes=100
+        )
+    )
+    async with app.test_app():
+        client = app.test_client()
+        big = {"items": [{"sku": "A" * 60, "quantity": 1}] * 5}
+        response = await client.post("/orders", json=big, headers=VIP)
+        assert response.status_code == 413
+        assert (await response.get_json())["error"]["code"] == "payload_too_large"
+
+
+async def test_health_readiness_and_openapi(client: Client) -> None:
+    assert (await client.get("/healthz")).status_code == 200
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert (await ready.get_json())["checks"] == {"database": "ok", "worker": "ok"}
+    spec = await (await client.get("/openapi.json")).get_json()
+    assert {"/orders", "/orders/{order_id}"} <= set(spec["paths"])

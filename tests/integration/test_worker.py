@@ -1,0 +1,175 @@
+"""Jobs and the worker end to end, on the memory and SQLite backends, with real time."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from quart_jobs import (
+    ArgumentsNotSerializable,
+    Jobs,
+    JobState,
+    PayloadTooLarge,
+    RetryPolicy,
+    TaskNotRegistered,
+    TaskRegistrationError,
+    Tier,
+    WorkerSettings,
+)
+
+from . import tasks
+
+FAST = WorkerSettings(
+    concurrency=2,
+    poll_interval=0.05,
+    lease_seconds=5,
+    retry=RetryPolicy(base=0.01, max_delay=0.05),
+    shutdown_timeout=0.5,
+)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def jobs(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Jobs]:
+    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/jobs.sqlite3"
+    j = Jobs(url, worker_settings=FAST, max_attempts=3)
+    tasks.register_all(j)
+    tasks.calls.clear()
+    async with j:
+        yield j
+
+
+async def wait_state(jobs: Jobs, job_id: int, *states: JobState, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while (await jobs.get(job_id)).state not in states:
+            await asyncio.sleep(0.02)
+
+
+async def test_async_and_sync_tasks_run_and_keep_their_results(jobs: Jobs) -> None:
+    async with jobs.run_worker():
+        a = await jobs.enqueue(tasks.record, {"x": 1})
+        s = await jobs.enqueue("tests.integration.tasks.sync_record", "y")
+        await wait_state(jobs, a.id, JobState.SUCCEEDED)
+        await wait_state(jobs, s.id, JobState.SUCCEEDED)
+    assert (await jobs.get(a.id)).result == {"echo": {"x": 1}}
+    assert (await jobs.get(s.id)).result.startswith("quart-jobs-sync")
+
+
+async def test_a_failing_job_is_retried_then_succeeds(jobs: Jobs) -> None:
+    async with jobs.run_worker():
+        job = await jobs.enqueue(tasks.flaky, 2)
+        await wait_state(jobs, job.id, JobState.SUCCEEDED)
+    done = await jobs.get(job.id)
+    assert done.attempts == 3 and done.result == 3
+
+
+async def test_a_job_out_of_attempts_fails_with_its_error_and_traceback(jobs: Jobs) -> None:
+    async with jobs.run_worker():
+        job = await jobs.enqueue(tasks.flaky, 10)
+        await wait_state(jobs, job.id, JobState.FAILED)
+    failed = await jobs.get(job.id)
+    assert failed.attempts == 3
+    assert failed.error == "ValueError: attempt 3 fails"
+    assert failed.traceback and "raise ValueError" in failed.traceback
+    retried = await jobs.retry(job.id)
+    assert retried.state is JobState.QUEUED and retried.attempts == 0
+
+
+async def test_per_task_timeout_fails_the_attempt(jobs: Jobs) -> None:
+    async with jobs.run_worker():
+        job = await jobs.options(timeout=0.05, max_attempts=1).enqueue(tasks.sleeper, 5)
+        await wait_state(jobs, job.id, JobState.FAILED)
+    assert "timeout" in ((await jobs.get(job.id)).error or "")
+
+
+async def test_graceful_stop_requeues_unfinished_jobs_without_charging_an_attempt(
+    jobs: Jobs,
+) -> None:
+    worker = jobs.start_worker(concurrency=1, shutdown_timeout=0.1)
+    long = await jobs.enqueue(tasks.sleeper, 30)
+    waiting = await jobs.enqueue(tasks.record, 1)
+    await wait_state(jobs, long.id, JobState.RUNNING)
+    await jobs.stop_worker(worker)
+    back = await jobs.get(long.id)
+    assert back.state is JobState.QUEUED and back.attempts == 0
+    assert (await jobs.get(waiting.id)).state is JobState.QUEUED
+    async with jobs.run_worker():
+        await wait_state(jobs, waiting.id, JobState.SUCCEEDED)
+
+
+async def test_graceful_stop_lets_short_jobs_finish(jobs: Jobs) -> None:
+    worker = jobs.start_worker(shutdown_timeout=5)
+    job = await jobs.enqueue(tasks.sleeper, 0.3)
+    await wait_state(jobs, job.id, JobState.RUNNING)
+    await jobs.stop_worker(worker)
+    assert (await jobs.get(job.id)).state is JobState.SUCCEEDED
+
+
+async def test_cancel_a_running_job(jobs: Jobs) -> None:
+    async with jobs.run_worker():
+        job = await jobs.enqueue(tasks.sleeper, 30)
+        await wait_state(jobs, job.id, JobState.RUNNING)
+        await jobs.cancel(job.id)
+        await wait_state(jobs, job.id, JobState.CANCELLED)
+    assert ("sleeper-end", job.id) not in tasks.calls
+
+
+async def test_delayed_job_runs_after_its_delay(jobs: Jobs) -> None:
+    async with jobs.run_worker():
+        job = await jobs.options(delay=0.3).enqueue(tasks.record, "later")
+        await asyncio.sleep(0.1)
+        assert (await jobs.get(job.id)).state is JobState.QUEUED
+        await wait_state(jobs, job.id, JobState.SUCCEEDED)
+    done = await jobs.get(job.id)
+    assert done.started_at is not None and done.started_at >= job.run_at
+
+
+async def test_job_options_never_collide_with_task_keyword_arguments(jobs: Jobs) -> None:
+    job = await jobs.options(priority="vip", key="k1").enqueue(
+        tasks.with_options, priority="p", timeout=1, key="k", delay=2
+    )
+    assert job.priority == Tier.VIP and job.key == "k1" and job.timeout is None
+    assert dict(job.kwargs) == {"priority": "p", "timeout": 1, "key": "k", "delay": 2}
+    async with jobs.run_worker():
+        await wait_state(jobs, job.id, JobState.SUCCEEDED)
+    assert (await jobs.get(job.id)).result == ["p", 1, "k", 2]
+
+
+async def test_a_partial_of_a_registered_task_is_enqueued_with_merged_arguments(
+    jobs: Jobs,
+) -> None:
+    job = await jobs.enqueue(functools.partial(tasks.with_options, "p", 1), key="k", delay=2)
+    assert job.task == "tests.integration.tasks.with_options"
+    assert job.args == ("p", 1) and dict(job.kwargs) == {"key": "k", "delay": 2}
+
+
+async def test_unregistered_lambda_closure_and_non_json_are_refused_clearly(jobs: Jobs) -> None:
+    with pytest.raises(TaskNotRegistered, match="@jobs.task"):
+        await jobs.enqueue(lambda: None)
+
+    def local() -> None: ...
+
+    with pytest.raises(TaskRegistrationError, match="module level"):
+        jobs.register(local)
+    with pytest.raises(TaskNotRegistered, match="no task named 'nope'"):
+        await jobs.enqueue("nope")
+    with pytest.raises(ArgumentsNotSerializable, match="must be JSON"):
+        await jobs.enqueue(tasks.record, object())
+    with pytest.raises(ArgumentsNotSerializable):
+        await jobs.enqueue(tasks.record, float("nan"))
+    with pytest.raises(PayloadTooLarge, match="limit"):
+        await jobs.enqueue(tasks.record, "x" * 100_000)
+    assert await jobs.list() == []
+
+
+async def test_vip_jobs_start_first_with_one_slot(jobs: Jobs) -> None:
+    regular = [await jobs.enqueue(tasks.sleeper, 0) for _ in range(3)]
+    vip = [await jobs.options(priority=Tier.VIP).enqueue(tasks.sleeper, 0) for _ in range(3)]
+    async with jobs.run_worker(concurrency=1):
+        for job in regular:
+            await wait_state(jobs, job.id, JobState.SUCCEEDED)
+    starts = [value for event, value in tasks.calls if event == "sleeper-start"]
+    assert starts == [j.id for j in vip + regular]

@@ -1,0 +1,47 @@
+"""The order service's settings from the environment."""
+
+from __future__ import annotations
+
+import pytest
+
+from orders.config import SettingError, Settings
+
+
+def test_defaults_match_the_spec() -> None:
+    s = Settings.from_env({})
+    assert s.database_url == "sqlite:///var/orders.sqlite3"
+    assert (s.host, s.port, s.worker_concurrency, s.embedded_workers) == (
+        "127.0.0.1",
+        8000,
+        4,
+        True,
+    )
+    assert (s.shutdown_timeout, s.job_max_attempts, s.orders_demo) == (20, 5, False)
+    assert s.admin_token is None and s.max_body_bytes == 1_048_576
+    assert (s.max_queued, s.max_queued_per_customer, s.rate_limit_per_customer) == (
+        100_000,
+        10_000,
+        0,
+    )
+
+
+def test_demo_mode_brings_the_demo_admin_token() -> None:
+    assert Settings.from_env({"ORDERS_DEMO": "1"}).admin_token == "demo-admin-token"
+    assert Settings.from_env({"ORDERS_DEMO": "1", "ADMIN_TOKEN": "s3"}).admin_token == "s3"
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"WORKER_CONCURRENCY": "-1"}, "WORKER_CONCURRENCY"),
+        ({"WORKER_CONCURRENCY": "four"}, "WORKER_CONCURRENCY"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL"),
+        ({"EMBEDDED_WORKERS": "maybe"}, "EMBEDDED_WORKERS"),
+        ({"SHUTDOWN_TIMEOUT": "-2"}, "SHUTDOWN_TIMEOUT"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+    ],
+)
+def test_a_bad_value_names_the_setting(env: dict[str, str], name: str) -> None:
+    with pytest.raises(SettingError, match=name):
+        Settings.from_env(env)
