@@ -170,58 +170,75 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         failures = 0
+        look_first = False  # after an idle poll: read before taking the write lock to claim
         while not self._stopping:
             free = self.settings.concurrency - len(self._running)
-            claimed: list[Job] = []
-            if free > 0:
-                self._wake.clear()
-                try:
-                    claimed = await self.backend.claim(
-                        self.name,
-                        free,
-                        self._clock(),
-                        self.settings.lease_seconds,
-                        self.settings.aging_seconds,
-                    )
-                    failures = 0
-                except BackendUnavailable as exc:
-                    failures += 1
-                    pause = min(5.0, 0.1 * 2**failures)
-                    log.error(
-                        "worker %s cannot claim (retrying in %.1fs): %s", self.name, pause, exc
-                    )
-                    await self._sleep(pause)
-                    continue
-                for job in claimed:
-                    self._launch(job)
-                if len(claimed) == free:
-                    continue  # full: the next loop waits for a free slot
-            await self._sleep(await self._idle_wait(free > 0 and not claimed))
-
-    async def _idle_wait(self, empty: bool) -> float:
-        wait = self.settings.poll_interval
-        if empty:
+            if free <= 0:
+                await self._sleep(self.settings.poll_interval)  # a finishing job wakes us
+                continue
+            self._wake.clear()
             try:
-                next_at = await self.backend.next_run_at()
-            except BackendUnavailable:
-                return wait
-            if next_at is not None:
-                wait = max(0.0, min(wait, next_at - self._clock()))
+                if look_first and not await self._work_ready():
+                    look_first = not await self._sleep(await self._idle_wait())
+                    continue
+                claimed = await self.backend.claim(
+                    self.name,
+                    free,
+                    self._clock(),
+                    self.settings.lease_seconds,
+                    self.settings.aging_seconds,
+                )
+                failures = 0
+            except BackendUnavailable as exc:
+                failures += 1
+                pause = min(5.0, 0.1 * 2**failures)
+                log.error("worker %s cannot claim (retrying in %.1fs): %s", self.name, pause, exc)
+                await self._sleep(pause)
+                continue
+            for job in claimed:
+                self._launch(job)
+            if len(claimed) < free:  # nothing more ready now: wait for news or the next poll
+                look_first = not await self._sleep(await self._idle_wait())
+
+    async def _work_ready(self) -> bool:
+        """Whether a queued job is ready now: a cheap read, so idle workers of several processes
+        do not take turns holding the database's write lock to find nothing."""
+        next_at = await self.backend.next_run_at()
+        return next_at is not None and next_at <= self._clock()
+
+    async def _idle_wait(self) -> float:
+        wait = self.settings.poll_interval
+        try:
+            next_at = await self.backend.next_run_at()
+        except BackendUnavailable:
+            return wait
+        if next_at is not None:
+            wait = max(0.0, min(wait, next_at - self._clock()))
         return wait
 
-    async def _sleep(self, seconds: float) -> None:
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; ``True`` when woken early (an enqueue here, a free slot)."""
         if self._stopping:
-            return
+            return True
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
         except TimeoutError:
-            pass
+            return False
+        return True
 
     def _launch(self, job: Job) -> None:
         lease = Lease(job.id, job.lease_token or "")
         task = asyncio.create_task(self._run_job(job, lease), name=f"quart-jobs job {job.id}")
         self._running[job.id] = (task, lease)
         task.add_done_callback(lambda _: self._done(job.id))
+        log.info(
+            "job %s started task=%s tier=%s attempt=%d",
+            job.id,
+            job.task,
+            job.tier,
+            job.attempts,
+            extra=job_log_fields(job, "started", self.name, None),
+        )
         self._emit("started", job, None)
 
     def _done(self, job_id: int) -> None:
@@ -308,6 +325,9 @@ class Worker:
             )
             return
         event = _event_name(outcome)
+        fields = job_log_fields(job, event, self.name, elapsed)
+        if outcome.error:
+            fields["error"] = outcome.error
         log.info(
             "job %s %s task=%s tier=%s attempt=%d duration=%.3fs%s",
             job.id,
@@ -317,6 +337,7 @@ class Worker:
             job.attempts,
             elapsed,
             f" error={outcome.error!r}" if outcome.error else "",
+            extra=fields,
         )
         self._emit(event, job, elapsed)
 
@@ -359,6 +380,21 @@ class Worker:
             elif beat.cancel_requested:
                 self._stop_reasons[beat.job_id] = _Stop.CANCEL
                 entry[0].cancel()
+
+
+def job_log_fields(job: Job, event: str, worker: str, elapsed: float | None) -> dict[str, Any]:
+    """The fields of a job event's log line (a JSON formatter emits them as keys)."""
+    fields: dict[str, Any] = {
+        "event": event,
+        "job_id": job.id,
+        "task": job.task,
+        "tier": job.tier,
+        "attempt": job.attempts,
+        "worker": worker,
+    }
+    if elapsed is not None:
+        fields["duration"] = round(elapsed, 6)
+    return fields
 
 
 def _event_name(outcome: Outcome) -> str:

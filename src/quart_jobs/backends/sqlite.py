@@ -7,16 +7,35 @@ file lock serializes their transactions (see :mod:`.sqlite_io`).
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from .. import policy
-from ..errors import ConfigurationError, SchemaTooNew
-from ..models import TOP_PRIORITY, EnqueueResult, Job, JobFilter, JobState, Lease, NewJob, Stats
-from .base import JOB_COLUMNS, Backend, Heartbeat, Outcome, job_from_row
+from ..errors import BackendUnavailable, ConfigurationError, SchemaTooNew
+from ..models import (
+    FINISHED_STATES,
+    TOP_PRIORITY,
+    EnqueueResult,
+    Job,
+    JobFilter,
+    JobState,
+    Lease,
+    NewJob,
+    Stats,
+)
+from .base import (
+    JOB_COLUMNS,
+    Backend,
+    Heartbeat,
+    Outcome,
+    QueueLimits,
+    job_from_row,
+    purge_states,
+)
 from .sqlite_io import SYNCHRONOUS_MODES, Readers, Writer
 
 T = TypeVar("T")
@@ -55,7 +74,47 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX qj_jobs_state ON qj_jobs (state, id);
     CREATE INDEX qj_jobs_owner ON qj_jobs (owner, id) WHERE owner IS NOT NULL;
     """,
+    # Throughput over recent minutes and purges of old jobs both select by finished_at.
+    """
+    CREATE INDEX qj_jobs_finished ON qj_jobs (finished_at) WHERE finished_at IS NOT NULL;
+    """,
+    # Queued-job counters, kept by triggers in the writing transaction, so enqueue limits
+    # (QueueLimits) cost two primary-key reads instead of a COUNT over the queue.
+    """
+    CREATE TABLE qj_queued_total (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+    CREATE TABLE qj_queued_by_owner (owner TEXT PRIMARY KEY, n INTEGER NOT NULL);
+    INSERT INTO qj_queued_total (id, n) SELECT 1, COUNT(*) FROM qj_jobs WHERE state = 'queued';
+    INSERT INTO qj_queued_by_owner (owner, n) SELECT owner, COUNT(*) FROM qj_jobs
+        WHERE state = 'queued' AND owner IS NOT NULL GROUP BY owner;
+    CREATE TRIGGER qj_queued_insert AFTER INSERT ON qj_jobs WHEN NEW.state = 'queued'
+    BEGIN
+        UPDATE qj_queued_total SET n = n + 1 WHERE id = 1;
+        INSERT INTO qj_queued_by_owner (owner, n) SELECT NEW.owner, 1 WHERE NEW.owner IS NOT NULL
+            ON CONFLICT (owner) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER qj_queued_enter AFTER UPDATE OF state ON qj_jobs
+    WHEN OLD.state <> 'queued' AND NEW.state = 'queued'
+    BEGIN
+        UPDATE qj_queued_total SET n = n + 1 WHERE id = 1;
+        INSERT INTO qj_queued_by_owner (owner, n) SELECT NEW.owner, 1 WHERE NEW.owner IS NOT NULL
+            ON CONFLICT (owner) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER qj_queued_leave AFTER UPDATE OF state ON qj_jobs
+    WHEN OLD.state = 'queued' AND NEW.state <> 'queued'
+    BEGIN
+        UPDATE qj_queued_total SET n = n - 1 WHERE id = 1;
+        UPDATE qj_queued_by_owner SET n = n - 1 WHERE owner = OLD.owner;
+    END;
+    CREATE TRIGGER qj_queued_delete AFTER DELETE ON qj_jobs WHEN OLD.state = 'queued'
+    BEGIN
+        UPDATE qj_queued_total SET n = n - 1 WHERE id = 1;
+        UPDATE qj_queued_by_owner SET n = n - 1 WHERE owner = OLD.owner;
+    END;
+    """,
 )
+
+#: Rows deleted per transaction by ``purge``, so enqueues keep flowing during a big purge.
+PURGE_BATCH = 5000
 
 
 def path_from_url(url: str) -> Path:
@@ -115,6 +174,12 @@ class SQLiteBackend(Backend):
             raise ConfigurationError(
                 f"the directory of the SQLite database {self.path} does not exist; create it"
             )
+        for target in (self.path, self.path.parent):
+            if target.exists() and not os.access(target, os.W_OK):
+                raise BackendUnavailable(
+                    f"SQLite database {self.path} is not writable ({target} refuses writes): "
+                    "check its permissions and that its file system is not read-only"
+                )
         await self._writer.start()
         try:
             await self._writer.run(self._migrate)
@@ -145,9 +210,26 @@ class SQLiteBackend(Backend):
 
     # --- queue operations --------------------------------------------------------------------
 
-    async def enqueue(self, jobs: Sequence[NewJob], now: float) -> list[EnqueueResult]:
+    async def enqueue(
+        self, jobs: Sequence[NewJob], now: float, *, limits: QueueLimits | None = None
+    ) -> list[EnqueueResult]:
         rows = [_insert_params(job, now) for job in jobs]
-        return await self._writer.run(lambda conn: [_insert(conn, row) for row in rows])
+        if limits is None:
+            return await self._writer.run(lambda conn: [_insert(conn, row) for row in rows])
+
+        def run(conn: sqlite3.Connection) -> list[EnqueueResult]:
+            # Raising QueueFull here rolls this call's savepoint back: nothing half-written.
+            results = []
+            for job, row in zip(jobs, rows, strict=True):
+                existing = None if job.key is None else _get_by_key(conn, job.key)
+                if existing is not None:
+                    results.append(EnqueueResult(existing, created=False))
+                    continue
+                limits.check(*_queued_counts(conn, job.owner))
+                results.append(_insert(conn, row))
+            return results
+
+        return await self._writer.run(run)
 
     async def claim(
         self, worker: str, limit: int, now: float, lease_seconds: float, aging_seconds: float
@@ -261,11 +343,7 @@ class SQLiteBackend(Backend):
         return await self._readers.run(lambda conn: _get(conn, job_id))
 
     async def get_by_key(self, key: str) -> Job | None:
-        def run(conn: sqlite3.Connection) -> Job | None:
-            row = conn.execute(f"{_SELECT} WHERE key = ?", (key,)).fetchone()
-            return None if row is None else job_from_row(row)
-
-        return await self._readers.run(run)
+        return await self._readers.run(lambda conn: _get_by_key(conn, key))
 
     async def list_jobs(self, flt: JobFilter) -> list[Job]:
         where, params = _filter_sql(flt)
@@ -301,6 +379,43 @@ class SQLiteBackend(Backend):
 
         return await self._readers.run(run)
 
+    async def finished_counts(
+        self, since: float, bucket_seconds: float
+    ) -> dict[tuple[int, JobState], int]:
+        def run(conn: sqlite3.Connection) -> dict[tuple[int, JobState], int]:
+            rows = conn.execute(
+                "SELECT CAST((finished_at - ?) / ? AS INTEGER) AS bucket, state, COUNT(*) "
+                "FROM qj_jobs WHERE finished_at >= ? "
+                "AND state IN ('succeeded', 'failed', 'cancelled') GROUP BY bucket, state",
+                (since, bucket_seconds, since),
+            )
+            return {(int(bucket), JobState(state)): n for bucket, state, n in rows}
+
+        return await self._readers.run(run)
+
+    async def purge(
+        self, before: float, states: Collection[JobState] = FINISHED_STATES
+    ) -> dict[JobState, int]:
+        names = purge_states(states)
+        if not names:
+            return {}
+        marks = ", ".join("?" for _ in names)
+        sql = (
+            "DELETE FROM qj_jobs WHERE id IN (SELECT id FROM qj_jobs "
+            f"WHERE finished_at < ? AND state IN ({marks}) LIMIT ?) RETURNING state"
+        )
+
+        def run(conn: sqlite3.Connection) -> list[str]:
+            return [row[0] for row in conn.execute(sql, (before, *names, PURGE_BATCH))]
+
+        removed: dict[JobState, int] = {}
+        while True:
+            batch = await self._writer.run(run)
+            for state in batch:
+                removed[JobState(state)] = removed.get(JobState(state), 0) + 1
+            if len(batch) < PURGE_BATCH:
+                return removed
+
 
 def migrate_component(conn: sqlite3.Connection, component: str, scripts: Sequence[str]) -> None:
     """Apply the scripts of ``component`` the database lacks, inside the caller's transaction.
@@ -319,14 +434,39 @@ def migrate_component(conn: sqlite3.Connection, component: str, scripts: Sequenc
             f"knows ({len(scripts)}); upgrade quart-jobs or point DATABASE_URL at another database"
         )
     for script in scripts[current:]:
-        for statement in script.split(";"):
-            if statement.strip():
-                conn.execute(statement)
+        for statement in _statements(script):
+            conn.execute(statement)
     conn.execute(
         "INSERT INTO qj_schema (component, version) VALUES (?, ?) "
         "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
         (component, len(scripts)),
     )
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of ``script``; a trigger's body (``BEGIN … END;``) stays whole."""
+    statements: list[str] = []
+    pending = ""
+    for part in script.split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n\t;"):
+                statements.append(pending)
+            pending = ""
+    if pending.strip(" \n\t;"):
+        statements.append(pending)
+    return statements
+
+
+def _queued_counts(conn: sqlite3.Connection, owner: str | None) -> tuple[int, int]:
+    """Queued jobs in total and of ``owner``, from the trigger-kept counters."""
+    total = conn.execute("SELECT n FROM qj_queued_total WHERE id = 1").fetchone()
+    owned = None
+    if owner is not None:
+        owned = conn.execute(
+            "SELECT n FROM qj_queued_by_owner WHERE owner = ?", (owner,)
+        ).fetchone()
+    return (int(total[0]) if total else 0), (int(owned[0]) if owned else 0)
 
 
 def _insert_params(job: NewJob, now: float) -> tuple[Any, ...]:
@@ -355,6 +495,11 @@ def _insert(conn: sqlite3.Connection, params: tuple[Any, ...]) -> EnqueueResult:
         return EnqueueResult(job_from_row(row), created=True)
     existing = conn.execute(f"{_SELECT} WHERE key = ?", (params[8],)).fetchone()
     return EnqueueResult(job_from_row(existing), created=False)
+
+
+def _get_by_key(conn: sqlite3.Connection, key: str) -> Job | None:
+    row = conn.execute(f"{_SELECT} WHERE key = ?", (key,)).fetchone()
+    return None if row is None else job_from_row(row)
 
 
 def _get(conn: sqlite3.Connection, job_id: int) -> Job | None:
