@@ -173,3 +173,23 @@ async def test_vip_jobs_start_first_with_one_slot(jobs: Jobs) -> None:
             await wait_state(jobs, job.id, JobState.SUCCEEDED)
     starts = [value for event, value in tasks.calls if event == "sleeper-start"]
     assert starts == [j.id for j in vip + regular]
+
+
+async def test_a_worker_that_lost_its_lease_cannot_record_its_late_result(
+    jobs: Jobs, caplog: pytest.LogCaptureFixture
+) -> None:
+    worker = jobs.start_worker(concurrency=1)
+    job = await jobs.enqueue(tasks.sleeper, 0.5)
+    await wait_state(jobs, job.id, JobState.RUNNING)
+    # The lease runs out (as if this worker had hung) and another worker takes the job over.
+    backend = jobs.backend
+    later = jobs.clock() + 60
+    assert await backend.recover_expired(later) == 1
+    (taken,) = await backend.claim("other-worker", 1, later, 60, 300)
+    assert taken.id == job.id
+    with caplog.at_level("WARNING", logger="quart_jobs.worker"):
+        await asyncio.sleep(0.8)  # the first worker finishes its (stale) attempt
+        await jobs.stop_worker(worker)
+    current = await jobs.get(job.id)
+    assert current.state is JobState.RUNNING and current.worker == "other-worker"
+    assert any("write refused" in r.getMessage() for r in caplog.records)
