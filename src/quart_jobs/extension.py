@@ -84,13 +84,19 @@ class QuartJobs(Jobs):
         )
         self.job_context = app.app_context  # type: ignore[assignment]
 
+    async def open(self) -> None:
+        """Open the store, then run the :attr:`on_open` hooks (the app's own migrations)."""
+        if self._opened:
+            return
+        await super().open()
+        for hook in self.on_open:
+            await hook()
+
     async def _before_serving(self) -> None:
         assert self.app is not None
         if not self._opened:
             self.configure_from(self.app)
         await self.open()
-        for hook in self.on_open:
-            await hook()
         if self.app.config["QUART_JOBS_EMBEDDED_WORKER"]:
             self.embedded = self.start_worker()
             self._watcher = asyncio.create_task(self._watch_shutdown(self.app, self.embedded))

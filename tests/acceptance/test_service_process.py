@@ -139,3 +139,28 @@ def test_a_bad_setting_stops_start_up_with_exit_code_2(tmp_path: Path) -> None:
         assert result.returncode == 2, result.stderr
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and needle in lines[0], result.stderr
+
+
+def test_quart_jobs_worker_runs_the_order_service_jobs(
+    tmp_path: Path, stack: contextlib.ExitStack
+) -> None:
+    import subprocess
+
+    from .procs import BIN, service_env
+
+    url = f"sqlite:///{tmp_path}/o.sqlite3"
+    with running(tmp_path, url, env={"EMBEDDED_WORKERS": "0"}) as web:
+        client = stack.enter_context(httpx.Client(base_url=web.url, timeout=10))
+        orders = [(place(client, VIP_KEY, processing_seconds=0)["id"], VIP_KEY) for _ in range(3)]
+        worker = subprocess.Popen(
+            [str(BIN / "quart-jobs"), "--app", "orders.app:create_app", "worker"],
+            env=service_env(url, None),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            assert wait_until(lambda: all_completed(client, orders), 30)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            output = worker.communicate(timeout=30)[0].decode()
+        assert worker.returncode == 0, output

@@ -1,0 +1,173 @@
+"""PostgreSQL with one web process and three worker processes, as on several machines.
+
+A worker is ``kill -9``-ed midway (its jobs are finished by the others after lease expiry), and
+in a second test the PostgreSQL server itself is restarted mid-run (workers reconnect).
+Sizes: 5,000 orders under ``CI=true`` or ``FULL_FAULTS=1``, 1,000 otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ..conftest import IN_CI, TEST_POSTGRES_URL
+from .procs import REGULAR_KEY, VIP_KEY, auth, running, wait_until
+
+pytestmark = [pytest.mark.acceptance, pytest.mark.postgres]
+
+psycopg = pytest.importorskip("psycopg")
+
+FULL = IN_CI or bool(os.environ.get("FULL_FAULTS"))
+TOTAL = 5000 if FULL else 1000
+ORDER = {"items": [{"sku": "P-1", "quantity": 1}], "processing_seconds": 0.01}
+
+
+def _admin_conn() -> psycopg.Connection:  # type: ignore[name-defined]
+    try:
+        return psycopg.connect(TEST_POSTGRES_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL at {TEST_POSTGRES_URL} is not answering: {exc}")
+        pytest.skip(f"PostgreSQL at {TEST_POSTGRES_URL} is not answering: {exc}")
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    """A fresh database for one test; its URL."""
+    name = f"qj_accept_{secrets.token_hex(4)}"
+    with _admin_conn() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = TEST_POSTGRES_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with _admin_conn() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def outcome(url: str, accepted: set[int]) -> tuple[int, int, int]:
+    """(done, lost, doubled) among the accepted orders."""
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        states = dict(conn.execute("SELECT id, state FROM qj_jobs").fetchall())
+        fulfilled = dict(
+            conn.execute(
+                "SELECT order_id, COUNT(*) FROM orders_fulfilments GROUP BY order_id"
+            ).fetchall()
+        )
+    done = sum(1 for i in accepted if states.get(i) == "succeeded")
+    lost = sum(1 for i in accepted if states.get(i) != "succeeded" or i not in fulfilled)
+    doubled = sum(1 for n in fulfilled.values() if n > 1)
+    return done, lost, doubled
+
+
+def finished(url: str, accepted: set[int]) -> bool:
+    try:
+        return outcome(url, accepted)[0] == len(accepted)
+    except psycopg.OperationalError:
+        return False
+
+
+async def post_orders(base_url: str, total: int, accepted: set[int], concurrency: int = 32) -> int:
+    """Post ``total`` orders; a 503 (database restarting) is retried like a real client would."""
+    sem = asyncio.Semaphore(concurrency)
+    retries = 0
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+
+        async def one(n: int) -> None:
+            nonlocal retries
+            key = VIP_KEY if n % 3 == 0 else REGULAR_KEY
+            headers = {**auth(key), "Idempotency-Key": f"order-{n}"}
+            async with sem:
+                for _ in range(100):
+                    try:
+                        r = await http.post("/orders", json=ORDER, headers=headers)
+                    except httpx.HTTPError:
+                        r = None
+                    if r is not None and r.status_code == 202:
+                        accepted.add(int(r.json()["id"]))
+                        return
+                    retries += 1
+                    await asyncio.sleep(0.2)
+                raise AssertionError(f"order {n} never accepted: {r and r.text}")
+
+        await asyncio.gather(*(one(n) for n in range(total)))
+    return retries
+
+
+def _pg_restart() -> None:
+    version = sorted(os.listdir("/etc/postgresql"))[0]
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+        check=True,
+        timeout=60,
+    )
+
+
+def test_three_workers_one_killed_every_order_exactly_once(tmp_path: Path, database: str) -> None:
+    web_env = {"EMBEDDED_WORKERS": "0"}
+    worker_env = {"WORKER_CONCURRENCY": "8"}
+    with contextlib.ExitStack() as stack:
+        web = stack.enter_context(running(tmp_path, database, env=web_env))
+        workers = [
+            stack.enter_context(
+                running(tmp_path, database, command="worker", name=f"w{i}", env=worker_env)
+            )
+            for i in range(3)
+        ]
+        accepted: set[int] = set()
+
+        async def load_and_kill() -> None:
+            posting = asyncio.create_task(post_orders(web.url, TOTAL, accepted))
+            while len(accepted) < TOTAL // 2 and not posting.done():
+                await asyncio.sleep(0.05)
+            workers[0].kill9()  # midway, while it holds jobs
+            await posting
+
+        started = time.monotonic()
+        asyncio.run(load_and_kill())
+        assert wait_until(lambda: finished(database, accepted), 180)
+        elapsed = time.monotonic() - started
+    done, lost, doubled = outcome(database, accepted)
+    print(
+        f"\npostgres scale-out: orders={TOTAL} web=1 workers=3 killed=1 accepted={len(accepted)} "
+        f"done={done} lost={lost} doubled={doubled} in {elapsed:.1f}s"
+    )
+    assert len(accepted) == TOTAL and lost == 0 and doubled == 0
+
+
+@pytest.mark.skipif(shutil.which("pg_ctlcluster") is None, reason="pg_ctlcluster not installed")
+def test_workers_reconnect_after_a_postgresql_restart(tmp_path: Path, database: str) -> None:
+    total = TOTAL // 2
+    web_env = {"EMBEDDED_WORKERS": "0"}
+    with contextlib.ExitStack() as stack:
+        web = stack.enter_context(running(tmp_path, database, env=web_env))
+        for i in range(2):
+            stack.enter_context(running(tmp_path, database, command="worker", name=f"w{i}"))
+        accepted: set[int] = set()
+
+        async def load_and_restart() -> int:
+            posting = asyncio.create_task(post_orders(web.url, total, accepted))
+            while len(accepted) < total // 3 and not posting.done():
+                await asyncio.sleep(0.05)
+            await asyncio.to_thread(_pg_restart)
+            return await posting
+
+        retries = asyncio.run(load_and_restart())
+        assert wait_until(lambda: finished(database, accepted), 180)
+        assert httpx.get(f"{web.url}/readyz", timeout=5).status_code == 200
+    done, lost, doubled = outcome(database, accepted)
+    print(
+        f"\npostgres restart: orders={total} accepted={len(accepted)} client_retries={retries} "
+        f"done={done} lost={lost} doubled={doubled}"
+    )
+    assert len(accepted) == total and lost == 0 and doubled == 0
