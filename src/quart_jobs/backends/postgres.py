@@ -1,0 +1,471 @@
+"""PostgreSQL: jobs shared by any number of processes on any number of machines.
+
+Claiming locks its candidates with ``FOR UPDATE SKIP LOCKED``, so concurrent workers never
+wait for each other nor get the same job; the order among the candidates is decided by
+:func:`quart_jobs.policy.choose_claims`, as in every backend. Times are the callers' clock
+(seconds since the epoch in ``double precision`` columns), never the server's.
+
+Enqueues of the process are group-committed (see :mod:`.postgres_io`) and send
+``NOTIFY quart_jobs`` in their transaction; :meth:`PostgresBackend.subscribe` LISTENs on one
+dedicated connection to wake workers at once instead of at their next poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import secrets
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import TupleRow
+
+from .. import policy
+from ..errors import BackendUnavailable, ConfigurationError, QueueFull, SchemaTooNew
+from ..models import (
+    FINISHED_STATES,
+    TOP_PRIORITY,
+    EnqueueResult,
+    Job,
+    JobFilter,
+    JobState,
+    Lease,
+    NewJob,
+    Stats,
+)
+from . import postgres_sql as q
+from .base import (
+    JOB_COLUMNS,
+    Backend,
+    Heartbeat,
+    Outcome,
+    QueueLimits,
+    job_from_row,
+    purge_states,
+)
+from .postgres_enqueue import EnqueueCall, KeyVanished, write_calls
+from .postgres_io import RETRYABLE, GroupCommit, Listener, redact_url, translated, unavailable
+from .postgres_sql import MIGRATIONS
+
+Connection = psycopg.AsyncConnection[TupleRow]
+
+#: The channel enqueues NOTIFY; the payload is the schema, so schemas do not wake each other.
+CHANNEL = "quart_jobs"
+
+
+class PostgresBackend(Backend):
+    """Jobs in PostgreSQL, through a pool of connections (psycopg 3).
+
+    ``schema`` is where the tables live (created when missing; it becomes the connections'
+    ``search_path``). ``min_size``/``max_size`` bound the pool; the LISTEN connection, opened
+    on the first :meth:`subscribe`, is one more. ``connect_timeout`` bounds how long
+    :meth:`open` waits for the server, ``pool_timeout`` how long an operation waits for a free
+    connection. ``group_commit`` merges concurrent enqueues into transactions of up to
+    ``max_batch`` jobs.
+    """
+
+    scheme = "postgresql"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str = "public",
+        min_size: int = 2,
+        max_size: int = 10,
+        connect_timeout: float = 5.0,
+        pool_timeout: float = 10.0,
+        group_commit: bool = True,
+        max_batch: int = 1000,
+    ) -> None:
+        if not q.SCHEMA_NAME.fullmatch(schema):
+            raise ConfigurationError(
+                f"schema={schema!r}: use letters, digits and underscores (at most 63)"
+            )
+        if min_size < 1 or max_size < min_size:
+            raise ConfigurationError(
+                f"pool sizes min_size={min_size}, max_size={max_size}: "
+                "need 1 <= min_size <= max_size"
+            )
+        self.url = url
+        self.schema = schema
+        self._min_size = min_size
+        self._max_size = max_size
+        self._connect_timeout = connect_timeout
+        self._pool_timeout = pool_timeout
+        try:
+            own_options = conninfo_to_dict(url).get("options")
+        except psycopg.Error as exc:
+            raise ConfigurationError(
+                f"DATABASE_URL {redact_url(url)!r} is not a valid PostgreSQL URL: {exc}"
+            ) from None
+        search_path = f"-csearch_path={schema}"
+        self._kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "connect_timeout": max(2, math.ceil(connect_timeout)),
+            "options": f"{own_options} {search_path}" if own_options else search_path,
+            "application_name": "quart-jobs",
+        }
+        self._pool: psycopg_pool.AsyncConnectionPool[Connection] | None = None
+        self._group: GroupCommit[EnqueueCall, list[EnqueueResult]] | None = (
+            GroupCommit(self._flush_enqueues, max_batch=max_batch) if group_commit else None
+        )
+        self._listener = Listener(self._connect, CHANNEL, schema)
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> PostgresBackend:
+        return cls(url, **options)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        conn = await self._connect()
+        try:
+            with translated(self.url):
+                async with conn.transaction():
+                    await lock_migrations(conn)
+                    await conn.execute(
+                        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                            sql.Identifier(self.schema)
+                        )
+                    )
+                    await migrate_component(conn, "quart_jobs", MIGRATIONS)
+        finally:
+            await conn.close()
+        pool: psycopg_pool.AsyncConnectionPool[Connection] = psycopg_pool.AsyncConnectionPool(
+            self.url,
+            kwargs=self._kwargs,
+            min_size=self._min_size,
+            max_size=self._max_size,
+            open=False,
+            timeout=self._pool_timeout,
+            name="quart-jobs",
+        )
+        try:
+            await pool.open(wait=True, timeout=self._connect_timeout)
+        except psycopg.Error as exc:
+            await pool.close()
+            raise unavailable(self.url, exc) from exc
+        self._pool = pool
+
+    async def _connect(self) -> Connection:
+        """A connection of its own (not pooled), for migrations and LISTEN."""
+        try:
+            return await psycopg.AsyncConnection.connect(self.url, **self._kwargs)
+        except psycopg.Error as exc:
+            raise BackendUnavailable(
+                f"cannot connect to PostgreSQL at {redact_url(self.url)}: "
+                f"{' '.join(str(exc).split())}; check DATABASE_URL and that the server is up"
+            ) from exc
+
+    async def close(self) -> None:
+        if self._group is not None:
+            await self._group.wait_idle()
+        await self._listener.stop()
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    # --- escape hatch for the application's own tables ---------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """A pooled connection inside a transaction (committed when the block ends without an
+        exception). Connection failures become :class:`BackendUnavailable`; the application's
+        own SQL errors (say ``UniqueViolation``) reach it unchanged."""
+        with translated(self.url, everything=False):
+            async with self._pool_or_fail().connection() as conn, conn.transaction():
+                yield conn
+
+    def _pool_or_fail(self) -> psycopg_pool.AsyncConnectionPool[Connection]:
+        if self._pool is None:
+            raise BackendUnavailable("the PostgreSQL backend is not open; call open() first")
+        return self._pool
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        """A pooled autocommit connection; every driver error becomes BackendUnavailable."""
+        with translated(self.url):
+            async with self._pool_or_fail().connection() as conn:
+                yield conn
+
+    # --- notifications -----------------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        self._listener.add(callback)
+
+    def unsubscribe(self, callback: Callable[[], None]) -> None:
+        self._listener.remove(callback)
+
+    @property
+    def listener_pid(self) -> int | None:
+        """The server process id of the LISTEN connection, while one is open."""
+        return self._listener.pid
+
+    # --- queue operations --------------------------------------------------------------------
+
+    async def enqueue(
+        self, jobs: Sequence[NewJob], now: float, *, limits: QueueLimits | None = None
+    ) -> list[EnqueueResult]:
+        call = EnqueueCall([q.insert_params(job, now) for job in jobs], limits)
+        if not call.rows:
+            return []
+        if self._group is not None:
+            return await self._group.submit(call, len(call.rows))
+        (result,) = await self._write([call])
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    async def _flush_enqueues(
+        self, calls: list[EnqueueCall]
+    ) -> list[list[EnqueueResult] | BaseException]:
+        """One transaction for every waiting enqueue call; if the database rejects the batch
+        (not a connection failure), each call is written alone so only the bad one fails."""
+        try:
+            return list(await self._write(calls, translate=len(calls) == 1))
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise unavailable(self.url, exc) from exc
+        except psycopg.Error:
+            alone: list[list[EnqueueResult] | BaseException] = []
+            for call in calls:
+                try:
+                    alone.extend(await self._write([call]))
+                except BackendUnavailable as error:
+                    alone.append(error)
+            return alone
+
+    async def _write(
+        self, calls: list[EnqueueCall], *, translate: bool = True
+    ) -> list[list[EnqueueResult] | QueueFull]:
+        """Write ``calls`` in one transaction, retrying a deadlock between same-key batches."""
+        pool = self._pool_or_fail()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with pool.connection() as conn:
+                    return await write_calls(conn, calls, CHANNEL, self.schema)
+            except KeyVanished:
+                continue  # the job holding a key was purged meanwhile: insert it anew
+            except psycopg.Error as exc:
+                if isinstance(exc, RETRYABLE) and attempt < 4:
+                    await asyncio.sleep(0.01 * attempt)
+                    continue
+                if translate:
+                    raise unavailable(self.url, exc) from exc
+                raise
+
+    async def claim(
+        self, worker: str, limit: int, now: float, lease_seconds: float, aging_seconds: float
+    ) -> list[Job]:
+        if limit <= 0:
+            return []
+        async with self._connection() as conn, conn.pipeline(), conn.transaction():
+            ready = await conn.execute(q.READY, (now, limit))
+            aged = None
+            if aging_seconds >= 0:
+                aged = await conn.execute(q.AGED, (now - aging_seconds, TOP_PRIORITY, limit))
+            candidates = [q.Candidate(*r) for r in await ready.fetchall()]
+            if aged is not None:
+                candidates += [q.Candidate(*r) for r in await aged.fetchall()]
+            chosen = [c.id for c in policy.choose_claims(candidates, limit, now, aging_seconds)]
+            if not chosen:
+                return []
+            tokens = [secrets.token_hex(8) for _ in chosen]
+            cur = await conn.execute(q.CLAIM, (now, worker, now + lease_seconds, chosen, tokens))
+            by_id = {job.id: job for job in map(job_from_row, await cur.fetchall())}
+        return [by_id[job_id] for job_id in chosen if job_id in by_id]
+
+    async def heartbeat(
+        self, leases: Sequence[Lease], now: float, lease_seconds: float
+    ) -> list[Heartbeat]:
+        if not leases:
+            return []
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                "UPDATE qj_jobs AS j SET lease_expires_at = %s "
+                "FROM unnest(%s::bigint[], %s::text[]) AS l(id, token) "
+                "WHERE j.id = l.id AND j.lease_token = l.token AND j.state = 'running' "
+                "RETURNING j.id, l.token, j.cancel_requested",
+                (now + lease_seconds, [x.job_id for x in leases], [x.token for x in leases]),
+            )
+            held = {(job_id, token): bool(cancel) for job_id, token, cancel in await cur.fetchall()}
+        return [
+            Heartbeat(
+                x.job_id,
+                held=(x.job_id, x.token) in held,
+                cancel_requested=held.get((x.job_id, x.token), False),
+            )
+            for x in leases
+        ]
+
+    async def finish(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
+        statements = [q.finish_statement(o, now) for o in outcomes]
+        if not statements:
+            return []
+        async with self._connection() as conn:
+            if len(statements) == 1:
+                ((query, params),) = statements
+                return [(await conn.execute(query, params)).rowcount == 1]
+            async with conn.pipeline(), conn.transaction():
+                cursors = [await conn.execute(query, params) for query, params in statements]
+            return [cur.rowcount == 1 for cur in cursors]
+
+    async def recover_expired(self, now: float) -> int:
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                "UPDATE qj_jobs SET "
+                "error = 'lease expired: worker ' || COALESCE(worker, '?') "
+                "|| ' stopped answering', "
+                "lease_token = NULL, lease_expires_at = NULL, "
+                "finished_at = CASE WHEN attempts >= max_attempts "
+                "THEN %s::double precision END, "
+                "worker = CASE WHEN attempts >= max_attempts THEN worker END, "
+                "state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END "
+                "WHERE state = 'running' AND lease_expires_at < %s",
+                (now, now),
+            )
+            return cur.rowcount
+
+    async def cancel(self, job_id: int, now: float, *, running: bool = True) -> Job | None:
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                "UPDATE qj_jobs SET "
+                "finished_at = CASE WHEN state = 'queued' THEN %s::double precision "
+                "ELSE finished_at END, "
+                "cancel_requested = cancel_requested OR state = 'running', "
+                "state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END "
+                "WHERE id = %s AND (state = 'queued' OR (state = 'running' AND %s)) "
+                f"RETURNING {JOB_COLUMNS}",
+                (now, job_id, running),
+            )
+            row = await cur.fetchone()
+            return job_from_row(row) if row is not None else await _get(conn, job_id)
+
+    async def retry(self, job_id: int, now: float) -> Job | None:
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                "UPDATE qj_jobs SET state = 'queued', attempts = 0, run_at = %s, "
+                "finished_at = NULL, cancel_requested = false, result = NULL, error = NULL, "
+                f"traceback = NULL, {q.CLEAR_LEASE} "
+                f"WHERE id = %s AND state IN ('failed', 'cancelled') RETURNING {JOB_COLUMNS}",
+                (now, job_id),
+            )
+            row = await cur.fetchone()
+            if row is not None:
+                await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self.schema))
+                return job_from_row(row)
+            return await _get(conn, job_id)
+
+    async def get(self, job_id: int) -> Job | None:
+        async with self._connection() as conn:
+            return await _get(conn, job_id)
+
+    async def get_by_key(self, key: str) -> Job | None:
+        async with self._connection() as conn:
+            cur = await conn.execute(f"{q.SELECT} WHERE key = %s", (key,))
+            row = await cur.fetchone()
+        return None if row is None else job_from_row(row)
+
+    async def list_jobs(self, flt: JobFilter) -> list[Job]:
+        where, params = q.filter_sql(flt)
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                f"{q.SELECT} {where} ORDER BY id DESC LIMIT %s", (*params, flt.limit)
+            )
+            return [job_from_row(r) for r in await cur.fetchall()]
+
+    async def stats(self) -> Stats:
+        async with self._connection() as conn, conn.pipeline():
+            by_state = await conn.execute(
+                "SELECT state, priority, COUNT(*) FROM qj_jobs GROUP BY state, priority"
+            )
+            oldest = await conn.execute(
+                "SELECT priority, MIN(enqueued_at) FROM qj_jobs WHERE state = 'queued' "
+                "GROUP BY priority"
+            )
+            counts = {
+                (JobState(state), priority): int(n)
+                for state, priority, n in await by_state.fetchall()
+            }
+            oldest_queued = {int(p): float(t) for p, t in await oldest.fetchall()}
+        return Stats(counts=counts, oldest_queued=oldest_queued)
+
+    async def next_run_at(self) -> float | None:
+        async with self._connection() as conn:
+            cur = await conn.execute("SELECT MIN(run_at) FROM qj_jobs WHERE state = 'queued'")
+            row = await cur.fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    async def finished_counts(
+        self, since: float, bucket_seconds: float
+    ) -> dict[tuple[int, JobState], int]:
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                "SELECT floor((finished_at - %s) / %s)::bigint AS bucket, state, COUNT(*) "
+                "FROM qj_jobs WHERE finished_at >= %s "
+                "AND state IN ('succeeded', 'failed', 'cancelled') GROUP BY bucket, state",
+                (since, bucket_seconds, since),
+            )
+            rows = await cur.fetchall()
+        return {(int(bucket), JobState(state)): int(n) for bucket, state, n in rows}
+
+    async def purge(
+        self, before: float, states: Collection[JobState] = FINISHED_STATES
+    ) -> dict[JobState, int]:
+        names = purge_states(states)
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                "WITH gone AS (DELETE FROM qj_jobs WHERE state = ANY(%s) AND finished_at < %s "
+                "RETURNING state) SELECT state, COUNT(*) FROM gone GROUP BY state",
+                (names, before),
+            )
+            removed = {JobState(state): int(n) for state, n in await cur.fetchall()}
+        return {JobState(name): removed.get(JobState(name), 0) for name in names}
+
+
+async def lock_migrations(conn: Connection) -> None:
+    """Serialize migrations across processes until the caller's transaction ends."""
+    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (q.MIGRATION_LOCK,))
+
+
+async def migrate_component(conn: Connection, component: str, scripts: Sequence[str]) -> None:
+    """Apply the scripts of ``component`` the database lacks, inside the caller's transaction
+    (under an advisory lock, so processes starting together apply each script once).
+
+    Applications keep their tables beside the jobs under a component name of their own.
+    """
+    await lock_migrations(conn)
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS qj_schema "
+        "(component text PRIMARY KEY, version integer NOT NULL)"
+    )
+    cur = await conn.execute("SELECT version FROM qj_schema WHERE component = %s", (component,))
+    row = await cur.fetchone()
+    current = 0 if row is None else int(row[0])
+    if current > len(scripts):
+        raise SchemaTooNew(
+            f"the database's {component} schema is version {current}, newer than this code "
+            f"knows ({len(scripts)}); upgrade quart-jobs or point DATABASE_URL at another database"
+        )
+    for script in scripts[current:]:
+        await conn.execute(script)
+    await conn.execute(
+        "INSERT INTO qj_schema (component, version) VALUES (%s, %s) "
+        "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+        (component, len(scripts)),
+    )
+
+
+async def _get(conn: Connection, job_id: int) -> Job | None:
+    cur = await conn.execute(f"{q.SELECT} WHERE id = %s", (job_id,))
+    row = await cur.fetchone()
+    return None if row is None else job_from_row(row)

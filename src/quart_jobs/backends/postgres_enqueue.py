@@ -1,0 +1,138 @@
+"""How the PostgreSQL backend writes enqueues: several callers' jobs in one transaction (group
+commit), each caller's :class:`~quart_jobs.backends.base.QueueLimits` checked in it.
+
+Limits are exact among enqueues that have limits: they take an advisory lock (per schema)
+before counting, so two processes cannot both see room for the last job. The counts are
+``COUNT(*)`` over the partial indexes of queued jobs, paid once per batch, not per job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from ..errors import BackendUnavailable, QueueFull
+from ..models import EnqueueResult, Job
+from . import postgres_sql as q
+from .base import QueueLimits, job_from_row
+
+Connection = psycopg.AsyncConnection[TupleRow]
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueCall:
+    """One ``enqueue`` call: its rows (:func:`~.postgres_sql.insert_params`) and limits."""
+
+    rows: list[tuple[Any, ...]]
+    limits: QueueLimits | None = None
+
+
+class KeyVanished(Exception):
+    """The job holding a key was deleted (purged) between our INSERT and our SELECT."""
+
+
+async def write_calls(
+    conn: Connection, calls: Sequence[EnqueueCall], channel: str, schema: str
+) -> list[list[EnqueueResult] | QueueFull]:
+    """Write ``calls`` in one transaction: each gets its results, or the :class:`QueueFull`
+    that refused it (then none of its jobs is stored). NOTIFY ``channel`` on commit."""
+    async with conn.transaction():
+        refused: dict[int, QueueFull] = {}
+        if any(call.limits is not None for call in calls):
+            refused = await _check_limits(conn, calls, schema)
+        rows = [row for i, call in enumerate(calls) if i not in refused for row in call.rows]
+        flat = await _insert_rows(conn, rows) if rows else []
+        if any(result.created for result in flat):
+            await conn.execute("SELECT pg_notify(%s, %s)", (channel, schema))
+    results: list[list[EnqueueResult] | QueueFull] = []
+    start = 0
+    for i, call in enumerate(calls):
+        if i in refused:
+            results.append(refused[i])
+        else:
+            results.append(flat[start : start + len(call.rows)])
+            start += len(call.rows)
+    return results
+
+
+async def _check_limits(
+    conn: Connection, calls: Sequence[EnqueueCall], schema: str
+) -> dict[int, QueueFull]:
+    """The calls that would pass a cap, taken in order, each counting the jobs of the calls
+    accepted before it. A job whose key exists is a replay and counts nothing."""
+    await conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (q.LIMITS_LOCK, schema))
+    rows = [row for call in calls for row in call.rows]
+    owners = sorted({row[q.OWNER] for row in rows if row[q.OWNER] is not None})
+    keys = sorted({row[q.KEY] for row in rows if row[q.KEY] is not None})
+    async with conn.pipeline():
+        total_cur = await conn.execute("SELECT COUNT(*) FROM qj_jobs WHERE state = 'queued'")
+        owned_cur = await conn.execute(
+            "SELECT owner, COUNT(*) FROM qj_jobs WHERE state = 'queued' AND owner = ANY(%s) "
+            "GROUP BY owner",
+            (owners,),
+        )
+        keys_cur = await conn.execute("SELECT key FROM qj_jobs WHERE key = ANY(%s)", (keys,))
+        total_row = await total_cur.fetchone()
+        total = 0 if total_row is None else int(total_row[0])
+        owned: dict[str, int] = {owner: int(n) for owner, n in await owned_cur.fetchall()}
+        known: set[str] = {key for (key,) in await keys_cur.fetchall()}
+    refused: dict[int, QueueFull] = {}
+    for i, call in enumerate(calls):
+        call_total, call_owned, call_keys = total, dict(owned), set(known)
+        try:
+            for row in call.rows:
+                key, owner = row[q.KEY], row[q.OWNER]
+                if key is not None and key in call_keys:
+                    continue
+                if call.limits is not None:
+                    call.limits.check(call_total, 0 if owner is None else call_owned.get(owner, 0))
+                call_total += 1
+                if owner is not None:
+                    call_owned[owner] = call_owned.get(owner, 0) + 1
+                if key is not None:
+                    call_keys.add(key)
+        except QueueFull as exc:
+            refused[i] = exc
+            continue
+        total, owned, known = call_total, call_owned, call_keys
+    return refused
+
+
+async def _insert_rows(conn: Connection, rows: list[tuple[Any, ...]]) -> list[EnqueueResult]:
+    """Insert ``rows`` with one statement; a key that exists returns the existing job."""
+    cur = await conn.execute(q.INSERT, q.insert_arrays(rows))
+    created = sorted(map(job_from_row, await cur.fetchall()), key=lambda job: job.id)
+    # The rows inserted are those without a key and the first of each key returned, in the
+    # order given (their ids ascend in that order).
+    keys = {job.key for job in created if job.key is not None}
+    positions = []
+    for i, params in enumerate(rows):
+        if params[q.KEY] is None or params[q.KEY] in keys:
+            positions.append(i)
+            keys.discard(params[q.KEY])
+    if len(positions) != len(created) or any(
+        (job.task, job.key) != (rows[i][q.TASK], rows[i][q.KEY])
+        for i, job in zip(positions, created, strict=False)
+    ):
+        raise BackendUnavailable("PostgreSQL returned the enqueued rows in an unexpected order")
+    results: list[EnqueueResult | None] = [None] * len(rows)
+    for i, job in zip(positions, created, strict=True):
+        results[i] = EnqueueResult(job, created=True)
+    missing = [params[q.KEY] for params, r in zip(rows, results, strict=True) if r is None]
+    if missing:
+        # A concurrent transaction inserting the same key made ours wait for its COMMIT; this
+        # statement's snapshot sees its row (READ COMMITTED).
+        cur = await conn.execute(f"{q.SELECT} WHERE key = ANY(%s)", (missing,))
+        existing: dict[str | None, Job] = {
+            job.key: job for job in map(job_from_row, await cur.fetchall())
+        }
+        for i, params in enumerate(rows):
+            if results[i] is None:
+                if params[q.KEY] not in existing:
+                    raise KeyVanished(params[q.KEY])
+                results[i] = EnqueueResult(existing[params[q.KEY]], created=False)
+    return [r for r in results if r is not None]

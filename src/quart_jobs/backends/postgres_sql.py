@@ -1,0 +1,159 @@
+"""The SQL of the PostgreSQL backend: the versioned schema, and the statements it runs, built
+by pure functions (no I/O here)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from ..models import JobFilter, JobState, NewJob
+from .base import JOB_COLUMNS, Outcome
+
+# Versioned schema: each entry moves the database from version i to i + 1.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE qj_jobs (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        task text NOT NULL,
+        args text NOT NULL,
+        kwargs text NOT NULL,
+        priority integer NOT NULL,
+        state text NOT NULL,
+        attempts integer NOT NULL DEFAULT 0,
+        max_attempts integer NOT NULL,
+        enqueued_at double precision NOT NULL,
+        run_at double precision NOT NULL,
+        owner text,
+        key text,
+        timeout double precision,
+        started_at double precision,
+        finished_at double precision,
+        worker text,
+        lease_token text,
+        lease_expires_at double precision,
+        cancel_requested boolean NOT NULL DEFAULT false,
+        result text,
+        error text,
+        traceback text,
+        CONSTRAINT qj_jobs_state_known
+            CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled'))
+    );
+    CREATE UNIQUE INDEX qj_jobs_key ON qj_jobs (key) WHERE key IS NOT NULL;
+    CREATE INDEX qj_jobs_claim ON qj_jobs (priority, id, run_at) WHERE state = 'queued';
+    CREATE INDEX qj_jobs_ready ON qj_jobs (run_at, priority) WHERE state = 'queued';
+    CREATE INDEX qj_jobs_leases ON qj_jobs (lease_expires_at) WHERE state = 'running';
+    CREATE INDEX qj_jobs_state ON qj_jobs (state, id);
+    CREATE INDEX qj_jobs_owner ON qj_jobs (owner, id) WHERE owner IS NOT NULL;
+    CREATE INDEX qj_jobs_finished ON qj_jobs (finished_at) WHERE finished_at IS NOT NULL;
+    CREATE INDEX qj_jobs_queued_owner ON qj_jobs (owner) WHERE state = 'queued';
+    """,
+)
+
+# One advisory lock serializes every migration of the database (all schemas, all components).
+MIGRATION_LOCK = int.from_bytes(b"qj-migr", "big")
+# Enqueues with limits lock (LIMITS_LOCK, hashtext(schema)) while they count and insert.
+LIMITS_LOCK = int.from_bytes(b"qjlm", "big")
+SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+class Candidate(NamedTuple):
+    id: int
+    priority: int
+    run_at: float
+
+
+J_COLUMNS = ", ".join(f"j.{column.strip()}" for column in JOB_COLUMNS.split(","))
+SELECT = f"SELECT {JOB_COLUMNS} FROM qj_jobs"
+CLEAR_LEASE = "worker = NULL, lease_token = NULL, lease_expires_at = NULL"
+HELD = "id = %s AND lease_token = %s AND state = 'running'"
+# One statement for a whole batch. Rows are inserted in ``ord`` order, so their identities
+# ascend in the callers' order (FIFO); a duplicate key is skipped, its first row kept.
+INSERT = (
+    "INSERT INTO qj_jobs (task, args, kwargs, priority, state, max_attempts, enqueued_at, "
+    "run_at, owner, key, timeout) "
+    "SELECT task, args, kwargs, priority, 'queued', max_attempts, enqueued_at, run_at, owner, "
+    "key, timeout FROM unnest(%s::text[], %s::text[], %s::text[], %s::integer[], "
+    "%s::integer[], %s::double precision[], %s::double precision[], %s::text[], %s::text[], "
+    "%s::double precision[]) WITH ORDINALITY AS new (task, args, kwargs, priority, "
+    "max_attempts, enqueued_at, run_at, owner, key, timeout, ord) ORDER BY ord "
+    f"ON CONFLICT DO NOTHING RETURNING {JOB_COLUMNS}"
+)
+# Positions in an insert's parameters (insert_params).
+TASK, OWNER, KEY = 0, 7, 8
+READY = (
+    "SELECT id, priority, run_at FROM qj_jobs WHERE state = 'queued' AND run_at <= %s "
+    "ORDER BY priority, id LIMIT %s FOR UPDATE SKIP LOCKED"
+)
+AGED = (
+    "SELECT id, priority, run_at FROM qj_jobs WHERE state = 'queued' AND run_at <= %s "
+    "AND priority > %s ORDER BY run_at LIMIT %s FOR UPDATE SKIP LOCKED"
+)
+CLAIM = (
+    "UPDATE qj_jobs AS j SET state = 'running', attempts = j.attempts + 1, started_at = %s, "
+    "worker = %s, lease_token = c.token, lease_expires_at = %s, cancel_requested = false "
+    "FROM unnest(%s::bigint[], %s::text[]) AS c(id, token) "
+    f"WHERE j.id = c.id AND j.state = 'queued' RETURNING {J_COLUMNS}"
+)
+
+
+def insert_params(job: NewJob, now: float) -> tuple[Any, ...]:
+    """One row of :data:`INSERT`, in its column order."""
+    return (
+        job.task,
+        json.dumps(list(job.args), separators=(",", ":"), allow_nan=False),
+        json.dumps(dict(job.kwargs), separators=(",", ":"), allow_nan=False),
+        job.priority,
+        job.max_attempts,
+        float(now),
+        float(now if job.run_at is None else job.run_at),
+        job.owner,
+        job.key,
+        None if job.timeout is None else float(job.timeout),
+    )
+
+
+def insert_arrays(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """The parameters of :data:`INSERT`: one array per column."""
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+def finish_statement(o: Outcome, now: float) -> tuple[str, tuple[Any, ...]]:
+    held = (o.lease.job_id, o.lease.token)
+    if o.state is JobState.QUEUED:
+        return (
+            "UPDATE qj_jobs SET state = 'queued', attempts = attempts - %s, "
+            "run_at = COALESCE(%s::double precision, run_at), cancel_requested = false, "
+            f"{CLEAR_LEASE} WHERE {HELD}",
+            (1 if o.refund else 0, o.run_at, *held),
+        )
+    if o.state is JobState.FAILED and o.run_at is not None:
+        return (
+            "UPDATE qj_jobs SET state = 'queued', run_at = %s, error = %s, traceback = %s, "
+            f"{CLEAR_LEASE} WHERE {HELD}",
+            (o.run_at, o.error, o.traceback, *held),
+        )
+    return (
+        "UPDATE qj_jobs SET state = %s, finished_at = %s, result = %s, error = %s, "
+        f"traceback = %s, lease_token = NULL, lease_expires_at = NULL WHERE {HELD}",
+        (o.state.value, now, o.result, o.error, o.traceback, *held),
+    )
+
+
+def filter_sql(flt: JobFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("state", None if flt.state is None else flt.state.value),
+        ("priority", flt.priority),
+        ("task", flt.task),
+        ("owner", flt.owner),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = %s")
+            params.append(value)
+    if flt.before_id is not None:
+        clauses.append("id < %s")
+        params.append(flt.before_id)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params

@@ -1,0 +1,326 @@
+"""PostgreSQL beyond the contract: several backend instances (as several processes would have)
+sharing one database, LISTEN/NOTIFY, migrations, and failures a user meets."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+import psycopg
+import pytest
+
+from quart_jobs.backends.postgres import MIGRATIONS, PostgresBackend
+from quart_jobs.errors import BackendUnavailable, SchemaTooNew
+from quart_jobs.models import JobFilter, NewJob
+
+from ..conftest import TEST_POSTGRES_URL, Clock
+
+pytestmark = pytest.mark.postgres
+
+LEASE, AGING = 30.0, 300.0
+
+Factory = Callable[..., PostgresBackend]
+
+
+@pytest.fixture
+async def instances(postgres_schema: str) -> AsyncIterator[Factory]:
+    """Makes backends on one fresh schema; closes them all at the end."""
+    async with AsyncExitStack() as stack:
+
+        def make(**options: Any) -> PostgresBackend:
+            options.setdefault("min_size", 1)
+            options.setdefault("max_size", 4)
+            store = PostgresBackend(TEST_POSTGRES_URL, schema=postgres_schema, **options)
+            stack.push_async_callback(store.close)
+            return store
+
+        yield make
+
+
+async def opened(make: Factory, **options: Any) -> PostgresBackend:
+    store = make(**options)
+    await store.open()
+    return store
+
+
+async def wait_for_event(event: asyncio.Event, timeout: float) -> float:
+    start = time.monotonic()
+    await asyncio.wait_for(event.wait(), timeout)
+    return time.monotonic() - start
+
+
+async def test_an_enqueue_in_another_process_wakes_a_subscriber(
+    instances: Factory, clock: Clock
+) -> None:
+    listening, producer = await opened(instances), await opened(instances)
+    woken = asyncio.Event()
+    listening.subscribe(woken.set)
+    await wait_for_event(woken, 5.0)  # called once when LISTEN is in place
+    woken.clear()
+
+    await producer.enqueue([NewJob("t")], clock())
+    assert await wait_for_event(woken, 1.0) < 1.0
+
+    listening.unsubscribe(woken.set)
+
+
+async def test_a_subscriber_is_not_woken_by_another_schema(
+    instances: Factory, postgres_schema: str, clock: Clock
+) -> None:
+    listening = await opened(instances)
+    woken = asyncio.Event()
+    listening.subscribe(woken.set)
+    await wait_for_event(woken, 5.0)
+    woken.clear()
+    async with await psycopg.AsyncConnection.connect(TEST_POSTGRES_URL, autocommit=True) as conn:
+        await conn.execute("SELECT pg_notify('quart_jobs', %s)", (postgres_schema + "_other",))
+        await conn.execute("SELECT pg_notify('quart_jobs', %s)", (postgres_schema,))
+    await wait_for_event(woken, 1.0)
+    woken.clear()
+    async with await psycopg.AsyncConnection.connect(TEST_POSTGRES_URL, autocommit=True) as conn:
+        await conn.execute("SELECT pg_notify('quart_jobs', %s)", (postgres_schema + "_other",))
+    with pytest.raises(TimeoutError):
+        await wait_for_event(woken, 0.3)
+
+
+async def test_the_listener_reconnects_after_losing_its_connection(
+    instances: Factory, clock: Clock
+) -> None:
+    listening, producer = await opened(instances), await opened(instances)
+    woken = asyncio.Event()
+    listening.subscribe(woken.set)
+    await wait_for_event(woken, 5.0)
+    pid = listening.listener_pid
+    assert pid is not None
+    woken.clear()
+
+    async with await psycopg.AsyncConnection.connect(TEST_POSTGRES_URL, autocommit=True) as conn:
+        await conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    await wait_for_event(woken, 5.0)  # reconnected: subscribers are told to look
+    assert listening.listener_pid not in (None, pid)
+    woken.clear()
+    await producer.enqueue([NewJob("t")], clock())
+    await wait_for_event(woken, 1.0)
+
+
+async def test_two_processes_claiming_at_once_never_get_the_same_job(
+    instances: Factory, clock: Clock
+) -> None:
+    first, second = await opened(instances), await opened(instances)
+    created = await first.enqueue([NewJob("t", priority=i % 3) for i in range(300)], clock())
+
+    async def drain(store: PostgresBackend, worker: str) -> list[int]:
+        got: list[int] = []
+        while batch := await store.claim(worker, 3, clock(), LEASE, AGING):
+            got += [job.id for job in batch]
+        return got
+
+    runs = await asyncio.gather(
+        *(
+            drain(store, f"{name}-{i}")
+            for i in range(4)
+            for name, store in [("a", first), ("b", second)]
+        )
+    )
+    claimed = [job_id for run in runs for job_id in run]
+    assert sorted(claimed) == sorted(r.job.id for r in created)
+
+
+async def test_one_key_enqueued_from_two_processes_creates_one_job(
+    instances: Factory, clock: Clock
+) -> None:
+    # Without group commit every call is its own transaction: the conflicting ones wait for
+    # the first COMMIT and then return the job it created.
+    stores = [await opened(instances, group_commit=False) for _ in range(2)]
+    results = await asyncio.gather(
+        *(stores[i % 2].enqueue([NewJob("t", key="same")], clock()) for i in range(20))
+    )
+    assert len({r[0].job.id for r in results}) == 1
+    assert sum(r[0].created for r in results) == 1
+
+
+async def test_batches_with_the_same_keys_in_opposite_orders_all_succeed(
+    instances: Factory, clock: Clock
+) -> None:
+    stores = [await opened(instances, group_commit=False) for _ in range(2)]
+    keys = [f"k{i}" for i in range(20)]
+    forward = [NewJob("t", key=k) for k in keys]
+    backward = list(reversed(forward))
+    results = await asyncio.gather(
+        *(stores[i % 2].enqueue(forward if i % 2 else backward, clock()) for i in range(6))
+    )
+    ids = {r.job.key: r.job.id for batch in results for r in batch}
+    assert len(ids) == 20
+    assert sum(r.created for batch in results for r in batch) == 20
+
+
+async def test_a_bad_enqueue_fails_alone_in_its_group_commit(
+    instances: Factory, clock: Clock
+) -> None:
+    store = await opened(instances)
+    calls = [store.enqueue([NewJob(f"t{i}")], clock()) for i in range(5)]
+    calls.insert(2, store.enqueue([NewJob("nul\x00in task name")], clock()))
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(results[2], BackendUnavailable)
+    good = [r for i, r in enumerate(results) if i != 2]
+    assert all(isinstance(r, list) and r[0].created for r in good)
+    stats = await store.stats()
+    assert stats.count() == 5
+
+
+async def test_migrations_from_three_processes_starting_together(instances: Factory) -> None:
+    stores = [instances() for _ in range(3)]
+    await asyncio.gather(*(store.open() for store in stores))
+    async with stores[0].transaction() as conn:
+        cur = await conn.execute("SELECT component, version FROM qj_schema")
+        assert await cur.fetchall() == [("quart_jobs", len(MIGRATIONS))]
+
+
+async def test_a_database_from_newer_code_is_refused(instances: Factory) -> None:
+    store = await opened(instances)
+    async with store.transaction() as conn:
+        await conn.execute("UPDATE qj_schema SET version = version + 1")
+    await store.close()
+    with pytest.raises(SchemaTooNew, match="upgrade"):
+        await instances().open()
+
+
+async def test_an_unreachable_server_fails_open_quickly_without_the_password() -> None:
+    store = PostgresBackend(
+        "postgresql://root:s3cret@127.0.0.1:1/test", schema="x", connect_timeout=2
+    )
+    start = time.monotonic()
+    with pytest.raises(BackendUnavailable) as info:
+        await store.open()
+    assert time.monotonic() - start < 5
+    message = str(info.value)
+    assert "127.0.0.1:1" in message and "s3cret" not in message
+    await store.close()
+
+
+async def test_no_free_connection_in_time_is_backend_unavailable(
+    instances: Factory, clock: Clock
+) -> None:
+    store = await opened(instances, min_size=1, max_size=1, pool_timeout=0.2)
+    async with store.transaction():
+        with pytest.raises(BackendUnavailable, match="no connection free"):
+            await store.get(1)
+    assert await store.get(1) is None
+
+
+async def test_operations_before_open_are_backend_unavailable(instances: Factory) -> None:
+    with pytest.raises(BackendUnavailable, match="open"):
+        await instances().get(1)
+
+
+async def test_the_application_transaction_commits_or_rolls_back(instances: Factory) -> None:
+    store = await opened(instances)
+    async with store.transaction() as conn:
+        await conn.execute("CREATE TABLE app_things (name text PRIMARY KEY)")
+        await conn.execute("INSERT INTO app_things VALUES ('kept')")
+
+    async def insert_both() -> None:
+        async with store.transaction() as conn:
+            await conn.execute("INSERT INTO app_things VALUES ('dropped')")
+            await conn.execute("INSERT INTO app_things VALUES ('kept')")
+
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        await insert_both()
+    async with store.transaction() as conn:
+        cur = await conn.execute("SELECT name FROM app_things")
+        assert await cur.fetchall() == [("kept",)]
+
+
+async def test_purge_and_finished_counts(instances: Factory, clock: Clock) -> None:
+    from quart_jobs.backends import Outcome
+    from quart_jobs.models import JobState, Lease
+
+    store = await opened(instances)
+    start = clock()
+    await store.enqueue([NewJob("t") for _ in range(3)], clock())
+    jobs = await store.claim("w", 3, clock(), LEASE, AGING)
+    ends = [JobState.SUCCEEDED, JobState.FAILED, JobState.SUCCEEDED]
+    for job, state in zip(jobs, ends, strict=True):
+        clock.advance(10)
+        lease = Lease(job.id, job.lease_token or "")
+        assert await store.finish([Outcome(lease, state)], clock()) == [True]
+    assert await store.finished_counts(start, 15) == {
+        (0, JobState.SUCCEEDED): 1,
+        (1, JobState.FAILED): 1,
+        (2, JobState.SUCCEEDED): 1,
+    }
+    removed = await store.purge(start + 25, [JobState.SUCCEEDED])
+    assert removed == {JobState.SUCCEEDED: 1}
+    assert (await store.stats()).count() == 2
+    with pytest.raises(ValueError, match="queued"):
+        await store.purge(clock(), [JobState.QUEUED])
+
+
+async def test_queue_limits_hold_across_processes(instances: Factory, clock: Clock) -> None:
+    from quart_jobs.backends.base import QueueLimits
+    from quart_jobs.errors import QueueFull
+
+    stores = [await opened(instances), await opened(instances), await opened(instances)]
+    limits = QueueLimits(max_queued=12, max_queued_per_owner=5)
+    (first,) = await stores[0].enqueue([NewJob("t", owner="bob", key="k")], clock(), limits=limits)
+    calls = [
+        stores[i % 3].enqueue([NewJob("t", owner=owner)], clock(), limits=limits)
+        for i in range(30)
+        for owner in ("alice", "bob", None)
+    ]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(r, list | QueueFull) for r in results)
+    stats = await stores[0].stats()
+    assert stats.count() == 12
+    queued = await stores[0].list_jobs(JobFilter(limit=100))
+    by_owner = {o: sum(j.owner == o for j in queued) for o in ("alice", "bob", None)}
+    assert by_owner["alice"] <= 5 and by_owner["bob"] <= 5
+    (replay,) = await stores[1].enqueue([NewJob("t", owner="bob", key="k")], clock(), limits=limits)
+    assert not replay.created and replay.job.id == first.job.id
+    with pytest.raises(QueueFull) as info:
+        await stores[2].enqueue([NewJob("t"), NewJob("t", key="new")], clock(), limits=limits)
+    assert info.value.scope == "global"
+    assert await stores[0].get_by_key("new") is None
+
+
+async def test_a_per_owner_cap_is_exact_under_concurrency(instances: Factory, clock: Clock) -> None:
+    from quart_jobs.backends.base import QueueLimits
+
+    stores = [await opened(instances), await opened(instances, group_commit=False)]
+    limits = QueueLimits(max_queued_per_owner=3)
+    calls = [
+        stores[i % 2].enqueue([NewJob("t", owner=owner)], clock(), limits=limits)
+        for i in range(20)
+        for owner in ("alice", "bob")
+    ]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert sum(isinstance(r, list) for r in results) == 6
+    queued = await stores[0].list_jobs(JobFilter(limit=100))
+    assert sorted(j.owner or "" for j in queued) == ["alice"] * 3 + ["bob"] * 3
+
+
+async def test_the_listener_keeps_retrying_while_the_server_is_unreachable(
+    postgres_schema: str,
+) -> None:
+    from quart_jobs.backends.postgres_io import Listener
+
+    attempts = 0
+
+    async def flaky_connect() -> psycopg.AsyncConnection[Any]:
+        nonlocal attempts
+        attempts += 1
+        if attempts < 3:
+            raise BackendUnavailable("server down (simulated)")
+        return await psycopg.AsyncConnection.connect(TEST_POSTGRES_URL, autocommit=True)
+
+    listener = Listener(flaky_connect, "quart_jobs", postgres_schema, max_backoff=0.05)
+    woken = asyncio.Event()
+    listener.add(woken.set)
+    try:
+        await wait_for_event(woken, 5.0)
+        assert attempts == 3 and listener.pid is not None
+    finally:
+        await listener.stop()
