@@ -147,7 +147,7 @@ async def test_a_partial_of_a_registered_task_is_enqueued_with_merged_arguments(
 
 
 async def test_unregistered_lambda_closure_and_non_json_are_refused_clearly(jobs: Jobs) -> None:
-    with pytest.raises(TaskNotRegistered, match="@jobs.task"):
+    with pytest.raises(TaskNotRegistered, match=r"@jobs\.task"):
         await jobs.enqueue(lambda: None)
 
     def local() -> None: ...
