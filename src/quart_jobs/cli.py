@@ -1,7 +1,13 @@
 """The ``quart-jobs`` command line, also mounted as ``quart jobs …`` by the extension.
 
-Exit codes: 0 success, 1 a job was not found or not in a state for the action, 2 bad usage or
-configuration (click's convention).
+    quart-jobs --database-url sqlite:///var/orders.sqlite3 stats
+    quart-jobs --app orders.app:create_app list --state failed --tier vip --json
+    quart-jobs … retry --failed --task orders.process
+    quart-jobs … purge --older-than 7d
+
+Exit codes: 0 success; 1 a job was not found, or was not in a state for the action; 2 bad
+usage or configuration (an unknown option, an unreachable or unusable database). ``--json``
+prints one JSON document on stdout for scripts; messages and progress go to stderr.
 """
 
 from __future__ import annotations
@@ -11,19 +17,35 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import click
 
 from .errors import JobNotFound, JobsError
 from .jobs import Jobs
-from .models import Job, JobState, Tier
+from .models import FINISHED_STATES, Job, JobState, Stats, Tier
 
 T = TypeVar("T")
 JobsFactory = Callable[[], Jobs]
+
+#: ``--older-than`` units, in seconds.
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class Failed(click.ClickException):
+    """The action could not be done (exit code 1): no such job, or not in a suitable state."""
+
+    exit_code = 1
+
+
+class Unusable(click.ClickException):
+    """The store cannot be used as configured (exit code 2)."""
+
+    exit_code = 2
 
 
 @contextlib.asynccontextmanager
@@ -47,15 +69,34 @@ def _run(factory: JobsFactory, action: Callable[[Jobs], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except JobNotFound as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Failed(str(exc)) from None
     except JobsError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise Unusable(str(exc)) from None
 
 
 def _when(ts: float | None) -> str:
     if ts is None:
         return "-"
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _age(seconds: float) -> str:
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s // 60 % 60:02d}m"
+    return f"{s // 86400}d {s // 3600 % 24}h"
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``30s``, ``15m``, ``12h``, ``7d``, ``2w`` (or a plain number of seconds)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text.lower())
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration: use a number and s, m, h, d or w (7d)")
+    return float(match.group(1)) * DURATION_UNITS.get(match.group(2) or "s", 1)
 
 
 def job_dict(job: Job) -> dict[str, Any]:
@@ -76,20 +117,43 @@ def job_dict(job: Job) -> dict[str, Any]:
         "started_at": job.started_at,
         "finished_at": job.finished_at,
         "worker": job.worker,
+        "cancel_requested": job.cancel_requested,
         "error": job.error,
         "traceback": job.traceback,
         "result": job.result,
     }
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
+def stats_dict(stats: Stats, now: float) -> dict[str, Any]:
+    tiers = sorted({p for _, p in stats.counts} | set(stats.oldest_queued) | {int(t) for t in Tier})
+    return {
+        "counts": {Tier.name_of(p): {s.value: stats.count(s, p) for s in JobState} for p in tiers},
+        "totals": {s.value: stats.count(s) for s in JobState},
+        "oldest_queued": {Tier.name_of(p): t for p, t in stats.oldest_queued.items()},
+        "oldest_waiting_seconds": {
+            Tier.name_of(p): max(0.0, now - t) for p, t in stats.oldest_queued.items()
+        },
+    }
+
+
+def _table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
+    right = right or set()
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
     ]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(lines)
+
+    def line(cells: list[str]) -> str:
+        parts = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, default=str))
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
@@ -105,51 +169,51 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
     @group.command(help="Counts by state and tier, and the oldest waiting job per tier.")
     @json_option
     def stats(as_json: bool) -> None:
-        result = _run(factory, lambda j: j.stats())
-        tiers = sorted({p for _, p in result.counts} | set(result.oldest_queued))
-        states = list(JobState)
+        async def read(jobs: Jobs) -> tuple[Stats, float]:
+            return await jobs.stats(), jobs.clock()
+
+        result, now = _run(factory, read)
+        data = stats_dict(result, now)
         if as_json:
-            click.echo(
-                json.dumps(
-                    {
-                        "counts": {
-                            Tier.name_of(p): {s.value: result.count(s, p) for s in states}
-                            for p in tiers
-                        },
-                        "oldest_queued": {
-                            Tier.name_of(p): t for p, t in result.oldest_queued.items()
-                        },
-                    }
-                )
-            )
+            _emit_json(data)
             return
+        states = [s.value for s in JobState]
+        ages = data["oldest_waiting_seconds"]
         rows = [
-            [Tier.name_of(p)]
-            + [str(result.count(s, p)) for s in states]
-            + [_when(result.oldest_queued.get(p))]
-            for p in tiers
+            [tier, *(str(counts[s]) for s in states), _age(ages[tier]) if tier in ages else "-"]
+            for tier, counts in data["counts"].items()
         ]
-        rows.append(["all"] + [str(result.count(s)) for s in states] + [""])
-        click.echo(_table(["tier", *(s.value for s in states), "oldest queued"], rows))
+        rows.append(["all", *(str(data["totals"][s]) for s in states), ""])
+        headers = ["tier", *states, "oldest waiting"]
+        click.echo(_table(headers, rows, right=set(range(1, len(headers)))))
 
     @group.command("list", help="Jobs, newest first.")
     @click.option("--state", type=click.Choice([s.value for s in JobState]))
     @click.option("--tier", help="vip, regular or an integer priority.")
-    @click.option("--task")
+    @click.option("--task", help="Only jobs of this task (its registered name).")
     @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+    @click.option("--before-id", type=click.IntRange(min=1), help="Page: jobs older than this.")
     @json_option
     def list_(
-        state: str | None, tier: str | None, task: str | None, limit: int, as_json: bool
+        state: str | None,
+        tier: str | None,
+        task: str | None,
+        limit: int,
+        before_id: int | None,
+        as_json: bool,
     ) -> None:
         try:
             priority = None if tier is None else Tier.parse(tier)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--tier") from None
         found = _run(
-            factory, lambda j: j.list(state=state, priority=priority, task=task, limit=limit)
+            factory,
+            lambda j: j.list(
+                state=state, priority=priority, task=task, limit=limit, before_id=before_id
+            ),
         )
         if as_json:
-            click.echo(json.dumps([job_dict(job) for job in found]))
+            _emit_json([job_dict(job) for job in found])
             return
         rows = [
             [
@@ -163,62 +227,111 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
             ]
             for x in found
         ]
-        click.echo(_table(["id", "state", "tier", "task", "attempts", "enqueued", "error"], rows))
+        headers = ["id", "state", "tier", "task", "attempts", "enqueued (UTC)", "error"]
+        click.echo(_table(headers, rows, right={0}))
 
-    @group.command(help="One job, whole.")
-    @click.argument("job_id", type=int)
+    @group.command(help="One job, whole: arguments, attempts, times, error and traceback.")
+    @click.argument("job_id", type=click.IntRange(min=1))
     @json_option
     def show(job_id: int, as_json: bool) -> None:
         job = _run(factory, lambda j: j.get(job_id))
         data = job_dict(job)
         if as_json:
-            click.echo(json.dumps(data))
+            _emit_json(data)
             return
         for key, value in data.items():
             if key.endswith("_at"):
-                value = _when(value)
+                value = _when(value) + (" UTC" if value is not None else "")
+            elif key in ("args", "kwargs", "result"):
+                value = json.dumps(value)
             if key != "traceback":
-                click.echo(f"{key:>12}: {value if value is not None else '-'}")
+                click.echo(f"{key:>16}: {value if value is not None else '-'}")
         if job.traceback:
-            click.echo(job.traceback)
+            click.echo(job.traceback.rstrip())
 
-    @group.command(help="Queue a failed or cancelled job again; --failed for all failed jobs.")
-    @click.argument("job_id", type=int, required=False)
+    @group.command(help="Queue a failed or cancelled job again; --failed for every failed job.")
+    @click.argument("job_id", type=click.IntRange(min=1), required=False)
     @click.option("--failed", "all_failed", is_flag=True, help="Retry every failed job.")
     @click.option("--task", help="With --failed: only jobs of this task.")
-    def retry(job_id: int | None, all_failed: bool, task: str | None) -> None:
+    @json_option
+    def retry(job_id: int | None, all_failed: bool, task: str | None, as_json: bool) -> None:
         if (job_id is None) == (not all_failed):
             raise click.UsageError("give a JOB_ID or --failed, not both")
+        if task is not None and not all_failed:
+            raise click.UsageError("--task goes with --failed")
         if job_id is not None:
-            job = _run(factory, lambda j: j.retry(job_id))
-            if job.state is not JobState.QUEUED:
-                raise click.ClickException(f"job {job_id} is {job.state.value}; not retried")
-            click.echo(f"job {job_id} queued again")
+
+            async def retry_one(jobs: Jobs) -> tuple[Job, bool]:
+                job = await jobs.get(job_id)
+                if job.state not in (JobState.FAILED, JobState.CANCELLED):
+                    return job, False
+                job = await jobs.retry(job_id)
+                return job, job.state is JobState.QUEUED
+
+            job, retried = _run(factory, retry_one)
+            if not retried:
+                raise Failed(
+                    f"job {job_id} is {job.state.value}; only failed or cancelled jobs are retried"
+                )
+            if as_json:
+                _emit_json(job_dict(job))
+            else:
+                click.echo(f"job {job_id} queued again")
             return
-
-        async def retry_all(jobs: Jobs) -> int:
-            count = 0
-            while True:
-                batch = await jobs.list(state=JobState.FAILED, task=task, limit=500)
-                if not batch:
-                    return count
-                with click.progressbar(batch, label="retrying", file=sys.stderr) as bar:
-                    for job in bar:
-                        await jobs.retry(job.id)
-                        count += 1
-
-        click.echo(f"{_run(factory, retry_all)} failed jobs queued again")
+        count = _run(factory, lambda j: retry_failed(j, task, progress=not as_json))
+        if as_json:
+            _emit_json({"retried": count})
+        else:
+            click.echo(f"{count} failed job{'s' if count != 1 else ''} queued again")
 
     @group.command(help="Cancel a queued job, or ask a running one to stop.")
-    @click.argument("job_id", type=int)
-    def cancel(job_id: int) -> None:
+    @click.argument("job_id", type=click.IntRange(min=1))
+    @json_option
+    def cancel(job_id: int, as_json: bool) -> None:
         job = _run(factory, lambda j: j.cancel(job_id))
-        if job.state is JobState.CANCELLED:
+        if job.state not in (JobState.CANCELLED, JobState.RUNNING):
+            raise Failed(f"job {job_id} is {job.state.value}; not cancelled")
+        if as_json:
+            _emit_json(job_dict(job))
+        elif job.state is JobState.CANCELLED:
             click.echo(f"job {job_id} cancelled")
-        elif job.state is JobState.RUNNING:
-            click.echo(f"job {job_id} is running; asked it to stop")
         else:
-            raise click.ClickException(f"job {job_id} is {job.state.value}; not cancelled")
+            click.echo(f"job {job_id} is running; asked it to stop")
+
+    @group.command(help="Delete finished jobs older than a duration (never queued or running).")
+    @click.option(
+        "--older-than",
+        "older_than",
+        required=True,
+        help="Finished longer ago than this: 30m, 12h, 7d, 2w.",
+    )
+    @click.option(
+        "--state",
+        "states",
+        multiple=True,
+        type=click.Choice(sorted(s.value for s in FINISHED_STATES)),
+        help="Only jobs in this end state (repeatable; default: all three).",
+    )
+    @json_option
+    def purge(older_than: str, states: tuple[str, ...], as_json: bool) -> None:
+        try:
+            age = parse_duration(older_than)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--older-than") from None
+        chosen = [JobState(s) for s in states] or sorted(FINISHED_STATES)
+
+        async def run(jobs: Jobs) -> tuple[dict[JobState, int], float]:
+            before = jobs.clock() - age
+            return await jobs.backend.purge(before, chosen), before
+
+        removed, before = _run(factory, run)
+        counts = {s.value: removed.get(s, 0) for s in sorted(chosen)}
+        total = sum(counts.values())
+        if as_json:
+            _emit_json({"removed": total, "by_state": counts, "finished_before": before})
+            return
+        detail = ", ".join(f"{n} {state}" for state, n in counts.items())
+        click.echo(f"removed {total} jobs finished before {_when(before)} UTC ({detail})")
 
     @group.command(help="Create or upgrade the schema, then exit.")
     def migrate() -> None:
@@ -237,6 +350,36 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
         _run(factory, lambda j: run_worker_until_signal(j, **overrides))
 
     return group
+
+
+async def retry_failed(jobs: Jobs, task: str | None, *, progress: bool) -> int:
+    """Queue every failed job (of ``task``) again; the set is taken first, so a job that fails
+    again while this runs is not retried twice."""
+    ids: list[int] = []
+    before: int | None = None
+    while True:
+        page = await jobs.list(state=JobState.FAILED, task=task, limit=1000, before_id=before)
+        ids += [job.id for job in page]
+        if len(page) < 1000:
+            break
+        before = page[-1].id
+    if progress:
+        with click.progressbar(ids, label="retrying", file=sys.stderr) as bar:
+            count = await _retry_each(jobs, bar)
+    else:
+        count = await _retry_each(jobs, ids)
+    if count:
+        jobs._notify_workers()
+    return count
+
+
+async def _retry_each(jobs: Jobs, ids: Iterable[int]) -> int:
+    count = 0
+    for job_id in ids:
+        job = await jobs.backend.retry(job_id, jobs.clock())
+        if job is not None and job.state is JobState.QUEUED:
+            count += 1
+    return count
 
 
 async def run_worker_until_signal(jobs: Jobs, **overrides: Any) -> None:

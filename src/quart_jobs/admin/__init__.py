@@ -1,0 +1,81 @@
+"""The admin: a dashboard page and the JSON API behind it, as a Quart blueprint.
+
+    jobs = QuartJobs(app)
+    register_admin(app, jobs, token=os.environ["ADMIN_TOKEN"])
+
+mounts, under ``/admin``:
+
+* ``GET /admin/``: the dashboard (counts by state and tier, throughput, oldest waiting job
+  per tier, running and failed jobs with retry and cancel buttons, job details), refreshed
+  every 2 seconds; a login form when the visitor has no session yet;
+* ``POST /admin/login``, ``/admin/logout``: the session cookie (see :mod:`.auth`);
+* ``/admin/api/stats``, ``/admin/api/throughput``, ``/admin/api/jobs``,
+  ``/admin/api/jobs/<id>``, ``POST /admin/api/jobs/<id>/retry`` and ``…/cancel``: JSON for
+  scripts (``Authorization: Bearer <token>``) and for the page (the cookie).
+
+With no token (``None`` or empty) every admin route answers 404 "admin disabled".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, Quart, Response, jsonify
+from quart_schema import HttpSecurityScheme
+
+from ..jobs import Jobs
+from .api import add_api_routes
+from .auth import AdminAuth, AdminError, TokenSource
+from .pages import add_page_routes
+
+__all__ = ["AdminAuth", "AdminError", "admin_blueprint", "register_admin"]
+
+BLUEPRINT_NAME = "quart_jobs_admin"
+
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def admin_blueprint(jobs: Jobs, *, token: TokenSource, url_prefix: str = "/admin") -> Blueprint:
+    """A new admin blueprint for ``jobs``; ``token`` is the admin token, or a callable that
+    returns it (read on every request)."""
+    prefix = "/" + url_prefix.strip("/")
+    auth = AdminAuth(token, cookie_path=prefix)
+    bp = Blueprint(BLUEPRINT_NAME, __name__, url_prefix=prefix, template_folder="templates")
+
+    @bp.errorhandler(AdminError)
+    async def admin_error(exc: AdminError) -> Response:
+        response = jsonify({"error": {"code": exc.code, "message": exc.message}})
+        response.status_code = exc.status
+        response.headers.update(exc.headers)
+        return response
+
+    @bp.after_request
+    async def security_headers(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    add_page_routes(bp, auth, prefix)
+    add_api_routes(bp, jobs, auth)
+    return bp
+
+
+def register_admin(
+    app: Quart, jobs: Jobs, *, token: TokenSource, url_prefix: str = "/admin"
+) -> Blueprint:
+    """Mount the admin on ``app``. Call it after ``QuartSchema(app)`` so the OpenAPI document
+    gets the ``adminToken`` security scheme."""
+    schema: Any = app.extensions.get("QUART_SCHEMA")
+    if schema is not None:
+        if schema.security_schemes is None:
+            schema.security_schemes = {}
+        scheme = HttpSecurityScheme(scheme="bearer")
+        scheme.description = "The admin token (ADMIN_TOKEN), or the dashboard's session cookie"
+        schema.security_schemes.setdefault("adminToken", scheme)
+    bp = admin_blueprint(jobs, token=token, url_prefix=url_prefix)
+    app.register_blueprint(bp)
+    return bp

@@ -1,0 +1,187 @@
+"""The admin JSON API (``/admin/api/...``): statistics, throughput, jobs, retry and cancel.
+
+Every route authenticates first (:mod:`.auth`); POSTs by cookie also pass the CSRF checks.
+Errors are ``{"error": {"code", "message"}}`` like the rest of an order-service style API.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import ValidationError
+from quart import Blueprint, Response, jsonify, request
+from quart_schema import document_querystring, document_response, security_scheme, tag
+
+from ..errors import JobNotFound
+from ..jobs import Jobs
+from ..models import Job, JobState, Tier
+from .auth import AdminAuth, AdminError
+from .schemas import (
+    AdminErrorBody,
+    JobAnswer,
+    JobList,
+    JobsQuery,
+    StatsAnswer,
+    ThroughputAnswer,
+    ThroughputQuery,
+    job_detail,
+    job_summary,
+    stats_answer,
+    throughput_answer,
+)
+
+MAX_ID = 2**63 - 1
+BUCKET_SECONDS = 60
+SECURITY: list[dict[str, list[str]]] = [{"adminToken": []}]
+
+
+def _query(model: type[JobsQuery] | type[ThroughputQuery]) -> Any:
+    try:
+        return model.model_validate(request.args.to_dict())
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'query'}: {e['msg']}" for e in exc.errors()
+        )
+        raise AdminError(400, "invalid_query", f"bad query parameters: {problems}") from None
+
+
+def _checked_id(job_id: int) -> int:
+    if not 0 < job_id <= MAX_ID:
+        raise AdminError(404, "not_found", f"no job has id {job_id}")
+    return job_id
+
+
+def add_api_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
+    """Mount the JSON API on ``bp`` (its ``url_prefix`` is the admin's)."""
+
+    async def load(job_id: int) -> Job:
+        job = await jobs.find(_checked_id(job_id))
+        if job is None:
+            raise AdminError(404, "not_found", f"no job has id {job_id}")
+        return job
+
+    def answer(job: Job) -> Response:
+        return jsonify({"now": jobs.clock(), "job": job_detail(job)})
+
+    @bp.get("/api/stats")
+    @tag(["admin"])
+    @security_scheme(SECURITY)
+    @document_response(StatsAnswer, 200)
+    @document_response(AdminErrorBody, 401)
+    async def admin_stats() -> Response:
+        """Jobs by tier and state, totals by state, and the oldest waiting job per tier."""
+        auth.authenticate(request)
+        stats = await jobs.stats()
+        return jsonify(stats_answer(stats, jobs.clock()))
+
+    @bp.get("/api/throughput")
+    @tag(["admin"])
+    @security_scheme(SECURITY)
+    @document_querystring(ThroughputQuery)
+    @document_response(ThroughputAnswer, 200)
+    @document_response(AdminErrorBody, 400)
+    @document_response(AdminErrorBody, 401)
+    async def admin_throughput() -> Response:
+        """Jobs finished per minute (succeeded, failed, cancelled) over the last minutes."""
+        auth.authenticate(request)
+        query: ThroughputQuery = _query(ThroughputQuery)
+        now = jobs.clock()
+        # Whole minutes, the last one still filling: bars keep their place between refreshes.
+        first = (math.floor(now / BUCKET_SECONDS) - query.minutes + 1) * BUCKET_SECONDS
+        counts = await jobs.backend.finished_counts(first, BUCKET_SECONDS)
+        body = throughput_answer(counts, first, query.minutes, BUCKET_SECONDS)
+        return jsonify({"now": now, **body})
+
+    @bp.get("/api/jobs")
+    @tag(["admin"])
+    @security_scheme(SECURITY)
+    @document_querystring(JobsQuery)
+    @document_response(JobList, 200)
+    @document_response(AdminErrorBody, 400)
+    @document_response(AdminErrorBody, 401)
+    async def admin_jobs() -> Response:
+        """Jobs, newest first, filtered by state, tier and task."""
+        auth.authenticate(request)
+        query: JobsQuery = _query(JobsQuery)
+        try:
+            state = None if query.state is None else JobState(query.state)
+        except ValueError:
+            states = ", ".join(s.value for s in JobState)
+            raise AdminError(400, "invalid_query", f"state: use one of {states}") from None
+        try:
+            priority = None if query.tier is None else Tier.parse(query.tier)
+        except ValueError as exc:
+            raise AdminError(400, "invalid_query", f"tier: {exc}") from None
+        if query.before_id is not None and not 0 < query.before_id <= MAX_ID:
+            raise AdminError(400, "invalid_query", "before_id: use a job id")
+        found = await jobs.list(
+            state=state,
+            priority=priority,
+            task=query.task or None,
+            limit=query.limit,
+            before_id=query.before_id,
+        )
+        return jsonify({"now": jobs.clock(), "jobs": [job_summary(j) for j in found]})
+
+    @bp.get("/api/jobs/<int:job_id>")
+    @tag(["admin"])
+    @security_scheme(SECURITY)
+    @document_response(JobAnswer, 200)
+    @document_response(AdminErrorBody, 401)
+    @document_response(AdminErrorBody, 404)
+    async def admin_job(job_id: int) -> Response:
+        """One job, whole: arguments, attempts, timestamps, error and traceback."""
+        auth.authenticate(request)
+        return answer(await load(job_id))
+
+    @bp.post("/api/jobs/<int:job_id>/retry")
+    @tag(["admin"])
+    @security_scheme(SECURITY)
+    @document_response(JobAnswer, 200)
+    @document_response(AdminErrorBody, 401)
+    @document_response(AdminErrorBody, 403)
+    @document_response(AdminErrorBody, 404)
+    @document_response(AdminErrorBody, 409)
+    async def admin_retry(job_id: int) -> Response:
+        """Queue a failed or cancelled job again, with a fresh set of attempts (409 otherwise)."""
+        auth.authenticate(request, write=True)
+        job = await load(job_id)
+        if job.state not in (JobState.FAILED, JobState.CANCELLED):
+            raise AdminError(
+                409,
+                "conflict",
+                f"job {job_id} is {job.state.value}; only failed or cancelled jobs can be retried",
+            )
+        try:
+            job = await jobs.retry(job_id)
+        except JobNotFound:
+            raise AdminError(404, "not_found", f"no job has id {job_id}") from None
+        if job.state is not JobState.QUEUED:
+            raise AdminError(409, "conflict", f"job {job_id} is {job.state.value}; not retried")
+        return answer(job)
+
+    @bp.post("/api/jobs/<int:job_id>/cancel")
+    @tag(["admin"])
+    @security_scheme(SECURITY)
+    @document_response(JobAnswer, 200)
+    @document_response(AdminErrorBody, 401)
+    @document_response(AdminErrorBody, 403)
+    @document_response(AdminErrorBody, 404)
+    @document_response(AdminErrorBody, 409)
+    async def admin_cancel(job_id: int) -> Response:
+        """Cancel a queued job, or ask a running one to stop (it ends ``cancelled``; the answer
+        shows ``cancel_requested``). A finished job answers 409."""
+        auth.authenticate(request, write=True)
+        job = await load(job_id)
+        if job.state.finished:
+            raise AdminError(
+                409, "conflict", f"job {job_id} is {job.state.value}; it cannot be cancelled"
+            )
+        try:
+            job = await jobs.cancel(job_id)
+        except JobNotFound:
+            raise AdminError(404, "not_found", f"no job has id {job_id}") from None
+        if job.state not in (JobState.CANCELLED, JobState.RUNNING):
+            raise AdminError(409, "conflict", f"job {job_id} is {job.state.value}; not cancelled")
+        return answer(job)

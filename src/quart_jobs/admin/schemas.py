@@ -1,0 +1,175 @@
+"""The admin JSON API's shapes, for the OpenAPI document, and the functions that build them.
+
+Times are seconds since the epoch (floats, UTC) so that scripts can do arithmetic on them;
+every answer carries the server's ``now`` so that ages need no clock of the client's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ..models import Job, JobState, Stats, Tier
+
+STATES = [s.value for s in JobState]
+
+
+class AdminErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class AdminErrorBody(BaseModel):
+    error: AdminErrorDetail
+
+
+class JobSummary(BaseModel):
+    """A job as listed: everything but its arguments, result and traceback."""
+
+    id: int
+    task: str
+    tier: str
+    priority: int
+    state: str = Field(description="queued, running, succeeded, failed or cancelled")
+    attempts: int
+    max_attempts: int
+    owner: str | None
+    enqueued_at: float
+    run_at: float
+    started_at: float | None
+    finished_at: float | None
+    worker: str | None
+    cancel_requested: bool
+    error: str | None
+
+
+class JobDetail(JobSummary):
+    """A whole job: its arguments, result and the traceback of its last failure."""
+
+    args: list[Any]
+    kwargs: dict[str, Any]
+    key: str | None
+    timeout: float | None
+    lease_expires_at: float | None
+    result: Any
+    traceback: str | None
+
+
+class JobList(BaseModel):
+    now: float
+    jobs: list[JobSummary]
+
+
+class JobAnswer(BaseModel):
+    now: float
+    job: JobDetail
+
+
+class OldestWaiting(BaseModel):
+    enqueued_at: float
+    age_seconds: float
+
+
+class StatsAnswer(BaseModel):
+    now: float
+    tiers: list[str] = Field(description="tier names, most urgent first")
+    counts: dict[str, dict[str, int]] = Field(description="tier -> state -> number of jobs")
+    totals: dict[str, int] = Field(description="state -> number of jobs, all tiers")
+    oldest_waiting: dict[str, OldestWaiting | None] = Field(
+        description="tier -> its oldest queued job (null when none waits)"
+    )
+
+
+class ThroughputBucket(BaseModel):
+    start: float
+    succeeded: int
+    failed: int
+    cancelled: int
+
+
+class ThroughputAnswer(BaseModel):
+    now: float
+    bucket_seconds: int
+    buckets: list[ThroughputBucket] = Field(description="oldest first; the last one is partial")
+
+
+class JobsQuery(BaseModel):
+    state: str | None = Field(default=None, description="one of " + ", ".join(STATES))
+    tier: str | None = Field(default=None, description="vip, regular or an integer priority")
+    task: str | None = None
+    limit: int = Field(default=50, ge=1, le=500)
+    before_id: int | None = Field(default=None, description="page: jobs older than this id")
+
+
+class ThroughputQuery(BaseModel):
+    minutes: int = Field(default=15, ge=1, le=180)
+
+
+def job_summary(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "task": job.task,
+        "tier": job.tier,
+        "priority": job.priority,
+        "state": job.state.value,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "owner": job.owner,
+        "enqueued_at": job.enqueued_at,
+        "run_at": job.run_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "worker": job.worker,
+        "cancel_requested": job.cancel_requested,
+        "error": job.error,
+    }
+
+
+def job_detail(job: Job) -> dict[str, Any]:
+    return {
+        **job_summary(job),
+        "args": list(job.args),
+        "kwargs": dict(job.kwargs),
+        "key": job.key,
+        "timeout": job.timeout,
+        "lease_expires_at": job.lease_expires_at,
+        "result": job.result,
+        "traceback": job.traceback,
+    }
+
+
+#: Tiers shown even when they hold no job, so the dashboard's table keeps its shape.
+SHOWN_TIERS = tuple(int(t) for t in Tier)
+
+
+def stats_answer(stats: Stats, now: float) -> dict[str, Any]:
+    tiers = sorted({p for _, p in stats.counts} | set(stats.oldest_queued) | set(SHOWN_TIERS))
+    oldest: dict[str, dict[str, float] | None] = {}
+    for priority in tiers:
+        enqueued = stats.oldest_queued.get(priority)
+        oldest[Tier.name_of(priority)] = (
+            None
+            if enqueued is None
+            else {"enqueued_at": enqueued, "age_seconds": max(0.0, now - enqueued)}
+        )
+    return {
+        "now": now,
+        "tiers": [Tier.name_of(p) for p in tiers],
+        "counts": {Tier.name_of(p): {s.value: stats.count(s, p) for s in JobState} for p in tiers},
+        "totals": {s.value: stats.count(s) for s in JobState},
+        "oldest_waiting": oldest,
+    }
+
+
+def throughput_answer(
+    counts: dict[tuple[int, JobState], int], since: float, buckets: int, bucket_seconds: int
+) -> dict[str, Any]:
+    rows = [
+        {"start": since + i * bucket_seconds, "succeeded": 0, "failed": 0, "cancelled": 0}
+        for i in range(buckets)
+    ]
+    for (index, state), n in counts.items():
+        if 0 <= index < buckets and state.finished:
+            rows[index][state.value] += n
+    return {"bucket_seconds": bucket_seconds, "buckets": rows}

@@ -1,0 +1,196 @@
+"""Prometheus metrics: what this process did with jobs, and what the queue holds right now.
+
+    metrics = JobMetrics(jobs)          # counts events from now on, in its own registry
+    register_metrics(app, jobs)         # the same, plus ``GET /metrics`` on a Quart app
+
+Two kinds of numbers, with different scopes:
+
+* **Counters and histograms** count the events of *this process* (jobs it enqueued, started,
+  finished; run and wait times of the jobs its workers ran). Sum them over all processes:
+  ``sum by (tier) (rate(quart_jobs_succeeded_total[5m]))``.
+* **Gauges** (queue depth by state and tier, oldest waiting job per tier) are read from the
+  database at scrape time, so every process reports the same, correct, queue-wide values
+  however many processes share it. Aggregate them with ``max``, never ``sum``.
+
+Each :class:`JobMetrics` has its own :class:`~prometheus_client.CollectorRegistry` (not the
+global one), so several apps in one process (tests) do not clash.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from quart import Quart, Response
+
+from .jobs import Jobs
+from .models import Job, JobState, Stats, Tier
+
+log = logging.getLogger("quart_jobs.metrics")
+
+NAMESPACE = "quart_jobs"
+
+#: Events counted per task and tier, with their help text.
+COUNTED_EVENTS: dict[str, str] = {
+    "enqueued": "Jobs enqueued by this process.",
+    "started": "Attempts started by this process's workers.",
+    "succeeded": "Jobs that succeeded in this process's workers.",
+    "failed": "Jobs that failed for good (out of attempts) in this process's workers.",
+    "retried": "Attempts that failed and were scheduled to run again.",
+    "cancelled": "Jobs cancelled (queued jobs by this process, running ones by its workers).",
+}
+
+RUN_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+WAIT_BUCKETS = (
+    0.01,
+    0.05,
+    0.1,
+    0.5,
+    1.0,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
+)
+
+#: The tiers always reported by the gauges (0 when empty), so a series never vanishes.
+KNOWN_TIERS = tuple(int(t) for t in Tier)
+
+
+class QueueCollector(Collector):
+    """Gauges from the latest :class:`Stats` snapshot (set by :meth:`JobMetrics.refresh`)."""
+
+    def __init__(self) -> None:
+        self.stats: Stats | None = None
+        self.now = 0.0
+        self.up = False
+
+    def collect(self) -> Iterable[Metric]:
+        up = GaugeMetricFamily(
+            f"{NAMESPACE}_store_up",
+            "1 when the job store answered the last scrape's queries, else 0.",
+        )
+        up.add_metric([], 1.0 if self.up else 0.0)
+        yield up
+        if self.stats is None or not self.up:
+            return
+        stats = self.stats
+        tiers = sorted({p for _, p in stats.counts} | set(KNOWN_TIERS))
+        depth = GaugeMetricFamily(
+            f"{NAMESPACE}_queue_depth",
+            "Jobs in the database by state and tier (queue-wide, read at scrape time).",
+            labels=["state", "tier"],
+        )
+        for priority in tiers:
+            for state in JobState:
+                depth.add_metric(
+                    [state.value, Tier.name_of(priority)], stats.count(state, priority)
+                )
+        yield depth
+        oldest = GaugeMetricFamily(
+            f"{NAMESPACE}_oldest_waiting_seconds",
+            "Age of the oldest queued job per tier, in seconds (0 when none waits).",
+            labels=["tier"],
+        )
+        for priority in tiers:
+            enqueued = stats.oldest_queued.get(priority)
+            age = 0.0 if enqueued is None else max(0.0, self.now - enqueued)
+            oldest.add_metric([Tier.name_of(priority)], age)
+        yield oldest
+
+
+class JobMetrics:
+    """Prometheus metrics for one :class:`Jobs`; hooks itself into its events."""
+
+    def __init__(self, jobs: Jobs, registry: CollectorRegistry | None = None) -> None:
+        self.jobs = jobs
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.counters: dict[str, Counter] = {
+            event: Counter(
+                f"{NAMESPACE}_{event}",
+                help_text,
+                ["task", "tier"],
+                registry=self.registry,
+            )
+            for event, help_text in COUNTED_EVENTS.items()
+        }
+        self.run_seconds = Histogram(
+            f"{NAMESPACE}_run_seconds",
+            "Run time of one attempt, from start to its outcome, by tier.",
+            ["tier"],
+            buckets=RUN_BUCKETS,
+            registry=self.registry,
+        )
+        self.wait_seconds = Histogram(
+            f"{NAMESPACE}_wait_seconds",
+            "Time a job waited: start minus the later of its enqueue time and its run_at.",
+            ["tier"],
+            buckets=WAIT_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue = QueueCollector()
+        self.registry.register(self.queue)
+        jobs.event_hooks.append(self.on_event)
+
+    def on_event(self, event: str, job: Job, elapsed: float | None) -> None:
+        """Count one job event (a :attr:`Jobs.event_hooks` hook)."""
+        counter = self.counters.get(event)
+        if counter is not None:
+            counter.labels(job.task, job.tier).inc()
+        if event == "started" and job.started_at is not None:
+            ready = max(job.enqueued_at, job.run_at)
+            self.wait_seconds.labels(job.tier).observe(max(0.0, job.started_at - ready))
+        elif elapsed is not None and event != "requeued":
+            self.run_seconds.labels(job.tier).observe(elapsed)
+
+    async def refresh(self) -> None:
+        """Read the queue-wide gauges from the database (a failure reports the store down)."""
+        try:
+            stats = await self.jobs.stats()
+        except Exception as exc:
+            log.error("metrics: cannot read queue statistics: %s", exc)
+            self.queue.up = False
+            return
+        self.queue.stats = stats
+        self.queue.now = self.jobs.clock()
+        self.queue.up = True
+
+    async def render(self) -> bytes:
+        """The Prometheus text exposition, gauges fresh from the database."""
+        await self.refresh()
+        return generate_latest(self.registry)
+
+
+def register_metrics(
+    app: Quart,
+    jobs: Jobs,
+    *,
+    path: str = "/metrics",
+    registry: CollectorRegistry | None = None,
+) -> JobMetrics:
+    """Count ``jobs``' events and serve them at ``path`` on ``app`` (no authentication: keep
+    the path off the public internet, or put it behind your proxy's access rules)."""
+    metrics = JobMetrics(jobs, registry)
+    app.extensions["quart_jobs_metrics"] = metrics
+
+    async def metrics_endpoint() -> Response:
+        body = await metrics.render()
+        return Response(body, content_type=CONTENT_TYPE_LATEST, headers=_NO_STORE)
+
+    metrics_endpoint.__doc__ = "Prometheus metrics (text exposition format)."
+    app.add_url_rule(path, "quart_jobs_metrics", metrics_endpoint, methods=["GET"])
+    return metrics
+
+
+_NO_STORE = {"Cache-Control": "no-store"}
+
+__all__ = ["JobMetrics", "QueueCollector", "register_metrics"]

@@ -1,0 +1,171 @@
+"""The dashboard in a real browser: Debian's headless Chromium, driven by Playwright.
+
+``orders serve`` runs as a real process. The test places a normal order and one that fails
+(``fail_times`` above ``JOB_MAX_ATTEMPTS``), logs in with the admin token, reads the counts,
+opens the failed job's details, clicks Retry and sees the order processing again. Screenshots
+go to ``test-output/`` at the repository root (``dashboard.png`` is the last state).
+
+Needs ``/usr/bin/chromium`` (``apt-get install -y chromium chromium-driver``) and the
+``playwright`` package; never ``playwright install``: no browser is downloaded. Without them
+the test is skipped with the reason, except under ``CI=true``, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ..conftest import IN_CI
+from .procs import ADMIN_TOKEN, REGULAR_KEY, VIP_KEY, auth, place, running, wait_until
+
+pytestmark = pytest.mark.acceptance
+
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
+TIMEOUT_MS = 15_000
+
+
+def _missing() -> str | None:
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is missing: pip install -e '.[dev]'"
+    return None
+
+
+@pytest.fixture
+def browser_page() -> Iterator[Any]:
+    reason = _missing()
+    if reason is not None:
+        if IN_CI:
+            pytest.fail(f"{reason} (CI=true: the browser test must run)")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1100})
+            page = context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            yield page
+            context.close()
+        finally:
+            browser.close()
+
+
+def order_status(client: httpx.Client, order_id: int) -> str:
+    response = client.get(f"/orders/{order_id}", headers=auth(REGULAR_KEY))
+    return str(response.json()["status"])
+
+
+def test_log_in_see_the_counts_and_retry_a_failed_order(tmp_path: Path, browser_page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page = browser_page
+    OUTPUT.mkdir(exist_ok=True)
+    problems: list[str] = []
+    # Script errors and CSP violations; the login page's own 401 status is expected.
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(m.text) if m.type == "error" and "status of 401" not in m.text else None
+        ),
+    )
+    page.on("pageerror", lambda e: problems.append(str(e)))
+
+    database = f"sqlite:///{tmp_path}/x.sqlite3"
+    with (
+        running(tmp_path, database, env={"JOB_MAX_ATTEMPTS": "1"}) as svc,
+        httpx.Client(base_url=svc.url, timeout=10) as client,
+    ):
+        ok = int(str(place(client, VIP_KEY, processing_seconds=0.1)["id"]))
+        # Each run takes 2 s and fails: long enough to be seen processing after the retry.
+        doomed = int(str(place(client, REGULAR_KEY, processing_seconds=2, fail_times=3)["id"]))
+        assert wait_until(lambda: order_status(client, doomed) == "failed", 20)
+        assert wait_until(
+            lambda: (
+                client.get(f"/orders/{ok}", headers=auth(VIP_KEY)).json()["status"] == "completed"
+            ),
+            10,
+        )
+
+        # Not logged in: the login form, not the data.
+        page.goto(f"{svc.url}/admin/")
+        expect(page.locator("#token")).to_be_visible()
+        page.fill("#token", "not-the-token")
+        page.click("#login")
+        expect(page.locator(".message")).to_contain_text("not valid")
+        page.fill("#token", ADMIN_TOKEN)
+        page.click("#login")
+
+        # The counts, by state and by tier, as the database has them.
+        expect(page.locator("#total-failed")).to_have_text("1")
+        expect(page.locator("#total-succeeded")).to_have_text("1")
+        expect(page.locator("#total-queued")).to_have_text("0")
+        expect(page.locator('#tiers tr[data-tier="vip"] td.succeeded')).to_have_text("1")
+        expect(page.locator('#tiers tr[data-tier="regular"] td.failed')).to_have_text("1")
+        expect(page.locator("#chart svg rect.bar-succeeded")).to_have_count(1)
+        expect(page.locator("#chart svg rect.bar-failed")).to_have_count(1)
+        expect(page.locator("#status")).to_contain_text("updated")
+        cookies = {c["name"]: c for c in page.context.cookies()}
+        session = cookies["quart_jobs_admin"]
+        assert session["httpOnly"] and session["sameSite"] == "Strict"
+        assert ADMIN_TOKEN not in session["value"]
+
+        failed_row = page.locator(f'#failed tr[data-job-id="{doomed}"]')
+        expect(failed_row).to_contain_text("SimulatedFailure")
+        page.screenshot(path=str(OUTPUT / "dashboard-failed.png"), full_page=True)
+
+        # The job detail view: arguments, attempts, error with its traceback.
+        failed_row.locator("a.job").click()
+        drawer = page.locator("#detail")
+        expect(drawer).to_be_visible()
+        expect(page.locator("#detail-title")).to_contain_text(f"Job #{doomed}")
+        expect(page.locator("#detail-args")).to_contain_text('"fail_times": 3')
+        expect(page.locator("#detail-error")).to_contain_text("Traceback")
+        expect(page.locator("#detail-error")).to_contain_text("SimulatedFailure")
+        expect(page.locator("#detail-fields")).to_contain_text("1 of 1")
+        page.screenshot(path=str(OUTPUT / "dashboard-detail.png"), full_page=True)
+        page.click("#detail-close")
+        expect(drawer).to_be_hidden()
+
+        # Retry from the page: the order is queued and processing again.
+        failed_row.locator("button.retry").click()
+        expect(page.locator("#toast")).to_contain_text(f"Job #{doomed} queued again")
+        expect(page.locator(f'#running tr[data-job-id="{doomed}"]')).to_be_visible()
+        expect(page.locator(f'#failed tr[data-job-id="{doomed}"]')).to_have_count(0)
+        expect(page.locator("#total-running")).to_have_text("1")
+        assert order_status(client, doomed) in ("queued", "processing")
+        page.screenshot(path=str(OUTPUT / "dashboard.png"), full_page=True)
+
+        # And it fails again (fail_times 3 > 1 attempt): back in the failed list, by itself.
+        expect(page.locator(f'#failed tr[data-job-id="{doomed}"]')).to_be_visible()
+        assert order_status(client, doomed) == "failed"
+
+        # Logging out ends the session: the API answers 401 to the browser.
+        page.click("text=Log out")
+        expect(page.locator("#token")).to_be_visible()
+        status = page.evaluate("fetch('/admin/api/stats').then(r => r.status)")
+        assert status == 401
+
+    assert problems == [], problems
+    assert (OUTPUT / "dashboard.png").stat().st_size > 10_000

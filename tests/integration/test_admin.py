@@ -1,0 +1,440 @@
+"""The admin (dashboard page and JSON API) of the order service, through ``app.test_app()``.
+
+The app runs without embedded workers, so jobs stay where a test puts them; a test that needs
+a job to fail or finish drives the backend the way a worker would (claim, then finish).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from quart import Quart
+from quart.typing import TestClientProtocol as Client
+
+from orders.app import create_app
+from orders.config import Settings
+from quart_jobs import Job, JobState, get_jobs
+from quart_jobs.backends import Outcome
+from quart_jobs.models import Lease
+
+TOKEN = "s3cret-admin-token"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+VIP = {"Authorization": "Bearer demo-vip-key"}
+REGULAR = {"Authorization": "Bearer demo-regular-key"}
+ORDER = {"items": [{"sku": "A-1", "quantity": 1}], "processing_seconds": 0}
+COOKIE = "quart_jobs_admin"
+
+
+def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{tmp_path}/orders.sqlite3",
+        "orders_demo": True,
+        "admin_token": TOKEN,
+        "embedded_workers": False,
+        "sqlite_synchronous": "NORMAL",
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[Quart]:
+    app = create_app(settings_for(tmp_path))
+    async with app.test_app():
+        yield app
+
+
+@pytest.fixture
+def client(app: Quart) -> Client:
+    return app.test_client()
+
+
+async def place(client: Client, headers: dict[str, str] = VIP, **body: Any) -> int:
+    response = await client.post("/orders", json={**ORDER, **body}, headers=headers)
+    assert response.status_code == 202, await response.get_data()
+    return int((await response.get_json())["id"])
+
+
+async def run_as_worker(app: Quart, state: JobState, limit: int = 1, **outcome: Any) -> list[Job]:
+    """Claim up to ``limit`` jobs and end them in ``state``, as a worker would."""
+    jobs = get_jobs(app)
+    claimed = await jobs.backend.claim("test-worker", limit, jobs.clock(), 30, 300)
+    outcomes = [Outcome(Lease(j.id, j.lease_token or ""), state, **outcome) for j in claimed]
+    assert await jobs.backend.finish(outcomes, jobs.clock()) == [True] * len(claimed)
+    return claimed
+
+
+async def failed_job(app: Quart, client: Client) -> int:
+    job_id = await place(client)
+    (job,) = await run_as_worker(
+        app, JobState.FAILED, error="SimulatedFailure: boom", traceback="Traceback: line 1"
+    )
+    assert job.id == job_id
+    return job_id
+
+
+async def log_in(client: Client) -> str:
+    """Log in through the form; return the page's CSRF token."""
+    response = await client.post("/admin/login", form={"token": TOKEN})
+    assert response.status_code == 303
+    page = await client.get("/admin/")
+    assert page.status_code == 200
+    match = re.search(r'name="qj-csrf-token" content="([0-9a-f]+)"', await page.get_data(True))
+    assert match, "the dashboard embeds its CSRF token"
+    return match.group(1)
+
+
+# --- authentication ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/admin/api/stats", "/admin/api/jobs", "/admin/api/jobs/1", "/admin/api/throughput"],
+)
+async def test_the_api_answers_401_json_without_the_token(client: Client, path: str) -> None:
+    response = await client.get(path)
+    assert response.status_code == 401
+    assert (await response.get_json())["error"]["code"] == "unauthorized"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    wrong = await client.get(path, headers={"Authorization": "Bearer not-it"})
+    assert wrong.status_code == 401
+    customer = await client.get(path, headers=VIP)
+    assert customer.status_code == 401, "a customer's API key is not the admin token"
+
+
+async def test_posts_answer_401_without_the_token(app: Quart, client: Client) -> None:
+    job_id = await failed_job(app, client)
+    for action in ("retry", "cancel"):
+        response = await client.post(f"/admin/api/jobs/{job_id}/{action}")
+        assert response.status_code == 401
+    assert (await get_jobs(app).get(job_id)).state is JobState.FAILED
+
+
+async def test_the_page_shows_a_login_form_until_logged_in(client: Client) -> None:
+    response = await client.get("/admin/")
+    assert response.status_code == 401
+    html = await response.get_data(True)
+    assert '<form method="post" action="/admin/login">' in html
+    assert 'type="password"' in html
+    assert "qj-csrf-token" not in html
+
+
+async def test_login_sets_a_strict_httponly_session_cookie(client: Client) -> None:
+    bad = await client.post("/admin/login", form={"token": "wrong"})
+    assert bad.status_code == 401
+    assert "not valid" in await bad.get_data(True)
+    assert "Set-Cookie" not in bad.headers
+
+    response = await client.post("/admin/login", form={"token": TOKEN})
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/admin/"
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith(f"{COOKIE}=")
+    assert TOKEN not in cookie, "the cookie never holds the token itself"
+    flags = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
+    assert {"httponly", "samesite", "path", "max-age"} <= flags
+    assert "SameSite=Strict" in cookie and "Path=/admin" in cookie
+    assert "secure" not in flags, "plain http: a Secure cookie would never come back"
+
+    stats = await client.get("/admin/api/stats")  # the cookie alone authenticates
+    assert stats.status_code == 200
+
+
+async def test_over_https_the_cookie_is_secure(client: Client) -> None:
+    response = await client.post("/admin/login", form={"token": TOKEN}, scheme="https")
+    assert response.status_code == 303
+    assert "; Secure" in response.headers["Set-Cookie"]
+
+
+async def test_a_forged_or_stale_cookie_is_refused(app: Quart, tmp_path: Path) -> None:
+    client = app.test_client(use_cookies=False)
+    for value in ("x", "nonce.0000", f"abc.{'0' * 64}", ""):
+        response = await client.get("/admin/api/stats", headers={"Cookie": f"{COOKIE}={value}"})
+        assert response.status_code == 401, value
+    # A cookie from another token (another deployment, or before a token change) is refused.
+    other = create_app(settings_for(tmp_path / "other", admin_token="another-token"))
+    (tmp_path / "other").mkdir()
+    async with other.test_app():
+        login = await other.test_client().post("/admin/login", form={"token": "another-token"})
+        value = login.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
+    response = await client.get("/admin/api/stats", headers={"Cookie": f"{COOKIE}={value}"})
+    assert response.status_code == 401
+
+
+async def test_logout_clears_the_cookie(client: Client) -> None:
+    await log_in(client)
+    response = await client.post("/admin/logout")
+    assert response.status_code == 303
+    cleared = response.headers["Set-Cookie"]
+    assert cleared.startswith(f"{COOKIE}=;") or f'{COOKIE}=""' in cleared
+    assert "Max-Age=0" in cleared or "expires=Thu, 01 Jan 1970" in cleared
+    assert (await client.get("/admin/api/stats")).status_code == 401
+
+
+async def test_a_bearer_request_for_the_page_opens_a_session(app: Quart) -> None:
+    client = app.test_client()
+    page = await client.get("/admin/", headers=ADMIN)
+    assert page.status_code == 200
+    assert "HttpOnly" in page.headers["Set-Cookie"]
+    assert (await client.get("/admin/api/stats")).status_code == 200
+
+
+async def test_with_no_admin_token_the_admin_is_disabled(tmp_path: Path) -> None:
+    app = create_app(settings_for(tmp_path, admin_token=None))
+    async with app.test_app():
+        client = app.test_client()
+        response = await client.get("/admin/api/stats", headers={"Authorization": "Bearer "})
+        assert response.status_code == 404
+        assert (await response.get_json())["error"]["code"] == "admin_disabled"
+        page = await client.get("/admin/")
+        assert page.status_code == 404 and "ADMIN_TOKEN" in await page.get_data(True)
+        login = await client.post("/admin/login", form={"token": ""})
+        assert login.status_code == 404
+
+
+# --- cross-site request defences -----------------------------------------------------------
+
+
+async def test_a_cookie_post_without_the_csrf_header_is_refused(app: Quart, client: Client) -> None:
+    job_id = await failed_job(app, client)
+    csrf = await log_in(client)
+    for headers in (
+        {},
+        {"X-CSRF-Token": "0" * 64},
+        {"X-CSRF-Token": csrf, "Sec-Fetch-Site": "cross-site"},
+        {"X-CSRF-Token": csrf, "Sec-Fetch-Site": "same-site"},
+        {"X-CSRF-Token": csrf, "Origin": "https://evil.example"},
+        {"X-CSRF-Token": csrf, "Origin": "null"},
+    ):
+        response = await client.post(f"/admin/api/jobs/{job_id}/retry", headers=headers)
+        assert response.status_code == 403, headers
+        assert (await response.get_json())["error"]["code"] in ("csrf_failed", "cross_site")
+    assert (await get_jobs(app).get(job_id)).state is JobState.FAILED
+
+    ok = await client.post(
+        f"/admin/api/jobs/{job_id}/retry",
+        headers={
+            "X-CSRF-Token": csrf,
+            "Origin": "http://localhost",
+            "Sec-Fetch-Site": "same-origin",
+        },
+    )
+    assert ok.status_code == 200
+    assert (await ok.get_json())["job"]["state"] == "queued"
+
+
+async def test_bearer_posts_need_no_csrf_token(app: Quart, client: Client) -> None:
+    job_id = await failed_job(app, client)
+    response = await client.post(f"/admin/api/jobs/{job_id}/retry", headers=ADMIN)
+    assert response.status_code == 200
+
+
+async def test_login_from_another_site_is_refused(client: Client) -> None:
+    response = await client.post(
+        "/admin/login", form={"token": TOKEN}, headers={"Origin": "https://evil.example"}
+    )
+    assert response.status_code == 403
+    assert "Set-Cookie" not in response.headers
+
+
+# --- the JSON API --------------------------------------------------------------------------
+
+
+def db_counts(tmp_path: Path) -> dict[tuple[str, int], int]:
+    with sqlite3.connect(tmp_path / "orders.sqlite3") as conn:
+        rows = conn.execute("SELECT state, priority, COUNT(*) FROM qj_jobs GROUP BY 1, 2")
+        return {(state, priority): n for state, priority, n in rows}
+
+
+async def test_stats_match_the_database(app: Quart, client: Client, tmp_path: Path) -> None:
+    for _ in range(3):
+        await place(client, VIP)
+    for _ in range(4):
+        await place(client, REGULAR)
+    await run_as_worker(app, JobState.SUCCEEDED, limit=2)  # two VIP orders
+    await run_as_worker(app, JobState.FAILED, limit=1, error="E")  # the last VIP order
+    await client.delete(f"/orders/{await place(client, REGULAR)}", headers=REGULAR)
+    jobs = get_jobs(app)
+    await jobs.backend.claim("w", 1, jobs.clock(), 30, 300)  # one regular order running
+
+    body = await (await client.get("/admin/api/stats", headers=ADMIN)).get_json()
+    expected = db_counts(tmp_path)
+    tiers = {"vip": 0, "regular": 10}
+    for tier, priority in tiers.items():
+        for state in JobState:
+            assert body["counts"][tier][state.value] == expected.get((state.value, priority), 0)
+    assert body["counts"]["vip"] == {
+        "queued": 0,
+        "running": 0,
+        "succeeded": 2,
+        "failed": 1,
+        "cancelled": 0,
+    }
+    assert body["counts"]["regular"] == {
+        "queued": 3,
+        "running": 1,
+        "succeeded": 0,
+        "failed": 0,
+        "cancelled": 1,
+    }
+    assert body["tiers"] == ["vip", "regular"]
+    assert body["totals"]["queued"] == 3 and sum(body["totals"].values()) == 8
+    assert body["oldest_waiting"]["vip"] is None
+    oldest = body["oldest_waiting"]["regular"]
+    with sqlite3.connect(tmp_path / "orders.sqlite3") as conn:
+        (first,) = conn.execute(
+            "SELECT MIN(enqueued_at) FROM qj_jobs WHERE state = 'queued' AND priority = 10"
+        ).fetchone()
+    assert oldest["enqueued_at"] == pytest.approx(first)
+    assert oldest["age_seconds"] == pytest.approx(body["now"] - first)
+
+
+async def test_jobs_list_filters_and_pages(app: Quart, client: Client) -> None:
+    vip = [await place(client, VIP) for _ in range(3)]
+    regular = [await place(client, REGULAR) for _ in range(2)]
+
+    async def ids(query: str) -> list[int]:
+        response = await client.get(f"/admin/api/jobs{query}", headers=ADMIN)
+        assert response.status_code == 200, await response.get_data()
+        return [j["id"] for j in (await response.get_json())["jobs"]]
+
+    assert await ids("") == [*reversed(regular), *reversed(vip)]
+    assert await ids("?tier=vip") == list(reversed(vip))
+    assert await ids("?tier=10&limit=1") == [regular[-1]]
+    assert await ids(f"?before_id={regular[0]}&limit=2") == [vip[2], vip[1]]
+    assert await ids("?task=orders.process&state=queued&limit=500") == await ids("")
+    assert await ids("?task=nope") == []
+    await run_as_worker(app, JobState.SUCCEEDED)
+    assert await ids("?state=succeeded") == [vip[0]]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["?state=sleeping", "?tier=gold", "?limit=0", "?limit=501", "?limit=x", "?before_id=-1"],
+)
+async def test_bad_list_queries_answer_400_json(client: Client, query: str) -> None:
+    response = await client.get(f"/admin/api/jobs{query}", headers=ADMIN)
+    assert response.status_code == 400
+    assert (await response.get_json())["error"]["code"] == "invalid_query"
+
+
+async def test_job_detail_has_arguments_attempts_times_and_traceback(
+    app: Quart, client: Client
+) -> None:
+    job_id = await failed_job(app, client)
+    response = await client.get(f"/admin/api/jobs/{job_id}", headers=ADMIN)
+    job = (await response.get_json())["job"]
+    assert job["id"] == job_id and job["state"] == "failed" and job["tier"] == "vip"
+    assert job["args"][0]["items"] == ORDER["items"] and job["args"][0]["customer"] == "alice"
+    assert (job["attempts"], job["max_attempts"]) == (1, 5)
+    assert job["enqueued_at"] <= job["started_at"] <= job["finished_at"]
+    assert job["error"] == "SimulatedFailure: boom"
+    assert job["traceback"] == "Traceback: line 1"
+    assert job["worker"] == "test-worker"
+    for missing in (job_id + 1, 2**63 - 1, 2**64):
+        response = await client.get(f"/admin/api/jobs/{missing}", headers=ADMIN)
+        assert response.status_code == 404
+
+
+async def test_retry_queues_a_failed_job_and_refuses_others(app: Quart, client: Client) -> None:
+    job_id = await failed_job(app, client)
+    response = await client.post(f"/admin/api/jobs/{job_id}/retry", headers=ADMIN)
+    assert response.status_code == 200
+    job = (await response.get_json())["job"]
+    assert (job["state"], job["attempts"], job["error"]) == ("queued", 0, None)
+    assert (await get_jobs(app).get(job_id)).state is JobState.QUEUED
+    again = await client.post(f"/admin/api/jobs/{job_id}/retry", headers=ADMIN)
+    assert again.status_code == 409
+    assert "queued" in (await again.get_json())["error"]["message"]
+    missing = await client.post("/admin/api/jobs/999999/retry", headers=ADMIN)
+    assert missing.status_code == 404
+
+
+async def test_cancel_a_queued_a_running_and_a_finished_job(app: Quart, client: Client) -> None:
+    running = await place(client)
+    done = await place(client)
+    queued = await place(client)
+    jobs = get_jobs(app)
+    claimed = await jobs.backend.claim("w", 2, jobs.clock(), 30, 300)
+    assert [j.id for j in claimed] == [running, done]
+    await jobs.backend.finish(
+        [Outcome(Lease(done, claimed[1].lease_token or ""), JobState.SUCCEEDED)], jobs.clock()
+    )
+
+    response = await client.post(f"/admin/api/jobs/{queued}/cancel", headers=ADMIN)
+    assert response.status_code == 200
+    assert (await response.get_json())["job"]["state"] == "cancelled"
+    response = await client.post(f"/admin/api/jobs/{running}/cancel", headers=ADMIN)
+    body = (await response.get_json())["job"]
+    assert response.status_code == 200
+    assert body["state"] == "running" and body["cancel_requested"] is True
+    response = await client.post(f"/admin/api/jobs/{done}/cancel", headers=ADMIN)
+    assert response.status_code == 409
+    assert (await jobs.get(done)).state is JobState.SUCCEEDED
+
+
+async def test_throughput_counts_jobs_finished_per_minute(app: Quart, client: Client) -> None:
+    for _ in range(3):
+        await place(client)
+    await run_as_worker(app, JobState.SUCCEEDED, limit=2)
+    await run_as_worker(app, JobState.FAILED, error="E")
+    response = await client.get("/admin/api/throughput", headers=ADMIN)
+    body = await response.get_json()
+    assert body["bucket_seconds"] == 60 and len(body["buckets"]) == 15
+    last = body["buckets"][-1]
+    assert last["start"] <= body["now"] < last["start"] + 60
+    assert (last["succeeded"], last["failed"], last["cancelled"]) == (2, 1, 0)
+    assert sum(b["succeeded"] + b["failed"] for b in body["buckets"][:-1]) == 0
+    five = await client.get("/admin/api/throughput?minutes=5", headers=ADMIN)
+    assert len((await five.get_json())["buckets"]) == 5
+    bad = await client.get("/admin/api/throughput?minutes=0", headers=ADMIN)
+    assert bad.status_code == 400
+
+
+# --- the page ----------------------------------------------------------------------------
+
+
+async def test_the_dashboard_page_and_its_static_files(client: Client) -> None:
+    await log_in(client)
+    page = await client.get("/admin/")
+    html = await page.get_data(True)
+    assert page.headers["Content-Type"].startswith("text/html")
+    csp = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert page.headers["Cache-Control"] == "no-store"
+    assert 'src="/admin/static/dashboard.js"' in html
+    assert "<script>" not in html, "no inline script: the CSP allows none"
+    assert "http://" not in html and "https://" not in html, "no CDN: works offline"
+    script = await client.get("/admin/static/dashboard.js")
+    assert script.status_code == 200
+    assert "javascript" in script.headers["Content-Type"]
+    assert "textContent" in await script.get_data(True)
+    style = await client.get("/admin/static/dashboard.css")
+    assert style.status_code == 200 and style.headers["Content-Type"].startswith("text/css")
+    assert (await client.get("/admin/static/../auth.py")).status_code == 404
+
+
+async def test_the_openapi_document_describes_the_admin_api(client: Client) -> None:
+    doc = await (await client.get("/openapi.json")).get_json()
+    paths = doc["paths"]
+    for path in (
+        "/admin/api/stats",
+        "/admin/api/jobs",
+        "/admin/api/jobs/{job_id}",
+        "/admin/api/throughput",
+    ):
+        assert "get" in paths[path], path
+        assert paths[path]["get"]["security"] == [{"adminToken": []}]
+        assert "401" in paths[path]["get"]["responses"]
+    for action in ("retry", "cancel"):
+        post = paths[f"/admin/api/jobs/{{job_id}}/{action}"]["post"]
+        assert {"200", "401", "403", "404", "409"} <= set(post["responses"])
+    params = {p["name"] for p in paths["/admin/api/jobs"]["get"]["parameters"]}
+    assert {"state", "tier", "task", "limit", "before_id"} <= params
+    assert doc["components"]["securitySchemes"]["adminToken"]["scheme"] == "bearer"
+    assert "/admin/" not in paths and "/admin/login" not in paths

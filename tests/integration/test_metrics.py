@@ -1,0 +1,213 @@
+"""``GET /metrics`` of the order service, parsed with prometheus-client's own parser and checked
+against the database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from quart import Quart
+from quart.typing import TestClientProtocol as Client
+
+from orders.app import create_app
+from orders.config import Settings
+from orders.logs import JsonFormatter
+from quart_jobs import JobState, get_jobs
+
+VIP = {"Authorization": "Bearer demo-vip-key"}
+REGULAR = {"Authorization": "Bearer demo-regular-key"}
+ORDER = {"items": [{"sku": "A-1", "quantity": 1}], "processing_seconds": 0}
+TASK = "orders.process"
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{tmp_path}/orders.sqlite3",
+        "orders_demo": True,
+        "admin_token": "t",
+        "poll_interval": 0.05,
+        "job_max_attempts": 2,
+        "sqlite_synchronous": "NORMAL",
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture
+async def idle_app(tmp_path: Path) -> AsyncIterator[Quart]:
+    """No embedded worker: jobs stay queued."""
+    app = create_app(settings_for(tmp_path, embedded_workers=False))
+    async with app.test_app():
+        yield app
+
+
+async def scrape(client: Client) -> Samples:
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    samples: Samples = {}
+    for family in text_string_to_metric_families(await response.get_data(True)):
+        for s in family.samples:
+            samples[(s.name, frozenset(s.labels.items()))] = s.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+async def place(client: Client, headers: dict[str, str], **body: Any) -> int:
+    response = await client.post("/orders", json={**ORDER, **body}, headers=headers)
+    assert response.status_code == 202
+    return int((await response.get_json())["id"])
+
+
+async def wait_state(app: Quart, job_id: int, state: JobState) -> None:
+    jobs = get_jobs(app)
+    async with asyncio.timeout(10):
+        while (await jobs.get(job_id)).state is not state:
+            await asyncio.sleep(0.02)
+
+
+def db_depth(tmp_path: Path) -> dict[tuple[str, str], int]:
+    with sqlite3.connect(tmp_path / "orders.sqlite3") as conn:
+        rows = conn.execute("SELECT state, priority, COUNT(*) FROM qj_jobs GROUP BY 1, 2")
+        return {(state, {0: "vip", 10: "regular"}[p]): n for state, p, n in rows}
+
+
+async def test_counters_and_histograms_follow_the_jobs_run(tmp_path: Path) -> None:
+    app = create_app(settings_for(tmp_path))
+    async with app.test_app():
+        client = app.test_client()
+        ok = await place(client, VIP)
+        doomed = await place(client, REGULAR, fail_times=5)  # fails twice: retried, failed
+        await wait_state(app, ok, JobState.SUCCEEDED)
+        await wait_state(app, doomed, JobState.FAILED)
+        samples = await scrape(client)
+
+    def count(event: str, tier: str) -> float:
+        return value(samples, f"quart_jobs_{event}_total", task=TASK, tier=tier)
+
+    assert (count("enqueued", "vip"), count("enqueued", "regular")) == (1, 1)
+    assert (count("started", "vip"), count("started", "regular")) == (1, 2)
+    assert count("succeeded", "vip") == 1 and count("succeeded", "regular") == 0
+    assert count("retried", "regular") == 1 and count("failed", "regular") == 1
+    assert count("failed", "vip") == 0 and count("cancelled", "regular") == 0
+    assert value(samples, "quart_jobs_run_seconds_count", tier="vip") == 1
+    assert value(samples, "quart_jobs_run_seconds_count", tier="regular") == 2
+    assert value(samples, "quart_jobs_wait_seconds_count", tier="regular") == 2
+    # Every observation falls in the +Inf bucket; the retry waited for its backoff, not its
+    # enqueue: the wait is measured from max(enqueued_at, run_at).
+    assert value(samples, "quart_jobs_wait_seconds_bucket", tier="vip", le="+Inf") == 1
+    assert value(samples, "quart_jobs_wait_seconds_sum", tier="regular") < 5
+    assert value(samples, "quart_jobs_store_up") == 1
+    assert value(samples, "quart_jobs_queue_depth", state="failed", tier="regular") == 1
+    assert value(samples, "quart_jobs_queue_depth", state="succeeded", tier="vip") == 1
+
+
+async def test_gauges_match_the_database(idle_app: Quart, tmp_path: Path) -> None:
+    client = idle_app.test_client()
+    for _ in range(3):
+        await place(client, REGULAR)
+    await asyncio.sleep(0.3)
+    for _ in range(2):
+        await place(client, VIP)
+    cancelled = await place(client, VIP)
+    assert (await client.delete(f"/orders/{cancelled}", headers=VIP)).status_code == 200
+    jobs = get_jobs(idle_app)
+    await jobs.backend.claim("w", 1, jobs.clock(), 30, 300)  # one VIP order running
+
+    samples = await scrape(client)
+    expected = db_depth(tmp_path)
+    for state in JobState:
+        for tier in ("vip", "regular"):
+            got = value(samples, "quart_jobs_queue_depth", state=state.value, tier=tier)
+            assert got == expected.get((state.value, tier), 0), (state, tier)
+    assert value(samples, "quart_jobs_queue_depth", state="queued", tier="regular") == 3
+    assert value(samples, "quart_jobs_queue_depth", state="running", tier="vip") == 1
+
+    with sqlite3.connect(tmp_path / "orders.sqlite3") as conn:
+        (oldest_regular,) = conn.execute(
+            "SELECT MIN(enqueued_at) FROM qj_jobs WHERE state = 'queued' AND priority = 10"
+        ).fetchone()
+    age = value(samples, "quart_jobs_oldest_waiting_seconds", tier="regular")
+    assert age == pytest.approx(jobs.clock() - oldest_regular, abs=0.5)
+    assert age >= 0.3
+    assert 0 <= value(samples, "quart_jobs_oldest_waiting_seconds", tier="vip") < age
+    assert value(samples, "quart_jobs_enqueued_total", task=TASK, tier="vip") == 3
+    assert value(samples, "quart_jobs_cancelled_total", task=TASK, tier="vip") == 1
+
+    # A second scrape reads the database again: the gauges move, the counters stay.
+    await place(client, REGULAR)
+    again = await scrape(client)
+    assert value(again, "quart_jobs_queue_depth", state="queued", tier="regular") == 4
+    assert value(again, "quart_jobs_enqueued_total", task=TASK, tier="regular") == 4
+
+
+async def test_an_empty_queue_reports_zero_not_nothing(idle_app: Quart) -> None:
+    samples = await scrape(idle_app.test_client())
+    for tier in ("vip", "regular"):
+        assert ("quart_jobs_oldest_waiting_seconds", frozenset({("tier", tier)})) in samples
+        for state in JobState:
+            key = ("quart_jobs_queue_depth", frozenset({("state", state.value), ("tier", tier)}))
+            assert samples[key] == 0
+
+
+async def test_two_apps_in_one_process_keep_their_own_metrics(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = create_app(settings_for(tmp_path / "a", embedded_workers=False))
+    second = create_app(settings_for(tmp_path / "b", embedded_workers=False))
+    async with first.test_app(), second.test_app():
+        await place(first.test_client(), VIP)
+        one = await scrape(first.test_client())
+        other = await scrape(second.test_client())
+    assert value(one, "quart_jobs_enqueued_total", task=TASK, tier="vip") == 1
+    assert value(other, "quart_jobs_enqueued_total", task=TASK, tier="vip") == 0
+
+
+async def test_a_store_that_cannot_answer_reports_store_up_zero(idle_app: Quart) -> None:
+    jobs = get_jobs(idle_app)
+    real = jobs.backend.stats
+
+    async def broken() -> Any:
+        raise RuntimeError("database is gone")
+
+    jobs.backend.stats = broken  # type: ignore[method-assign]
+    try:
+        samples = await scrape(idle_app.test_client())
+    finally:
+        jobs.backend.stats = real  # type: ignore[method-assign]
+    assert value(samples, "quart_jobs_store_up") == 0
+    assert not any(name == "quart_jobs_queue_depth" for name, _ in samples)
+
+
+async def test_each_job_event_is_one_log_line_with_its_fields(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="quart_jobs.worker")
+    app = create_app(settings_for(tmp_path))
+    async with app.test_app():
+        client = app.test_client()
+        doomed = await place(client, REGULAR, fail_times=5)
+        await wait_state(app, doomed, JobState.FAILED)
+    lines = [
+        json.loads(JsonFormatter().format(r))
+        for r in caplog.records
+        if getattr(r, "job_id", None) == doomed
+    ]
+    assert [line["event"] for line in lines] == ["started", "retried", "started", "failed"]
+    for line in lines:
+        assert line["task"] == TASK and line["tier"] == "regular" and line["worker"]
+    assert [line["attempt"] for line in lines] == [1, 1, 2, 2]
+    assert "duration" not in lines[0] and lines[1]["duration"] >= 0
+    assert lines[3]["error"].startswith("SimulatedFailure")
