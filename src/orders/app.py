@@ -8,22 +8,43 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pydantic import BaseModel
 from quart import Quart, Response, jsonify
 from quart_schema import (
     QuartSchema,
     document_headers,
     document_request,
     document_response,
+    security_scheme,
     validate_querystring,
 )
 
 from quart_jobs import JobState, QuartJobs, Tier
+from quart_jobs.admin import register_admin
+from quart_jobs.metrics import register_metrics
 
 from .config import Settings
 from .errors import ApiError, register_error_handlers
-from .http import authenticate, check_id, idempotency_key, json_body, orders_state
-from .schemas import ErrorBody, Health, Order, OrderList, OrderQuery, OrderRequest
+from .http import (
+    authenticate,
+    check_id,
+    idempotency_key,
+    json_body,
+    orders_state,
+    queue_limits,
+)
+from .schemas import (
+    CreatedHeaders,
+    ErrorBody,
+    Health,
+    IdempotencyHeaders,
+    Order,
+    OrderList,
+    OrderQuery,
+    OrderRequest,
+    OrdersOpenAPI,
+    RetryHeaders,
+    UnauthorizedHeaders,
+)
 from .service import (
     DEMO_CUSTOMERS,
     EXTENSION_KEY,
@@ -38,10 +59,6 @@ from .service import (
 from .store import store_for
 
 log = logging.getLogger("orders")
-
-
-class IdempotencyHeaders(BaseModel):
-    idempotency_key: str | None = None
 
 
 def jobs_config(settings: Settings) -> dict[str, Any]:
@@ -69,6 +86,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         info={"title": "quart-jobs order service", "version": "0.1.0"},
         security_schemes={"apiKey": {"type": "http", "scheme": "bearer"}},
         security=[{"apiKey": []}],
+        openapi_provider_class=OrdersOpenAPI,
     )
     jobs = QuartJobs()
     jobs.register(process_order, name=TASK)
@@ -85,6 +103,8 @@ def create_app(settings: Settings | None = None) -> Quart:
 
     jobs.on_open.append(open_store)
     jobs.init_app(app)
+    register_admin(app, jobs, token=settings.admin_token)
+    register_metrics(app, jobs)
     register_error_handlers(app)
     register_routes(app)
     return app
@@ -94,11 +114,13 @@ def register_routes(app: Quart) -> None:
     @app.post("/orders")
     @document_request(OrderRequest)
     @document_headers(IdempotencyHeaders)
-    @document_response(Order, 202)
+    @document_response(Order, 202, CreatedHeaders)
     @document_response(ErrorBody, 400)
-    @document_response(ErrorBody, 401)
+    @document_response(ErrorBody, 401, UnauthorizedHeaders)
     @document_response(ErrorBody, 413)
     @document_response(ErrorBody, 415)
+    @document_response(ErrorBody, 429, RetryHeaders)
+    @document_response(ErrorBody, 503, RetryHeaders)
     async def place_order() -> tuple[Response, int, dict[str, str]]:
         """Place an order; answered 202 once the order and its job are committed to disk."""
         customer = await authenticate()
@@ -116,6 +138,7 @@ def register_routes(app: Quart) -> None:
             priority=Tier.parse(customer.tier),
             owner=customer.name,
             key=None if key is None else f"order:{customer.id}:{key}",
+            limits=queue_limits(),
         ).enqueue_result(TASK, order)
         headers = {"Location": f"/orders/{result.job.id}"}
         if not result.created:
@@ -124,8 +147,10 @@ def register_routes(app: Quart) -> None:
 
     @app.get("/orders/<int:order_id>")
     @document_response(Order, 200)
-    @document_response(ErrorBody, 401)
+    @document_response(ErrorBody, 401, UnauthorizedHeaders)
     @document_response(ErrorBody, 404)
+    @document_response(ErrorBody, 429, RetryHeaders)
+    @document_response(ErrorBody, 503, RetryHeaders)
     async def get_order(order_id: int) -> Response:
         """One of your orders."""
         customer = await authenticate()
@@ -138,7 +163,9 @@ def register_routes(app: Quart) -> None:
     @validate_querystring(OrderQuery)
     @document_response(OrderList, 200)
     @document_response(ErrorBody, 400)
-    @document_response(ErrorBody, 401)
+    @document_response(ErrorBody, 401, UnauthorizedHeaders)
+    @document_response(ErrorBody, 429, RetryHeaders)
+    @document_response(ErrorBody, 503, RetryHeaders)
     async def list_orders(query_args: OrderQuery) -> Response:
         """Your orders, newest first."""
         customer = await authenticate()
@@ -152,9 +179,11 @@ def register_routes(app: Quart) -> None:
 
     @app.delete("/orders/<int:order_id>")
     @document_response(Order, 200)
-    @document_response(ErrorBody, 401)
+    @document_response(ErrorBody, 401, UnauthorizedHeaders)
     @document_response(ErrorBody, 404)
     @document_response(ErrorBody, 409)
+    @document_response(ErrorBody, 429, RetryHeaders)
+    @document_response(ErrorBody, 503, RetryHeaders)
     async def cancel_order(order_id: int) -> Response:
         """Cancel a queued order; 409 once it is processing or finished."""
         customer = await authenticate()
@@ -172,12 +201,14 @@ def register_routes(app: Quart) -> None:
         return jsonify(order_json(job))
 
     @app.get("/healthz")
+    @security_scheme([])
     @document_response(Health, 200)
     async def healthz() -> Response:
         """The process is up."""
         return jsonify({"status": "ok"})
 
     @app.get("/readyz")
+    @security_scheme([])
     @document_response(Health, 200)
     @document_response(Health, 503)
     async def readyz() -> tuple[Response, int]:

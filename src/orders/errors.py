@@ -2,7 +2,9 @@
 
 Registered for: our own :class:`ApiError`, every Werkzeug ``HTTPException`` (404, 405 with its
 ``Allow`` header, 413 …), quart-schema's validation errors, the job store being unavailable
-(503 with ``Retry-After``), and, last, any other exception (500, logged, no details leaked).
+(503 with ``Retry-After``), a full queue (429 per customer, 503 global, with ``Retry-After``),
+job arguments over the library's size limit (413), and, last, any other exception (500,
+logged, no details leaked).
 """
 
 from __future__ import annotations
@@ -10,13 +12,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from quart import Quart, Response, jsonify
+from quart import Quart, Response, current_app, jsonify
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
 from quart_jobs import BackendUnavailable
+from quart_jobs.errors import ArgumentsNotSerializable, PayloadTooLarge, QueueFull
 
 log = logging.getLogger("orders")
+
+#: Seconds a client is told to wait when the queue is full (``Retry-After``).
+QUEUE_FULL_RETRY_AFTER = 5
 
 
 class ApiError(Exception):
@@ -101,6 +107,9 @@ def register_error_handlers(app: Quart) -> None:
             if k.lower() not in ("content-type", "content-length")
         }
         message = exc.description or exc.name
+        if status == 413:
+            limit = current_app.config.get("MAX_CONTENT_LENGTH")
+            message = f"the request body is larger than {limit} bytes (MAX_BODY_BYTES)"
         return error_response(status, _CODES.get(status, "http_error"), message, headers)
 
     @app.errorhandler(BackendUnavailable)
@@ -113,6 +122,34 @@ def register_error_handlers(app: Quart) -> None:
             "try again shortly",
             {"Retry-After": "5"},
         )
+
+    @app.errorhandler(QueueFull)
+    async def queue_full(exc: QueueFull) -> Response:
+        retry = {"Retry-After": str(QUEUE_FULL_RETRY_AFTER)}
+        if exc.scope == "owner":
+            return error_response(
+                429,
+                "too_many_queued",
+                "you have as many queued orders as allowed (MAX_QUEUED_PER_CUSTOMER); "
+                "nothing was created, try again once some have been processed",
+                retry,
+            )
+        log.warning("queue full: %s", exc)
+        return error_response(
+            503,
+            "queue_full",
+            "the service has as many queued orders as it accepts (MAX_QUEUED); "
+            "nothing was created, try again later",
+            retry,
+        )
+
+    @app.errorhandler(PayloadTooLarge)
+    async def args_too_large(exc: PayloadTooLarge) -> Response:
+        return error_response(413, "payload_too_large", str(exc))
+
+    @app.errorhandler(ArgumentsNotSerializable)
+    async def args_not_json(exc: ArgumentsNotSerializable) -> Response:
+        return error_response(400, "invalid_request", str(exc))
 
     @app.errorhandler(Exception)
     async def unexpected(exc: Exception) -> Response:

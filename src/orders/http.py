@@ -1,20 +1,25 @@
-"""Request plumbing: the API key, the JSON body, the Idempotency-Key header."""
+"""Request plumbing: the API key and its rate limit, the JSON body, the Idempotency-Key header,
+the queue limits of an order."""
 
 from __future__ import annotations
 
 import json
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 from quart import current_app, request
 
+from quart_jobs.backends.base import QueueLimits
+
 from .errors import ApiError, validation_details
+from .ratelimit import RateLimiter
 from .service import EXTENSION_KEY, OrdersState, hash_key, key_matches
 from .store import Customer
 
 M = TypeVar("M", bound=BaseModel)
 
 MAX_ID = 2**63 - 1
+LIMITER_KEY = "orders.ratelimit"
 
 
 def orders_state() -> OrdersState:
@@ -40,31 +45,92 @@ async def authenticate() -> Customer:
         raise ApiError(
             401, "unauthorized", "the API key is not valid", headers={"WWW-Authenticate": "Bearer"}
         )
+    decision = rate_limiter().take(str(customer.id), vip=customer.tier == "vip")
+    if not decision.allowed:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "too many requests for this customer (RATE_LIMIT_PER_CUSTOMER); slow down",
+            headers={"Retry-After": str(decision.retry_after)},
+        )
     return customer
+
+
+def rate_limiter() -> RateLimiter:
+    """The app's per-customer limiter, made on first use from ``RATE_LIMIT_PER_CUSTOMER``."""
+    limiter = current_app.extensions.get(LIMITER_KEY)
+    if limiter is None:
+        limiter = RateLimiter(orders_state().settings.rate_limit_per_customer)
+        current_app.extensions[LIMITER_KEY] = limiter
+    assert isinstance(limiter, RateLimiter)
+    return limiter
+
+
+def queue_limits() -> QueueLimits:
+    """``MAX_QUEUED`` and ``MAX_QUEUED_PER_CUSTOMER``, checked by the backend at the insert."""
+    settings = orders_state().settings
+    return QueueLimits(settings.max_queued, settings.max_queued_per_customer)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(f"the key {key!r} appears twice in one object")
+            seen.add(key)
+    return obj
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON: UTF-8 without BOM, no NaN/Infinity, no duplicate keys; else a 400."""
+    if not raw.strip():
+        raise ApiError(400, "invalid_json", "the request body is empty; send a JSON object")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_json", "the request body is not valid UTF-8") from None
+    try:
+        return json.loads(
+            text,
+            parse_constant=_reject_constant,
+            object_pairs_hook=_object_without_duplicates,
+        )
+    except _DuplicateKey as exc:
+        raise ApiError(400, "invalid_json", f"the request body is ambiguous: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "the request body is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, an integer of > 4300 digits
+        raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from None
 
 
 async def json_body(model: type[M]) -> M:
     """The body, checked: JSON content type (415), size (413), UTF-8 and JSON (400), schema."""
-    if request.mimetype != "application/json":
+    charset = request.mimetype_params.get("charset", "utf-8").lower()
+    if request.mimetype != "application/json" or charset not in ("utf-8", "utf8"):
         raise ApiError(
-            415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)"
+            415,
+            "unsupported_media_type",
+            "send the body as UTF-8 JSON (Content-Type: application/json)",
         )
     raw = cast(bytes, await request.get_data(cache=False, as_text=False))
-    if not raw:
-        raise ApiError(400, "invalid_json", "the request body is empty; send a JSON object")
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ApiError(400, "invalid_json", "the request body is not valid UTF-8") from None
-    except (ValueError, RecursionError):
-        raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
+    data = parse_json(raw)
     try:
         return model.model_validate(data, strict=True)
     except ValidationError as exc:
         raise ApiError(
             400,
             "invalid_request",
-            "the order does not match the schema",
+            "the request body does not match the schema",
             details=validation_details(exc.errors()),
         ) from None
 

@@ -1,10 +1,23 @@
-"""Request and response bodies of the HTTP API (pydantic, strict: ``"3"`` is not a quantity)."""
+"""Request and response bodies of the HTTP API (pydantic, strict: ``"3"`` is not a quantity),
+and the tweaks that make the OpenAPI document say exactly what the service does."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from quart_schema import DataSource, OpenAPIProvider
+
+
+def _integral(value: Any) -> Any:
+    """``2.0`` is the integer 2 (JSON Schema's ``integer``); ``"2"``, ``true``, ``2.5`` are not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: Accept an integer as JSON Schema means it: a number without a fractional part.
+JSON_INT = BeforeValidator(_integral)
 
 Sku = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
 OrderStatus = Literal["queued", "processing", "completed", "failed", "cancelled"]
@@ -16,7 +29,7 @@ class Strict(BaseModel):
 
 class Item(Strict):
     sku: Sku
-    quantity: Annotated[int, Field(ge=1, le=1000)]
+    quantity: Annotated[int, Field(ge=1, le=1000), JSON_INT]
 
 
 class OrderRequest(Strict):
@@ -24,7 +37,7 @@ class OrderRequest(Strict):
 
     items: Annotated[list[Item], Field(min_length=1, max_length=100)]
     processing_seconds: Annotated[float, Field(ge=0, le=60, allow_inf_nan=False)] = 0.5
-    fail_times: Annotated[int, Field(ge=0, le=10)] = 0
+    fail_times: Annotated[int, Field(ge=0, le=10), JSON_INT] = 0
 
 
 class Order(BaseModel):
@@ -59,9 +72,80 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorBody(BaseModel):
+    """An error: ``{"error": {"code", "message"}}``, with ``details`` for schema errors."""
+
     error: ErrorDetail
+
+
+IdempotencyKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x20-\x7e]+$")
+]
+
+
+class IdempotencyHeaders(BaseModel):
+    """Optional ``Idempotency-Key``: a repeat with the same key returns the same order."""
+
+    idempotency_key: IdempotencyKey | None = None
+
+
+class CreatedHeaders(BaseModel):
+    location: str
+
+
+class RetryHeaders(BaseModel):
+    retry_after: str
+
+
+class UnauthorizedHeaders(BaseModel):
+    www_authenticate: str
+
+
+class OrdersOpenAPI(OpenAPIProvider):
+    """quart-schema's provider, corrected: a documented request body is ``required``, and
+    response headers go in the response's ``headers`` (quart-schema 0.25 puts them under
+    ``content``, where they read as a media type)."""
+
+    def build_request_body(
+        self, model: Any, source: DataSource
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        body, definitions = super().build_request_body(model, source)
+        body["required"] = True
+        return body, definitions
+
+    def build_querystring_parameters(
+        self, model: Any
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        params, definitions = super().build_querystring_parameters(model)
+        return [_not_null(p) for p in params], definitions
+
+    def build_headers_parameters(self, model: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        params, definitions = super().build_headers_parameters(model)
+        return [_not_null(p) for p in params], definitions
+
+    def build_response_object(
+        self, model: Any, headers_model: Any
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        response, definitions = super().build_response_object(model, headers_model)
+        headers = response["content"].pop("headers", None)
+        if headers:
+            response["headers"] = {
+                name: {**spec, "required": True} for name, spec in headers.items()
+            }
+        return response, definitions
 
 
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = {}
+
+
+def _not_null(param: dict[str, Any]) -> dict[str, Any]:
+    """An optional parameter is absent, never ``null``: document only its non-null form."""
+    schema = param["schema"]
+    variants = schema.get("anyOf")
+    if isinstance(variants, list):
+        rest = [v for v in variants if v != {"type": "null"}]
+        if len(rest) == 1 and len(rest) < len(variants):
+            extra = {k: v for k, v in schema.items() if k not in ("anyOf", "default")}
+            param = {**param, "schema": {**rest[0], **extra}}
+    return param

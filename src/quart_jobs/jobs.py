@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -25,12 +26,15 @@ from types import TracebackType
 from typing import Any, overload
 
 from .backends import Backend, backend_from_url
+from .backends.base import QueueLimits
 from .errors import ConfigurationError, JobNotFound
 from .models import EnqueueResult, Job, JobFilter, JobState, NewJob, Stats, Tier
 from .registry import Registry, Task, TaskFunc, TaskOptions, dump_json
 from .worker import Worker, WorkerSettings
 
 DEFAULT_MAX_ARGS_BYTES = 64 * 1024
+
+log = logging.getLogger("quart_jobs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,7 @@ class EnqueueOptions:
     owner: str | None = None
     max_attempts: int | None = None
     timeout: float | None = None
+    limits: QueueLimits | None = None
 
 
 class Enqueuer:
@@ -75,6 +80,7 @@ class Jobs:
         max_attempts: int = 5,
         default_priority: int | Tier = Tier.REGULAR,
         max_args_bytes: int = DEFAULT_MAX_ARGS_BYTES,
+        queue_limits: QueueLimits | None = None,
         worker_settings: WorkerSettings | None = None,
         clock: Callable[[], float] = time.time,
         backend_options: dict[str, Any] | None = None,
@@ -88,13 +94,18 @@ class Jobs:
         self.max_attempts = max_attempts
         self.default_priority = int(default_priority)
         self.max_args_bytes = max_args_bytes
+        #: Caps on queued jobs checked at every enqueue (``options(limits=…)`` overrides them).
+        self.queue_limits = queue_limits
         self.worker_settings = worker_settings or WorkerSettings()
         self.clock = clock
         self._workers: list[Worker] = []
         self._opened = False
         #: Entered around every job this process runs (the Quart extension: an app context).
         self.job_context: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None
-        #: Called for every job event (``started``, ``succeeded``, ``failed``, ``retried``, …).
+        #: Called for every job event: ``enqueued`` (by this process), ``started``,
+        #: ``succeeded``, ``failed`` (out of attempts), ``retried`` (an attempt failed, another is
+        #: scheduled), ``cancelled``, ``requeued`` (put back on shutdown); with the run time in
+        #: seconds for the events that end an attempt. A hook that raises is logged and ignored.
         self.event_hooks: list[Callable[[str, Job, float | None], None]] = []
 
     # --- configuration -----------------------------------------------------------------------
@@ -175,12 +186,17 @@ class Jobs:
         owner: str | None = None,
         max_attempts: int | None = None,
         timeout: float | None = None,
+        limits: QueueLimits | None = None,
     ) -> Enqueuer:
-        """Set job options for an enqueue: ``await jobs.options(priority="vip").enqueue(f, x)``."""
+        """Set job options for an enqueue: ``await jobs.options(priority="vip").enqueue(f, x)``.
+
+        ``limits`` caps the queue for this enqueue (:class:`~quart_jobs.errors.QueueFull` past
+        them), checked atomically with the insert; an existing ``key`` is returned regardless."""
         if delay is not None and run_at is not None:
             raise ValueError("give delay= or run_at=, not both")
         return Enqueuer(
-            self, EnqueueOptions(priority, delay, run_at, key, owner, max_attempts, timeout)
+            self,
+            EnqueueOptions(priority, delay, run_at, key, owner, max_attempts, timeout, limits),
         )
 
     async def enqueue(self, target: Task | TaskFunc | str, /, *args: Any, **kwargs: Any) -> Job:
@@ -231,13 +247,24 @@ class Jobs:
     ) -> list[EnqueueResult]:
         """Enqueue several calls in one transaction."""
         new = [self.build(target, args, kwargs, options) for target, args, kwargs in calls]
-        results = await self.backend.enqueue(new, self.clock())
+        limits = options.limits if options and options.limits else self.queue_limits
+        if limits is None:
+            results = await self.backend.enqueue(new, self.clock())
+        else:
+            results = await self.backend.enqueue(new, self.clock(), limits=limits)
         self._notify_workers()
+        if self.event_hooks:
+            for result in results:
+                if result.created:
+                    self._emit("enqueued", result.job, None)
         return results
 
     def _emit(self, event: str, job: Job, elapsed: float | None) -> None:
         for hook in self.event_hooks:
-            hook(event, job, elapsed)
+            try:
+                hook(event, job, elapsed)
+            except Exception:
+                log.exception("job event hook failed (%s, job %s)", event, job.id)
 
     def _notify_workers(self) -> None:
         for worker in self._workers:
@@ -278,9 +305,12 @@ class Jobs:
     async def cancel(self, job_id: int, *, running: bool = True) -> Job:
         """Cancel a queued job, or (``running=True``) ask a running one to stop: it ends
         ``cancelled``. Look at the returned job's state to see what happened."""
-        job = await self.backend.cancel(job_id, self.clock(), running=running)
+        now = self.clock()
+        job = await self.backend.cancel(job_id, now, running=running)
         if job is None:
             raise JobNotFound(f"no job has id {job_id}")
+        if job.state is JobState.CANCELLED and job.finished_at == now:
+            self._emit("cancelled", job, None)  # cancelled by this call, while queued
         if job.state is JobState.RUNNING and running:
             for worker in self._workers:
                 await worker.cancel_local(job_id)

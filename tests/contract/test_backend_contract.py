@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from quart_jobs.backends import Backend, Outcome
 from quart_jobs.models import JobFilter, JobState, Lease, NewJob, Tier
 
@@ -277,3 +279,162 @@ async def test_stats_count_by_state_and_tier(backend: Backend, clock: Clock) -> 
     assert stats.count(JobState.QUEUED, REGULAR) == 2
     assert stats.count() == 4
     assert stats.oldest_queued == {VIP: start + 5, REGULAR: start}
+
+
+async def _finish_all(backend: Backend, clock: Clock, *states: JobState) -> list[int]:
+    """Enqueue one job per state, claim them, and end each in its state (ids in that order)."""
+    ids = await enqueue(backend, clock, *(new(max_attempts=1) for _ in states))
+    by_id = {j.id: j for j in await backend.claim("w", len(ids), clock(), LEASE, AGING)}
+    outcomes = [Outcome(lease_of(by_id[i]), s) for i, s in zip(ids, states, strict=True)]
+    assert await backend.finish(outcomes, clock()) == [True] * len(ids)
+    return ids
+
+
+async def test_finished_counts_by_bucket_and_state(backend: Backend, clock: Clock) -> None:
+    since = clock()
+    await _finish_all(backend, clock, JobState.SUCCEEDED, JobState.SUCCEEDED, JobState.FAILED)
+    clock.advance(61)
+    await _finish_all(backend, clock, JobState.SUCCEEDED)
+    (queued,) = await enqueue(backend, clock, new())
+    await backend.cancel(queued, clock())
+    await enqueue(backend, clock, new())  # still queued: not counted
+    counts = await backend.finished_counts(since, 60)
+    assert counts == {
+        (0, JobState.SUCCEEDED): 2,
+        (0, JobState.FAILED): 1,
+        (1, JobState.SUCCEEDED): 1,
+        (1, JobState.CANCELLED): 1,
+    }
+    assert await backend.finished_counts(since + 60, 60) == {
+        (0, JobState.SUCCEEDED): 1,
+        (0, JobState.CANCELLED): 1,
+    }
+    assert await backend.finished_counts(clock() + 1, 60) == {}
+
+
+async def test_a_retried_job_is_no_longer_counted_as_finished(
+    backend: Backend, clock: Clock
+) -> None:
+    since = clock()
+    (failed,) = await _finish_all(backend, clock, JobState.FAILED)
+    await backend.retry(failed, clock())
+    assert await backend.finished_counts(since, 60) == {}
+
+
+def nonzero(removed: dict[JobState, int]) -> dict[JobState, int]:
+    """A purge's counts; a backend may report the states it removed none of as 0."""
+    return {state: n for state, n in removed.items() if n}
+
+
+async def test_purge_removes_only_finished_jobs_older_than_the_cutoff(
+    backend: Backend, clock: Clock
+) -> None:
+    old = await _finish_all(backend, clock, JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+    (keyed,) = await enqueue(backend, clock, new(key="order-9"))
+    await backend.cancel(keyed, clock())
+    (running,) = await enqueue(backend, clock, new())
+    await claim(backend, clock, 1)
+    clock.advance(100)
+    (recent,) = await _finish_all(backend, clock, JobState.SUCCEEDED)
+    (queued,) = await enqueue(backend, clock, new())
+
+    removed = await backend.purge(clock() - 50, {JobState.SUCCEEDED, JobState.CANCELLED})
+    assert nonzero(removed) == {JobState.SUCCEEDED: 1, JobState.CANCELLED: 2}
+    assert await backend.get(old[0]) is None and await backend.get(keyed) is None
+    assert await backend.get_by_key("order-9") is None
+    left = {j.id for j in await backend.list_jobs(JobFilter(limit=100))}
+    assert left == {old[1], running, queued, recent}
+
+    assert nonzero(await backend.purge(clock() - 50)) == {JobState.FAILED: 1}
+    assert nonzero(await backend.purge(clock() - 50)) == {}
+    (again,) = await backend.enqueue([new(key="order-9")], clock())
+    assert again.created
+
+
+async def test_purge_refuses_live_states(backend: Backend, clock: Clock) -> None:
+    (job_id,) = await enqueue(backend, clock, new())
+    with pytest.raises(ValueError, match="only finished jobs"):
+        await backend.purge(clock() + 10, {JobState.QUEUED})
+    assert await backend.get(job_id) is not None
+
+
+# --- queue limits (QueueLimits): checked atomically with the insert -------------------------
+
+from quart_jobs.backends.base import QueueLimits  # noqa: E402 - appended section
+from quart_jobs.errors import QueueFull  # noqa: E402
+
+
+async def test_queue_limits_refuse_past_the_global_cap_and_store_nothing(
+    backend: Backend, clock: Clock
+) -> None:
+    limits = QueueLimits(max_queued=3)
+    await backend.enqueue([new(owner="a"), new(owner="b")], clock(), limits=limits)
+    with pytest.raises(QueueFull) as caught:
+        await backend.enqueue([new(owner="c"), new(owner="c")], clock(), limits=limits)
+    assert caught.value.scope == "global"
+    assert await backend.list_jobs(JobFilter(owner="c")) == []  # the whole call, not half
+    await backend.enqueue([new(owner="c")], clock(), limits=limits)
+    assert (await backend.stats()).count(JobState.QUEUED) == 3
+
+
+async def test_queue_limits_per_owner_leave_other_owners_alone(
+    backend: Backend, clock: Clock
+) -> None:
+    limits = QueueLimits(max_queued=100, max_queued_per_owner=2)
+    await backend.enqueue([new(owner="a"), new(owner="a")], clock(), limits=limits)
+    with pytest.raises(QueueFull) as caught:
+        await backend.enqueue([new(owner="a")], clock(), limits=limits)
+    assert caught.value.scope == "owner"
+    await backend.enqueue([new(owner="b"), new(), new()], clock(), limits=limits)
+    # A job that leaves the queue makes room again.
+    (running,) = await backend.claim("w", 1, clock(), LEASE, AGING)
+    assert running.owner == "a"
+    await backend.enqueue([new(owner="a")], clock(), limits=limits)
+    with pytest.raises(QueueFull):
+        await backend.enqueue([new(owner="a")], clock(), limits=limits)
+
+
+async def test_queue_limits_count_requeued_and_cancelled_jobs_right(
+    backend: Backend, clock: Clock
+) -> None:
+    limits = QueueLimits(max_queued_per_owner=1)
+    (first,) = await enqueue(backend, clock, new(owner="a"))
+    (job,) = await backend.claim("w", 1, clock(), LEASE, AGING)
+    await backend.enqueue([new(owner="a")], clock(), limits=limits)  # first is running
+    assert await backend.finish([Outcome(lease_of(job), JobState.QUEUED, refund=True)], clock())
+    with pytest.raises(QueueFull):  # first is queued again: two queued now
+        await backend.enqueue([new(owner="a")], clock(), limits=limits)
+    await backend.cancel(first, clock())
+    with pytest.raises(QueueFull):  # still one queued
+        await backend.enqueue([new(owner="a")], clock(), limits=limits)
+    queued = await backend.list_jobs(JobFilter(owner="a", state=JobState.QUEUED))
+    await backend.cancel(queued[0].id, clock())
+    await backend.enqueue([new(owner="a")], clock(), limits=limits)
+
+
+async def test_a_replayed_key_is_answered_even_when_the_queue_is_full(
+    backend: Backend, clock: Clock
+) -> None:
+    limits = QueueLimits(max_queued=1, max_queued_per_owner=1)
+    (created,) = await backend.enqueue([new(owner="a", key="k1")], clock(), limits=limits)
+    (replay,) = await backend.enqueue([new(owner="a", key="k1")], clock(), limits=limits)
+    assert (replay.created, replay.job.id) == (False, created.job.id)
+    with pytest.raises(QueueFull):
+        await backend.enqueue([new(owner="a", key="k2")], clock(), limits=limits)
+
+
+async def test_concurrent_enqueues_never_pass_the_cap(backend: Backend, clock: Clock) -> None:
+    limits = QueueLimits(max_queued=10, max_queued_per_owner=4)
+
+    async def one(i: int) -> bool:
+        try:
+            await backend.enqueue([new(owner=f"o{i % 3}")], clock(), limits=limits)
+        except QueueFull:
+            return False
+        return True
+
+    accepted = sum(await asyncio.gather(*(one(i) for i in range(40))))
+    stats = await backend.stats()
+    assert accepted == stats.count(JobState.QUEUED) == 10
+    for owner in ("o0", "o1", "o2"):
+        assert len(await backend.list_jobs(JobFilter(owner=owner))) <= 4

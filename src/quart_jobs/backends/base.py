@@ -12,11 +12,21 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..models import EnqueueResult, Job, JobFilter, JobState, Lease, NewJob, Stats
+from ..errors import QueueFull
+from ..models import (
+    FINISHED_STATES,
+    EnqueueResult,
+    Job,
+    JobFilter,
+    JobState,
+    Lease,
+    NewJob,
+    Stats,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +47,35 @@ class Outcome:
     traceback: str | None = None
     run_at: float | None = None
     refund: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLimits:
+    """Caps on queued jobs that ``enqueue`` checks in the same transaction as its insert.
+
+    ``max_queued`` counts every queued job (including delayed ones and ones waiting for a
+    retry); ``max_queued_per_owner`` counts the queued jobs of the new job's owner (jobs without
+    an owner count only globally). ``None`` means no cap. A job whose key exists already is a
+    replay: it is returned whatever the counts.
+    """
+
+    max_queued: int | None = None
+    max_queued_per_owner: int | None = None
+
+    def check(self, queued: int, owned: int) -> None:
+        """Raise :class:`~quart_jobs.errors.QueueFull` if one more job would pass a cap."""
+        if self.max_queued_per_owner is not None and owned >= self.max_queued_per_owner:
+            raise QueueFull(
+                f"this owner has {owned} queued jobs, the most allowed "
+                f"({self.max_queued_per_owner}); try again once some have run",
+                scope="owner",
+            )
+        if self.max_queued is not None and queued >= self.max_queued:
+            raise QueueFull(
+                f"the queue holds {queued} jobs, the most allowed ({self.max_queued}); "
+                "try again later",
+                scope="global",
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +102,16 @@ class Backend(abc.ABC):
         """Finish pending writes and release connections."""
 
     @abc.abstractmethod
-    async def enqueue(self, jobs: Sequence[NewJob], now: float) -> list[EnqueueResult]:
+    async def enqueue(
+        self, jobs: Sequence[NewJob], now: float, *, limits: QueueLimits | None = None
+    ) -> list[EnqueueResult]:
         """Store jobs; return only once they are durable. A job whose key exists already is not
-        created: the existing job is returned with ``created=False``."""
+        created: the existing job is returned with ``created=False``.
+
+        With ``limits``, each job to be created is checked against them inside the insert's
+        transaction (counts include the jobs created before it in the same call); if one would
+        pass a cap, :class:`~quart_jobs.errors.QueueFull` is raised and none of ``jobs`` is
+        stored."""
 
     @abc.abstractmethod
     async def claim(
@@ -114,6 +160,24 @@ class Backend(abc.ABC):
     async def next_run_at(self) -> float | None:
         """The earliest ``run_at`` among queued jobs (when the next one becomes ready)."""
 
+    @abc.abstractmethod
+    async def finished_counts(
+        self, since: float, bucket_seconds: float
+    ) -> dict[tuple[int, JobState], int]:
+        """Jobs that reached an end state at or after ``since``, counted by bucket and state.
+
+        Bucket ``i`` holds the jobs whose ``finished_at`` lies in
+        ``[since + i * bucket_seconds, since + (i + 1) * bucket_seconds)`` (throughput charts).
+        Buckets with no jobs are absent."""
+
+    @abc.abstractmethod
+    async def purge(
+        self, before: float, states: Collection[JobState] = FINISHED_STATES
+    ) -> dict[JobState, int]:
+        """Delete jobs in ``states`` (end states only) that finished before ``before``; return
+        how many were removed per state (a state with none removed may be absent or 0). Queued and
+        running jobs are never removed."""
+
     def subscribe(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (on the event loop) when another process may have enqueued a job.
 
@@ -159,3 +223,12 @@ def job_from_row(row: Sequence[Any]) -> Job:
         error=row[20],
         traceback=row[21],
     )
+
+
+def purge_states(states: Collection[JobState]) -> list[str]:
+    """The state names a purge may delete, refusing any state that is not an end state."""
+    chosen = [JobState(s) for s in states]
+    live = [s.value for s in chosen if not s.finished]
+    if live:
+        raise ValueError(f"only finished jobs can be purged, not {', '.join(live)} ones")
+    return sorted(s.value for s in chosen)

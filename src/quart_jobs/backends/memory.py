@@ -7,13 +7,22 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
 from .. import policy
-from ..models import EnqueueResult, Job, JobFilter, JobState, Lease, NewJob, Stats
-from .base import Backend, Heartbeat, Outcome
+from ..models import (
+    FINISHED_STATES,
+    EnqueueResult,
+    Job,
+    JobFilter,
+    JobState,
+    Lease,
+    NewJob,
+    Stats,
+)
+from .base import Backend, Heartbeat, Outcome, QueueLimits, purge_states
 
 
 class MemoryBackend(Backend):
@@ -30,7 +39,11 @@ class MemoryBackend(Backend):
     async def close(self) -> None:
         return None
 
-    async def enqueue(self, jobs: Sequence[NewJob], now: float) -> list[EnqueueResult]:
+    async def enqueue(
+        self, jobs: Sequence[NewJob], now: float, *, limits: QueueLimits | None = None
+    ) -> list[EnqueueResult]:
+        if limits is not None:
+            self._check_limits(jobs, limits)
         results = []
         for new in jobs:
             if new.key is not None and new.key in self._keys:
@@ -58,6 +71,23 @@ class MemoryBackend(Backend):
                 self._keys[new.key] = job.id
             results.append(EnqueueResult(job, created=True))
         return results
+
+    def _check_limits(self, jobs: Sequence[NewJob], limits: QueueLimits) -> None:
+        """Raise before anything is stored if one of ``jobs`` would pass a cap."""
+        queued = [j for j in self._jobs.values() if j.state is JobState.QUEUED]
+        total = len(queued)
+        owned: dict[str | None, int] = {}
+        for job in queued:
+            owned[job.owner] = owned.get(job.owner, 0) + 1
+        keys: set[str] = set()
+        for new in jobs:
+            if new.key is not None and (new.key in self._keys or new.key in keys):
+                continue
+            if new.key is not None:
+                keys.add(new.key)
+            limits.check(total, owned.get(new.owner, 0) if new.owner is not None else 0)
+            total += 1
+            owned[new.owner] = owned.get(new.owner, 0) + 1
 
     async def claim(
         self, worker: str, limit: int, now: float, lease_seconds: float, aging_seconds: float
@@ -175,6 +205,29 @@ class MemoryBackend(Backend):
         return min(
             (j.run_at for j in self._jobs.values() if j.state is JobState.QUEUED), default=None
         )
+
+    async def finished_counts(
+        self, since: float, bucket_seconds: float
+    ) -> dict[tuple[int, JobState], int]:
+        counts: dict[tuple[int, JobState], int] = {}
+        for job in self._jobs.values():
+            if job.state.finished and job.finished_at is not None and job.finished_at >= since:
+                bucket = (int((job.finished_at - since) // bucket_seconds), job.state)
+                counts[bucket] = counts.get(bucket, 0) + 1
+        return counts
+
+    async def purge(
+        self, before: float, states: Collection[JobState] = FINISHED_STATES
+    ) -> dict[JobState, int]:
+        chosen = {JobState(s) for s in purge_states(states)}
+        removed: dict[JobState, int] = {}
+        for job in list(self._jobs.values()):
+            if job.state in chosen and job.finished_at is not None and job.finished_at < before:
+                del self._jobs[job.id]
+                if job.key is not None:
+                    self._keys.pop(job.key, None)
+                removed[job.state] = removed.get(job.state, 0) + 1
+        return removed
 
 
 def _queued(job: Job, **changes: Any) -> Job:
