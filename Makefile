@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CODE := src tests $(wildcard bench)
 
 .PHONY: install run test lint format typecheck bench clean
 
@@ -21,12 +22,12 @@ run: $(STAMP)
 	ORDERS_DEMO=1 $(BIN)/orders serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check $(CODE)
+	$(BIN)/ruff format --check $(CODE)
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format $(CODE)
+	$(BIN)/ruff check --fix $(CODE)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -34,8 +35,14 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Peers (huey, persist-queue, procrastinate, SAQ, aiohttp) come from the optional `bench` extra;
+# W3 needs wrk (Debian package) and the PostgreSQL rows need the server at 127.0.0.1:5432.
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null 2>&1 || \
+		echo "wrk not installed: W3 will be reported as not run"
+	mkdir -p var
+	$(BIN)/python -m bench $(BENCH_ARGS) --json var/bench.jsonl
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
