@@ -51,6 +51,7 @@ from .base import (
 from .postgres_enqueue import EnqueueCall, KeyVanished, write_calls
 from .postgres_io import RETRYABLE, GroupCommit, Listener, redact_url, translated, unavailable
 from .postgres_sql import MIGRATIONS
+from .sql import filter_sql
 
 Connection = psycopg.AsyncConnection[TupleRow]
 
@@ -376,7 +377,7 @@ class PostgresBackend(Backend):
         return None if row is None else job_from_row(row)
 
     async def list_jobs(self, flt: JobFilter) -> list[Job]:
-        where, params = q.filter_sql(flt)
+        where, params = filter_sql(flt, "%s")
         async with self._connection() as conn:
             cur = await conn.execute(
                 f"{q.SELECT} {where} ORDER BY id DESC LIMIT %s", (*params, flt.limit)

@@ -8,7 +8,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from ..models import JobFilter, JobState, NewJob
+from ..models import JobState, NewJob
 from .base import JOB_COLUMNS, Outcome
 
 # Versioned schema: each entry moves the database from version i to i + 1.
@@ -139,21 +139,3 @@ def finish_statement(o: Outcome, now: float) -> tuple[str, tuple[Any, ...]]:
         f"traceback = %s, lease_token = NULL, lease_expires_at = NULL WHERE {HELD}",
         (o.state.value, now, o.result, o.error, o.traceback, *held),
     )
-
-
-def filter_sql(flt: JobFilter) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    for column, value in (
-        ("state", None if flt.state is None else flt.state.value),
-        ("priority", flt.priority),
-        ("task", flt.task),
-        ("owner", flt.owner),
-    ):
-        if value is not None:
-            clauses.append(f"{column} = %s")
-            params.append(value)
-    if flt.before_id is not None:
-        clauses.append("id < %s")
-        params.append(flt.before_id)
-    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params

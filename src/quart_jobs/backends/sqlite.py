@@ -36,6 +36,7 @@ from .base import (
     job_from_row,
     purge_states,
 )
+from .sql import filter_sql
 from .sqlite_io import SYNCHRONOUS_MODES, Readers, Writer
 
 T = TypeVar("T")
@@ -346,7 +347,7 @@ class SQLiteBackend(Backend):
         return await self._readers.run(lambda conn: _get_by_key(conn, key))
 
     async def list_jobs(self, flt: JobFilter) -> list[Job]:
-        where, params = _filter_sql(flt)
+        where, params = filter_sql(flt, "?")
         sql = f"{_SELECT} {where} ORDER BY id DESC LIMIT ?"
         return await self._readers.run(
             lambda conn: [job_from_row(r) for r in conn.execute(sql, (*params, flt.limit))]
@@ -526,21 +527,3 @@ def _finish_statement(o: Outcome, now: float) -> tuple[str, tuple[Any, ...]]:
         f"lease_token = NULL, lease_expires_at = NULL WHERE {_HELD}",
         (o.state.value, now, o.result, o.error, o.traceback, *held),
     )
-
-
-def _filter_sql(flt: JobFilter) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    for column, value in (
-        ("state", None if flt.state is None else flt.state.value),
-        ("priority", flt.priority),
-        ("task", flt.task),
-        ("owner", flt.owner),
-    ):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    if flt.before_id is not None:
-        clauses.append("id < ?")
-        params.append(flt.before_id)
-    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
