@@ -27,7 +27,7 @@ import click
 
 from .errors import JobNotFound, JobsError
 from .jobs import Jobs
-from .models import FINISHED_STATES, Job, JobState, Stats, Tier
+from .models import FINISHED_STATES, Job, JobState, Stats, Tier, job_detail
 
 T = TypeVar("T")
 JobsFactory = Callable[[], Jobs]
@@ -97,31 +97,6 @@ def parse_duration(text: str) -> float:
     if match is None:
         raise ValueError(f"{text!r} is not a duration: use a number and s, m, h, d or w (7d)")
     return float(match.group(1)) * DURATION_UNITS.get(match.group(2) or "s", 1)
-
-
-def job_dict(job: Job) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "task": job.task,
-        "tier": job.tier,
-        "priority": job.priority,
-        "state": job.state.value,
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "args": list(job.args),
-        "kwargs": dict(job.kwargs),
-        "owner": job.owner,
-        "key": job.key,
-        "enqueued_at": job.enqueued_at,
-        "run_at": job.run_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "worker": job.worker,
-        "cancel_requested": job.cancel_requested,
-        "error": job.error,
-        "traceback": job.traceback,
-        "result": job.result,
-    }
 
 
 def stats_dict(stats: Stats, now: float) -> dict[str, Any]:
@@ -213,7 +188,7 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
             ),
         )
         if as_json:
-            _emit_json([job_dict(job) for job in found])
+            _emit_json([job_detail(job) for job in found])
             return
         rows = [
             [
@@ -235,7 +210,7 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
     @json_option
     def show(job_id: int, as_json: bool) -> None:
         job = _run(factory, lambda j: j.get(job_id))
-        data = job_dict(job)
+        data = job_detail(job)
         if as_json:
             _emit_json(data)
             return
@@ -274,7 +249,7 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
                     f"job {job_id} is {job.state.value}; only failed or cancelled jobs are retried"
                 )
             if as_json:
-                _emit_json(job_dict(job))
+                _emit_json(job_detail(job))
             else:
                 click.echo(f"job {job_id} queued again")
             return
@@ -292,7 +267,7 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
         if job.state not in (JobState.CANCELLED, JobState.RUNNING):
             raise Failed(f"job {job_id} is {job.state.value}; not cancelled")
         if as_json:
-            _emit_json(job_dict(job))
+            _emit_json(job_detail(job))
         elif job.state is JobState.CANCELLED:
             click.echo(f"job {job_id} cancelled")
         else:

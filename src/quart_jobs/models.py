@@ -148,3 +148,38 @@ class JobFilter:
     owner: str | None = None
     limit: int = 50
     before_id: int | None = None
+
+
+def job_summary(job: Job) -> dict[str, Any]:
+    """A job as JSON-able data, without its arguments and result (lists, dashboards)."""
+    return {
+        "id": job.id,
+        "task": job.task,
+        "tier": job.tier,
+        "priority": job.priority,
+        "state": job.state.value,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "owner": job.owner,
+        "enqueued_at": job.enqueued_at,
+        "run_at": job.run_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "worker": job.worker,
+        "cancel_requested": job.cancel_requested,
+        "error": job.error,
+    }
+
+
+def job_detail(job: Job) -> dict[str, Any]:
+    """A job as JSON-able data, whole."""
+    return {
+        **job_summary(job),
+        "args": list(job.args),
+        "kwargs": dict(job.kwargs),
+        "key": job.key,
+        "timeout": job.timeout,
+        "lease_expires_at": job.lease_expires_at,
+        "result": job.result,
+        "traceback": job.traceback,
+    }

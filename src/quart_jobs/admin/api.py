@@ -15,7 +15,7 @@ from quart_schema import document_querystring, document_response, security_schem
 
 from ..errors import JobNotFound
 from ..jobs import Jobs
-from ..models import Job, JobState, Tier
+from ..models import Job, JobState, Tier, job_detail, job_summary
 from .auth import AdminAuth, AdminError
 from .schemas import (
     AdminErrorBody,
@@ -25,8 +25,6 @@ from .schemas import (
     StatsAnswer,
     ThroughputAnswer,
     ThroughputQuery,
-    job_detail,
-    job_summary,
     stats_answer,
     throughput_answer,
 )

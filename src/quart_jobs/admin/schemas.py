@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ..models import Job, JobState, Stats, Tier
+from ..models import JobState, Stats, Tier
 
 STATES = [s.value for s in JobState]
 
@@ -104,39 +104,6 @@ class JobsQuery(BaseModel):
 
 class ThroughputQuery(BaseModel):
     minutes: int = Field(default=15, ge=1, le=180)
-
-
-def job_summary(job: Job) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "task": job.task,
-        "tier": job.tier,
-        "priority": job.priority,
-        "state": job.state.value,
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "owner": job.owner,
-        "enqueued_at": job.enqueued_at,
-        "run_at": job.run_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "worker": job.worker,
-        "cancel_requested": job.cancel_requested,
-        "error": job.error,
-    }
-
-
-def job_detail(job: Job) -> dict[str, Any]:
-    return {
-        **job_summary(job),
-        "args": list(job.args),
-        "kwargs": dict(job.kwargs),
-        "key": job.key,
-        "timeout": job.timeout,
-        "lease_expires_at": job.lease_expires_at,
-        "result": job.result,
-        "traceback": job.traceback,
-    }
 
 
 #: Tiers shown even when they hold no job, so the dashboard's table keeps its shape.
