@@ -51,7 +51,7 @@ from .base import (
 from .postgres_enqueue import EnqueueCall, KeyVanished, write_calls
 from .postgres_io import RETRYABLE, GroupCommit, Listener, redact_url, translated, unavailable
 from .postgres_sql import MIGRATIONS
-from .sql import filter_sql
+from .sql import filter_sql, insert_params
 
 Connection = psycopg.AsyncConnection[TupleRow]
 
@@ -215,7 +215,7 @@ class PostgresBackend(Backend):
     async def enqueue(
         self, jobs: Sequence[NewJob], now: float, *, limits: QueueLimits | None = None
     ) -> list[EnqueueResult]:
-        call = EnqueueCall([q.insert_params(job, now) for job in jobs], limits)
+        call = EnqueueCall([insert_params(job, now) for job in jobs], limits)
         if not call.rows:
             return []
         if self._group is not None:

@@ -3,12 +3,11 @@ by pure functions (no I/O here)."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from ..models import JobState, NewJob
+from ..models import JobState
 from .base import JOB_COLUMNS, Outcome
 
 # Versioned schema: each entry moves the database from version i to i + 1.
@@ -80,7 +79,7 @@ INSERT = (
     "max_attempts, enqueued_at, run_at, owner, key, timeout, ord) ORDER BY ord "
     f"ON CONFLICT DO NOTHING RETURNING {JOB_COLUMNS}"
 )
-# Positions in an insert's parameters (insert_params).
+# Positions in an insert's parameters (sql.insert_params).
 TASK, OWNER, KEY = 0, 7, 8
 READY = (
     "SELECT id, priority, run_at FROM qj_jobs WHERE state = 'queued' AND run_at <= %s "
@@ -96,22 +95,6 @@ CLAIM = (
     "FROM unnest(%s::bigint[], %s::text[]) AS c(id, token) "
     f"WHERE j.id = c.id AND j.state = 'queued' RETURNING {J_COLUMNS}"
 )
-
-
-def insert_params(job: NewJob, now: float) -> tuple[Any, ...]:
-    """One row of :data:`INSERT`, in its column order."""
-    return (
-        job.task,
-        json.dumps(list(job.args), separators=(",", ":"), allow_nan=False),
-        json.dumps(dict(job.kwargs), separators=(",", ":"), allow_nan=False),
-        job.priority,
-        job.max_attempts,
-        float(now),
-        float(now if job.run_at is None else job.run_at),
-        job.owner,
-        job.key,
-        None if job.timeout is None else float(job.timeout),
-    )
 
 
 def insert_arrays(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from ..models import JobFilter
+from ..models import JobFilter, NewJob
 
 
 def filter_sql(flt: JobFilter, placeholder: str) -> tuple[str, list[Any]]:
@@ -24,3 +25,20 @@ def filter_sql(flt: JobFilter, placeholder: str) -> tuple[str, list[Any]]:
         clauses.append(f"id < {placeholder}")
         params.append(flt.before_id)
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def insert_params(job: NewJob, now: float) -> tuple[Any, ...]:
+    """One job's insert parameters: task, args, kwargs, priority, max_attempts, enqueued_at,
+    run_at, owner, key, timeout (both backends' INSERT take them in this order)."""
+    return (
+        job.task,
+        json.dumps(list(job.args), separators=(",", ":"), allow_nan=False),
+        json.dumps(dict(job.kwargs), separators=(",", ":"), allow_nan=False),
+        job.priority,
+        job.max_attempts,
+        float(now),
+        float(now if job.run_at is None else job.run_at),
+        job.owner,
+        job.key,
+        None if job.timeout is None else float(job.timeout),
+    )

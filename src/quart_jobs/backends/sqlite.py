@@ -6,7 +6,6 @@ file lock serializes their transactions (see :mod:`.sqlite_io`).
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import sqlite3
@@ -36,7 +35,7 @@ from .base import (
     job_from_row,
     purge_states,
 )
-from .sql import filter_sql
+from .sql import filter_sql, insert_params
 from .sqlite_io import SYNCHRONOUS_MODES, Readers, Writer
 
 T = TypeVar("T")
@@ -214,7 +213,7 @@ class SQLiteBackend(Backend):
     async def enqueue(
         self, jobs: Sequence[NewJob], now: float, *, limits: QueueLimits | None = None
     ) -> list[EnqueueResult]:
-        rows = [_insert_params(job, now) for job in jobs]
+        rows = [insert_params(job, now) for job in jobs]
         if limits is None:
             return await self._writer.run(lambda conn: [_insert(conn, row) for row in rows])
 
@@ -468,21 +467,6 @@ def _queued_counts(conn: sqlite3.Connection, owner: str | None) -> tuple[int, in
             "SELECT n FROM qj_queued_by_owner WHERE owner = ?", (owner,)
         ).fetchone()
     return (int(total[0]) if total else 0), (int(owned[0]) if owned else 0)
-
-
-def _insert_params(job: NewJob, now: float) -> tuple[Any, ...]:
-    return (
-        job.task,
-        json.dumps(list(job.args), separators=(",", ":"), allow_nan=False),
-        json.dumps(dict(job.kwargs), separators=(",", ":"), allow_nan=False),
-        job.priority,
-        job.max_attempts,
-        now,
-        now if job.run_at is None else job.run_at,
-        job.owner,
-        job.key,
-        job.timeout,
-    )
 
 
 def _insert(conn: sqlite3.Connection, params: tuple[Any, ...]) -> EnqueueResult:
