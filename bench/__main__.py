@@ -1,0 +1,294 @@
+"""``python -m bench``: the benchmark suite (``make bench``).
+
+    python -m bench                      # every workload, 3 rounds
+    python -m bench --quick              # small sizes: a smoke run
+    python -m bench --only W1,W2 --rounds 5 --json var/bench.jsonl
+
+Prints the machine, one line per round as it goes, then a table (median and min-max over the
+rounds), the ratios the targets of issue 5 are stated in, and the measurements as JSON lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from . import memory, w1_throughput, w2_latency, w3_http, w4_scale
+from .common import Config, Measurement, by_key, fmt, pg_version
+
+Runner = Callable[[Config, Callable[[str], None]], Awaitable[list[Measurement]]]
+
+WORKLOADS: dict[str, tuple[str, Runner]] = {
+    "W1": ("throughput", w1_throughput.run),
+    "W2": ("VIP latency", w2_latency.run),
+    "W3": ("HTTP intake", w3_http.run),
+    "W4": ("PostgreSQL scale", w4_scale.run),
+    "MEM": ("memory", memory.run),
+}
+
+PEERS = (
+    "quart",
+    "hypercorn",
+    "huey",
+    "persist-queue",
+    "procrastinate",
+    "saq",
+    "aiohttp",
+    "psycopg",
+)
+
+
+def machine() -> dict[str, Any]:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram_gb: float | None = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    versions = {}
+    for name in PEERS:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    commit = "?"
+    try:
+        root = Path(__file__).resolve().parent.parent
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "src"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        if dirty:
+            commit += " (src modified)"
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return {
+        "record": "machine",
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gb": ram_gb,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "postgresql": pg_version(),
+        "quart_jobs_commit": commit,
+        "packages": versions,
+        "wrk": shutil.which("wrk") or "not installed",
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def table(rows: list[Measurement]) -> str:
+    header = ("workload", "system", "metric", "median", "min-max", "n", "note")
+    lines: list[tuple[str, ...]] = [header]
+    for m in rows:
+        if m.ok:
+            spread = f"{fmt(min(m.values))}-{fmt(max(m.values))}"
+            lines.append(
+                (
+                    m.workload,
+                    m.system,
+                    m.metric,
+                    fmt(m.median),
+                    spread,
+                    "" if m.n is None else f"{m.n:,}",
+                    m.note,
+                )
+            )
+        else:
+            lines.append((m.workload, m.system, m.metric, "n/a", "", "", f"not run: {m.reason}"))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    out = []
+    for i, line in enumerate(lines):
+        cells = [line[j].ljust(widths[j]) for j in range(len(widths))]
+        out.append(" | ".join([*cells, line[-1]]).rstrip())
+        if i == 0:
+            out.append("-+-".join("-" * w for w in widths) + "-+-" + "-" * 20)
+    return "\n".join(out)
+
+
+SHORT = {
+    "Huey SqliteHuey": "Huey",
+    "persist-queue SQLiteAckQueue": "persist-queue",
+    "Quart add_background_task": "add_background_task",
+    "procrastinate (PostgreSQL)": "procrastinate",
+    "SAQ (PostgreSQL)": "SAQ",
+}
+
+
+def ratios(rows: list[Measurement]) -> list[str]:
+    """The ratios issue 5 states its targets in, computed from this run's medians."""
+    k = by_key(rows)
+    out: list[str] = []
+
+    def get(workload: str, system: str, metric: str) -> float | None:
+        m = k.get((workload, system, metric))
+        return m.median if m is not None and m.ok else None
+
+    w1 = w1_throughput.WORKLOAD
+    ceiling = "asyncio.PriorityQueue (ceiling)"
+    peers = (
+        "Huey SqliteHuey",
+        "persist-queue SQLiteAckQueue",
+        "Quart add_background_task",
+        "procrastinate (PostgreSQL)",
+        "SAQ (PostgreSQL)",
+    )
+    for ours in (
+        "quart-jobs SQLite FULL",
+        "quart-jobs SQLite NORMAL",
+        f"quart-jobs SQLite FULL, {w1_throughput.PRODUCERS} producers",
+        "quart-jobs PostgreSQL",
+    ):
+        for metric in ("end-to-end jobs/s", "drain jobs/s", "enqueue jobs/s"):
+            value = get(w1, ours, metric)
+            if value is None:
+                continue
+            parts = []
+            top = get(w1, ceiling, metric)
+            if top:
+                parts.append(f"{value / top:.3f}x ceiling")
+            for peer in peers:
+                theirs = get(w1, peer, metric)
+                if theirs:
+                    parts.append(f"{value / theirs:.2f}x {SHORT[peer]}")
+            out.append(f"W1 {ours} {metric.split(' ')[0]} = " + ", ".join(parts))
+    full = get(w1, "quart-jobs SQLite FULL", "end-to-end jobs/s")
+    top = get(w1, ceiling, "end-to-end jobs/s")
+    huey = get(w1, "Huey SqliteHuey", "end-to-end jobs/s")
+    if full and top and huey:
+        out.append(
+            f"target W1 SQLite e2e >= 0.10x ceiling: {full / top:.3f}x "
+            f"{'MET' if full / top >= 0.10 else 'MISSED'}; >= 10x Huey: {full / huey:.2f}x "
+            f"{'MET' if full / huey >= 10 else 'MISSED'}"
+        )
+    pg = get(w1, "quart-jobs PostgreSQL", "end-to-end jobs/s")
+    proc = get(w1, "procrastinate (PostgreSQL)", "end-to-end jobs/s")
+    if pg and proc:
+        out.append(
+            f"target W1 PostgreSQL >= 10x procrastinate: {pg / proc:.2f}x "
+            f"{'MET' if pg / proc >= 10 else 'MISSED'}"
+        )
+    w2 = w2_latency.WORKLOAD
+    ours_w2 = get(w2, "quart-jobs SQLite FULL", "VIP wait median ms")
+    pq_w2 = get(w2, ceiling, "VIP wait median ms")
+    huey_w2 = get(w2, "Huey SqliteHuey", "VIP wait median ms")
+    if ours_w2 and pq_w2:
+        line = (
+            f"target W2 VIP wait median <= 1.1x asyncio.PriorityQueue: {ours_w2 / pq_w2:.2f}x "
+            f"{'MET' if ours_w2 / pq_w2 <= 1.1 else 'MISSED'}"
+        )
+        if huey_w2:
+            line += f" (Huey: {huey_w2 / pq_w2:.2f}x)"
+        out.append(line)
+    for m in rows:
+        if m.workload == memory.WORKLOAD and m.ok and "backlog queued" in m.metric:
+            out.append(
+                f"target memory <= {memory.TARGET_MB:.0f} MB RSS at {m.n:,} queued: "
+                f"{m.median:.1f} MB {'MET' if m.median <= memory.TARGET_MB else 'MISSED'}"
+            )
+    for m in rows:
+        if m.workload == w3_http.WORKLOAD and not m.ok:
+            out.append(f"target W3: not measured ({m.reason})")
+            break
+    for m in rows:
+        if m.workload == w4_scale.WORKLOAD and not m.ok:
+            out.append(f"W4: not measured ({m.reason})")
+            break
+    out.extend(w3_http.ratios(rows))
+    out.extend(w4_scale.ratios(rows))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per workload (default 3)")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument(
+        "--only", default="", help=f"comma-separated workloads of {','.join(WORKLOADS)}"
+    )
+    parser.add_argument("--json", type=Path, help="also write the JSON lines to this file")
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    chosen = [w.strip().upper() for w in args.only.split(",") if w.strip()] or list(WORKLOADS)
+    unknown = [w for w in chosen if w not in WORKLOADS]
+    if unknown:
+        parser.error(f"unknown workload(s) {', '.join(unknown)}: use {', '.join(WORKLOADS)}")
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    facts = machine()
+    print("machine: " + json.dumps(facts), flush=True)
+    print(
+        f"command: python -m bench {' '.join(sys.argv[1:] if argv is None else argv)}".rstrip(),
+        flush=True,
+    )
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    rows: list[Measurement] = []
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="quart-jobs-bench-") as tmp:
+        cfg = Config(rounds=args.rounds, quick=args.quick, workdir=Path(tmp))
+        for key in chosen:
+            title, runner = WORKLOADS[key]
+            log(f"== {key} {title}")
+            t0 = time.perf_counter()
+            rows.extend(asyncio.run(runner(cfg, log)))
+            log(f"   ({time.perf_counter() - t0:.0f}s)")
+
+    print()
+    print(table(rows))
+    print()
+    for line in ratios(rows):
+        print(line)
+    print()
+    records = [facts, *(m.as_json() for m in rows)]
+    for record in records:
+        print(json.dumps(record))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text("".join(json.dumps(r) + "\n" for r in records))
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"\ntotal {time.perf_counter() - started:.0f}s; load average at the end: {load}", flush=True
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

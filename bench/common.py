@@ -1,0 +1,214 @@
+"""Shared pieces of the benchmark: measurements, sizes, timing, completion counters, PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import statistics
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PG_ADMIN_URL = "postgresql://root@127.0.0.1:5432/test"
+PG_BASE = "postgresql://root@127.0.0.1:5432/"
+
+
+@dataclass
+class Config:
+    rounds: int = 3
+    quick: bool = False
+    workdir: Path = Path("/tmp")
+
+    def size(self, full: int, quick: int | None = None) -> int:
+        """A job count: ``full`` normally, ``quick`` (default a tenth) with ``--quick``."""
+        if not self.quick:
+            return full
+        return quick if quick is not None else max(1, full // 10)
+
+
+@dataclass
+class Measurement:
+    """One number measured over several rounds (or a row that was not measured: ``reason``)."""
+
+    workload: str
+    system: str
+    metric: str
+    unit: str
+    values: list[float] = field(default_factory=list)
+    n: int | None = None
+    note: str = ""
+    reason: str | None = None  # set: not measured ("n/a: <reason>")
+    higher_is_better: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None and bool(self.values)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "workload": self.workload,
+            "system": self.system,
+            "metric": self.metric,
+            "unit": self.unit,
+            "n": self.n,
+            "note": self.note,
+        }
+        if self.ok:
+            data |= {
+                "median": self.median,
+                "min": min(self.values),
+                "max": max(self.values),
+                "rounds": self.values,
+            }
+        else:
+            data["not_run"] = self.reason or "no value"
+        return data
+
+
+def not_run(workload: str, system: str, metric: str, reason: str, unit: str = "") -> Measurement:
+    return Measurement(workload, system, metric, unit, reason=reason)
+
+
+def one_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip().splitlines()
+    return text[0][:160] if text else type(exc).__name__
+
+
+class Countdown:
+    """Counts completions from any thread; ``await wait()`` returns when ``target`` is reached."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.count = 0
+        self._lock = threading.Lock()
+        self._thread_done = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._async_done: asyncio.Event | None = None
+        with contextlib.suppress(RuntimeError):
+            self._loop = asyncio.get_running_loop()
+            self._async_done = asyncio.Event()
+
+    def hit(self, *_: Any) -> None:
+        """One completion (thread-safe)."""
+        with self._lock:
+            self.count += 1
+            reached = self.count == self.target
+        if reached:
+            self._thread_done.set()
+            if self._loop is not None and self._async_done is not None:
+                try:
+                    running = asyncio.get_running_loop()
+                except RuntimeError:
+                    running = None
+                if running is self._loop:
+                    self._async_done.set()
+                else:
+                    self._loop.call_soon_threadsafe(self._async_done.set)
+
+    def hit_in_loop(self) -> None:
+        """One completion, from the event loop's own thread (no lock needed)."""
+        self.count += 1
+        if self.count == self.target and self._async_done is not None:
+            self._async_done.set()
+
+    async def wait(self, timeout: float) -> None:
+        assert self._async_done is not None
+        await asyncio.wait_for(self._async_done.wait(), timeout)
+
+    def wait_blocking(self, timeout: float) -> bool:
+        return self._thread_done.wait(timeout)
+
+
+@dataclass
+class Phases:
+    """One round of a throughput measurement, in seconds (``None``: the phase does not apply)."""
+
+    enqueue: float | None
+    drain: float | None
+    e2e: float | None
+
+
+def collect(
+    rows: dict[str, Measurement],
+    key: str,
+    make: Callable[[], Measurement],
+    value: float | None,
+) -> None:
+    if value is None:
+        return
+    row = rows.get(key)
+    if row is None:
+        row = rows[key] = make()
+    row.values.append(value)
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+
+
+def pg_available() -> str | None:
+    """``None`` when the server answers, else why not."""
+    try:
+        import psycopg
+    except ImportError as exc:
+        return f"psycopg not installed ({exc}); pip install -e '.[bench]'"
+    try:
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:
+        return f"PostgreSQL at {PG_ADMIN_URL} unreachable: {one_line(exc)}"
+    return None
+
+
+def pg_version() -> str:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            return str(row[0]) if row else "?"
+    except Exception as exc:
+        return f"n/a ({one_line(exc)})"
+
+
+def _recreate(name: str, drop_only: bool = False) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        if not drop_only:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(name: str) -> AsyncIterator[str]:
+    """A new, empty database ``name`` (dropped afterwards); yields its URL."""
+    await asyncio.to_thread(_recreate, name)
+    try:
+        yield PG_BASE + name
+    finally:
+        await asyncio.to_thread(_recreate, name, True)
+
+
+def fmt(value: float) -> str:
+    if value >= 1000:
+        return f"{value:,.0f}"
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def by_key(rows: Iterable[Measurement]) -> dict[tuple[str, str, str], Measurement]:
+    return {(m.workload, m.system, m.metric): m for m in rows}

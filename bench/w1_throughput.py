@@ -1,0 +1,565 @@
+"""W1 throughput: no-op jobs, half VIP: enqueue rate, drain rate, end-to-end.
+
+Every system runs the same three phases per round:
+
+* **enqueue**: one producer enqueues N jobs one call at a time (each call returns once the job is
+  stored, as a request handler would), no worker running;
+* **drain**: a worker starts against that backlog of N; the clock stops when the last job is done;
+* **e2e**: the worker is running first, the producer enqueues N more; the clock runs from the
+  first enqueue to the last completion.
+
+quart-jobs counts a job done when its ``succeeded`` outcome is committed (the event hook); peers
+count a job done when its function ran (their bookkeeping write may still be in flight).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .common import (
+    Config,
+    Countdown,
+    Measurement,
+    Phases,
+    fresh_database,
+    not_run,
+    one_line,
+    pg_available,
+)
+
+WORKLOAD = "W1 throughput"
+QJ_CONCURRENCY = 32  # what a user would pick for no-op / I/O-bound async jobs
+HUEY_WORKERS = 4  # `huey_consumer -w 4 -k thread`
+PERSIST_QUEUE_THREADS = 1  # one consumer loop: persist-queue is one process, one consumer
+PEER_ASYNC_CONCURRENCY = QJ_CONCURRENCY
+PRODUCERS = 100
+TIMEOUT = 300.0
+ROUND_BUDGET = 300.0  # one round of one system; past it the row is "n/a" (a runaway peer)
+ROUND_BUDGET_QUICK = 60.0
+VIP_EVERY = 2  # every second job is VIP
+
+# The counter the running jobs report to (set per phase).
+_done: Countdown | None = None
+
+
+def _hit() -> None:
+    assert _done is not None
+    _done.hit()
+
+
+async def qj_noop() -> None:
+    """The quart-jobs no-op task (module level: the registry needs an importable name)."""
+
+
+# --- quart-jobs ------------------------------------------------------------------------------
+
+
+async def _qj_phases(jobs: Any, n: int, concurrency: int, producers: int = 1) -> Phases:
+    task = jobs.task(qj_noop)
+    vip = jobs.options(priority="vip")
+    regular = jobs.options()
+    done: list[Countdown] = []
+
+    def hook(event: str, _job: Any, _elapsed: float | None) -> None:
+        if event == "succeeded":
+            done[0].hit_in_loop()
+
+    jobs.event_hooks.append(hook)
+
+    async def producer(k: int) -> None:
+        for i in range(k, n, producers):
+            await (vip if i % VIP_EVERY else regular).enqueue(task)
+
+    async def produce() -> None:
+        if producers == 1:
+            await producer(0)
+        else:
+            await asyncio.gather(*(producer(k) for k in range(producers)))
+
+    t0 = time.perf_counter()
+    await produce()
+    enqueue = time.perf_counter() - t0
+
+    done[:] = [Countdown(n)]
+    t0 = time.perf_counter()
+    async with jobs.run_worker(concurrency=concurrency):
+        await done[0].wait(TIMEOUT)
+        drain = time.perf_counter() - t0
+
+        done[:] = [Countdown(n)]
+        t0 = time.perf_counter()
+        await produce()
+        await done[0].wait(TIMEOUT)
+        e2e = time.perf_counter() - t0
+    return Phases(enqueue, drain, e2e)
+
+
+async def qj_sqlite(cfg: Config, n: int, synchronous: str) -> Phases:
+    from quart_jobs import Jobs
+
+    path = cfg.workdir / f"qj-{synchronous}-{uuid.uuid4().hex[:8]}.sqlite3"
+    jobs = Jobs(f"sqlite:///{path}", backend_options={"synchronous": synchronous})
+    async with jobs:
+        phases = await _qj_phases(jobs, n, QJ_CONCURRENCY)
+    _unlink_sqlite(path)
+    return phases
+
+
+async def qj_sqlite_producers(cfg: Config, n: int) -> Phases:
+    """PRODUCERS concurrent coroutines enqueue (group commit at work), FULL."""
+    from quart_jobs import Jobs
+
+    path = cfg.workdir / f"qj-producers-{uuid.uuid4().hex[:8]}.sqlite3"
+    jobs = Jobs(f"sqlite:///{path}")
+    async with jobs:
+        phases = await _qj_phases(jobs, n, QJ_CONCURRENCY, producers=PRODUCERS)
+    _unlink_sqlite(path)
+    return phases
+
+
+def postgres_backend_missing() -> str | None:
+    """``None`` when quart-jobs has a PostgreSQL backend to measure, else why not."""
+    try:
+        from quart_jobs.backends import postgres  # noqa: F401
+    except ImportError as exc:
+        return f"quart_jobs.backends.postgres not importable ({one_line(exc)})"
+    return pg_available()
+
+
+async def qj_postgres(cfg: Config, n: int) -> Phases:
+    from quart_jobs import Jobs
+
+    async with fresh_database("bench_quart_jobs") as url:
+        jobs = Jobs(url)
+        async with jobs:
+            return await _qj_phases(jobs, n, QJ_CONCURRENCY)
+
+
+def _unlink_sqlite(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{path}{suffix}").unlink()
+
+
+# --- the in-memory ceiling and Quart's background tasks --------------------------------------
+
+
+@dataclass(order=True, slots=True)
+class PQItem:
+    priority: int
+    seq: int  # ties broken by arrival: FIFO within a priority
+    func: Callable[[], Awaitable[None]] = field(compare=False)
+
+
+async def _pq_noop() -> None:
+    pass
+
+
+async def priority_queue(cfg: Config, n: int) -> Phases:
+    queue: asyncio.PriorityQueue[PQItem] = asyncio.PriorityQueue()
+    seq = itertools.count()
+    done = [Countdown(n)]
+
+    async def worker() -> None:
+        while True:
+            item = await queue.get()
+            try:
+                await item.func()
+            finally:
+                queue.task_done()
+                done[0].hit_in_loop()
+
+    async def produce() -> None:
+        for i in range(n):
+            await queue.put(PQItem(0 if i % VIP_EVERY else 10, next(seq), _pq_noop))
+
+    t0 = time.perf_counter()
+    await produce()
+    enqueue = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    workers = [asyncio.create_task(worker()) for _ in range(QJ_CONCURRENCY)]
+    await done[0].wait(TIMEOUT)
+    drain = time.perf_counter() - t0
+
+    done[0] = Countdown(n)
+    t0 = time.perf_counter()
+    await produce()
+    await done[0].wait(TIMEOUT)
+    e2e = time.perf_counter() - t0
+    for w in workers:
+        w.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)
+    return Phases(enqueue, drain, e2e)
+
+
+async def quart_background(cfg: Config, n: int) -> Phases:
+    """``app.add_background_task``: starts at once, so "drain" is the time after the last add."""
+    from quart import Quart
+
+    app = Quart("bench_background")
+    done = Countdown(n)
+
+    async def job() -> None:
+        done.hit_in_loop()
+
+    async with app.test_app():
+        t0 = time.perf_counter()
+        for _ in range(n):
+            app.add_background_task(job)
+        enqueue = time.perf_counter() - t0
+        await done.wait(TIMEOUT)
+        e2e = time.perf_counter() - t0
+    return Phases(enqueue, e2e - enqueue, e2e)
+
+
+# --- Huey and persist-queue (sync, SQLite) ---------------------------------------------------
+
+
+def _huey_round(path: Path, n: int) -> Phases:
+    from huey import SqliteHuey
+    from huey.consumer import Consumer
+
+    global _done
+    huey = SqliteHuey("bench", filename=str(path), results=False)
+
+    @huey.task()
+    def noop() -> None:
+        _hit()
+
+    def produce() -> None:
+        for i in range(n):
+            noop(priority=10 if i % VIP_EVERY else 0)  # Huey: higher runs first
+
+    def consumer() -> Consumer:
+        c = Consumer(huey, workers=HUEY_WORKERS, worker_type="thread", periodic=False)
+        c._set_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread
+        return c
+
+    t0 = time.perf_counter()
+    produce()
+    enqueue = time.perf_counter() - t0
+
+    _done = Countdown(n)
+    c = consumer()
+    t0 = time.perf_counter()
+    c.start()
+    if not _done.wait_blocking(TIMEOUT):
+        raise TimeoutError(f"huey drained {_done.count} of {n}")
+    drain = time.perf_counter() - t0
+
+    _done = Countdown(n)
+    t0 = time.perf_counter()
+    produce()
+    if not _done.wait_blocking(TIMEOUT):
+        raise TimeoutError(f"huey ran {_done.count} of {n}")
+    e2e = time.perf_counter() - t0
+    c.stop(graceful=True)
+    huey.storage.close()
+    return Phases(enqueue, drain, e2e)
+
+
+async def huey(cfg: Config, n: int) -> Phases:
+    path = cfg.workdir / f"huey-{uuid.uuid4().hex[:8]}.sqlite3"
+    try:
+        return await asyncio.to_thread(_huey_round, path, n)
+    finally:
+        _unlink_sqlite(path)
+
+
+def _persist_queue_round(path: Path, n: int) -> Phases:
+    from persistqueue import SQLiteAckQueue
+    from persistqueue.exceptions import Empty
+
+    queue = SQLiteAckQueue(str(path), multithreading=True, auto_commit=True)
+    stop = threading.Event()
+    done = [Countdown(n)]
+
+    def consume() -> None:
+        while not stop.is_set():
+            try:
+                item = queue.get(block=True, timeout=0.05)
+            except Empty:
+                continue
+            done[0].hit()  # the no-op job
+            queue.ack(item)
+
+    def produce() -> None:
+        for i in range(n):
+            queue.put({"task": "noop", "vip": bool(i % VIP_EVERY)})  # no priorities: FIFO
+
+    t0 = time.perf_counter()
+    produce()
+    enqueue = time.perf_counter() - t0
+
+    threads = [threading.Thread(target=consume, daemon=True) for _ in range(PERSIST_QUEUE_THREADS)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    if not done[0].wait_blocking(TIMEOUT):
+        raise TimeoutError(f"persist-queue drained {done[0].count} of {n}")
+    drain = time.perf_counter() - t0
+
+    done[0] = Countdown(n)
+    t0 = time.perf_counter()
+    produce()
+    if not done[0].wait_blocking(TIMEOUT):
+        raise TimeoutError(f"persist-queue ran {done[0].count} of {n}")
+    e2e = time.perf_counter() - t0
+    stop.set()
+    for t in threads:
+        t.join()
+    return Phases(enqueue, drain, e2e)
+
+
+async def persist_queue(cfg: Config, n: int) -> Phases:
+    path = cfg.workdir / f"persistq-{uuid.uuid4().hex[:8]}"
+    try:
+        return await asyncio.to_thread(_persist_queue_round, path, n)
+    finally:
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# --- procrastinate and SAQ (PostgreSQL) ------------------------------------------------------
+
+
+async def procrastinate(cfg: Config, n: int) -> Phases:
+    import logging
+
+    import procrastinate as pc
+
+    logging.getLogger("procrastinate").setLevel(logging.WARNING)
+    async with fresh_database("bench_procrastinate") as url:
+        app = pc.App(connector=pc.PsycopgConnector(conninfo=url))
+        done = [Countdown(n)]
+
+        @app.task(name="noop")
+        async def noop() -> None:
+            done[0].hit_in_loop()
+
+        async with app.open_async():
+            await app.schema_manager.apply_schema_async()
+            vip = noop.configure(priority=10)  # procrastinate: higher runs first
+            regular = noop.configure(priority=0)
+
+            async def produce() -> None:
+                for i in range(n):
+                    await (vip if i % VIP_EVERY else regular).defer_async()
+
+            t0 = time.perf_counter()
+            await produce()
+            enqueue = time.perf_counter() - t0
+
+            async def work() -> None:
+                await app.run_worker_async(
+                    concurrency=PEER_ASYNC_CONCURRENCY, wait=True, install_signal_handlers=False
+                )
+
+            t0 = time.perf_counter()
+            worker = asyncio.create_task(work())
+            try:
+                await done[0].wait(TIMEOUT)
+                drain = time.perf_counter() - t0
+
+                done[0] = Countdown(n)
+                t0 = time.perf_counter()
+                await produce()
+                await done[0].wait(TIMEOUT)
+                e2e = time.perf_counter() - t0
+            finally:
+                worker.cancel()
+                await asyncio.gather(worker, return_exceptions=True)
+    return Phases(enqueue, drain, e2e)
+
+
+async def saq(cfg: Config, n: int) -> Phases:
+    import logging
+
+    from saq import Queue, Worker
+
+    logging.getLogger("saq").setLevel(logging.ERROR)
+    async with fresh_database("bench_saq") as url:
+        queue = Queue.from_url(url)
+        done = [Countdown(n)]
+
+        async def noop(ctx: Any) -> None:
+            done[0].hit_in_loop()
+
+        await queue.connect()
+        try:
+
+            async def produce() -> None:
+                for i in range(n):
+                    await queue.enqueue("noop", priority=0 if i % VIP_EVERY else 10)
+
+            t0 = time.perf_counter()
+            await produce()
+            enqueue = time.perf_counter() - t0
+
+            worker = Worker(queue, functions=[("noop", noop)], concurrency=PEER_ASYNC_CONCURRENCY)
+            t0 = time.perf_counter()
+            running = asyncio.create_task(worker.start())
+            try:
+                await done[0].wait(TIMEOUT)
+                drain = time.perf_counter() - t0
+
+                done[0] = Countdown(n)
+                t0 = time.perf_counter()
+                await produce()
+                await done[0].wait(TIMEOUT)
+                e2e = time.perf_counter() - t0
+            finally:
+                await worker.stop()
+                running.cancel()
+                await asyncio.gather(running, return_exceptions=True)
+        finally:
+            await queue.disconnect()
+    return Phases(enqueue, drain, e2e)
+
+
+# --- the workload ----------------------------------------------------------------------------
+
+
+@dataclass
+class System:
+    name: str
+    run: Callable[[Config, int], Awaitable[Phases]]
+    full_n: int
+    note: str
+    unavailable: Callable[[], str | None] = lambda: None
+
+
+def systems(cfg: Config) -> list[System]:
+    return [
+        System(
+            "asyncio.PriorityQueue (ceiling)",
+            priority_queue,
+            20_000,
+            f"in memory, {QJ_CONCURRENCY} worker tasks, seq tie-break",
+        ),
+        System(
+            "Quart add_background_task",
+            quart_background,
+            20_000,
+            "in memory, unbounded, no priority; starts at once",
+        ),
+        System(
+            "quart-jobs SQLite FULL",
+            lambda c, n: qj_sqlite(c, n, "FULL"),
+            20_000,
+            f"durable (fsync per commit), concurrency {QJ_CONCURRENCY}",
+        ),
+        System(
+            "quart-jobs SQLite NORMAL",
+            lambda c, n: qj_sqlite(c, n, "NORMAL"),
+            20_000,
+            f"WAL synchronous=NORMAL, concurrency {QJ_CONCURRENCY}",
+        ),
+        System(
+            f"quart-jobs SQLite FULL, {PRODUCERS} producers",
+            qj_sqlite_producers,
+            20_000,
+            "group commit; drain as above",
+        ),
+        System(
+            "quart-jobs PostgreSQL",
+            qj_postgres,
+            20_000,
+            f"one process, concurrency {QJ_CONCURRENCY}",
+            postgres_backend_missing,
+        ),
+        System(
+            "Huey SqliteHuey",
+            huey,
+            4_000,
+            f"Consumer, {HUEY_WORKERS} threads; default fsync",
+        ),
+        System(
+            "persist-queue SQLiteAckQueue",
+            persist_queue,
+            4_000,
+            f"{PERSIST_QUEUE_THREADS} consumer thread, get+ack; FIFO (no priority)",
+        ),
+        System(
+            "procrastinate (PostgreSQL)",
+            procrastinate,
+            1_500,
+            f"worker concurrency {PEER_ASYNC_CONCURRENCY}",
+            pg_available,
+        ),
+        System(
+            "SAQ (PostgreSQL)",
+            saq,
+            1_500,
+            f"worker concurrency {PEER_ASYNC_CONCURRENCY}",
+            pg_available,
+        ),
+    ]
+
+
+METRICS = (("enqueue", "enqueue"), ("drain", "drain"), ("e2e", "end-to-end"))
+
+
+async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
+    rows: dict[tuple[str, str], Measurement] = {}
+    failed: dict[str, str] = {}
+    chosen = systems(cfg)
+    for s in chosen:
+        reason = s.unavailable()
+        if reason:
+            failed[s.name] = reason
+    for rnd in range(cfg.rounds):
+        for s in chosen:
+            if s.name in failed:
+                continue
+            n = cfg.size(s.full_n)
+            t0 = time.perf_counter()
+            budget = ROUND_BUDGET_QUICK if cfg.quick else ROUND_BUDGET
+            try:
+                phases = await asyncio.wait_for(s.run(cfg, n), budget)
+            except TimeoutError:
+                failed[s.name] = f"a round of {n:,} jobs did not finish within {budget:.0f}s"
+                log(f"  {s.name}: {failed[s.name]}")
+                continue
+            except Exception as exc:
+                failed[s.name] = f"failed: {one_line(exc)}"
+                log(f"  {s.name}: {failed[s.name]}")
+                continue
+            for attr, label in METRICS:
+                seconds = getattr(phases, attr)
+                if seconds is None:
+                    continue
+                row = rows.get((s.name, attr))
+                if row is None:
+                    row = rows[(s.name, attr)] = Measurement(
+                        WORKLOAD, s.name, f"{label} jobs/s", "jobs/s", n=n, note=s.note
+                    )
+                row.values.append(n / seconds)
+            log(
+                f"  round {rnd + 1}/{cfg.rounds} {s.name} (n={n}): "
+                + ", ".join(
+                    f"{label} {n / getattr(phases, attr):,.0f}/s"
+                    for attr, label in METRICS
+                    if getattr(phases, attr)
+                )
+                + f"  [{time.perf_counter() - t0:.1f}s]"
+            )
+    out: list[Measurement] = []
+    for s in chosen:
+        if s.name in failed:
+            out.append(not_run(WORKLOAD, s.name, "end-to-end jobs/s", failed[s.name], "jobs/s"))
+            # keep the partial rows of a system that failed in a later round out of the table
+            continue
+        out.extend(rows[(s.name, attr)] for attr, _ in METRICS if (s.name, attr) in rows)
+    return out

@@ -1,0 +1,127 @@
+"""The in-memory intakes W3 compares the order service with (run as their own processes).
+
+    python -m bench.w3_apps quart PORT     # Quart + asyncio.PriorityQueue, under Hypercorn
+    python -m bench.w3_apps aiohttp PORT   # aiohttp + asyncio.PriorityQueue
+
+Both check the bearer key, parse the JSON body, queue the order (VIP first, FIFO within a tier)
+and answer 202 with the order id; 4 worker tasks take orders off the queue. Nothing is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import signal
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+KEYS = {"Bearer demo-regular-key": 10, "Bearer demo-vip-key": 0}
+WORKERS = 4
+
+
+@dataclass(order=True, slots=True)
+class Order:
+    priority: int
+    seq: int
+    body: dict[str, Any] = field(compare=False)
+
+
+class Intake:
+    def __init__(self) -> None:
+        self.queue: asyncio.PriorityQueue[Order] = asyncio.PriorityQueue()
+        self.seq = itertools.count(1)
+        self.workers: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self.workers = [asyncio.create_task(self._work()) for _ in range(WORKERS)]
+
+    async def stop(self) -> None:
+        for w in self.workers:
+            w.cancel()
+        await asyncio.gather(*self.workers, return_exceptions=True)
+
+    async def _work(self) -> None:
+        while True:
+            await self.queue.get()
+            self.queue.task_done()
+
+    def accept(self, auth: str | None, body: Any) -> tuple[dict[str, Any], int]:
+        priority = KEYS.get(auth or "")
+        if priority is None:
+            return {"error": {"code": "unauthorized"}}, 401
+        if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+            return {"error": {"code": "invalid"}}, 400
+        order = Order(priority, next(self.seq), body)
+        self.queue.put_nowait(order)
+        return {"id": order.seq, "status": "queued"}, 202
+
+
+def quart_app() -> Any:
+    from quart import Quart, jsonify, request
+
+    app = Quart("bench_intake")
+    intake = Intake()
+
+    @app.before_serving
+    async def start() -> None:
+        intake.start()
+
+    @app.after_serving
+    async def stop() -> None:
+        await intake.stop()
+
+    @app.post("/orders")
+    async def create() -> Any:
+        body = await request.get_json(silent=True)
+        data, status = intake.accept(request.headers.get("Authorization"), body)
+        return jsonify(data), status
+
+    return app
+
+
+async def serve_quart(port: int) -> None:
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.accesslog = None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(quart_app(), config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+
+
+def serve_aiohttp(port: int) -> None:
+    from aiohttp import web
+
+    intake = Intake()
+
+    async def create(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        data, status = intake.accept(request.headers.get("Authorization"), body)
+        return web.json_response(data, status=status)
+
+    async def lifecycle(app: web.Application) -> Any:
+        intake.start()
+        yield
+        await intake.stop()
+
+    app = web.Application()
+    app.router.add_post("/orders", create)
+    app.cleanup_ctx.append(lifecycle)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] not in ("quart", "aiohttp"):
+        sys.exit("usage: python -m bench.w3_apps quart|aiohttp PORT")
+    if sys.argv[1] == "quart":
+        asyncio.run(serve_quart(int(sys.argv[2])))
+    else:
+        serve_aiohttp(int(sys.argv[2]))

@@ -1,0 +1,216 @@
+"""W3 HTTP intake: ``POST /orders`` under a real server, loaded by wrk (64 connections).
+
+Three servers, each its own process on this machine, loaded in turn by ``wrk -t1 -c64``:
+
+* the order service (``orders serve``: Hypercorn, a fresh SQLite file, ``ORDERS_DEMO=1``, its
+  embedded worker running the orders, ``processing_seconds: 0``): each 202 only after COMMIT;
+* the same kind of Quart app with an in-memory ``asyncio.PriorityQueue`` (:mod:`bench.w3_apps`),
+  on the same server (Hypercorn);
+* a minimal aiohttp in-memory intake.
+
+wrk and the server share the 2 cores, as they would on one small box.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from .common import Config, Measurement, not_run, one_line
+
+WORKLOAD = "W3 HTTP intake"
+CONNECTIONS = 64
+ORDERS = "order service (quart-jobs SQLite FULL, Hypercorn)"
+QUART_MEM = "Quart + asyncio.PriorityQueue (Hypercorn)"
+AIOHTTP_MEM = "aiohttp + asyncio.PriorityQueue"
+BODY = '{"items": [{"sku": "bench-1", "quantity": 1}], "processing_seconds": 0}'
+LUA = f"""wrk.method = "POST"
+wrk.body = '{BODY}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer demo-regular-key"
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"server not listening on {port} after {timeout:.0f}s")
+
+
+def orders_missing() -> str | None:
+    try:
+        from orders import cli
+    except ImportError as exc:
+        return f"the order service is not importable ({one_line(exc)})"
+    if "serve" not in getattr(cli.main, "commands", {}):
+        return "`orders serve` does not exist yet"
+    return None
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH")) if p
+    )
+    return env
+
+
+def _command(system: str, port: int, workdir: Path) -> tuple[list[str], dict[str, str]]:
+    env = _env()
+    if system == ORDERS:
+        db = workdir / f"orders-{uuid.uuid4().hex[:8]}.sqlite3"
+        env |= {
+            "DATABASE_URL": f"sqlite:///{db}",
+            "ORDERS_DEMO": "1",
+            "MAX_QUEUED": "10000000",
+            "MAX_QUEUED_PER_CUSTOMER": "10000000",
+        }
+        code = "from orders.cli import main; main()"
+        return [sys.executable, "-c", code, "serve", "--port", str(port)], env
+    kind = "quart" if system == QUART_MEM else "aiohttp"
+    return [sys.executable, "-m", "bench.w3_apps", kind, str(port)], env
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def parse_wrk(text: str) -> dict[str, float]:
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    if rps is None:
+        raise RuntimeError(f"wrk printed no Requests/sec: {text[-300:]!r}")
+    out = {"requests/s": float(rps.group(1))}
+    for pct in ("50", "99"):
+        m = re.search(rf"^\s+{pct}(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
+        if m:
+            out[f"p{pct} ms"] = float(m.group(1)) * _UNITS[m.group(2)]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    errors = re.search(r"Socket errors:.*", text)
+    out["non-2xx"] = float(bad.group(1)) if bad else 0.0
+    out["socket errors"] = (
+        float(sum(int(x) for x in re.findall(r"\d+", errors.group(0)))) if errors else 0.0
+    )
+    return out
+
+
+def _load(system: str, cfg: Config, seconds: int) -> dict[str, float]:
+    port = _free_port()
+    cmd, env = _command(system, port, cfg.workdir)
+    script = cfg.workdir / "post.lua"
+    script.write_text(LUA)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_port(port, proc)
+        result = subprocess.run(
+            [
+                "wrk",
+                "-t1",
+                f"-c{CONNECTIONS}",
+                f"-d{seconds}s",
+                "--latency",
+                "-s",
+                str(script),
+                f"http://127.0.0.1:{port}/orders",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=True,
+        )
+        return parse_wrk(result.stdout)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
+    if shutil.which("wrk") is None:
+        return [not_run(WORKLOAD, "all", "requests/s", "wrk not installed (apt-get install wrk)")]
+    systems = [QUART_MEM, AIOHTTP_MEM]
+    missing = orders_missing()
+    out: list[Measurement] = []
+    if missing:
+        out.append(not_run(WORKLOAD, ORDERS, "requests/s", missing))
+    else:
+        systems.insert(0, ORDERS)
+    seconds = 3 if cfg.quick else 10
+    rows: dict[tuple[str, str], Measurement] = {}
+    failed: dict[str, str] = {}
+    for rnd in range(cfg.rounds):
+        for system in systems:
+            if system in failed:
+                continue
+            try:
+                stats = await asyncio.to_thread(_load, system, cfg, seconds)
+            except Exception as exc:
+                failed[system] = f"failed: {one_line(exc)}"
+                log(f"  {system}: {failed[system]}")
+                continue
+            for metric, value in stats.items():
+                row = rows.get((system, metric))
+                if row is None:
+                    row = rows[(system, metric)] = Measurement(
+                        WORKLOAD,
+                        system,
+                        metric,
+                        metric.split(" ")[-1],
+                        n=None,
+                        note=f"wrk -t1 -c{CONNECTIONS} -d{seconds}s",
+                        higher_is_better=metric == "requests/s",
+                    )
+                row.values.append(value)
+            log(
+                f"  round {rnd + 1}/{cfg.rounds} {system}: "
+                + ", ".join(f"{k} {v:,.1f}" for k, v in stats.items())
+            )
+    for system in systems:
+        if system in failed:
+            out.append(not_run(WORKLOAD, system, "requests/s", failed[system]))
+        else:
+            out.extend(m for (s, _), m in rows.items() if s == system)
+    return out
+
+
+def ratios(rows: list[Measurement]) -> list[str]:
+    med = {(m.system, m.metric): m.median for m in rows if m.workload == WORKLOAD and m.ok}
+    ours = med.get((ORDERS, "requests/s"))
+    mem = med.get((QUART_MEM, "requests/s"))
+    aio = med.get((AIOHTTP_MEM, "requests/s"))
+    out = []
+    if ours and mem:
+        p99 = med.get((ORDERS, "p99 ms"))
+        line = (
+            f"target W3 durable intake >= 1.0x in-memory Quart: {ours / mem:.2f}x "
+            f"{'MET' if ours / mem >= 1.0 else 'MISSED'}"
+        )
+        if p99 is not None:
+            line += f"; p99 <= 50 ms: {p99:.1f} ms {'MET' if p99 <= 50 else 'MISSED'}"
+        if aio:
+            line += f" (vs aiohttp in-memory: {ours / aio:.2f}x)"
+        out.append(line)
+    return out
