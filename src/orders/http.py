@@ -4,6 +4,7 @@ the queue limits of an order."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
@@ -13,7 +14,14 @@ from quart_jobs.backends.base import QueueLimits
 
 from .errors import ApiError, validation_details
 from .ratelimit import RateLimiter
-from .service import EXTENSION_KEY, OrdersState, hash_key, key_matches
+from .service import (
+    EXTENSION_KEY,
+    KEY_CACHE_MAX,
+    KEY_CACHE_SECONDS,
+    OrdersState,
+    hash_key,
+    key_matches,
+)
 from .store import Customer
 
 M = TypeVar("M", bound=BaseModel)
@@ -39,8 +47,7 @@ async def authenticate() -> Customer:
             "send your API key as 'Authorization: Bearer <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    store = orders_state().require_store()
-    customer = await store.customer_by_key_hash(hash_key(api_key))
+    customer = await _customer_for(api_key)
     if customer is None or not key_matches(customer, api_key):
         raise ApiError(
             401, "unauthorized", "the API key is not valid", headers={"WWW-Authenticate": "Bearer"}
@@ -53,6 +60,25 @@ async def authenticate() -> Customer:
             "too many requests for this customer (RATE_LIMIT_PER_CUSTOMER); slow down",
             headers={"Retry-After": str(decision.retry_after)},
         )
+    return customer
+
+
+async def _customer_for(api_key: str) -> Customer | None:
+    """The active customer holding ``api_key``: from the short-lived cache of valid keys, or
+    from the store (only valid keys are cached, so unknown keys cannot fill it)."""
+    state = orders_state()
+    key_hash = hash_key(api_key)
+    now = time.monotonic()
+    cached = state.key_cache.get(key_hash)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    customer = await state.require_store().customer_by_key_hash(key_hash)
+    if customer is not None:
+        if len(state.key_cache) >= KEY_CACHE_MAX:
+            state.key_cache.clear()
+        state.key_cache[key_hash] = (now + KEY_CACHE_SECONDS, customer)
+    else:
+        state.key_cache.pop(key_hash, None)
     return customer
 
 

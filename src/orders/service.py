@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from quart import current_app
@@ -35,6 +35,9 @@ STATUS_OF_STATE = {
 }
 STATE_OF_STATUS = {status: state for state, status in STATUS_OF_STATE.items()}
 
+KEY_CACHE_SECONDS = 5.0
+KEY_CACHE_MAX = 10_000
+
 DEMO_CUSTOMERS = (("alice", "vip", "demo-vip-key"), ("bob", "regular", "demo-regular-key"))
 
 
@@ -49,6 +52,10 @@ class OrdersState:
     settings: Settings
     jobs: QuartJobs
     store: OrdersStore | None = None
+    #: Valid API keys seen lately (key hash -> (expiry, customer)): a request then needs no
+    #: database read to authenticate. A rotated or revoked key stops working within
+    #: ``KEY_CACHE_SECONDS``. Bounded: cleared when full.
+    key_cache: dict[str, tuple[float, Customer]] = field(default_factory=dict)
 
     def require_store(self) -> OrdersStore:
         if self.store is None:

@@ -66,6 +66,13 @@ class WorkerSettings:
         return self.heartbeat_interval or self.lease_seconds / 3
 
 
+@dataclass(frozen=True, slots=True)
+class _Finished:
+    job: Job
+    outcome: Outcome
+    elapsed: float
+
+
 class _Stop(enum.Enum):
     SHUTDOWN = "shutdown"  # put back in the queue, attempt refunded
     CANCEL = "cancel"  # cancelled on request: recorded as cancelled
@@ -98,6 +105,8 @@ class Worker:
         self._on_event = on_event
         self._job_context = job_context or contextlib.nullcontext
         self._running: dict[int, tuple[asyncio.Task[None], Lease]] = {}
+        # Outcomes of finished jobs, recorded by the pump together with its next claim.
+        self._outcomes: list[_Finished] = []
         self._stop_reasons: dict[int, _Stop] = {}
         self._wake = asyncio.Event()
         self._stopping = False
@@ -120,7 +129,7 @@ class Worker:
     def start(self) -> None:
         if self._main is not None:
             raise JobsError("this worker was started already; create a new one")
-        self._main = asyncio.create_task(self._claim_loop(), name=f"quart-jobs claim {self.name}")
+        self._main = asyncio.create_task(self._pump(), name=f"quart-jobs pump {self.name}")
         self._beats = asyncio.create_task(self._beat_loop(), name=f"quart-jobs beat {self.name}")
         self.backend.subscribe(self.notify)
         log.info("worker %s started (concurrency %d)", self.name, self.settings.concurrency)
@@ -138,8 +147,6 @@ class Worker:
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         self.stop_claiming()
         self.backend.unsubscribe(self.notify)
-        if self._main is not None:
-            await asyncio.gather(self._main, return_exceptions=True)
         tasks = [t for t, _ in self._running.values()]
         if tasks:
             log.info("worker %s waiting up to %.1fs for %d jobs", self.name, timeout, len(tasks))
@@ -151,6 +158,9 @@ class Worker:
             if pending:
                 log.warning("worker %s putting %d unfinished jobs back", self.name, len(pending))
                 await asyncio.wait(pending)
+        if self._main is not None:
+            self._wake.set()
+            await asyncio.gather(self._main, return_exceptions=True)  # records what is left
         if self._beats is not None:
             self._beats.cancel()
             await asyncio.gather(self._beats, return_exceptions=True)
@@ -168,20 +178,27 @@ class Worker:
 
     # --- claiming ----------------------------------------------------------------------------
 
-    async def _claim_loop(self) -> None:
+    async def _pump(self) -> None:
+        """Record finished jobs' outcomes and claim new jobs, both in one store operation:
+        one transaction (one commit) per round, however many jobs ended or start."""
         failures = 0
-        look_first = False  # after an idle poll: read before taking the write lock to claim
-        while not self._stopping:
-            free = self.settings.concurrency - len(self._running)
-            if free <= 0:
-                await self._sleep(self.settings.poll_interval)  # a finishing job wakes us
+        look_first = False  # woken by the poll timer: read before taking the write lock
+        while True:
+            self._wake.clear()  # whatever happens from here on wakes the next sleep
+            outcomes, self._outcomes = self._outcomes, []
+            free = 0 if self._stopping else self.settings.concurrency - len(self._running)
+            if free > 0 and look_first and not outcomes and not await self._ready_or_down():
+                free = 0
+            if not outcomes and free <= 0:
+                if self._stopping and not self._running:
+                    return
+                busy = self._stopping or len(self._running) >= self.settings.concurrency
+                wait = self.settings.poll_interval if busy else await self._idle_wait()
+                look_first = not await self._sleep(wait)  # a finishing job wakes us
                 continue
-            self._wake.clear()
             try:
-                if look_first and not await self._work_ready():
-                    look_first = not await self._sleep(await self._idle_wait())
-                    continue
-                claimed = await self.backend.claim(
+                held, claimed = await self.backend.finish_and_claim(
+                    [f.outcome for f in outcomes],
                     self.name,
                     free,
                     self._clock(),
@@ -191,14 +208,38 @@ class Worker:
                 failures = 0
             except BackendUnavailable as exc:
                 failures += 1
+                if self._stopping and failures > 5:
+                    log.error(
+                        "worker %s: %d outcomes not recorded (%s); their leases expire and "
+                        "the jobs run again",
+                        self.name,
+                        len(outcomes),
+                        exc,
+                    )
+                    return
+                self._outcomes[:0] = outcomes
                 pause = min(5.0, 0.1 * 2**failures)
-                log.error("worker %s cannot claim (retrying in %.1fs): %s", self.name, pause, exc)
+                log.error(
+                    "worker %s: store unavailable (retry in %.1fs): %s", self.name, pause, exc
+                )
                 await self._sleep(pause)
                 continue
+            for finished, was_held in zip(outcomes, held, strict=True):
+                self._recorded(finished, was_held)
             for job in claimed:
                 self._launch(job)
-            if len(claimed) < free:  # nothing more ready now: wait for news or the next poll
+            if free > 0 and len(claimed) == free:
+                look_first = False  # full: there may be more, go again
+                continue
+            if free > 0:  # fewer ready than free slots: wait for news or the next poll
                 look_first = not await self._sleep(await self._idle_wait())
+
+    async def _ready_or_down(self) -> bool:
+        """Whether to claim after an idle poll: a job is ready (or the store cannot tell)."""
+        try:
+            return await self._work_ready()
+        except BackendUnavailable:
+            return True
 
     async def _work_ready(self) -> bool:
         """Whether a queued job is ready now: a cheap read, so idle workers of several processes
@@ -218,8 +259,6 @@ class Worker:
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep up to ``seconds``; ``True`` when woken early (an enqueue here, a free slot)."""
-        if self._stopping:
-            return True
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
         except TimeoutError:
@@ -263,8 +302,8 @@ class Worker:
             outcome = self._stopped_outcome(job, lease, reason)
         if outcome is None:
             return
-        elapsed = time.monotonic() - started
-        await asyncio.shield(self._record(job, outcome, elapsed))
+        self._outcomes.append(_Finished(job, outcome, time.monotonic() - started))
+        self._wake.set()
 
     async def _call(self, job: Job, lease: Lease) -> Outcome:
         _current_job.set(job)  # this asyncio task's own context: no reset needed
@@ -302,21 +341,9 @@ class Worker:
         log.warning("job %s: lease lost; another worker may run it, not recording a result", job.id)
         return None
 
-    async def _record(self, job: Job, outcome: Outcome, elapsed: float) -> None:
-        for attempt in range(5):
-            try:
-                (held,) = await self.backend.finish([outcome], self._clock())
-                break
-            except BackendUnavailable as exc:
-                log.error(
-                    "job %s: cannot record its outcome (try %d): %s", job.id, attempt + 1, exc
-                )
-                await asyncio.sleep(0.2 * 2**attempt)
-        else:
-            log.error(
-                "job %s: outcome not recorded; its lease will expire and it runs again", job.id
-            )
-            return
+    def _recorded(self, finished: _Finished, held: bool) -> None:
+        """Log and announce an outcome the store took (or refused: the lease was lost)."""
+        job, outcome, elapsed = finished.job, finished.outcome, finished.elapsed
         if not held:
             log.warning(
                 "job %s: lease lost before the outcome (%s) was written; write refused",

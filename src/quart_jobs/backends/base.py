@@ -129,6 +129,23 @@ class Backend(abc.ABC):
     async def finish(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
         """Record outcomes; ``False`` for each whose lease was no longer held (write refused)."""
 
+    async def finish_and_claim(
+        self,
+        outcomes: Sequence[Outcome],
+        worker: str,
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        aging_seconds: float,
+    ) -> tuple[list[bool], list[Job]]:
+        """:meth:`finish` the outcomes, then :meth:`claim` up to ``limit`` jobs: the worker's
+        one call per round. Backends that can do both in one transaction override this."""
+        held = await self.finish(outcomes, now) if outcomes else []
+        claimed = (
+            await self.claim(worker, limit, now, lease_seconds, aging_seconds) if limit else []
+        )
+        return held, claimed
+
     @abc.abstractmethod
     async def recover_expired(self, now: float) -> int:
         """Requeue (or fail, when out of attempts) running jobs whose lease expired."""
@@ -232,3 +249,27 @@ def purge_states(states: Collection[JobState]) -> list[str]:
     if live:
         raise ValueError(f"only finished jobs can be purged, not {', '.join(live)} ones")
     return sorted(s.value for s in chosen)
+
+
+def new_job_record(new: NewJob, job_id: int, enqueued_at: float, run_at: float) -> Job:
+    """The :class:`Job` a backend stored for ``new`` (what reading it back would return)."""
+    return Job(
+        id=job_id,
+        task=new.task,
+        args=tuple(json.loads(json.dumps(list(new.args)))) if _needs_copy(new.args) else new.args,
+        kwargs=dict(new.kwargs),
+        priority=new.priority,
+        state=JobState.QUEUED,
+        attempts=0,
+        max_attempts=new.max_attempts,
+        enqueued_at=enqueued_at,
+        run_at=run_at,
+        owner=new.owner,
+        key=new.key,
+        timeout=new.timeout,
+    )
+
+
+def _needs_copy(args: tuple[Any, ...]) -> bool:
+    """Whether JSON would change ``args`` (tuples become lists): plain scalars are kept as is."""
+    return not all(a is None or isinstance(a, str | int | float | bool) for a in args)

@@ -6,6 +6,7 @@ file lock serializes their transactions (see :mod:`.sqlite_io`).
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sqlite3
@@ -33,6 +34,7 @@ from .base import (
     Outcome,
     QueueLimits,
     job_from_row,
+    new_job_record,
     purge_states,
 )
 from .sql import filter_sql, insert_params
@@ -214,8 +216,14 @@ class SQLiteBackend(Backend):
         self, jobs: Sequence[NewJob], now: float, *, limits: QueueLimits | None = None
     ) -> list[EnqueueResult]:
         rows = [insert_params(job, now) for job in jobs]
+        if limits is None and len(jobs) == 1:
+            # One statement: SQLite undoes a failed statement itself, no savepoint needed.
+            job, row = jobs[0], rows[0]
+            return await self._writer.run(lambda conn: [_insert(conn, job, row)], savepoint=False)
         if limits is None:
-            return await self._writer.run(lambda conn: [_insert(conn, row) for row in rows])
+            return await self._writer.run(
+                lambda conn: [_insert(conn, job, row) for job, row in zip(jobs, rows, strict=True)]
+            )
 
         def run(conn: sqlite3.Connection) -> list[EnqueueResult]:
             # Raising QueueFull here rolls this call's savepoint back: nothing half-written.
@@ -226,7 +234,7 @@ class SQLiteBackend(Backend):
                     results.append(EnqueueResult(existing, created=False))
                     continue
                 limits.check(*_queued_counts(conn, job.owner))
-                results.append(_insert(conn, row))
+                results.append(_insert(conn, job, row))
             return results
 
         return await self._writer.run(run)
@@ -234,38 +242,28 @@ class SQLiteBackend(Backend):
     async def claim(
         self, worker: str, limit: int, now: float, lease_seconds: float, aging_seconds: float
     ) -> list[Job]:
-        def run(conn: sqlite3.Connection) -> list[Job]:
-            candidates = [
-                _Candidate(*r)
-                for r in conn.execute(
-                    "SELECT id, priority, run_at FROM qj_jobs WHERE state = 'queued' "
-                    "AND run_at <= ? ORDER BY priority, id LIMIT ?",
-                    (now, limit),
-                )
-            ]
-            if aging_seconds >= 0:
-                candidates += [
-                    _Candidate(*r)
-                    for r in conn.execute(
-                        "SELECT id, priority, run_at FROM qj_jobs WHERE state = 'queued' "
-                        "AND run_at <= ? AND priority > ? ORDER BY run_at LIMIT ?",
-                        (now - aging_seconds, TOP_PRIORITY, limit),
-                    )
-                ]
-            claimed = []
-            for c in policy.choose_claims(candidates, limit, now, aging_seconds):
-                row = conn.execute(
-                    "UPDATE qj_jobs SET state = 'running', attempts = attempts + 1, "
-                    "started_at = ?, worker = ?, lease_token = ?, lease_expires_at = ?, "
-                    "cancel_requested = 0 WHERE id = ? AND state = 'queued' "
-                    f"RETURNING {JOB_COLUMNS}",
-                    (now, worker, secrets.token_hex(8), now + lease_seconds, c.id),
-                ).fetchone()
-                if row is not None:
-                    claimed.append(job_from_row(row))
-            return claimed
+        return await self._writer.run(
+            lambda conn: _claim(conn, worker, limit, now, lease_seconds, aging_seconds),
+            durable=False,
+        )
 
-        return await self._writer.run(run)
+    async def finish_and_claim(
+        self,
+        outcomes: Sequence[Outcome],
+        worker: str,
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        aging_seconds: float,
+    ) -> tuple[list[bool], list[Job]]:
+        def run(conn: sqlite3.Connection) -> tuple[list[bool], list[Job]]:
+            held = _finish(conn, outcomes, now)
+            claimed = (
+                _claim(conn, worker, limit, now, lease_seconds, aging_seconds) if limit else []
+            )
+            return held, claimed
+
+        return await self._writer.run(run, durable=False)
 
     async def heartbeat(
         self, leases: Sequence[Lease], now: float, lease_seconds: float
@@ -285,17 +283,15 @@ class SQLiteBackend(Backend):
                 )
             return beats
 
-        return await self._writer.run(run)
+        return await self._writer.run(run, durable=False)
 
     async def finish(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
-        statements = [_finish_statement(o, now) for o in outcomes]
-        return await self._writer.run(
-            lambda conn: [conn.execute(sql, params).rowcount == 1 for sql, params in statements]
-        )
+        return await self._writer.run(lambda conn: _finish(conn, outcomes, now), durable=False)
 
     async def recover_expired(self, now: float) -> int:
         return await self._writer.run(
-            lambda conn: (
+            durable=False,
+            func=lambda conn: (
                 conn.execute(
                     "UPDATE qj_jobs SET "
                     "error = 'lease expired: worker ' || COALESCE(worker, '?') "
@@ -307,7 +303,7 @@ class SQLiteBackend(Backend):
                     "WHERE state = 'running' AND lease_expires_at < ?",
                     (now, now),
                 ).rowcount
-            )
+            ),
         )
 
     async def cancel(self, job_id: int, now: float, *, running: bool = True) -> Job | None:
@@ -469,15 +465,15 @@ def _queued_counts(conn: sqlite3.Connection, owner: str | None) -> tuple[int, in
     return (int(total[0]) if total else 0), (int(owned[0]) if owned else 0)
 
 
-def _insert(conn: sqlite3.Connection, params: tuple[Any, ...]) -> EnqueueResult:
+def _insert(conn: sqlite3.Connection, new: NewJob, params: tuple[Any, ...]) -> EnqueueResult:
     row = conn.execute(
         "INSERT INTO qj_jobs (task, args, kwargs, priority, state, max_attempts, enqueued_at, "
         "run_at, owner, key, timeout) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?) "
-        f"ON CONFLICT DO NOTHING RETURNING {JOB_COLUMNS}",
+        "ON CONFLICT DO NOTHING RETURNING id",
         params,
     ).fetchone()
-    if row is not None:
-        return EnqueueResult(job_from_row(row), created=True)
+    if row is not None:  # the stored job is exactly what was inserted: no need to read it back
+        return EnqueueResult(new_job_record(new, row[0], params[5], params[6]), created=True)
     existing = conn.execute(f"{_SELECT} WHERE key = ?", (params[8],)).fetchone()
     return EnqueueResult(job_from_row(existing), created=False)
 
@@ -487,9 +483,84 @@ def _get_by_key(conn: sqlite3.Connection, key: str) -> Job | None:
     return None if row is None else job_from_row(row)
 
 
+def _claim(
+    conn: sqlite3.Connection,
+    worker: str,
+    limit: int,
+    now: float,
+    lease_seconds: float,
+    aging_seconds: float,
+) -> list[Job]:
+    """Claim up to ``limit`` jobs in the caller's transaction. The candidates come from the two
+    partial indexes (named: without statistics the planner would scan and sort the backlog)."""
+    candidates = [
+        _Candidate(*r)
+        for r in conn.execute(
+            "SELECT id, priority, run_at FROM qj_jobs INDEXED BY qj_jobs_claim "
+            "WHERE state = 'queued' AND run_at <= ? ORDER BY priority, id LIMIT ?",
+            (now, limit),
+        )
+    ]
+    if aging_seconds >= 0:
+        candidates += [
+            _Candidate(*r)
+            for r in conn.execute(
+                "SELECT id, priority, run_at FROM qj_jobs INDEXED BY qj_jobs_ready "
+                "WHERE state = 'queued' AND run_at <= ? AND priority > ? ORDER BY run_at LIMIT ?",
+                (now - aging_seconds, TOP_PRIORITY, limit),
+            )
+        ]
+    chosen = policy.choose_claims(candidates, limit, now, aging_seconds)
+    if not chosen:
+        return []
+    order = {c.id: n for n, c in enumerate(chosen)}
+    # One fresh token for this claim: (job id, token) names each lease uniquely.
+    rows = conn.execute(
+        "UPDATE qj_jobs SET state = 'running', attempts = attempts + 1, started_at = ?, "
+        "worker = ?, lease_token = ?, lease_expires_at = ?, cancel_requested = 0 "
+        f"WHERE id IN ({','.join('?' * len(chosen))}) AND state = 'queued' "
+        f"RETURNING {JOB_COLUMNS}",
+        (now, worker, secrets.token_hex(8), now + lease_seconds, *order),
+    ).fetchall()
+    return sorted((job_from_row(r) for r in rows), key=lambda j: order[j.id])
+
+
 def _get(conn: sqlite3.Connection, job_id: int) -> Job | None:
     row = conn.execute(f"{_SELECT} WHERE id = ?", (job_id,)).fetchone()
     return None if row is None else job_from_row(row)
+
+
+def _finish(conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: float) -> list[bool]:
+    """Record outcomes in the caller's transaction; ``False`` for each refused (lease lost).
+    Successes, the common case, are written by one statement per batch of 400."""
+    held = [False] * len(outcomes)
+    successes = [n for n, o in enumerate(outcomes) if o.state is JobState.SUCCEEDED]
+    for start in range(0, len(successes), 400):
+        chunk = successes[start : start + 400]
+        results = {
+            str(outcomes[n].lease.job_id): outcomes[n].result
+            for n in chunk
+            if outcomes[n].result is not None
+        }
+        leases = [v for n in chunk for v in (outcomes[n].lease.job_id, outcomes[n].lease.token)]
+        done = {
+            r[0]
+            for r in conn.execute(
+                "UPDATE qj_jobs SET state = 'succeeded', finished_at = ?, error = NULL, "
+                "traceback = NULL, lease_token = NULL, lease_expires_at = NULL, "
+                "result = json_extract(?, '$.\"' || id || '\"') "
+                "WHERE state = 'running' AND (id, lease_token) IN "
+                f"(VALUES {','.join(['(?, ?)'] * len(chunk))}) RETURNING id",
+                (now, json.dumps(results), *leases),
+            )
+        }
+        for n in chunk:
+            held[n] = outcomes[n].lease.job_id in done
+    for n, o in enumerate(outcomes):
+        if o.state is not JobState.SUCCEEDED:
+            sql, params = _finish_statement(o, now)
+            held[n] = conn.execute(sql, params).rowcount == 1
+    return held
 
 
 def _finish_statement(o: Outcome, now: float) -> tuple[str, tuple[Any, ...]]:

@@ -82,6 +82,8 @@ class _Write(Generic[T]):
     func: WriteFunc[T]
     future: asyncio.Future[T]
     loop: asyncio.AbstractEventLoop
+    durable: bool
+    savepoint: bool
 
 
 class Writer:
@@ -98,6 +100,9 @@ class Writer:
     ) -> None:
         self._path = path
         self._synchronous = synchronous
+        # Writes that promise nothing on power loss commit without the fsync (see submit).
+        self._relaxed = "NORMAL" if synchronous in ("FULL", "EXTRA") else synchronous
+        self._level = synchronous
         self._busy_timeout_ms = busy_timeout_ms
         self._busy_deadline = busy_deadline
         self._max_batch = max_batch
@@ -123,17 +128,28 @@ class Writer:
         await asyncio.to_thread(self._thread.join)
         self._thread = None
 
-    def submit(self, func: WriteFunc[T]) -> asyncio.Future[T]:
-        """Schedule ``func(conn)`` in the next transaction; the future resolves after COMMIT."""
+    def submit(
+        self, func: WriteFunc[T], *, durable: bool = True, savepoint: bool = True
+    ) -> asyncio.Future[T]:
+        """Schedule ``func(conn)`` in the next transaction; the future resolves after COMMIT.
+
+        ``durable=False`` marks a write that may be lost on power loss without breaking a
+        promise (claims, heartbeats, outcomes: the job then runs again, at least once). A batch
+        of only such writes commits with ``synchronous=NORMAL``; any durable write in a batch
+        makes its commit use the configured level (``FULL``), which also makes every earlier
+        WAL frame durable: the WAL is written in order.
+
+        ``savepoint=False``: ``func`` runs a single statement, which SQLite undoes by itself if
+        it fails, so it needs no savepoint of its own."""
         if self._thread is None:
             raise BackendUnavailable("the SQLite backend is not open; call open() first")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Write(func, future, loop))
+        self._queue.put(_Write(func, future, loop, durable, savepoint))
         return future
 
-    async def run(self, func: WriteFunc[T]) -> T:
-        return await self.submit(func)
+    async def run(self, func: WriteFunc[T], *, durable: bool = True, savepoint: bool = True) -> T:
+        return await self.submit(func, durable=durable, savepoint=savepoint)
 
     # --- the writer thread -------------------------------------------------------------------
 
@@ -185,23 +201,30 @@ class Writer:
 
     def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Write[Any]]) -> None:
         settled: list[tuple[_Write[Any], Any, BaseException | None]] = []
+        level = self._synchronous if any(w.durable for w in batch) else self._relaxed
         try:
+            if level != self._level:
+                conn.execute(f"PRAGMA synchronous={level}")
+                self._level = level
             self._begin(conn)
             for write in batch:
                 if write.future.cancelled():
                     # The caller gave up before the write started: do not perform it.
                     continue
-                conn.execute("SAVEPOINT w")
+                if write.savepoint:
+                    conn.execute("SAVEPOINT w")
                 try:
                     value = write.func(conn)
                 except Exception as exc:
                     if is_storage_error(exc):
                         raise
-                    conn.execute("ROLLBACK TO w")
+                    if write.savepoint:
+                        conn.execute("ROLLBACK TO w")
                     settled.append((write, None, exc))
                 else:
                     settled.append((write, value, None))
-                conn.execute("RELEASE w")
+                if write.savepoint:
+                    conn.execute("RELEASE w")
             conn.execute("COMMIT")
         except Exception as exc:
             if conn.in_transaction:
