@@ -121,7 +121,7 @@ def register_routes(app: Quart) -> None:
     @document_response(ErrorBody, 415)
     @document_response(ErrorBody, 429, RetryHeaders)
     @document_response(ErrorBody, 503, RetryHeaders)
-    async def place_order() -> tuple[Response, int, dict[str, str]]:
+    async def place_order() -> Response:
         """Place an order; answered 202 once the order and its job are committed to disk."""
         customer = await authenticate()
         key = idempotency_key()
@@ -140,10 +140,14 @@ def register_routes(app: Quart) -> None:
             key=None if key is None else f"order:{customer.id}:{key}",
             limits=queue_limits(),
         ).enqueue_result(TASK, order)
-        headers = {"Location": f"/orders/{result.job.id}"}
+        # A Response, not a (body, status, headers) tuple: quart-schema would build a pydantic
+        # TypeAdapter for the headers dict on every request.
+        response = jsonify(order_json(result.job))
+        response.status_code = 202
+        response.headers["Location"] = f"/orders/{result.job.id}"
         if not result.created:
-            headers["Idempotent-Replayed"] = "true"
-        return jsonify(order_json(result.job)), 202, headers
+            response.headers["Idempotent-Replayed"] = "true"
+        return response
 
     @app.get("/orders/<int:order_id>")
     @document_response(Order, 200)

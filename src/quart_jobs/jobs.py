@@ -27,7 +27,7 @@ from typing import Any, overload
 
 from .backends import Backend, backend_from_url
 from .backends.base import QueueLimits
-from .errors import ConfigurationError, JobNotFound
+from .errors import ConfigurationError, JobNotFound, PayloadTooLarge
 from .models import EnqueueResult, Job, JobFilter, JobState, NewJob, Stats, Tier
 from .registry import Registry, Task, TaskFunc, TaskOptions, dump_json
 from .worker import Worker, WorkerSettings
@@ -214,11 +214,15 @@ class Jobs:
         """The :class:`NewJob` for a call, its arguments checked: JSON, within the size limit."""
         opts = options or EnqueueOptions()
         task, full_args, full_kwargs = self.registry.resolve(target, tuple(args), kwargs or {})
-        dump_json(
-            [full_args, full_kwargs],
-            what=f"arguments of {task.name}",
-            max_bytes=self.max_args_bytes,
-        )
+        what = f"arguments of {task.name}"
+        args_json = dump_json(list(full_args), what=what)
+        kwargs_json = dump_json(full_kwargs, what=what)
+        size = len(args_json) + len(kwargs_json)  # ASCII: characters are bytes
+        if size > self.max_args_bytes:
+            raise PayloadTooLarge(
+                f"{what} take {size} bytes as JSON; the limit is {self.max_args_bytes}. "
+                "Store large data elsewhere and pass a reference"
+            )
         priority = opts.priority if opts.priority is not None else task.options.priority
         max_attempts = opts.max_attempts or task.options.max_attempts or self.max_attempts
         if max_attempts < 1:
@@ -238,6 +242,7 @@ class Jobs:
             owner=opts.owner,
             max_attempts=max_attempts,
             timeout=opts.timeout if opts.timeout is not None else task.options.timeout,
+            encoded=(args_json, kwargs_json),
         )
 
     async def enqueue_many(

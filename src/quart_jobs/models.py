@@ -73,6 +73,8 @@ class NewJob:
     owner: str | None = None
     max_attempts: int = 5
     timeout: float | None = None
+    #: ``args`` and ``kwargs`` as JSON text, when the caller encoded them already.
+    encoded: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

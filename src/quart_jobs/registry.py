@@ -63,16 +63,17 @@ def _check_registrable(func: TaskFunc) -> None:
 
 
 def dump_json(value: Any, *, what: str, max_bytes: int | None = None) -> str:
-    """``value`` as compact JSON text, or a clear error naming ``what`` was not JSON."""
+    """``value`` as compact JSON text (ASCII: any string survives any store), or a clear error
+    naming ``what`` was not JSON."""
     try:
-        text = json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+        text = json.dumps(value, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ArgumentsNotSerializable(
             f"{what} must be JSON (str, int, float, bool, None, lists and dicts of them): {exc}"
         ) from None
-    if max_bytes is not None and len(text.encode()) > max_bytes:
+    if max_bytes is not None and len(text) > max_bytes:
         raise PayloadTooLarge(
-            f"{what} take {len(text.encode())} bytes as JSON; the limit is {max_bytes}. "
+            f"{what} take {len(text)} bytes as JSON; the limit is {max_bytes}. "
             "Store large data elsewhere and pass a reference"
         )
     return text

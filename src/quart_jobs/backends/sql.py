@@ -30,10 +30,14 @@ def filter_sql(flt: JobFilter, placeholder: str) -> tuple[str, list[Any]]:
 def insert_params(job: NewJob, now: float) -> tuple[Any, ...]:
     """One job's insert parameters: task, args, kwargs, priority, max_attempts, enqueued_at,
     run_at, owner, key, timeout (both backends' INSERT take them in this order)."""
-    return (
-        job.task,
+    args_json, kwargs_json = job.encoded or (
         json.dumps(list(job.args), separators=(",", ":"), allow_nan=False),
         json.dumps(dict(job.kwargs), separators=(",", ":"), allow_nan=False),
+    )
+    return (
+        job.task,
+        args_json,
+        kwargs_json,
         job.priority,
         job.max_attempts,
         float(now),
