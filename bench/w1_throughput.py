@@ -135,13 +135,13 @@ def postgres_backend_missing() -> str | None:
     return pg_available()
 
 
-async def qj_postgres(cfg: Config, n: int) -> Phases:
+async def qj_postgres(cfg: Config, n: int, producers: int = 1) -> Phases:
     from quart_jobs import Jobs
 
     async with fresh_database("bench_quart_jobs") as url:
         jobs = Jobs(url)
         async with jobs:
-            return await _qj_phases(jobs, n, QJ_CONCURRENCY)
+            return await _qj_phases(jobs, n, QJ_CONCURRENCY, producers=producers)
 
 
 def _unlink_sqlite(path: Path) -> None:
@@ -477,6 +477,13 @@ def systems(cfg: Config) -> list[System]:
             qj_postgres,
             20_000,
             f"one process, concurrency {QJ_CONCURRENCY}",
+            postgres_backend_missing,
+        ),
+        System(
+            f"quart-jobs PostgreSQL, {PRODUCERS} producers",
+            lambda c, n: qj_postgres(c, n, PRODUCERS),
+            20_000,
+            "group commit; drain as above",
             postgres_backend_missing,
         ),
         System(

@@ -30,6 +30,37 @@ from .common import Config, Measurement, not_run, one_line
 WORKLOAD = "W3 HTTP intake"
 CONNECTIONS = 64
 ORDERS = "order service (quart-jobs SQLite FULL, Hypercorn)"
+# The same app under the other ASGI servers a user might pick (issue 5: ship the best default).
+ORDERS_UVICORN = "order service under uvicorn (uvloop, httptools)"
+ORDERS_GRANIAN = "order service under granian"
+SERVERS = {
+    ORDERS_UVICORN: [
+        "uvicorn",
+        "--factory",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--port",
+        "{port}",
+        "orders.app:create_app",
+    ],
+    ORDERS_GRANIAN: [
+        "granian",
+        "--interface",
+        "asgi",
+        "--factory",
+        "--no-ws",
+        "--log-level",
+        "warning",
+        "--port",
+        "{port}",
+        "orders.app:create_app",
+    ],
+}
 QUART_MEM = "Quart + asyncio.PriorityQueue (Hypercorn)"
 AIOHTTP_MEM = "aiohttp + asyncio.PriorityQueue"
 BODY = '{"items": [{"sku": "bench-1", "quantity": 1}], "processing_seconds": 0}'
@@ -69,6 +100,10 @@ def orders_missing() -> str | None:
     return None
 
 
+def _installed(command: str) -> bool:
+    return (Path(sys.executable).parent / command).exists()
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
@@ -79,7 +114,7 @@ def _env() -> dict[str, str]:
 
 def _command(system: str, port: int, workdir: Path) -> tuple[list[str], dict[str, str]]:
     env = _env()
-    if system == ORDERS:
+    if system == ORDERS or system in SERVERS:
         db = workdir / f"orders-{uuid.uuid4().hex[:8]}.sqlite3"
         env |= {
             "DATABASE_URL": f"sqlite:///{db}",
@@ -87,6 +122,9 @@ def _command(system: str, port: int, workdir: Path) -> tuple[list[str], dict[str
             "MAX_QUEUED": "10000000",
             "MAX_QUEUED_PER_CUSTOMER": "10000000",
         }
+        if system in SERVERS:
+            server = [a.format(port=port) for a in SERVERS[system]]
+            return [str(Path(sys.executable).parent / server[0]), *server[1:]], env
         code = "from orders.cli import main; main()"
         return [sys.executable, "-c", code, "serve", "--port", str(port)], env
     kind = "quart" if system == QUART_MEM else "aiohttp"
@@ -157,7 +195,7 @@ async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
     if missing:
         out.append(not_run(WORKLOAD, ORDERS, "requests/s", missing))
     else:
-        systems.insert(0, ORDERS)
+        systems[:0] = [ORDERS] + [s for s, cmd in SERVERS.items() if _installed(cmd[0])]
     seconds = 3 if cfg.quick else 10
     rows: dict[tuple[str, str], Measurement] = {}
     failed: dict[str, str] = {}
@@ -213,4 +251,8 @@ def ratios(rows: list[Measurement]) -> list[str]:
         if aio:
             line += f" (vs aiohttp in-memory: {ours / aio:.2f}x)"
         out.append(line)
+    for server in SERVERS:
+        theirs = med.get((server, "requests/s"))
+        if ours and theirs:
+            out.append(f"server choice: {server} = {theirs / ours:.2f}x Hypercorn requests/s")
     return out

@@ -26,6 +26,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from quart import Quart, Response
+from quart_schema import hide
 
 from .jobs import Jobs
 from .models import Job, JobState, Stats, Tier
@@ -187,7 +188,8 @@ def register_metrics(
         return Response(body, content_type=CONTENT_TYPE_LATEST, headers=_NO_STORE)
 
     metrics_endpoint.__doc__ = "Prometheus metrics (text exposition format)."
-    app.add_url_rule(path, "quart_jobs_metrics", metrics_endpoint, methods=["GET"])
+    # Plain text for Prometheus, not part of the JSON API: kept out of the OpenAPI document.
+    app.add_url_rule(path, "quart_jobs_metrics", hide(metrics_endpoint), methods=["GET"])
     return metrics
 
 

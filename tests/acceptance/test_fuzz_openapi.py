@@ -15,14 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from .procs import BIN, VIP_KEY, running
+from .procs import ADMIN_TOKEN, BIN, VIP_KEY, running
 
 pytestmark = pytest.mark.acceptance
 
 EXAMPLES = os.environ.get("FUZZ_EXAMPLES", "40")
 SEED = os.environ.get("FUZZ_SEED", "20261125")
-# The order service's own API. /admin and /metrics have their own tokens and tests.
-OPERATIONS = r"^/(orders|healthz|readyz)"
+# Each documented API with its own credentials: the customers' (demo VIP key) and the admin's.
+APIS = {
+    "orders": (r"^/(orders|healthz|readyz)", f"Bearer {VIP_KEY}"),
+    "admin": (r"^/admin/api/", f"Bearer {ADMIN_TOKEN}"),
+}
 
 
 def status_counts(har: Path) -> tuple[Counter[int], Counter[str]]:
@@ -42,7 +45,9 @@ def status_counts(har: Path) -> tuple[Counter[int], Counter[str]]:
 
 
 @pytest.mark.timeout(180)
-def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("api", sorted(APIS))
+def test_schemathesis_finds_nothing(tmp_path: Path, api: str) -> None:
+    operations, credentials = APIS[api]
     env = {"SHUTDOWN_TIMEOUT": "1", "WORKER_CONCURRENCY": "8"}
     with running(tmp_path, f"sqlite:///{tmp_path}/f.sqlite3", env=env) as svc:
         report = tmp_path / "report"
@@ -52,14 +57,14 @@ def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
                 "run",
                 f"{svc.url}/openapi.json",
                 "--header",
-                f"Authorization: Bearer {VIP_KEY}",
+                f"Authorization: {credentials}",
                 "--checks",
                 "all",
                 # DELETE cancels: the order stays readable with status "cancelled" (SPEC).
                 "--exclude-checks",
                 "use_after_free",
                 "--include-path-regex",
-                OPERATIONS,
+                operations,
                 "--max-examples",
                 EXAMPLES,
                 "--seed",
@@ -83,7 +88,7 @@ def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
     summary = json.loads((report / "report.json").read_text())
     statuses, codes = status_counts(report / "requests.har")
     print(
-        f"\nschemathesis: {summary.get('test_cases', {}).get('generated')} cases, "
+        f"\nschemathesis ({api}): {summary.get('test_cases', {}).get('generated')} cases, "
         f"{sum(statuses.values())} requests, statuses {dict(sorted(statuses.items()))}"
     )
     for code, n in sorted(codes.items()):
