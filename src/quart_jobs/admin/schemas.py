@@ -6,7 +6,7 @@ every answer carries the server's ``now`` so that ages need no clock of the clie
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -95,11 +95,18 @@ class ThroughputAnswer(BaseModel):
 
 
 class JobsQuery(BaseModel):
-    state: str | None = Field(default=None, description="one of " + ", ".join(STATES))
-    tier: str | None = Field(default=None, description="vip, regular or an integer priority")
-    task: str | None = None
+    # The documented schema is exactly what the API accepts (schemathesis checks both ways).
+    state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None
+    tier: str | None = Field(
+        default=None,
+        pattern=r"^(vip|regular|-?[0-9]{1,9})$",
+        description="vip, regular or an integer priority",
+    )
+    task: str | None = Field(default=None, max_length=200)
     limit: int = Field(default=50, ge=1, le=500)
-    before_id: int | None = Field(default=None, description="page: jobs older than this id")
+    before_id: int | None = Field(
+        default=None, ge=1, le=2**63 - 1, description="page: jobs older than this id"
+    )
 
 
 class ThroughputQuery(BaseModel):
