@@ -492,7 +492,10 @@ def _claim(
     aging_seconds: float,
 ) -> list[Job]:
     """Claim up to ``limit`` jobs in the caller's transaction. The candidates come from the two
-    partial indexes (named: without statistics the planner would scan and sort the backlog)."""
+    partial indexes (named: without statistics the planner would scan and sort the backlog):
+    the first ``limit`` ready jobs by (priority, id), and the ``limit`` longest-waiting aged
+    jobs of lower tiers; :func:`policy.choose_claims` orders their union. Exact for two tiers;
+    with more, aged jobs are taken by waiting time rather than strictly by id."""
     candidates = [
         _Candidate(*r)
         for r in conn.execute(
