@@ -37,14 +37,6 @@ class JobNotFound(JobsError):
     """No job has this id."""
 
 
-class InvalidTransition(JobsError):
-    """The job is not in a state that allows this operation."""
-
-
-class LeaseLost(JobsError):
-    """This worker no longer holds the job's lease; its write was refused."""
-
-
 class BackendUnavailable(JobsError):
     """The job store cannot be reached or written; nothing was changed."""
 

@@ -122,10 +122,6 @@ class Worker:
     def running(self) -> bool:
         return self._main is not None and not self._main.done()
 
-    @property
-    def active_jobs(self) -> list[int]:
-        return list(self._running)
-
     def start(self) -> None:
         if self._main is not None:
             raise JobsError("this worker was started already; create a new one")
