@@ -20,7 +20,7 @@ import itertools
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,48 @@ def _hit() -> None:
     _done.hit()
 
 
+async def _async_phases(
+    n: int,
+    done: list[Countdown],
+    produce: Callable[[], Awaitable[None]],
+    worker: contextlib.AbstractAsyncContextManager[Any],
+) -> Phases:
+    """The three phases of an asyncio system: ``produce`` N jobs with no worker (enqueue), run
+    ``worker`` against that backlog (drain), then produce N more while it runs (e2e). Jobs
+    report to ``done[0]``, which is renewed for each counted phase."""
+    t0 = time.perf_counter()
+    await produce()
+    enqueue = time.perf_counter() - t0
+
+    done[:] = [Countdown(n)]
+    t0 = time.perf_counter()
+    async with worker:
+        await done[0].wait(TIMEOUT)
+        drain = time.perf_counter() - t0
+
+        done[:] = [Countdown(n)]
+        t0 = time.perf_counter()
+        await produce()
+        await done[0].wait(TIMEOUT)
+        e2e = time.perf_counter() - t0
+    return Phases(enqueue, drain, e2e)
+
+
+@contextlib.asynccontextmanager
+async def _running(
+    start: Callable[[], Awaitable[Any]], stop: Callable[[], Awaitable[Any]] | None = None
+) -> AsyncIterator[None]:
+    """``start()`` as a task for the duration; then ``stop()`` (if given) and cancel it."""
+    task = asyncio.create_task(start())
+    try:
+        yield
+    finally:
+        if stop is not None:
+            await stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def qj_noop() -> None:
     """The quart-jobs no-op task (module level: the registry needs an importable name)."""
 
@@ -85,22 +127,7 @@ async def _qj_phases(jobs: Any, n: int, concurrency: int, producers: int = 1) ->
         else:
             await asyncio.gather(*(producer(k) for k in range(producers)))
 
-    t0 = time.perf_counter()
-    await produce()
-    enqueue = time.perf_counter() - t0
-
-    done[:] = [Countdown(n)]
-    t0 = time.perf_counter()
-    async with jobs.run_worker(concurrency=concurrency):
-        await done[0].wait(TIMEOUT)
-        drain = time.perf_counter() - t0
-
-        done[:] = [Countdown(n)]
-        t0 = time.perf_counter()
-        await produce()
-        await done[0].wait(TIMEOUT)
-        e2e = time.perf_counter() - t0
-    return Phases(enqueue, drain, e2e)
+    return await _async_phases(n, done, produce, jobs.run_worker(concurrency=concurrency))
 
 
 async def qj_sqlite(cfg: Config, n: int, synchronous: str) -> Phases:
@@ -182,24 +209,10 @@ async def priority_queue(cfg: Config, n: int) -> Phases:
         for i in range(n):
             await queue.put(PQItem(0 if i % VIP_EVERY else 10, next(seq), _pq_noop))
 
-    t0 = time.perf_counter()
-    await produce()
-    enqueue = time.perf_counter() - t0
+    async def workers() -> None:
+        await asyncio.gather(*(worker() for _ in range(QJ_CONCURRENCY)))
 
-    t0 = time.perf_counter()
-    workers = [asyncio.create_task(worker()) for _ in range(QJ_CONCURRENCY)]
-    await done[0].wait(TIMEOUT)
-    drain = time.perf_counter() - t0
-
-    done[0] = Countdown(n)
-    t0 = time.perf_counter()
-    await produce()
-    await done[0].wait(TIMEOUT)
-    e2e = time.perf_counter() - t0
-    for w in workers:
-        w.cancel()
-    await asyncio.gather(*workers, return_exceptions=True)
-    return Phases(enqueue, drain, e2e)
+    return await _async_phases(n, done, produce, _running(workers))
 
 
 async def quart_background(cfg: Config, n: int) -> Phases:
@@ -357,30 +370,12 @@ async def procrastinate(cfg: Config, n: int) -> Phases:
                 for i in range(n):
                     await (vip if i % VIP_EVERY else regular).defer_async()
 
-            t0 = time.perf_counter()
-            await produce()
-            enqueue = time.perf_counter() - t0
-
             async def work() -> None:
                 await app.run_worker_async(
                     concurrency=PEER_ASYNC_CONCURRENCY, wait=True, install_signal_handlers=False
                 )
 
-            t0 = time.perf_counter()
-            worker = asyncio.create_task(work())
-            try:
-                await done[0].wait(TIMEOUT)
-                drain = time.perf_counter() - t0
-
-                done[0] = Countdown(n)
-                t0 = time.perf_counter()
-                await produce()
-                await done[0].wait(TIMEOUT)
-                e2e = time.perf_counter() - t0
-            finally:
-                worker.cancel()
-                await asyncio.gather(worker, return_exceptions=True)
-    return Phases(enqueue, drain, e2e)
+            return await _async_phases(n, done, produce, _running(work))
 
 
 async def saq(cfg: Config, n: int) -> Phases:
@@ -403,29 +398,10 @@ async def saq(cfg: Config, n: int) -> Phases:
                 for i in range(n):
                     await queue.enqueue("noop", priority=0 if i % VIP_EVERY else 10)
 
-            t0 = time.perf_counter()
-            await produce()
-            enqueue = time.perf_counter() - t0
-
             worker = Worker(queue, functions=[("noop", noop)], concurrency=PEER_ASYNC_CONCURRENCY)
-            t0 = time.perf_counter()
-            running = asyncio.create_task(worker.start())
-            try:
-                await done[0].wait(TIMEOUT)
-                drain = time.perf_counter() - t0
-
-                done[0] = Countdown(n)
-                t0 = time.perf_counter()
-                await produce()
-                await done[0].wait(TIMEOUT)
-                e2e = time.perf_counter() - t0
-            finally:
-                await worker.stop()
-                running.cancel()
-                await asyncio.gather(running, return_exceptions=True)
+            return await _async_phases(n, done, produce, _running(worker.start, worker.stop))
         finally:
             await queue.disconnect()
-    return Phases(enqueue, drain, e2e)
 
 
 # --- the workload ----------------------------------------------------------------------------

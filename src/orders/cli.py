@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import click
 from quart import Quart
@@ -38,7 +38,7 @@ def _settings(**overrides: object) -> Settings:
         sys.exit(2)
 
 
-def _fail_start(settings: Settings, exc: BaseException) -> None:
+def _fail_start(settings: Settings, exc: BaseException) -> NoReturn:
     click.echo(
         f"orders: cannot start: DATABASE_URL={_redact(settings.database_url)}: {exc}", err=True
     )
@@ -54,13 +54,11 @@ def _redact(url: str) -> str:
     return url
 
 
-async def _preflight(app: Quart, settings: Settings) -> None:
+async def _preflight(app: Quart) -> None:
     """Open the store once before serving, so a bad database fails with one clear line."""
     state: OrdersState = app.extensions[EXTENSION_KEY]
-    jobs = state.jobs
-    jobs.configure_from(app)
-    await jobs.open()
-    await jobs.close()
+    async with state.jobs:
+        pass
 
 
 @click.group()
@@ -79,7 +77,7 @@ def serve(host: str | None, port: int | None) -> None:
 
     app = create_app(settings)
     try:
-        asyncio.run(_preflight(app, settings))
+        asyncio.run(_preflight(app))
     except (JobsError, OSError) as exc:
         _fail_start(settings, exc)
     url = f"http://{settings.host}:{settings.port}"
@@ -116,7 +114,6 @@ def _run(settings: Settings, action: Callable[[OrdersState], Awaitable[T]]) -> T
         return asyncio.run(main())
     except JobsError as exc:
         _fail_start(settings, exc)
-        raise  # unreachable
 
 
 @main.command()

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from quart import current_app, request
 
 from quart_jobs.backends.base import QueueLimits
+from quart_jobs.models import MAX_JOB_ID
 
 from .errors import ApiError, validation_details
 from .ratelimit import RateLimiter
@@ -26,7 +27,6 @@ from .store import Customer
 
 M = TypeVar("M", bound=BaseModel)
 
-MAX_ID = 2**63 - 1
 LIMITER_KEY = "orders.ratelimit"
 
 
@@ -176,6 +176,6 @@ def idempotency_key() -> str | None:
 
 
 def check_id(order_id: int) -> int:
-    if not 0 < order_id <= MAX_ID:
+    if not 0 < order_id <= MAX_JOB_ID:
         raise ApiError(404, "not_found", "no such order")
     return order_id

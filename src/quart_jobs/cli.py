@@ -13,14 +13,13 @@ prints one JSON document on stdout for scripts; messages and progress go to stde
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import os
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import click
@@ -48,22 +47,9 @@ class Unusable(click.ClickException):
     exit_code = 2
 
 
-@contextlib.asynccontextmanager
-async def opened(jobs: Jobs) -> AsyncIterator[Jobs]:
-    from .extension import QuartJobs
-
-    if isinstance(jobs, QuartJobs) and jobs.app is not None and not jobs._opened:
-        jobs.configure_from(jobs.app)
-    await jobs.open()
-    try:
-        yield jobs
-    finally:
-        await jobs.close()
-
-
 def _run(factory: JobsFactory, action: Callable[[Jobs], Awaitable[T]]) -> T:
     async def main() -> T:
-        async with opened(factory()) as jobs:
+        async with factory() as jobs:  # a QuartJobs opens the store its app configures
             return await action(jobs)
 
     try:

@@ -85,17 +85,18 @@ class QuartJobs(Jobs):
         self.job_context = app.app_context  # type: ignore[assignment]
 
     async def open(self) -> None:
-        """Open the store, then run the :attr:`on_open` hooks (the app's own migrations)."""
+        """Open the store configured by ``app.config``, then run the :attr:`on_open` hooks
+        (the app's own migrations). Serving, the CLI and scripts all come through here."""
         if self._opened:
             return
+        if self.app is not None:
+            self.configure_from(self.app)
         await super().open()
         for hook in self.on_open:
             await hook()
 
     async def _before_serving(self) -> None:
         assert self.app is not None
-        if not self._opened:
-            self.configure_from(self.app)
         await self.open()
         if self.app.config["QUART_JOBS_EMBEDDED_WORKER"]:
             self.embedded = self.start_worker()

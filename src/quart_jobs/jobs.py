@@ -253,10 +253,7 @@ class Jobs:
         """Enqueue several calls in one transaction."""
         new = [self.build(target, args, kwargs, options) for target, args, kwargs in calls]
         limits = options.limits if options and options.limits else self.queue_limits
-        if limits is None:
-            results = await self.backend.enqueue(new, self.clock())
-        else:
-            results = await self.backend.enqueue(new, self.clock(), limits=limits)
+        results = await self.backend.enqueue(new, self.clock(), limits=limits)
         self._notify_workers()
         if self.event_hooks:
             for result in results:

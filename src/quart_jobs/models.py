@@ -56,6 +56,9 @@ class Tier(enum.IntEnum):
                 ) from None
 
 
+#: The largest job id any backend can hold (a signed 64-bit integer): larger ids name no job.
+MAX_JOB_ID = 2**63 - 1
+
 #: The most urgent priority: aged jobs are promoted to it.
 TOP_PRIORITY = int(Tier.VIP)
 

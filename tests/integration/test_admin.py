@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,8 @@ from quart_jobs import Job, JobState, get_jobs
 from quart_jobs.backends import Outcome
 from quart_jobs.models import Lease
 
+from .conftest import order_settings
+
 TOKEN = "s3cret-admin-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 VIP = {"Authorization": "Bearer demo-vip-key"}
@@ -31,27 +32,15 @@ COOKIE = "quart_jobs_admin"
 
 
 def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": f"sqlite:///{tmp_path}/orders.sqlite3",
-        "orders_demo": True,
-        "admin_token": TOKEN,
-        "embedded_workers": False,
-        "sqlite_synchronous": "NORMAL",
-        **overrides,
-    }
-    return Settings(**values)
+    return order_settings(tmp_path, **{**ADMIN_SETTINGS, **overrides})
+
+
+ADMIN_SETTINGS: dict[str, Any] = {"admin_token": TOKEN, "embedded_workers": False}
 
 
 @pytest.fixture
-async def app(tmp_path: Path) -> AsyncIterator[Quart]:
-    app = create_app(settings_for(tmp_path))
-    async with app.test_app():
-        yield app
-
-
-@pytest.fixture
-def client(app: Quart) -> Client:
-    return app.test_client()
+def settings_overrides() -> dict[str, Any]:
+    return ADMIN_SETTINGS
 
 
 async def place(client: Client, headers: dict[str, str] = VIP, **body: Any) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,25 +17,6 @@ from orders.service import EXTENSION_KEY, OrdersState
 VIP = {"Authorization": "Bearer demo-vip-key"}
 REGULAR = {"Authorization": "Bearer demo-regular-key"}
 ORDER = {"items": [{"sku": "A-1", "quantity": 2}], "processing_seconds": 0}
-
-
-@pytest.fixture
-async def app(tmp_path: Path) -> AsyncIterator[Quart]:
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path}/orders.sqlite3",
-        orders_demo=True,
-        admin_token="t",
-        poll_interval=0.05,
-        sqlite_synchronous="NORMAL",
-    )
-    app = create_app(settings)
-    async with app.test_app():
-        yield app
-
-
-@pytest.fixture
-def client(app: Quart) -> Client:
-    return app.test_client()
 
 
 async def wait_status(client: Client, order_id: int, status: str) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ from quart.typing import TestClientProtocol as Client
 from orders.app import create_app
 from orders.config import Settings
 
+from .conftest import order_settings
+
 VIP_KEY = "demo-vip-key"
 VIP = {"Authorization": f"Bearer {VIP_KEY}"}
 REGULAR = {"Authorization": "Bearer demo-regular-key"}
@@ -26,29 +27,16 @@ ORDER = {"items": [{"sku": "A-1", "quantity": 2}], "processing_seconds": 0}
 MAX_BODY = 65536
 
 
+HOSTILE_SETTINGS: dict[str, Any] = {"embedded_workers": False, "max_body_bytes": MAX_BODY}
+
+
 def settings(tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": f"sqlite:///{tmp_path}/orders.sqlite3",
-        "orders_demo": True,
-        "admin_token": "admin-secret",
-        "embedded_workers": False,
-        "max_body_bytes": MAX_BODY,
-        "sqlite_synchronous": "NORMAL",
-        **overrides,
-    }
-    return Settings(**values)
+    return order_settings(tmp_path, **{**HOSTILE_SETTINGS, **overrides})
 
 
 @pytest.fixture
-async def app(tmp_path: Path) -> AsyncIterator[Quart]:
-    app = create_app(settings(tmp_path))
-    async with app.test_app():
-        yield app
-
-
-@pytest.fixture
-def client(app: Quart) -> Client:
-    return app.test_client()
+def settings_overrides() -> dict[str, Any]:
+    return HOSTILE_SETTINGS
 
 
 def order_bytes(**changes: Any) -> bytes:

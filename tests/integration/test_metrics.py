@@ -21,6 +21,8 @@ from orders.config import Settings
 from orders.logs import JsonFormatter
 from quart_jobs import JobState, get_jobs
 
+from .conftest import order_settings
+
 VIP = {"Authorization": "Bearer demo-vip-key"}
 REGULAR = {"Authorization": "Bearer demo-regular-key"}
 ORDER = {"items": [{"sku": "A-1", "quantity": 1}], "processing_seconds": 0}
@@ -30,16 +32,7 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": f"sqlite:///{tmp_path}/orders.sqlite3",
-        "orders_demo": True,
-        "admin_token": "t",
-        "poll_interval": 0.05,
-        "job_max_attempts": 2,
-        "sqlite_synchronous": "NORMAL",
-        **overrides,
-    }
-    return Settings(**values)
+    return order_settings(tmp_path, **{"job_max_attempts": 2, **overrides})
 
 
 @pytest.fixture

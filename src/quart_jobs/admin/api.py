@@ -15,7 +15,7 @@ from quart_schema import document_querystring, document_response, security_schem
 
 from ..errors import JobNotFound
 from ..jobs import Jobs
-from ..models import Job, JobState, Tier, job_detail, job_summary
+from ..models import MAX_JOB_ID, Job, JobState, Tier, job_detail, job_summary
 from .auth import AdminAuth, AdminError
 from .schemas import (
     AdminErrorBody,
@@ -29,7 +29,6 @@ from .schemas import (
     throughput_answer,
 )
 
-MAX_ID = 2**63 - 1
 BUCKET_SECONDS = 60
 SECURITY: list[dict[str, list[str]]] = [{"adminToken": []}]
 
@@ -45,7 +44,7 @@ def _query(model: type[JobsQuery] | type[ThroughputQuery]) -> Any:
 
 
 def _checked_id(job_id: int) -> int:
-    if not 0 < job_id <= MAX_ID:
+    if not 0 < job_id <= MAX_JOB_ID:
         raise AdminError(404, "not_found", f"no job has id {job_id}")
     return job_id
 
@@ -101,21 +100,11 @@ def add_api_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
     async def admin_jobs() -> Response:
         """Jobs, newest first, filtered by state, tier and task."""
         auth.authenticate(request)
+        # JobsQuery's schema already bounds state, tier and before_id (answered 400 there).
         query: JobsQuery = _query(JobsQuery)
-        try:
-            state = None if query.state is None else JobState(query.state)
-        except ValueError:
-            states = ", ".join(s.value for s in JobState)
-            raise AdminError(400, "invalid_query", f"state: use one of {states}") from None
-        try:
-            priority = None if query.tier is None else Tier.parse(query.tier)
-        except ValueError as exc:
-            raise AdminError(400, "invalid_query", f"tier: {exc}") from None
-        if query.before_id is not None and not 0 < query.before_id <= MAX_ID:
-            raise AdminError(400, "invalid_query", "before_id: use a job id")
         found = await jobs.list(
-            state=state,
-            priority=priority,
+            state=query.state,
+            priority=None if query.tier is None else Tier.parse(query.tier),
             task=query.task or None,
             limit=query.limit,
             before_id=query.before_id,

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ..models import JobState, Stats, Tier
+from ..models import MAX_JOB_ID, JobState, Stats, Tier
 
 STATES = [s.value for s in JobState]
 
@@ -105,7 +105,7 @@ class JobsQuery(BaseModel):
     task: str | None = Field(default=None, max_length=200)
     limit: int = Field(default=50, ge=1, le=500)
     before_id: int | None = Field(
-        default=None, ge=1, le=2**63 - 1, description="page: jobs older than this id"
+        default=None, ge=1, le=MAX_JOB_ID, description="page: jobs older than this id"
     )
 
 
