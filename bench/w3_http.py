@@ -46,7 +46,7 @@ SERVERS = {
         "httptools",
         "--port",
         "{port}",
-        "orders.app:create_app",
+        "order_service.app:create_app",
     ],
     ORDERS_GRANIAN: [
         "granian",
@@ -58,7 +58,7 @@ SERVERS = {
         "warning",
         "--port",
         "{port}",
-        "orders.app:create_app",
+        "order_service.app:create_app",
     ],
 }
 QUART_MEM = "Quart + asyncio.PriorityQueue (Hypercorn)"
@@ -92,7 +92,7 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) 
 
 def orders_missing() -> str | None:
     try:
-        from orders import cli
+        from order_service import cli
     except ImportError as exc:
         return f"the order service is not importable ({one_line(exc)})"
     if "serve" not in getattr(cli.main, "commands", {}):
@@ -125,7 +125,7 @@ def _command(system: str, port: int, workdir: Path) -> tuple[list[str], dict[str
         if system in SERVERS:
             server = [a.format(port=port) for a in SERVERS[system]]
             return [str(Path(sys.executable).parent / server[0]), *server[1:]], env
-        code = "from orders.cli import main; main()"
+        code = "from order_service.cli import main; main()"
         return [sys.executable, "-c", code, "serve", "--port", str(port)], env
     kind = "quart" if system == QUART_MEM else "aiohttp"
     return [sys.executable, "-m", "bench.w3_apps", kind, str(port)], env

@@ -1,7 +1,7 @@
 """The ``quart-jobs`` command line, also mounted as ``quart jobs …`` by the extension.
 
     quart-jobs --database-url sqlite:///var/orders.sqlite3 stats
-    quart-jobs --app orders.app:create_app list --state failed --tier vip --json
+    quart-jobs --app order_service.app:create_app list --state failed --tier vip --json
     quart-jobs … retry --failed --task orders.process
     quart-jobs … purge --older-than 7d
 

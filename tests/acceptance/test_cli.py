@@ -249,7 +249,7 @@ def test_migrate_and_configuration_errors(tmp_path: Path) -> None:
 
 def test_the_same_commands_as_quart_jobs_in_the_app_cli(db: Seeded) -> None:
     result = subprocess.run(
-        [str(BIN / "quart"), "--app", "orders.app:create_app", "jobs", "stats", "--json"],
+        [str(BIN / "quart"), "--app", "order_service.app:create_app", "jobs", "stats", "--json"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -259,7 +259,7 @@ def test_the_same_commands_as_quart_jobs_in_the_app_cli(db: Seeded) -> None:
     data = as_json(result)
     assert data["totals"]["failed"] == 3
     show = subprocess.run(
-        [str(BIN / "quart"), "--app", "orders.app:create_app", "jobs", "show", "99999"],
+        [str(BIN / "quart"), "--app", "order_service.app:create_app", "jobs", "show", "99999"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orders.service import KEY_CACHE_SECONDS
+from order_service.service import KEY_CACHE_SECONDS
 
 from .procs import BIN, auth, place, running, service_env, wait_until
 

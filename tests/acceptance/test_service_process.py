@@ -153,7 +153,7 @@ def test_quart_jobs_worker_runs_the_order_service_jobs(
         client = stack.enter_context(httpx.Client(base_url=web.url, timeout=10))
         orders = [(place(client, VIP_KEY, processing_seconds=0)["id"], VIP_KEY) for _ in range(3)]
         worker = subprocess.Popen(
-            [str(BIN / "quart-jobs"), "--app", "orders.app:create_app", "worker"],
+            [str(BIN / "quart-jobs"), "--app", "order_service.app:create_app", "worker"],
             env=service_env(url, None),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -15,8 +15,8 @@ import pytest
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
-from orders.app import create_app
-from orders.config import Settings
+from order_service.app import create_app
+from order_service.config import Settings
 from quart_jobs import Job, JobState, get_jobs
 from quart_jobs.backends import Outcome
 from quart_jobs.models import Lease

@@ -10,9 +10,9 @@ import pytest
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
-from orders.app import create_app
-from orders.config import Settings
-from orders.service import EXTENSION_KEY, OrdersState
+from order_service.app import create_app
+from order_service.config import Settings
+from order_service.service import EXTENSION_KEY, OrdersState
 
 VIP = {"Authorization": "Bearer demo-vip-key"}
 REGULAR = {"Authorization": "Bearer demo-regular-key"}

@@ -16,9 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
-from orders.app import create_app
-from orders.config import Settings
-from orders.logs import JsonFormatter
+from order_service.app import create_app
+from order_service.config import Settings
+from order_service.logs import JsonFormatter
 from quart_jobs import JobState, get_jobs
 
 from .conftest import order_settings

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from orders.store import CustomerExists, store_for
-from orders.store_postgres import PostgresOrdersStore
+from order_service.store import CustomerExists, store_for
+from order_service.store_postgres import PostgresOrdersStore
 from quart_jobs.backends.postgres import PostgresBackend
 
 from ..conftest import TEST_POSTGRES_URL

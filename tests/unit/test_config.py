@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orders.config import SettingError, Settings
+from order_service.config import SettingError, Settings
 
 
 def test_defaults_match_the_spec() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orders.ratelimit import RateLimiter
+from order_service.ratelimit import RateLimiter
 
 from ..conftest import Clock
 

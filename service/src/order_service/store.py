@@ -1,5 +1,5 @@
 """The order service's own records, beside the jobs in the same database: customers and
-fulfilments. (Orders themselves are jobs: see :mod:`orders.service`.)
+fulfilments. (Orders themselves are jobs: see :mod:`order_service.service`.)
 
 One protocol, one implementation per backend kind; :func:`store_for` picks it.
 """
