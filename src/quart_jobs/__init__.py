@@ -19,6 +19,7 @@ from .jobs import Jobs
 from .models import Job, JobState, Stats, Tier
 from .policy import RetryPolicy
 from .registry import Task
+from .transaction import Transaction
 from .worker import Worker, WorkerSettings, current_job
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "TaskNotRegistered",
     "TaskRegistrationError",
     "Tier",
+    "Transaction",
     "Worker",
     "WorkerSettings",
     "current_job",

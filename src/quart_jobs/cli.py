@@ -16,7 +16,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterable
@@ -27,12 +26,10 @@ import click
 from .errors import JobNotFound, JobsError
 from .jobs import Jobs
 from .models import FINISHED_STATES, Job, JobState, Stats, Tier, job_detail
+from .retention import parse_duration
 
 T = TypeVar("T")
 JobsFactory = Callable[[], Jobs]
-
-#: ``--older-than`` units, in seconds.
-DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 class Failed(click.ClickException):
@@ -75,14 +72,6 @@ def _age(seconds: float) -> str:
     if s < 86400:
         return f"{s // 3600}h {s // 60 % 60:02d}m"
     return f"{s // 86400}d {s // 3600 % 24}h"
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``30s``, ``15m``, ``12h``, ``7d``, ``2w`` (or a plain number of seconds)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text.lower())
-    if match is None:
-        raise ValueError(f"{text!r} is not a duration: use a number and s, m, h, d or w (7d)")
-    return float(match.group(1)) * DURATION_UNITS.get(match.group(2) or "s", 1)
 
 
 def stats_dict(stats: Stats, now: float) -> dict[str, Any]:

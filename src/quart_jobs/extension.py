@@ -32,6 +32,8 @@ DEFAULTS: dict[str, Any] = {
     "QUART_JOBS_LEASE_SECONDS": 30.0,
     "QUART_JOBS_POLL_INTERVAL": 0.5,
     "QUART_JOBS_SQLITE_SYNCHRONOUS": "FULL",
+    # Finished jobs older than this are deleted while the app serves ("7d", "12h", "off").
+    "QUART_JOBS_RETENTION": None,
 }
 
 EXTENSION_KEY = "quart_jobs"
@@ -52,6 +54,8 @@ class QuartJobs(Jobs):
             self.init_app(app)
 
     def init_app(self, app: Quart) -> None:
+        # The constructor's value is the default of its config key.
+        app.config.setdefault("QUART_JOBS_RETENTION", self.retention)
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
         app.extensions[EXTENSION_KEY] = self
@@ -74,6 +78,7 @@ class QuartJobs(Jobs):
             url,
             backend_options=options,
             max_attempts=int(cfg["QUART_JOBS_MAX_ATTEMPTS"]),
+            retention=cfg["QUART_JOBS_RETENTION"],
             worker_settings=WorkerSettings(
                 concurrency=int(cfg["QUART_JOBS_CONCURRENCY"]),
                 lease_seconds=float(cfg["QUART_JOBS_LEASE_SECONDS"]),
@@ -98,6 +103,7 @@ class QuartJobs(Jobs):
     async def _before_serving(self) -> None:
         assert self.app is not None
         await self.open()
+        self.start_retention()
         if self.app.config["QUART_JOBS_EMBEDDED_WORKER"]:
             self.embedded = self.start_worker()
             self._watcher = asyncio.create_task(self._watch_shutdown(self.app, self.embedded))

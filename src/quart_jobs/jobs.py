@@ -23,16 +23,20 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 from .backends import Backend, backend_from_url
-from .backends.base import QueueLimits
+from .backends.base import BackendTransaction, QueueLimits
 from .errors import ConfigurationError, JobNotFound, PayloadTooLarge
 from .models import EnqueueResult, Job, JobFilter, JobState, NewJob, Stats, Tier
 from .registry import Registry, Task, TaskFunc, TaskOptions, dump_json
+from .retention import Retention, parse_retention
+from .transaction import Transaction
 from .worker import Worker, WorkerSettings
 
 DEFAULT_MAX_ARGS_BYTES = 64 * 1024
+
+T = TypeVar("T")
 
 log = logging.getLogger("quart_jobs")
 
@@ -57,6 +61,10 @@ class Enqueuer:
     def __init__(self, jobs: Jobs, options: EnqueueOptions) -> None:
         self._jobs = jobs
         self._options = options
+
+    @property
+    def settings(self) -> EnqueueOptions:
+        return self._options
 
     async def enqueue(self, target: Task | TaskFunc | str, /, *args: Any, **kwargs: Any) -> Job:
         (result,) = await self._jobs.enqueue_many([(target, args, kwargs)], self._options)
@@ -84,6 +92,7 @@ class Jobs:
         worker_settings: WorkerSettings | None = None,
         clock: Callable[[], float] = time.time,
         backend_options: dict[str, Any] | None = None,
+        retention: float | str | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ConfigurationError(f"JOB_MAX_ATTEMPTS must be at least 1, not {max_attempts}")
@@ -98,6 +107,10 @@ class Jobs:
         self.queue_limits = queue_limits
         self.worker_settings = worker_settings or WorkerSettings()
         self.clock = clock
+        #: Seconds a finished job is kept before a running worker (or served app) deletes it;
+        #: ``None`` keeps them until ``quart-jobs purge``. Accepts ``"7d"``, ``"12h"``, ``"off"``.
+        self.retention = parse_retention(retention)
+        self._retention: Retention | None = None
         self._workers: list[Worker] = []
         self._opened = False
         #: Entered around every job this process runs (the Quart extension: an app context).
@@ -123,6 +136,8 @@ class Jobs:
         for name, value in settings.items():
             if not hasattr(self, name):
                 raise ConfigurationError(f"unknown setting {name!r}")
+            if name == "retention":
+                value = parse_retention(value)
             setattr(self, name, value)
 
     @property
@@ -261,6 +276,28 @@ class Jobs:
                     self._emit("enqueued", result.job, None)
         return results
 
+    async def transaction(self, func: Callable[[Transaction], T]) -> T:
+        """Run ``func(tx)`` in one transaction of the jobs' database and return its value once
+        committed: the application's statements (``tx.execute``) and its enqueues
+        (``tx.enqueue``) are kept together or, if ``func`` raises, not at all. ``func`` is
+        synchronous and should be short (no network calls): on SQLite it runs on the writer
+        thread, inside a group commit. Workers are woken after the commit."""
+        created: list[Job] = []
+
+        def run(inner: BackendTransaction) -> T:
+            tx = Transaction(self, inner)
+            value = func(tx)
+            created.extend(tx.created)
+            return value
+
+        value = await self.backend.run_transaction(run, self.clock())
+        if created:
+            self._notify_workers()
+            if self.event_hooks:
+                for job in created:
+                    self._emit("enqueued", job, None)
+        return value
+
     def _emit(self, event: str, job: Job, elapsed: float | None) -> None:
         for hook in self.event_hooks:
             try:
@@ -339,6 +376,9 @@ class Jobs:
     async def close(self) -> None:
         for worker in list(self._workers):
             await self.stop_worker(worker)
+        if self._retention is not None:
+            await self._retention.stop()
+            self._retention = None
         if self._opened:
             await self.backend.close()
             self._opened = False
@@ -368,7 +408,17 @@ class Jobs:
         )
         self._workers.append(worker)
         worker.start()
+        self.start_retention()
         return worker
+
+    def start_retention(self) -> None:
+        """Start deleting finished jobs past :attr:`retention` (at least once a minute) in
+        this process, until :meth:`close`; nothing when retention is off. Workers and a
+        serving Quart app call it."""
+        if self.retention is None or (self._retention is not None and self._retention.running):
+            return
+        self._retention = Retention(self.backend, self.retention, self.clock)
+        self._retention.start()
 
     async def stop_worker(self, worker: Worker, timeout: float | None = None) -> None:
         try:
