@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import click
 
-from .errors import JobNotFound, JobsError
+from .errors import JobNotFound, JobsError, RetryRefused
 from .jobs import Jobs
 from .models import FINISHED_STATES, Job, JobState, Stats, Tier, job_detail
 from .retention import parse_duration
@@ -51,7 +51,7 @@ def _run(factory: JobsFactory, action: Callable[[Jobs], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(main())
-    except JobNotFound as exc:
+    except (JobNotFound, RetryRefused) as exc:
         raise Failed(str(exc)) from None
     except JobsError as exc:
         raise Unusable(str(exc)) from None
@@ -318,16 +318,17 @@ async def retry_failed(jobs: Jobs, task: str | None, *, progress: bool) -> int:
             count = await _retry_each(jobs, bar)
     else:
         count = await _retry_each(jobs, ids)
-    if count:
-        jobs._notify_workers()
     return count
 
 
 async def _retry_each(jobs: Jobs, ids: Iterable[int]) -> int:
     count = 0
     for job_id in ids:
-        job = await jobs.backend.retry(job_id, jobs.clock())
-        if job is not None and job.state is JobState.QUEUED:
+        try:
+            job = await jobs.retry(job_id)
+        except (JobNotFound, RetryRefused):  # purged meanwhile, or refused by the application
+            continue
+        if job.state is JobState.QUEUED:
             count += 1
     return count
 

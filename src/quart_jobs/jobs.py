@@ -20,14 +20,14 @@ import builtins
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from .backends import Backend, backend_from_url
 from .backends.base import BackendTransaction, QueueLimits
-from .errors import ConfigurationError, JobNotFound, PayloadTooLarge
+from .errors import ConfigurationError, JobNotFound, PayloadTooLarge, RetryRefused
 from .models import EnqueueResult, Job, JobFilter, JobState, NewJob, Stats, Tier
 from .registry import Registry, Task, TaskFunc, TaskOptions, dump_json
 from .retention import Retention, parse_retention
@@ -120,6 +120,10 @@ class Jobs:
         #: scheduled), ``cancelled``, ``requeued`` (put back on shutdown); with the run time in
         #: seconds for the events that end an attempt. A hook that raises is logged and ignored.
         self.event_hooks: list[Callable[[str, Job, float | None], None]] = []
+        #: Asked before :meth:`retry` queues a job again: a guard returns ``None`` to allow it,
+        #: or the reason it is refused (say, "the order was cancelled"), which
+        #: :class:`~quart_jobs.errors.RetryRefused` carries to the admin (409) and the CLI.
+        self.retry_guards: list[Callable[[Job], Awaitable[str | None]]] = []
 
     # --- configuration -----------------------------------------------------------------------
 
@@ -282,20 +286,23 @@ class Jobs:
         (``tx.enqueue``) are kept together or, if ``func`` raises, not at all. ``func`` is
         synchronous and should be short (no network calls): on SQLite it runs on the writer
         thread, inside a group commit. Workers are woken after the commit."""
-        created: list[Job] = []
+        now = self.clock()
+        done: list[Transaction] = []
 
         def run(inner: BackendTransaction) -> T:
-            tx = Transaction(self, inner)
+            tx = Transaction(self, inner, now)
             value = func(tx)
-            created.extend(tx.created)
+            done.append(tx)
             return value
 
-        value = await self.backend.run_transaction(run, self.clock())
-        if created:
-            self._notify_workers()
-            if self.event_hooks:
-                for job in created:
-                    self._emit("enqueued", job, None)
+        value = await self.backend.run_transaction(run, now)
+        for tx in done:
+            if tx.created:
+                self._notify_workers()
+            for job in tx.created:
+                self._emit("enqueued", job, None)
+            for job in tx.cancelled:
+                self._emit("cancelled", job, None)
         return value
 
     def _emit(self, event: str, job: Job, elapsed: float | None) -> None:
@@ -356,7 +363,14 @@ class Jobs:
         return job
 
     async def retry(self, job_id: int) -> Job:
-        """Queue a failed or cancelled job again, with a fresh set of attempts."""
+        """Queue a failed or cancelled job again, with a fresh set of attempts, unless a
+        :attr:`retry_guards` refuses (:class:`~quart_jobs.errors.RetryRefused`)."""
+        if self.retry_guards:
+            current = await self.get(job_id)
+            for guard in self.retry_guards:
+                refusal = await guard(current)
+                if refusal:
+                    raise RetryRefused(refusal)
         job = await self.backend.retry(job_id, self.clock())
         if job is None:
             raise JobNotFound(f"no job has id {job_id}")

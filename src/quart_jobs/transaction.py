@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .backends.base import BackendTransaction, Params
-from .models import EnqueueResult, Job
+from .models import EnqueueResult, Job, JobState
 from .registry import Task, TaskFunc
 
 if TYPE_CHECKING:
@@ -34,11 +34,14 @@ class Transaction:
     (:attr:`placeholder`: ``?`` on SQLite, ``%s`` on PostgreSQL). On PostgreSQL a failed
     statement aborts the transaction: let the exception leave the function."""
 
-    def __init__(self, jobs: Jobs, inner: BackendTransaction) -> None:
+    def __init__(self, jobs: Jobs, inner: BackendTransaction, now: float) -> None:
         self._jobs = jobs
         self._inner = inner
+        self._now = now
         #: The jobs created in this transaction (for the wake-ups after commit).
         self.created: list[Job] = []
+        #: The jobs this transaction cancelled (their ``cancelled`` events after commit).
+        self.cancelled: list[Job] = []
 
     @property
     def dialect(self) -> str:
@@ -86,7 +89,10 @@ class Transaction:
     def cancel_job(self, job_id: int) -> Job | None:
         """Cancel the job if it is still queued; look at the returned job's state to see
         whether it was (a running or finished job is unchanged). ``None`` if there is none."""
-        return self._inner.cancel(job_id)
+        job = self._inner.cancel(job_id)
+        if job is not None and job.state is JobState.CANCELLED and job.finished_at == self._now:
+            self.cancelled.append(job)
+        return job
 
 
 class TransactionEnqueuer:
