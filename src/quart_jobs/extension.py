@@ -40,7 +40,13 @@ EXTENSION_KEY = "quart_jobs"
 
 
 class QuartJobs(Jobs):
-    """:class:`Jobs` bound to a Quart app's lifecycle and configuration."""
+    """:class:`Jobs` bound to a Quart app's lifecycle and configuration.
+
+    ``QuartJobs(app)``, or ``jobs = QuartJobs()`` then ``jobs.init_app(app)`` in an app
+    factory. ``options`` are the keyword arguments of :class:`Jobs`. The app's
+    ``QUART_JOBS_*`` settings are read when the store is opened (before serving, or by a
+    ``quart jobs`` command). Inside a job, the app context is active (``current_app`` works).
+    """
 
     def __init__(self, app: Quart | None = None, **options: Any) -> None:
         super().__init__(**options)
@@ -54,6 +60,8 @@ class QuartJobs(Jobs):
             self.init_app(app)
 
     def init_app(self, app: Quart) -> None:
+        """Bind to ``app``: default ``QUART_JOBS_*`` settings, ``before_serving`` and
+        ``after_serving`` hooks, the ``quart jobs`` commands, ``app.extensions["quart_jobs"]``."""
         # The constructor's value is the default of its config key.
         app.config.setdefault("QUART_JOBS_RETENTION", self.retention)
         for key, value in DEFAULTS.items():
@@ -124,6 +132,7 @@ class QuartJobs(Jobs):
 
 
 def get_jobs(app: Quart) -> QuartJobs:
+    """The :class:`QuartJobs` bound to ``app`` (``get_jobs(current_app)`` in a blueprint)."""
     jobs = app.extensions.get(EXTENSION_KEY)
     if not isinstance(jobs, QuartJobs):
         raise RuntimeError("this app has no QuartJobs extension; call QuartJobs(app)")
