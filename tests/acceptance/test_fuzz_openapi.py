@@ -60,9 +60,9 @@ def test_schemathesis_finds_nothing(tmp_path: Path, api: str) -> None:
                 f"Authorization: {credentials}",
                 "--checks",
                 "all",
-                # DELETE cancels: the order stays readable with status "cancelled" (SPEC).
-                "--exclude-checks",
-                "use_after_free",
+                # Every phase, the stateful one (chains of calls, following Location) included.
+                "--phases",
+                "examples,coverage,fuzzing,stateful",
                 "--include-path-regex",
                 operations,
                 "--max-examples",
