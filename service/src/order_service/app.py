@@ -109,12 +109,17 @@ def create_app(settings: Settings | None = None) -> Quart:
                 await store.ensure_customer(name, tier, hash_key(key))
         state.store = store
         state.reconciler = Reconciler(jobs, store)
-        jobs.event_hooks.append(state.reconciler.on_job_event)
 
-        async def guard(job: Job) -> str | None:
-            return await refuse_cancelled_order(store, job)
+    # Registered once: each open (the CLI's preflight, then serving) makes a new store.
+    def on_job_event(event: str, job: Job, elapsed: float | None) -> None:
+        if state.reconciler is not None:
+            state.reconciler.on_job_event(event, job, elapsed)
 
-        jobs.retry_guards.append(guard)
+    async def retry_guard(job: Job) -> str | None:
+        return await refuse_cancelled_order(state.require_store(), job)
+
+    jobs.event_hooks.append(on_job_event)
+    jobs.retry_guards.append(retry_guard)
 
     async def stop_reconciling() -> None:
         if state.reconciler is not None:

@@ -40,10 +40,11 @@ class Reconciler:
         self.store = store
         self._pending: set[asyncio.Task[int]] = set()
         self._loop: asyncio.Task[None] | None = None
+        self._stopped = False
 
     def on_job_event(self, event: str, job: Job, elapsed: float | None) -> None:
         """A job hook: after an outcome of an order's job, update its order."""
-        if event in EVENTS and job.task == orders.TASK:
+        if event in EVENTS and job.task == orders.TASK and not self._stopped:
             task = asyncio.get_running_loop().create_task(self._sync_job(job.id))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
@@ -77,6 +78,9 @@ class Reconciler:
         self._loop = asyncio.create_task(self._run(), name="orders-reconcile")
 
     async def stop(self) -> None:
+        """Stop; outcomes recorded from now on (the shutdown's requeues) are caught up by the
+        next start's reconciliation."""
+        self._stopped = True
         tasks = [t for t in (self._loop, *self._pending) if t is not None]
         self._loop = None
         if self._pending:
