@@ -34,6 +34,8 @@ from .retention import Retention, parse_retention
 from .transaction import Transaction
 from .worker import Worker, WorkerSettings
 
+DEFAULT_DATABASE_URL = "sqlite:///var/jobs.sqlite3"
+DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_MAX_ARGS_BYTES = 64 * 1024
 
 T = TypeVar("T")
@@ -104,9 +106,9 @@ class Jobs:
 
     def __init__(
         self,
-        url: str | Backend = "sqlite:///var/jobs.sqlite3",
+        url: str | Backend = DEFAULT_DATABASE_URL,
         *,
-        max_attempts: int = 5,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         default_priority: int | Tier = Tier.REGULAR,
         max_args_bytes: int = DEFAULT_MAX_ARGS_BYTES,
         queue_limits: QueueLimits | None = None,
@@ -202,8 +204,17 @@ class Jobs:
     ) -> Task | Callable[[TaskFunc], Task]:
         """Register a sync or async function as a task: ``@jobs.task`` or ``@jobs.task(...)``.
 
-        :param name: The name jobs store to find the task; default ``module.function``. Every
-            process that runs the task must register it under the same name.
+        A job stores its task's name, and any process that runs the job looks the task up by
+        it, so the name must be the same in every process. It is ``name`` when given, otherwise
+        ``module.qualname``, where a module that runs as ``__main__`` is named as it would be
+        imported: ``python -m pkg.tasks`` and ``python tasks.py`` register ``pkg.tasks.send``
+        and ``tasks.send`` (a file inside a package, a directory with an ``__init__.py``, gets
+        the package's prefix, as Quart's ``--app`` loader names it), the names a worker
+        started with ``--app pkg.tasks:jobs`` or ``--app tasks:jobs`` registers. Without a
+        file (``python -c``, a REPL) the module stays ``__main__``; pass ``name=`` there.
+
+        :param name: The name jobs store to find the task; default ``module.qualname``
+            (see above). Every process that runs the task must register it under the same name.
         :param max_attempts: Attempts for this task's jobs (default: the ``Jobs`` setting).
         :param timeout: Seconds an attempt may run before it fails with ``TimeoutError``.
         :param priority: This task's default priority (a :class:`Tier`, its name, or an int).
