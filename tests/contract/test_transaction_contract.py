@@ -163,3 +163,21 @@ async def test_many_concurrent_transactions_all_commit(backend: Backend, clock: 
     assert len(await jobs.list(limit=100)) == 40
     if sql_of(backend):
         assert sorted(r[0] for r in await app_rows(jobs)) == list(range(1, 41))
+
+
+async def test_purge_deletes_in_batches_until_every_old_finished_job_is_gone(
+    backend: Backend, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from quart_jobs.backends import postgres_sql, sqlite
+
+    monkeypatch.setattr(sqlite, "PURGE_BATCH", 3)
+    monkeypatch.setattr(postgres_sql, "PURGE_BATCH_ROWS", 3)
+    jobs = make_jobs(backend, clock)
+    old = [(await jobs.enqueue("ship", n)).id for n in range(10)]
+    for job_id in old:
+        await jobs.cancel(job_id)
+    live = await jobs.enqueue("ship", 99)
+    clock.advance(10)
+    removed = await backend.purge(clock() - 1)
+    assert removed[JobState.CANCELLED] == 10
+    assert [job.id for job in await jobs.list()] == [live.id]
