@@ -104,7 +104,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     jobs.on_open.append(open_store)
     jobs.init_app(app)
     register_admin(app, jobs, token=settings.admin_token)
-    register_metrics(app, jobs)
+    register_metrics(app, jobs, token=settings.metrics_token)
     register_error_handlers(app)
     register_routes(app)
     return app
