@@ -137,6 +137,7 @@ def _retention(value: Any) -> float | None:
     except ConfigurationError as exc:
         raise _Invalid(str(exc).removeprefix("retention: ")) from None
 
+
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "database_url",
