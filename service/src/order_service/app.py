@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None) -> Quart:
 
     jobs.on_open.append(open_store)
     jobs.init_app(app)
-    register_admin(app, jobs, token=settings.admin_token)
+    register_admin(app, jobs, token=settings.admin_token, trusted_proxies=settings.trusted_proxies)
     register_metrics(app, jobs, token=settings.metrics_token)
     register_error_handlers(app)
     readiness = Readiness(jobs, embedded_workers=settings.embedded_workers)
