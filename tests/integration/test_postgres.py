@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from quart_jobs.backends import operator_sql
+from quart_jobs.backends import operator_sql as ops
 from quart_jobs.backends.postgres import MIGRATIONS, PostgresBackend
 from quart_jobs.errors import BackendUnavailable, SchemaTooNew
 from quart_jobs.models import JobFilter, NewJob
@@ -179,7 +179,7 @@ async def test_migrations_from_three_processes_starting_together(instances: Fact
         cur = await conn.execute("SELECT component, version FROM qj_schema ORDER BY component")
         assert await cur.fetchall() == [
             ("quart_jobs", len(MIGRATIONS)),
-            (operator_sql.COMPONENT, len(operator_sql.POSTGRES_MIGRATIONS)),
+            (ops.COMPONENT, len(ops.POSTGRES_MIGRATIONS)),
         ]
 
 
