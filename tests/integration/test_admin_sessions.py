@@ -153,7 +153,7 @@ async def test_admin_responses_send_strict_security_headers(client: Client) -> N
     for path in ("/admin/", "/admin/api/stats"):
         response = await client.get(path)
         csp = response.headers["Content-Security-Policy"]
-        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
         assert "unsafe-inline" not in csp and "script-src 'self'" in csp
         assert response.headers["X-Frame-Options"] == "DENY"
         assert response.headers["X-Content-Type-Options"] == "nosniff"

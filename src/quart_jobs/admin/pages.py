@@ -21,7 +21,7 @@ TEMPLATE_DIR = "quart_jobs_admin"
 #: no framing, no sniffing, no referrer beyond this origin.
 PAGE_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
         "object-src 'none'"
     ),
