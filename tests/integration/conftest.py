@@ -20,7 +20,7 @@ def order_settings(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": f"sqlite:///{tmp_path}/orders.sqlite3",
         "orders_demo": True,
-        "admin_token": "admin-secret",
+        "admin_token": "admin-secret-0123456789",
         "poll_interval": 0.05,
         "sqlite_synchronous": "NORMAL",
         **overrides,
