@@ -59,6 +59,8 @@ class Enqueuer:
         self._options = options
 
     async def enqueue(self, target: Task | TaskFunc | str, /, *args: Any, **kwargs: Any) -> Job:
+        """Enqueue ``target(*args, **kwargs)`` with these options; return once it is durable.
+        With a ``key`` that exists already, the existing job is returned."""
         (result,) = await self._jobs.enqueue_many([(target, args, kwargs)], self._options)
         return result.job
 
