@@ -29,12 +29,7 @@ TIMEOUT = 90
 
 #: Examples that show a known bug: (page, a line of the block) -> the bug. Strict: once the
 #: bug is fixed the test fails as XPASS and the entry must go.
-KNOWN_BUGS: dict[tuple[str, str], str] = {
-    ("quart.md", "jobs = QuartJobs(app)  # every setting at its default"): (
-        "bug being fixed in first10: QuartJobs(app) with its defaults fails to start in a fresh "
-        "project (the default store sqlite:///var/jobs.sqlite3 needs a var/ directory)"
-    ),
-}
+KNOWN_BUGS: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)
@@ -141,12 +136,6 @@ def _page_file(page: str, name: str) -> str:
     return found[-1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bugs being fixed in first10: `quart-jobs --app tasks:jobs` cannot import a module "
-    "from the working directory, and `python tasks.py` registers the task as __main__.hello, "
-    "a name the worker (which imports tasks) does not know",
-)
 async def test_getting_started_worker_process(tmp_path: Path) -> None:
     """The "worker in its own process" steps: `python tasks.py`, then `quart-jobs … worker`."""
     import asyncio
