@@ -86,7 +86,7 @@ class Jobs:
     """Tasks, a backend and the workers of one process.
 
     :param url: The store: ``sqlite:///PATH`` (relative to the working directory;
-        ``sqlite:////ABS/PATH`` for an absolute one; the directory must exist),
+        ``sqlite:////ABS/PATH`` for an absolute one; created with its directory),
         ``postgresql://...`` (with the ``postgres`` extra), or ``memory://`` (in this process
         only, gone when it exits: for tests). A :class:`~quart_jobs.backends.Backend` instance
         works too.
@@ -100,7 +100,7 @@ class Jobs:
     :param worker_settings: The settings of the workers this object starts.
     :param clock: Seconds since the epoch; tests pass a fake clock to drive delays and leases.
     :param backend_options: Passed to the backend: for SQLite ``synchronous`` (``FULL`` or
-        ``NORMAL``) and ``busy_timeout_ms``; for PostgreSQL ``schema``, ``min_size``,
+        ``NORMAL``), ``busy_timeout_ms`` and ``reader_threads``; for PostgreSQL ``schema``, ``min_size``,
         ``max_size``, ``connect_timeout``, ``pool_timeout``.
 
     Nothing touches the store until :meth:`open` (or ``async with jobs:``).
