@@ -100,8 +100,8 @@ class Jobs:
     :param worker_settings: The settings of the workers this object starts.
     :param clock: Seconds since the epoch; tests pass a fake clock to drive delays and leases.
     :param backend_options: Passed to the backend: for SQLite ``synchronous`` (``FULL`` or
-        ``NORMAL``), ``busy_timeout_ms`` and ``reader_threads``; for PostgreSQL ``schema``, ``min_size``,
-        ``max_size``, ``connect_timeout``, ``pool_timeout``.
+        ``NORMAL``), ``busy_timeout_ms`` and ``reader_threads``; for PostgreSQL ``schema``,
+        ``min_size``, ``max_size``, ``connect_timeout``, ``pool_timeout``.
 
     Nothing touches the store until :meth:`open` (or ``async with jobs:``).
     """
