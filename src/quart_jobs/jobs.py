@@ -69,6 +69,8 @@ class Enqueuer:
         return self._options
 
     async def enqueue(self, target: Task | TaskFunc | str, /, *args: Any, **kwargs: Any) -> Job:
+        """Enqueue ``target(*args, **kwargs)`` with these options; return once it is durable.
+        With a ``key`` that exists already, the existing job is returned."""
         (result,) = await self._jobs.enqueue_many([(target, args, kwargs)], self._options)
         return result.job
 
@@ -84,7 +86,7 @@ class Jobs:
     """Tasks, a backend and the workers of one process.
 
     :param url: The store: ``sqlite:///PATH`` (relative to the working directory;
-        ``sqlite:////ABS/PATH`` for an absolute one; the directory must exist),
+        ``sqlite:////ABS/PATH`` for an absolute one; created with its directory),
         ``postgresql://...`` (with the ``postgres`` extra), or ``memory://`` (in this process
         only, gone when it exits: for tests). A :class:`~quart_jobs.backends.Backend` instance
         works too.
@@ -98,8 +100,8 @@ class Jobs:
     :param worker_settings: The settings of the workers this object starts.
     :param clock: Seconds since the epoch; tests pass a fake clock to drive delays and leases.
     :param backend_options: Passed to the backend: for SQLite ``synchronous`` (``FULL`` or
-        ``NORMAL``) and ``busy_timeout_ms``; for PostgreSQL ``schema``, ``min_size``,
-        ``max_size``, ``connect_timeout``, ``pool_timeout``.
+        ``NORMAL``), ``busy_timeout_ms`` and ``reader_threads``; for PostgreSQL ``schema``,
+        ``min_size``, ``max_size``, ``connect_timeout``, ``pool_timeout``.
 
     Nothing touches the store until :meth:`open` (or ``async with jobs:``).
     """
