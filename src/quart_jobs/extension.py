@@ -36,6 +36,11 @@ _SET_BY_SETTINGS = {
 class QuartJobs(Jobs):
     """:class:`Jobs` bound to a Quart app's lifecycle and configuration.
 
+    ``QuartJobs(app)``, or ``jobs = QuartJobs()`` then ``jobs.init_app(app)`` in an app
+    factory. ``options`` are the keyword arguments of :class:`Jobs`. The app's
+    ``QUART_JOBS_*`` settings are read when the store is opened (before serving, or by a
+    ``quart jobs`` command). Inside a job, the app context is active (``current_app`` works).
+
     Every setting of :mod:`quart_jobs.settings` is a keyword here and a key of ``app.config``:
     ``QuartJobs(app, database_url="postgresql://…", concurrency=8)`` makes those values the
     defaults of ``QUART_JOBS_DATABASE_URL`` and ``QUART_JOBS_CONCURRENCY``
@@ -64,6 +69,8 @@ class QuartJobs(Jobs):
             self.init_app(app)
 
     def init_app(self, app: Quart) -> None:
+        """Bind to ``app``: default ``QUART_JOBS_*`` settings, ``before_serving`` and
+        ``after_serving`` hooks, the ``quart jobs`` commands, ``app.extensions["quart_jobs"]``."""
         for key, value in self.config_defaults.items():
             app.config.setdefault(key, value)
         app.extensions[EXTENSION_KEY] = self
@@ -94,6 +101,7 @@ class QuartJobs(Jobs):
             max_args_bytes=values["max_args_bytes"],
             worker_settings=settings.worker_settings(values),
             embedded_worker=values["embedded_worker"],
+            retention=values["retention"],
         )
 
     async def open(self) -> None:
@@ -110,6 +118,7 @@ class QuartJobs(Jobs):
     async def _before_serving(self) -> None:
         assert self.app is not None
         await self.open()
+        self.start_retention()
         if self.embedded_worker:
             self.embedded = self.start_worker()
             self._watcher = asyncio.create_task(self._watch_shutdown(self.app, self.embedded))
@@ -130,6 +139,7 @@ class QuartJobs(Jobs):
 
 
 def get_jobs(app: Quart) -> QuartJobs:
+    """The :class:`QuartJobs` bound to ``app`` (``get_jobs(current_app)`` in a blueprint)."""
     jobs = app.extensions.get(EXTENSION_KEY)
     if not isinstance(jobs, QuartJobs):
         raise RuntimeError("this app has no QuartJobs extension; call QuartJobs(app)")

@@ -20,21 +20,25 @@ import builtins
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 from .backends import Backend, backend_from_url
-from .backends.base import QueueLimits
-from .errors import ConfigurationError, JobNotFound, PayloadTooLarge
+from .backends.base import BackendTransaction, QueueLimits
+from .errors import ConfigurationError, JobNotFound, PayloadTooLarge, RetryRefused
 from .models import EnqueueResult, Job, JobFilter, JobState, NewJob, Stats, Tier
 from .registry import Registry, Task, TaskFunc, TaskOptions, dump_json
+from .retention import Retention, parse_retention
+from .transaction import Transaction
 from .worker import Worker, WorkerSettings
 
 DEFAULT_DATABASE_URL = "sqlite:///var/jobs.sqlite3"
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_MAX_ARGS_BYTES = 64 * 1024
+
+T = TypeVar("T")
 
 log = logging.getLogger("quart_jobs")
 
@@ -60,6 +64,10 @@ class Enqueuer:
         self._jobs = jobs
         self._options = options
 
+    @property
+    def settings(self) -> EnqueueOptions:
+        return self._options
+
     async def enqueue(self, target: Task | TaskFunc | str, /, *args: Any, **kwargs: Any) -> Job:
         (result,) = await self._jobs.enqueue_many([(target, args, kwargs)], self._options)
         return result.job
@@ -73,7 +81,28 @@ class Enqueuer:
 
 
 class Jobs:
-    """Tasks, a backend and the workers of one process."""
+    """Tasks, a backend and the workers of one process.
+
+    :param url: The store: ``sqlite:///PATH`` (relative to the working directory;
+        ``sqlite:////ABS/PATH`` for an absolute one; the directory must exist),
+        ``postgresql://...`` (with the ``postgres`` extra), or ``memory://`` (in this process
+        only, gone when it exits: for tests). A :class:`~quart_jobs.backends.Backend` instance
+        works too.
+    :param max_attempts: Attempts a job gets when neither its task nor ``options()`` says.
+    :param default_priority: The priority of a job when neither its task nor ``options()``
+        says.
+    :param max_args_bytes: The largest JSON encoding of a job's arguments;
+        :class:`PayloadTooLarge` past it.
+    :param queue_limits: Caps on queued jobs, checked atomically at every enqueue
+        (:class:`QueueFull` past them).
+    :param worker_settings: The settings of the workers this object starts.
+    :param clock: Seconds since the epoch; tests pass a fake clock to drive delays and leases.
+    :param backend_options: Passed to the backend: for SQLite ``synchronous`` (``FULL`` or
+        ``NORMAL``) and ``busy_timeout_ms``; for PostgreSQL ``schema``, ``min_size``,
+        ``max_size``, ``connect_timeout``, ``pool_timeout``.
+
+    Nothing touches the store until :meth:`open` (or ``async with jobs:``).
+    """
 
     def __init__(
         self,
@@ -86,6 +115,7 @@ class Jobs:
         worker_settings: WorkerSettings | None = None,
         clock: Callable[[], float] = time.time,
         backend_options: dict[str, Any] | None = None,
+        retention: float | str | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ConfigurationError(f"JOB_MAX_ATTEMPTS must be at least 1, not {max_attempts}")
@@ -100,6 +130,10 @@ class Jobs:
         self.queue_limits = queue_limits
         self.worker_settings = worker_settings or WorkerSettings()
         self.clock = clock
+        #: Seconds a finished job is kept before a running worker (or served app) deletes it;
+        #: ``None`` keeps them until ``quart-jobs purge``. Accepts ``"7d"``, ``"12h"``, ``"off"``.
+        self.retention = parse_retention(retention)
+        self._retention: Retention | None = None
         self._workers: list[Worker] = []
         self._opened = False
         #: Entered around every job this process runs (the Quart extension: an app context).
@@ -109,6 +143,10 @@ class Jobs:
         #: scheduled), ``cancelled``, ``requeued`` (put back on shutdown); with the run time in
         #: seconds for the events that end an attempt. A hook that raises is logged and ignored.
         self.event_hooks: list[Callable[[str, Job, float | None], None]] = []
+        #: Asked before :meth:`retry` queues a job again: a guard returns ``None`` to allow it,
+        #: or the reason it is refused (say, "the order was cancelled"), which
+        #: :class:`~quart_jobs.errors.RetryRefused` carries to the admin (409) and the CLI.
+        self.retry_guards: list[Callable[[Job], Awaitable[str | None]]] = []
 
     # --- configuration -----------------------------------------------------------------------
 
@@ -125,10 +163,13 @@ class Jobs:
         for name, value in settings.items():
             if not hasattr(self, name):
                 raise ConfigurationError(f"unknown setting {name!r}")
+            if name == "retention":
+                value = parse_retention(value)
             setattr(self, name, value)
 
     @property
     def backend(self) -> Backend:
+        """The store, created from the URL on first use (opened by :meth:`open`)."""
         if self._backend is None:
             assert isinstance(self._url, str)
             self._backend = backend_from_url(self._url, **self._backend_options)
@@ -171,6 +212,17 @@ class Jobs:
         the package's prefix, as Quart's ``--app`` loader names it), the names a worker
         started with ``--app pkg.tasks:jobs`` or ``--app tasks:jobs`` registers. Without a
         file (``python -c``, a REPL) the module stays ``__main__``; pass ``name=`` there.
+
+        :param name: The name jobs store to find the task; default ``module.qualname``
+            (see above). Every process that runs the task must register it under the same name.
+        :param max_attempts: Attempts for this task's jobs (default: the ``Jobs`` setting).
+        :param timeout: Seconds an attempt may run before it fails with ``TimeoutError``.
+        :param priority: This task's default priority (a :class:`Tier`, its name, or an int).
+
+        The function must be defined with ``def`` at module level (another process imports it
+        by name); its arguments and its result must be JSON. Sync functions run in the
+        worker's thread pool, async ones on the event loop. The returned :class:`Task` can
+        still be called directly.
         """
         options = TaskOptions(
             max_attempts=max_attempts,
@@ -184,6 +236,7 @@ class Jobs:
         return register(func) if func is not None else register
 
     def register(self, func: TaskFunc, *, name: str | None = None) -> Task:
+        """Register ``func`` as a task without decorating it (``@jobs.task`` does the same)."""
         return self.registry.register(func, name=name)
 
     # --- enqueue -----------------------------------------------------------------------------
@@ -273,6 +326,31 @@ class Jobs:
                     self._emit("enqueued", result.job, None)
         return results
 
+    async def transaction(self, func: Callable[[Transaction], T]) -> T:
+        """Run ``func(tx)`` in one transaction of the jobs' database and return its value once
+        committed: the application's statements (``tx.execute``) and its enqueues
+        (``tx.enqueue``) are kept together or, if ``func`` raises, not at all. ``func`` is
+        synchronous and should be short (no network calls): on SQLite it runs on the writer
+        thread, inside a group commit. Workers are woken after the commit."""
+        now = self.clock()
+        done: list[Transaction] = []
+
+        def run(inner: BackendTransaction) -> T:
+            tx = Transaction(self, inner, now)
+            value = func(tx)
+            done.append(tx)
+            return value
+
+        value = await self.backend.run_transaction(run, now)
+        for tx in done:
+            if tx.created:
+                self._notify_workers()
+            for job in tx.created:
+                self._emit("enqueued", job, None)
+            for job in tx.cancelled:
+                self._emit("cancelled", job, None)
+        return value
+
     def _emit(self, event: str, job: Job, elapsed: float | None) -> None:
         for hook in self.event_hooks:
             try:
@@ -287,12 +365,14 @@ class Jobs:
     # --- inspect and control -----------------------------------------------------------------
 
     async def get(self, job_id: int) -> Job:
+        """The job with this id, as stored now; :class:`JobNotFound` if there is none."""
         job = await self.backend.get(job_id)
         if job is None:
             raise JobNotFound(f"no job has id {job_id}")
         return job
 
     async def find(self, job_id: int) -> Job | None:
+        """The job with this id, or ``None``."""
         return await self.backend.get(job_id)
 
     async def list(
@@ -305,6 +385,7 @@ class Jobs:
         limit: int = 50,
         before_id: int | None = None,
     ) -> list[Job]:
+        """Jobs, newest first, filtered by each argument given; ``before_id`` pages back."""
         return await self.backend.list_jobs(
             JobFilter(
                 state=None if state is None else JobState(state),
@@ -331,7 +412,14 @@ class Jobs:
         return job
 
     async def retry(self, job_id: int) -> Job:
-        """Queue a failed or cancelled job again, with a fresh set of attempts."""
+        """Queue a failed or cancelled job again, with a fresh set of attempts, unless a
+        :attr:`retry_guards` refuses (:class:`~quart_jobs.errors.RetryRefused`)."""
+        if self.retry_guards:
+            current = await self.get(job_id)
+            for guard in self.retry_guards:
+                refusal = await guard(current)
+                if refusal:
+                    raise RetryRefused(refusal)
         job = await self.backend.retry(job_id, self.clock())
         if job is None:
             raise JobNotFound(f"no job has id {job_id}")
@@ -339,18 +427,24 @@ class Jobs:
         return job
 
     async def stats(self) -> Stats:
+        """Counts by state and priority, and the oldest queued job per priority."""
         return await self.backend.stats()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def open(self) -> None:
+        """Open the store, creating or upgrading its schema. ``async with jobs:`` calls it."""
         if not self._opened:
             await self.backend.open()
             self._opened = True
 
     async def close(self) -> None:
+        """Stop this object's workers gracefully, then close the store."""
         for worker in list(self._workers):
             await self.stop_worker(worker)
+        if self._retention is not None:
+            await self._retention.stop()
+            self._retention = None
         if self._opened:
             await self.backend.close()
             self._opened = False
@@ -380,9 +474,20 @@ class Jobs:
         )
         self._workers.append(worker)
         worker.start()
+        self.start_retention()
         return worker
 
+    def start_retention(self) -> None:
+        """Start deleting finished jobs past :attr:`retention` (at least once a minute) in
+        this process, until :meth:`close`; nothing when retention is off. Workers and a
+        serving Quart app call it."""
+        if self.retention is None or (self._retention is not None and self._retention.running):
+            return
+        self._retention = Retention(self.backend, self.retention, self.clock)
+        self._retention.start()
+
     async def stop_worker(self, worker: Worker, timeout: float | None = None) -> None:
+        """Stop a worker from :meth:`start_worker` gracefully (see :meth:`Worker.stop`)."""
         try:
             await worker.stop(timeout)
         finally:
@@ -391,7 +496,11 @@ class Jobs:
 
     @contextlib.asynccontextmanager
     async def run_worker(self, **overrides: Any) -> AsyncIterator[Worker]:
-        """``async with jobs.run_worker(concurrency=2) as worker:``; stopped gracefully on exit."""
+        """``async with jobs.run_worker(concurrency=2) as worker:``; stopped gracefully on exit.
+
+        ``overrides`` are :class:`WorkerSettings` fields. On exit the worker stops claiming,
+        gives running jobs ``shutdown_timeout`` seconds, and puts the rest back in the queue.
+        """
         worker = self.start_worker(**overrides)
         try:
             yield worker
@@ -400,4 +509,5 @@ class Jobs:
 
     @property
     def workers(self) -> builtins.list[Worker]:
+        """The workers running in this process."""
         return list(self._workers)

@@ -5,10 +5,14 @@ A bad value stops start-up with one line naming the setting (exit code 2).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, TypeVar
+
+from quart_jobs import ConfigurationError
+from quart_jobs.retention import parse_retention
 
 T = TypeVar("T")
 
@@ -28,6 +32,10 @@ class Settings:
     job_max_attempts: int = 5
     orders_demo: bool = False
     admin_token: str | None = None
+    metrics_token: str | None = None
+    #: Addresses or networks (comma-separated) of reverse proxies whose ``X-Forwarded-Proto``
+    #: and ``X-Forwarded-For`` are believed; empty: none (the peer address is the client).
+    trusted_proxies: str = ""
     max_body_bytes: int = 1_048_576
     max_queued: int = 100_000
     max_queued_per_customer: int = 10_000
@@ -37,6 +45,9 @@ class Settings:
     lease_seconds: float = 30.0
     poll_interval: float = 0.5
     sqlite_synchronous: str = "FULL"
+    #: Seconds a finished job is kept (``JOB_RETENTION``: ``7d``, ``12h``, ``off``); orders are
+    #: never deleted by it. ``None``: off.
+    job_retention: float | None = 7 * 86400.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -82,6 +93,17 @@ class Settings:
                 raise SettingError(f"{name}={number}: must not be negative")
         if self.lease_seconds <= 0 or self.poll_interval <= 0:
             raise SettingError("LEASE_SECONDS and POLL_INTERVAL must be positive")
+        for name, token in (
+            ("ADMIN_TOKEN", self.admin_token),
+            ("METRICS_TOKEN", self.metrics_token),
+        ):
+            if token is not None and len(token) < MIN_TOKEN_LENGTH:
+                raise SettingError(
+                    f"{name}: {len(token)} characters is too short to resist guessing; use at "
+                    f"least {MIN_TOKEN_LENGTH} (for example: python3 -c 'import secrets; "
+                    "print(secrets.token_urlsafe(24))')"
+                )
+        self.proxy_networks()
         if self.log_format not in ("text", "json"):
             raise SettingError(f"LOG_FORMAT={self.log_format!r}: use text or json")
         if self.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
@@ -89,9 +111,36 @@ class Settings:
                 f"SQLITE_SYNCHRONOUS={self.sqlite_synchronous!r}: use NORMAL, FULL or EXTRA"
             )
 
+    def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """``TRUSTED_PROXIES`` as networks (a bare address is a network of one)."""
+        networks = []
+        for part in self.trusted_proxies.split(","):
+            if part.strip():
+                try:
+                    networks.append(ipaddress.ip_network(part.strip(), strict=False))
+                except ValueError:
+                    raise SettingError(
+                        f"TRUSTED_PROXIES={self.trusted_proxies!r}: {part.strip()!r} is not an IP "
+                        "address or network; use for example 127.0.0.1,10.0.0.0/8"
+                    ) from None
+        return tuple(networks)
+
+
+#: Admin and metrics tokens shorter than this are refused at start-up.
+MIN_TOKEN_LENGTH = 16
+
 
 def _str(name: str, raw: str) -> str:
     return raw
+
+
+def _retention(name: str, raw: str) -> float | None:
+    try:
+        return parse_retention(raw)
+    except ConfigurationError:
+        raise SettingError(
+            f"{name}={raw!r}: use a duration (30s, 15m, 12h, 7d, or seconds) or off"
+        ) from None
 
 
 def _number(kind: Callable[[str], T]) -> Callable[[str, str], T]:
@@ -127,4 +176,5 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "aging_seconds": _number(float),
     "lease_seconds": _number(float),
     "poll_interval": _number(float),
+    "job_retention": _retention,
 }

@@ -14,7 +14,7 @@ import abc
 import json
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import QueueFull
 from ..models import (
@@ -76,6 +76,47 @@ class QueueLimits:
                 "try again later",
                 scope="global",
             )
+
+
+T = TypeVar("T")
+#: A statement's parameters: a sequence for positional placeholders (``?``, ``%s``).
+Params = Sequence[Any]
+
+
+class BackendTransaction(abc.ABC):
+    """One open transaction of a backend, handed to the function given to
+    :meth:`Backend.run_transaction`: the application's statements and its enqueues, committed
+    together or not at all. Synchronous: it is used from inside that function only."""
+
+    #: ``sqlite``, ``postgresql`` or ``memory``: the SQL dialect of :meth:`execute`.
+    dialect: str = ""
+    #: The parameter placeholder of the dialect: ``?`` (SQLite), ``%s`` (PostgreSQL).
+    placeholder: str = "?"
+
+    @abc.abstractmethod
+    def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+
+    @abc.abstractmethod
+    def fetchone(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None: ...
+
+    @abc.abstractmethod
+    def fetchall(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]: ...
+
+    @abc.abstractmethod
+    def enqueue(
+        self, jobs: Sequence[NewJob], *, limits: QueueLimits | None = None
+    ) -> list[EnqueueResult]:
+        """:meth:`Backend.enqueue` inside this transaction (durable once it commits)."""
+
+    @abc.abstractmethod
+    def get(self, job_id: int) -> Job | None:
+        """A job as this transaction sees it."""
+
+    @abc.abstractmethod
+    def cancel(self, job_id: int) -> Job | None:
+        """Cancel the job if it is queued (other states are unchanged); ``None`` when no
+        such job exists."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +235,46 @@ class Backend(abc.ABC):
         """Delete jobs in ``states`` (end states only) that finished before ``before``; return
         how many were removed per state (a state with none removed may be absent or 0). Queued and
         running jobs are never removed."""
+
+    @abc.abstractmethod
+    async def run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
+        """Run ``func(tx)`` in one transaction and return its value once committed; if it
+        raises, nothing it did is kept (the exception reaches the caller). ``now`` is the
+        enqueue time of the jobs it enqueues.
+
+        ``func`` is synchronous and should be short: on SQLite it runs on the writer thread,
+        inside a group-commit batch (its own savepoint); on PostgreSQL in a thread, its
+        statements sent on one pooled connection in one transaction."""
+
+    async def queue_gauges(self) -> Stats:
+        """Queued and running counts by priority, and the oldest queued job's enqueue time per
+        priority: what ``/metrics`` reports. SQL backends answer from their partial indexes
+        (their cost grows with the queued and running jobs, never with finished ones); this
+        default derives it from :meth:`stats`."""
+        stats = await self.stats()
+        live = (JobState.QUEUED, JobState.RUNNING)
+        return Stats(
+            counts={k: n for k, n in stats.counts.items() if k[0] in live},
+            oldest_queued=dict(stats.oldest_queued),
+        )
+
+    @abc.abstractmethod
+    async def probe_write(self, now: float) -> None:
+        """Write and commit a small row (a page's worth), to tell whether the store accepts
+        writes; raise :class:`~quart_jobs.errors.BackendUnavailable` when it does not."""
+
+    @abc.abstractmethod
+    async def create_session(self, session_id: str, expires_at: float, now: float) -> None:
+        """Store an admin session (``session_id`` is a digest, never the cookie itself) and drop
+        sessions that expired before ``now``."""
+
+    @abc.abstractmethod
+    async def session_active(self, session_id: str, now: float) -> bool:
+        """Whether the session exists and has not expired at ``now``."""
+
+    @abc.abstractmethod
+    async def end_session(self, session_id: str) -> None:
+        """Delete the session (logout); nothing happens for an unknown one."""
 
     def subscribe(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (on the event loop) when another process may have enqueued a job.

@@ -17,7 +17,7 @@ import contextlib
 import math
 import secrets
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
@@ -38,10 +38,12 @@ from ..models import (
     NewJob,
     Stats,
 )
+from . import operator_sql as ops
 from . import postgres_sql as q
 from .base import (
     JOB_COLUMNS,
     Backend,
+    BackendTransaction,
     Heartbeat,
     Outcome,
     QueueLimits,
@@ -51,9 +53,11 @@ from .base import (
 from .postgres_enqueue import EnqueueCall, KeyVanished, write_calls
 from .postgres_io import RETRYABLE, GroupCommit, Listener, redact_url, translated, unavailable
 from .postgres_sql import MIGRATIONS
+from .postgres_tx import PostgresTransaction
 from .sql import filter_sql, insert_params
 
 Connection = psycopg.AsyncConnection[TupleRow]
+T = TypeVar("T")
 
 #: The channel enqueues NOTIFY; the payload is the schema, so schemas do not wake each other.
 CHANNEL = "quart_jobs"
@@ -138,6 +142,7 @@ class PostgresBackend(Backend):
                         )
                     )
                     await migrate_component(conn, "quart_jobs", MIGRATIONS)
+                    await migrate_component(conn, ops.COMPONENT, ops.POSTGRES_MIGRATIONS)
         finally:
             await conn.close()
         pool: psycopg_pool.AsyncConnectionPool[Connection] = psycopg_pool.AsyncConnectionPool(
@@ -184,6 +189,15 @@ class PostgresBackend(Backend):
         with translated(self.url, everything=False):
             async with self._pool_or_fail().connection() as conn, conn.transaction():
                 yield conn
+
+    async def run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
+        loop = asyncio.get_running_loop()
+        async with self.transaction() as conn:
+            tx = PostgresTransaction(conn, loop, now, CHANNEL, self.schema)
+            try:
+                return await asyncio.to_thread(func, tx)
+            finally:
+                tx.closed = True
 
     def _pool_or_fail(self) -> psycopg_pool.AsyncConnectionPool[Connection]:
         if self._pool is None:
@@ -406,6 +420,36 @@ class PostgresBackend(Backend):
             row = await cur.fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
+    async def queue_gauges(self) -> Stats:
+        async with self._connection() as conn:
+            queued = await (await conn.execute(ops.QUEUED_GAUGES["postgresql"])).fetchall()
+            running = await (await conn.execute(ops.RUNNING_GAUGES["postgresql"])).fetchall()
+            firsts = [row[2] for row in queued]
+            cur = await conn.execute(
+                "SELECT id, enqueued_at FROM qj_jobs WHERE id = ANY(%s)", (firsts,)
+            )
+            enqueued = {int(i): float(t) for i, t in await cur.fetchall()}
+        return ops.gauges_from_rows(queued, running, enqueued)
+
+    async def probe_write(self, now: float) -> None:
+        pad = secrets.token_hex(ops.PROBE_PAD // 2)
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(_OPS["probe"], (now, pad))
+
+    async def create_session(self, session_id: str, expires_at: float, now: float) -> None:
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(_OPS["session_purge"], (now,))
+            await conn.execute(_OPS["session_create"], (session_id, expires_at))
+
+    async def session_active(self, session_id: str, now: float) -> bool:
+        async with self._connection() as conn:
+            cur = await conn.execute(_OPS["session_active"], (session_id, now))
+            return await cur.fetchone() is not None
+
+    async def end_session(self, session_id: str) -> None:
+        async with self._connection() as conn:
+            await conn.execute(_OPS["session_end"], (session_id,))
+
     async def finished_counts(
         self, since: float, bucket_seconds: float
     ) -> dict[tuple[int, JobState], int]:
@@ -423,14 +467,19 @@ class PostgresBackend(Backend):
         self, before: float, states: Collection[JobState] = FINISHED_STATES
     ) -> dict[JobState, int]:
         names = purge_states(states)
-        async with self._connection() as conn:
-            cur = await conn.execute(
-                "WITH gone AS (DELETE FROM qj_jobs WHERE state = ANY(%s) AND finished_at < %s "
-                "RETURNING state) SELECT state, COUNT(*) FROM gone GROUP BY state",
-                (names, before),
-            )
-            removed = {JobState(state): int(n) for state, n in await cur.fetchall()}
-        return {JobState(name): removed.get(JobState(name), 0) for name in names}
+        removed: dict[JobState, int] = {JobState(name): 0 for name in names}
+        while names:
+            async with self._connection() as conn:
+                cur = await conn.execute(q.PURGE_BATCH, (names, before, q.PURGE_BATCH_ROWS))
+                batch = {JobState(state): int(n) for state, n in await cur.fetchall()}
+            for state, n in batch.items():
+                removed[state] += n
+            if sum(batch.values()) < q.PURGE_BATCH_ROWS:
+                break
+        return removed
+
+
+_OPS = ops.statements("%s")
 
 
 async def lock_migrations(conn: Connection) -> None:

@@ -27,11 +27,14 @@ from ..models import (
     NewJob,
     Stats,
 )
+from . import operator_sql as ops
 from .base import (
     JOB_COLUMNS,
     Backend,
+    BackendTransaction,
     Heartbeat,
     Outcome,
+    Params,
     QueueLimits,
     job_from_row,
     new_job_record,
@@ -116,7 +119,7 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 #: Rows deleted per transaction by ``purge``, so enqueues keep flowing during a big purge.
-PURGE_BATCH = 5000
+PURGE_BATCH = 1000
 
 
 def path_from_url(url: str) -> Path:
@@ -137,6 +140,7 @@ class _Candidate(NamedTuple):
 
 
 _SELECT = f"SELECT {JOB_COLUMNS} FROM qj_jobs"
+_OPS = ops.statements("?")
 _CLEAR_LEASE = "worker = NULL, lease_token = NULL, lease_expires_at = NULL"
 _HELD = "id = ? AND lease_token = ? AND state = 'running'"
 
@@ -195,6 +199,7 @@ class SQLiteBackend(Backend):
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         migrate_component(conn, "quart_jobs", MIGRATIONS)
+        migrate_component(conn, ops.COMPONENT, ops.SQLITE_MIGRATIONS)
 
     async def close(self) -> None:
         if not self._open:
@@ -223,22 +228,15 @@ class SQLiteBackend(Backend):
             # One statement: SQLite undoes a failed statement itself, no savepoint needed.
             job, row = jobs[0], rows[0]
             return await self._writer.run(lambda conn: [_insert(conn, job, row)], savepoint=False)
-        if limits is None:
-            return await self._writer.run(
-                lambda conn: [_insert(conn, job, row) for job, row in zip(jobs, rows, strict=True)]
-            )
+        return await self._writer.run(lambda conn: _enqueue(conn, jobs, rows, limits))
 
-        def run(conn: sqlite3.Connection) -> list[EnqueueResult]:
-            # Raising QueueFull here rolls this call's savepoint back: nothing half-written.
-            results = []
-            for job, row in zip(jobs, rows, strict=True):
-                existing = None if job.key is None else _get_by_key(conn, job.key)
-                if existing is not None:
-                    results.append(EnqueueResult(existing, created=False))
-                    continue
-                limits.check(*_queued_counts(conn, job.owner))
-                results.append(_insert(conn, job, row))
-            return results
+    async def run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
+        def run(conn: sqlite3.Connection) -> T:
+            tx = _SQLiteTransaction(conn, now)
+            try:
+                return func(tx)
+            finally:
+                tx.closed = True
 
         return await self._writer.run(run)
 
@@ -378,6 +376,42 @@ class SQLiteBackend(Backend):
 
         return await self._readers.run(run)
 
+    async def queue_gauges(self) -> Stats:
+        def run(conn: sqlite3.Connection) -> Stats:
+            queued = conn.execute(ops.QUEUED_GAUGES["sqlite"]).fetchall()
+            running = conn.execute(ops.RUNNING_GAUGES["sqlite"]).fetchall()
+            firsts = [row[2] for row in queued]
+            marks = ", ".join("?" for _ in firsts)
+            enqueued = dict(
+                conn.execute(f"SELECT id, enqueued_at FROM qj_jobs WHERE id IN ({marks})", firsts)
+                if firsts
+                else ()
+            )
+            return ops.gauges_from_rows(queued, running, enqueued)
+
+        return await self._readers.run(run)
+
+    async def probe_write(self, now: float) -> None:
+        pad = secrets.token_hex(ops.PROBE_PAD // 2)
+        await self._writer.run(lambda conn: conn.execute(_OPS["probe"], (now, pad)))
+
+    async def create_session(self, session_id: str, expires_at: float, now: float) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(_OPS["session_purge"], (now,))
+            conn.execute(_OPS["session_create"], (session_id, expires_at))
+
+        await self._writer.run(run)
+
+    async def session_active(self, session_id: str, now: float) -> bool:
+        return await self._readers.run(
+            lambda conn: (
+                conn.execute(_OPS["session_active"], (session_id, now)).fetchone() is not None
+            )
+        )
+
+    async def end_session(self, session_id: str) -> None:
+        await self._writer.run(lambda conn: conn.execute(_OPS["session_end"], (session_id,)))
+
     async def finished_counts(
         self, since: float, bucket_seconds: float
     ) -> dict[tuple[int, JobState], int]:
@@ -455,6 +489,73 @@ def _statements(script: str) -> list[str]:
     if pending.strip(" \n\t;"):
         statements.append(pending)
     return statements
+
+
+def _enqueue(
+    conn: sqlite3.Connection,
+    jobs: Sequence[NewJob],
+    rows: Sequence[tuple[Any, ...]],
+    limits: QueueLimits | None,
+) -> list[EnqueueResult]:
+    """Insert ``jobs`` in the caller's transaction (savepoint), checking ``limits``: raising
+    QueueFull here rolls the savepoint back, so nothing is half-written."""
+    if limits is None:
+        return [_insert(conn, job, row) for job, row in zip(jobs, rows, strict=True)]
+    results = []
+    for job, row in zip(jobs, rows, strict=True):
+        existing = None if job.key is None else _get_by_key(conn, job.key)
+        if existing is not None:
+            results.append(EnqueueResult(existing, created=False))
+            continue
+        limits.check(*_queued_counts(conn, job.owner))
+        results.append(_insert(conn, job, row))
+    return results
+
+
+class _SQLiteTransaction(BackendTransaction):
+    """The application's statements on the writer's connection, in the savepoint of one
+    write of a group-commit batch."""
+
+    dialect = "sqlite"
+    placeholder = "?"
+
+    def __init__(self, conn: sqlite3.Connection, now: float) -> None:
+        self._conn = conn
+        self._now = now
+        self.closed = False
+
+    def _open(self) -> sqlite3.Connection:
+        if self.closed:
+            raise RuntimeError("this transaction has ended; use it inside its function only")
+        return self._conn
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        return self._open().execute(sql, params).rowcount
+
+    def fetchone(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self._open().execute(sql, params).fetchone()
+        return row
+
+    def fetchall(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        return list(self._open().execute(sql, params).fetchall())
+
+    def enqueue(
+        self, jobs: Sequence[NewJob], *, limits: QueueLimits | None = None
+    ) -> list[EnqueueResult]:
+        rows = [insert_params(job, self._now) for job in jobs]
+        return _enqueue(self._open(), jobs, rows, limits)
+
+    def get(self, job_id: int) -> Job | None:
+        return _get(self._open(), job_id)
+
+    def cancel(self, job_id: int) -> Job | None:
+        conn = self._open()
+        conn.execute(
+            "UPDATE qj_jobs SET state = 'cancelled', finished_at = ? "
+            "WHERE id = ? AND state = 'queued'",
+            (self._now, job_id),
+        )
+        return _get(conn, job_id)
 
 
 def _queued_counts(conn: sqlite3.Connection, owner: str | None) -> tuple[int, int]:
