@@ -205,6 +205,7 @@ MODULES = {
         (["--app", "plain:missing", "stats"], "has no 'missing'"),
         (["--app", "plain", "stats"], "does not use quart-jobs"),
         (["--database-url", "mysql://db/x", "stats"], "unknown scheme"),
+        (["--database-url", "sqlite:///raises.py/x.sqlite3", "migrate"], "raises.py is a file"),
         (["--database-url", "postgresql://nobody@127.0.0.1:1/x", "migrate"], "cannot connect"),
         (["stats"], "--database-url"),
     ],
