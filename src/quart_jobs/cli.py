@@ -410,10 +410,7 @@ async def run_worker_until_signal(jobs: Jobs, **overrides: Any) -> None:
                 f"worker {worker.name} running {', '.join(jobs.registry.names()) or 'no tasks'}",
                 err=True,
             )
-            waits = [asyncio.create_task(e.wait()) for e in (stop, worker.stopped)]
-            _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            for waiting in pending:
-                waiting.cancel()
+            await worker.run_until(stop)
             if worker.failure is not None:
                 raise Failed(f"the worker stopped after an internal failure: {worker.failure!r}")
             click.echo("stopping: running jobs get the shutdown timeout", err=True)

@@ -250,6 +250,14 @@ class Worker:
                 self._shut_down(None), name=f"quart-jobs stop {self.name}"
             )
 
+    async def run_until(self, event: asyncio.Event) -> None:
+        """Return when ``event`` is set (a signal, say) or when the worker stopped on its own
+        (then :attr:`failure` says why)."""
+        waits = [asyncio.create_task(e.wait()) for e in (event, self.stopped)]
+        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in pending:
+            waiting.cancel()
+
     async def cancel_local(self, job_id: int) -> bool:
         """Cancel a job this worker runs (it is recorded as cancelled)."""
         entry = self._running.get(job_id)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from quart_jobs import BackendUnavailable, Jobs, JobState
+from quart_jobs.cli import Failed, run_worker_until_signal
 
 from . import tasks
 from .conftest import wait_state
@@ -167,3 +168,14 @@ async def test_a_store_that_is_down_is_a_warning_and_the_worker_runs_on(
             assert worker.running and worker.failure is None
     warnings = [r for r in caplog.records if "heartbeat failed" in r.getMessage()]
     assert warnings and {r.levelname for r in warnings} == {"WARNING"}
+
+
+async def test_the_worker_command_ends_with_exit_1_when_its_worker_fails(
+    jobs: Jobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs.backend, "heartbeat", raising(RuntimeError("heartbeat bug")))
+    job = await jobs.enqueue(tasks.sleeper, 0.3)
+    with pytest.raises(Failed, match="internal failure") as failed:
+        await asyncio.wait_for(run_worker_until_signal(jobs, heartbeat_interval=0.05), 10)
+    assert failed.value.exit_code == 1
+    assert (await jobs.get(job.id)).state is JobState.SUCCEEDED  # drained first
