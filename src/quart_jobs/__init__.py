@@ -11,6 +11,7 @@ from .errors import (
     PayloadTooLarge,
     QueueFull,
     ResultNotSerializable,
+    RetryRefused,
     SchemaTooNew,
     TaskNotRegistered,
     TaskRegistrationError,
@@ -20,6 +21,7 @@ from .jobs import Jobs
 from .models import Job, JobState, Stats, Tier
 from .policy import RetryPolicy
 from .registry import Task
+from .transaction import Transaction
 from .worker import Worker, WorkerSettings, current_job
 
 __all__ = [
@@ -36,12 +38,14 @@ __all__ = [
     "QueueFull",
     "ResultNotSerializable",
     "RetryPolicy",
+    "RetryRefused",
     "SchemaTooNew",
     "Stats",
     "Task",
     "TaskNotRegistered",
     "TaskRegistrationError",
     "Tier",
+    "Transaction",
     "Worker",
     "WorkerSettings",
     "current_job",
