@@ -222,9 +222,9 @@ class Jobs:
         :param priority: This task's default priority (a :class:`Tier`, its name, or an int).
 
         The function must be defined with ``def`` at module level (another process imports it
-        by name); its arguments and its result must be JSON. Sync functions run in the
-        worker's thread pool, async ones on the event loop. The returned :class:`Task` can
-        still be called directly.
+        by name); its arguments and its result must be JSON. Sync functions run on worker
+        threads (abandoned past their timeout), async ones on the event loop. The returned
+        :class:`Task` can still be called directly.
         """
         options = TaskOptions(
             max_attempts=max_attempts,

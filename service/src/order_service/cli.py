@@ -147,7 +147,16 @@ def worker(concurrency: int | None) -> None:
             f"(concurrency {settings.worker_concurrency})",
             err=True,
         )
-        await stop.wait()
+        if worker is None:
+            await stop.wait()
+        else:
+            await worker.run_until(stop)
+            if worker.failure is not None:
+                click.echo(
+                    f"orders worker: stopped after an internal failure: {worker.failure!r}",
+                    err=True,
+                )
+                sys.exit(1)
         click.echo("stopping: running orders get SHUTDOWN_TIMEOUT to finish", err=True)
 
     _run(settings, until_signal)
