@@ -4,6 +4,7 @@ run it once; processes started later add no second job for a moment already enqu
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -123,3 +124,31 @@ def test_each_moment_is_enqueued_and_run_once_by_many_processes(
         f"{processes} processes: {len(seconds)} every-second moments, {len(hours)} hourly, "
         f"{len(ran)} runs, by {len({pid for _, _, pid in ran})} processes"
     )
+
+
+def test_the_schedules_command_lists_the_next_runs(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "QUART_JOBS_DATABASE_URL": "memory://"}
+    table = subprocess.run(
+        [*COMMAND, "schedules"], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["name", "schedule", "next", "run", "(UTC)", "in", "queue"]
+    assert lines[2].split()[:3] == ["every_second", "every", "1s"]
+    assert lines[3].split()[:4] == ["hourly", "cron", "0", "*"]
+    answer = subprocess.run(
+        [*COMMAND, "schedules", "--json"], env=env, cwd=ROOT, capture_output=True, check=True
+    )
+    found = {s["name"]: s for s in json.loads(answer.stdout)}
+    assert set(found) == {"every_second", "hourly"}
+    now = time.time()
+    assert now < found["hourly"]["next_run_at"] <= now + 3600
+    assert found["hourly"]["next_run_at"] % 3600 == 0
+    assert (found["hourly"]["cron"], found["every_second"]["every"]) == ("0 * * * *", 1.0)
+    no_app = subprocess.run(
+        [str(BIN / "quart-jobs"), "--database-url", f"sqlite:///{tmp_path}/x.sqlite3", "schedules"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert no_app.returncode == 2
+    assert "give --app MODULE:APP" in no_app.stderr and "Traceback" not in no_app.stderr

@@ -10,8 +10,9 @@ mounts, under ``/admin``:
   every 2 seconds; a login form when the visitor has no session yet;
 * ``POST /admin/login``, ``/admin/logout``: the session cookie (see :mod:`.auth`);
 * ``/admin/api/stats``, ``/admin/api/throughput``, ``/admin/api/jobs``,
-  ``/admin/api/jobs/<id>``, ``POST /admin/api/jobs/<id>/retry`` and ``…/cancel``: JSON for
-  scripts (``Authorization: Bearer <token>``) and for the page (the cookie).
+  ``/admin/api/jobs/<id>``, ``POST /admin/api/jobs/<id>/retry`` and ``…/cancel``,
+  ``/admin/api/schedules`` (periodic tasks, their next run): JSON for scripts
+  (``Authorization: Bearer <token>``) and for the page (the cookie).
 
 With no token (``None`` or empty) every admin route answers 404 "admin disabled".
 """
@@ -27,6 +28,7 @@ from ..jobs import Jobs
 from .api import add_api_routes
 from .auth import AdminAuth, AdminError, TokenSource
 from .pages import add_page_routes
+from .schedules import add_schedule_routes
 
 __all__ = ["AdminAuth", "AdminError", "admin_blueprint", "register_admin"]
 
@@ -61,6 +63,7 @@ def admin_blueprint(jobs: Jobs, *, token: TokenSource, url_prefix: str = "/admin
 
     add_page_routes(bp, auth, prefix)
     add_api_routes(bp, jobs, auth)
+    add_schedule_routes(bp, jobs, auth)
     return bp
 
 
