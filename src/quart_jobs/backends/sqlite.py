@@ -27,6 +27,7 @@ from ..models import (
     NewJob,
     Stats,
 )
+from . import operator_sql as ops
 from .base import (
     JOB_COLUMNS,
     Backend,
@@ -137,6 +138,7 @@ class _Candidate(NamedTuple):
 
 
 _SELECT = f"SELECT {JOB_COLUMNS} FROM qj_jobs"
+_OPS = ops.statements("?")
 _CLEAR_LEASE = "worker = NULL, lease_token = NULL, lease_expires_at = NULL"
 _HELD = "id = ? AND lease_token = ? AND state = 'running'"
 
@@ -172,10 +174,13 @@ class SQLiteBackend(Backend):
     async def open(self) -> None:
         if self._open:
             return
-        if not self.path.parent.exists():
-            raise ConfigurationError(
-                f"the directory of the SQLite database {self.path} does not exist; create it"
-            )
+        try:  # a new project has no var/ yet: the store makes its own place
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BackendUnavailable(
+                f"cannot create the directory of the SQLite database {self.path}: "
+                f"{exc.strerror or exc} ({exc.filename or self.path.parent})"
+            ) from None
         for target in (self.path, self.path.parent):
             if target.exists() and not os.access(target, os.W_OK):
                 raise BackendUnavailable(
@@ -192,6 +197,7 @@ class SQLiteBackend(Backend):
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         migrate_component(conn, "quart_jobs", MIGRATIONS)
+        migrate_component(conn, ops.COMPONENT, ops.SQLITE_MIGRATIONS)
 
     async def close(self) -> None:
         if not self._open:
@@ -374,6 +380,42 @@ class SQLiteBackend(Backend):
             return None if value is None else float(value)
 
         return await self._readers.run(run)
+
+    async def queue_gauges(self) -> Stats:
+        def run(conn: sqlite3.Connection) -> Stats:
+            queued = conn.execute(ops.QUEUED_GAUGES["sqlite"]).fetchall()
+            running = conn.execute(ops.RUNNING_GAUGES["sqlite"]).fetchall()
+            firsts = [row[2] for row in queued]
+            marks = ", ".join("?" for _ in firsts)
+            enqueued = dict(
+                conn.execute(f"SELECT id, enqueued_at FROM qj_jobs WHERE id IN ({marks})", firsts)
+                if firsts
+                else ()
+            )
+            return ops.gauges_from_rows(queued, running, enqueued)
+
+        return await self._readers.run(run)
+
+    async def probe_write(self, now: float) -> None:
+        pad = secrets.token_hex(ops.PROBE_PAD // 2)
+        await self._writer.run(lambda conn: conn.execute(_OPS["probe"], (now, pad)))
+
+    async def create_session(self, session_id: str, expires_at: float, now: float) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(_OPS["session_purge"], (now,))
+            conn.execute(_OPS["session_create"], (session_id, expires_at))
+
+        await self._writer.run(run)
+
+    async def session_active(self, session_id: str, now: float) -> bool:
+        return await self._readers.run(
+            lambda conn: (
+                conn.execute(_OPS["session_active"], (session_id, now)).fetchone() is not None
+            )
+        )
+
+    async def end_session(self, session_id: str) -> None:
+        await self._writer.run(lambda conn: conn.execute(_OPS["session_end"], (session_id,)))
 
     async def finished_counts(
         self, since: float, bucket_seconds: float
