@@ -43,6 +43,7 @@ from .schemas import (
     OrderQuery,
     OrderRequest,
     OrdersOpenAPI,
+    OrderWaitQuery,
     RetryHeaders,
     UnauthorizedHeaders,
 )
@@ -50,12 +51,14 @@ from .service import (
     DEMO_CUSTOMERS,
     EXTENSION_KEY,
     STATE_OF_STATUS,
+    STOPPING_KEY,
     TASK,
     OrdersState,
     hash_key,
     is_order_of,
     order_json,
     process_order,
+    wait_for_end,
 )
 from .store import store_for
 
@@ -158,17 +161,23 @@ def register_routes(app: Quart, readiness: Readiness) -> None:
         return response
 
     @app.get("/orders/<int:order_id>")
+    @validate_querystring(OrderWaitQuery)
     @document_response(Order, 200)
+    @document_response(ErrorBody, 400)
     @document_response(ErrorBody, 401, UnauthorizedHeaders)
     @document_response(ErrorBody, 404)
     @document_response(ErrorBody, 429, RetryHeaders)
     @document_response(ErrorBody, 503, RetryHeaders)
-    async def get_order(order_id: int) -> Response:
-        """One of your orders."""
+    async def get_order(order_id: int, query_args: OrderWaitQuery) -> Response:
+        """One of your orders. With ``wait=S`` (0 to 30 seconds), answered as soon as the order
+        is completed, failed or cancelled, or after S seconds with its current state."""
         customer = await authenticate()
-        job = await orders_state().jobs.find(check_id(order_id))
+        jobs = orders_state().jobs
+        job = await jobs.find(check_id(order_id))
         if job is None or not is_order_of(job, customer):
             raise ApiError(404, "not_found", "no such order")
+        if query_args.wait and not job.state.finished:
+            job = await wait_for_end(jobs, job, query_args.wait, app.extensions.get(STOPPING_KEY))
         return jsonify(order_json(job))
 
     @app.get("/orders")

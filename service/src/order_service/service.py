@@ -18,7 +18,7 @@ from typing import Any
 
 from quart import current_app
 
-from quart_jobs import Job, JobState, QuartJobs, current_job
+from quart_jobs import Job, Jobs, JobState, QuartJobs, current_job
 
 from .config import Settings
 from .store import Customer, OrdersStore
@@ -34,6 +34,9 @@ STATUS_OF_STATE = {
     JobState.CANCELLED: "cancelled",
 }
 STATE_OF_STATUS = {status: state for state, status in STATUS_OF_STATE.items()}
+
+#: ``app.extensions`` key of the event the server sets when it begins to stop.
+STOPPING_KEY = "order_service.stopping"
 
 KEY_CACHE_SECONDS = 5.0
 KEY_CACHE_MAX = 10_000
@@ -121,3 +124,21 @@ async def process_order(order: dict[str, Any]) -> dict[str, Any]:
     state: OrdersState = current_app.extensions[EXTENSION_KEY]
     first = await state.require_store().record_fulfilment(job.id, job.attempts, job.worker or "")
     return {"fulfilled": True, "first_write": first}
+
+
+async def wait_for_end(jobs: Jobs, job: Job, seconds: float, stopping: asyncio.Event | None) -> Job:
+    """``job`` once it has ended, or as it is after ``seconds``, or as it is when the server
+    begins to stop (a long poll must not hold up a graceful shutdown)."""
+    waiting = asyncio.ensure_future(jobs.wait(job.id, timeout=seconds))
+    watchers: set[asyncio.Future[Any]] = {waiting}
+    if stopping is not None:
+        watchers.add(asyncio.ensure_future(stopping.wait()))
+    try:
+        await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for watcher in watchers:
+            watcher.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+    if waiting.done() and not waiting.cancelled() and waiting.exception() is None:
+        return waiting.result()
+    return await jobs.find(job.id) or job
