@@ -14,9 +14,11 @@ from .errors import (
     TaskNotRegistered,
     TaskRegistrationError,
 )
+from .drain import Drained
 from .extension import QuartJobs, get_jobs
 from .jobs import Jobs
 from .models import Job, JobState, Stats, Tier
+from .periodic import Schedule
 from .policy import RetryPolicy
 from .registry import Task
 from .worker import Worker, WorkerSettings, current_job
@@ -25,6 +27,7 @@ __all__ = [
     "ArgumentsNotSerializable",
     "BackendUnavailable",
     "ConfigurationError",
+    "Drained",
     "Job",
     "JobNotFound",
     "JobState",
@@ -34,6 +37,7 @@ __all__ = [
     "QuartJobs",
     "QueueFull",
     "RetryPolicy",
+    "Schedule",
     "SchemaTooNew",
     "Stats",
     "Task",
