@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .drain import Drained
 from .errors import (
     ArgumentsNotSerializable,
     BackendUnavailable,
@@ -14,7 +15,6 @@ from .errors import (
     TaskNotRegistered,
     TaskRegistrationError,
 )
-from .drain import Drained
 from .extension import QuartJobs, get_jobs
 from .jobs import Jobs
 from .models import Job, JobState, Stats, Tier
