@@ -11,6 +11,7 @@ from .errors import (
     JobsError,
     PayloadTooLarge,
     QueueFull,
+    RetryRefused,
     SchemaTooNew,
     TaskNotRegistered,
     TaskRegistrationError,
@@ -21,6 +22,7 @@ from .models import Job, JobState, Stats, Tier
 from .periodic import Schedule
 from .policy import RetryPolicy
 from .registry import Task
+from .transaction import Transaction
 from .worker import Worker, WorkerSettings, current_job
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "QuartJobs",
     "QueueFull",
     "RetryPolicy",
+    "RetryRefused",
     "Schedule",
     "SchemaTooNew",
     "Stats",
@@ -44,6 +47,7 @@ __all__ = [
     "TaskNotRegistered",
     "TaskRegistrationError",
     "Tier",
+    "Transaction",
     "Worker",
     "WorkerSettings",
     "current_job",

@@ -21,15 +21,15 @@ import builtins
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 from .backends import Backend, backend_from_url
-from .backends.base import QueueLimits
+from .backends.base import BackendTransaction, QueueLimits
 from .drain import Drained
-from .errors import ConfigurationError, JobNotFound, PayloadTooLarge
+from .errors import ConfigurationError, JobNotFound, PayloadTooLarge, RetryRefused
 from .models import EnqueueResult, Job, JobFilter, JobState, NewJob, Stats, Tier
 from .periodic import (
     TIMESTAMP_ARGUMENT,
@@ -40,12 +40,16 @@ from .periodic import (
     checked_timing,
 )
 from .registry import Registry, Task, TaskFunc, TaskOptions, dump_json
+from .retention import Retention, parse_retention
+from .transaction import Transaction
 from .waiting import Waiters, wait_until_finished
 from .worker import Worker, WorkerSettings
 
 DEFAULT_DATABASE_URL = "sqlite:///var/jobs.sqlite3"
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_MAX_ARGS_BYTES = 64 * 1024
+
+T = TypeVar("T")
 
 log = logging.getLogger("quart_jobs")
 
@@ -73,6 +77,10 @@ class Enqueuer:
     def __init__(self, jobs: Jobs, options: EnqueueOptions) -> None:
         self._jobs = jobs
         self._options = options
+
+    @property
+    def settings(self) -> EnqueueOptions:
+        return self._options
 
     async def enqueue(self, target: Task | TaskFunc | str, /, *args: Any, **kwargs: Any) -> Job:
         (result,) = await self._jobs.enqueue_many([(target, args, kwargs)], self._options)
@@ -121,6 +129,7 @@ class Jobs:
         worker_settings: WorkerSettings | None = None,
         clock: Callable[[], float] = time.time,
         backend_options: dict[str, Any] | None = None,
+        retention: float | str | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ConfigurationError(f"JOB_MAX_ATTEMPTS must be at least 1, not {max_attempts}")
@@ -135,6 +144,10 @@ class Jobs:
         self.queue_limits = queue_limits
         self.worker_settings = worker_settings or WorkerSettings()
         self.clock = clock
+        #: Seconds a finished job is kept before a running worker (or served app) deletes it;
+        #: ``None`` keeps them until ``quart-jobs purge``. Accepts ``"7d"``, ``"12h"``, ``"off"``.
+        self.retention = parse_retention(retention)
+        self._retention: Retention | None = None
         self._workers: list[Worker] = []
         self._opened = False
         #: Entered around every job this process runs (the Quart extension: an app context).
@@ -148,6 +161,10 @@ class Jobs:
         self._scheduler: Scheduler | None = None
         self._waiters = Waiters()
         self._store_notifies: bool | None = None  # watching the store's finished jobs?
+        #: Asked before :meth:`retry` queues a job again: a guard returns ``None`` to allow it,
+        #: or the reason it is refused (say, "the order was cancelled"), which
+        #: :class:`~quart_jobs.errors.RetryRefused` carries to the admin (409) and the CLI.
+        self.retry_guards: list[Callable[[Job], Awaitable[str | None]]] = []
 
     # --- configuration -----------------------------------------------------------------------
 
@@ -164,6 +181,8 @@ class Jobs:
         for name, value in settings.items():
             if not hasattr(self, name):
                 raise ConfigurationError(f"unknown setting {name!r}")
+            if name == "retention":
+                value = parse_retention(value)
             setattr(self, name, value)
 
     @property
@@ -381,6 +400,31 @@ class Jobs:
                     self._emit("enqueued", result.job, None)
         return results
 
+    async def transaction(self, func: Callable[[Transaction], T]) -> T:
+        """Run ``func(tx)`` in one transaction of the jobs' database and return its value once
+        committed: the application's statements (``tx.execute``) and its enqueues
+        (``tx.enqueue``) are kept together or, if ``func`` raises, not at all. ``func`` is
+        synchronous and should be short (no network calls): on SQLite it runs on the writer
+        thread, inside a group commit. Workers are woken after the commit."""
+        now = self.clock()
+        done: list[Transaction] = []
+
+        def run(inner: BackendTransaction) -> T:
+            tx = Transaction(self, inner, now)
+            value = func(tx)
+            done.append(tx)
+            return value
+
+        value = await self.backend.run_transaction(run, now)
+        for tx in done:
+            if tx.created:
+                self._notify_workers()
+            for job in tx.created:
+                self._emit("enqueued", job, None)
+            for job in tx.cancelled:
+                self._emit("cancelled", job, None)
+        return value
+
     def _emit(self, event: str, job: Job, elapsed: float | None) -> None:
         if event in _ENDING_EVENTS:
             self._waiters.wake([job.id])
@@ -460,7 +504,14 @@ class Jobs:
         return job
 
     async def retry(self, job_id: int) -> Job:
-        """Queue a failed or cancelled job again, with a fresh set of attempts."""
+        """Queue a failed or cancelled job again, with a fresh set of attempts, unless a
+        :attr:`retry_guards` refuses (:class:`~quart_jobs.errors.RetryRefused`)."""
+        if self.retry_guards:
+            current = await self.get(job_id)
+            for guard in self.retry_guards:
+                refusal = await guard(current)
+                if refusal:
+                    raise RetryRefused(refusal)
         job = await self.backend.retry(job_id, self.clock())
         if job is None:
             raise JobNotFound(f"no job has id {job_id}")
@@ -486,6 +537,9 @@ class Jobs:
         if self._store_notifies is not None:
             self.backend.unwatch_finished(self._waiters.wake)
             self._store_notifies = None
+        if self._retention is not None:
+            await self._retention.stop()
+            self._retention = None
         if self._opened:
             await self.backend.close()
             self._opened = False
@@ -519,9 +573,20 @@ class Jobs:
         )
         self._workers.append(worker)
         worker.start()
-        if not settings.burst and self._schedules:
-            self.scheduler.start()  # keeps the schedules while a worker runs here
+        if not settings.burst:
+            if self._schedules:
+                self.scheduler.start()  # keeps the schedules while a worker runs here
+            self.start_retention()
         return worker
+
+    def start_retention(self) -> None:
+        """Start deleting finished jobs past :attr:`retention` (at least once a minute) in
+        this process, until :meth:`close`; nothing when retention is off. Workers and a
+        serving Quart app call it."""
+        if self.retention is None or (self._retention is not None and self._retention.running):
+            return
+        self._retention = Retention(self.backend, self.retention, self.clock)
+        self._retention.start()
 
     async def stop_worker(self, worker: Worker, timeout: float | None = None) -> None:
         """Stop a worker from :meth:`start_worker` gracefully (see :meth:`Worker.stop`)."""

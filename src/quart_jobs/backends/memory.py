@@ -9,9 +9,10 @@ import json
 import secrets
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import policy
+from ..errors import ConfigurationError
 from ..models import (
     FINISHED_STATES,
     EnqueueResult,
@@ -22,7 +23,17 @@ from ..models import (
     NewJob,
     Stats,
 )
-from .base import Backend, Heartbeat, Outcome, QueueLimits, purge_states
+from .base import (
+    Backend,
+    BackendTransaction,
+    Heartbeat,
+    Outcome,
+    Params,
+    QueueLimits,
+    purge_states,
+)
+
+T = TypeVar("T")
 
 
 class MemoryBackend(Backend):
@@ -57,6 +68,11 @@ class MemoryBackend(Backend):
 
     async def enqueue(
         self, jobs: Sequence[NewJob], now: float, *, limits: QueueLimits | None = None
+    ) -> list[EnqueueResult]:
+        return self.enqueue_now(jobs, now, limits)
+
+    def enqueue_now(
+        self, jobs: Sequence[NewJob], now: float, limits: QueueLimits | None = None
     ) -> list[EnqueueResult]:
         if limits is not None:
             self._check_limits(jobs, limits)
@@ -167,7 +183,21 @@ class MemoryBackend(Backend):
         self._announce([j.id for j in expired if self._jobs[j.id].state.finished])
         return len(expired)
 
+    async def run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
+        saved = dict(self._jobs), dict(self._keys), self._next_id
+        tx = _MemoryTransaction(self, now)
+        try:
+            return func(tx)
+        except BaseException:
+            self._jobs, self._keys, self._next_id = saved
+            raise
+        finally:
+            tx.closed = True
+
     async def cancel(self, job_id: int, now: float, *, running: bool = True) -> Job | None:
+        return self.cancel_now(job_id, now, running=running)
+
+    def cancel_now(self, job_id: int, now: float, *, running: bool = True) -> Job | None:
         job = self._jobs.get(job_id)
         if job is None:
             return None
@@ -262,6 +292,45 @@ class MemoryBackend(Backend):
                     self._keys.pop(job.key, None)
                 removed[job.state] = removed.get(job.state, 0) + 1
         return removed
+
+
+class _MemoryTransaction(BackendTransaction):
+    """Enqueues and cancels applied at once, undone by :meth:`MemoryBackend.run_transaction`
+    if the function raises. There are no SQL tables in memory."""
+
+    dialect = "memory"
+
+    def __init__(self, backend: MemoryBackend, now: float) -> None:
+        self._backend = backend
+        self._now = now
+        self.closed = False
+
+    def _open(self) -> MemoryBackend:
+        if self.closed:
+            raise RuntimeError("this transaction has ended; use it inside its function only")
+        return self._backend
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        raise ConfigurationError("the memory backend has no SQL tables: use SQLite or PostgreSQL")
+
+    def fetchone(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
+        self.execute(sql, params)
+        return None
+
+    def fetchall(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        self.execute(sql, params)
+        return []
+
+    def enqueue(
+        self, jobs: Sequence[NewJob], *, limits: QueueLimits | None = None
+    ) -> list[EnqueueResult]:
+        return self._open().enqueue_now(jobs, self._now, limits)
+
+    def get(self, job_id: int) -> Job | None:
+        return self._open()._jobs.get(job_id)
+
+    def cancel(self, job_id: int) -> Job | None:
+        return self._open().cancel_now(job_id, self._now, running=False)
 
 
 def _queued(job: Job, **changes: Any) -> Job:

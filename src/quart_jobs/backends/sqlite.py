@@ -31,8 +31,10 @@ from . import operator_sql as ops
 from .base import (
     JOB_COLUMNS,
     Backend,
+    BackendTransaction,
     Heartbeat,
     Outcome,
+    Params,
     QueueLimits,
     job_from_row,
     new_job_record,
@@ -117,7 +119,7 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 #: Rows deleted per transaction by ``purge``, so enqueues keep flowing during a big purge.
-PURGE_BATCH = 5000
+PURGE_BATCH = 1000
 
 
 def path_from_url(url: str) -> Path:
@@ -226,22 +228,15 @@ class SQLiteBackend(Backend):
             # One statement: SQLite undoes a failed statement itself, no savepoint needed.
             job, row = jobs[0], rows[0]
             return await self._writer.run(lambda conn: [_insert(conn, job, row)], savepoint=False)
-        if limits is None:
-            return await self._writer.run(
-                lambda conn: [_insert(conn, job, row) for job, row in zip(jobs, rows, strict=True)]
-            )
+        return await self._writer.run(lambda conn: _enqueue(conn, jobs, rows, limits))
 
-        def run(conn: sqlite3.Connection) -> list[EnqueueResult]:
-            # Raising QueueFull here rolls this call's savepoint back: nothing half-written.
-            results = []
-            for job, row in zip(jobs, rows, strict=True):
-                existing = None if job.key is None else _get_by_key(conn, job.key)
-                if existing is not None:
-                    results.append(EnqueueResult(existing, created=False))
-                    continue
-                limits.check(*_queued_counts(conn, job.owner))
-                results.append(_insert(conn, job, row))
-            return results
+    async def run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
+        def run(conn: sqlite3.Connection) -> T:
+            tx = _SQLiteTransaction(conn, now)
+            try:
+                return func(tx)
+            finally:
+                tx.closed = True
 
         return await self._writer.run(run)
 
@@ -494,6 +489,73 @@ def _statements(script: str) -> list[str]:
     if pending.strip(" \n\t;"):
         statements.append(pending)
     return statements
+
+
+def _enqueue(
+    conn: sqlite3.Connection,
+    jobs: Sequence[NewJob],
+    rows: Sequence[tuple[Any, ...]],
+    limits: QueueLimits | None,
+) -> list[EnqueueResult]:
+    """Insert ``jobs`` in the caller's transaction (savepoint), checking ``limits``: raising
+    QueueFull here rolls the savepoint back, so nothing is half-written."""
+    if limits is None:
+        return [_insert(conn, job, row) for job, row in zip(jobs, rows, strict=True)]
+    results = []
+    for job, row in zip(jobs, rows, strict=True):
+        existing = None if job.key is None else _get_by_key(conn, job.key)
+        if existing is not None:
+            results.append(EnqueueResult(existing, created=False))
+            continue
+        limits.check(*_queued_counts(conn, job.owner))
+        results.append(_insert(conn, job, row))
+    return results
+
+
+class _SQLiteTransaction(BackendTransaction):
+    """The application's statements on the writer's connection, in the savepoint of one
+    write of a group-commit batch."""
+
+    dialect = "sqlite"
+    placeholder = "?"
+
+    def __init__(self, conn: sqlite3.Connection, now: float) -> None:
+        self._conn = conn
+        self._now = now
+        self.closed = False
+
+    def _open(self) -> sqlite3.Connection:
+        if self.closed:
+            raise RuntimeError("this transaction has ended; use it inside its function only")
+        return self._conn
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        return self._open().execute(sql, params).rowcount
+
+    def fetchone(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self._open().execute(sql, params).fetchone()
+        return row
+
+    def fetchall(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        return list(self._open().execute(sql, params).fetchall())
+
+    def enqueue(
+        self, jobs: Sequence[NewJob], *, limits: QueueLimits | None = None
+    ) -> list[EnqueueResult]:
+        rows = [insert_params(job, self._now) for job in jobs]
+        return _enqueue(self._open(), jobs, rows, limits)
+
+    def get(self, job_id: int) -> Job | None:
+        return _get(self._open(), job_id)
+
+    def cancel(self, job_id: int) -> Job | None:
+        conn = self._open()
+        conn.execute(
+            "UPDATE qj_jobs SET state = 'cancelled', finished_at = ? "
+            "WHERE id = ? AND state = 'queued'",
+            (self._now, job_id),
+        )
+        return _get(conn, job_id)
 
 
 def _queued_counts(conn: sqlite3.Connection, owner: str | None) -> tuple[int, int]:
