@@ -50,7 +50,7 @@ def add_schedule_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
     @document_response(AdminErrorBody, 401)
     async def admin_schedules() -> Response:
         """Periodic tasks with their next run and the job of their latest moment."""
-        auth.authenticate(request)
+        await auth.authenticate(request)
         now = jobs.clock()
         answers: list[dict[str, Any]] = []
         for schedule in jobs.schedules:
