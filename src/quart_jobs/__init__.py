@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .drain import Drained
 from .errors import (
     ArgumentsNotSerializable,
     BackendUnavailable,
@@ -19,6 +20,7 @@ from .errors import (
 from .extension import QuartJobs, get_jobs
 from .jobs import Jobs
 from .models import Job, JobState, Stats, Tier
+from .periodic import Schedule
 from .policy import RetryPolicy
 from .registry import Task
 from .transaction import Transaction
@@ -28,6 +30,7 @@ __all__ = [
     "ArgumentsNotSerializable",
     "BackendUnavailable",
     "ConfigurationError",
+    "Drained",
     "Job",
     "JobNotFound",
     "JobState",
@@ -39,6 +42,7 @@ __all__ = [
     "ResultNotSerializable",
     "RetryPolicy",
     "RetryRefused",
+    "Schedule",
     "SchemaTooNew",
     "Stats",
     "Task",

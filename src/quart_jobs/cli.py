@@ -353,6 +353,7 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
         log_to_stderr()
         _run(lambda: jobs, lambda j: run_worker_until_signal(j, **overrides), creates_store=True)
 
+    group.add_command(schedules_command(factory))
     return group
 
 
@@ -407,6 +408,41 @@ async def run_worker_until_signal(jobs: Jobs, **overrides: Any) -> None:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+def schedules_command(factory: JobsFactory) -> click.Command:
+    """``schedules``: the app's periodic tasks and their next run. The schedules live in the
+    application's code, not in the store: it needs ``--app`` and reads no database."""
+
+    @click.command("schedules", help="Periodic tasks and their next run (needs --app).")
+    @json_option
+    def schedules(as_json: bool) -> None:
+        jobs = factory()
+        if not jobs.registry.names():
+            raise click.UsageError(
+                "no tasks are registered: give --app MODULE:APP (the app that declares the "
+                "periodic tasks with @jobs.periodic)"
+            )
+        now = jobs.clock()
+        found = [schedule.as_dict(now) for schedule in jobs.schedules]
+        if as_json:
+            _emit_json(found)
+        elif not found:
+            click.echo("no periodic tasks are registered")
+        else:
+            rows = [
+                [
+                    s["name"],
+                    s["schedule"],
+                    _when(s["next_run_at"]),
+                    _age(s["next_run_at"] - now),
+                    s["queue"],
+                ]
+                for s in found
+            ]
+            click.echo(_table(["name", "schedule", "next run (UTC)", "in", "queue"], rows))
+
+    return schedules
 
 
 def _factory_from(app_path: str | None, database_url: str | None) -> JobsFactory:

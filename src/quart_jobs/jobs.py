@@ -16,6 +16,7 @@ own keyword arguments, so a task may have a parameter called ``priority`` or ``t
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import contextlib
 import logging
@@ -27,11 +28,21 @@ from typing import Any, TypeVar, overload
 
 from .backends import Backend, backend_from_url
 from .backends.base import BackendTransaction, QueueLimits
+from .drain import Drained
 from .errors import ConfigurationError, JobNotFound, PayloadTooLarge, RetryRefused
 from .models import EnqueueResult, Job, JobFilter, JobState, NewJob, Stats, Tier
+from .periodic import (
+    TIMESTAMP_ARGUMENT,
+    Schedule,
+    Scheduler,
+    accepts_timestamp,
+    check_no_required_arguments,
+    checked_timing,
+)
 from .registry import Registry, Task, TaskFunc, TaskOptions, dump_json
 from .retention import Retention, parse_retention
 from .transaction import Transaction
+from .waiting import Waiters, wait_until_finished
 from .worker import Worker, WorkerSettings
 
 DEFAULT_DATABASE_URL = "sqlite:///var/jobs.sqlite3"
@@ -41,6 +52,9 @@ DEFAULT_MAX_ARGS_BYTES = 64 * 1024
 T = TypeVar("T")
 
 log = logging.getLogger("quart_jobs")
+
+#: Worker events after which a job is in an end state (they wake its waiters).
+_ENDING_EVENTS = frozenset({"succeeded", "failed", "cancelled"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +159,10 @@ class Jobs:
         #: scheduled), ``cancelled``, ``requeued`` (put back on shutdown); with the run time in
         #: seconds for the events that end an attempt. A hook that raises is logged and ignored.
         self.event_hooks: list[Callable[[str, Job, float | None], None]] = []
+        self._schedules: dict[str, Schedule] = {}
+        self._scheduler: Scheduler | None = None
+        self._waiters = Waiters()
+        self._store_notifies: bool | None = None  # watching the store's finished jobs?
         #: Asked before :meth:`retry` queues a job again: a guard returns ``None`` to allow it,
         #: or the reason it is refused (say, "the order was cancelled"), which
         #: :class:`~quart_jobs.errors.RetryRefused` carries to the admin (409) and the CLI.
@@ -240,6 +258,62 @@ class Jobs:
     def register(self, func: TaskFunc, *, name: str | None = None) -> Task:
         """Register ``func`` as a task without decorating it (``@jobs.task`` does the same)."""
         return self.registry.register(func, name=name)
+
+    def periodic(
+        self,
+        cron: str | None = None,
+        *,
+        every: float | None = None,
+        name: str | None = None,
+        timezone: str = "UTC",
+        queue: str = "default",
+        priority: int | Tier | str | None = None,
+    ) -> Callable[[TaskFunc], Task]:
+        """Register a task that runs on a schedule: ``@jobs.periodic(cron="*/5 * * * *")`` (five
+        cron fields, in ``timezone``) or ``@jobs.periodic(every=30)`` (seconds, at least 1).
+
+        The function takes no required argument; if it accepts a ``timestamp`` keyword, it gets
+        the scheduled moment (seconds since the epoch). Every process running a worker enqueues
+        the schedule's moments; each moment becomes one job (see :mod:`quart_jobs.periodic`)."""
+        where = f"@jobs.periodic({cron or f'every={every}'!r})"
+        cron_text, seconds = checked_timing(where, cron, every, timezone)
+        tier = None if priority is None else Tier.parse(priority)
+
+        def register(func: TaskFunc) -> Task:
+            check_no_required_arguments(func)
+            task = self.task(name=name, priority=tier)(func)
+            self._schedules[task.name] = Schedule(
+                task=task,
+                cron=cron_text,
+                every=seconds,
+                timezone=timezone,
+                queue=queue,
+                priority=tier,
+                passes_timestamp=accepts_timestamp(func),
+            )
+            self._scheduler = None  # rebuilt with every schedule when next needed
+            return task
+
+        return register
+
+    @property
+    def schedules(self) -> builtins.list[Schedule]:
+        """The periodic tasks registered here, by name."""
+        return [self._schedules[name] for name in sorted(self._schedules)]
+
+    @property
+    def scheduler(self) -> Scheduler:
+        """What enqueues the schedules' moments; started with this process's first worker.
+        ``await jobs.scheduler.tick()`` runs one round now (tests, with their own clock)."""
+        if self._scheduler is None:
+            self._scheduler = Scheduler(self.schedules, self._enqueue_moment, self.clock)
+        return self._scheduler
+
+    async def _enqueue_moment(self, schedule: Schedule, moment: float) -> bool:
+        kwargs = {TIMESTAMP_ARGUMENT: moment} if schedule.passes_timestamp else {}
+        enqueuer = self.options(key=schedule.key(moment), priority=schedule.priority)
+        result = await enqueuer.enqueue_result(schedule.task, **kwargs)
+        return result.created
 
     # --- enqueue -----------------------------------------------------------------------------
 
@@ -354,6 +428,8 @@ class Jobs:
         return value
 
     def _emit(self, event: str, job: Job, elapsed: float | None) -> None:
+        if event in _ENDING_EVENTS:
+            self._waiters.wake([job.id])
         for hook in self.event_hooks:
             try:
                 hook(event, job, elapsed)
@@ -376,6 +452,22 @@ class Jobs:
     async def find(self, job_id: int) -> Job | None:
         """The job with this id, or ``None``."""
         return await self.backend.get(job_id)
+
+    async def wait(self, job_id: int, timeout: float | None = None) -> Job:
+        """The job once it is succeeded, failed or cancelled, whichever process runs it.
+
+        Raises :class:`TimeoutError` after ``timeout`` seconds (``None``: no limit) and
+        :class:`~quart_jobs.errors.JobNotFound` when there is no such job. Woken when this
+        process's worker records the outcome or the store announces it (PostgreSQL); on SQLite
+        another process's outcome is seen by reading again after 10 ms, doubling up to 1 s."""
+        if timeout is not None and timeout < 0:
+            raise ValueError(f"timeout must not be negative, not {timeout}")
+        if self._store_notifies is None:
+            self._store_notifies = self.backend.watch_finished(self._waiters.wake)
+        with self._waiters.watch(job_id) as woken:
+            return await wait_until_finished(
+                lambda: self.get(job_id), woken, timeout, notified=self._store_notifies
+            )
 
     async def list(
         self,
@@ -444,6 +536,9 @@ class Jobs:
         """Stop this object's workers gracefully, then close the store."""
         for worker in list(self._workers):
             await self.stop_worker(worker)
+        if self._store_notifies is not None:
+            self.backend.unwatch_finished(self._waiters.wake)
+            self._store_notifies = None
         if self._retention is not None:
             await self._retention.stop()
             self._retention = None
@@ -465,18 +560,25 @@ class Jobs:
 
     def start_worker(self, **overrides: Any) -> Worker:
         """Start a worker in this process, with :attr:`worker_settings` plus ``overrides``."""
-        settings = replace(self.worker_settings, **overrides)
+        return self._start(replace(self.worker_settings, **overrides), self._emit)
+
+    def _start(
+        self, settings: WorkerSettings, on_event: Callable[[str, Job, float | None], None]
+    ) -> Worker:
         worker = Worker(
             self.backend,
             self.registry,
             settings,
             clock=self.clock,
-            on_event=self._emit,
+            on_event=on_event,
             job_context=self.job_context,
         )
         self._workers.append(worker)
         worker.start()
-        self.start_retention()
+        if not settings.burst:
+            if self._schedules:
+                self.scheduler.start()  # keeps the schedules while a worker runs here
+            self.start_retention()
         return worker
 
     def start_retention(self) -> None:
@@ -495,6 +597,32 @@ class Jobs:
         finally:
             if worker in self._workers:
                 self._workers.remove(worker)
+            if self._scheduler is not None and not any(not w.settings.burst for w in self._workers):
+                await self._scheduler.stop()
+
+    async def drain(self, timeout: float | None = None) -> Drained:
+        """Run, in this process, every job that is ready, and the jobs they enqueue, until no
+        job is ready and none runs; return how the attempts ended (:class:`Drained`).
+
+        A burst worker does it (the worker of production: retries, timeouts and hooks behave
+        the same). Jobs delayed into the future (including retries waiting for their backoff)
+        are not waited for. After ``timeout`` seconds the running jobs are put back in the
+        queue and :class:`TimeoutError` is raised."""
+        drained = Drained()
+
+        def on_event(event: str, job: Job, elapsed: float | None) -> None:
+            drained.record(event, job, elapsed)
+            self._emit(event, job, elapsed)
+
+        worker = self._start(replace(self.worker_settings, burst=True), on_event)
+        try:
+            async with asyncio.timeout(timeout):
+                await worker.wait()
+        except TimeoutError:
+            raise TimeoutError(f"drain: jobs were still running after {timeout:g}s") from None
+        finally:
+            await self.stop_worker(worker, timeout=0)
+        return drained
 
     @contextlib.asynccontextmanager
     async def run_worker(self, **overrides: Any) -> AsyncIterator[Worker]:

@@ -79,6 +79,8 @@ class WorkerSettings:
     aging_seconds: float = policy.DEFAULT_AGING_SECONDS
     shutdown_timeout: float = 20.0
     retry: policy.RetryPolicy = field(default_factory=policy.RetryPolicy)
+    #: Burst mode (``jobs.drain``): claim until no job is ready and none runs, then stop.
+    burst: bool = False
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -169,6 +171,12 @@ class Worker:
     def notify(self) -> None:
         """Wake the worker: a job may be ready (called on enqueue in this process)."""
         self._wake.set()
+
+    async def wait(self) -> None:
+        """Until the worker stops claiming by itself (burst mode: nothing ready and nothing
+        running any more) or through :meth:`stop`."""
+        if self._main is not None:
+            await asyncio.shield(self._main)
 
     def stop_claiming(self) -> None:
         """Claim no more jobs; running ones go on (the first step of a graceful stop)."""
@@ -276,6 +284,7 @@ class Worker:
         look_first = False  # woken by the poll timer: read before taking the write lock
         while True:
             self._wake.clear()  # whatever happens from here on wakes the next sleep
+            look_first = look_first and not self.settings.burst
             outcomes, self._outcomes = self._outcomes, []
             free = 0 if self._stopping else self.settings.concurrency - len(self._running)
             if free > 0 and look_first and not outcomes and not await self._ready_or_down():
@@ -322,6 +331,8 @@ class Worker:
                 self._recorded(finished, was_held)
             for job in claimed:
                 self._launch(job)
+            if self.settings.burst and not claimed and not self._running and not self._outcomes:
+                return  # burst mode: nothing was ready, nothing runs, nothing to record
             if free > 0 and len(claimed) == free:
                 look_first = False  # full: there may be more, go again
                 continue

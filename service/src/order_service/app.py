@@ -22,6 +22,7 @@ from quart_jobs import Job, QuartJobs
 from quart_jobs.admin import register_admin
 from quart_jobs.metrics import register_metrics
 
+from . import orders
 from .config import Settings
 from .errors import ApiError, register_error_handlers
 from .http import (
@@ -47,16 +48,19 @@ from .schemas import (
     OrderQuery,
     OrderRequest,
     OrdersOpenAPI,
+    OrderWaitQuery,
     RetryHeaders,
     UnauthorizedHeaders,
 )
 from .service import (
     DEMO_CUSTOMERS,
     EXTENSION_KEY,
+    STOPPING_KEY,
     OrdersState,
     hash_key,
     order_json,
     process_order,
+    wait_for_end,
 )
 from .store import store_for
 
@@ -203,17 +207,27 @@ def register_routes(app: Quart, readiness: Readiness) -> None:
         return response
 
     @app.get("/orders/<int:order_id>")
+    @validate_querystring(OrderWaitQuery)
     @document_response(Order, 200)
+    @document_response(ErrorBody, 400)
     @document_response(ErrorBody, 401, UnauthorizedHeaders)
     @document_response(ErrorBody, 404)
     @document_response(ErrorBody, 429, RetryHeaders)
     @document_response(ErrorBody, 503, RetryHeaders)
-    async def get_order(order_id: int) -> Response:
-        """One of your orders."""
+    async def get_order(order_id: int, query_args: OrderWaitQuery) -> Response:
+        """One of your orders. With ``wait=S`` (0 to 30 seconds), answered as soon as the order
+        is completed, failed or cancelled, or after S seconds with its current state."""
         customer = await authenticate()
-        order = await orders_state().require_store().get_order(check_id(order_id))
+        state = orders_state()
+        order = await state.require_store().get_order(check_id(order_id))
         if order is None or order.customer != customer.name:
             raise ApiError(404, "not_found", "no such order")
+        if query_args.wait and order.status in orders.UNSETTLED and order.job_id is not None:
+            stopping = app.extensions.get(STOPPING_KEY)
+            if await wait_for_end(state.jobs, order.job_id, query_args.wait, stopping):
+                # Its job ended: bring the order along now (as the worker's event does).
+                await state.jobs.transaction(orders.sync_with_job([order.id]))
+            order = await state.require_store().get_order(order.id) or order
         return jsonify(order_json(order))
 
     @app.get("/orders")

@@ -65,6 +65,12 @@ class OrderQuery(BaseModel):
     limit: Annotated[int, Field(ge=1, le=500)] = 50
 
 
+class OrderWaitQuery(BaseModel):
+    """``GET /orders/{id}?wait=S``: answer once the order has ended, or after S seconds."""
+
+    wait: Annotated[float, Field(ge=0, le=30, allow_inf_nan=False)] | None = None
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str

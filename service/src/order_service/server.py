@@ -23,6 +23,7 @@ from hypercorn.utils import wrap_app
 from quart import Quart
 
 from .config import Settings
+from .service import STOPPING_KEY
 
 log = logging.getLogger("orders")
 
@@ -62,6 +63,7 @@ def bind(config: Config, settings: Settings) -> Sockets:
 async def serve_until_signal(app: Quart, config: Config, sockets: Sockets) -> None:
     """Serve on the already bound ``sockets`` until SIGTERM/SIGINT."""
     stop = asyncio.Event()
+    app.extensions[STOPPING_KEY] = stop  # long-polling requests end when it is set
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

@@ -18,7 +18,7 @@ from typing import Any
 
 from quart import current_app
 
-from quart_jobs import QuartJobs, current_job
+from quart_jobs import Jobs, QuartJobs, current_job
 
 from . import orders
 from .config import Settings
@@ -27,6 +27,9 @@ from .reconcile import Reconciler
 from .store import Customer, OrdersStore
 
 EXTENSION_KEY = "orders"
+
+#: ``app.extensions`` key of the event the server sets when it begins to stop.
+STOPPING_KEY = "order_service.stopping"
 
 KEY_CACHE_SECONDS = 5.0
 KEY_CACHE_MAX = 10_000
@@ -119,3 +122,21 @@ async def process_order(order_id: int) -> dict[str, Any]:
         )
     first = await jobs.transaction(orders.complete(order_id, job, jobs.clock()))
     return {"fulfilled": True, "first_write": first}
+
+
+async def wait_for_end(
+    jobs: Jobs, job_id: int, seconds: float, stopping: asyncio.Event | None
+) -> bool:
+    """Wait until job ``job_id`` has ended (``True``), ``seconds`` have passed or the server
+    begins to stop (``False``): a long poll must not hold up a graceful shutdown."""
+    waiting = asyncio.ensure_future(jobs.wait(job_id, timeout=seconds))
+    watchers: set[asyncio.Future[Any]] = {waiting}
+    if stopping is not None:
+        watchers.add(asyncio.ensure_future(stopping.wait()))
+    try:
+        await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for watcher in watchers:
+            watcher.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+    return waiting.done() and not waiting.cancelled() and waiting.exception() is None

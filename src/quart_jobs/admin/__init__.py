@@ -10,8 +10,9 @@ mounts, under ``/admin``:
   every 2 seconds; a login form when the visitor has no session yet;
 * ``POST /admin/login``, ``POST /admin/logout``: the session (see :mod:`.auth`);
 * ``/admin/api/stats``, ``/admin/api/throughput``, ``/admin/api/jobs``,
-  ``/admin/api/jobs/<id>``, ``POST /admin/api/jobs/<id>/retry`` and ``…/cancel``: JSON for
-  scripts (``Authorization: Bearer <token>``) and for the page (the cookie).
+  ``/admin/api/jobs/<id>``, ``POST /admin/api/jobs/<id>/retry`` and ``…/cancel``,
+  ``/admin/api/schedules`` (periodic tasks, their next run): JSON for scripts
+  (``Authorization: Bearer <token>``) and for the page (the cookie).
 
 With no token (``None`` or empty) every admin route answers 404 "admin disabled".
 """
@@ -30,6 +31,7 @@ from .api import add_api_routes
 from .auth import MIN_TOKEN_LENGTH, AdminAuth, AdminError, TokenSource
 from .clients import ClientView, parse_networks
 from .pages import PAGE_HEADERS, add_page_routes
+from .schedules import add_schedule_routes
 
 __all__ = ["AdminAuth", "AdminError", "admin_blueprint", "register_admin"]
 
@@ -82,6 +84,7 @@ def admin_blueprint(
 
     add_page_routes(bp, auth, prefix)
     add_api_routes(bp, jobs, auth)
+    add_schedule_routes(bp, jobs, auth)
     return bp
 
 

@@ -48,6 +48,13 @@ class Outcome:
     run_at: float | None = None
     refund: bool = False
 
+    @property
+    def ends_job(self) -> bool:
+        """Whether this outcome puts its job in an end state (not a retry, not a refund)."""
+        if self.state is JobState.FAILED:
+            return self.run_at is None
+        return self.state in (JobState.SUCCEEDED, JobState.CANCELLED)
+
 
 @dataclass(frozen=True, slots=True)
 class QueueLimits:
@@ -284,6 +291,16 @@ class Backend(abc.ABC):
         return None
 
     def unsubscribe(self, callback: Callable[[], None]) -> None:
+        return None
+
+    def watch_finished(self, callback: Callable[[Collection[int] | None], None]) -> bool:
+        """Call ``callback`` (on the event loop) with the ids of jobs that reached an end state,
+        whichever process ended them; ``None`` means "some may have: read them again" (after a
+        reconnect). Return ``False`` when this backend cannot tell other processes' finishes
+        (SQLite): the caller then reads the jobs again now and then."""
+        return False
+
+    def unwatch_finished(self, callback: Callable[[Collection[int] | None], None]) -> None:
         return None
 
 

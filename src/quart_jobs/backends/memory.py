@@ -43,6 +43,7 @@ class MemoryBackend(Backend):
         self._jobs: dict[int, Job] = {}
         self._keys: dict[str, int] = {}
         self._next_id = 1
+        self._watchers: list[Callable[[Collection[int] | None], None]] = []
         self._sessions: dict[str, float] = {}
 
     async def open(self) -> None:
@@ -50,6 +51,20 @@ class MemoryBackend(Backend):
 
     async def close(self) -> None:
         return None
+
+    def watch_finished(self, callback: Callable[[Collection[int] | None], None]) -> bool:
+        if callback not in self._watchers:
+            self._watchers.append(callback)
+        return True
+
+    def unwatch_finished(self, callback: Callable[[Collection[int] | None], None]) -> None:
+        if callback in self._watchers:
+            self._watchers.remove(callback)
+
+    def _announce(self, job_ids: Collection[int]) -> None:
+        if job_ids:
+            for callback in tuple(self._watchers):
+                callback(job_ids)
 
     async def enqueue(
         self, jobs: Sequence[NewJob], now: float, *, limits: QueueLimits | None = None
@@ -153,6 +168,8 @@ class MemoryBackend(Backend):
                 continue
             self._jobs[job.id] = _apply(job, outcome, now)
             done.append(True)
+        ended = zip(outcomes, done, strict=True)
+        self._announce([o.lease.job_id for o, held in ended if held and o.ends_job])
         return done
 
     async def recover_expired(self, now: float) -> int:
@@ -163,6 +180,7 @@ class MemoryBackend(Backend):
         ]
         for job in expired:
             self._jobs[job.id] = _expire(job, now)
+        self._announce([j.id for j in expired if self._jobs[j.id].state.finished])
         return len(expired)
 
     async def run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
@@ -185,9 +203,11 @@ class MemoryBackend(Backend):
             return None
         if job.state is JobState.QUEUED:
             job = replace(job, state=JobState.CANCELLED, finished_at=now)
+            self._jobs[job_id] = job
+            self._announce([job_id])
         elif job.state is JobState.RUNNING and running:
             job = replace(job, cancel_requested=True)
-        self._jobs[job_id] = job
+            self._jobs[job_id] = job
         return job
 
     async def retry(self, job_id: int, now: float) -> Job | None:

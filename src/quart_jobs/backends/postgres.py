@@ -51,6 +51,7 @@ from .base import (
     purge_states,
 )
 from .postgres_enqueue import EnqueueCall, KeyVanished, write_calls
+from .postgres_finished import FinishedCallback, FinishedListener, notify_finished
 from .postgres_io import RETRYABLE, GroupCommit, Listener, redact_url, translated, unavailable
 from .postgres_sql import MIGRATIONS
 from .postgres_tx import PostgresTransaction
@@ -121,6 +122,7 @@ class PostgresBackend(Backend):
             GroupCommit(self._flush_enqueues, max_batch=max_batch) if group_commit else None
         )
         self._listener = Listener(self._connect, CHANNEL, schema)
+        self._finished = FinishedListener(self._connect, schema)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresBackend:
@@ -175,6 +177,7 @@ class PostgresBackend(Backend):
         if self._group is not None:
             await self._group.wait_idle()
         await self._listener.stop()
+        await self._finished.stop()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
@@ -218,6 +221,13 @@ class PostgresBackend(Backend):
 
     def unsubscribe(self, callback: Callable[[], None]) -> None:
         self._listener.remove(callback)
+
+    def watch_finished(self, callback: FinishedCallback) -> bool:
+        self._finished.watch(callback)
+        return True
+
+    def unwatch_finished(self, callback: FinishedCallback) -> None:
+        self._finished.unwatch(callback)
 
     @property
     def listener_pid(self) -> int | None:
@@ -326,12 +336,15 @@ class PostgresBackend(Backend):
         statements = [q.finish_statement(o, now) for o in outcomes]
         if not statements:
             return []
+        ended = [o.lease.job_id for o in outcomes if o.ends_job]
         async with self._connection() as conn:
-            if len(statements) == 1:
+            if len(statements) == 1 and not ended:
                 ((query, params),) = statements
                 return [(await conn.execute(query, params)).rowcount == 1]
             async with conn.pipeline(), conn.transaction():
                 cursors = [await conn.execute(query, params) for query, params in statements]
+                if ended:
+                    await notify_finished(conn, self.schema, ended)
             return [cur.rowcount == 1 for cur in cursors]
 
     async def recover_expired(self, now: float) -> int:
@@ -348,6 +361,8 @@ class PostgresBackend(Backend):
                 "WHERE state = 'running' AND lease_expires_at < %s",
                 (now, now),
             )
+            if cur.rowcount:
+                await notify_finished(conn, self.schema, None)  # some may have failed for good
             return cur.rowcount
 
     async def cancel(self, job_id: int, now: float, *, running: bool = True) -> Job | None:
@@ -363,7 +378,12 @@ class PostgresBackend(Backend):
                 (now, job_id, running),
             )
             row = await cur.fetchone()
-            return job_from_row(row) if row is not None else await _get(conn, job_id)
+            if row is None:
+                return await _get(conn, job_id)
+            job = job_from_row(row)
+            if job.state is JobState.CANCELLED and job.finished_at == now:
+                await notify_finished(conn, self.schema, [job.id])
+            return job
 
     async def retry(self, job_id: int, now: float) -> Job | None:
         async with self._connection() as conn:

@@ -215,6 +215,11 @@ class Listener:
             except Exception:
                 log.exception("a job notification subscriber failed")
 
+    def _received(self, payload: str) -> None:
+        """A notification arrived on the channel (subclasses read other payloads)."""
+        if payload == self._payload:
+            self._wake()
+
     async def _run(self) -> None:
         failures = 0
         while self._callbacks:
@@ -223,8 +228,7 @@ class Listener:
                     failures = 0
                     self._wake()
                     async for notify in notifies:
-                        if notify.payload == self._payload:
-                            self._wake()
+                        self._received(notify.payload)
             except (psycopg.Error, OSError, BackendUnavailable) as exc:
                 failures += 1
                 pause = min(self._max_backoff, 0.1 * 2**failures)

@@ -237,6 +237,26 @@
     ]);
   }
 
+  function renderSchedules(data) {
+    const table = document.getElementById("schedules");
+    const rows = data.schedules.map((s) =>
+      el(
+        "tr",
+        { "data-schedule": s.name },
+        el("td", { class: "mono", text: s.name }),
+        el("td", { class: "mono", text: s.schedule }),
+        el("td", { text: when(s.next_run_at) }),
+        el("td", { class: "num", text: duration(s.next_run_at - data.now) }),
+        el("td", { text: s.latest ? when(s.latest.moment) : "–" }),
+        el("td", {}, ...(s.latest ? [jobLink(s.latest.id), " ", badge(s.latest.state)] : ["–"])),
+      ),
+    );
+    table.querySelector("tbody").replaceChildren(...rows);
+    table.hidden = rows.length === 0;
+    table.nextElementSibling.hidden = rows.length !== 0;
+    document.getElementById("schedules-count").textContent = String(rows.length);
+  }
+
   function renderJob(job, now) {
     const drawer = document.getElementById("detail");
     document.getElementById("detail-title").replaceChildren(
@@ -313,6 +333,7 @@
       renderStats(stats);
       renderChart(throughput);
       renderLists(running, failed, queued);
+      renderSchedules(await api("schedules"));
       if (openJob !== null) {
         const { job, now } = await api(`jobs/${openJob}`);
         if (openJob === job.id) renderJob(job, now);
