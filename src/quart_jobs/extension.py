@@ -17,6 +17,7 @@ from typing import Any
 from quart import Quart
 
 from . import policy
+from .backends.base import queue_names
 from .jobs import Jobs
 from .worker import Worker, WorkerSettings
 
@@ -28,7 +29,10 @@ DEFAULTS: dict[str, Any] = {
     "QUART_JOBS_CONCURRENCY": 4,
     "QUART_JOBS_SHUTDOWN_TIMEOUT": 20.0,
     "QUART_JOBS_MAX_ATTEMPTS": 5,
-    "QUART_JOBS_AGING_SECONDS": policy.DEFAULT_AGING_SECONDS,
+    # Shares of the priority levels ({priority: weight}; see quart_jobs.policy.Weights).
+    "QUART_JOBS_WEIGHTS": dict(policy.DEFAULT_WEIGHTS),
+    # The queues the embedded worker claims from ("a,b" or a list); None: every queue.
+    "QUART_JOBS_QUEUES": None,
     "QUART_JOBS_LEASE_SECONDS": 30.0,
     "QUART_JOBS_POLL_INTERVAL": 0.5,
     "QUART_JOBS_SQLITE_SYNCHRONOUS": "FULL",
@@ -66,6 +70,12 @@ class QuartJobs(Jobs):
     def configure_from(self, app: Quart) -> None:
         """Apply ``app.config`` (called before serving and by the CLI)."""
         cfg = app.config
+        if "QUART_JOBS_AGING_SECONDS" in cfg:
+            log.warning(
+                "QUART_JOBS_AGING_SECONDS is no longer used and is ignored: fair scheduling "
+                "replaced aging (set QUART_JOBS_WEIGHTS to change the tiers' shares)"
+            )
+        queues = cfg["QUART_JOBS_QUEUES"]
         url = cfg["QUART_JOBS_DATABASE_URL"]
         options: dict[str, Any] = {}
         if isinstance(url, str) and url.startswith("sqlite:"):
@@ -78,7 +88,8 @@ class QuartJobs(Jobs):
                 concurrency=int(cfg["QUART_JOBS_CONCURRENCY"]),
                 lease_seconds=float(cfg["QUART_JOBS_LEASE_SECONDS"]),
                 poll_interval=float(cfg["QUART_JOBS_POLL_INTERVAL"]),
-                aging_seconds=float(cfg["QUART_JOBS_AGING_SECONDS"]),
+                weights=policy.Weights.of(cfg["QUART_JOBS_WEIGHTS"]),
+                queues=None if not queues else queue_names(queues),
                 shutdown_timeout=float(cfg["QUART_JOBS_SHUTDOWN_TIMEOUT"]),
             ),
         )

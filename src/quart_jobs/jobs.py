@@ -20,15 +20,16 @@ import builtins
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, overload
 
 from .backends import Backend, backend_from_url
-from .backends.base import QueueLimits
+from .backends.base import QueueLimits, queue_names
 from .errors import ConfigurationError, JobNotFound, PayloadTooLarge
-from .models import EnqueueResult, Job, JobFilter, JobState, NewJob, Stats, Tier
+from .models import DEFAULT_QUEUE, EnqueueResult, Job, JobFilter, JobState, NewJob, Stats, Tier
+from .policy import Weights
 from .registry import Registry, Task, TaskFunc, TaskOptions, dump_json
 from .worker import Worker, WorkerSettings
 
@@ -49,6 +50,9 @@ class EnqueueOptions:
     max_attempts: int | None = None
     timeout: float | None = None
     limits: QueueLimits | None = None
+    queue: str | None = None
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
 
 
 class Enqueuer:
@@ -84,6 +88,7 @@ class Jobs:
         worker_settings: WorkerSettings | None = None,
         clock: Callable[[], float] = time.time,
         backend_options: dict[str, Any] | None = None,
+        weights: Weights | Mapping[int, float] | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ConfigurationError(f"JOB_MAX_ATTEMPTS must be at least 1, not {max_attempts}")
@@ -97,6 +102,9 @@ class Jobs:
         #: Caps on queued jobs checked at every enqueue (``options(limits=…)`` overrides them).
         self.queue_limits = queue_limits
         self.worker_settings = worker_settings or WorkerSettings()
+        if weights is not None:
+            #: Shares of the priority levels for this process's workers (see ``Weights``).
+            self.worker_settings = replace(self.worker_settings, weights=Weights.of(weights))
         self.clock = clock
         self._workers: list[Worker] = []
         self._opened = False
@@ -147,6 +155,7 @@ class Jobs:
         max_attempts: int | None = None,
         timeout: float | None = None,
         priority: int | Tier | str | None = None,
+        queue: str | None = None,
     ) -> Callable[[TaskFunc], Task]: ...
 
     def task(
@@ -158,12 +167,14 @@ class Jobs:
         max_attempts: int | None = None,
         timeout: float | None = None,
         priority: int | Tier | str | None = None,
+        queue: str | None = None,
     ) -> Task | Callable[[TaskFunc], Task]:
         """Register a sync or async function as a task: ``@jobs.task`` or ``@jobs.task(...)``."""
         options = TaskOptions(
             max_attempts=max_attempts,
             timeout=timeout,
             priority=None if priority is None else Tier.parse(priority),
+            queue=None if queue is None else queue_names([queue])[0],
         )
 
         def register(f: TaskFunc) -> Task:
@@ -187,16 +198,45 @@ class Jobs:
         max_attempts: int | None = None,
         timeout: float | None = None,
         limits: QueueLimits | None = None,
+        queue: str | None = None,
+        concurrency_key: str | None = None,
+        concurrency_limit: int | None = None,
     ) -> Enqueuer:
         """Set job options for an enqueue: ``await jobs.options(priority="vip").enqueue(f, x)``.
 
         ``limits`` caps the queue for this enqueue (:class:`~quart_jobs.errors.QueueFull` past
-        them), checked atomically with the insert; an existing ``key`` is returned regardless."""
+        them), checked atomically with the insert; an existing ``key`` is returned regardless.
+        ``queue`` overrides the task's queue. ``concurrency_key`` with ``concurrency_limit``: at
+        most that many jobs with this key run at once, across every process."""
         if delay is not None and run_at is not None:
             raise ValueError("give delay= or run_at=, not both")
+        if (concurrency_key is None) != (concurrency_limit is None):
+            raise ValueError("give concurrency_key= and concurrency_limit= together")
+        if concurrency_limit is not None and (
+            isinstance(concurrency_limit, bool)
+            or not isinstance(concurrency_limit, int)
+            or concurrency_limit < 1
+        ):
+            raise ValueError(
+                f"concurrency_limit must be an integer >= 1, not {concurrency_limit!r}"
+            )
+        if concurrency_key is not None and not 1 <= len(concurrency_key) <= 200:
+            raise ValueError("concurrency_key must have 1 to 200 characters")
         return Enqueuer(
             self,
-            EnqueueOptions(priority, delay, run_at, key, owner, max_attempts, timeout, limits),
+            EnqueueOptions(
+                priority,
+                delay,
+                run_at,
+                key,
+                owner,
+                max_attempts,
+                timeout,
+                limits,
+                None if queue is None else queue_names([queue])[0],
+                concurrency_key,
+                concurrency_limit,
+            ),
         )
 
     async def enqueue(self, target: Task | TaskFunc | str, /, *args: Any, **kwargs: Any) -> Job:
@@ -242,6 +282,9 @@ class Jobs:
             owner=opts.owner,
             max_attempts=max_attempts,
             timeout=opts.timeout if opts.timeout is not None else task.options.timeout,
+            queue=opts.queue or task.options.queue or DEFAULT_QUEUE,
+            concurrency_key=opts.concurrency_key,
+            concurrency_limit=opts.concurrency_limit,
             encoded=(args_json, kwargs_json),
         )
 
@@ -292,6 +335,7 @@ class Jobs:
         owner: str | None = None,
         limit: int = 50,
         before_id: int | None = None,
+        queue: str | None = None,
     ) -> list[Job]:
         return await self.backend.list_jobs(
             JobFilter(
@@ -299,6 +343,7 @@ class Jobs:
                 priority=None if priority is None else Tier.parse(priority),
                 task=task,
                 owner=owner,
+                queue=queue,
                 limit=limit,
                 before_id=before_id,
             )
@@ -356,7 +401,10 @@ class Jobs:
         await self.close()
 
     def start_worker(self, **overrides: Any) -> Worker:
-        """Start a worker in this process, with :attr:`worker_settings` plus ``overrides``."""
+        """Start a worker in this process, with :attr:`worker_settings` plus ``overrides``
+        (``queues=["emails"]``: claim only from those queues)."""
+        if overrides.get("queues") is not None:
+            overrides["queues"] = queue_names(overrides["queues"])
         settings = replace(self.worker_settings, **overrides)
         worker = Worker(
             self.backend,

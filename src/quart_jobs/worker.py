@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import policy
-from .backends.base import Backend, Outcome
+from .backends.base import Backend, ClaimScope, Outcome, queue_names
 from .errors import BackendUnavailable, JobsError
 from .models import Job, JobState, Lease
 from .registry import Registry, dump_json
@@ -51,11 +51,17 @@ class WorkerSettings:
     lease_seconds: float = 30.0
     heartbeat_interval: float | None = None  # default: a third of the lease
     poll_interval: float = 0.5
-    aging_seconds: float = policy.DEFAULT_AGING_SECONDS
     shutdown_timeout: float = 20.0
     retry: policy.RetryPolicy = field(default_factory=policy.RetryPolicy)
+    #: Shares of the priority levels when several wait (``{0: 9, 10: 1}``; see policy).
+    weights: policy.Weights = field(default_factory=policy.Weights)
+    #: The queues this worker claims from; ``None``: every queue.
+    queues: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "weights", policy.Weights.of(self.weights))
+        if self.queues is not None:
+            object.__setattr__(self, "queues", queue_names(self.queues))
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {self.concurrency}")
         if self.lease_seconds <= 0:
@@ -174,6 +180,10 @@ class Worker:
 
     # --- claiming ----------------------------------------------------------------------------
 
+    def scope(self) -> ClaimScope:
+        """What this worker may claim: its registered tasks, from its queues."""
+        return ClaimScope(tuple(self.registry.names()), self.settings.queues, self.settings.weights)
+
     async def _pump(self) -> None:
         """Record finished jobs' outcomes and claim new jobs, both in one store operation:
         one transaction (one commit) per round, however many jobs ended or start."""
@@ -199,7 +209,7 @@ class Worker:
                     free,
                     self._clock(),
                     self.settings.lease_seconds,
-                    self.settings.aging_seconds,
+                    self.scope(),
                 )
                 failures = 0
             except BackendUnavailable as exc:

@@ -49,7 +49,7 @@ async def _seed(path: Path) -> Seeded:
         return result.job.id
 
     async def end(job_id: int, state: JobState, at: float, **outcome: Any) -> None:
-        (job,) = await backend.claim("cli-test", 1, at, 30, 300)
+        (job,) = await backend.claim("cli-test", 1, at, 30)
         assert job.id == job_id
         lease = Lease(job.id, job.lease_token or "")
         assert await backend.finish([Outcome(lease, state, **outcome)], at) == [True]
@@ -71,7 +71,7 @@ async def _seed(path: Path) -> Seeded:
     succeeded_new = await add("report.build")
     await end(succeeded_new, JobState.SUCCEEDED, now, result='{"ok":true}')
     running = await add("report.build", int(Tier.VIP))
-    await backend.claim("cli-test", 1, now, 300, 300)
+    await backend.claim("cli-test", 1, now, 300)
     queued = await add("mail.send")
     await backend.close()
     return Seeded(

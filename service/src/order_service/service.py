@@ -38,7 +38,11 @@ STATE_OF_STATUS = {status: state for state, status in STATUS_OF_STATE.items()}
 KEY_CACHE_SECONDS = 5.0
 KEY_CACHE_MAX = 10_000
 
-DEMO_CUSTOMERS = (("alice", "vip", "demo-vip-key"), ("bob", "regular", "demo-regular-key"))
+DEMO_CUSTOMERS = (
+    ("alice", "vip", "demo-vip-key"),
+    ("bob", "regular", "demo-regular-key"),
+    ("carol", "regular", "demo-regular-key-2"),
+)
 
 
 class SimulatedFailure(RuntimeError):

@@ -2,7 +2,7 @@
 
 Claiming locks its candidates with ``FOR UPDATE SKIP LOCKED``, so concurrent workers never
 wait for each other nor get the same job; the order among the candidates is decided by
-:func:`quart_jobs.policy.choose_claims`, as in every backend. Times are the callers' clock
+:mod:`quart_jobs.policy`, as in every backend (see :mod:`.postgres_fair`). Times are the callers' clock
 (seconds since the epoch in ``double precision`` columns), never the server's.
 
 Enqueues of the process are group-committed (see :mod:`.postgres_io`) and send
@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import secrets
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from typing import Any
 
@@ -25,11 +24,9 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 
-from .. import policy
 from ..errors import BackendUnavailable, ConfigurationError, QueueFull, SchemaTooNew
 from ..models import (
     FINISHED_STATES,
-    TOP_PRIORITY,
     EnqueueResult,
     Job,
     JobFilter,
@@ -40,8 +37,10 @@ from ..models import (
 )
 from . import postgres_sql as q
 from .base import (
+    ANY_SCOPE,
     JOB_COLUMNS,
     Backend,
+    ClaimScope,
     Heartbeat,
     Outcome,
     QueueLimits,
@@ -49,6 +48,7 @@ from .base import (
     purge_states,
 )
 from .postgres_enqueue import EnqueueCall, KeyVanished, write_calls
+from .postgres_fair import claim as fair_claim
 from .postgres_io import RETRYABLE, GroupCommit, Listener, redact_url, translated, unavailable
 from .postgres_sql import MIGRATIONS
 from .sql import filter_sql, insert_params
@@ -265,25 +265,17 @@ class PostgresBackend(Backend):
                 raise
 
     async def claim(
-        self, worker: str, limit: int, now: float, lease_seconds: float, aging_seconds: float
+        self,
+        worker: str,
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        scope: ClaimScope = ANY_SCOPE,
     ) -> list[Job]:
         if limit <= 0:
             return []
-        async with self._connection() as conn, conn.pipeline(), conn.transaction():
-            ready = await conn.execute(q.READY, (now, limit))
-            aged = None
-            if aging_seconds >= 0:
-                aged = await conn.execute(q.AGED, (now - aging_seconds, TOP_PRIORITY, limit))
-            candidates = [q.Candidate(*r) for r in await ready.fetchall()]
-            if aged is not None:
-                candidates += [q.Candidate(*r) for r in await aged.fetchall()]
-            chosen = [c.id for c in policy.choose_claims(candidates, limit, now, aging_seconds)]
-            if not chosen:
-                return []
-            tokens = [secrets.token_hex(8) for _ in chosen]
-            cur = await conn.execute(q.CLAIM, (now, worker, now + lease_seconds, chosen, tokens))
-            by_id = {job.id: job for job in map(job_from_row, await cur.fetchall())}
-        return [by_id[job_id] for job_id in chosen if job_id in by_id]
+        async with self._connection() as conn, conn.transaction():
+            return await fair_claim(conn, worker, limit, now, lease_seconds, scope)
 
     async def heartbeat(
         self, leases: Sequence[Lease], now: float, lease_seconds: float
@@ -354,7 +346,7 @@ class PostgresBackend(Backend):
     async def retry(self, job_id: int, now: float) -> Job | None:
         async with self._connection() as conn:
             cur = await conn.execute(
-                "UPDATE qj_jobs SET state = 'queued', attempts = 0, run_at = %s, "
+                "UPDATE qj_jobs SET state = 'queued', attempts = 0, run_at = %s, tag = NULL, "
                 "finished_at = NULL, cancel_requested = false, result = NULL, error = NULL, "
                 f"traceback = NULL, {q.CLEAR_LEASE} "
                 f"WHERE id = %s AND state IN ('failed', 'cancelled') RETURNING {JOB_COLUMNS}",
@@ -393,12 +385,19 @@ class PostgresBackend(Backend):
                 "SELECT priority, MIN(enqueued_at) FROM qj_jobs WHERE state = 'queued' "
                 "GROUP BY priority"
             )
+            by_queue = await conn.execute(
+                "SELECT queue, state, COUNT(*) FROM qj_jobs GROUP BY queue, state"
+            )
             counts = {
                 (JobState(state), priority): int(n)
                 for state, priority, n in await by_state.fetchall()
             }
             oldest_queued = {int(p): float(t) for p, t in await oldest.fetchall()}
-        return Stats(counts=counts, oldest_queued=oldest_queued)
+            queues = {
+                (str(queue), JobState(state)): int(n)
+                for queue, state, n in await by_queue.fetchall()
+            }
+        return Stats(counts=counts, oldest_queued=oldest_queued, queues=queues)
 
     async def next_run_at(self) -> float | None:
         async with self._connection() as conn:

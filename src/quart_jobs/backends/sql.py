@@ -17,6 +17,7 @@ def filter_sql(flt: JobFilter, placeholder: str) -> tuple[str, list[Any]]:
         ("priority", flt.priority),
         ("task", flt.task),
         ("owner", flt.owner),
+        ("queue", flt.queue),
     ):
         if value is not None:
             clauses.append(f"{column} = {placeholder}")
@@ -29,7 +30,8 @@ def filter_sql(flt: JobFilter, placeholder: str) -> tuple[str, list[Any]]:
 
 def insert_params(job: NewJob, now: float) -> tuple[Any, ...]:
     """One job's insert parameters: task, args, kwargs, priority, max_attempts, enqueued_at,
-    run_at, owner, key, timeout (both backends' INSERT take them in this order)."""
+    run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit (both backends'
+    INSERT take them in this order, then the job's tag)."""
     args_json, kwargs_json = job.encoded or (
         json.dumps(list(job.args), separators=(",", ":"), allow_nan=False),
         json.dumps(dict(job.kwargs), separators=(",", ":"), allow_nan=False),
@@ -45,4 +47,11 @@ def insert_params(job: NewJob, now: float) -> tuple[Any, ...]:
         job.owner,
         job.key,
         None if job.timeout is None else float(job.timeout),
+        job.queue,
+        job.concurrency_key,
+        job.concurrency_limit,
     )
+
+
+# Positions in :func:`insert_params`.
+TASK, PRIORITY, ENQUEUED_AT, RUN_AT, OWNER, KEY, QUEUE = 0, 3, 5, 6, 7, 8, 10

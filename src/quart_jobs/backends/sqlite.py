@@ -12,13 +12,12 @@ import secrets
 import sqlite3
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 from .. import policy
 from ..errors import BackendUnavailable, ConfigurationError, SchemaTooNew
 from ..models import (
     FINISHED_STATES,
-    TOP_PRIORITY,
     EnqueueResult,
     Job,
     JobFilter,
@@ -27,9 +26,14 @@ from ..models import (
     NewJob,
     Stats,
 )
+from . import fair_sql as fair
+from . import sql
 from .base import (
+    ANY_SCOPE,
     JOB_COLUMNS,
     Backend,
+    Candidate,
+    ClaimScope,
     Heartbeat,
     Outcome,
     QueueLimits,
@@ -37,7 +41,7 @@ from .base import (
     new_job_record,
     purge_states,
 )
-from .sql import filter_sql, insert_params
+from .sql import KEY, filter_sql, insert_params
 from .sqlite_io import SYNCHRONOUS_MODES, Readers, Writer
 
 T = TypeVar("T")
@@ -113,6 +117,16 @@ MIGRATIONS: tuple[str, ...] = (
         UPDATE qj_queued_by_owner SET n = n - 1 WHERE owner = OLD.owner;
     END;
     """,
+    # Queues, concurrency keys and the fair claim (tags, tier clocks, owners' next tags).
+    # Queued jobs of an older release have no tag: the claim tags them as it finds them due.
+    """
+    ALTER TABLE qj_jobs ADD COLUMN queue TEXT NOT NULL DEFAULT 'default';
+    ALTER TABLE qj_jobs ADD COLUMN concurrency_key TEXT;
+    ALTER TABLE qj_jobs ADD COLUMN concurrency_limit INTEGER;
+    ALTER TABLE qj_jobs ADD COLUMN tag REAL;
+    DROP INDEX qj_jobs_claim;
+    """
+    + fair.SCHEMA,
 )
 
 #: Rows deleted per transaction by ``purge``, so enqueues keep flowing during a big purge.
@@ -130,13 +144,9 @@ def path_from_url(url: str) -> Path:
     return Path(url[len(prefix) :])
 
 
-class _Candidate(NamedTuple):
-    id: int
-    priority: int
-    run_at: float
-
-
 _SELECT = f"SELECT {JOB_COLUMNS} FROM qj_jobs"
+_HEADS = fair.HEADS.format(hint=" INDEXED BY qj_jobs_fair")
+_DUE = fair.DUE.format(hint=" INDEXED BY qj_jobs_due")
 _CLEAR_LEASE = "worker = NULL, lease_token = NULL, lease_expires_at = NULL"
 _HELD = "id = ? AND lease_token = ? AND state = 'running'"
 
@@ -216,34 +226,19 @@ class SQLiteBackend(Backend):
         self, jobs: Sequence[NewJob], now: float, *, limits: QueueLimits | None = None
     ) -> list[EnqueueResult]:
         rows = [insert_params(job, now) for job in jobs]
-        if limits is None and len(jobs) == 1:
-            # One statement: SQLite undoes a failed statement itself, no savepoint needed.
-            job, row = jobs[0], rows[0]
-            return await self._writer.run(lambda conn: [_insert(conn, job, row)], savepoint=False)
-        if limits is None:
-            return await self._writer.run(
-                lambda conn: [_insert(conn, job, row) for job, row in zip(jobs, rows, strict=True)]
-            )
-
-        def run(conn: sqlite3.Connection) -> list[EnqueueResult]:
-            # Raising QueueFull here rolls this call's savepoint back: nothing half-written.
-            results = []
-            for job, row in zip(jobs, rows, strict=True):
-                existing = None if job.key is None else _get_by_key(conn, job.key)
-                if existing is not None:
-                    results.append(EnqueueResult(existing, created=False))
-                    continue
-                limits.check(*_queued_counts(conn, job.owner))
-                results.append(_insert(conn, job, row))
-            return results
-
-        return await self._writer.run(run)
+        # Raising QueueFull rolls this call's savepoint back: nothing half-written.
+        return await self._writer.run(lambda conn: _insert_all(conn, jobs, rows, now, limits))
 
     async def claim(
-        self, worker: str, limit: int, now: float, lease_seconds: float, aging_seconds: float
+        self,
+        worker: str,
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        scope: ClaimScope = ANY_SCOPE,
     ) -> list[Job]:
         return await self._writer.run(
-            lambda conn: _claim(conn, worker, limit, now, lease_seconds, aging_seconds),
+            lambda conn: _claim(conn, worker, limit, now, lease_seconds, scope),
             durable=False,
         )
 
@@ -254,13 +249,11 @@ class SQLiteBackend(Backend):
         limit: int,
         now: float,
         lease_seconds: float,
-        aging_seconds: float,
+        scope: ClaimScope = ANY_SCOPE,
     ) -> tuple[list[bool], list[Job]]:
         def run(conn: sqlite3.Connection) -> tuple[list[bool], list[Job]]:
             held = _finish(conn, outcomes, now)
-            claimed = (
-                _claim(conn, worker, limit, now, lease_seconds, aging_seconds) if limit else []
-            )
+            claimed = _claim(conn, worker, limit, now, lease_seconds, scope) if limit else []
             return held, claimed
 
         return await self._writer.run(run, durable=False)
@@ -325,7 +318,7 @@ class SQLiteBackend(Backend):
     async def retry(self, job_id: int, now: float) -> Job | None:
         def run(conn: sqlite3.Connection) -> Job | None:
             conn.execute(
-                "UPDATE qj_jobs SET state = 'queued', attempts = 0, run_at = ?, "
+                "UPDATE qj_jobs SET state = 'queued', attempts = 0, run_at = ?, tag = NULL, "
                 "finished_at = NULL, cancel_requested = 0, result = NULL, error = NULL, "
                 f"traceback = NULL, {_CLEAR_LEASE} "
                 "WHERE id = ? AND state IN ('failed', 'cancelled')",
@@ -362,7 +355,13 @@ class SQLiteBackend(Backend):
                     "GROUP BY priority"
                 ).fetchall()
             )
-            return Stats(counts=counts, oldest_queued=oldest)
+            queues = {
+                (queue, JobState(state)): n
+                for queue, state, n in conn.execute(
+                    "SELECT queue, state, COUNT(*) FROM qj_jobs GROUP BY queue, state"
+                )
+            }
+            return Stats(counts=counts, oldest_queued=oldest, queues=queues)
 
         return await self._readers.run(run)
 
@@ -465,16 +464,59 @@ def _queued_counts(conn: sqlite3.Connection, owner: str | None) -> tuple[int, in
     return (int(total[0]) if total else 0), (int(owned[0]) if owned else 0)
 
 
-def _insert(conn: sqlite3.Connection, new: NewJob, params: tuple[Any, ...]) -> EnqueueResult:
+def _insert_all(
+    conn: sqlite3.Connection,
+    jobs: Sequence[NewJob],
+    rows: Sequence[tuple[Any, ...]],
+    now: float,
+    limits: QueueLimits | None,
+) -> list[EnqueueResult]:
+    """Insert ``jobs`` (ready ones tagged), each checked against ``limits`` first."""
+    book = _book(conn, [fair.tag_key(row) for row in rows if row[sql.RUN_AT] <= now])
+    results = []
+    for job, row in zip(jobs, rows, strict=True):
+        if limits is not None:
+            existing = None if job.key is None else _get_by_key(conn, job.key)
+            if existing is not None:
+                results.append(EnqueueResult(existing, created=False))
+                continue
+            limits.check(*_queued_counts(conn, job.owner))
+        tag = book.tag(job.queue, job.priority, job.owner) if row[sql.RUN_AT] <= now else None
+        results.append(_insert(conn, job, row, tag))
+    if any(r.created for r in results):
+        _save_book(conn, book)
+    return results
+
+
+def _book(conn: sqlite3.Connection, keys: Sequence[tuple[str, int, str | None]]) -> policy.FairBook:
+    """A book with the tier clocks and the next tags of the owners in ``keys``."""
+    clocks = [fair.clock_from_row(r) for r in conn.execute(fair.TIERS)]
+    owners = {}
+    for key in fair.owner_keys(keys):
+        row = conn.execute(fair.OWNER_NEXT, key).fetchone()
+        if row is not None:
+            owners[key] = float(row[0])
+    return policy.FairBook(clocks, owners)
+
+
+def _save_book(conn: sqlite3.Connection, book: policy.FairBook) -> None:
+    conn.executemany(fair.SAVE_OWNER, fair.owner_params(book))
+    conn.executemany(fair.ENSURE_TIER, sorted({k[:2] for k in book.owners_changed}))
+
+
+def _insert(
+    conn: sqlite3.Connection, new: NewJob, params: tuple[Any, ...], tag: float | None
+) -> EnqueueResult:
     row = conn.execute(
         "INSERT INTO qj_jobs (task, args, kwargs, priority, state, max_attempts, enqueued_at, "
-        "run_at, owner, key, timeout) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?) "
+        "run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit, tag) "
+        "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT DO NOTHING RETURNING id",
-        params,
+        (*params, tag),
     ).fetchone()
     if row is not None:  # the stored job is exactly what was inserted: no need to read it back
         return EnqueueResult(new_job_record(new, row[0], params[5], params[6]), created=True)
-    existing = conn.execute(f"{_SELECT} WHERE key = ?", (params[8],)).fetchone()
+    existing = conn.execute(f"{_SELECT} WHERE key = ?", (params[KEY],)).fetchone()
     return EnqueueResult(job_from_row(existing), created=False)
 
 
@@ -489,33 +531,42 @@ def _claim(
     limit: int,
     now: float,
     lease_seconds: float,
-    aging_seconds: float,
+    scope: ClaimScope,
 ) -> list[Job]:
-    """Claim up to ``limit`` jobs in the caller's transaction. The candidates come from the two
-    partial indexes (named: without statistics the planner would scan and sort the backlog):
-    the first ``limit`` ready jobs by (priority, id), and the ``limit`` longest-waiting aged
-    jobs of lower tiers; :func:`policy.choose_claims` orders their union. Exact for two tiers;
-    with more, aged jobs are taken by waiting time rather than strictly by id."""
-    candidates = [
-        _Candidate(*r)
-        for r in conn.execute(
-            "SELECT id, priority, run_at FROM qj_jobs INDEXED BY qj_jobs_claim "
-            "WHERE state = 'queued' AND run_at <= ? ORDER BY priority, id LIMIT ?",
-            (now, limit),
-        )
-    ]
-    if aging_seconds >= 0:
-        candidates += [
-            _Candidate(*r)
-            for r in conn.execute(
-                "SELECT id, priority, run_at FROM qj_jobs INDEXED BY qj_jobs_ready "
-                "WHERE state = 'queued' AND run_at <= ? AND priority > ? ORDER BY run_at LIMIT ?",
-                (now - aging_seconds, TOP_PRIORITY, limit),
-            )
+    """Claim up to ``limit`` jobs in the caller's transaction (``BEGIN IMMEDIATE``: claims,
+    their tier clocks and concurrency counts are serialized by the write lock).
+
+    Each (queue, priority, task) the worker may claim is one range of the named partial index
+    ``qj_jobs_fair`` in ``(tag, id)`` order; :mod:`quart_jobs.policy` picks among the ranges'
+    first jobs. Named, because without statistics the planner would scan and sort."""
+    _tag_due(conn, now)
+    clocks = [fair.clock_from_row(r) for r in conn.execute(fair.TIERS)]
+    if scope.queues is not None:
+        clocks = [c for c in clocks if c.queue in scope.queues]
+    tasks = scope.tasks
+    if tasks is None:
+        tasks = tuple(r[0] for r in conn.execute(fair.QUEUED_TASKS))
+    heads: dict[tuple[str, int], list[Candidate]] = {}
+    fetch = 2 * limit + 4  # room for jobs whose concurrency key is at its limit
+    for clock in clocks:
+        found = [
+            Candidate(*r)
+            for task in tasks
+            for r in conn.execute(_HEADS, (clock.queue, clock.priority, task, fetch))
         ]
-    chosen = policy.choose_claims(candidates, limit, now, aging_seconds)
+        if found:
+            heads[(clock.queue, clock.priority)] = sorted(found, key=lambda c: (c.tag, c.id))
+    if not heads:
+        return []
+    keyed = any(c.concurrency_key is not None for found in heads.values() for c in found)
+    running = dict(conn.execute(fair.RUNNING_KEYS).fetchall()) if keyed else {}
+    book = policy.FairBook(clocks)
+    chosen = book.start(heads, limit, scope.weights, now, running)
     if not chosen:
         return []
+    conn.executemany(
+        fair.SAVE_TIER, [fair.clock_params(book.clocks[k]) for k in book.clocks_changed]
+    )
     order = {c.id: n for n, c in enumerate(chosen)}
     # One fresh token for this claim: (job id, token) names each lease uniquely.
     rows = conn.execute(
@@ -526,6 +577,17 @@ def _claim(
         (now, worker, secrets.token_hex(8), now + lease_seconds, *order),
     ).fetchall()
     return sorted((job_from_row(r) for r in rows), key=lambda j: order[j.id])
+
+
+def _tag_due(conn: sqlite3.Connection, now: float) -> None:
+    """Tag the queued jobs whose ``run_at`` passed (delayed, retried, from an older release),
+    in the order they became ready."""
+    due = conn.execute(_DUE, (now, fair.TAG_BATCH)).fetchall()
+    if not due:
+        return
+    book = _book(conn, [(q, p, o) for _, q, p, o in due])
+    conn.executemany(fair.SET_TAG, [(book.tag(q, p, o), job_id) for job_id, q, p, o in due])
+    _save_book(conn, book)
 
 
 def _get(conn: sqlite3.Connection, job_id: int) -> Job | None:
@@ -571,13 +633,14 @@ def _finish_statement(o: Outcome, now: float) -> tuple[str, tuple[Any, ...]]:
     if o.state is JobState.QUEUED:
         return (
             f"UPDATE qj_jobs SET state = 'queued', attempts = attempts - ?, "
-            f"run_at = COALESCE(?, run_at), cancel_requested = 0, {_CLEAR_LEASE} WHERE {_HELD}",
-            (1 if o.refund else 0, o.run_at, *held),
+            "run_at = COALESCE(?, run_at), tag = CASE WHEN ? IS NULL THEN tag END, "
+            f"cancel_requested = 0, {_CLEAR_LEASE} WHERE {_HELD}",
+            (1 if o.refund else 0, o.run_at, o.run_at, *held),
         )
     if o.state is JobState.FAILED and o.run_at is not None:
         return (
-            f"UPDATE qj_jobs SET state = 'queued', run_at = ?, error = ?, traceback = ?, "
-            f"{_CLEAR_LEASE} WHERE {_HELD}",
+            f"UPDATE qj_jobs SET state = 'queued', run_at = ?, tag = NULL, error = ?, "
+            f"traceback = ?, {_CLEAR_LEASE} WHERE {_HELD}",
             (o.run_at, o.error, o.traceback, *held),
         )
     return (
