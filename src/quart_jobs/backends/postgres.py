@@ -2,8 +2,8 @@
 
 Claiming locks its candidates with ``FOR UPDATE SKIP LOCKED``, so concurrent workers never
 wait for each other nor get the same job; the order among the candidates is decided by
-:mod:`quart_jobs.policy`, as in every backend (see :mod:`.postgres_fair`). Times are the callers' clock
-(seconds since the epoch in ``double precision`` columns), never the server's.
+:mod:`quart_jobs.policy`, as in every backend (see :mod:`.postgres_fair`). Times are the
+callers' clock (seconds since the epoch in ``double precision`` columns), never the server's.
 
 Enqueues of the process are group-committed (see :mod:`.postgres_io`) and send
 ``NOTIFY quart_jobs`` in their transaction; :meth:`PostgresBackend.subscribe` LISTENs on one
