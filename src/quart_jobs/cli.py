@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 import os
 import re
 import signal
@@ -25,6 +26,7 @@ from typing import Any, TypeVar
 import click
 
 from .backends.base import queue_names
+from .backends.sqlite import SQLiteBackend
 from .errors import ConfigurationError, JobNotFound, JobsError
 from .jobs import Jobs
 from .models import FINISHED_STATES, Job, JobState, Stats, Tier, job_detail
@@ -48,9 +50,19 @@ class Unusable(click.ClickException):
     exit_code = 2
 
 
-def _run(factory: JobsFactory, action: Callable[[Jobs], Awaitable[T]]) -> T:
+def _run(
+    factory: JobsFactory, action: Callable[[Jobs], Awaitable[T]], *, creates_store: bool = False
+) -> T:
+    """Open the store, run ``action``; every failure becomes one line and an exit code.
+
+    Only a command that ``creates_store`` (``migrate``, ``worker``) may create a SQLite file:
+    for the others a missing file is a mistyped URL, not an empty queue."""
+    jobs = _load(factory)
+    if not creates_store:
+        _require_existing_store(jobs)
+
     async def main() -> T:
-        async with factory() as jobs:  # a QuartJobs opens the store its app configures
+        async with jobs:  # a QuartJobs opens the store its app configures
             return await action(jobs)
 
     try:
@@ -59,6 +71,41 @@ def _run(factory: JobsFactory, action: Callable[[Jobs], Awaitable[T]]) -> T:
         raise Failed(str(exc)) from None
     except JobsError as exc:
         raise Unusable(str(exc)) from None
+
+
+def _load(factory: JobsFactory) -> Jobs:
+    try:
+        return factory()
+    except JobsError as exc:
+        raise Unusable(str(exc)) from None
+
+
+def _require_existing_store(jobs: Jobs) -> None:
+    try:
+        backend = jobs.backend
+    except JobsError as exc:
+        raise Unusable(str(exc)) from None
+    if isinstance(backend, SQLiteBackend) and not backend.path.exists():
+        raise Unusable(
+            f"the SQLite database {backend.path} does not exist: check the database URL "
+            "(`quart-jobs migrate` or a worker creates a new one)"
+        )
+
+
+def log_to_stderr() -> None:
+    """Show the library's INFO and WARNING lines on stderr (a job that failed for good, a store
+    out of reach), unless the application configured logging itself."""
+    root = logging.getLogger()
+    library = logging.getLogger("quart_jobs")
+    if root.handlers or library.handlers:
+        return
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if library.level == logging.NOTSET:
+        library.setLevel(logging.INFO)
 
 
 def _when(ts: float | None) -> str:
@@ -308,7 +355,7 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
 
     @group.command(help="Create or upgrade the schema, then exit.")
     def migrate() -> None:
-        _run(factory, lambda j: asyncio.sleep(0))
+        _run(factory, lambda j: asyncio.sleep(0), creates_store=True)
         click.echo("schema up to date")
 
     @group.command(help="Run a worker until SIGTERM or SIGINT (then drain gracefully).")
@@ -330,7 +377,14 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
             overrides["concurrency"] = concurrency
         if shutdown_timeout is not None:
             overrides["shutdown_timeout"] = shutdown_timeout
-        _run(factory, lambda j: run_worker_until_signal(j, **overrides))
+        jobs = _load(factory)
+        if not jobs.registry.names():
+            raise Unusable(
+                "no tasks to run: pass --app MODULE:ATTR, the module (or Quart app) that "
+                "registers your tasks with @jobs.task"
+            )
+        log_to_stderr()
+        _run(lambda: jobs, lambda j: run_worker_until_signal(j, **overrides), creates_store=True)
 
     return group
 
@@ -387,6 +441,8 @@ async def run_worker_until_signal(jobs: Jobs, **overrides: Any) -> None:
 def _factory_from(app_path: str | None, database_url: str | None) -> JobsFactory:
     def load() -> Jobs:
         if app_path:
+            from .loader import load_jobs
+
             return load_jobs(app_path)
         url = (
             database_url
@@ -394,34 +450,13 @@ def _factory_from(app_path: str | None, database_url: str | None) -> JobsFactory
             or os.environ.get("DATABASE_URL")
         )
         if not url:
-            raise click.UsageError("give --app MODULE:APP or --database-url (or set DATABASE_URL)")
+            raise Unusable(
+                "give --app MODULE:ATTR (your tasks: needed by worker) or --database-url URL "
+                "(or set DATABASE_URL)"
+            )
         return Jobs(url)
 
     return load
-
-
-def load_jobs(app_path: str) -> Jobs:
-    """A :class:`Jobs` from ``MODULE:NAME``: a Jobs object, or a Quart app (or factory)."""
-    from quart.cli import NoAppException, ScriptInfo
-
-    from .extension import get_jobs
-
-    module_name, _, attr = app_path.partition(":")
-    if attr:
-        import importlib
-
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise click.UsageError(f"cannot import {module_name!r}: {exc}") from None
-        obj = getattr(module, attr, None)
-        if isinstance(obj, Jobs):
-            return obj
-    try:
-        app = ScriptInfo(app_path, set_debug_flag=False).load_app()
-    except NoAppException as exc:
-        raise click.UsageError(str(exc)) from None
-    return get_jobs(app)
 
 
 class _RootGroup(click.Group):

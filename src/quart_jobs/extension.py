@@ -1,51 +1,64 @@
 """The Quart extension: ``QuartJobs(app)`` or ``jobs.init_app(app)``.
 
-Settings come from ``app.config`` (``QUART_JOBS_*``). The store is opened before serving; an
-embedded worker starts with it and is drained on shutdown: it stops claiming as soon as
-``app.shutdown_event`` is set, running jobs get ``QUART_JOBS_SHUTDOWN_TIMEOUT`` seconds, and the
-rest go back to the queue. Jobs run inside the app context. ``quart jobs …`` commands are added
-to ``app.cli``.
+Settings come from ``app.config`` (``QUART_JOBS_*``, listed in :mod:`quart_jobs.settings`);
+keywords of the constructor (``QuartJobs(app, concurrency=8)``) are their defaults. The store is
+opened before serving; an embedded worker starts with it and is drained on shutdown: it stops
+claiming as soon as ``app.shutdown_event`` is set, running jobs get
+``QUART_JOBS_SHUTDOWN_TIMEOUT`` seconds, and the rest go back to the queue. Jobs run inside the
+app context. ``quart jobs …`` commands are added to ``app.cli``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from quart import Quart
 
-from . import policy
-from .backends.base import queue_names
+from . import settings
 from .jobs import Jobs
-from .worker import Worker, WorkerSettings
+from .worker import Worker
 
 log = logging.getLogger("quart_jobs")
 
-DEFAULTS: dict[str, Any] = {
-    "QUART_JOBS_DATABASE_URL": "sqlite:///var/jobs.sqlite3",
-    "QUART_JOBS_EMBEDDED_WORKER": True,
-    "QUART_JOBS_CONCURRENCY": 4,
-    "QUART_JOBS_SHUTDOWN_TIMEOUT": 20.0,
-    "QUART_JOBS_MAX_ATTEMPTS": 5,
-    # Shares of the priority levels ({priority: weight}; see quart_jobs.policy.Weights).
-    "QUART_JOBS_WEIGHTS": dict(policy.DEFAULT_WEIGHTS),
-    # The queues the embedded worker claims from ("a,b" or a list); None: every queue.
-    "QUART_JOBS_QUEUES": None,
-    "QUART_JOBS_LEASE_SECONDS": 30.0,
-    "QUART_JOBS_POLL_INTERVAL": 0.5,
-    "QUART_JOBS_SQLITE_SYNCHRONOUS": "FULL",
-}
-
 EXTENSION_KEY = "quart_jobs"
+
+#: :class:`Jobs` keywords that the extension's settings replace, and what to pass instead.
+_SET_BY_SETTINGS = {
+    "url": "database_url=",
+    "worker_settings": "concurrency=, lease_seconds=, retry_base=, ... (one keyword each)",
+    "backend_options": "sqlite_synchronous=, postgres_schema=, ... (one keyword each)",
+}
 
 
 class QuartJobs(Jobs):
-    """:class:`Jobs` bound to a Quart app's lifecycle and configuration."""
+    """:class:`Jobs` bound to a Quart app's lifecycle and configuration.
+
+    ``QuartJobs(app)``, or ``jobs = QuartJobs()`` then ``jobs.init_app(app)`` in an app
+    factory. ``options`` are the keyword arguments of :class:`Jobs`. The app's
+    ``QUART_JOBS_*`` settings are read when the store is opened (before serving, or by a
+    ``quart jobs`` command). Inside a job, the app context is active (``current_app`` works).
+
+    Every setting of :mod:`quart_jobs.settings` is a keyword here and a key of ``app.config``:
+    ``QuartJobs(app, database_url="postgresql://…", concurrency=8)`` makes those values the
+    defaults of ``QUART_JOBS_DATABASE_URL`` and ``QUART_JOBS_CONCURRENCY``
+    (``app.config.setdefault``), so a value the app puts in its config wins, and the app's CLI,
+    scripts and the server all see the same values. The other keywords of :class:`Jobs`
+    (``default_priority``, ``queue_limits``, ``clock``) are passed to it.
+    """
 
     def __init__(self, app: Quart | None = None, **options: Any) -> None:
+        keywords = {name: options.pop(name) for name in list(options) if name in settings.BY_NAME}
+        for name, instead in _SET_BY_SETTINGS.items():
+            if name in options:
+                raise TypeError(f"QuartJobs() takes {instead}, not {name}=")
         super().__init__(**options)
+        #: The defaults of the ``QUART_JOBS_*`` keys: the constructor's keywords, checked.
+        self.config_defaults: dict[str, Any] = settings.checked_keywords(keywords)
+        self.embedded_worker = True
+        self._apply(self.config_defaults)
         self.app: Quart | None = None
         self.embedded: Worker | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -56,7 +69,9 @@ class QuartJobs(Jobs):
             self.init_app(app)
 
     def init_app(self, app: Quart) -> None:
-        for key, value in DEFAULTS.items():
+        """Bind to ``app``: default ``QUART_JOBS_*`` settings, ``before_serving`` and
+        ``after_serving`` hooks, the ``quart jobs`` commands, ``app.extensions["quart_jobs"]``."""
+        for key, value in self.config_defaults.items():
             app.config.setdefault(key, value)
         app.extensions[EXTENSION_KEY] = self
         self.app = app
@@ -65,35 +80,28 @@ class QuartJobs(Jobs):
 
         from .cli import jobs_command_group
 
-        app.cli.add_command(jobs_command_group(lambda: self), "jobs")
+        app.cli.add_command(jobs_command_group(self._configured_from_app), "jobs")
+
+    def _configured_from_app(self) -> QuartJobs:
+        if self.app is not None:
+            self.configure_from(self.app)
+        return self
 
     def configure_from(self, app: Quart) -> None:
-        """Apply ``app.config`` (called before serving and by the CLI)."""
-        cfg = app.config
-        if "QUART_JOBS_AGING_SECONDS" in cfg:
-            log.warning(
-                "QUART_JOBS_AGING_SECONDS is no longer used and is ignored: fair scheduling "
-                "replaced aging (set QUART_JOBS_WEIGHTS to change the tiers' shares)"
-            )
-        queues = cfg["QUART_JOBS_QUEUES"]
-        url = cfg["QUART_JOBS_DATABASE_URL"]
-        options: dict[str, Any] = {}
-        if isinstance(url, str) and url.startswith("sqlite:"):
-            options["synchronous"] = cfg["QUART_JOBS_SQLITE_SYNCHRONOUS"]
-        self.configure(
-            url,
-            backend_options=options,
-            max_attempts=int(cfg["QUART_JOBS_MAX_ATTEMPTS"]),
-            worker_settings=WorkerSettings(
-                concurrency=int(cfg["QUART_JOBS_CONCURRENCY"]),
-                lease_seconds=float(cfg["QUART_JOBS_LEASE_SECONDS"]),
-                poll_interval=float(cfg["QUART_JOBS_POLL_INTERVAL"]),
-                weights=policy.Weights.of(cfg["QUART_JOBS_WEIGHTS"]),
-                queues=None if not queues else queue_names(queues),
-                shutdown_timeout=float(cfg["QUART_JOBS_SHUTDOWN_TIMEOUT"]),
-            ),
-        )
+        """Apply ``app.config`` (called when the store is opened, and by the CLI before)."""
+        self._apply(app.config)
         self.job_context = app.app_context  # type: ignore[assignment]
+
+    def _apply(self, config: Mapping[str, Any]) -> None:
+        values = settings.read(config)
+        self.configure(
+            values["database_url"],
+            backend_options=settings.backend_options(values),
+            max_attempts=values["max_attempts"],
+            max_args_bytes=values["max_args_bytes"],
+            worker_settings=settings.worker_settings(values),
+            embedded_worker=values["embedded_worker"],
+        )
 
     async def open(self) -> None:
         """Open the store configured by ``app.config``, then run the :attr:`on_open` hooks
@@ -109,7 +117,7 @@ class QuartJobs(Jobs):
     async def _before_serving(self) -> None:
         assert self.app is not None
         await self.open()
-        if self.app.config["QUART_JOBS_EMBEDDED_WORKER"]:
+        if self.embedded_worker:
             self.embedded = self.start_worker()
             self._watcher = asyncio.create_task(self._watch_shutdown(self.app, self.embedded))
 
@@ -129,6 +137,7 @@ class QuartJobs(Jobs):
 
 
 def get_jobs(app: Quart) -> QuartJobs:
+    """The :class:`QuartJobs` bound to ``app`` (``get_jobs(current_app)`` in a blueprint)."""
     jobs = app.extensions.get(EXTENSION_KEY)
     if not isinstance(jobs, QuartJobs):
         raise RuntimeError("this app has no QuartJobs extension; call QuartJobs(app)")

@@ -33,6 +33,8 @@ from .policy import Weights
 from .registry import Registry, Task, TaskFunc, TaskOptions, dump_json
 from .worker import Worker, WorkerSettings
 
+DEFAULT_DATABASE_URL = "sqlite:///var/jobs.sqlite3"
+DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_MAX_ARGS_BYTES = 64 * 1024
 
 log = logging.getLogger("quart_jobs")
@@ -75,13 +77,34 @@ class Enqueuer:
 
 
 class Jobs:
-    """Tasks, a backend and the workers of one process."""
+    """Tasks, a backend and the workers of one process.
+
+    :param url: The store: ``sqlite:///PATH`` (relative to the working directory;
+        ``sqlite:////ABS/PATH`` for an absolute one; the directory must exist),
+        ``postgresql://...`` (with the ``postgres`` extra), or ``memory://`` (in this process
+        only, gone when it exits: for tests). A :class:`~quart_jobs.backends.Backend` instance
+        works too.
+    :param max_attempts: Attempts a job gets when neither its task nor ``options()`` says.
+    :param default_priority: The priority of a job when neither its task nor ``options()``
+        says.
+    :param max_args_bytes: The largest JSON encoding of a job's arguments;
+        :class:`PayloadTooLarge` past it.
+    :param queue_limits: Caps on queued jobs, checked atomically at every enqueue
+        (:class:`QueueFull` past them).
+    :param worker_settings: The settings of the workers this object starts.
+    :param clock: Seconds since the epoch; tests pass a fake clock to drive delays and leases.
+    :param backend_options: Passed to the backend: for SQLite ``synchronous`` (``FULL`` or
+        ``NORMAL``) and ``busy_timeout_ms``; for PostgreSQL ``schema``, ``min_size``,
+        ``max_size``, ``connect_timeout``, ``pool_timeout``.
+
+    Nothing touches the store until :meth:`open` (or ``async with jobs:``).
+    """
 
     def __init__(
         self,
-        url: str | Backend = "sqlite:///var/jobs.sqlite3",
+        url: str | Backend = DEFAULT_DATABASE_URL,
         *,
-        max_attempts: int = 5,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         default_priority: int | Tier = Tier.REGULAR,
         max_args_bytes: int = DEFAULT_MAX_ARGS_BYTES,
         queue_limits: QueueLimits | None = None,
@@ -135,6 +158,7 @@ class Jobs:
 
     @property
     def backend(self) -> Backend:
+        """The store, created from the URL on first use (opened by :meth:`open`)."""
         if self._backend is None:
             assert isinstance(self._url, str)
             self._backend = backend_from_url(self._url, **self._backend_options)
@@ -169,7 +193,28 @@ class Jobs:
         priority: int | Tier | str | None = None,
         queue: str | None = None,
     ) -> Task | Callable[[TaskFunc], Task]:
-        """Register a sync or async function as a task: ``@jobs.task`` or ``@jobs.task(...)``."""
+        """Register a sync or async function as a task: ``@jobs.task`` or ``@jobs.task(...)``.
+
+        A job stores its task's name, and any process that runs the job looks the task up by
+        it, so the name must be the same in every process. It is ``name`` when given, otherwise
+        ``module.qualname``, where a module that runs as ``__main__`` is named as it would be
+        imported: ``python -m pkg.tasks`` and ``python tasks.py`` register ``pkg.tasks.send``
+        and ``tasks.send`` (a file inside a package, a directory with an ``__init__.py``, gets
+        the package's prefix, as Quart's ``--app`` loader names it), the names a worker
+        started with ``--app pkg.tasks:jobs`` or ``--app tasks:jobs`` registers. Without a
+        file (``python -c``, a REPL) the module stays ``__main__``; pass ``name=`` there.
+
+        :param name: The name jobs store to find the task; default ``module.qualname``
+            (see above). Every process that runs the task must register it under the same name.
+        :param max_attempts: Attempts for this task's jobs (default: the ``Jobs`` setting).
+        :param timeout: Seconds an attempt may run before it fails with ``TimeoutError``.
+        :param priority: This task's default priority (a :class:`Tier`, its name, or an int).
+
+        The function must be defined with ``def`` at module level (another process imports it
+        by name); its arguments and its result must be JSON. Sync functions run in the
+        worker's thread pool, async ones on the event loop. The returned :class:`Task` can
+        still be called directly.
+        """
         options = TaskOptions(
             max_attempts=max_attempts,
             timeout=timeout,
@@ -183,6 +228,7 @@ class Jobs:
         return register(func) if func is not None else register
 
     def register(self, func: TaskFunc, *, name: str | None = None) -> Task:
+        """Register ``func`` as a task without decorating it (``@jobs.task`` does the same)."""
         return self.registry.register(func, name=name)
 
     # --- enqueue -----------------------------------------------------------------------------
@@ -318,12 +364,14 @@ class Jobs:
     # --- inspect and control -----------------------------------------------------------------
 
     async def get(self, job_id: int) -> Job:
+        """The job with this id, as stored now; :class:`JobNotFound` if there is none."""
         job = await self.backend.get(job_id)
         if job is None:
             raise JobNotFound(f"no job has id {job_id}")
         return job
 
     async def find(self, job_id: int) -> Job | None:
+        """The job with this id, or ``None``."""
         return await self.backend.get(job_id)
 
     async def list(
@@ -337,6 +385,7 @@ class Jobs:
         before_id: int | None = None,
         queue: str | None = None,
     ) -> list[Job]:
+        """Jobs, newest first, filtered by each argument given; ``before_id`` pages back."""
         return await self.backend.list_jobs(
             JobFilter(
                 state=None if state is None else JobState(state),
@@ -372,16 +421,19 @@ class Jobs:
         return job
 
     async def stats(self) -> Stats:
+        """Counts by state and priority, and the oldest queued job per priority."""
         return await self.backend.stats()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def open(self) -> None:
+        """Open the store, creating or upgrading its schema. ``async with jobs:`` calls it."""
         if not self._opened:
             await self.backend.open()
             self._opened = True
 
     async def close(self) -> None:
+        """Stop this object's workers gracefully, then close the store."""
         for worker in list(self._workers):
             await self.stop_worker(worker)
         if self._opened:
@@ -419,6 +471,7 @@ class Jobs:
         return worker
 
     async def stop_worker(self, worker: Worker, timeout: float | None = None) -> None:
+        """Stop a worker from :meth:`start_worker` gracefully (see :meth:`Worker.stop`)."""
         try:
             await worker.stop(timeout)
         finally:
@@ -427,7 +480,11 @@ class Jobs:
 
     @contextlib.asynccontextmanager
     async def run_worker(self, **overrides: Any) -> AsyncIterator[Worker]:
-        """``async with jobs.run_worker(concurrency=2) as worker:``; stopped gracefully on exit."""
+        """``async with jobs.run_worker(concurrency=2) as worker:``; stopped gracefully on exit.
+
+        ``overrides`` are :class:`WorkerSettings` fields. On exit the worker stops claiming,
+        gives running jobs ``shutdown_timeout`` seconds, and puts the rest back in the queue.
+        """
         worker = self.start_worker(**overrides)
         try:
             yield worker
@@ -436,4 +493,5 @@ class Jobs:
 
     @property
     def workers(self) -> builtins.list[Worker]:
+        """The workers running in this process."""
         return list(self._workers)

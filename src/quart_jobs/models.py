@@ -9,7 +9,12 @@ from typing import Any
 
 
 class JobState(enum.StrEnum):
-    """Where a job is in its life. ``queued`` includes jobs waiting for their ``run_at``."""
+    """Where a job is in its life. ``queued`` includes jobs waiting for their ``run_at``.
+
+    ``queued`` → ``running`` → ``succeeded``; a failed attempt goes back to ``queued`` (later,
+    with backoff) until ``max_attempts``, then ``failed``. ``cancelled`` from ``queued``, or from
+    ``running`` on request. :meth:`Jobs.retry` queues a ``failed`` or ``cancelled`` job again.
+    """
 
     QUEUED = "queued"
     RUNNING = "running"
@@ -19,6 +24,7 @@ class JobState(enum.StrEnum):
 
     @property
     def finished(self) -> bool:
+        """``succeeded``, ``failed`` or ``cancelled``: the job will not run again by itself."""
         return self in FINISHED_STATES
 
 
@@ -26,7 +32,10 @@ FINISHED_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCE
 
 
 class Tier(enum.IntEnum):
-    """Named priorities. Lower numbers start first; any integer is a valid priority."""
+    """Named priorities. Lower numbers start first; any integer is a valid priority.
+
+    Wherever a priority is accepted, the names ``"vip"`` and ``"regular"`` work too.
+    """
 
     VIP = 0
     REGULAR = 10
@@ -86,7 +95,35 @@ class NewJob:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """A stored job, as a snapshot: reading it again may show a newer state."""
+    """A stored job, as a snapshot: reading it again may show a newer state.
+
+    Times are seconds since the epoch (UTC), from the :class:`Jobs` clock.
+
+    :ivar id: The job's id, unique in its store, increasing in enqueue order.
+    :ivar task: The registered name of the task it runs (``module.function`` by default).
+    :ivar args: The task's positional arguments, as decoded from JSON.
+    :ivar kwargs: The task's keyword arguments, as decoded from JSON.
+    :ivar priority: Lower starts first: ``Tier.VIP`` (0), ``Tier.REGULAR`` (10) or any integer.
+    :ivar state: Where the job is: :class:`JobState`.
+    :ivar attempts: Attempts started so far (the running attempt included); an attempt cut short
+        by a graceful shutdown is not counted.
+    :ivar max_attempts: Attempts allowed before the job is ``failed`` for good.
+    :ivar enqueued_at: When it was enqueued.
+    :ivar run_at: When it may start: the enqueue time, later for a delayed job or a retry.
+    :ivar owner: Who it belongs to (``options(owner=...)``), for listing and fairness.
+    :ivar key: Its idempotency key (``options(key=...)``): one job per key in the store.
+    :ivar timeout: Seconds an attempt may run before it fails with ``TimeoutError``.
+    :ivar started_at: When its latest attempt started.
+    :ivar finished_at: When it reached ``succeeded``, ``failed`` or ``cancelled``.
+    :ivar worker: The name of the worker running it, or that ran it last (``host:pid:tag``).
+    :ivar lease_token: The running attempt's lease (internal: fences the worker's writes).
+    :ivar lease_expires_at: When the lease lapses unless the worker's heartbeat renews it; then
+        another worker runs the job again.
+    :ivar cancel_requested: Someone asked the running job to stop (:meth:`Jobs.cancel`).
+    :ivar result: What the task returned, decoded from JSON (``None`` until it succeeded).
+    :ivar error: ``ExceptionType: message`` of the latest failed attempt.
+    :ivar traceback: The traceback of the latest failed attempt.
+    """
 
     id: int
     task: str
@@ -116,6 +153,7 @@ class Job:
 
     @property
     def tier(self) -> str:
+        """The priority's tier name: ``vip``, ``regular``, or ``p<N>`` for another integer."""
         return Tier.name_of(self.priority)
 
 
@@ -145,6 +183,7 @@ class Stats:
     queues: Mapping[tuple[str, JobState], int] = field(default_factory=dict)
 
     def count(self, state: JobState | None = None, priority: int | None = None) -> int:
+        """How many jobs are in ``state`` with ``priority`` (``None``: any)."""
         return sum(
             n
             for (s, p), n in self.counts.items()

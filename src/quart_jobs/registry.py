@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +46,50 @@ class Task:
 
 
 def default_name(func: TaskFunc) -> str:
-    return f"{func.__module__}.{func.__qualname__}"
+    """``module.qualname``, with the module's importable name even when it ran as ``__main__``."""
+    module = func.__module__
+    if module == "__main__":
+        module = main_module_name(getattr(func, "__globals__", None)) or module
+    return f"{module}.{func.__qualname__}"
+
+
+def main_module_name(namespace: Mapping[str, Any] | None = None) -> str | None:
+    """The name under which another process imports the ``__main__`` module (whose globals are
+    ``namespace``): ``python -m pkg.tasks`` gives ``pkg.tasks``; ``python tasks.py`` gives
+    ``tasks``, or ``pkg.tasks`` when its directory is a package, as Quart's ``--app`` loader
+    names it. ``None`` when there is no file (``python -c``, a REPL)."""
+    if namespace is None:
+        namespace = vars(sys.modules["__main__"])
+    spec = namespace.get("__spec__")
+    if spec is not None and getattr(spec, "name", None) not in (None, "__main__"):
+        return str(spec.name)
+    path = namespace.get("__file__")
+    if not isinstance(path, str) or not path.endswith(".py"):
+        return None
+    return module_name_of_file(path)
+
+
+def module_name_of_file(path: str) -> str:
+    """The dotted module name of a ``.py`` file: its stem, prefixed by the packages (directories
+    with an ``__init__.py``) that hold it."""
+    directory, filename = os.path.split(os.path.realpath(path))
+    parts = [] if filename == "__init__.py" else [filename.removesuffix(".py")]
+    while os.path.exists(os.path.join(directory, "__init__.py")):
+        directory, package = os.path.split(directory)
+        parts.append(package)
+    return ".".join(reversed(parts))
+
+
+def _same_definition(a: TaskFunc, b: TaskFunc) -> bool:
+    """One ``def`` imported twice (as ``__main__`` and by its name): same file, line and name."""
+    code_a, code_b = getattr(a, "__code__", None), getattr(b, "__code__", None)
+    return (
+        code_a is not None
+        and code_b is not None
+        and (code_a.co_filename, code_a.co_firstlineno)
+        == (code_b.co_filename, code_b.co_firstlineno)
+        and getattr(a, "__qualname__", None) == getattr(b, "__qualname__", None)
+    )
 
 
 def _check_registrable(func: TaskFunc) -> None:
@@ -95,6 +140,9 @@ class Registry:
         existing = self._by_name.get(task_name)
         if existing is not None:
             if existing.func is func:
+                return existing
+            if _same_definition(existing.func, func):
+                self._by_func[func] = existing
                 return existing
             raise TaskRegistrationError(
                 f"a different function is already registered as {task_name!r}; pass name=..."

@@ -47,15 +47,30 @@ def current_job() -> Job:
 
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
+    """How a worker runs: pass them as ``Jobs(worker_settings=...)`` or as overrides to
+    :meth:`Jobs.run_worker` (``jobs.run_worker(concurrency=8)``).
+
+    :ivar concurrency: Jobs run at once (async ones on the loop, sync ones in as many threads).
+    :ivar lease_seconds: How long a claimed job stays this worker's without a heartbeat; a
+        worker that died loses its jobs to another after this long.
+    :ivar heartbeat_interval: Seconds between heartbeats (default: a third of the lease).
+    :ivar poll_interval: Seconds between looks for jobs that another process enqueued (jobs
+        enqueued by this process wake the worker at once).
+    :ivar weights: The priority levels' shares when several have jobs waiting
+        (:class:`~quart_jobs.policy.Weights`; default VIP 9 starts per regular start).
+    :ivar queues: The queues this worker claims from (``None``: every queue).
+    :ivar shutdown_timeout: Seconds that running jobs get to finish when the worker stops;
+        then they are cancelled and queued again without charging the attempt.
+    :ivar retry: The backoff between attempts of a failing job.
+    """
+
     concurrency: int = 4
     lease_seconds: float = 30.0
     heartbeat_interval: float | None = None  # default: a third of the lease
     poll_interval: float = 0.5
     shutdown_timeout: float = 20.0
     retry: policy.RetryPolicy = field(default_factory=policy.RetryPolicy)
-    #: Shares of the priority levels when several wait (``{0: 9, 10: 1}``; see policy).
     weights: policy.Weights = field(default_factory=policy.Weights)
-    #: The queues this worker claims from; ``None``: every queue.
     queues: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -69,6 +84,7 @@ class WorkerSettings:
 
     @property
     def beat_every(self) -> float:
+        """Seconds between heartbeats."""
         return self.heartbeat_interval or self.lease_seconds / 3
 
 
@@ -90,7 +106,12 @@ def worker_name() -> str:
 
 
 class Worker:
-    """Runs jobs from one backend. Create it, ``start()`` it, ``await stop()`` it."""
+    """Runs jobs from one backend. Create it, ``start()`` it, ``await stop()`` it.
+
+    Applications do not build one themselves: :meth:`Jobs.run_worker` (or
+    :meth:`Jobs.start_worker`, or ``quart-jobs worker``, or the Quart extension's embedded
+    worker) creates it with the right backend, tasks and settings.
+    """
 
     def __init__(
         self,
@@ -126,9 +147,11 @@ class Worker:
 
     @property
     def running(self) -> bool:
+        """Started and not stopped yet."""
         return self._main is not None and not self._main.done()
 
     def start(self) -> None:
+        """Start claiming and running jobs (on the running event loop)."""
         if self._main is not None:
             raise JobsError("this worker was started already; create a new one")
         self._main = asyncio.create_task(self._pump(), name=f"quart-jobs pump {self.name}")
@@ -141,6 +164,7 @@ class Worker:
         self._wake.set()
 
     def stop_claiming(self) -> None:
+        """Claim no more jobs; running ones go on (the first step of a graceful stop)."""
         self._stopping = True
         self._wake.set()
 

@@ -54,6 +54,10 @@ async def test_without_embedded_worker_nothing_runs(tmp_path: Path) -> None:
 def test_quart_jobs_commands_are_on_the_app_cli(tmp_path: Path) -> None:
     app = ext_app.create_app(f"sqlite:///{tmp_path}/j.sqlite3")
     runner = CliRunner()
+    before = runner.invoke(app.cli, ["jobs", "stats", "--json"])  # no store yet: not created
+    assert before.exit_code == 2 and "j.sqlite3 does not exist" in before.output
+    assert not (tmp_path / "j.sqlite3").exists()
+    assert runner.invoke(app.cli, ["jobs", "migrate"]).exit_code == 0
     result = runner.invoke(app.cli, ["jobs", "stats", "--json"])
     assert result.exit_code == 0, result.output
     assert result.output.strip().startswith("{")

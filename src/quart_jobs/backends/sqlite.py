@@ -182,10 +182,13 @@ class SQLiteBackend(Backend):
     async def open(self) -> None:
         if self._open:
             return
-        if not self.path.parent.exists():
-            raise ConfigurationError(
-                f"the directory of the SQLite database {self.path} does not exist; create it"
-            )
+        try:  # a new project has no var/ yet: the store makes its own place
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BackendUnavailable(
+                f"cannot create the directory of the SQLite database {self.path}: "
+                f"{exc.strerror or exc} ({exc.filename or self.path.parent})"
+            ) from None
         for target in (self.path, self.path.parent):
             if target.exists() and not os.access(target, os.W_OK):
                 raise BackendUnavailable(
