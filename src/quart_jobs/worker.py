@@ -31,6 +31,7 @@ from .backends.base import Backend, ClaimScope, Outcome, queue_names
 from .errors import BackendUnavailable, JobsError
 from .models import Job, JobState, Lease
 from .registry import Registry, dump_json
+from .unserved import CHECK_EVERY, UnservedWatch
 
 log = logging.getLogger("quart_jobs.worker")
 
@@ -136,6 +137,7 @@ class Worker:
         self._outcomes: list[_Finished] = []
         self._stop_reasons: dict[int, _Stop] = {}
         self._wake = asyncio.Event()
+        self._unserved = UnservedWatch(self.registry.names(), self.settings.queues)
         self._stopping = False
         self._main: asyncio.Task[None] | None = None
         self._beats: asyncio.Task[None] | None = None
@@ -419,6 +421,8 @@ class Worker:
                         log.warning("recovered %d jobs whose lease expired", recovered)
                         self._wake.set()
                 await self._beat(now)
+                if now - self._unserved.last_check >= CHECK_EVERY:
+                    await self._unserved.check(self.backend, now, self.name)
             except BackendUnavailable as exc:
                 log.error("worker %s: heartbeat failed: %s", self.name, exc)
             await asyncio.sleep(self.settings.beat_every)

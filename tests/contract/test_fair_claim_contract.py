@@ -189,3 +189,26 @@ async def test_every_backend_orders_a_mixed_sequence_as_the_policy_does(
             got += await claim(backend, clock, 1, ClaimScope(weights=weights))
             expected += model.claim(weights, clock())
     assert got == expected and len(got) > 100
+
+
+async def test_ready_tasks_count_ready_jobs_by_queue_and_task(
+    backend: Backend, clock: Clock
+) -> None:
+    await ids(backend, clock, new(task="a"), new(task="a"), new(task="b", queue="reports"))
+    await ids(backend, clock, new(task="c", run_at=clock() + 60))  # not ready: not counted
+    assert await backend.ready_tasks() == {("default", "a"): 2, ("reports", "b"): 1}
+
+
+async def test_purge_forgets_idle_owners_without_changing_the_order(
+    backend: Backend, clock: Clock
+) -> None:
+    (first,) = await ids(backend, clock, new("bob"))
+    (job,) = await backend.claim("w", 1, clock(), LEASE)
+    done = Outcome(Lease(job.id, job.lease_token or ""), JobState.SUCCEEDED)
+    assert await backend.finish([done], clock()) == [True]
+    await backend.purge(clock() + 1)
+    assert await backend.get(first) is None
+    bob = await ids(backend, clock, new("bob"), new("bob"))
+    (carol,) = await ids(backend, clock, new("carol"))
+    # bob started in the current round already: carol first, then bob in his order.
+    assert await claim(backend, clock, 3) == [carol, *bob]

@@ -207,6 +207,11 @@ class Backend(abc.ABC):
     async def stats(self) -> Stats: ...
 
     @abc.abstractmethod
+    async def ready_tasks(self) -> dict[tuple[str, str], int]:
+        """Ready queued jobs counted by (queue, task): a worker compares them with its tasks to
+        warn about jobs that nobody serves (an index-only read, no row visited)."""
+
+    @abc.abstractmethod
     async def next_run_at(self) -> float | None:
         """The earliest ``run_at`` among queued jobs (when the next one becomes ready)."""
 

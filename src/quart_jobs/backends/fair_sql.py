@@ -68,6 +68,10 @@ HEADS = (
     "WHERE state = 'queued' AND tag IS NOT NULL AND queue = ? AND priority = ? AND task = ? "
     "ORDER BY tag, id LIMIT ?"
 )
+READY_TASKS = (
+    "SELECT queue, task, COUNT(*) FROM qj_jobs{hint} WHERE state = 'queued' AND tag IS NOT NULL "
+    "GROUP BY queue, task"
+)
 QUEUED_TASKS = "SELECT DISTINCT task FROM qj_jobs WHERE state = 'queued' AND tag IS NOT NULL"
 RUNNING_KEYS = (
     "SELECT concurrency_key, COUNT(*) FROM qj_jobs "

@@ -255,6 +255,13 @@ class MemoryBackend(Backend):
                 )
         return Stats(counts=counts, oldest_queued=oldest, queues=queues)
 
+    async def ready_tasks(self) -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
+        for job in self._jobs.values():
+            if job.state is JobState.QUEUED and job.id in self._tags:
+                counts[(job.queue, job.task)] = counts.get((job.queue, job.task), 0) + 1
+        return counts
+
     async def next_run_at(self) -> float | None:
         return min(
             (j.run_at for j in self._jobs.values() if j.state is JobState.QUEUED), default=None
@@ -282,6 +289,8 @@ class MemoryBackend(Backend):
                 if job.key is not None:
                     self._keys.pop(job.key, None)
                 removed[job.state] = removed.get(job.state, 0) + 1
+        for key in self._book.idle_owners():
+            del self._book.owners[key]
         return removed
 
 

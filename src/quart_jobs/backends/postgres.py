@@ -35,6 +35,7 @@ from ..models import (
     NewJob,
     Stats,
 )
+from . import fair_sql as fair
 from . import postgres_sql as q
 from .base import (
     ANY_SCOPE,
@@ -399,6 +400,11 @@ class PostgresBackend(Backend):
             }
         return Stats(counts=counts, oldest_queued=oldest_queued, queues=queues)
 
+    async def ready_tasks(self) -> dict[tuple[str, str], int]:
+        async with self._connection() as conn:
+            cur = await conn.execute(fair.READY_TASKS.format(hint=""))
+            return {(str(q), str(t)): int(n) for q, t, n in await cur.fetchall()}
+
     async def next_run_at(self) -> float | None:
         async with self._connection() as conn:
             cur = await conn.execute("SELECT MIN(run_at) FROM qj_jobs WHERE state = 'queued'")
@@ -429,6 +435,7 @@ class PostgresBackend(Backend):
                 (names, before),
             )
             removed = {JobState(state): int(n) for state, n in await cur.fetchall()}
+            await conn.execute(fair.FORGET_IDLE_OWNERS)
         return {JobState(name): removed.get(JobState(name), 0) for name in names}
 
 

@@ -368,6 +368,12 @@ class SQLiteBackend(Backend):
 
         return await self._readers.run(run)
 
+    async def ready_tasks(self) -> dict[tuple[str, str], int]:
+        sql = fair.READY_TASKS.format(hint=" INDEXED BY qj_jobs_fair")
+        return await self._readers.run(
+            lambda conn: {(q, t): int(n) for q, t, n in conn.execute(sql)}
+        )
+
     async def next_run_at(self) -> float | None:
         def run(conn: sqlite3.Connection) -> float | None:
             value = conn.execute(
@@ -412,6 +418,7 @@ class SQLiteBackend(Backend):
             for state in batch:
                 removed[JobState(state)] = removed.get(JobState(state), 0) + 1
             if len(batch) < PURGE_BATCH:
+                await self._writer.run(lambda conn: conn.execute(fair.FORGET_IDLE_OWNERS))
                 return removed
 
 
