@@ -154,7 +154,16 @@ def test_stats_matches_the_database(db: Seeded) -> None:
         "waiting",
     ]
     assert lines[2].split()[:6] == ["vip", "0", "1", "0", "1", "0"]
-    assert lines[-1].split() == ["all", "1", "1", "2", "3", "1"]
+    assert next(line for line in lines if line.startswith("all")).split() == [
+        "all",
+        "1",
+        "1",
+        "2",
+        "3",
+        "1",
+    ]
+    # Then the counts by queue.
+    assert lines[-1].split() == ["default", "1", "1", "2", "3", "1"]
 
 
 def test_list_filters_by_state_tier_and_task(db: Seeded) -> None:
