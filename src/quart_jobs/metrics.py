@@ -8,9 +8,15 @@ Two kinds of numbers, with different scopes:
 * **Counters and histograms** count the events of *this process* (jobs it enqueued, started,
   finished; run and wait times of the jobs its workers ran). Sum them over all processes:
   ``sum by (tier) (rate(quart_jobs_succeeded_total[5m]))``.
-* **Gauges** (queue depth by state and tier, oldest waiting job per tier) are read from the
-  database at scrape time, so every process reports the same, correct, queue-wide values
-  however many processes share it. Aggregate them with ``max``, never ``sum``.
+* **Gauges** (queued and running jobs by tier, oldest waiting job per tier) are read from the
+  database, so every process reports the same, correct, queue-wide values however many
+  processes share it. Aggregate them with ``max``, never ``sum``. They come from the partial
+  indexes of the live jobs (:meth:`~quart_jobs.backends.Backend.queue_gauges`), never from a
+  scan of the finished ones, and are cached for ``max_age`` seconds (default 5): however often
+  and by however many clients ``/metrics`` is scraped, the database sees at most one refresh
+  per ``max_age``, and concurrent scrapes share it (single flight). Finished jobs are counted by
+  the counters, not by a gauge.
+* ``token``: when set, ``GET /metrics`` needs ``Authorization: Bearer <token>`` (else 401).
 
 Each :class:`JobMetrics` has its own :class:`~prometheus_client.CollectorRegistry` (not the
 global one), so several apps in one process (tests) do not clash.
@@ -18,18 +24,27 @@ global one), so several apps in one process (tests) do not clash.
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from quart import Quart, Response
+from quart import Quart, Response, jsonify, request
 from quart_schema import hide
 
 from .jobs import Jobs
 from .models import Job, JobState, Stats, Tier
+
+#: The states the depth gauge reports (finished jobs are the counters' business).
+LIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
+
+#: Seconds a gauge snapshot is served before the next scrape refreshes it.
+DEFAULT_MAX_AGE = 5.0
 
 log = logging.getLogger("quart_jobs.metrics")
 
@@ -88,11 +103,11 @@ class QueueCollector(Collector):
         tiers = sorted({p for _, p in stats.counts} | set(KNOWN_TIERS))
         depth = GaugeMetricFamily(
             f"{NAMESPACE}_queue_depth",
-            "Jobs in the database by state and tier (queue-wide, read at scrape time).",
+            "Queued and running jobs in the database by tier (queue-wide, at most max_age old).",
             labels=["state", "tier"],
         )
         for priority in tiers:
-            for state in JobState:
+            for state in LIVE_STATES:
                 depth.add_metric(
                     [state.value, Tier.name_of(priority)], stats.count(state, priority)
                 )
@@ -112,8 +127,19 @@ class QueueCollector(Collector):
 class JobMetrics:
     """Prometheus metrics for one :class:`Jobs`; hooks itself into its events."""
 
-    def __init__(self, jobs: Jobs, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        jobs: Jobs,
+        registry: CollectorRegistry | None = None,
+        *,
+        max_age: float = DEFAULT_MAX_AGE,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.jobs = jobs
+        self.max_age = max_age
+        self._monotonic = monotonic
+        self._refreshed_at: float | None = None
+        self._refreshing: asyncio.Task[None] | None = None
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self.counters: dict[str, Counter] = {
             event: Counter(
@@ -156,18 +182,30 @@ class JobMetrics:
     async def refresh(self) -> None:
         """Read the queue-wide gauges from the database (a failure reports the store down)."""
         try:
-            stats = await self.jobs.stats()
+            stats = await self.jobs.backend.queue_gauges()
         except Exception as exc:
             log.error("metrics: cannot read queue statistics: %s", exc)
             self.queue.up = False
             return
+        finally:
+            self._refreshed_at = self._monotonic()
         self.queue.stats = stats
         self.queue.now = self.jobs.clock()
         self.queue.up = True
 
+    async def fresh_enough(self) -> None:
+        """Make the gauges at most ``max_age`` old: concurrent callers share one refresh, and
+        the refresh runs as its own task, so a scrape that goes away does not cancel it."""
+        at = self._refreshed_at
+        if at is not None and self._monotonic() - at < self.max_age:
+            return
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.get_running_loop().create_task(self.refresh())
+        await asyncio.shield(self._refreshing)
+
     async def render(self) -> bytes:
-        """The Prometheus text exposition, gauges fresh from the database."""
-        await self.refresh()
+        """The Prometheus text exposition (gauges at most ``max_age`` seconds old)."""
+        await self.fresh_enough()
         return generate_latest(self.registry)
 
 
@@ -177,13 +215,28 @@ def register_metrics(
     *,
     path: str = "/metrics",
     registry: CollectorRegistry | None = None,
+    token: str | None = None,
+    max_age: float = DEFAULT_MAX_AGE,
 ) -> JobMetrics:
-    """Count ``jobs``' events and serve them at ``path`` on ``app`` (no authentication: keep
-    the path off the public internet, or put it behind your proxy's access rules)."""
-    metrics = JobMetrics(jobs, registry)
+    """Count ``jobs``' events and serve them at ``path`` on ``app``. With ``token``, a scrape
+    must send ``Authorization: Bearer <token>`` (Prometheus: ``authorization: {credentials:
+    ...}`` in the scrape config); without it the path is open, so keep it off the internet."""
+    metrics = JobMetrics(jobs, registry, max_age=max_age)
     app.extensions["quart_jobs_metrics"] = metrics
 
     async def metrics_endpoint() -> Response:
+        if token and not _bearer_matches(token):
+            response = jsonify(
+                {
+                    "error": {
+                        "code": "unauthorized",
+                        "message": "send the metrics token as 'Authorization: Bearer <token>'",
+                    }
+                }
+            )
+            response.status_code = 401
+            response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
         body = await metrics.render()
         return Response(body, content_type=CONTENT_TYPE_LATEST, headers=_NO_STORE)
 
@@ -191,6 +244,12 @@ def register_metrics(
     # Plain text for Prometheus, not part of the JSON API: kept out of the OpenAPI document.
     app.add_url_rule(path, "quart_jobs_metrics", hide(metrics_endpoint), methods=["GET"])
     return metrics
+
+
+def _bearer_matches(token: str) -> bool:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    sent = value.strip().encode("utf-8", "surrogateescape")
+    return scheme.lower() == "bearer" and hmac.compare_digest(sent, token.encode())
 
 
 _NO_STORE = {"Cache-Control": "no-store"}

@@ -237,6 +237,11 @@ def test_a_full_disk_answers_503_keeps_serving_and_keeps_accepted_orders(
         assert full.status_code == 503 and full.headers["Retry-After"]
         assert full.json()["error"]["code"] == "unavailable"
         assert http.get("/healthz").status_code == 200  # the process stays up
+        # Readiness tells the load balancer: a real write fails (its answer lives ~1 s).
+        assert wait_until(lambda: http.get("/readyz").status_code == 503, 10)
+        ready = http.get("/readyz").json()
+        assert ready["status"] == "unavailable"
+        assert ready["checks"]["database"].startswith("unavailable")
         for order_id in list(accepted)[:20]:
             assert http.get(f"/orders/{order_id}", headers=auth(VIP_KEY)).status_code == 200
     states, _ = db_counts(db)

@@ -124,10 +124,12 @@ def test_a_bad_setting_stops_start_up_with_exit_code_2(tmp_path: Path) -> None:
 
     from .procs import BIN, service_env
 
+    # A missing directory is created; a path under a regular file can never be.
+    (tmp_path / "a-file").write_text("not a directory")
     for env, needle in (
         ({"WORKER_CONCURRENCY": "-1"}, "WORKER_CONCURRENCY"),
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
-        ({"DATABASE_URL": f"sqlite:///{tmp_path}/missing/dir/x.sqlite3"}, "DATABASE_URL"),
+        ({"DATABASE_URL": f"sqlite:///{tmp_path}/a-file/x.sqlite3"}, "DATABASE_URL"),
     ):
         result = subprocess.run(
             [str(BIN / "orders"), "serve"],

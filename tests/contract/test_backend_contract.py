@@ -438,3 +438,43 @@ async def test_concurrent_enqueues_never_pass_the_cap(backend: Backend, clock: C
     assert accepted == stats.count(JobState.QUEUED) == 10
     for owner in ("o0", "o1", "o2"):
         assert len(await backend.list_jobs(JobFilter(owner=owner))) <= 4
+
+
+async def test_queue_gauges_count_queued_and_running_but_not_finished(
+    backend: Backend, clock: Clock
+) -> None:
+    start = clock()
+    await _finish_all(backend, clock, JobState.SUCCEEDED, JobState.FAILED)
+    clock.advance(5)
+    await enqueue(backend, clock, new(priority=REGULAR), new(priority=VIP))
+    clock.advance(5)
+    await enqueue(backend, clock, new(priority=VIP), new(priority=REGULAR))
+    await claim(backend, clock, 1)  # the first VIP job
+    gauges = await backend.queue_gauges()
+    assert gauges.count(JobState.RUNNING, VIP) == 1
+    assert gauges.count(JobState.QUEUED, VIP) == 1
+    assert gauges.count(JobState.QUEUED, REGULAR) == 2
+    assert gauges.count(JobState.SUCCEEDED) == gauges.count(JobState.FAILED) == 0
+    assert gauges.oldest_queued == {VIP: start + 10, REGULAR: start + 5}
+
+
+async def test_an_admin_session_lives_until_it_ends_or_expires(
+    backend: Backend, clock: Clock
+) -> None:
+    now = clock()
+    await backend.create_session("s1", now + 60, now)
+    await backend.create_session("s2", now + 60, now)
+    assert await backend.session_active("s1", now) and await backend.session_active("s2", now)
+    assert not await backend.session_active("unknown", now)
+    await backend.end_session("s1")
+    await backend.end_session("s1")  # twice is harmless
+    assert not await backend.session_active("s1", now)
+    assert await backend.session_active("s2", now)
+    assert not await backend.session_active("s2", now + 61)
+
+
+async def test_a_write_probe_succeeds_on_a_writable_store(backend: Backend, clock: Clock) -> None:
+    await backend.probe_write(clock())
+    clock.advance(1)
+    await backend.probe_write(clock())
+    assert (await backend.stats()).count() == 0  # it touches no job

@@ -20,6 +20,7 @@ from order_service.app import create_app
 from order_service.config import Settings
 from order_service.logs import JsonFormatter
 from quart_jobs import JobState, get_jobs
+from quart_jobs.metrics import LIVE_STATES
 
 from .conftest import order_settings
 
@@ -103,8 +104,11 @@ async def test_counters_and_histograms_follow_the_jobs_run(tmp_path: Path) -> No
     assert value(samples, "quart_jobs_wait_seconds_bucket", tier="vip", le="+Inf") == 1
     assert value(samples, "quart_jobs_wait_seconds_sum", tier="regular") < 5
     assert value(samples, "quart_jobs_store_up") == 1
-    assert value(samples, "quart_jobs_queue_depth", state="failed", tier="regular") == 1
-    assert value(samples, "quart_jobs_queue_depth", state="succeeded", tier="vip") == 1
+    # Finished jobs are the counters' business: the depth gauge reports live jobs only.
+    assert not any(
+        name == "quart_jobs_queue_depth" and ("state", "succeeded") in labels
+        for name, labels in samples
+    )
 
 
 async def test_gauges_match_the_database(idle_app: Quart, tmp_path: Path) -> None:
@@ -121,7 +125,7 @@ async def test_gauges_match_the_database(idle_app: Quart, tmp_path: Path) -> Non
 
     samples = await scrape(client)
     expected = db_depth(tmp_path)
-    for state in JobState:
+    for state in LIVE_STATES:
         for tier in ("vip", "regular"):
             got = value(samples, "quart_jobs_queue_depth", state=state.value, tier=tier)
             assert got == expected.get((state.value, tier), 0), (state, tier)
@@ -139,18 +143,22 @@ async def test_gauges_match_the_database(idle_app: Quart, tmp_path: Path) -> Non
     assert value(samples, "quart_jobs_enqueued_total", task=TASK, tier="vip") == 3
     assert value(samples, "quart_jobs_cancelled_total", task=TASK, tier="vip") == 1
 
-    # A second scrape reads the database again: the gauges move, the counters stay.
+    # Within max_age a scrape serves the cached gauges (the counters are always live) ...
     await place(client, REGULAR)
+    cached = await scrape(client)
+    assert value(cached, "quart_jobs_queue_depth", state="queued", tier="regular") == 3
+    assert value(cached, "quart_jobs_enqueued_total", task=TASK, tier="regular") == 4
+    # ... and once it has passed, the next scrape reads the database again.
+    idle_app.extensions["quart_jobs_metrics"].max_age = 0
     again = await scrape(client)
     assert value(again, "quart_jobs_queue_depth", state="queued", tier="regular") == 4
-    assert value(again, "quart_jobs_enqueued_total", task=TASK, tier="regular") == 4
 
 
 async def test_an_empty_queue_reports_zero_not_nothing(idle_app: Quart) -> None:
     samples = await scrape(idle_app.test_client())
     for tier in ("vip", "regular"):
         assert ("quart_jobs_oldest_waiting_seconds", frozenset({("tier", tier)})) in samples
-        for state in JobState:
+        for state in LIVE_STATES:
             key = ("quart_jobs_queue_depth", frozenset({("state", state.value), ("tier", tier)}))
             assert samples[key] == 0
 
@@ -170,16 +178,16 @@ async def test_two_apps_in_one_process_keep_their_own_metrics(tmp_path: Path) ->
 
 async def test_a_store_that_cannot_answer_reports_store_up_zero(idle_app: Quart) -> None:
     jobs = get_jobs(idle_app)
-    real = jobs.backend.stats
+    real = jobs.backend.queue_gauges
 
     async def broken() -> Any:
         raise RuntimeError("database is gone")
 
-    jobs.backend.stats = broken  # type: ignore[method-assign]
+    jobs.backend.queue_gauges = broken  # type: ignore[method-assign]
     try:
         samples = await scrape(idle_app.test_client())
     finally:
-        jobs.backend.stats = real  # type: ignore[method-assign]
+        jobs.backend.queue_gauges = real  # type: ignore[method-assign]
     assert value(samples, "quart_jobs_store_up") == 0
     assert not any(name == "quart_jobs_queue_depth" for name, _ in samples)
 
@@ -204,3 +212,35 @@ async def test_each_job_event_is_one_log_line_with_its_fields(
     assert [line["attempt"] for line in lines] == [1, 1, 2, 2]
     assert "duration" not in lines[0] and lines[1]["duration"] >= 0
     assert lines[3]["error"].startswith("SimulatedFailure")
+
+
+async def test_many_concurrent_scrapes_cost_one_database_read(idle_app: Quart) -> None:
+    jobs = get_jobs(idle_app)
+    real = jobs.backend.queue_gauges
+    reads = 0
+
+    async def counted() -> Any:
+        nonlocal reads
+        reads += 1
+        await asyncio.sleep(0.05)  # a slow store: every scrape below arrives while it reads
+        return await real()
+
+    jobs.backend.queue_gauges = counted  # type: ignore[method-assign]
+    client = idle_app.test_client()
+    try:
+        results = await asyncio.gather(*(scrape(client) for _ in range(20)))
+    finally:
+        jobs.backend.queue_gauges = real  # type: ignore[method-assign]
+    assert reads == 1
+    assert all(value(r, "quart_jobs_store_up") == 1 for r in results)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"metrics_token": "m" * 20}])
+async def test_a_metrics_token_guards_the_scrape(client: Client) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic " + "m" * 20}):
+        response = await client.get("/metrics", headers=headers)
+        assert response.status_code == 401
+        assert (await response.get_json())["error"]["code"] == "unauthorized"
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    ok = await client.get("/metrics", headers={"Authorization": "Bearer " + "m" * 20})
+    assert ok.status_code == 200 and b"quart_jobs_store_up 1.0" in await ok.get_data()

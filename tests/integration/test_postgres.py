@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from quart_jobs.backends import operator_sql as ops
 from quart_jobs.backends.postgres import MIGRATIONS, PostgresBackend
 from quart_jobs.errors import BackendUnavailable, SchemaTooNew
 from quart_jobs.models import JobFilter, NewJob
@@ -175,8 +176,11 @@ async def test_migrations_from_three_processes_starting_together(instances: Fact
     stores = [instances() for _ in range(3)]
     await asyncio.gather(*(store.open() for store in stores))
     async with stores[0].transaction() as conn:
-        cur = await conn.execute("SELECT component, version FROM qj_schema")
-        assert await cur.fetchall() == [("quart_jobs", len(MIGRATIONS))]
+        cur = await conn.execute("SELECT component, version FROM qj_schema ORDER BY component")
+        assert await cur.fetchall() == [
+            ("quart_jobs", len(MIGRATIONS)),
+            (ops.COMPONENT, len(ops.POSTGRES_MIGRATIONS)),
+        ]
 
 
 async def test_a_database_from_newer_code_is_refused(instances: Factory) -> None:

@@ -33,6 +33,7 @@ from .http import (
     orders_state,
     queue_limits,
 )
+from .readiness import Readiness
 from .schemas import (
     CreatedHeaders,
     ErrorBody,
@@ -89,6 +90,11 @@ def create_app(settings: Settings | None = None) -> Quart:
         security_schemes={"apiKey": {"type": "http", "scheme": "bearer"}},
         security=[{"apiKey": []}],
         openapi_provider_class=OrdersOpenAPI,
+        # The interactive UIs load their scripts from a CDN onto this origin (the admin's):
+        # off. The OpenAPI document stays at /openapi.json.
+        swagger_ui_path=None,
+        redoc_ui_path=None,
+        scalar_ui_path=None,
     )
     jobs = QuartJobs()
     jobs.register(process_order, name=TASK)
@@ -106,13 +112,15 @@ def create_app(settings: Settings | None = None) -> Quart:
     jobs.on_open.append(open_store)
     jobs.init_app(app)
     register_admin(app, jobs, token=settings.admin_token)
-    register_metrics(app, jobs)
+    register_metrics(app, jobs, token=settings.metrics_token)
     register_error_handlers(app)
-    register_routes(app)
+    readiness = Readiness(jobs, embedded_workers=settings.embedded_workers)
+    app.extensions["orders_readiness"] = readiness
+    register_routes(app, readiness)
     return app
 
 
-def register_routes(app: Quart) -> None:
+def register_routes(app: Quart, readiness: Readiness) -> None:
     @app.post("/orders")
     @document_request(OrderRequest)
     @document_headers(IdempotencyHeaders)
@@ -218,17 +226,8 @@ def register_routes(app: Quart) -> None:
     @document_response(Health, 200)
     @document_response(Health, 503)
     async def readyz() -> tuple[Response, int]:
-        """The database answers and, with embedded workers, the worker runs."""
-        state = orders_state()
-        checks: dict[str, str] = {}
-        try:
-            await state.jobs.backend.next_run_at()
-            checks["database"] = "ok"
-        except Exception as exc:
-            checks["database"] = f"unavailable: {exc}"
-        if state.settings.embedded_workers:
-            worker = state.jobs.embedded
-            checks["worker"] = "ok" if worker is not None and worker.running else "not running"
+        """The database accepts a write and, with embedded workers, the worker runs."""
+        checks = await readiness.checks()
         ready = all(v == "ok" for v in checks.values())
         return jsonify({"status": "ok" if ready else "unavailable", "checks": checks}), (
             200 if ready else 503

@@ -39,9 +39,13 @@ def _settings(**overrides: object) -> Settings:
 
 
 def _fail_start(settings: Settings, exc: BaseException) -> NoReturn:
-    click.echo(
-        f"orders: cannot start: DATABASE_URL={_redact(settings.database_url)}: {exc}", err=True
-    )
+    """One line naming the real cause, exit 2: the database for the store's errors, else the
+    error itself (a bind error names HOST:PORT)."""
+    if isinstance(exc, JobsError):
+        cause = f"DATABASE_URL={_redact(settings.database_url)}: {exc}"
+    else:
+        cause = " ".join(str(exc).split()) or type(exc).__name__
+    click.echo(f"orders: cannot start: {cause}", err=True)
     sys.exit(2)
 
 
@@ -73,13 +77,21 @@ def serve(host: str | None, port: int | None) -> None:
     """Serve the order service under Hypercorn until SIGTERM/SIGINT."""
     settings = _settings(host=host, port=port)
     setup_logging(settings.log_format)
-    from .server import serve_until_signal
+    from .server import BindError, bind, close_sockets, hypercorn_config, serve_until_signal
 
+    # Order matters: the port first, then the store, and only then the lifespan that starts
+    # the embedded worker; a failure before it has touched no job.
+    config = hypercorn_config(settings)
+    try:
+        sockets = bind(config, settings)
+    except BindError as exc:
+        _fail_start(settings, exc)
     app = create_app(settings)
     try:
         asyncio.run(_preflight(app))
     except (JobsError, OSError) as exc:
-        _fail_start(settings, exc)
+        close_sockets(sockets)
+        _fail_start(settings, exc if isinstance(exc, JobsError) else JobsError(str(exc)))
     url = f"http://{settings.host}:{settings.port}"
     lines = [f"order service on {url}  (database {_redact(settings.database_url)})"]
     if settings.orders_demo:
@@ -89,7 +101,7 @@ def serve(host: str | None, port: int | None) -> None:
     lines.append(f"  OpenAPI: {url}/openapi.json   stop: Ctrl-C")
     click.echo("\n".join(lines), err=True)
     try:
-        asyncio.run(serve_until_signal(app, settings))
+        asyncio.run(serve_until_signal(app, config, sockets))
     except Exception as exc:  # start-up failed inside the lifespan
         _fail_start(settings, exc)
     click.echo("order service stopped", err=True)

@@ -5,6 +5,7 @@ A bad value stops start-up with one line naming the setting (exit code 2).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -34,6 +35,10 @@ class Settings:
     job_max_attempts: int = 5
     orders_demo: bool = False
     admin_token: str | None = None
+    metrics_token: str | None = None
+    #: Addresses or networks (comma-separated) of reverse proxies whose ``X-Forwarded-Proto``
+    #: and ``X-Forwarded-For`` are believed; empty: none (the peer address is the client).
+    trusted_proxies: str = ""
     max_body_bytes: int = 1_048_576
     max_queued: int = 100_000
     max_queued_per_customer: int = 10_000
@@ -103,12 +108,41 @@ class Settings:
                 raise SettingError(f"QUEUES={self.queues!r}: {exc}") from None
         if self.lease_seconds <= 0 or self.poll_interval <= 0:
             raise SettingError("LEASE_SECONDS and POLL_INTERVAL must be positive")
+        for name, token in (
+            ("ADMIN_TOKEN", self.admin_token),
+            ("METRICS_TOKEN", self.metrics_token),
+        ):
+            if token is not None and len(token) < MIN_TOKEN_LENGTH:
+                raise SettingError(
+                    f"{name}: {len(token)} characters is too short to resist guessing; use at "
+                    f"least {MIN_TOKEN_LENGTH} (for example: python3 -c 'import secrets; "
+                    "print(secrets.token_urlsafe(24))')"
+                )
+        self.proxy_networks()
         if self.log_format not in ("text", "json"):
             raise SettingError(f"LOG_FORMAT={self.log_format!r}: use text or json")
         if self.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise SettingError(
                 f"SQLITE_SYNCHRONOUS={self.sqlite_synchronous!r}: use NORMAL, FULL or EXTRA"
             )
+
+    def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """``TRUSTED_PROXIES`` as networks (a bare address is a network of one)."""
+        networks = []
+        for part in self.trusted_proxies.split(","):
+            if part.strip():
+                try:
+                    networks.append(ipaddress.ip_network(part.strip(), strict=False))
+                except ValueError:
+                    raise SettingError(
+                        f"TRUSTED_PROXIES={self.trusted_proxies!r}: {part.strip()!r} is not an IP "
+                        "address or network; use for example 127.0.0.1,10.0.0.0/8"
+                    ) from None
+        return tuple(networks)
+
+
+#: Admin and metrics tokens shorter than this are refused at start-up.
+MIN_TOKEN_LENGTH = 16
 
 
 def _str(name: str, raw: str) -> str:

@@ -4,21 +4,31 @@ Not Hypercorn's CLI: with its default of one child worker, a SIGTERM sent to the
 group kills the child at once and skips the drain (STACK.md). Here the signal only sets an
 event; Hypercorn stops accepting, the app's shutdown drains the workers, and the exit code
 tells whether start-up worked.
+
+The listening socket is bound *before* the app's lifespan starts (:func:`bind`): Hypercorn
+would otherwise run the start-up (which starts the embedded worker, which claims jobs) and
+only then find the port taken.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
 
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
+from hypercorn.asyncio.run import worker_serve
+from hypercorn.config import Config, Sockets
+from hypercorn.utils import wrap_app
 from quart import Quart
 
 from .config import Settings
 
 log = logging.getLogger("orders")
+
+
+class BindError(OSError):
+    """The address cannot be listened on; the message names HOST:PORT and the reason."""
 
 
 def hypercorn_config(settings: Settings) -> Config:
@@ -33,13 +43,40 @@ def hypercorn_config(settings: Settings) -> Config:
     return config
 
 
-async def serve_until_signal(app: Quart, settings: Settings) -> None:
+def bind(config: Config, settings: Settings) -> Sockets:
+    """Bind the listening sockets now, or raise :class:`BindError` naming HOST:PORT."""
+    try:
+        return config.create_sockets()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise BindError(
+            f"HOST:PORT={settings.host}:{settings.port}: cannot listen there: {reason}"
+            + (
+                "; another process uses it, choose another PORT"
+                if exc.errno == errno.EADDRINUSE
+                else ""
+            )
+        ) from exc
+
+
+def close_sockets(sockets: Sockets) -> None:
+    for sock in (*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets):
+        sock.close()
+
+
+async def serve_until_signal(app: Quart, config: Config, sockets: Sockets) -> None:
+    """Serve on the already bound ``sockets`` until SIGTERM/SIGINT."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await serve(app, hypercorn_config(settings), shutdown_trigger=stop.wait)
+        await worker_serve(
+            wrap_app(app, config.wsgi_max_body_size, None),
+            config,
+            sockets=sockets,
+            shutdown_trigger=stop.wait,
+        )
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

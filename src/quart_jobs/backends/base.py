@@ -233,6 +233,36 @@ class Backend(abc.ABC):
         how many were removed per state (a state with none removed may be absent or 0). Queued and
         running jobs are never removed."""
 
+    async def queue_gauges(self) -> Stats:
+        """Queued and running counts by priority, and the oldest queued job's enqueue time per
+        priority: what ``/metrics`` reports. SQL backends answer from their partial indexes
+        (their cost grows with the queued and running jobs, never with finished ones); this
+        default derives it from :meth:`stats`."""
+        stats = await self.stats()
+        live = (JobState.QUEUED, JobState.RUNNING)
+        return Stats(
+            counts={k: n for k, n in stats.counts.items() if k[0] in live},
+            oldest_queued=dict(stats.oldest_queued),
+        )
+
+    @abc.abstractmethod
+    async def probe_write(self, now: float) -> None:
+        """Write and commit a small row (a page's worth), to tell whether the store accepts
+        writes; raise :class:`~quart_jobs.errors.BackendUnavailable` when it does not."""
+
+    @abc.abstractmethod
+    async def create_session(self, session_id: str, expires_at: float, now: float) -> None:
+        """Store an admin session (``session_id`` is a digest, never the cookie itself) and drop
+        sessions that expired before ``now``."""
+
+    @abc.abstractmethod
+    async def session_active(self, session_id: str, now: float) -> bool:
+        """Whether the session exists and has not expired at ``now``."""
+
+    @abc.abstractmethod
+    async def end_session(self, session_id: str) -> None:
+        """Delete the session (logout); nothing happens for an unknown one."""
+
     def subscribe(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (on the event loop) when another process may have enqueued a job.
 

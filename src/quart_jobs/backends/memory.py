@@ -44,6 +44,7 @@ class MemoryBackend(Backend):
         # Tags of the ready queued jobs (and of running ones, kept should they come back).
         self._tags: dict[int, float] = {}
         self._book = policy.FairBook()
+        self._sessions: dict[str, float] = {}
 
     async def open(self) -> None:
         return None
@@ -266,6 +267,19 @@ class MemoryBackend(Backend):
         return min(
             (j.run_at for j in self._jobs.values() if j.state is JobState.QUEUED), default=None
         )
+
+    async def probe_write(self, now: float) -> None:
+        return None
+
+    async def create_session(self, session_id: str, expires_at: float, now: float) -> None:
+        self._sessions = {k: t for k, t in self._sessions.items() if t >= now}
+        self._sessions[session_id] = expires_at
+
+    async def session_active(self, session_id: str, now: float) -> bool:
+        return self._sessions.get(session_id, float("-inf")) >= now
+
+    async def end_session(self, session_id: str) -> None:
+        self._sessions.pop(session_id, None)
 
     async def finished_counts(
         self, since: float, bucket_seconds: float

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import secrets
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from typing import Any
 
@@ -36,6 +37,7 @@ from ..models import (
     Stats,
 )
 from . import fair_sql as fair
+from . import operator_sql as ops
 from . import postgres_sql as q
 from .base import (
     ANY_SCOPE,
@@ -139,6 +141,7 @@ class PostgresBackend(Backend):
                         )
                     )
                     await migrate_component(conn, "quart_jobs", MIGRATIONS)
+                    await migrate_component(conn, ops.COMPONENT, ops.POSTGRES_MIGRATIONS)
         finally:
             await conn.close()
         pool: psycopg_pool.AsyncConnectionPool[Connection] = psycopg_pool.AsyncConnectionPool(
@@ -411,6 +414,36 @@ class PostgresBackend(Backend):
             row = await cur.fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
+    async def queue_gauges(self) -> Stats:
+        async with self._connection() as conn:
+            queued = await (await conn.execute(ops.QUEUED_GAUGES["postgresql"])).fetchall()
+            running = await (await conn.execute(ops.RUNNING_GAUGES["postgresql"])).fetchall()
+            firsts = [row[2] for row in queued]
+            cur = await conn.execute(
+                "SELECT id, enqueued_at FROM qj_jobs WHERE id = ANY(%s)", (firsts,)
+            )
+            enqueued = {int(i): float(t) for i, t in await cur.fetchall()}
+        return ops.gauges_from_rows(queued, running, enqueued)
+
+    async def probe_write(self, now: float) -> None:
+        pad = secrets.token_hex(ops.PROBE_PAD // 2)
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(_OPS["probe"], (now, pad))
+
+    async def create_session(self, session_id: str, expires_at: float, now: float) -> None:
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(_OPS["session_purge"], (now,))
+            await conn.execute(_OPS["session_create"], (session_id, expires_at))
+
+    async def session_active(self, session_id: str, now: float) -> bool:
+        async with self._connection() as conn:
+            cur = await conn.execute(_OPS["session_active"], (session_id, now))
+            return await cur.fetchone() is not None
+
+    async def end_session(self, session_id: str) -> None:
+        async with self._connection() as conn:
+            await conn.execute(_OPS["session_end"], (session_id,))
+
     async def finished_counts(
         self, since: float, bucket_seconds: float
     ) -> dict[tuple[int, JobState], int]:
@@ -437,6 +470,9 @@ class PostgresBackend(Backend):
             removed = {JobState(state): int(n) for state, n in await cur.fetchall()}
             await conn.execute(fair.FORGET_IDLE_OWNERS)
         return {JobState(name): removed.get(JobState(name), 0) for name in names}
+
+
+_OPS = ops.statements("%s")
 
 
 async def lock_migrations(conn: Connection) -> None:

@@ -55,7 +55,6 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE qj_jobs ADD COLUMN queue text NOT NULL DEFAULT 'default',
         ADD COLUMN concurrency_key text, ADD COLUMN concurrency_limit integer,
         ADD COLUMN tag double precision;
-    DROP INDEX qj_jobs_claim;
     """
     + fair.SCHEMA,
 )

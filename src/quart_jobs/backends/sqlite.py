@@ -27,6 +27,7 @@ from ..models import (
     Stats,
 )
 from . import fair_sql as fair
+from . import operator_sql as ops
 from . import sql
 from .base import (
     ANY_SCOPE,
@@ -124,7 +125,6 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE qj_jobs ADD COLUMN concurrency_key TEXT;
     ALTER TABLE qj_jobs ADD COLUMN concurrency_limit INTEGER;
     ALTER TABLE qj_jobs ADD COLUMN tag REAL;
-    DROP INDEX qj_jobs_claim;
     """
     + fair.SCHEMA,
 )
@@ -147,6 +147,7 @@ def path_from_url(url: str) -> Path:
 _SELECT = f"SELECT {JOB_COLUMNS} FROM qj_jobs"
 _HEADS = fair.HEADS.format(hint=" INDEXED BY qj_jobs_fair")
 _DUE = fair.DUE.format(hint=" INDEXED BY qj_jobs_due")
+_OPS = ops.statements("?")
 _CLEAR_LEASE = "worker = NULL, lease_token = NULL, lease_expires_at = NULL"
 _HELD = "id = ? AND lease_token = ? AND state = 'running'"
 
@@ -205,6 +206,7 @@ class SQLiteBackend(Backend):
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         migrate_component(conn, "quart_jobs", MIGRATIONS)
+        migrate_component(conn, ops.COMPONENT, ops.SQLITE_MIGRATIONS)
 
     async def close(self) -> None:
         if not self._open:
@@ -382,6 +384,42 @@ class SQLiteBackend(Backend):
             return None if value is None else float(value)
 
         return await self._readers.run(run)
+
+    async def queue_gauges(self) -> Stats:
+        def run(conn: sqlite3.Connection) -> Stats:
+            queued = conn.execute(ops.QUEUED_GAUGES["sqlite"]).fetchall()
+            running = conn.execute(ops.RUNNING_GAUGES["sqlite"]).fetchall()
+            firsts = [row[2] for row in queued]
+            marks = ", ".join("?" for _ in firsts)
+            enqueued = dict(
+                conn.execute(f"SELECT id, enqueued_at FROM qj_jobs WHERE id IN ({marks})", firsts)
+                if firsts
+                else ()
+            )
+            return ops.gauges_from_rows(queued, running, enqueued)
+
+        return await self._readers.run(run)
+
+    async def probe_write(self, now: float) -> None:
+        pad = secrets.token_hex(ops.PROBE_PAD // 2)
+        await self._writer.run(lambda conn: conn.execute(_OPS["probe"], (now, pad)))
+
+    async def create_session(self, session_id: str, expires_at: float, now: float) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(_OPS["session_purge"], (now,))
+            conn.execute(_OPS["session_create"], (session_id, expires_at))
+
+        await self._writer.run(run)
+
+    async def session_active(self, session_id: str, now: float) -> bool:
+        return await self._readers.run(
+            lambda conn: (
+                conn.execute(_OPS["session_active"], (session_id, now)).fetchone() is not None
+            )
+        )
+
+    async def end_session(self, session_id: str) -> None:
+        await self._writer.run(lambda conn: conn.execute(_OPS["session_end"], (session_id,)))
 
     async def finished_counts(
         self, since: float, bucket_seconds: float

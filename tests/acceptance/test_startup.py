@@ -1,0 +1,71 @@
+"""``orders serve`` start-up: every failure is one line naming its cause, exit 2, and no job
+is claimed before the server listens."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .procs import BIN, VIP_KEY, free_port, place, running, service_env
+
+pytestmark = pytest.mark.acceptance
+
+
+def serve_once(database_url: str, port: int, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "orders"), "serve"],
+        env=service_env(database_url, port, **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def one_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_a_taken_port_stops_start_up_before_any_job_is_claimed(tmp_path: Path) -> None:
+    db = tmp_path / "o.sqlite3"
+    url = f"sqlite:///{db}"
+    with (
+        running(tmp_path, url, env={"EMBEDDED_WORKERS": "0"}) as web,
+        httpx.Client(base_url=web.url) as client,
+    ):
+        for _ in range(5):
+            place(client, VIP_KEY, processing_seconds=0)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = serve_once(url, port, EMBEDDED_WORKERS="1")
+    assert result.returncode == 2, result.stderr
+    line = one_line(result)
+    assert f"127.0.0.1:{port}" in line and "PORT" in line and "DATABASE_URL" not in line
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT state, attempts, worker FROM qj_jobs").fetchall()
+    assert rows == [("queued", 0, None)] * 5
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"ADMIN_TOKEN": "short"}, "ADMIN_TOKEN"),
+        ({"HOST": "256.1.1.1"}, "HOST"),
+        ({"METRICS_TOKEN": "x"}, "METRICS_TOKEN"),
+        ({"TRUSTED_PROXIES": "not-an-address"}, "TRUSTED_PROXIES"),
+    ],
+)
+def test_a_bad_operator_setting_is_one_line_and_exit_2(
+    tmp_path: Path, env: dict[str, str], needle: str
+) -> None:
+    result = serve_once(f"sqlite:///{tmp_path}/o.sqlite3", free_port(), **env)
+    assert result.returncode == 2, result.stderr
+    assert needle in one_line(result)
