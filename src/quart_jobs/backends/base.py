@@ -328,6 +328,19 @@ def job_from_row(row: Sequence[Any]) -> Job:
     )
 
 
+def stats_from_rows(
+    by_state: Iterable[Sequence[Any]],
+    oldest: Iterable[Sequence[Any]],
+    by_queue: Iterable[Sequence[Any]],
+) -> Stats:
+    """:class:`Stats` from the rows of the shared stats statements (:mod:`.sql`)."""
+    return Stats(
+        counts={(JobState(s), int(p)): int(n) for s, p, n in by_state},
+        oldest_queued={int(p): float(t) for p, t in oldest},
+        queues={(str(q), JobState(s)): int(n) for q, s, n in by_queue},
+    )
+
+
 def purge_states(states: Collection[JobState]) -> list[str]:
     """The state names a purge may delete, refusing any state that is not an end state."""
     chosen = [JobState(s) for s in states]

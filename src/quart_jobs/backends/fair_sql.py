@@ -13,7 +13,9 @@ from typing import Any
 
 from ..policy import FairBook, TierClock, owner_key
 from .base import CANDIDATE_COLUMNS
-from .sql import OWNER, PRIORITY, QUEUE, RUN_AT
+from .sql import OWNER, PRIORITY, QUEUE, RUN_AT, render
+
+__all__ = ["render"]
 
 #: Jobs whose run_at passed are tagged by the claim in batches of at most this many.
 TAG_BATCH = 5000
@@ -82,13 +84,6 @@ FORGET_IDLE_OWNERS = (
     "DELETE FROM qj_fair_owners WHERE next_tag <= (SELECT t.vtime FROM qj_fair_tiers AS t "
     "WHERE t.queue = qj_fair_owners.queue AND t.priority = qj_fair_owners.priority)"
 )
-
-
-def render(statement: str, dialect: str) -> str:
-    """``statement`` for ``sqlite`` (as written) or ``postgresql`` (``%s`` placeholders)."""
-    if dialect == "sqlite":
-        return statement
-    return statement.replace("?", "%s")
 
 
 def clock_from_row(row: Sequence[Any]) -> TierClock:

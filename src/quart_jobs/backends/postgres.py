@@ -39,6 +39,7 @@ from ..models import (
 from . import fair_sql as fair
 from . import operator_sql as ops
 from . import postgres_sql as q
+from . import sql as sql_shared
 from .base import (
     ANY_SCOPE,
     JOB_COLUMNS,
@@ -49,6 +50,7 @@ from .base import (
     QueueLimits,
     job_from_row,
     purge_states,
+    stats_from_rows,
 )
 from .postgres_enqueue import EnqueueCall, KeyVanished, write_calls
 from .postgres_fair import claim as fair_claim
@@ -57,6 +59,21 @@ from .postgres_sql import MIGRATIONS
 from .sql import filter_sql, insert_params
 
 Connection = psycopg.AsyncConnection[TupleRow]
+
+#: The statements shared with SQLite (:mod:`.sql`), in PostgreSQL's dialect.
+_PG = {
+    name: sql_shared.render(getattr(sql_shared, name), "postgresql")
+    for name in (
+        "RECOVER_EXPIRED",
+        "STATS_BY_STATE",
+        "STATS_OLDEST",
+        "STATS_BY_QUEUE",
+        "NEXT_RUN_AT",
+        "SCHEMA_TABLE",
+        "SCHEMA_VERSION",
+        "SCHEMA_SET_VERSION",
+    )
+}
 
 #: The channel enqueues NOTIFY; the payload is the schema, so schemas do not wake each other.
 CHANNEL = "quart_jobs"
@@ -318,18 +335,7 @@ class PostgresBackend(Backend):
 
     async def recover_expired(self, now: float) -> int:
         async with self._connection() as conn:
-            cur = await conn.execute(
-                "UPDATE qj_jobs SET "
-                "error = 'lease expired: worker ' || COALESCE(worker, '?') "
-                "|| ' stopped answering', "
-                "lease_token = NULL, lease_expires_at = NULL, "
-                "finished_at = CASE WHEN attempts >= max_attempts "
-                "THEN %s::double precision END, "
-                "worker = CASE WHEN attempts >= max_attempts THEN worker END, "
-                "state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END "
-                "WHERE state = 'running' AND lease_expires_at < %s",
-                (now, now),
-            )
+            cur = await conn.execute(_PG["RECOVER_EXPIRED"], (now, now))
             return cur.rowcount
 
     async def cancel(self, job_id: int, now: float, *, running: bool = True) -> Job | None:
@@ -382,26 +388,12 @@ class PostgresBackend(Backend):
 
     async def stats(self) -> Stats:
         async with self._connection() as conn, conn.pipeline():
-            by_state = await conn.execute(
-                "SELECT state, priority, COUNT(*) FROM qj_jobs GROUP BY state, priority"
-            )
-            oldest = await conn.execute(
-                "SELECT priority, MIN(enqueued_at) FROM qj_jobs WHERE state = 'queued' "
-                "GROUP BY priority"
-            )
-            by_queue = await conn.execute(
-                "SELECT queue, state, COUNT(*) FROM qj_jobs GROUP BY queue, state"
-            )
-            counts = {
-                (JobState(state), priority): int(n)
-                for state, priority, n in await by_state.fetchall()
-            }
-            oldest_queued = {int(p): float(t) for p, t in await oldest.fetchall()}
-            queues = {
-                (str(queue), JobState(state)): int(n)
-                for queue, state, n in await by_queue.fetchall()
-            }
-        return Stats(counts=counts, oldest_queued=oldest_queued, queues=queues)
+            cursors = [
+                await conn.execute(_PG[name])
+                for name in ("STATS_BY_STATE", "STATS_OLDEST", "STATS_BY_QUEUE")
+            ]
+            rows = [await cur.fetchall() for cur in cursors]
+        return stats_from_rows(*rows)
 
     async def ready_tasks(self) -> dict[tuple[str, str], int]:
         async with self._connection() as conn:
@@ -410,7 +402,7 @@ class PostgresBackend(Backend):
 
     async def next_run_at(self) -> float | None:
         async with self._connection() as conn:
-            cur = await conn.execute("SELECT MIN(run_at) FROM qj_jobs WHERE state = 'queued'")
+            cur = await conn.execute(_PG["NEXT_RUN_AT"])
             row = await cur.fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
@@ -469,7 +461,7 @@ class PostgresBackend(Backend):
             )
             removed = {JobState(state): int(n) for state, n in await cur.fetchall()}
             await conn.execute(fair.FORGET_IDLE_OWNERS)
-        return {JobState(name): removed.get(JobState(name), 0) for name in names}
+        return removed
 
 
 _OPS = ops.statements("%s")
@@ -487,11 +479,8 @@ async def migrate_component(conn: Connection, component: str, scripts: Sequence[
     Applications keep their tables beside the jobs under a component name of their own.
     """
     await lock_migrations(conn)
-    await conn.execute(
-        "CREATE TABLE IF NOT EXISTS qj_schema "
-        "(component text PRIMARY KEY, version integer NOT NULL)"
-    )
-    cur = await conn.execute("SELECT version FROM qj_schema WHERE component = %s", (component,))
+    await conn.execute(_PG["SCHEMA_TABLE"])
+    cur = await conn.execute(_PG["SCHEMA_VERSION"], (component,))
     row = await cur.fetchone()
     current = 0 if row is None else int(row[0])
     if current > len(scripts):
@@ -501,11 +490,7 @@ async def migrate_component(conn: Connection, component: str, scripts: Sequence[
         )
     for script in scripts[current:]:
         await conn.execute(script)
-    await conn.execute(
-        "INSERT INTO qj_schema (component, version) VALUES (%s, %s) "
-        "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
-        (component, len(scripts)),
-    )
+    await conn.execute(_PG["SCHEMA_SET_VERSION"], (component, len(scripts)))
 
 
 async def _get(conn: Connection, job_id: int) -> Job | None:

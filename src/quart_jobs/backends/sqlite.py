@@ -42,6 +42,9 @@ from .base import (
     new_job_record,
     purge_states,
 )
+from .base import (
+    stats_from_rows as _stats,
+)
 from .sql import KEY, filter_sql, insert_params
 from .sqlite_io import SYNCHRONOUS_MODES, Readers, Writer
 
@@ -289,19 +292,7 @@ class SQLiteBackend(Backend):
     async def recover_expired(self, now: float) -> int:
         return await self._writer.run(
             durable=False,
-            func=lambda conn: (
-                conn.execute(
-                    "UPDATE qj_jobs SET "
-                    "error = 'lease expired: worker ' || COALESCE(worker, '?') "
-                    "|| ' stopped answering', "
-                    "lease_token = NULL, lease_expires_at = NULL, "
-                    "finished_at = CASE WHEN attempts >= max_attempts THEN ? END, "
-                    "worker = CASE WHEN attempts >= max_attempts THEN worker END, "
-                    "state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END "
-                    "WHERE state = 'running' AND lease_expires_at < ?",
-                    (now, now),
-                ).rowcount
-            ),
+            func=lambda conn: conn.execute(sql.RECOVER_EXPIRED, (now, now)).rowcount,
         )
 
     async def cancel(self, job_id: int, now: float, *, running: bool = True) -> Job | None:
@@ -348,39 +339,23 @@ class SQLiteBackend(Backend):
 
     async def stats(self) -> Stats:
         def run(conn: sqlite3.Connection) -> Stats:
-            counts = {
-                (JobState(state), priority): n
-                for state, priority, n in conn.execute(
-                    "SELECT state, priority, COUNT(*) FROM qj_jobs GROUP BY state, priority"
-                )
-            }
-            oldest = dict(
-                conn.execute(
-                    "SELECT priority, MIN(enqueued_at) FROM qj_jobs WHERE state = 'queued' "
-                    "GROUP BY priority"
-                ).fetchall()
+            return _stats(
+                conn.execute(sql.STATS_BY_STATE).fetchall(),
+                conn.execute(sql.STATS_OLDEST).fetchall(),
+                conn.execute(sql.STATS_BY_QUEUE).fetchall(),
             )
-            queues = {
-                (queue, JobState(state)): n
-                for queue, state, n in conn.execute(
-                    "SELECT queue, state, COUNT(*) FROM qj_jobs GROUP BY queue, state"
-                )
-            }
-            return Stats(counts=counts, oldest_queued=oldest, queues=queues)
 
         return await self._readers.run(run)
 
     async def ready_tasks(self) -> dict[tuple[str, str], int]:
-        sql = fair.READY_TASKS.format(hint=" INDEXED BY qj_jobs_fair")
+        statement = fair.READY_TASKS.format(hint=" INDEXED BY qj_jobs_fair")
         return await self._readers.run(
-            lambda conn: {(q, t): int(n) for q, t, n in conn.execute(sql)}
+            lambda conn: {(q, t): int(n) for q, t, n in conn.execute(statement)}
         )
 
     async def next_run_at(self) -> float | None:
         def run(conn: sqlite3.Connection) -> float | None:
-            value = conn.execute(
-                "SELECT MIN(run_at) FROM qj_jobs WHERE state = 'queued'"
-            ).fetchone()[0]
+            value = conn.execute(sql.NEXT_RUN_AT).fetchone()[0]
             return None if value is None else float(value)
 
         return await self._readers.run(run)
@@ -465,11 +440,8 @@ def migrate_component(conn: sqlite3.Connection, component: str, scripts: Sequenc
 
     Applications keep their tables beside the jobs under a component name of their own.
     """
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS qj_schema "
-        "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
-    )
-    row = conn.execute("SELECT version FROM qj_schema WHERE component = ?", (component,)).fetchone()
+    conn.execute(sql.SCHEMA_TABLE)
+    row = conn.execute(sql.SCHEMA_VERSION, (component,)).fetchone()
     current = 0 if row is None else int(row[0])
     if current > len(scripts):
         raise SchemaTooNew(
@@ -479,11 +451,7 @@ def migrate_component(conn: sqlite3.Connection, component: str, scripts: Sequenc
     for script in scripts[current:]:
         for statement in _statements(script):
             conn.execute(statement)
-    conn.execute(
-        "INSERT INTO qj_schema (component, version) VALUES (?, ?) "
-        "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
-        (component, len(scripts)),
-    )
+    conn.execute(sql.SCHEMA_SET_VERSION, (component, len(scripts)))
 
 
 def _statements(script: str) -> list[str]:
