@@ -10,6 +10,7 @@ from .errors import (
     JobsError,
     PayloadTooLarge,
     QueueFull,
+    RetryRefused,
     SchemaTooNew,
     TaskNotRegistered,
     TaskRegistrationError,
@@ -19,6 +20,7 @@ from .jobs import Jobs
 from .models import Job, JobState, Stats, Tier
 from .policy import RetryPolicy
 from .registry import Task
+from .transaction import Transaction
 from .worker import Worker, WorkerSettings, current_job
 
 __all__ = [
@@ -34,12 +36,14 @@ __all__ = [
     "QuartJobs",
     "QueueFull",
     "RetryPolicy",
+    "RetryRefused",
     "SchemaTooNew",
     "Stats",
     "Task",
     "TaskNotRegistered",
     "TaskRegistrationError",
     "Tier",
+    "Transaction",
     "Worker",
     "WorkerSettings",
     "current_job",

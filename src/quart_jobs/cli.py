@@ -17,7 +17,6 @@ import datetime as dt
 import json
 import logging
 import os
-import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterable
@@ -27,15 +26,13 @@ import click
 
 from .backends.base import queue_names
 from .backends.sqlite import SQLiteBackend
-from .errors import ConfigurationError, JobNotFound, JobsError
+from .errors import ConfigurationError, JobNotFound, JobsError, RetryRefused
 from .jobs import Jobs
 from .models import FINISHED_STATES, Job, JobState, Stats, Tier, job_detail
+from .retention import parse_duration
 
 T = TypeVar("T")
 JobsFactory = Callable[[], Jobs]
-
-#: ``--older-than`` units, in seconds.
-DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 class Failed(click.ClickException):
@@ -67,7 +64,7 @@ def _run(
 
     try:
         return asyncio.run(main())
-    except JobNotFound as exc:
+    except (JobNotFound, RetryRefused) as exc:
         raise Failed(str(exc)) from None
     except JobsError as exc:
         raise Unusable(str(exc)) from None
@@ -123,14 +120,6 @@ def _age(seconds: float) -> str:
     if s < 86400:
         return f"{s // 3600}h {s // 60 % 60:02d}m"
     return f"{s // 86400}d {s // 3600 % 24}h"
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``30s``, ``15m``, ``12h``, ``7d``, ``2w`` (or a plain number of seconds)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text.lower())
-    if match is None:
-        raise ValueError(f"{text!r} is not a duration: use a number and s, m, h, d or w (7d)")
-    return float(match.group(1)) * DURATION_UNITS.get(match.group(2) or "s", 1)
 
 
 def stats_dict(stats: Stats, now: float) -> dict[str, Any]:
@@ -405,16 +394,17 @@ async def retry_failed(jobs: Jobs, task: str | None, *, progress: bool) -> int:
             count = await _retry_each(jobs, bar)
     else:
         count = await _retry_each(jobs, ids)
-    if count:
-        jobs._notify_workers()
     return count
 
 
 async def _retry_each(jobs: Jobs, ids: Iterable[int]) -> int:
     count = 0
     for job_id in ids:
-        job = await jobs.backend.retry(job_id, jobs.clock())
-        if job is not None and job.state is JobState.QUEUED:
+        try:
+            job = await jobs.retry(job_id)
+        except (JobNotFound, RetryRefused):  # purged meanwhile, or refused by the application
+            continue
+        if job.state is JobState.QUEUED:
             count += 1
     return count
 

@@ -37,6 +37,10 @@ class JobNotFound(JobsError):
     """No job has this id."""
 
 
+class RetryRefused(JobsError):
+    """The application refuses to retry this job (a retry guard said why)."""
+
+
 class BackendUnavailable(JobsError):
     """The job store cannot be reached or written; nothing was changed."""
 

@@ -101,6 +101,7 @@ class QuartJobs(Jobs):
             max_args_bytes=values["max_args_bytes"],
             worker_settings=settings.worker_settings(values),
             embedded_worker=values["embedded_worker"],
+            retention=values["retention"],
         )
 
     async def open(self) -> None:
@@ -117,6 +118,7 @@ class QuartJobs(Jobs):
     async def _before_serving(self) -> None:
         assert self.app is not None
         await self.open()
+        self.start_retention()
         if self.embedded_worker:
             self.embedded = self.start_worker()
             self._watcher = asyncio.create_task(self._watch_shutdown(self.app, self.embedded))

@@ -20,22 +20,26 @@ import builtins
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 from .backends import Backend, backend_from_url
-from .backends.base import QueueLimits, queue_names
-from .errors import ConfigurationError, JobNotFound, PayloadTooLarge
+from .backends.base import BackendTransaction, QueueLimits, queue_names
+from .errors import ConfigurationError, JobNotFound, PayloadTooLarge, RetryRefused
 from .models import DEFAULT_QUEUE, EnqueueResult, Job, JobFilter, JobState, NewJob, Stats, Tier
 from .policy import Weights
 from .registry import Registry, Task, TaskFunc, TaskOptions, dump_json
+from .retention import Retention, parse_retention
+from .transaction import Transaction
 from .worker import Worker, WorkerSettings
 
 DEFAULT_DATABASE_URL = "sqlite:///var/jobs.sqlite3"
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_MAX_ARGS_BYTES = 64 * 1024
+
+T = TypeVar("T")
 
 log = logging.getLogger("quart_jobs")
 
@@ -63,6 +67,10 @@ class Enqueuer:
     def __init__(self, jobs: Jobs, options: EnqueueOptions) -> None:
         self._jobs = jobs
         self._options = options
+
+    @property
+    def settings(self) -> EnqueueOptions:
+        return self._options
 
     async def enqueue(self, target: Task | TaskFunc | str, /, *args: Any, **kwargs: Any) -> Job:
         (result,) = await self._jobs.enqueue_many([(target, args, kwargs)], self._options)
@@ -112,6 +120,7 @@ class Jobs:
         clock: Callable[[], float] = time.time,
         backend_options: dict[str, Any] | None = None,
         weights: Weights | Mapping[int, float] | None = None,
+        retention: float | str | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ConfigurationError(f"JOB_MAX_ATTEMPTS must be at least 1, not {max_attempts}")
@@ -129,6 +138,10 @@ class Jobs:
             #: Shares of the priority levels for this process's workers (see ``Weights``).
             self.worker_settings = replace(self.worker_settings, weights=Weights.of(weights))
         self.clock = clock
+        #: Seconds a finished job is kept before a running worker (or served app) deletes it;
+        #: ``None`` keeps them until ``quart-jobs purge``. Accepts ``"7d"``, ``"12h"``, ``"off"``.
+        self.retention = parse_retention(retention)
+        self._retention: Retention | None = None
         self._workers: list[Worker] = []
         self._opened = False
         #: Entered around every job this process runs (the Quart extension: an app context).
@@ -138,6 +151,10 @@ class Jobs:
         #: scheduled), ``cancelled``, ``requeued`` (put back on shutdown); with the run time in
         #: seconds for the events that end an attempt. A hook that raises is logged and ignored.
         self.event_hooks: list[Callable[[str, Job, float | None], None]] = []
+        #: Asked before :meth:`retry` queues a job again: a guard returns ``None`` to allow it,
+        #: or the reason it is refused (say, "the order was cancelled"), which
+        #: :class:`~quart_jobs.errors.RetryRefused` carries to the admin (409) and the CLI.
+        self.retry_guards: list[Callable[[Job], Awaitable[str | None]]] = []
 
     # --- configuration -----------------------------------------------------------------------
 
@@ -154,6 +171,8 @@ class Jobs:
         for name, value in settings.items():
             if not hasattr(self, name):
                 raise ConfigurationError(f"unknown setting {name!r}")
+            if name == "retention":
+                value = parse_retention(value)
             setattr(self, name, value)
 
     @property
@@ -350,6 +369,31 @@ class Jobs:
                     self._emit("enqueued", result.job, None)
         return results
 
+    async def transaction(self, func: Callable[[Transaction], T]) -> T:
+        """Run ``func(tx)`` in one transaction of the jobs' database and return its value once
+        committed: the application's statements (``tx.execute``) and its enqueues
+        (``tx.enqueue``) are kept together or, if ``func`` raises, not at all. ``func`` is
+        synchronous and should be short (no network calls): on SQLite it runs on the writer
+        thread, inside a group commit. Workers are woken after the commit."""
+        now = self.clock()
+        done: list[Transaction] = []
+
+        def run(inner: BackendTransaction) -> T:
+            tx = Transaction(self, inner, now)
+            value = func(tx)
+            done.append(tx)
+            return value
+
+        value = await self.backend.run_transaction(run, now)
+        for tx in done:
+            if tx.created:
+                self._notify_workers()
+            for job in tx.created:
+                self._emit("enqueued", job, None)
+            for job in tx.cancelled:
+                self._emit("cancelled", job, None)
+        return value
+
     def _emit(self, event: str, job: Job, elapsed: float | None) -> None:
         for hook in self.event_hooks:
             try:
@@ -413,7 +457,14 @@ class Jobs:
         return job
 
     async def retry(self, job_id: int) -> Job:
-        """Queue a failed or cancelled job again, with a fresh set of attempts."""
+        """Queue a failed or cancelled job again, with a fresh set of attempts, unless a
+        :attr:`retry_guards` refuses (:class:`~quart_jobs.errors.RetryRefused`)."""
+        if self.retry_guards:
+            current = await self.get(job_id)
+            for guard in self.retry_guards:
+                refusal = await guard(current)
+                if refusal:
+                    raise RetryRefused(refusal)
         job = await self.backend.retry(job_id, self.clock())
         if job is None:
             raise JobNotFound(f"no job has id {job_id}")
@@ -436,6 +487,9 @@ class Jobs:
         """Stop this object's workers gracefully, then close the store."""
         for worker in list(self._workers):
             await self.stop_worker(worker)
+        if self._retention is not None:
+            await self._retention.stop()
+            self._retention = None
         if self._opened:
             await self.backend.close()
             self._opened = False
@@ -468,7 +522,17 @@ class Jobs:
         )
         self._workers.append(worker)
         worker.start()
+        self.start_retention()
         return worker
+
+    def start_retention(self) -> None:
+        """Start deleting finished jobs past :attr:`retention` (at least once a minute) in
+        this process, until :meth:`close`; nothing when retention is off. Workers and a
+        serving Quart app call it."""
+        if self.retention is None or (self._retention is not None and self._retention.running):
+            return
+        self._retention = Retention(self.backend, self.retention, self.clock)
+        self._retention.start()
 
     async def stop_worker(self, worker: Worker, timeout: float | None = None) -> None:
         """Stop a worker from :meth:`start_worker` gracefully (see :meth:`Worker.stop`)."""

@@ -23,6 +23,7 @@ from .backends.base import queue_names
 from .backends.sqlite_io import SYNCHRONOUS_MODES
 from .errors import ConfigurationError
 from .policy import RetryPolicy, Weights
+from .retention import parse_retention
 from .worker import WorkerSettings
 
 PREFIX = "QUART_JOBS_"
@@ -153,6 +154,13 @@ def _queues(value: Any) -> tuple[str, ...]:
         raise _Invalid(str(exc)) from None
 
 
+def _retention(value: Any) -> float | None:
+    try:
+        return parse_retention(value)
+    except ConfigurationError as exc:
+        raise _Invalid(str(exc).removeprefix("retention: ")) from None
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "database_url",
@@ -230,6 +238,13 @@ SETTINGS: tuple[Setting, ...] = (
         _WORKER.retry.min_delay,
         _number(positive=False),
         "shortest wait before a retry, in seconds",
+    ),
+    Setting(
+        "retention",
+        None,
+        lambda value: _retention(value),
+        "finished jobs older than this are deleted while the app serves or runs workers "
+        "(`7d`, `12h`, `30s`, seconds; none or `off`: kept until `quart-jobs purge`)",
     ),
     Setting(
         "sqlite_synchronous",

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from ..conftest import IN_CI, TEST_POSTGRES_URL
+from .order_checks import verdict
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -35,18 +36,11 @@ def fresh_database() -> Iterator[str]:
 
 
 def outcome(url: str, accepted: set[int]) -> tuple[int, int, int]:
-    """(done, lost, doubled) among the accepted orders."""
+    """(done, lost, doubled) among the accepted orders; an order that disagrees with its job
+    counts as doubled (something was done that the other does not show)."""
     with psycopg.connect(url, connect_timeout=5) as conn:
-        states = dict(conn.execute("SELECT id, state FROM qj_jobs").fetchall())
-        fulfilled = dict(
-            conn.execute(
-                "SELECT order_id, COUNT(*) FROM orders_fulfilments GROUP BY order_id"
-            ).fetchall()
-        )
-    done = sum(1 for i in accepted if states.get(i) == "succeeded")
-    lost = sum(1 for i in accepted if states.get(i) != "succeeded" or i not in fulfilled)
-    doubled = sum(1 for n in fulfilled.values() if n > 1)
-    return done, lost, doubled
+        result = verdict(lambda sql: conn.execute(sql).fetchall(), accepted)
+    return result.done, result.lost, result.doubled + result.disagreeing
 
 
 def finished(url: str, accepted: set[int]) -> bool:

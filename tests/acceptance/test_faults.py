@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from .order_checks import Verdict, verdict
 from .procs import (
     REGULAR_KEY,
     VIP_KEY,
@@ -38,29 +39,14 @@ FULL = os.environ.get("CI", "").lower() in ("1", "true", "yes") or bool(
 ORDER = {"items": [{"sku": "F-1", "quantity": 1}], "processing_seconds": 0.02}
 
 
-def db_counts(db: Path) -> tuple[dict[int, str], dict[int, int]]:
-    """Order states and fulfilment counts, read straight from the database file."""
+def db_verdict(db: Path, accepted: set[int]) -> Verdict:
+    """The orders, their jobs and fulfilments, read straight from the database file."""
     with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
-        states = dict(conn.execute("SELECT id, state FROM qj_jobs").fetchall())
-        fulfilled = dict(
-            conn.execute(
-                "SELECT order_id, COUNT(*) FROM orders_fulfilments GROUP BY order_id"
-            ).fetchall()
-        )
-    return states, fulfilled
+        return verdict(lambda sql: conn.execute(sql).fetchall(), accepted)
 
 
 def all_done(db: Path, accepted: set[int]) -> bool:
-    states, _ = db_counts(db)
-    return all(states.get(i) == "succeeded" for i in accepted)
-
-
-def verdict(db: Path, accepted: set[int]) -> tuple[int, int]:
-    """(lost, doubled) among accepted orders."""
-    states, fulfilled = db_counts(db)
-    lost = sum(1 for i in accepted if states.get(i) != "succeeded" or i not in fulfilled)
-    doubled = sum(1 for n in fulfilled.values() if n > 1)
-    return lost, doubled
+    return db_verdict(db, accepted).lost == 0
 
 
 async def stream_orders(url: str, accepted: set[int], stop: asyncio.Event, clients: int) -> int:
@@ -107,9 +93,9 @@ def test_kill_9_at_random_moments_during_a_stream_of_orders(tmp_path: Path) -> N
             asyncio.run(one_round())
     with running(tmp_path, url, name="final"):
         assert wait_until(lambda: all_done(db, accepted), 90), "orders left unfinished"
-    lost, doubled = verdict(db, accepted)
-    print(f"\nkill -9 rounds={rounds} accepted={len(accepted)} lost={lost} doubled={doubled}")
-    assert accepted and lost == 0 and doubled == 0
+    result = db_verdict(db, accepted)
+    print(f"\nkill -9 rounds={rounds} accepted={len(accepted)} {result}")
+    assert accepted and result.lost == 0 and result.doubled == 0 and result.disagreeing == 0
 
 
 def _running_by_worker(db: Path) -> dict[str, int]:
@@ -141,14 +127,14 @@ def test_a_killed_worker_process_jobs_are_finished_by_the_other(tmp_path: Path) 
         assert held
         victim.kill9()
         assert wait_until(lambda: all_done(db, accepted), 60)
-    lost, doubled = verdict(db, accepted)
+    lost, doubled, disagreeing = db_verdict(db, accepted).counts
     with contextlib.closing(sqlite3.connect(db)) as conn:
         rerun = conn.execute("SELECT COUNT(*) FROM qj_jobs WHERE attempts > 1").fetchone()[0]
     print(
         f"\nworker kill: orders={len(accepted)} rerun_after_lease={rerun} "
         f"lost={lost} doubled={doubled}"
     )
-    assert rerun > 0 and lost == 0 and doubled == 0
+    assert rerun > 0 and lost == 0 and doubled == 0 and disagreeing == 0
 
 
 def test_three_processes_share_one_sqlite_file_without_locked_errors(tmp_path: Path) -> None:
@@ -188,14 +174,16 @@ def test_three_processes_share_one_sqlite_file_without_locked_errors(tmp_path: P
         elapsed = time.monotonic() - started
         assert wait_until(lambda: all_done(db, accepted), 120)
         outputs = web1.output() + web2.output() + worker.output()
-    lost, doubled = verdict(db, accepted)
+    lost, doubled, disagreeing = db_verdict(db, accepted).counts
     locked = outputs.lower().count("database is locked")
     print(
         f"\nshared SQLite: processes=3 orders={total} accepted={len(accepted)} "
         f"({total / elapsed:.0f}/s) lost={lost} doubled={doubled} locked_errors={locked}"
     )
     assert not failures, failures[:5]
-    assert len(accepted) == total and lost == 0 and doubled == 0 and locked == 0
+    assert (
+        len(accepted) == total and lost == 0 and doubled == 0 and disagreeing == 0 and locked == 0
+    )
 
 
 @pytest.fixture
@@ -244,9 +232,10 @@ def test_a_full_disk_answers_503_keeps_serving_and_keeps_accepted_orders(
         assert ready["checks"]["database"].startswith("unavailable")
         for order_id in list(accepted)[:20]:
             assert http.get(f"/orders/{order_id}", headers=auth(VIP_KEY)).status_code == 200
-    states, _ = db_counts(db)
-    print(f"\nfull disk: accepted={len(accepted)} then 503; intact={len(set(states) & accepted)}")
-    assert accepted <= set(states)
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
+        stored = {int(i) for (i,) in conn.execute("SELECT id FROM orders")}
+    print(f"\nfull disk: accepted={len(accepted)} then 503; intact={len(stored & accepted)}")
+    assert accepted <= stored
 
 
 def test_an_unwritable_database_stops_start_up_clearly_and_keeps_its_orders(
@@ -312,6 +301,6 @@ def test_sigterm_mid_stream_exits_zero_and_loses_nothing(tmp_path: Path) -> None
         asyncio.run(round_())
     with running(tmp_path, url, name="after"):
         assert wait_until(lambda: all_done(db, accepted), 60)
-    lost, doubled = verdict(db, accepted)
+    lost, doubled, disagreeing = db_verdict(db, accepted).counts
     print(f"\nSIGTERM mid-stream: accepted={len(accepted)} lost={lost} doubled={doubled}")
-    assert accepted and lost == 0 and doubled == 0
+    assert accepted and lost == 0 and doubled == 0 and disagreeing == 0

@@ -159,11 +159,12 @@ async def storm(url: str, pid: int, tally: Tally) -> None:
 
 
 def jobs_by_key(db: Path) -> tuple[dict[str, int], dict[str, int], int]:
-    """Jobs per idempotency key, their states, and how many fulfilments were written."""
+    """Orders per idempotency key, their jobs' states, and how many fulfilments were written."""
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT key, COUNT(*) FROM qj_jobs GROUP BY key").fetchall()
-        # The service scopes a client's key by customer: "order:<customer id>:<key>".
-        per_key = {str(key).split(":", 2)[-1]: n for key, n in rows}
+        rows = conn.execute(
+            "SELECT idempotency_key, COUNT(*) FROM orders GROUP BY idempotency_key"
+        ).fetchall()
+        per_key = {str(key): n for key, n in rows}
         states = dict(conn.execute("SELECT state, COUNT(*) FROM qj_jobs GROUP BY state").fetchall())
         fulfilled = conn.execute("SELECT COUNT(*) FROM orders_fulfilments").fetchone()[0]
     return per_key, states, int(fulfilled)

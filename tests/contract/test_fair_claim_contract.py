@@ -212,3 +212,13 @@ async def test_purge_forgets_idle_owners_without_changing_the_order(
     (carol,) = await ids(backend, clock, new("carol"))
     # bob started in the current round already: carol first, then bob in his order.
     assert await claim(backend, clock, 3) == [carol, *bob]
+
+
+async def test_jobs_enqueued_in_an_application_transaction_take_their_turn(
+    backend: Backend, clock: Clock
+) -> None:
+    bob = await ids(backend, clock, *(new("bob") for _ in range(3)))
+    (carol,) = await backend.run_transaction(
+        lambda tx: [r.job.id for r in tx.enqueue([new("carol")])], clock()
+    )
+    assert await claim(backend, clock, 4) == [bob[0], carol, bob[1], bob[2]]

@@ -61,7 +61,7 @@ async def test_a_customer_sees_only_its_own_orders(client: Client) -> None:
     mine = await (await client.post("/orders", json=ORDER, headers=VIP)).get_json()
     theirs = await (await client.post("/orders", json=ORDER, headers=REGULAR)).get_json()
     assert (await client.get(f"/orders/{theirs['id']}", headers=VIP)).status_code == 404
-    assert (await client.delete(f"/orders/{theirs['id']}", headers=VIP)).status_code == 404
+    assert (await client.post(f"/orders/{theirs['id']}/cancel", headers=VIP)).status_code == 404
     listed = await (await client.get("/orders", headers=VIP)).get_json()
     assert [o["id"] for o in listed["orders"]] == [mine["id"]]
 
@@ -81,7 +81,7 @@ async def test_list_is_newest_first_with_status_and_limit(client: Client) -> Non
     assert (await client.get("/orders?status=lost", headers=VIP)).status_code == 400
 
 
-async def test_delete_cancels_a_queued_order_and_409_once_processing(
+async def test_cancel_a_queued_order_which_stays_readable_and_409_once_finished(
     app: Quart, client: Client
 ) -> None:
     state: OrdersState = app.extensions[EXTENSION_KEY]
@@ -89,12 +89,38 @@ async def test_delete_cancels_a_queued_order_and_409_once_processing(
     state.jobs.embedded.stop_claiming()  # keep orders queued
     await asyncio.sleep(0.1)
     queued = await (await client.post("/orders", json=ORDER, headers=VIP)).get_json()
-    response = await client.delete(f"/orders/{queued['id']}", headers=VIP)
+    response = await client.post(f"/orders/{queued['id']}/cancel", headers=VIP)
     assert response.status_code == 200
-    assert (await response.get_json())["status"] == "cancelled"
-    again = await client.delete(f"/orders/{queued['id']}", headers=VIP)
+    cancelled = await response.get_json()
+    assert cancelled["status"] == "cancelled" and cancelled["completed_at"]
+    again = await client.post(f"/orders/{queued['id']}/cancel", headers=VIP)
     assert again.status_code == 409
     assert (await again.get_json())["error"]["code"] == "conflict"
+    read = await (await client.get(f"/orders/{queued['id']}", headers=VIP)).get_json()
+    assert read["status"] == "cancelled" and read["items"] == ORDER["items"]
+    order = await state.require_store().get_order(queued["id"])
+    assert order is not None and order.job_id is not None
+    assert (await state.jobs.get(order.job_id)).state.value == "cancelled"
+
+
+async def test_there_is_no_delete_on_orders(client: Client) -> None:
+    order = await (await client.post("/orders", json=ORDER, headers=VIP)).get_json()
+    response = await client.delete(f"/orders/{order['id']}", headers=VIP)
+    assert response.status_code == 405
+    assert "GET" in response.headers["Allow"] and "DELETE" not in response.headers["Allow"]
+    assert (await response.get_json())["error"]["code"] == "method_not_allowed"
+    assert (await client.get(f"/orders/{order['id']}", headers=VIP)).status_code == 200
+
+
+async def test_the_same_idempotency_key_with_another_body_is_422(client: Client) -> None:
+    headers = {**VIP, "Idempotency-Key": "k-1"}
+    first = await client.post("/orders", json=ORDER, headers=headers)
+    other = await client.post("/orders", json={**ORDER, "fail_times": 1}, headers=headers)
+    assert first.status_code == 202
+    assert other.status_code == 422
+    assert (await other.get_json())["error"]["code"] == "idempotency_key_reused"
+    listed = await (await client.get("/orders", headers=VIP)).get_json()
+    assert len(listed["orders"]) == 1
 
 
 async def test_idempotency_key_returns_the_same_order(client: Client) -> None:

@@ -1,32 +1,52 @@
-"""The order service's tables on PostgreSQL: customers and effectively-once fulfilment."""
+"""The order service's tables on PostgreSQL: customers, orders written with their jobs,
+effectively-once fulfilment, idempotency keys under concurrency."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
+import psycopg
 import pytest
 
+from order_service import orders
+from order_service.service import process_order
 from order_service.store import CustomerExists, store_for
 from order_service.store_postgres import PostgresOrdersStore
+from quart_jobs import Jobs
 from quart_jobs.backends.postgres import PostgresBackend
 
 from ..conftest import TEST_POSTGRES_URL
+
+NEW = orders.NewOrder("alice", "vip", [{"sku": "A-1", "quantity": 1}], 0.0, 0)
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-async def store(postgres_schema: str) -> AsyncIterator[PostgresOrdersStore]:
-    backend = PostgresBackend(TEST_POSTGRES_URL, schema=postgres_schema, min_size=1, max_size=4)
+async def backend(postgres_schema: str) -> AsyncIterator[PostgresBackend]:
+    backend = PostgresBackend(TEST_POSTGRES_URL, schema=postgres_schema, min_size=1, max_size=8)
     await backend.open()
     try:
-        orders = store_for(backend)
-        assert isinstance(orders, PostgresOrdersStore)
-        await orders.migrate()
-        yield orders
+        yield backend
     finally:
         await backend.close()
+
+
+@pytest.fixture
+async def store(backend: PostgresBackend) -> PostgresOrdersStore:
+    found = store_for(backend)
+    assert isinstance(found, PostgresOrdersStore)
+    await found.migrate()
+    return found
+
+
+@pytest.fixture
+def jobs(backend: PostgresBackend) -> Jobs:
+    jobs = Jobs(backend)
+    jobs.register(process_order, name=orders.TASK)
+    return jobs
 
 
 async def test_migrate_is_idempotent_and_safe_in_parallel(store: PostgresOrdersStore) -> None:
@@ -62,12 +82,36 @@ async def test_customers_are_created_found_by_key_and_revoked(store: PostgresOrd
 
 
 async def test_a_fulfilment_is_recorded_once_whatever_the_retries(
-    store: PostgresOrdersStore,
+    store: PostgresOrdersStore, jobs: Jobs
 ) -> None:
+    order, created = await jobs.transaction(orders.place(NEW, jobs.clock(), None))
+    assert created and order.job_id is not None
+    job = await jobs.get(order.job_id)
+    assert job.args == (order.id,)
     results = await asyncio.gather(
-        *(store.record_fulfilment(42, attempt, f"w{attempt}") for attempt in range(1, 6))
+        *(jobs.transaction(orders.complete(order.id, job, jobs.clock())) for _ in range(5))
     )
     assert sorted(results) == [False, False, False, False, True]
-    assert not await store.record_fulfilment(42, 9, "late")
-    assert await store.fulfilment_count(42) == 1
-    assert await store.fulfilment_count(43) == 0
+    assert await store.fulfilment_count(order.id) == 1
+    done = await store.get_order(order.id)
+    assert done is not None and done.status == "completed"
+
+
+async def test_one_idempotency_key_placed_at_once_is_one_order(
+    store: PostgresOrdersStore, jobs: Jobs
+) -> None:
+    keyed = replace(NEW, idempotency_key="same")
+    place = orders.place(keyed, jobs.clock(), None)
+
+    async def once() -> tuple[orders.Order, bool]:
+        try:
+            return await jobs.transaction(place)
+        except psycopg.errors.UniqueViolation:
+            return await jobs.transaction(place)
+
+    results = await asyncio.gather(*(once() for _ in range(5)))
+    assert len({order.id for order, _ in results}) == 1
+    assert sorted(created for _, created in results) == [False] * 4 + [True]
+    assert len(await jobs.list()) == 1
+    with pytest.raises(orders.IdempotencyKeyReused):
+        await jobs.transaction(orders.place(replace(keyed, fail_times=3), jobs.clock(), None))

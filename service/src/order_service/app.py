@@ -18,7 +18,7 @@ from quart_schema import (
     validate_querystring,
 )
 
-from quart_jobs import JobState, QuartJobs, Tier
+from quart_jobs import Job, QuartJobs
 from quart_jobs.admin import register_admin
 from quart_jobs.metrics import register_metrics
 from quart_jobs.policy import vip_weights
@@ -33,7 +33,11 @@ from .http import (
     orders_state,
     queue_limits,
 )
+from .orders import TASK, IdempotencyKeyReused, NewOrder, OrderNotCancellable
+from .orders import cancel as cancel_in_tx
+from .orders import place as place_in_tx
 from .readiness import Readiness
+from .reconcile import Reconciler, refuse_cancelled_order
 from .schemas import (
     CreatedHeaders,
     ErrorBody,
@@ -50,17 +54,20 @@ from .schemas import (
 from .service import (
     DEMO_CUSTOMERS,
     EXTENSION_KEY,
-    STATE_OF_STATUS,
-    TASK,
     OrdersState,
     hash_key,
-    is_order_of,
     order_json,
     process_order,
 )
 from .store import store_for
 
 log = logging.getLogger("orders")
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """A unique constraint refused an insert (SQLite's IntegrityError, psycopg's
+    UniqueViolation): for orders, the same Idempotency-Key placed at the same moment."""
+    return type(exc).__name__ in ("IntegrityError", "UniqueViolation")
 
 
 def jobs_config(settings: Settings) -> dict[str, Any]:
@@ -75,6 +82,7 @@ def jobs_config(settings: Settings) -> dict[str, Any]:
         "QUART_JOBS_LEASE_SECONDS": settings.lease_seconds,
         "QUART_JOBS_POLL_INTERVAL": settings.poll_interval,
         "QUART_JOBS_SQLITE_SYNCHRONOUS": settings.sqlite_synchronous,
+        "QUART_JOBS_RETENTION": settings.job_retention,
     }
 
 
@@ -108,9 +116,32 @@ def create_app(settings: Settings | None = None) -> Quart:
             for name, tier, key in DEMO_CUSTOMERS:
                 await store.ensure_customer(name, tier, hash_key(key))
         state.store = store
+        state.reconciler = Reconciler(jobs, store)
+
+    # Registered once: each open (the CLI's preflight, then serving) makes a new store.
+    def on_job_event(event: str, job: Job, elapsed: float | None) -> None:
+        if state.reconciler is not None:
+            state.reconciler.on_job_event(event, job, elapsed)
+
+    async def retry_guard(job: Job) -> str | None:
+        return await refuse_cancelled_order(state.require_store(), job)
+
+    jobs.event_hooks.append(on_job_event)
+    jobs.retry_guards.append(retry_guard)
+
+    async def stop_reconciling() -> None:
+        if state.reconciler is not None:
+            await state.reconciler.stop()
 
     jobs.on_open.append(open_store)
+    app.after_serving(stop_reconciling)  # before the jobs' own after_serving closes the store
     jobs.init_app(app)
+
+    @app.before_serving
+    async def start_reconciling() -> None:  # after the jobs' own before_serving opened it
+        if state.reconciler is not None:
+            state.reconciler.start()
+
     register_admin(app, jobs, token=settings.admin_token)
     register_metrics(app, jobs, token=settings.metrics_token)
     register_error_handlers(app)
@@ -129,33 +160,47 @@ def register_routes(app: Quart, readiness: Readiness) -> None:
     @document_response(ErrorBody, 401, UnauthorizedHeaders)
     @document_response(ErrorBody, 413)
     @document_response(ErrorBody, 415)
+    @document_response(ErrorBody, 422)
     @document_response(ErrorBody, 429, RetryHeaders)
     @document_response(ErrorBody, 503, RetryHeaders)
     async def place_order() -> Response:
-        """Place an order; answered 202 once the order and its job are committed to disk."""
+        """Place an order; answered 202 once the order and its job are committed to disk, in
+        one transaction. A repeat with the same ``Idempotency-Key`` returns the same order
+        (``Idempotent-Replayed: true``); the same key with another body is a 422."""
         customer = await authenticate()
         key = idempotency_key()
         body = await json_body(OrderRequest)
         state = orders_state()
-        order = {
-            "customer": customer.name,
-            "tier": customer.tier,
-            "items": [item.model_dump() for item in body.items],
-            "processing_seconds": body.processing_seconds,
-            "fail_times": body.fail_times,
-        }
-        result = await state.jobs.options(
-            priority=Tier.parse(customer.tier),
-            owner=customer.name,
-            key=None if key is None else f"order:{customer.id}:{key}",
-            limits=queue_limits(),
-        ).enqueue_result(TASK, order)
+        new = NewOrder(
+            customer=customer.name,
+            tier=customer.tier,
+            items=[item.model_dump() for item in body.items],
+            processing_seconds=body.processing_seconds,
+            fail_times=body.fail_times,
+            idempotency_key=key,
+        )
+        place = place_in_tx(new, state.jobs.clock(), queue_limits())
+        try:
+            try:
+                order, created = await state.jobs.transaction(place)
+            except Exception as exc:
+                if not is_unique_violation(exc):
+                    raise
+                # The same key, placed concurrently by another process: read it now.
+                order, created = await state.jobs.transaction(place)
+        except IdempotencyKeyReused:
+            raise ApiError(
+                422,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for a different request; use a new key for a "
+                "new order",
+            ) from None
         # A Response, not a (body, status, headers) tuple: quart-schema would build a pydantic
         # TypeAdapter for the headers dict on every request.
-        response = jsonify(order_json(result.job))
+        response = jsonify(order_json(order))
         response.status_code = 202
-        response.headers["Location"] = f"/orders/{result.job.id}"
-        if not result.created:
+        response.headers["Location"] = f"/orders/{order.id}"
+        if not created:
             response.headers["Idempotent-Replayed"] = "true"
         return response
 
@@ -168,10 +213,10 @@ def register_routes(app: Quart, readiness: Readiness) -> None:
     async def get_order(order_id: int) -> Response:
         """One of your orders."""
         customer = await authenticate()
-        job = await orders_state().jobs.find(check_id(order_id))
-        if job is None or not is_order_of(job, customer):
+        order = await orders_state().require_store().get_order(check_id(order_id))
+        if order is None or order.customer != customer.name:
             raise ApiError(404, "not_found", "no such order")
-        return jsonify(order_json(job))
+        return jsonify(order_json(order))
 
     @app.get("/orders")
     @validate_querystring(OrderQuery)
@@ -183,15 +228,14 @@ def register_routes(app: Quart, readiness: Readiness) -> None:
     async def list_orders(query_args: OrderQuery) -> Response:
         """Your orders, newest first."""
         customer = await authenticate()
-        jobs = await orders_state().jobs.list(
-            task=TASK,
-            owner=customer.name,
-            state=None if query_args.status is None else STATE_OF_STATUS[query_args.status],
-            limit=query_args.limit,
+        found = (
+            await orders_state()
+            .require_store()
+            .list_orders(customer.name, query_args.status, query_args.limit)
         )
-        return jsonify({"orders": [order_json(job) for job in jobs]})
+        return jsonify({"orders": [order_json(order) for order in found]})
 
-    @app.delete("/orders/<int:order_id>")
+    @app.post("/orders/<int:order_id>/cancel")
     @document_response(Order, 200)
     @document_response(ErrorBody, 401, UnauthorizedHeaders)
     @document_response(ErrorBody, 404)
@@ -199,20 +243,21 @@ def register_routes(app: Quart, readiness: Readiness) -> None:
     @document_response(ErrorBody, 429, RetryHeaders)
     @document_response(ErrorBody, 503, RetryHeaders)
     async def cancel_order(order_id: int) -> Response:
-        """Cancel a queued order; 409 once it is processing or finished."""
+        """Cancel a queued order (it stays readable, ``cancelled``); 409 once it is processing
+        or finished. A cancellation is final."""
         customer = await authenticate()
         jobs = orders_state().jobs
-        job = await jobs.find(check_id(order_id))
-        if job is None or not is_order_of(job, customer):
-            raise ApiError(404, "not_found", "no such order")
-        was_queued = job.state is JobState.QUEUED
-        if was_queued:
-            job = await jobs.cancel(job.id, running=False)
-        if not was_queued or job.state is not JobState.CANCELLED:
-            raise ApiError(
-                409, "conflict", f"the order is {order_json(job)['status']}; it cannot be cancelled"
+        try:
+            order = await jobs.transaction(
+                cancel_in_tx(customer.name, check_id(order_id), jobs.clock())
             )
-        return jsonify(order_json(job))
+        except OrderNotCancellable as exc:
+            raise ApiError(
+                409, "conflict", f"the order is {exc.status}; it cannot be cancelled"
+            ) from None
+        if order is None:
+            raise ApiError(404, "not_found", "no such order")
+        return jsonify(order_json(order))
 
     @app.get("/healthz")
     @security_scheme([])

@@ -12,8 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, TypeVar
 
+from quart_jobs import ConfigurationError
 from quart_jobs.backends.base import queue_names
-from quart_jobs.errors import ConfigurationError
+from quart_jobs.retention import parse_retention
 
 T = TypeVar("T")
 
@@ -50,6 +51,9 @@ class Settings:
     lease_seconds: float = 30.0
     poll_interval: float = 0.5
     sqlite_synchronous: str = "FULL"
+    #: Seconds a finished job is kept (``JOB_RETENTION``: ``7d``, ``12h``, ``off``); orders are
+    #: never deleted by it. ``None``: off.
+    job_retention: float | None = 7 * 86400.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -149,6 +153,15 @@ def _str(name: str, raw: str) -> str:
     return raw
 
 
+def _retention(name: str, raw: str) -> float | None:
+    try:
+        return parse_retention(raw)
+    except ConfigurationError:
+        raise SettingError(
+            f"{name}={raw!r}: use a duration (30s, 15m, 12h, 7d, or seconds) or off"
+        ) from None
+
+
 def _number(kind: Callable[[str], T]) -> Callable[[str, str], T]:
     def parse(name: str, raw: str) -> T:
         try:
@@ -182,4 +195,5 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "vip_weight": _number(float),
     "lease_seconds": _number(float),
     "poll_interval": _number(float),
+    "job_retention": _retention,
 }

@@ -1,9 +1,9 @@
-"""Orders are jobs: an order is the job that processes it, so the order and its job are one
-row, committed together by construction (nothing to reconcile after a crash).
+"""The service's state on the app, API keys, the order's JSON, and the order's task.
 
-The job's arguments carry the order (customer, tier, items, simulation knobs); its owner is
-the customer; its state is the order's status. Fulfilment is written to its own table, once
-per order whatever the retries (effectively once).
+Orders are records in their own table (:mod:`order_service.orders`), each written in one
+transaction with the job that processes it; the job's arguments carry the order's id only.
+Fulfilment is written to its own table, once per order whatever the retries (effectively once),
+in the transaction that marks the order completed.
 """
 
 from __future__ import annotations
@@ -18,22 +18,15 @@ from typing import Any
 
 from quart import current_app
 
-from quart_jobs import Job, JobState, QuartJobs, current_job
+from quart_jobs import QuartJobs, current_job
 
+from . import orders
 from .config import Settings
+from .orders import Order
+from .reconcile import Reconciler
 from .store import Customer, OrdersStore
 
-TASK = "orders.process"
 EXTENSION_KEY = "orders"
-
-STATUS_OF_STATE = {
-    JobState.QUEUED: "queued",
-    JobState.RUNNING: "processing",
-    JobState.SUCCEEDED: "completed",
-    JobState.FAILED: "failed",
-    JobState.CANCELLED: "cancelled",
-}
-STATE_OF_STATUS = {status: state for state, status in STATUS_OF_STATE.items()}
 
 KEY_CACHE_SECONDS = 5.0
 KEY_CACHE_MAX = 10_000
@@ -56,6 +49,7 @@ class OrdersState:
     settings: Settings
     jobs: QuartJobs
     store: OrdersStore | None = None
+    reconciler: Reconciler | None = None
     #: Valid API keys seen lately (key hash -> (expiry, customer)): a request then needs no
     #: database read to authenticate. A rotated or revoked key stops working within
     #: ``KEY_CACHE_SECONDS``. Bounded: cleared when full.
@@ -90,38 +84,42 @@ def iso(ts: float | None) -> str | None:
     )
 
 
-def order_json(job: Job) -> dict[str, Any]:
-    order = job.args[0]
-    finished = job.state.finished
+def order_json(order: Order) -> dict[str, Any]:
     return {
-        "id": job.id,
-        "customer": order["customer"],
-        "tier": order["tier"],
-        "status": STATUS_OF_STATE[job.state],
-        "items": order["items"],
-        "processing_seconds": order["processing_seconds"],
-        "attempts": job.attempts,
-        "created_at": iso(job.enqueued_at),
-        "started_at": iso(job.started_at),
-        "completed_at": iso(job.finished_at) if finished else None,
-        "error": job.error,
+        "id": order.id,
+        "customer": order.customer,
+        "tier": order.tier,
+        "status": order.status,
+        "items": order.items,
+        "processing_seconds": order.processing_seconds,
+        "attempts": order.attempts,
+        "created_at": iso(order.created_at),
+        "started_at": iso(order.started_at),
+        "completed_at": iso(order.completed_at),
+        "error": order.error,
     }
 
 
-def is_order_of(job: Job | None, customer: Customer) -> bool:
-    return job is not None and job.task == TASK and job.owner == customer.name
-
-
-async def process_order(order: dict[str, Any]) -> dict[str, Any]:
-    """The order's job: take ``processing_seconds``, fail the first ``fail_times`` attempts,
-    then write the fulfilment (once per order)."""
-    job = current_job()
-    seconds = float(order.get("processing_seconds", 0))
-    if seconds > 0:
-        await asyncio.sleep(seconds)
-    fail_times = int(order.get("fail_times", 0))
-    if job.attempts <= fail_times:
-        raise SimulatedFailure(f"simulated failure (attempt {job.attempts} of {fail_times} set)")
+def orders_of_app() -> OrdersState:
     state: OrdersState = current_app.extensions[EXTENSION_KEY]
-    first = await state.require_store().record_fulfilment(job.id, job.attempts, job.worker or "")
+    return state
+
+
+async def process_order(order_id: int) -> dict[str, Any]:
+    """The order's job: mark it processing, take ``processing_seconds``, fail the first
+    ``fail_times`` attempts, then write the fulfilment (once per order) and ``completed``."""
+    job = current_job()
+    jobs = orders_of_app().jobs
+    order = await jobs.transaction(orders.start(order_id, job))
+    if order is None:
+        raise LookupError(f"order {order_id} does not exist")
+    if order.final:  # completed by an earlier attempt, or cancelled: nothing left to do
+        return {"fulfilled": order.status == "completed", "first_write": False}
+    if order.processing_seconds > 0:
+        await asyncio.sleep(order.processing_seconds)
+    if job.attempts <= order.fail_times:
+        raise SimulatedFailure(
+            f"simulated failure (attempt {job.attempts} of {order.fail_times} set)"
+        )
+    first = await jobs.transaction(orders.complete(order_id, job, jobs.clock()))
     return {"fulfilled": True, "first_write": first}

@@ -3,11 +3,14 @@ one writer thread (group commit), read from its reader connections."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 
 from quart_jobs.backends.sqlite import SQLiteBackend, migrate_component
 
+from . import orders as o
+from .orders import Order
 from .store import Customer, CustomerExists
 
 MIGRATIONS: tuple[str, ...] = (
@@ -28,7 +31,36 @@ MIGRATIONS: tuple[str, ...] = (
         fulfilled_at REAL NOT NULL
     );
     """,
+    # Orders become records of their own (before, an order was its job). Ids continue the
+    # old orders' (which were their jobs' ids): AUTOINCREMENT never reuses one.
+    """
+    CREATE TABLE orders (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        customer TEXT NOT NULL,
+        tier TEXT NOT NULL,
+        items TEXT NOT NULL,
+        processing_seconds REAL NOT NULL,
+        fail_times INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN
+            ('queued', 'processing', 'completed', 'failed', 'cancelled')),
+        created_at REAL NOT NULL,
+        started_at REAL,
+        completed_at REAL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        idempotency_key TEXT,
+        fingerprint TEXT,
+        job_id INTEGER,
+        UNIQUE (customer, idempotency_key)
+    );
+    CREATE INDEX orders_customer ON orders (customer, id);
+    CREATE INDEX orders_customer_status ON orders (customer, status, id);
+    CREATE INDEX orders_job ON orders (job_id);
+    CREATE INDEX orders_unsettled ON orders (id) WHERE status IN ('queued', 'processing');
+    """,
 )
+#: The version from which ``orders`` exists: older databases have their orders in jobs.
+ORDERS_TABLE_VERSION = 2
 
 _CUSTOMER = "SELECT id, name, tier, key_hash, created_at, revoked FROM orders_customers"
 
@@ -44,7 +76,13 @@ class SQLiteOrdersStore:
         self._db = backend
 
     async def migrate(self) -> None:
-        await self._db.write(lambda conn: migrate_component(conn, "orders", MIGRATIONS))
+        def run(conn: sqlite3.Connection) -> None:
+            before = _version(conn)
+            migrate_component(conn, "orders", MIGRATIONS)
+            if 0 < before < ORDERS_TABLE_VERSION:
+                _copy_old_orders(conn)
+
+        await self._db.write(run)
 
     async def add_customer(self, name: str, tier: str, key_hash: str) -> Customer:
         def run(conn: sqlite3.Connection) -> Customer | None:
@@ -102,17 +140,29 @@ class SQLiteOrdersStore:
 
         return await self._db.write(run)
 
-    async def record_fulfilment(self, order_id: int, attempt: int, worker: str) -> bool:
-        return await self._db.write(
-            lambda conn: (
-                conn.execute(
-                    "INSERT INTO orders_fulfilments (order_id, attempt, worker, fulfilled_at) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING",
-                    (order_id, attempt, worker, time.time()),
-                ).rowcount
-                == 1
-            )
+    async def get_order(self, order_id: int) -> Order | None:
+        return await self._db.read(lambda conn: _order(conn, o.BY_ID, (order_id,)))
+
+    async def order_of_job(self, job_id: int) -> Order | None:
+        return await self._db.read(lambda conn: _order(conn, o.BY_JOB, (job_id,)))
+
+    async def list_orders(self, customer: str, status: str | None, limit: int) -> list[Order]:
+        query, params = (
+            (o.LIST, (customer, limit))
+            if status is None
+            else (o.LIST_BY_STATUS, (customer, status, limit))
         )
+        return await self._db.read(
+            lambda conn: [o.order_from_row(r) for r in conn.execute(query, params)]
+        )
+
+    async def unsettled_orders(self, after_id: int, limit: int) -> list[int]:
+        return await self._db.read(
+            lambda conn: [r[0] for r in conn.execute(o.UNSETTLED_PAGE, (after_id, limit))]
+        )
+
+    async def processing_orders(self) -> list[int]:
+        return await self._db.read(lambda conn: [r[0] for r in conn.execute(o.PROCESSING)])
 
     async def fulfilment_count(self, order_id: int) -> int:
         return await self._db.read(
@@ -122,3 +172,29 @@ class SQLiteOrdersStore:
                 ).fetchone()[0]
             )
         )
+
+
+def _order(conn: sqlite3.Connection, query: str, params: tuple[int, ...]) -> Order | None:
+    row = conn.execute(query, params).fetchone()
+    return None if row is None else o.order_from_row(row)
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    """The ``orders`` component's schema version (0: none yet)."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'qj_schema'"
+    ).fetchone()
+    if exists is None:
+        return 0
+    row = conn.execute("SELECT version FROM qj_schema WHERE component = 'orders'").fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _copy_old_orders(conn: sqlite3.Connection) -> None:
+    """Each order held by a job becomes an ``orders`` row with the job's id, status and
+    history; the job's arguments then carry the order's id only."""
+    for row in conn.execute(o.OLD_ORDER_JOBS).fetchall():
+        order = o.order_from_old_job(row)
+        if order is not None:
+            conn.execute(o.INSERT_MIGRATED, order)
+            conn.execute(o.REWRITE_OLD_ARGS, (json.dumps([order[0]]), order[0]))

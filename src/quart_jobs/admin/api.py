@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from quart import Blueprint, Response, jsonify, request
 from quart_schema import document_querystring, document_response, security_scheme, tag
 
-from ..errors import JobNotFound
+from ..errors import JobNotFound, RetryRefused
 from ..jobs import Jobs
 from ..models import MAX_JOB_ID, Job, JobState, Tier, job_detail, job_summary
 from .auth import AdminAuth, AdminError
@@ -131,7 +131,8 @@ def add_api_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
     @document_response(AdminErrorBody, 404)
     @document_response(AdminErrorBody, 409)
     async def admin_retry(job_id: int) -> Response:
-        """Queue a failed or cancelled job again, with a fresh set of attempts (409 otherwise)."""
+        """Queue a failed or cancelled job again, with a fresh set of attempts (409 otherwise,
+        or when the application refuses: ``retry_refused``, with its reason)."""
         auth.authenticate(request, write=True)
         job = await load(job_id)
         if job.state not in (JobState.FAILED, JobState.CANCELLED):
@@ -144,6 +145,8 @@ def add_api_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
             job = await jobs.retry(job_id)
         except JobNotFound:
             raise AdminError(404, "not_found", f"no job has id {job_id}") from None
+        except RetryRefused as exc:
+            raise AdminError(409, "retry_refused", f"job {job_id} not retried: {exc}") from None
         if job.state is not JobState.QUEUED:
             raise AdminError(409, "conflict", f"job {job_id} is {job.state.value}; not retried")
         return answer(job)

@@ -14,7 +14,7 @@ import abc
 import json
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from ..errors import ConfigurationError, QueueFull
 from ..models import (
@@ -77,6 +77,47 @@ class QueueLimits:
                 "try again later",
                 scope="global",
             )
+
+
+T = TypeVar("T")
+#: A statement's parameters: a sequence for positional placeholders (``?``, ``%s``).
+Params = Sequence[Any]
+
+
+class BackendTransaction(abc.ABC):
+    """One open transaction of a backend, handed to the function given to
+    :meth:`Backend.run_transaction`: the application's statements and its enqueues, committed
+    together or not at all. Synchronous: it is used from inside that function only."""
+
+    #: ``sqlite``, ``postgresql`` or ``memory``: the SQL dialect of :meth:`execute`.
+    dialect: str = ""
+    #: The parameter placeholder of the dialect: ``?`` (SQLite), ``%s`` (PostgreSQL).
+    placeholder: str = "?"
+
+    @abc.abstractmethod
+    def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+
+    @abc.abstractmethod
+    def fetchone(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None: ...
+
+    @abc.abstractmethod
+    def fetchall(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]: ...
+
+    @abc.abstractmethod
+    def enqueue(
+        self, jobs: Sequence[NewJob], *, limits: QueueLimits | None = None
+    ) -> list[EnqueueResult]:
+        """:meth:`Backend.enqueue` inside this transaction (durable once it commits)."""
+
+    @abc.abstractmethod
+    def get(self, job_id: int) -> Job | None:
+        """A job as this transaction sees it."""
+
+    @abc.abstractmethod
+    def cancel(self, job_id: int) -> Job | None:
+        """Cancel the job if it is queued (other states are unchanged); ``None`` when no
+        such job exists."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +273,16 @@ class Backend(abc.ABC):
         """Delete jobs in ``states`` (end states only) that finished before ``before``; return
         how many were removed per state (a state with none removed may be absent or 0). Queued and
         running jobs are never removed."""
+
+    @abc.abstractmethod
+    async def run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
+        """Run ``func(tx)`` in one transaction and return its value once committed; if it
+        raises, nothing it did is kept (the exception reaches the caller). ``now`` is the
+        enqueue time of the jobs it enqueues.
+
+        ``func`` is synchronous and should be short: on SQLite it runs on the writer thread,
+        inside a group-commit batch (its own savepoint); on PostgreSQL in a thread, its
+        statements sent on one pooled connection in one transaction."""
 
     async def queue_gauges(self) -> Stats:
         """Queued and running counts by priority, and the oldest queued job's enqueue time per

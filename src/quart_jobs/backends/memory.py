@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import policy
+from ..errors import ConfigurationError
 from ..models import (
     FINISHED_STATES,
     EnqueueResult,
@@ -25,13 +26,17 @@ from ..models import (
 from .base import (
     ANY_SCOPE,
     Backend,
+    BackendTransaction,
     Candidate,
     ClaimScope,
     Heartbeat,
     Outcome,
+    Params,
     QueueLimits,
     purge_states,
 )
+
+T = TypeVar("T")
 
 
 class MemoryBackend(Backend):
@@ -54,6 +59,11 @@ class MemoryBackend(Backend):
 
     async def enqueue(
         self, jobs: Sequence[NewJob], now: float, *, limits: QueueLimits | None = None
+    ) -> list[EnqueueResult]:
+        return self.enqueue_now(jobs, now, limits)
+
+    def enqueue_now(
+        self, jobs: Sequence[NewJob], now: float, limits: QueueLimits | None = None
     ) -> list[EnqueueResult]:
         if limits is not None:
             self._check_limits(jobs, limits)
@@ -198,7 +208,23 @@ class MemoryBackend(Backend):
             self._jobs[job.id] = _expire(job, now)
         return len(expired)
 
+    async def run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
+        saved = dict(self._jobs), dict(self._keys), self._next_id, dict(self._tags)
+        owners = dict(self._book.owners)
+        tx = _MemoryTransaction(self, now)
+        try:
+            return func(tx)
+        except BaseException:
+            self._jobs, self._keys, self._next_id, self._tags = saved
+            self._book.owners = owners
+            raise
+        finally:
+            tx.closed = True
+
     async def cancel(self, job_id: int, now: float, *, running: bool = True) -> Job | None:
+        return self.cancel_now(job_id, now, running=running)
+
+    def cancel_now(self, job_id: int, now: float, *, running: bool = True) -> Job | None:
         job = self._jobs.get(job_id)
         if job is None:
             return None
@@ -312,6 +338,45 @@ def _candidate(job: Job, tags: dict[int, float]) -> Candidate:
     return Candidate(
         job.id, job.queue, job.priority, tags[job.id], job.concurrency_key, job.concurrency_limit
     )
+
+
+class _MemoryTransaction(BackendTransaction):
+    """Enqueues and cancels applied at once, undone by :meth:`MemoryBackend.run_transaction`
+    if the function raises. There are no SQL tables in memory."""
+
+    dialect = "memory"
+
+    def __init__(self, backend: MemoryBackend, now: float) -> None:
+        self._backend = backend
+        self._now = now
+        self.closed = False
+
+    def _open(self) -> MemoryBackend:
+        if self.closed:
+            raise RuntimeError("this transaction has ended; use it inside its function only")
+        return self._backend
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        raise ConfigurationError("the memory backend has no SQL tables: use SQLite or PostgreSQL")
+
+    def fetchone(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
+        self.execute(sql, params)
+        return None
+
+    def fetchall(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        self.execute(sql, params)
+        return []
+
+    def enqueue(
+        self, jobs: Sequence[NewJob], *, limits: QueueLimits | None = None
+    ) -> list[EnqueueResult]:
+        return self._open().enqueue_now(jobs, self._now, limits)
+
+    def get(self, job_id: int) -> Job | None:
+        return self._open()._jobs.get(job_id)
+
+    def cancel(self, job_id: int) -> Job | None:
+        return self._open().cancel_now(job_id, self._now, running=False)
 
 
 def _queued(job: Job, **changes: Any) -> Job:

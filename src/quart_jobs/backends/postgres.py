@@ -17,7 +17,7 @@ import contextlib
 import math
 import secrets
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
@@ -44,6 +44,7 @@ from .base import (
     ANY_SCOPE,
     JOB_COLUMNS,
     Backend,
+    BackendTransaction,
     ClaimScope,
     Heartbeat,
     Outcome,
@@ -56,9 +57,11 @@ from .postgres_enqueue import EnqueueCall, KeyVanished, write_calls
 from .postgres_fair import claim as fair_claim
 from .postgres_io import RETRYABLE, GroupCommit, Listener, redact_url, translated, unavailable
 from .postgres_sql import MIGRATIONS
+from .postgres_tx import PostgresTransaction
 from .sql import filter_sql, insert_params
 
 Connection = psycopg.AsyncConnection[TupleRow]
+T = TypeVar("T")
 
 #: The statements shared with SQLite (:mod:`.sql`), in PostgreSQL's dialect.
 _PG = {
@@ -205,6 +208,15 @@ class PostgresBackend(Backend):
         with translated(self.url, everything=False):
             async with self._pool_or_fail().connection() as conn, conn.transaction():
                 yield conn
+
+    async def run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
+        loop = asyncio.get_running_loop()
+        async with self.transaction() as conn:
+            tx = PostgresTransaction(conn, loop, now, CHANNEL, self.schema)
+            try:
+                return await asyncio.to_thread(func, tx)
+            finally:
+                tx.closed = True
 
     def _pool_or_fail(self) -> psycopg_pool.AsyncConnectionPool[Connection]:
         if self._pool is None:
@@ -453,14 +465,17 @@ class PostgresBackend(Backend):
         self, before: float, states: Collection[JobState] = FINISHED_STATES
     ) -> dict[JobState, int]:
         names = purge_states(states)
-        async with self._connection() as conn:
-            cur = await conn.execute(
-                "WITH gone AS (DELETE FROM qj_jobs WHERE state = ANY(%s) AND finished_at < %s "
-                "RETURNING state) SELECT state, COUNT(*) FROM gone GROUP BY state",
-                (names, before),
-            )
-            removed = {JobState(state): int(n) for state, n in await cur.fetchall()}
-            await conn.execute(fair.FORGET_IDLE_OWNERS)
+        removed: dict[JobState, int] = {JobState(name): 0 for name in names}
+        while names:
+            async with self._connection() as conn:
+                cur = await conn.execute(q.PURGE_BATCH, (names, before, q.PURGE_BATCH_ROWS))
+                batch = {JobState(state): int(n) for state, n in await cur.fetchall()}
+            for state, n in batch.items():
+                removed[state] += n
+            if sum(batch.values()) < q.PURGE_BATCH_ROWS:
+                break
+            async with self._connection() as conn:
+                await conn.execute(fair.FORGET_IDLE_OWNERS)
         return removed
 
 

@@ -64,6 +64,23 @@ async def write_calls(
     return results
 
 
+async def enqueue_in(
+    conn: Connection, call: EnqueueCall, channel: str, schema: str
+) -> list[EnqueueResult]:
+    """``call``'s jobs inserted in the transaction open on ``conn`` (the application's own),
+    its limits checked there; NOTIFY ``channel`` when that transaction commits."""
+    if call.limits is not None:
+        refused = await _check_limits(conn, [call], schema)
+        if refused:
+            raise refused[0]
+    book, tagged = await tag_rows(conn, call.rows)
+    results = await _insert_rows(conn, tagged) if call.rows else []
+    if any(result.created for result in results):
+        await save_book(conn, book)
+        await conn.execute("SELECT pg_notify(%s, %s)", (channel, schema))
+    return results
+
+
 async def _check_limits(
     conn: Connection, calls: Sequence[EnqueueCall], schema: str
 ) -> dict[int, QueueFull]:

@@ -33,10 +33,12 @@ from .base import (
     ANY_SCOPE,
     JOB_COLUMNS,
     Backend,
+    BackendTransaction,
     Candidate,
     ClaimScope,
     Heartbeat,
     Outcome,
+    Params,
     QueueLimits,
     job_from_row,
     new_job_record,
@@ -133,7 +135,7 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 #: Rows deleted per transaction by ``purge``, so enqueues keep flowing during a big purge.
-PURGE_BATCH = 5000
+PURGE_BATCH = 1000
 
 
 def path_from_url(url: str) -> Path:
@@ -234,8 +236,17 @@ class SQLiteBackend(Backend):
         self, jobs: Sequence[NewJob], now: float, *, limits: QueueLimits | None = None
     ) -> list[EnqueueResult]:
         rows = [insert_params(job, now) for job in jobs]
-        # Raising QueueFull rolls this call's savepoint back: nothing half-written.
-        return await self._writer.run(lambda conn: _insert_all(conn, jobs, rows, now, limits))
+        return await self._writer.run(lambda conn: _enqueue(conn, jobs, rows, limits))
+
+    async def run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
+        def run(conn: sqlite3.Connection) -> T:
+            tx = _SQLiteTransaction(conn, now)
+            try:
+                return func(tx)
+            finally:
+                tx.closed = True
+
+        return await self._writer.run(run)
 
     async def claim(
         self,
@@ -469,6 +480,78 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
+def _enqueue(
+    conn: sqlite3.Connection,
+    jobs: Sequence[NewJob],
+    rows: Sequence[tuple[Any, ...]],
+    limits: QueueLimits | None,
+) -> list[EnqueueResult]:
+    """Insert ``jobs`` (those ready now tagged) in the caller's transaction (savepoint),
+    checking ``limits``: raising QueueFull here rolls the savepoint back, so nothing is
+    half-written."""
+    ready = [row[sql.RUN_AT] <= row[sql.ENQUEUED_AT] for row in rows]
+    book = _book(conn, [fair.tag_key(row) for row, ok in zip(rows, ready, strict=True) if ok])
+    results = []
+    for job, row, ok in zip(jobs, rows, ready, strict=True):
+        if limits is not None:
+            existing = None if job.key is None else _get_by_key(conn, job.key)
+            if existing is not None:
+                results.append(EnqueueResult(existing, created=False))
+                continue
+            limits.check(*_queued_counts(conn, job.owner))
+        tag = book.tag(job.queue, job.priority, job.owner) if ok else None
+        results.append(_insert(conn, job, row, tag))
+    if any(r.created for r in results):
+        _save_book(conn, book)
+    return results
+
+
+class _SQLiteTransaction(BackendTransaction):
+    """The application's statements on the writer's connection, in the savepoint of one
+    write of a group-commit batch."""
+
+    dialect = "sqlite"
+    placeholder = "?"
+
+    def __init__(self, conn: sqlite3.Connection, now: float) -> None:
+        self._conn = conn
+        self._now = now
+        self.closed = False
+
+    def _open(self) -> sqlite3.Connection:
+        if self.closed:
+            raise RuntimeError("this transaction has ended; use it inside its function only")
+        return self._conn
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        return self._open().execute(sql, params).rowcount
+
+    def fetchone(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self._open().execute(sql, params).fetchone()
+        return row
+
+    def fetchall(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        return list(self._open().execute(sql, params).fetchall())
+
+    def enqueue(
+        self, jobs: Sequence[NewJob], *, limits: QueueLimits | None = None
+    ) -> list[EnqueueResult]:
+        rows = [insert_params(job, self._now) for job in jobs]
+        return _enqueue(self._open(), jobs, rows, limits)
+
+    def get(self, job_id: int) -> Job | None:
+        return _get(self._open(), job_id)
+
+    def cancel(self, job_id: int) -> Job | None:
+        conn = self._open()
+        conn.execute(
+            "UPDATE qj_jobs SET state = 'cancelled', finished_at = ? "
+            "WHERE id = ? AND state = 'queued'",
+            (self._now, job_id),
+        )
+        return _get(conn, job_id)
+
+
 def _queued_counts(conn: sqlite3.Connection, owner: str | None) -> tuple[int, int]:
     """Queued jobs in total and of ``owner``, from the trigger-kept counters."""
     total = conn.execute("SELECT n FROM qj_queued_total WHERE id = 1").fetchone()
@@ -478,30 +561,6 @@ def _queued_counts(conn: sqlite3.Connection, owner: str | None) -> tuple[int, in
             "SELECT n FROM qj_queued_by_owner WHERE owner = ?", (owner,)
         ).fetchone()
     return (int(total[0]) if total else 0), (int(owned[0]) if owned else 0)
-
-
-def _insert_all(
-    conn: sqlite3.Connection,
-    jobs: Sequence[NewJob],
-    rows: Sequence[tuple[Any, ...]],
-    now: float,
-    limits: QueueLimits | None,
-) -> list[EnqueueResult]:
-    """Insert ``jobs`` (ready ones tagged), each checked against ``limits`` first."""
-    book = _book(conn, [fair.tag_key(row) for row in rows if row[sql.RUN_AT] <= now])
-    results = []
-    for job, row in zip(jobs, rows, strict=True):
-        if limits is not None:
-            existing = None if job.key is None else _get_by_key(conn, job.key)
-            if existing is not None:
-                results.append(EnqueueResult(existing, created=False))
-                continue
-            limits.check(*_queued_counts(conn, job.owner))
-        tag = book.tag(job.queue, job.priority, job.owner) if row[sql.RUN_AT] <= now else None
-        results.append(_insert(conn, job, row, tag))
-    if any(r.created for r in results):
-        _save_book(conn, book)
-    return results
 
 
 def _book(conn: sqlite3.Connection, keys: Sequence[tuple[str, int, str | None]]) -> policy.FairBook:

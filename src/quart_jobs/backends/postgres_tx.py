@@ -1,0 +1,93 @@
+"""The application's transaction on PostgreSQL (:meth:`PostgresBackend.run_transaction`).
+
+The application's function is synchronous and runs in a thread; each statement it sends is
+executed on the event loop, on the one pooled connection whose transaction is open, and the
+thread waits for its result. So the function's statements and enqueues share that transaction,
+and the connection is only ever used from the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from ..models import EnqueueResult, Job, NewJob
+from . import postgres_sql as q
+from .base import BackendTransaction, Params, QueueLimits, job_from_row
+from .postgres_enqueue import EnqueueCall, enqueue_in
+from .sql import insert_params
+
+Connection = psycopg.AsyncConnection[TupleRow]
+T = TypeVar("T")
+
+
+class PostgresTransaction(BackendTransaction):
+    dialect = "postgresql"
+    placeholder = "%s"
+
+    def __init__(
+        self,
+        conn: Connection,
+        loop: asyncio.AbstractEventLoop,
+        now: float,
+        channel: str,
+        schema: str,
+    ) -> None:
+        self._conn = conn
+        self._loop = loop
+        self._now = now
+        self._channel = channel
+        self._schema = schema
+        self.closed = False
+
+    def _call(self, make: Coroutine[Any, Any, T]) -> T:
+        if self.closed:
+            make.close()
+            raise RuntimeError("this transaction has ended; use it inside its function only")
+        return asyncio.run_coroutine_threadsafe(self._guarded(make), self._loop).result()
+
+    async def _guarded(self, make: Coroutine[Any, Any, T]) -> T:
+        if self.closed:  # checked again on the loop, where the transaction is ended
+            make.close()
+            raise RuntimeError("this transaction has ended; use it inside its function only")
+        return await make
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        async def run() -> int:
+            return (await self._conn.execute(sql, params)).rowcount
+
+        return self._call(run())
+
+    def fetchone(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
+        async def run() -> tuple[Any, ...] | None:
+            return await (await self._conn.execute(sql, params)).fetchone()
+
+        return self._call(run())
+
+    def fetchall(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        async def run() -> list[tuple[Any, ...]]:
+            return await (await self._conn.execute(sql, params)).fetchall()
+
+        return self._call(run())
+
+    def enqueue(
+        self, jobs: Sequence[NewJob], *, limits: QueueLimits | None = None
+    ) -> list[EnqueueResult]:
+        call = EnqueueCall([insert_params(job, self._now) for job in jobs], limits)
+        return self._call(enqueue_in(self._conn, call, self._channel, self._schema))
+
+    def get(self, job_id: int) -> Job | None:
+        row = self.fetchone(f"{q.SELECT} WHERE id = %s", (job_id,))
+        return None if row is None else job_from_row(row)
+
+    def cancel(self, job_id: int) -> Job | None:
+        self.execute(
+            "UPDATE qj_jobs SET state = 'cancelled', finished_at = %s "
+            "WHERE id = %s AND state = 'queued'",
+            (self._now, job_id),
+        )
+        return self.get(job_id)

@@ -1,0 +1,113 @@
+"""Transactional enqueue: the application's own writes and its jobs, committed together.
+
+    def place(tx: Transaction) -> int:
+        order_id = tx.fetchone("INSERT INTO orders (item) VALUES (?) RETURNING id", ("A-1",))[0]
+        job = tx.enqueue(ship_order, order_id)
+        tx.execute("UPDATE orders SET job_id = ? WHERE id = ?", (job.id, order_id))
+        return order_id
+
+    order_id = await jobs.transaction(place)
+
+``place`` runs in one transaction of the jobs' own database: when it returns, its rows and
+its jobs are committed together; when it raises, neither is kept and the exception reaches
+the caller. Workers are woken only after the commit. See ``docs/transactions.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .backends.base import BackendTransaction, Params
+from .models import EnqueueResult, Job, JobState
+from .registry import Task, TaskFunc
+
+if TYPE_CHECKING:
+    from .jobs import EnqueueOptions, Jobs
+
+
+class Transaction:
+    """What the function given to :meth:`Jobs.transaction` receives. Synchronous: call its
+    methods from that function only (not after it returned, not from another thread).
+
+    SQL is the backend's own dialect (:attr:`dialect`), with its placeholder
+    (:attr:`placeholder`: ``?`` on SQLite, ``%s`` on PostgreSQL). On PostgreSQL a failed
+    statement aborts the transaction: let the exception leave the function."""
+
+    def __init__(self, jobs: Jobs, inner: BackendTransaction, now: float) -> None:
+        self._jobs = jobs
+        self._inner = inner
+        self._now = now
+        #: The jobs created in this transaction (for the wake-ups after commit).
+        self.created: list[Job] = []
+        #: The jobs this transaction cancelled (their ``cancelled`` events after commit).
+        self.cancelled: list[Job] = []
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite``, ``postgresql`` or ``memory`` (which has no SQL)."""
+        return self._inner.dialect
+
+    @property
+    def placeholder(self) -> str:
+        return self._inner.placeholder
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement of the application; return how many rows it changed."""
+        return self._inner.execute(sql, params)
+
+    def fetchone(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
+        return self._inner.fetchone(sql, params)
+
+    def fetchall(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        return self._inner.fetchall(sql, params)
+
+    def enqueue(self, target: Task | TaskFunc | str, /, *args: Any, **kwargs: Any) -> Job:
+        """Enqueue ``target(*args, **kwargs)`` in this transaction; the job (and its id) is
+        known at once, and it exists only if the transaction commits."""
+        return self.enqueue_many([(target, args, kwargs)])[0].job
+
+    def options(self, **options: Any) -> TransactionEnqueuer:
+        """The keywords of :meth:`Jobs.options`: ``tx.options(priority="vip").enqueue(f, x)``."""
+        return TransactionEnqueuer(self, self._jobs.options(**options).settings)
+
+    def enqueue_many(
+        self,
+        calls: Sequence[tuple[Task | TaskFunc | str, Sequence[Any], dict[str, Any]]],
+        options: EnqueueOptions | None = None,
+    ) -> list[EnqueueResult]:
+        new = [self._jobs.build(target, args, kwargs, options) for target, args, kwargs in calls]
+        limits = options.limits if options and options.limits else self._jobs.queue_limits
+        results = self._inner.enqueue(new, limits=limits)
+        self.created.extend(result.job for result in results if result.created)
+        return results
+
+    def get_job(self, job_id: int) -> Job | None:
+        """A job as this transaction sees it (``None`` if there is none)."""
+        return self._inner.get(job_id)
+
+    def cancel_job(self, job_id: int) -> Job | None:
+        """Cancel the job if it is still queued; look at the returned job's state to see
+        whether it was (a running or finished job is unchanged). ``None`` if there is none."""
+        job = self._inner.cancel(job_id)
+        if job is not None and job.state is JobState.CANCELLED and job.finished_at == self._now:
+            self.cancelled.append(job)
+        return job
+
+
+class TransactionEnqueuer:
+    """:meth:`Transaction.options` bound to a set of options."""
+
+    def __init__(self, tx: Transaction, options: EnqueueOptions) -> None:
+        self._tx = tx
+        self._options = options
+
+    def enqueue(self, target: Task | TaskFunc | str, /, *args: Any, **kwargs: Any) -> Job:
+        return self.enqueue_result(target, *args, **kwargs).job
+
+    def enqueue_result(
+        self, target: Task | TaskFunc | str, /, *args: Any, **kwargs: Any
+    ) -> EnqueueResult:
+        """Like :meth:`enqueue`, also telling whether a job was created (``False``: same key)."""
+        (result,) = self._tx.enqueue_many([(target, args, kwargs)], self._options)
+        return result
