@@ -1,7 +1,8 @@
-"""MkDocs hook: the command-line reference, rendered from the click commands themselves.
+"""MkDocs hook: reference tables rendered from the code itself, so the pages cannot drift.
 
-A page that contains the line ``<!-- quart-jobs-cli -->`` gets, in its place, the ``--help``
-of ``quart-jobs`` and of each of its subcommands, so the page cannot drift from the code.
+- ``<!-- quart-jobs-cli -->``: the ``--help`` of ``quart-jobs`` and of each subcommand.
+- ``<!-- quart-jobs-settings -->``: every ``QUART_JOBS_*`` setting of the Quart extension, from
+  ``quart_jobs.settings.SETTINGS`` (key, constructor keyword, default, meaning).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 import click
 
 MARKER = "<!-- quart-jobs-cli -->"
+SETTINGS_MARKER = "<!-- quart-jobs-settings -->"
 
 
 def _help(command: click.Command, path: list[str], parent: click.Context | None) -> str:
@@ -30,7 +32,25 @@ def render() -> str:
     return "\n".join(parts)
 
 
+def _default(value: Any) -> str:
+    return "none" if value is None else f"`{value!r}`"
+
+
+def render_settings() -> str:
+    from quart_jobs.settings import SETTINGS
+
+    rows = ["| key | keyword | default | meaning |", "|---|---|---|---|"]
+    for setting in SETTINGS:
+        meaning = setting.help.replace("|", "\\|")
+        rows.append(
+            f"| `{setting.key}` | `{setting.name}=` | {_default(setting.default)} | {meaning} |"
+        )
+    return "\n".join(rows)
+
+
 def on_page_markdown(markdown: str, **_: Any) -> str:
-    if MARKER not in markdown:
-        return markdown
-    return markdown.replace(MARKER, render())
+    if MARKER in markdown:
+        markdown = markdown.replace(MARKER, render())
+    if SETTINGS_MARKER in markdown:
+        markdown = markdown.replace(SETTINGS_MARKER, render_settings())
+    return markdown

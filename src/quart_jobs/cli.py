@@ -410,7 +410,8 @@ async def _retry_each(jobs: Jobs, ids: Iterable[int]) -> int:
 
 
 async def run_worker_until_signal(jobs: Jobs, **overrides: Any) -> None:
-    """Run one worker until SIGTERM/SIGINT, then stop it gracefully."""
+    """Run one worker until SIGTERM/SIGINT, then stop it gracefully. A worker that stopped on
+    its own (one of its loops failed; the log has the traceback) ends the command, exit 1."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -421,7 +422,9 @@ async def run_worker_until_signal(jobs: Jobs, **overrides: Any) -> None:
                 f"worker {worker.name} running {', '.join(jobs.registry.names()) or 'no tasks'}",
                 err=True,
             )
-            await stop.wait()
+            await worker.run_until(stop)
+            if worker.failure is not None:
+                raise Failed(f"the worker stopped after an internal failure: {worker.failure!r}")
             click.echo("stopping: running jobs get the shutdown timeout", err=True)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -29,6 +29,10 @@ class ArgumentsNotSerializable(JobsError):
     """Job arguments must be JSON (str, int, float, bool, None, lists and dicts of them)."""
 
 
+class ResultNotSerializable(JobsError):
+    """A task's return value must be JSON (str, int, float, bool, None, lists and dicts of them)."""
+
+
 class PayloadTooLarge(JobsError):
     """The job's arguments are larger than the configured limit."""
 

@@ -37,16 +37,17 @@ class QuartJobs(Jobs):
     """:class:`Jobs` bound to a Quart app's lifecycle and configuration.
 
     ``QuartJobs(app)``, or ``jobs = QuartJobs()`` then ``jobs.init_app(app)`` in an app
-    factory. ``options`` are the keyword arguments of :class:`Jobs`. The app's
-    ``QUART_JOBS_*`` settings are read when the store is opened (before serving, or by a
-    ``quart jobs`` command). Inside a job, the app context is active (``current_app`` works).
+    factory. The app's ``QUART_JOBS_*`` settings are read when the store is opened (before
+    serving, or by a ``quart jobs`` command). Inside a job, the app context is active
+    (``current_app`` works).
 
     Every setting of :mod:`quart_jobs.settings` is a keyword here and a key of ``app.config``:
     ``QuartJobs(app, database_url="postgresql://…", concurrency=8)`` makes those values the
     defaults of ``QUART_JOBS_DATABASE_URL`` and ``QUART_JOBS_CONCURRENCY``
     (``app.config.setdefault``), so a value the app puts in its config wins, and the app's CLI,
     scripts and the server all see the same values. The other keywords of :class:`Jobs`
-    (``default_priority``, ``queue_limits``, ``clock``) are passed to it.
+    (``default_priority``, ``queue_limits``, ``clock``) are passed to it; those that the
+    settings replace (``url``, ``worker_settings``, ``backend_options``) are refused.
     """
 
     def __init__(self, app: Quart | None = None, **options: Any) -> None:

@@ -73,6 +73,8 @@ class Enqueuer:
         return self._options
 
     async def enqueue(self, target: Task | TaskFunc | str, /, *args: Any, **kwargs: Any) -> Job:
+        """Enqueue ``target(*args, **kwargs)`` with these options; return once it is durable.
+        With a ``key`` that exists already, the existing job is returned."""
         (result,) = await self._jobs.enqueue_many([(target, args, kwargs)], self._options)
         return result.job
 
@@ -88,7 +90,7 @@ class Jobs:
     """Tasks, a backend and the workers of one process.
 
     :param url: The store: ``sqlite:///PATH`` (relative to the working directory;
-        ``sqlite:////ABS/PATH`` for an absolute one; the directory must exist),
+        ``sqlite:////ABS/PATH`` for an absolute one; created with its directory),
         ``postgresql://...`` (with the ``postgres`` extra), or ``memory://`` (in this process
         only, gone when it exits: for tests). A :class:`~quart_jobs.backends.Backend` instance
         works too.
@@ -102,8 +104,8 @@ class Jobs:
     :param worker_settings: The settings of the workers this object starts.
     :param clock: Seconds since the epoch; tests pass a fake clock to drive delays and leases.
     :param backend_options: Passed to the backend: for SQLite ``synchronous`` (``FULL`` or
-        ``NORMAL``) and ``busy_timeout_ms``; for PostgreSQL ``schema``, ``min_size``,
-        ``max_size``, ``connect_timeout``, ``pool_timeout``.
+        ``NORMAL``), ``busy_timeout_ms`` and ``reader_threads``; for PostgreSQL ``schema``,
+        ``min_size``, ``max_size``, ``connect_timeout``, ``pool_timeout``.
 
     Nothing touches the store until :meth:`open` (or ``async with jobs:``).
     """
@@ -230,9 +232,9 @@ class Jobs:
         :param priority: This task's default priority (a :class:`Tier`, its name, or an int).
 
         The function must be defined with ``def`` at module level (another process imports it
-        by name); its arguments and its result must be JSON. Sync functions run in the
-        worker's thread pool, async ones on the event loop. The returned :class:`Task` can
-        still be called directly.
+        by name); its arguments and its result must be JSON. Sync functions run on worker
+        threads (abandoned past their timeout), async ones on the event loop. The returned
+        :class:`Task` can still be called directly.
         """
         options = TaskOptions(
             max_attempts=max_attempts,

@@ -286,6 +286,7 @@ class RetryPolicy:
     min_delay: float = 0.0
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1 for the first)."""
         ceiling = min(self.max_delay, self.base * self.factor ** max(0, attempt - 1))
         draw = (rng or _rng).uniform(0.0, ceiling)
         return max(self.min_delay, draw)

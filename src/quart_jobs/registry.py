@@ -108,11 +108,16 @@ def _check_registrable(func: TaskFunc) -> None:
         )
 
 
+def to_json(value: Any) -> str:
+    """``value`` as compact JSON text (ASCII: any string survives any store); ``TypeError`` or
+    ``ValueError`` (NaN, infinity) when it is not JSON."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
 def dump_json(value: Any, *, what: str, max_bytes: int | None = None) -> str:
-    """``value`` as compact JSON text (ASCII: any string survives any store), or a clear error
-    naming ``what`` was not JSON."""
+    """``value`` as compact JSON text, or a clear error naming ``what`` was not JSON."""
     try:
-        text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+        text = to_json(value)
     except (TypeError, ValueError) as exc:
         raise ArgumentsNotSerializable(
             f"{what} must be JSON (str, int, float, bool, None, lists and dicts of them): {exc}"

@@ -135,14 +135,17 @@ def _optional(parse: Parse) -> Parse:
 _seconds = _number(positive=True)
 
 
-def _weights(value: Any) -> Weights:
+def _weights(value: Any) -> dict[int, float]:
+    """``{priority: weight}`` (or ``"0:9,10:1"``), checked by :class:`Weights`."""
+    if isinstance(value, Weights):
+        return dict(value.by_priority)
     try:
         if isinstance(value, str):
             pairs = [item.split(":", 1) for item in value.split(",") if item.strip()]
             value = {int(p): float(w) for p, w in pairs}
         if not isinstance(value, Mapping):
             raise ValueError("not a mapping")
-        return Weights({int(p): float(w) for p, w in value.items()})
+        return dict(Weights({int(p): float(w) for p, w in value.items()}).by_priority)
     except (TypeError, ValueError) as exc:
         raise _Invalid(f"use {{priority: weight}} or 'priority:weight,...' ({exc})") from None
 

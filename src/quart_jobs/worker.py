@@ -1,11 +1,16 @@
 """The worker: claims jobs when it has a free slot, runs them, records how they ended.
 
-Async tasks run on the event loop; sync tasks in a bounded thread pool (with the caller's
-context variables). A worker claims only as many jobs as it has free slots, so a job it holds
-is always one it is running: nothing is prefetched past a VIP job that arrives later.
+Async tasks run on the event loop; sync tasks on threads it can abandon (``runner.py``). A
+worker claims only as many jobs as it has free slots, so a job it holds is always one it is
+running: nothing is prefetched past a VIP job that arrives later.
 
-Graceful stop (SPEC semantics 4): stop claiming, give running jobs ``timeout`` seconds, then
-cancel the rest and put them back in the queue without charging the attempt.
+Whatever a task raises (``SystemExit``, ``KeyboardInterrupt``, its own ``CancelledError``, any
+``BaseException``) is that job's failure, recorded with its traceback; the worker runs on.
+
+Graceful stop: stop claiming, give running jobs ``timeout`` seconds, then cancel the rest and
+put them back in the queue without charging the attempt. The worker's own loops (the pump that
+records and claims, the heartbeat) are supervised: one that fails is logged with its traceback
+and the worker stops claiming and drains the same way.
 """
 
 from __future__ import annotations
@@ -22,18 +27,22 @@ import socket
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import policy
 from .backends.base import Backend, ClaimScope, Outcome, queue_names
 from .errors import BackendUnavailable, JobsError
+from .job_log import log_outcome, log_started
 from .models import Job, JobState, Lease
-from .registry import Registry, dump_json
+from .registry import Registry
+from .runner import SyncThreads, call_task, describe, result_json
 from .unserved import CHECK_EVERY, UnservedWatch
 
 log = logging.getLogger("quart_jobs.worker")
+
+#: A store that cannot be reached: logged, waited out with backoff, never a crash of a loop.
+_STORE_DOWN = (BackendUnavailable, OSError)
 
 _current_job: contextvars.ContextVar[Job] = contextvars.ContextVar("quart_jobs_current_job")
 
@@ -141,23 +150,26 @@ class Worker:
         self._stopping = False
         self._main: asyncio.Task[None] | None = None
         self._beats: asyncio.Task[None] | None = None
-        self._pool = ThreadPoolExecutor(
-            max_workers=self.settings.concurrency, thread_name_prefix="quart-jobs-sync"
-        )
+        self._stopper: asyncio.Task[None] | None = None
+        self._threads = SyncThreads("quart-jobs-sync")
+        #: Why the worker stopped on its own (one of its loops failed), or ``None``.
+        self.failure: BaseException | None = None
+        #: Set once the worker has stopped (on request, or after a failure of its own).
+        self.stopped = asyncio.Event()
 
     # --- public ------------------------------------------------------------------------------
 
     @property
     def running(self) -> bool:
-        """Started and not stopped yet."""
-        return self._main is not None and not self._main.done()
+        """Started, claiming, and not stopping (nor stopped)."""
+        return self._main is not None and self._stopper is None and not self._main.done()
 
     def start(self) -> None:
         """Start claiming and running jobs (on the running event loop)."""
         if self._main is not None:
             raise JobsError("this worker was started already; create a new one")
-        self._main = asyncio.create_task(self._pump(), name=f"quart-jobs pump {self.name}")
-        self._beats = asyncio.create_task(self._beat_loop(), name=f"quart-jobs beat {self.name}")
+        self._main = self._supervised(self._pump(), "pump")
+        self._beats = self._supervised(self._beat_loop(), "heartbeat")
         self.backend.subscribe(self.notify)
         log.info("worker %s started (concurrency %d)", self.name, self.settings.concurrency)
 
@@ -171,10 +183,21 @@ class Worker:
         self._wake.set()
 
     async def stop(self, timeout: float | None = None) -> None:
-        """Stop claiming; wait up to ``timeout`` for running jobs; requeue the rest."""
+        """Stop claiming; wait up to ``timeout`` for running jobs; requeue the rest. Stopping
+        twice (or after the worker stopped on its own) waits for the same stop."""
+        if self._stopper is None:
+            self._stopper = asyncio.create_task(
+                self._shut_down(timeout), name=f"quart-jobs stop {self.name}"
+            )
+        await self._stopper
+
+    async def _shut_down(self, timeout: float | None) -> None:
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         self.stop_claiming()
         self.backend.unsubscribe(self.notify)
+        if self._main is not None and self._main.done():
+            # The pump failed: a new one (claiming nothing) records the outcomes of the drain.
+            self._main = self._supervised(self._pump(), "pump")
         tasks = [t for t, _ in self._running.values()]
         if tasks:
             log.info("worker %s waiting up to %.1fs for %d jobs", self.name, timeout, len(tasks))
@@ -188,12 +211,59 @@ class Worker:
                 await asyncio.wait(pending)
         if self._main is not None:
             self._wake.set()
-            await asyncio.gather(self._main, return_exceptions=True)  # records what is left
+            await asyncio.wait([self._main])  # records what is left; a failure is logged
+        if self._outcomes:
+            log.error(
+                "worker %s: %d outcomes not recorded; their leases expire and the jobs run again",
+                self.name,
+                len(self._outcomes),
+            )
         if self._beats is not None:
             self._beats.cancel()
-            await asyncio.gather(self._beats, return_exceptions=True)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+            await asyncio.wait([self._beats])
+        self._threads.close()
+        if self._threads.abandoned:
+            log.warning(
+                "worker %s: %d sync task threads still run code the worker gave up on",
+                self.name,
+                self._threads.abandoned,
+            )
+        self.stopped.set()
         log.info("worker %s stopped", self.name)
+
+    def _supervised(self, loop: Any, what: str) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.create_task(loop, name=f"quart-jobs {what} {self.name}")
+        task.add_done_callback(functools.partial(self._loop_ended, what))
+        return task
+
+    def _loop_ended(self, what: str, task: asyncio.Task[None]) -> None:
+        """A loop of the worker ended: fine when stopping; otherwise log it and drain."""
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None and self._stopping:
+            return
+        log.error(
+            "worker %s: its %s loop %s; it stops claiming and drains its running jobs",
+            self.name,
+            what,
+            "failed" if exc is not None else "ended unexpectedly",
+            exc_info=exc,
+        )
+        if self.failure is None:
+            self.failure = exc or JobsError(f"the worker's {what} loop ended unexpectedly")
+        if self._stopper is None:
+            self._stopper = asyncio.create_task(
+                self._shut_down(None), name=f"quart-jobs stop {self.name}"
+            )
+
+    async def run_until(self, event: asyncio.Event) -> None:
+        """Return when ``event`` is set (a signal, say) or when the worker stopped on its own
+        (then :attr:`failure` says why)."""
+        waits = [asyncio.create_task(e.wait()) for e in (event, self.stopped)]
+        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in pending:
+            waiting.cancel()
 
     async def cancel_local(self, job_id: int) -> bool:
         """Cancel a job this worker runs (it is recorded as cancelled)."""
@@ -238,7 +308,7 @@ class Worker:
                     self.scope(),
                 )
                 failures = 0
-            except BackendUnavailable as exc:
+            except _STORE_DOWN as exc:
                 failures += 1
                 if self._stopping and failures > 5:
                     log.error(
@@ -251,11 +321,14 @@ class Worker:
                     return
                 self._outcomes[:0] = outcomes
                 pause = min(5.0, 0.1 * 2**failures)
-                log.error(
+                log.warning(
                     "worker %s: store unavailable (retry in %.1fs): %s", self.name, pause, exc
                 )
                 await self._sleep(pause)
                 continue
+            except BaseException:
+                self._outcomes[:0] = outcomes  # not written: the drain after this failure tries
+                raise
             for finished, was_held in zip(outcomes, held, strict=True):
                 self._recorded(finished, was_held)
             for job in claimed:
@@ -270,7 +343,7 @@ class Worker:
         """Whether to claim after an idle poll: a job is ready (or the store cannot tell)."""
         try:
             return await self._work_ready()
-        except BackendUnavailable:
+        except _STORE_DOWN:
             return True
 
     async def _work_ready(self) -> bool:
@@ -283,7 +356,7 @@ class Worker:
         wait = self.settings.poll_interval
         try:
             next_at = await self.backend.next_run_at()
-        except BackendUnavailable:
+        except _STORE_DOWN:
             return wait
         if next_at is not None:
             wait = max(0.0, min(wait, next_at - self._clock()))
@@ -302,14 +375,7 @@ class Worker:
         task = asyncio.create_task(self._run_job(job, lease), name=f"quart-jobs job {job.id}")
         self._running[job.id] = (task, lease)
         task.add_done_callback(lambda _: self._done(job.id))
-        log.info(
-            "job %s started task=%s tier=%s attempt=%d",
-            job.id,
-            job.task,
-            job.tier,
-            job.attempts,
-            extra=job_log_fields(job, "started", self.name, None),
-        )
+        log_started(job, self.name)
         self._emit("started", job, None)
 
     def _done(self, job_id: int) -> None:
@@ -338,26 +404,34 @@ class Worker:
         self._wake.set()
 
     async def _call(self, job: Job, lease: Lease) -> Outcome:
+        """Run the job's task; whatever it raises is its failure. Only the worker's own
+        cancellation (shutdown, cancel request, lost lease) leaves as ``CancelledError``."""
         _current_job.set(job)  # this asyncio task's own context: no reset needed
+        deadline: asyncio.Timeout | None = None
         try:
             task = self.registry.get(job.task)
             timeout = job.timeout if job.timeout is not None else task.options.timeout
-            async with self._job_context(), asyncio.timeout(timeout):
-                if task.is_async:
-                    value = await task.func(*job.args, **job.kwargs)
-                else:
-                    ctx = contextvars.copy_context()
-                    call = functools.partial(task.func, *job.args, **job.kwargs)
-                    value = await asyncio.get_running_loop().run_in_executor(
-                        self._pool, ctx.run, call
-                    )
-        except TimeoutError:
-            return self._failure(
-                job, lease, f"TimeoutError: job exceeded its timeout ({timeout}s)", ""
-            )
-        except Exception as exc:
-            return self._failure(job, lease, f"{type(exc).__name__}: {exc}", traceback.format_exc())
-        return Outcome(lease, JobState.SUCCEEDED, result=_result_json(job, value))
+            deadline = asyncio.timeout(timeout)
+            async with self._job_context(), deadline:
+                value = await call_task(task, job.args, dict(job.kwargs), self._threads)
+            return Outcome(lease, JobState.SUCCEEDED, result=result_json(value))
+        except TimeoutError as exc:
+            if deadline is not None and deadline.expired():
+                error = f"TimeoutError: job exceeded its timeout ({timeout:g}s)"
+                return self._failure(job, lease, error, "")
+            return self._failure(job, lease, describe(exc), traceback.format_exc())
+        except BaseException as exc:
+            if self._cancelled_by_worker(job.id):
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                raise asyncio.CancelledError from exc  # the stop reason decides the outcome
+            return self._failure(job, lease, describe(exc), traceback.format_exc())
+
+    def _cancelled_by_worker(self, job_id: int) -> bool:
+        """Whether this job's asyncio task was asked to stop (not: the task raised
+        ``CancelledError`` itself)."""
+        current = asyncio.current_task()
+        return job_id in self._stop_reasons or (current is not None and current.cancelling() > 0)
 
     def _failure(self, job: Job, lease: Lease, error: str, tb: str) -> Outcome:
         run_at = policy.next_run_after_failure(
@@ -383,22 +457,7 @@ class Worker:
                 outcome.state.value,
             )
             return
-        event = _event_name(outcome)
-        fields = job_log_fields(job, event, self.name, elapsed)
-        if outcome.error:
-            fields["error"] = outcome.error
-        log.info(
-            "job %s %s task=%s tier=%s attempt=%d duration=%.3fs%s",
-            job.id,
-            event,
-            job.task,
-            job.tier,
-            job.attempts,
-            elapsed,
-            f" error={outcome.error!r}" if outcome.error else "",
-            extra=fields,
-        )
-        self._emit(event, job, elapsed)
+        self._emit(log_outcome(job, outcome, elapsed, self.name), job, elapsed)
 
     def _emit(self, event: str, job: Job, elapsed: float | None) -> None:
         if self._on_event is not None:
@@ -423,8 +482,8 @@ class Worker:
                 await self._beat(now)
                 if now - self._unserved.last_check >= CHECK_EVERY:
                     await self._unserved.check(self.backend, now, self.name)
-            except BackendUnavailable as exc:
-                log.error("worker %s: heartbeat failed: %s", self.name, exc)
+            except _STORE_DOWN as exc:
+                log.warning("worker %s: heartbeat failed (store unavailable): %s", self.name, exc)
             await asyncio.sleep(self.settings.beat_every)
 
     async def _beat(self, now: float) -> None:
@@ -441,36 +500,3 @@ class Worker:
             elif beat.cancel_requested:
                 self._stop_reasons[beat.job_id] = _Stop.CANCEL
                 entry[0].cancel()
-
-
-def job_log_fields(job: Job, event: str, worker: str, elapsed: float | None) -> dict[str, Any]:
-    """The fields of a job event's log line (a JSON formatter emits them as keys)."""
-    fields: dict[str, Any] = {
-        "event": event,
-        "job_id": job.id,
-        "task": job.task,
-        "tier": job.tier,
-        "attempt": job.attempts,
-        "worker": worker,
-    }
-    if elapsed is not None:
-        fields["duration"] = round(elapsed, 6)
-    return fields
-
-
-def _event_name(outcome: Outcome) -> str:
-    if outcome.state is JobState.FAILED:
-        return "retried" if outcome.run_at is not None else "failed"
-    if outcome.state is JobState.QUEUED:
-        return "requeued"
-    return str(outcome.state.value)
-
-
-def _result_json(job: Job, value: Any) -> str | None:
-    if value is None:
-        return None
-    try:
-        return dump_json(value, what="the result")
-    except JobsError:
-        log.warning("job %s: result of %s is not JSON; stored as null", job.id, job.task)
-        return None

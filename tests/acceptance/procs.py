@@ -41,6 +41,8 @@ class Service:
     log_path: Path
     port: int | None = None
     proc: subprocess.Popen[bytes] | None = None
+    #: The command line before ``args`` (default: the ``orders`` command).
+    program: list[str] = field(default_factory=lambda: [str(BIN / "orders")])
     _log: object = field(default=None, repr=False)
 
     @property
@@ -51,7 +53,7 @@ class Service:
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._log = log
         self.proc = subprocess.Popen(
-            [str(BIN / "orders"), *self.args],
+            [*self.program, *self.args],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

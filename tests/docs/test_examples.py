@@ -170,3 +170,26 @@ async def test_getting_started_worker_process(tmp_path: Path) -> None:
             worker.send_signal(signal.SIGTERM)
         await asyncio.wait_for(worker.communicate(), timeout=30)
     assert worker.returncode == 0
+
+
+def test_getting_started_quart_app_commands(tmp_path: Path) -> None:
+    """The Quart section: the app serves a signup (through its test app), then
+    `quart --app app jobs stats` reads the same store and shows the job succeeded."""
+    (tmp_path / "app.py").write_text(_page_file("getting-started.md", "app.py"), "utf-8")
+    page = [b for b in ALL_BLOCKS if b.page == "getting-started.md" and b.runnable]
+    driver = next(b for b in page if "from app import app" in b.code)
+    (tmp_path / "example.py").write_text(driver.code, "utf-8")
+    served = run_in(tmp_path, "example.py")
+    assert served.returncode == 0, served.stderr
+    assert served.stdout.strip() == "app welcomes ada@example.com"
+    quart = str(Path(sys.executable).with_name("quart"))
+    stats = subprocess.run(
+        [quart, "--app", "app", "jobs", "stats", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert stats.returncode == 0, stats.stderr
+    assert '"succeeded": 1' in stats.stdout

@@ -46,6 +46,62 @@ async def with_options(priority: str, timeout: int, key: str, delay: int) -> lis
     return [priority, timeout, key, delay]
 
 
+class Poison(BaseException):
+    """A custom ``BaseException``, not an ``Exception``."""
+
+
+def poison(kind: str) -> BaseException:
+    """What a task that must not take its worker down raises, by name."""
+    made: dict[str, BaseException] = {
+        "SystemExit": SystemExit(3),
+        "KeyboardInterrupt": KeyboardInterrupt(),
+        "CancelledError": asyncio.CancelledError(),
+        "GeneratorExit": GeneratorExit(),
+        "Poison": Poison("custom base exception"),
+        "TimeoutError": TimeoutError("the upstream took too long"),
+    }
+    return made[kind]
+
+
+async def raiser(kind: str) -> None:
+    raise poison(kind)
+
+
+def sync_raiser(kind: str) -> None:
+    raise poison(kind)
+
+
+#: Set at the end of a test that blocks sync threads, so their threads end.
+release = threading.Event()
+
+
+def sync_blocked() -> str:
+    calls.append(("blocked", current_job().id))
+    release.wait()
+    return "released"
+
+
+def sync_job_id() -> int:
+    return current_job().id
+
+
+async def returns(kind: str) -> Any:
+    values: dict[str, Any] = {"set": {1, 2}, "object": object(), "nan": float("nan")}
+    return values[kind]
+
+
 def register_all(jobs: Jobs) -> None:
-    for func in (record, sync_record, flaky, sleeper, sync_sleeper, with_options):
+    for func in (
+        record,
+        sync_record,
+        flaky,
+        sleeper,
+        sync_sleeper,
+        with_options,
+        raiser,
+        sync_raiser,
+        sync_blocked,
+        sync_job_id,
+        returns,
+    ):
         jobs.register(func)

@@ -153,10 +153,12 @@ async def test_a_forged_or_stale_cookie_is_refused(app: Quart, tmp_path: Path) -
         response = await client.get("/admin/api/stats", headers={"Cookie": f"{COOKIE}={value}"})
         assert response.status_code == 401, value
     # A cookie from another token (another deployment, or before a token change) is refused.
-    other = create_app(settings_for(tmp_path / "other", admin_token="another-token"))
+    other = create_app(settings_for(tmp_path / "other", admin_token="another-token-0123456789"))
     (tmp_path / "other").mkdir()
     async with other.test_app():
-        login = await other.test_client().post("/admin/login", form={"token": "another-token"})
+        login = await other.test_client().post(
+            "/admin/login", form={"token": "another-token-0123456789"}
+        )
         value = login.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
     response = await client.get("/admin/api/stats", headers={"Cookie": f"{COOKIE}={value}"})
     assert response.status_code == 401

@@ -428,7 +428,7 @@ AUTH_CASES = [
         401,
         "unauthorized",
         None,
-        with_auth("Bearer admin-secret"),
+        with_auth("Bearer admin-secret-0123456789"),
     ),
     Case("no auth on GET /orders/1", "GET", "/orders/1", 401, "unauthorized", None, no_auth()),
     Case(
@@ -647,7 +647,9 @@ async def test_admin_api_needs_the_token(app: Quart, client: Client) -> None:
         response = await client.get("/admin/api/stats", headers=headers)
         assert response.status_code == 401
         assert_error_body(await response.get_json())
-    ok = await client.get("/admin/api/stats", headers={"Authorization": "Bearer admin-secret"})
+    ok = await client.get(
+        "/admin/api/stats", headers={"Authorization": "Bearer admin-secret-0123456789"}
+    )
     assert ok.status_code == 200
 
 

@@ -34,7 +34,7 @@ from ..conftest import TEST_POSTGRES_URL
 from .conftest import order_settings
 
 VIP = {"Authorization": "Bearer demo-vip-key"}
-ADMIN = {"Authorization": "Bearer admin-secret"}
+ADMIN = {"Authorization": "Bearer admin-secret-0123456789"}
 ORDER = {"items": [{"sku": "A-1", "quantity": 2}], "processing_seconds": 0}
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -14,39 +12,14 @@ from quart_jobs import (
     Jobs,
     JobState,
     PayloadTooLarge,
-    RetryPolicy,
     TaskNotRegistered,
     TaskRegistrationError,
     Tier,
-    WorkerSettings,
 )
 from quart_jobs.models import NewJob
 
 from . import tasks
-
-FAST = WorkerSettings(
-    concurrency=2,
-    poll_interval=0.05,
-    lease_seconds=5,
-    retry=RetryPolicy(base=0.01, max_delay=0.05),
-    shutdown_timeout=0.5,
-)
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-async def jobs(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Jobs]:
-    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/jobs.sqlite3"
-    j = Jobs(url, worker_settings=FAST, max_attempts=3)
-    tasks.register_all(j)
-    tasks.calls.clear()
-    async with j:
-        yield j
-
-
-async def wait_state(jobs: Jobs, job_id: int, *states: JobState, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while (await jobs.get(job_id)).state not in states:
-            await asyncio.sleep(0.02)
+from .conftest import wait_state
 
 
 async def test_async_and_sync_tasks_run_and_keep_their_results(jobs: Jobs) -> None:

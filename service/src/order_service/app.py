@@ -142,7 +142,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         if state.reconciler is not None:
             state.reconciler.start()
 
-    register_admin(app, jobs, token=settings.admin_token)
+    register_admin(app, jobs, token=settings.admin_token, trusted_proxies=settings.trusted_proxies)
     register_metrics(app, jobs, token=settings.metrics_token)
     register_error_handlers(app)
     readiness = Readiness(jobs, embedded_workers=settings.embedded_workers)

@@ -77,21 +77,21 @@ def serve(host: str | None, port: int | None) -> None:
     """Serve the order service under Hypercorn until SIGTERM/SIGINT."""
     settings = _settings(host=host, port=port)
     setup_logging(settings.log_format)
-    from .server import BindError, bind, close_sockets, hypercorn_config, serve_until_signal
+    from .server import BindError, bind, hypercorn_config, serve_until_signal
 
-    # Order matters: the port first, then the store, and only then the lifespan that starts
-    # the embedded worker; a failure before it has touched no job.
+    # Order matters: the store (opened and migrated, no job touched), then the port, and
+    # only then the lifespan that starts the embedded worker; any failure before it has
+    # claimed nothing.
+    app = create_app(settings)
+    try:
+        asyncio.run(_preflight(app))
+    except (JobsError, OSError) as exc:
+        _fail_start(settings, exc if isinstance(exc, JobsError) else JobsError(str(exc)))
     config = hypercorn_config(settings)
     try:
         sockets = bind(config, settings)
     except BindError as exc:
         _fail_start(settings, exc)
-    app = create_app(settings)
-    try:
-        asyncio.run(_preflight(app))
-    except (JobsError, OSError) as exc:
-        close_sockets(sockets)
-        _fail_start(settings, exc if isinstance(exc, JobsError) else JobsError(str(exc)))
     url = f"http://{settings.host}:{settings.port}"
     lines = [f"order service on {url}  (database {_redact(settings.database_url)})"]
     if settings.orders_demo:
@@ -148,7 +148,16 @@ def worker(concurrency: int | None, queues: str | None) -> None:
             f"(concurrency {settings.worker_concurrency})",
             err=True,
         )
-        await stop.wait()
+        if worker is None:
+            await stop.wait()
+        else:
+            await worker.run_until(stop)
+            if worker.failure is not None:
+                click.echo(
+                    f"orders worker: stopped after an internal failure: {worker.failure!r}",
+                    err=True,
+                )
+                sys.exit(1)
         click.echo("stopping: running orders get SHUTDOWN_TIMEOUT to finish", err=True)
 
     _run(settings, until_signal)

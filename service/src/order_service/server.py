@@ -59,11 +59,6 @@ def bind(config: Config, settings: Settings) -> Sockets:
         ) from exc
 
 
-def close_sockets(sockets: Sockets) -> None:
-    for sock in (*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets):
-        sock.close()
-
-
 async def serve_until_signal(app: Quart, config: Config, sockets: Sockets) -> None:
     """Serve on the already bound ``sockets`` until SIGTERM/SIGINT."""
     stop = asyncio.Event()

@@ -8,7 +8,7 @@ mounts, under ``/admin``:
 * ``GET /admin/``: the dashboard (counts by state and tier, throughput, oldest waiting job
   per tier, running and failed jobs with retry and cancel buttons, job details), refreshed
   every 2 seconds; a login form when the visitor has no session yet;
-* ``POST /admin/login``, ``/admin/logout``: the session cookie (see :mod:`.auth`);
+* ``POST /admin/login``, ``POST /admin/logout``: the session (see :mod:`.auth`);
 * ``/admin/api/stats``, ``/admin/api/throughput``, ``/admin/api/jobs``,
   ``/admin/api/jobs/<id>``, ``POST /admin/api/jobs/<id>/retry`` and ``…/cancel``: JSON for
   scripts (``Authorization: Bearer <token>``) and for the page (the cookie).
@@ -18,15 +18,18 @@ With no token (``None`` or empty) every admin route answers 404 "admin disabled"
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from quart import Blueprint, Quart, Response, jsonify
 from quart_schema import HttpSecurityScheme
 
+from ..errors import ConfigurationError
 from ..jobs import Jobs
 from .api import add_api_routes
-from .auth import AdminAuth, AdminError, TokenSource
-from .pages import add_page_routes
+from .auth import MIN_TOKEN_LENGTH, AdminAuth, AdminError, TokenSource
+from .clients import ClientView, parse_networks
+from .pages import PAGE_HEADERS, add_page_routes
 
 __all__ = ["AdminAuth", "AdminError", "admin_blueprint", "register_admin"]
 
@@ -36,14 +39,32 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
+    **PAGE_HEADERS,
 }
 
 
-def admin_blueprint(jobs: Jobs, *, token: TokenSource, url_prefix: str = "/admin") -> Blueprint:
-    """A new admin blueprint for ``jobs``; ``token`` is the admin token, or a callable that
-    returns it (read on every request)."""
+def admin_blueprint(
+    jobs: Jobs,
+    *,
+    token: TokenSource,
+    url_prefix: str = "/admin",
+    trusted_proxies: str | Iterable[str] = (),
+) -> Blueprint:
+    """A new admin blueprint for ``jobs``; ``token`` is the admin token (at least 16
+    characters), or a callable that returns it (read on every request). ``trusted_proxies``:
+    addresses or networks of the reverse proxies whose ``X-Forwarded-Proto`` (the cookie's
+    ``Secure`` flag) and ``X-Forwarded-For`` (the client that login throttling counts) are
+    believed; from any other peer those headers are ignored."""
+    if isinstance(token, str) and 0 < len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigurationError(
+            f"the admin token has {len(token)} characters; use at least {MIN_TOKEN_LENGTH}"
+        )
+    try:
+        networks = parse_networks(trusted_proxies)
+    except ValueError as exc:
+        raise ConfigurationError(f"trusted_proxies: {exc}") from None
     prefix = "/" + url_prefix.strip("/")
-    auth = AdminAuth(token, cookie_path=prefix)
+    auth = AdminAuth(token, jobs, cookie_path=prefix, clients=ClientView(networks))
     bp = Blueprint(BLUEPRINT_NAME, __name__, url_prefix=prefix, template_folder="templates")
 
     @bp.errorhandler(AdminError)
@@ -65,7 +86,12 @@ def admin_blueprint(jobs: Jobs, *, token: TokenSource, url_prefix: str = "/admin
 
 
 def register_admin(
-    app: Quart, jobs: Jobs, *, token: TokenSource, url_prefix: str = "/admin"
+    app: Quart,
+    jobs: Jobs,
+    *,
+    token: TokenSource,
+    url_prefix: str = "/admin",
+    trusted_proxies: str | Iterable[str] = (),
 ) -> Blueprint:
     """Mount the admin on ``app``. Call it after ``QuartSchema(app)`` so the OpenAPI document
     gets the ``adminToken`` security scheme."""
@@ -76,6 +102,6 @@ def register_admin(
         scheme = HttpSecurityScheme(scheme="bearer")
         scheme.description = "The admin token (ADMIN_TOKEN), or the dashboard's session cookie"
         schema.security_schemes.setdefault("adminToken", scheme)
-    bp = admin_blueprint(jobs, token=token, url_prefix=url_prefix)
+    bp = admin_blueprint(jobs, token=token, url_prefix=url_prefix, trusted_proxies=trusted_proxies)
     app.register_blueprint(bp)
     return bp

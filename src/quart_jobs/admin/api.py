@@ -68,7 +68,7 @@ def add_api_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
     @document_response(AdminErrorBody, 401)
     async def admin_stats() -> Response:
         """Jobs by tier and state, totals by state, and the oldest waiting job per tier."""
-        auth.authenticate(request)
+        await auth.authenticate(request)
         stats = await jobs.stats()
         return jsonify(stats_answer(stats, jobs.clock()))
 
@@ -81,7 +81,7 @@ def add_api_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
     @document_response(AdminErrorBody, 401)
     async def admin_throughput() -> Response:
         """Jobs finished per minute (succeeded, failed, cancelled) over the last minutes."""
-        auth.authenticate(request)
+        await auth.authenticate(request)
         query: ThroughputQuery = _query(ThroughputQuery)
         now = jobs.clock()
         # Whole minutes, the last one still filling: bars keep their place between refreshes.
@@ -99,7 +99,7 @@ def add_api_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
     @document_response(AdminErrorBody, 401)
     async def admin_jobs() -> Response:
         """Jobs, newest first, filtered by state, tier and task."""
-        auth.authenticate(request)
+        await auth.authenticate(request)
         # JobsQuery's schema already bounds state, tier and before_id (answered 400 there).
         query: JobsQuery = _query(JobsQuery)
         found = await jobs.list(
@@ -119,7 +119,7 @@ def add_api_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
     @document_response(AdminErrorBody, 404)
     async def admin_job(job_id: int) -> Response:
         """One job, whole: arguments, attempts, timestamps, error and traceback."""
-        auth.authenticate(request)
+        await auth.authenticate(request)
         return answer(await load(job_id))
 
     @bp.post("/api/jobs/<int:job_id>/retry")
@@ -133,7 +133,7 @@ def add_api_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
     async def admin_retry(job_id: int) -> Response:
         """Queue a failed or cancelled job again, with a fresh set of attempts (409 otherwise,
         or when the application refuses: ``retry_refused``, with its reason)."""
-        auth.authenticate(request, write=True)
+        await auth.authenticate(request, write=True)
         job = await load(job_id)
         if job.state not in (JobState.FAILED, JobState.CANCELLED):
             raise AdminError(
@@ -162,7 +162,7 @@ def add_api_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
     async def admin_cancel(job_id: int) -> Response:
         """Cancel a queued job, or ask a running one to stop (it ends ``cancelled``; the answer
         shows ``cancel_requested``). A finished job answers 409."""
-        auth.authenticate(request, write=True)
+        await auth.authenticate(request, write=True)
         job = await load(job_id)
         if job.state.finished:
             raise AdminError(

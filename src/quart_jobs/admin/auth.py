@@ -2,9 +2,14 @@
 
 * Scripts send ``Authorization: Bearer <ADMIN_TOKEN>``.
 * A person enters the token once in the login form; ``POST /admin/login`` answers with a
-  session cookie (HttpOnly, SameSite=Strict, Secure over https, path ``/admin``). The cookie
-  holds a random nonce and an HMAC of it keyed by the token, never the token itself, so it
-  stops working when the token changes.
+  session cookie (HttpOnly, SameSite=Strict, path ``/admin``, and Secure when the request came
+  over HTTPS, directly or through a declared trusted proxy). The cookie holds a random nonce
+  and an HMAC of it keyed by the token, never the token itself, so it stops working when the
+  token changes. The session also lives in the job store (a digest of the nonce, with its
+  expiry): ``POST /admin/logout`` deletes it there, so the old cookie stops working in every
+  process that shares the store.
+* Wrong tokens (login form or bearer header) are counted per client: past
+  :data:`LOGIN_FAILURES_PER_MINUTE` in a minute the client gets 429 with ``Retry-After``.
 * A POST authenticated by the cookie must also carry ``X-CSRF-Token``: an HMAC of the same
   nonce under another label, which the dashboard page embeds and its script sends back (a
   page on another site can neither read it nor set that header). Such POSTs are also refused
@@ -24,9 +29,15 @@ from urllib.parse import urlsplit
 
 from quart import Request, Response
 
+from ..jobs import Jobs
+from .clients import ClientView, FailureThrottle
+
 COOKIE_NAME = "quart_jobs_admin"
 CSRF_HEADER = "X-CSRF-Token"
-SESSION_SECONDS = 7 * 24 * 3600
+SESSION_SECONDS = 12 * 3600
+LOGIN_FAILURES_PER_MINUTE = 10
+#: Admin tokens shorter than this are refused by :func:`~quart_jobs.admin.register_admin`.
+MIN_TOKEN_LENGTH = 16
 
 TokenSource = str | None | Callable[[], str | None]
 
@@ -68,9 +79,20 @@ class AdminAuth:
     """Checks admin requests against the token that ``source`` gives (read on every request,
     so a token can come from settings that change)."""
 
-    def __init__(self, source: TokenSource, cookie_path: str = "/admin") -> None:
+    def __init__(
+        self,
+        source: TokenSource,
+        jobs: Jobs,
+        *,
+        cookie_path: str = "/admin",
+        clients: ClientView | None = None,
+        throttle: FailureThrottle | None = None,
+    ) -> None:
         self._source = source
+        self.jobs = jobs
         self.cookie_path = cookie_path
+        self.clients = clients or ClientView()
+        self.throttle = throttle or FailureThrottle(LOGIN_FAILURES_PER_MINUTE, 60.0)
 
     @property
     def token(self) -> str | None:
@@ -91,15 +113,34 @@ class AdminAuth:
         token = self.token
         return token is not None and bool(candidate) and _equal(candidate, token)
 
+    def check_attempt(self, request: Request, candidate: str) -> bool:
+        """Whether ``candidate`` is the token, for a client that is not throttled (else
+        :class:`AdminError` 429); a wrong one counts against the client."""
+        client = self.clients.address(request)
+        wait = self.throttle.retry_after(client)
+        if wait is not None:
+            raise AdminError(
+                429,
+                "too_many_attempts",
+                f"too many wrong admin tokens from this client; try again in {wait} s",
+                {"Retry-After": str(wait)},
+            )
+        if self.token_matches(candidate):
+            return True
+        self.throttle.failed(client)
+        return False
+
     # --- sessions ----------------------------------------------------------------------------
 
-    def new_session(self) -> str:
-        """A cookie value for a fresh session: ``nonce.signature``."""
+    async def new_session(self) -> str:
+        """A cookie value for a fresh session (``nonce.signature``), stored in the job store."""
         nonce = secrets.token_urlsafe(18)
-        return f"{nonce}.{_sign(self.require_token(), 'session', nonce)}"
+        signature = _sign(self.require_token(), "session", nonce)
+        now = self.jobs.clock()
+        await self.jobs.backend.create_session(_digest(nonce), now + SESSION_SECONDS, now)
+        return f"{nonce}.{signature}"
 
-    def session_nonce(self, cookie: str | None) -> str | None:
-        """The nonce of a valid session cookie, else ``None``."""
+    def _signed_nonce(self, cookie: str | None) -> str | None:
         token = self.token
         if token is None or not cookie or "." not in cookie:
             return None
@@ -107,6 +148,19 @@ class AdminAuth:
         if not nonce or not _equal(signature, _sign(token, "session", nonce)):
             return None
         return nonce
+
+    async def session_nonce(self, cookie: str | None) -> str | None:
+        """The nonce of a valid, live session cookie, else ``None``."""
+        nonce = self._signed_nonce(cookie)
+        if nonce is None:
+            return None
+        active = await self.jobs.backend.session_active(_digest(nonce), self.jobs.clock())
+        return nonce if active else None
+
+    async def end_session(self, cookie: str | None) -> None:
+        nonce = self._signed_nonce(cookie)
+        if nonce is not None:
+            await self.jobs.backend.end_session(_digest(nonce))
 
     def csrf_token(self, nonce: str) -> str:
         return _sign(self.require_token(), "csrf", nonce)
@@ -117,7 +171,7 @@ class AdminAuth:
             value,
             max_age=SESSION_SECONDS,
             path=self.cookie_path,
-            secure=request.scheme in ("https", "wss"),
+            secure=self.clients.is_https(request),
             httponly=True,
             samesite="Strict",
         )
@@ -126,7 +180,7 @@ class AdminAuth:
         response.delete_cookie(
             COOKIE_NAME,
             path=self.cookie_path,
-            secure=request.scheme in ("https", "wss"),
+            secure=self.clients.is_https(request),
             httponly=True,
             samesite="Strict",
         )
@@ -137,19 +191,19 @@ class AdminAuth:
         scheme, _, value = request.headers.get("Authorization", "").partition(" ")
         return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
-    def identify(self, request: Request) -> Caller | None:
+    async def identify(self, request: Request) -> Caller | None:
         """Who sent ``request`` (a valid bearer header wins over the cookie), or ``None``."""
         presented = self.bearer(request)
         if presented is not None:
-            return Caller(via_cookie=False) if self.token_matches(presented) else None
-        nonce = self.session_nonce(request.cookies.get(COOKIE_NAME))
+            return Caller(via_cookie=False) if self.check_attempt(request, presented) else None
+        nonce = await self.session_nonce(request.cookies.get(COOKIE_NAME))
         return None if nonce is None else Caller(via_cookie=True, nonce=nonce)
 
-    def authenticate(self, request: Request, *, write: bool = False) -> Caller:
+    async def authenticate(self, request: Request, *, write: bool = False) -> Caller:
         """The caller, or :class:`AdminError` 401 (403 for a cookie POST that fails the
-        cross-site checks)."""
+        cross-site checks, 429 for a throttled client)."""
         self.require_token()
-        caller = self.identify(request)
+        caller = await self.identify(request)
         if caller is None:
             raise AdminError(
                 401,
@@ -172,14 +226,25 @@ class AdminAuth:
         return caller
 
 
+def _digest(nonce: str) -> str:
+    """What the store keeps of a session: a digest, so a copy of the database opens none."""
+    return hashlib.sha256(nonce.encode()).hexdigest()
+
+
 def check_same_origin(request: Request) -> None:
     """Refuse a request that the browser says comes from another site (or another origin)."""
     site = request.headers.get("Sec-Fetch-Site")
     if site is not None and site not in ("same-origin", "none"):
         raise AdminError(403, "cross_site", f"cross-site request refused (Sec-Fetch-Site: {site})")
     origin = request.headers.get("Origin")
-    if origin is not None and origin != "null":
-        if urlsplit(origin).netloc.lower() != request.host.lower():
-            raise AdminError(403, "cross_site", f"cross-origin request refused (Origin: {origin})")
-    elif origin == "null":
+    if origin is None:
+        return
+    if origin == "null":
         raise AdminError(403, "cross_site", "request from an opaque origin refused")
+    try:
+        netloc = urlsplit(origin).netloc.lower()
+    except ValueError:  # "http://[::1", say: not an origin this site sends
+        netloc = None
+    if netloc is None or netloc != request.host.lower():
+        shown = origin[:100].encode("ascii", "backslashreplace").decode()
+        raise AdminError(403, "cross_site", f"cross-origin request refused (Origin: {shown})")

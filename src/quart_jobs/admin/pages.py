@@ -17,10 +17,13 @@ from .auth import COOKIE_NAME, CSRF_HEADER, AdminAuth, AdminError, check_same_or
 STATIC_DIR = Path(__file__).parent / "static"
 TEMPLATE_DIR = "quart_jobs_admin"
 
+#: Sent with every admin response (pages and JSON): only this origin's own script and style,
+#: no framing, no sniffing, no referrer beyond this origin.
 PAGE_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+        "object-src 'none'"
     ),
     "X-Frame-Options": "DENY",
 }
@@ -34,16 +37,21 @@ def add_page_routes(bp: Blueprint, auth: AdminAuth, prefix: str) -> None:
     """Mount ``/`` (dashboard or login form), ``/login``, ``/logout`` and ``/static/…``."""
     home = prefix.rstrip("/") + "/"
 
-    async def login_page(message: str | None, status: int) -> Response:
+    async def login_page(
+        message: str | None, status: int, headers: dict[str, str] | None = None
+    ) -> Response:
         html = await render_template(f"{TEMPLATE_DIR}/login.html", home=home, message=message)
-        return Response(html, status=status, headers=PAGE_HEADERS)
+        return Response(html, status=status, headers={**PAGE_HEADERS, **(headers or {})})
 
     @bp.get("/")
     @hide
     async def dashboard() -> Response:
         if auth.token is None:
             return await login_page("The admin is disabled: set ADMIN_TOKEN to enable it.", 404)
-        caller = auth.identify(request)
+        try:
+            caller = await auth.identify(request)
+        except AdminError as exc:  # a throttled bearer header
+            return await login_page(exc.message, exc.status, exc.headers)
         if caller is None:
             presented = auth.bearer(request) or request.cookies.get(COOKIE_NAME)
             message = "That token is not valid; log in again." if presented else None
@@ -53,7 +61,7 @@ def add_page_routes(bp: Blueprint, auth: AdminAuth, prefix: str) -> None:
         new_cookie = None
         nonce = caller.nonce
         if nonce is None:  # authenticated by the bearer header: open a session for the script
-            new_cookie = auth.new_session()
+            new_cookie = await auth.new_session()
             nonce = new_cookie.partition(".")[0]
         html = await render_template(
             f"{TEMPLATE_DIR}/dashboard.html",
@@ -76,15 +84,24 @@ def add_page_routes(bp: Blueprint, auth: AdminAuth, prefix: str) -> None:
         except AdminError as exc:
             return await login_page(exc.message, 403)
         form = await request.form
-        if not auth.token_matches(form.get("token", "").strip()):
-            return await login_page("That token is not valid.", 401)
+        try:
+            if not auth.check_attempt(request, form.get("token", "").strip()):
+                return await login_page("That token is not valid.", 401)
+        except AdminError as exc:  # throttled
+            return await login_page(exc.message, exc.status, exc.headers)
         response = see_other(home)
-        auth.set_cookie(response, request, auth.new_session())
+        auth.set_cookie(response, request, await auth.new_session())
         return response
 
-    @bp.route("/logout", methods=["GET", "POST"])
+    @bp.post("/logout")
     @hide
     async def logout() -> Response:
+        """End the session in the store (the cookie stops working everywhere), clear it."""
+        try:
+            check_same_origin(request)
+        except AdminError as exc:
+            return await login_page(exc.message, 403)
+        await auth.end_session(request.cookies.get(COOKIE_NAME))
         response = see_other(home)
         auth.clear_cookie(response, request)
         return response

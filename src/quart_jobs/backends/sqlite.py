@@ -191,9 +191,14 @@ class SQLiteBackend(Backend):
         try:  # a new project has no var/ yet: the store makes its own place
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            blocker = next((p for p in self.path.parents if p.exists()), None)
+            reason = (
+                f"{blocker} is a file, not a directory"
+                if blocker is not None and not blocker.is_dir()
+                else f"{exc.strerror or exc} ({exc.filename or self.path.parent})"
+            )
             raise BackendUnavailable(
-                f"cannot create the directory of the SQLite database {self.path}: "
-                f"{exc.strerror or exc} ({exc.filename or self.path.parent})"
+                f"cannot create the directory of the SQLite database {self.path}: {reason}"
             ) from None
         for target in (self.path, self.path.parent):
             if target.exists() and not os.access(target, os.W_OK):

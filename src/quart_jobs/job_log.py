@@ -1,0 +1,70 @@
+"""The log lines of job events (started, succeeded, retried, failed, …) and their fields.
+
+A job that fails for good is logged at ``WARNING``, so it is visible with Python's default
+logging; every other event is ``INFO``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .backends.base import Outcome
+from .models import Job, JobState
+
+log = logging.getLogger("quart_jobs.worker")
+
+
+def job_log_fields(job: Job, event: str, worker: str, elapsed: float | None) -> dict[str, Any]:
+    """The fields of a job event's log line (a JSON formatter emits them as keys)."""
+    fields: dict[str, Any] = {
+        "event": event,
+        "job_id": job.id,
+        "task": job.task,
+        "tier": job.tier,
+        "attempt": job.attempts,
+        "worker": worker,
+    }
+    if elapsed is not None:
+        fields["duration"] = round(elapsed, 6)
+    return fields
+
+
+def event_name(outcome: Outcome) -> str:
+    if outcome.state is JobState.FAILED:
+        return "retried" if outcome.run_at is not None else "failed"
+    if outcome.state is JobState.QUEUED:
+        return "requeued"
+    return str(outcome.state.value)
+
+
+def log_started(job: Job, worker: str) -> None:
+    log.info(
+        "job %s started task=%s tier=%s attempt=%d",
+        job.id,
+        job.task,
+        job.tier,
+        job.attempts,
+        extra=job_log_fields(job, "started", worker, None),
+    )
+
+
+def log_outcome(job: Job, outcome: Outcome, elapsed: float, worker: str) -> str:
+    """Log an outcome the store recorded; returns its event name."""
+    event = event_name(outcome)
+    fields = job_log_fields(job, event, worker, elapsed)
+    if outcome.error:
+        fields["error"] = outcome.error
+    log.log(
+        logging.WARNING if event == "failed" else logging.INFO,
+        "job %s %s task=%s tier=%s attempt=%d duration=%.3fs%s",
+        job.id,
+        event,
+        job.task,
+        job.tier,
+        job.attempts,
+        elapsed,
+        f" error={outcome.error!r}" if outcome.error else "",
+        extra=fields,
+    )
+    return event

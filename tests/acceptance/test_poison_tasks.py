@@ -1,0 +1,127 @@
+"""A task cannot take its worker process down, and a sync thread that never returns does not
+keep it alive after SIGTERM: ``quart-jobs worker`` and ``orders serve`` as real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import pytest
+
+from quart_jobs import Job, Jobs, JobState
+
+from . import poison_app
+from .procs import BIN, VIP_KEY, Service, auth, free_port, place, service_env, wait_until
+
+pytestmark = pytest.mark.acceptance
+
+ROOT = Path(__file__).resolve().parents[2]
+SHUTDOWN_TIMEOUT = 2
+T = TypeVar("T")
+
+
+def with_jobs(url: str, action: Callable[[Jobs], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with Jobs(url, max_attempts=1) as jobs:
+            poison_app.register(jobs)
+            return await action(jobs)
+
+    return asyncio.run(main())
+
+
+def enqueue(url: str, task: str, *args: object) -> int:
+    async def action(jobs: Jobs) -> int:
+        return (await jobs.enqueue(task, *args)).id
+
+    return with_jobs(url, action)
+
+
+def get(url: str, job_id: int) -> Job:
+    return with_jobs(url, lambda jobs: jobs.get(job_id))
+
+
+def in_state(url: str, ids: list[int], state: JobState) -> bool:
+    return all(get(url, i).state is state for i in ids)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[Service]]:
+    started: list[Service] = []
+    yield started
+    for svc in started:
+        svc.stop()
+
+
+def start(processes: list[Service], tmp_path: Path, program: list[str], url: str) -> Service:
+    env = service_env(url, None, SHUTDOWN_TIMEOUT=str(SHUTDOWN_TIMEOUT), WORKER_CONCURRENCY="2")
+    env["PYTHONPATH"] = str(ROOT)
+    svc = Service(args=[], env=env, log_path=tmp_path / "process.log", program=program)
+    processes.append(svc)
+    return svc
+
+
+def assert_sigterm_leaves_in_time(svc: Service, url: str, stuck: int) -> None:
+    """SIGTERM with a sync task blocked forever: exit 0 within SHUTDOWN_TIMEOUT + 5 s, the job
+    back in the queue with no attempt charged."""
+    assert wait_until(lambda: get(url, stuck).state is JobState.RUNNING, 30), svc.output()
+    sent = time.monotonic()
+    svc.signal(signal.SIGTERM)
+    try:
+        code = svc.wait(timeout=SHUTDOWN_TIMEOUT + 5)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"still running {SHUTDOWN_TIMEOUT + 5}s after SIGTERM:\n{svc.output()}")
+    assert code == 0, svc.output()
+    assert time.monotonic() - sent < SHUTDOWN_TIMEOUT + 5
+    back = get(url, stuck)
+    assert back.state is JobState.QUEUED and back.attempts == 0
+
+
+def test_quart_jobs_worker_survives_poison_tasks_and_exits_on_sigterm(
+    tmp_path: Path, processes: list[Service]
+) -> None:
+    url = f"sqlite:///{tmp_path}/jobs.sqlite3"
+    poisoned = [enqueue(url, name) for name in poison_app.POISONS]
+    healthy = [enqueue(url, "poison.done", n) for n in range(4)]
+    program = [str(BIN / "quart-jobs"), "--app", "tests.acceptance.poison_app:jobs", "worker"]
+    svc = start(processes, tmp_path, program, url)
+    svc.args = ["--concurrency", "2", "--shutdown-timeout", str(SHUTDOWN_TIMEOUT)]
+    svc.start()
+    assert wait_until(lambda: in_state(url, healthy, JobState.SUCCEEDED), 30), svc.output()
+    assert wait_until(lambda: in_state(url, poisoned, JobState.FAILED), 30), svc.output()
+    assert svc.proc is not None and svc.proc.poll() is None, svc.output()  # still up
+    errors = [get(url, i).error or "" for i in poisoned]
+    assert errors == ["SystemExit: 3", "KeyboardInterrupt", "Poison: custom base exception"]
+    assert "job 1 failed" in svc.output()  # failed for good is visible without logging set-up
+    later = enqueue(url, "poison.done", 99)
+    assert wait_until(lambda: get(url, later).state is JobState.SUCCEEDED, 30), svc.output()
+    assert_sigterm_leaves_in_time(svc, url, enqueue(url, "poison.block_forever"))
+
+
+def test_orders_serve_survives_poison_tasks_and_exits_on_sigterm(
+    tmp_path: Path, processes: list[Service]
+) -> None:
+    url = f"sqlite:///{tmp_path}/orders.sqlite3"
+    program = [sys.executable, "-m", "tests.acceptance.poison_serve", "serve"]
+    svc = start(processes, tmp_path, program, url)
+    svc.port = free_port()
+    svc.env["PORT"] = str(svc.port)
+    svc.start().wait_ready()
+    poisoned = [enqueue(url, name) for name in poison_app.POISONS]
+    with httpx.Client(base_url=svc.url, timeout=10) as client:
+        order = place(client, VIP_KEY, processing_seconds=0)
+        assert wait_until(lambda: in_state(url, poisoned, JobState.FAILED), 30), svc.output()
+
+        def completed() -> bool:
+            found = client.get(f"/orders/{order['id']}", headers=auth(VIP_KEY)).json()
+            return bool(found["status"] == "completed")
+
+        assert wait_until(completed, 30), svc.output()
+        assert client.get("/readyz").status_code == 200  # the web server and its worker live
+    assert_sigterm_leaves_in_time(svc, url, enqueue(url, "poison.block_forever"))
