@@ -24,8 +24,9 @@ from typing import Any, TypeVar
 
 import click
 
+from .backends.base import queue_names
 from .backends.sqlite import SQLiteBackend
-from .errors import JobNotFound, JobsError, RetryRefused
+from .errors import ConfigurationError, JobNotFound, JobsError, RetryRefused
 from .jobs import Jobs
 from .models import FINISHED_STATES, Job, JobState, Stats, Tier, job_detail
 from .retention import parse_duration
@@ -130,6 +131,10 @@ def stats_dict(stats: Stats, now: float) -> dict[str, Any]:
         "oldest_waiting_seconds": {
             Tier.name_of(p): max(0.0, now - t) for p, t in stats.oldest_queued.items()
         },
+        "queues": {
+            queue: {s.value: stats.queues.get((queue, s), 0) for s in JobState}
+            for queue in sorted({q for q, _ in stats.queues})
+        },
     }
 
 
@@ -183,6 +188,13 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
         rows.append(["all", *(str(data["totals"][s]) for s in states), ""])
         headers = ["tier", *states, "oldest waiting"]
         click.echo(_table(headers, rows, right=set(range(1, len(headers)))))
+        if data["queues"]:
+            queue_rows = [
+                [queue, *(str(counts[s]) for s in states)]
+                for queue, counts in data["queues"].items()
+            ]
+            click.echo("")
+            click.echo(_table(["queue", *states], queue_rows, right=set(range(1, len(states) + 1))))
 
     @group.command("list", help="Jobs, newest first.")
     @click.option("--state", type=click.Choice([s.value for s in JobState]))
@@ -338,8 +350,18 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
     @group.command(help="Run a worker until SIGTERM or SIGINT (then drain gracefully).")
     @click.option("--concurrency", type=click.IntRange(min=1), help="Jobs run at once.")
     @click.option("--shutdown-timeout", type=click.FloatRange(min=0), help="Seconds to drain.")
-    def worker(concurrency: int | None, shutdown_timeout: float | None) -> None:
+    @click.option(
+        "--queues",
+        envvar="QUART_JOBS_QUEUES",
+        help="Claim only from these queues (comma-separated; default: every queue).",
+    )
+    def worker(concurrency: int | None, shutdown_timeout: float | None, queues: str | None) -> None:
         overrides: dict[str, Any] = {}
+        if queues:
+            try:
+                overrides["queues"] = queue_names(queues)
+            except ConfigurationError as exc:
+                raise click.UsageError(str(exc)) from None
         if concurrency is not None:
             overrides["concurrency"] = concurrency
         if shutdown_timeout is not None:

@@ -21,16 +21,16 @@ import builtins
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from .backends import Backend, backend_from_url
-from .backends.base import BackendTransaction, QueueLimits
+from .backends.base import BackendTransaction, QueueLimits, queue_names
 from .drain import Drained
 from .errors import ConfigurationError, JobNotFound, PayloadTooLarge, RetryRefused
-from .models import EnqueueResult, Job, JobFilter, JobState, NewJob, Stats, Tier
+from .models import DEFAULT_QUEUE, EnqueueResult, Job, JobFilter, JobState, NewJob, Stats, Tier
 from .periodic import (
     TIMESTAMP_ARGUMENT,
     Schedule,
@@ -39,6 +39,7 @@ from .periodic import (
     check_no_required_arguments,
     checked_timing,
 )
+from .policy import Weights
 from .registry import Registry, Task, TaskFunc, TaskOptions, dump_json
 from .retention import Retention, parse_retention
 from .transaction import Transaction
@@ -69,6 +70,9 @@ class EnqueueOptions:
     max_attempts: int | None = None
     timeout: float | None = None
     limits: QueueLimits | None = None
+    queue: str | None = None
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
 
 
 class Enqueuer:
@@ -131,6 +135,7 @@ class Jobs:
         worker_settings: WorkerSettings | None = None,
         clock: Callable[[], float] = time.time,
         backend_options: dict[str, Any] | None = None,
+        weights: Weights | Mapping[int, float] | None = None,
         retention: float | str | None = None,
     ) -> None:
         if max_attempts < 1:
@@ -145,6 +150,9 @@ class Jobs:
         #: Caps on queued jobs checked at every enqueue (``options(limits=…)`` overrides them).
         self.queue_limits = queue_limits
         self.worker_settings = worker_settings or WorkerSettings()
+        if weights is not None:
+            #: Shares of the priority levels for this process's workers (see ``Weights``).
+            self.worker_settings = replace(self.worker_settings, weights=Weights.of(weights))
         self.clock = clock
         #: Seconds a finished job is kept before a running worker (or served app) deletes it;
         #: ``None`` keeps them until ``quart-jobs purge``. Accepts ``"7d"``, ``"12h"``, ``"off"``.
@@ -210,6 +218,7 @@ class Jobs:
         max_attempts: int | None = None,
         timeout: float | None = None,
         priority: int | Tier | str | None = None,
+        queue: str | None = None,
     ) -> Callable[[TaskFunc], Task]: ...
 
     def task(
@@ -221,6 +230,7 @@ class Jobs:
         max_attempts: int | None = None,
         timeout: float | None = None,
         priority: int | Tier | str | None = None,
+        queue: str | None = None,
     ) -> Task | Callable[[TaskFunc], Task]:
         """Register a sync or async function as a task: ``@jobs.task`` or ``@jobs.task(...)``.
 
@@ -248,6 +258,7 @@ class Jobs:
             max_attempts=max_attempts,
             timeout=timeout,
             priority=None if priority is None else Tier.parse(priority),
+            queue=None if queue is None else queue_names([queue])[0],
         )
 
         def register(f: TaskFunc) -> Task:
@@ -281,7 +292,7 @@ class Jobs:
 
         def register(func: TaskFunc) -> Task:
             check_no_required_arguments(func)
-            task = self.task(name=name, priority=tier)(func)
+            task = self.task(name=name, priority=tier, queue=queue)(func)
             self._schedules[task.name] = Schedule(
                 task=task,
                 cron=cron_text,
@@ -311,7 +322,9 @@ class Jobs:
 
     async def _enqueue_moment(self, schedule: Schedule, moment: float) -> bool:
         kwargs = {TIMESTAMP_ARGUMENT: moment} if schedule.passes_timestamp else {}
-        enqueuer = self.options(key=schedule.key(moment), priority=schedule.priority)
+        enqueuer = self.options(
+            key=schedule.key(moment), priority=schedule.priority, queue=schedule.queue
+        )
         result = await enqueuer.enqueue_result(schedule.task, **kwargs)
         return result.created
 
@@ -328,16 +341,45 @@ class Jobs:
         max_attempts: int | None = None,
         timeout: float | None = None,
         limits: QueueLimits | None = None,
+        queue: str | None = None,
+        concurrency_key: str | None = None,
+        concurrency_limit: int | None = None,
     ) -> Enqueuer:
         """Set job options for an enqueue: ``await jobs.options(priority="vip").enqueue(f, x)``.
 
         ``limits`` caps the queue for this enqueue (:class:`~quart_jobs.errors.QueueFull` past
-        them), checked atomically with the insert; an existing ``key`` is returned regardless."""
+        them), checked atomically with the insert; an existing ``key`` is returned regardless.
+        ``queue`` overrides the task's queue. ``concurrency_key`` with ``concurrency_limit``: at
+        most that many jobs with this key run at once, across every process."""
         if delay is not None and run_at is not None:
             raise ValueError("give delay= or run_at=, not both")
+        if (concurrency_key is None) != (concurrency_limit is None):
+            raise ValueError("give concurrency_key= and concurrency_limit= together")
+        if concurrency_limit is not None and (
+            isinstance(concurrency_limit, bool)
+            or not isinstance(concurrency_limit, int)
+            or concurrency_limit < 1
+        ):
+            raise ValueError(
+                f"concurrency_limit must be an integer >= 1, not {concurrency_limit!r}"
+            )
+        if concurrency_key is not None and not 1 <= len(concurrency_key) <= 200:
+            raise ValueError("concurrency_key must have 1 to 200 characters")
         return Enqueuer(
             self,
-            EnqueueOptions(priority, delay, run_at, key, owner, max_attempts, timeout, limits),
+            EnqueueOptions(
+                priority,
+                delay,
+                run_at,
+                key,
+                owner,
+                max_attempts,
+                timeout,
+                limits,
+                None if queue is None else queue_names([queue])[0],
+                concurrency_key,
+                concurrency_limit,
+            ),
         )
 
     async def enqueue(self, target: Task | TaskFunc | str, /, *args: Any, **kwargs: Any) -> Job:
@@ -383,6 +425,9 @@ class Jobs:
             owner=opts.owner,
             max_attempts=max_attempts,
             timeout=opts.timeout if opts.timeout is not None else task.options.timeout,
+            queue=opts.queue or task.options.queue or DEFAULT_QUEUE,
+            concurrency_key=opts.concurrency_key,
+            concurrency_limit=opts.concurrency_limit,
             encoded=(args_json, kwargs_json),
         )
 
@@ -478,6 +523,7 @@ class Jobs:
         owner: str | None = None,
         limit: int = 50,
         before_id: int | None = None,
+        queue: str | None = None,
     ) -> list[Job]:
         """Jobs, newest first, filtered by each argument given; ``before_id`` pages back."""
         return await self.backend.list_jobs(
@@ -486,6 +532,7 @@ class Jobs:
                 priority=None if priority is None else Tier.parse(priority),
                 task=task,
                 owner=owner,
+                queue=queue,
                 limit=limit,
                 before_id=before_id,
             )
@@ -559,7 +606,10 @@ class Jobs:
         await self.close()
 
     def start_worker(self, **overrides: Any) -> Worker:
-        """Start a worker in this process, with :attr:`worker_settings` plus ``overrides``."""
+        """Start a worker in this process, with :attr:`worker_settings` plus ``overrides``
+        (``queues=["emails"]``: claim only from those queues)."""
+        if overrides.get("queues") is not None:
+            overrides["queues"] = queue_names(overrides["queues"])
         return self._start(replace(self.worker_settings, **overrides), self._emit)
 
     def _start(

@@ -68,8 +68,8 @@ class Tier(enum.IntEnum):
 #: The largest job id any backend can hold (a signed 64-bit integer): larger ids name no job.
 MAX_JOB_ID = 2**63 - 1
 
-#: The most urgent priority: aged jobs are promoted to it.
-TOP_PRIORITY = int(Tier.VIP)
+#: The queue of a job whose task and options name none.
+DEFAULT_QUEUE = "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +85,10 @@ class NewJob:
     owner: str | None = None
     max_attempts: int = 5
     timeout: float | None = None
+    queue: str = DEFAULT_QUEUE
+    #: At most ``concurrency_limit`` jobs with this key run at once.
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
     #: ``args`` and ``kwargs`` as JSON text, when the caller encoded them already.
     encoded: tuple[str, str] | None = None
 
@@ -143,6 +147,9 @@ class Job:
     result: Any = None
     error: str | None = None
     traceback: str | None = None
+    queue: str = "default"
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
 
     @property
     def tier(self) -> str:
@@ -172,6 +179,8 @@ class Stats:
 
     counts: Mapping[tuple[JobState, int], int]
     oldest_queued: Mapping[int, float]
+    #: Counts by queue and state.
+    queues: Mapping[tuple[str, JobState], int] = field(default_factory=dict)
 
     def count(self, state: JobState | None = None, priority: int | None = None) -> int:
         """How many jobs are in ``state`` with ``priority`` (``None``: any)."""
@@ -190,6 +199,7 @@ class JobFilter:
     priority: int | None = None
     task: str | None = None
     owner: str | None = None
+    queue: str | None = None
     limit: int = 50
     before_id: int | None = None
 
@@ -205,6 +215,7 @@ def job_summary(job: Job) -> dict[str, Any]:
         "attempts": job.attempts,
         "max_attempts": job.max_attempts,
         "owner": job.owner,
+        "queue": job.queue,
         "enqueued_at": job.enqueued_at,
         "run_at": job.run_at,
         "started_at": job.started_at,
@@ -223,6 +234,8 @@ def job_detail(job: Job) -> dict[str, Any]:
         "kwargs": dict(job.kwargs),
         "key": job.key,
         "timeout": job.timeout,
+        "concurrency_key": job.concurrency_key,
+        "concurrency_limit": job.concurrency_limit,
         "lease_expires_at": job.lease_expires_at,
         "result": job.result,
         "traceback": job.traceback,

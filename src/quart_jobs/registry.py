@@ -28,6 +28,7 @@ class TaskOptions:
     max_attempts: int | None = None
     timeout: float | None = None
     priority: int | None = None
+    queue: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

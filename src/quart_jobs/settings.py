@@ -13,18 +13,22 @@ option of the other backend is ignored.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from . import jobs as jobs_module
+from .backends.base import queue_names
 from .backends.sqlite_io import SYNCHRONOUS_MODES
 from .errors import ConfigurationError
-from .policy import RetryPolicy
+from .policy import RetryPolicy, Weights
 from .retention import parse_retention
 from .worker import WorkerSettings
 
 PREFIX = "QUART_JOBS_"
+
+log = logging.getLogger("quart_jobs")
 
 Parse = Callable[[Any], Any]
 
@@ -131,6 +135,28 @@ def _optional(parse: Parse) -> Parse:
 _seconds = _number(positive=True)
 
 
+def _weights(value: Any) -> dict[int, float]:
+    """``{priority: weight}`` (or ``"0:9,10:1"``), checked by :class:`Weights`."""
+    if isinstance(value, Weights):
+        return dict(value.by_priority)
+    try:
+        if isinstance(value, str):
+            pairs = [item.split(":", 1) for item in value.split(",") if item.strip()]
+            value = {int(p): float(w) for p, w in pairs}
+        if not isinstance(value, Mapping):
+            raise ValueError("not a mapping")
+        return dict(Weights({int(p): float(w) for p, w in value.items()}).by_priority)
+    except (TypeError, ValueError) as exc:
+        raise _Invalid(f"use {{priority: weight}} or 'priority:weight,...' ({exc})") from None
+
+
+def _queues(value: Any) -> tuple[str, ...]:
+    try:
+        return queue_names(value)
+    except ConfigurationError as exc:
+        raise _Invalid(str(exc)) from None
+
+
 def _retention(value: Any) -> float | None:
     try:
         return parse_retention(value)
@@ -167,10 +193,17 @@ SETTINGS: tuple[Setting, ...] = (
         "largest JSON size of a job's arguments",
     ),
     Setting(
-        "aging_seconds",
-        _WORKER.aging_seconds,
-        _number(positive=False),
-        "a job waiting longer than this since it became ready is claimed as a VIP job",
+        "weights",
+        dict(_WORKER.weights.by_priority),
+        _weights,
+        "shares of the priority levels when several wait, `{priority: weight}` or "
+        '`"0:9,10:1"` (VIP 9 starts per regular start; `inf`: strictly first)',
+    ),
+    Setting(
+        "queues",
+        None,
+        _optional(_queues),
+        'the queues the worker claims from (`"a,b"` or a list; none: every queue)',
     ),
     Setting(
         "lease_seconds",
@@ -287,7 +320,8 @@ BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 _WORKER_FIELDS = (
     "concurrency",
     "shutdown_timeout",
-    "aging_seconds",
+    "weights",
+    "queues",
     "lease_seconds",
     "heartbeat_interval",
     "poll_interval",
@@ -311,6 +345,13 @@ def checked_keywords(keywords: Mapping[str, Any]) -> dict[str, Any]:
 
 def read(config: Mapping[str, Any]) -> dict[str, Any]:
     """Every setting's value in ``config`` (missing keys: the default), checked, by name."""
+    if PREFIX + "AGING_SECONDS" in config:
+        log.warning(
+            "%sAGING_SECONDS is no longer used and is ignored: fair scheduling replaced aging "
+            "(set %sWEIGHTS to change the priority levels' shares)",
+            PREFIX,
+            PREFIX,
+        )
     return {s.name: s.check(config.get(s.key, s.default)) for s in SETTINGS}
 
 

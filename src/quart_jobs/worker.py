@@ -31,12 +31,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import policy
-from .backends.base import Backend, Outcome
+from .backends.base import Backend, ClaimScope, Outcome, queue_names
 from .errors import BackendUnavailable, JobsError
 from .job_log import log_outcome, log_started
 from .models import Job, JobState, Lease
 from .registry import Registry
 from .runner import SyncThreads, call_task, describe, result_json
+from .unserved import CHECK_EVERY, UnservedWatch
 
 log = logging.getLogger("quart_jobs.worker")
 
@@ -65,8 +66,9 @@ class WorkerSettings:
     :ivar heartbeat_interval: Seconds between heartbeats (default: a third of the lease).
     :ivar poll_interval: Seconds between looks for jobs that another process enqueued (jobs
         enqueued by this process wake the worker at once).
-    :ivar aging_seconds: A job ready for longer than this starts as if it were VIP, so no
-        priority starves; a negative value turns aging off.
+    :ivar weights: The priority levels' shares when several have jobs waiting
+        (:class:`~quart_jobs.policy.Weights`; default VIP 9 starts per regular start).
+    :ivar queues: The queues this worker claims from (``None``: every queue).
     :ivar shutdown_timeout: Seconds that running jobs get to finish when the worker stops;
         then they are cancelled and queued again without charging the attempt.
     :ivar retry: The backoff between attempts of a failing job.
@@ -76,13 +78,17 @@ class WorkerSettings:
     lease_seconds: float = 30.0
     heartbeat_interval: float | None = None  # default: a third of the lease
     poll_interval: float = 0.5
-    aging_seconds: float = policy.DEFAULT_AGING_SECONDS
     shutdown_timeout: float = 20.0
     retry: policy.RetryPolicy = field(default_factory=policy.RetryPolicy)
+    weights: policy.Weights = field(default_factory=policy.Weights)
+    queues: tuple[str, ...] | None = None
     #: Burst mode (``jobs.drain``): claim until no job is ready and none runs, then stop.
     burst: bool = False
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "weights", policy.Weights.of(self.weights))
+        if self.queues is not None:
+            object.__setattr__(self, "queues", queue_names(self.queues))
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {self.concurrency}")
         if self.lease_seconds <= 0:
@@ -142,6 +148,7 @@ class Worker:
         self._outcomes: list[_Finished] = []
         self._stop_reasons: dict[int, _Stop] = {}
         self._wake = asyncio.Event()
+        self._unserved = UnservedWatch(self.registry.names(), self.settings.queues)
         self._stopping = False
         self._main: asyncio.Task[None] | None = None
         self._beats: asyncio.Task[None] | None = None
@@ -277,6 +284,10 @@ class Worker:
 
     # --- claiming ----------------------------------------------------------------------------
 
+    def scope(self) -> ClaimScope:
+        """What this worker may claim: its registered tasks, from its queues."""
+        return ClaimScope(tuple(self.registry.names()), self.settings.queues, self.settings.weights)
+
     async def _pump(self) -> None:
         """Record finished jobs' outcomes and claim new jobs, both in one store operation:
         one transaction (one commit) per round, however many jobs ended or start."""
@@ -303,7 +314,7 @@ class Worker:
                     free,
                     self._clock(),
                     self.settings.lease_seconds,
-                    self.settings.aging_seconds,
+                    self.scope(),
                 )
                 failures = 0
             except _STORE_DOWN as exc:
@@ -480,6 +491,8 @@ class Worker:
                         log.warning("recovered %d jobs whose lease expired", recovered)
                         self._wake.set()
                 await self._beat(now)
+                if now - self._unserved.last_check >= CHECK_EVERY:
+                    await self._unserved.check(self.backend, now, self.name)
             except _STORE_DOWN as exc:
                 log.warning("worker %s: heartbeat failed (store unavailable): %s", self.name, exc)
             await asyncio.sleep(self.settings.beat_every)

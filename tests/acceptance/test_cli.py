@@ -49,7 +49,7 @@ async def _seed(path: Path) -> Seeded:
         return result.job.id
 
     async def end(job_id: int, state: JobState, at: float, **outcome: Any) -> None:
-        (job,) = await backend.claim("cli-test", 1, at, 30, 300)
+        (job,) = await backend.claim("cli-test", 1, at, 30)
         assert job.id == job_id
         lease = Lease(job.id, job.lease_token or "")
         assert await backend.finish([Outcome(lease, state, **outcome)], at) == [True]
@@ -71,7 +71,7 @@ async def _seed(path: Path) -> Seeded:
     succeeded_new = await add("report.build")
     await end(succeeded_new, JobState.SUCCEEDED, now, result='{"ok":true}')
     running = await add("report.build", int(Tier.VIP))
-    await backend.claim("cli-test", 1, now, 300, 300)
+    await backend.claim("cli-test", 1, now, 300)
     queued = await add("mail.send")
     await backend.close()
     return Seeded(
@@ -154,7 +154,16 @@ def test_stats_matches_the_database(db: Seeded) -> None:
         "waiting",
     ]
     assert lines[2].split()[:6] == ["vip", "0", "1", "0", "1", "0"]
-    assert lines[-1].split() == ["all", "1", "1", "2", "3", "1"]
+    assert next(line for line in lines if line.startswith("all")).split() == [
+        "all",
+        "1",
+        "1",
+        "2",
+        "3",
+        "1",
+    ]
+    # Then the counts by queue.
+    assert lines[-1].split() == ["default", "1", "1", "2", "3", "1"]
 
 
 def test_list_filters_by_state_tier_and_task(db: Seeded) -> None:

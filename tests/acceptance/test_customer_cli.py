@@ -36,19 +36,19 @@ def last_line(result: subprocess.CompletedProcess[str]) -> str:
 def test_add_list_rotate_revoke(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/c.sqlite3"
     with running(tmp_path, url) as svc, httpx.Client(base_url=svc.url, timeout=10) as client:
-        key = last_line(orders_cli(url, "add", "carol", "--tier", "regular"))
+        key = last_line(orders_cli(url, "add", "dave", "--tier", "regular"))
         assert key.startswith("ok_") and len(key) > 30
         order = place(client, key, processing_seconds=0)
-        assert (order["customer"], order["tier"]) == ("carol", "regular")
+        assert (order["customer"], order["tier"]) == ("dave", "regular")
 
         listed = orders_cli(url, "list").stdout
-        assert "carol\tregular\tactive" in listed
+        assert "dave\tregular\tactive" in listed
         assert key not in listed  # keys are never shown again
 
-        again = orders_cli(url, "add", "carol", "--tier", "vip", ok=False)
+        again = orders_cli(url, "add", "dave", "--tier", "vip", ok=False)
         assert again.returncode == 1 and "exists" in again.stderr
 
-        rotated = last_line(orders_cli(url, "rotate", "carol"))
+        rotated = last_line(orders_cli(url, "rotate", "dave"))
         assert rotated != key
         # A running service caches valid keys for KEY_CACHE_SECONDS: the old key stops then.
         refused = lambda k: client.get("/orders", headers=auth(k)).status_code == 401  # noqa: E731
@@ -57,9 +57,9 @@ def test_add_list_rotate_revoke(tmp_path: Path) -> None:
         assert mine.status_code == 200
         assert [o["id"] for o in mine.json()["orders"]] == [order["id"]]
 
-        orders_cli(url, "revoke", "carol")
+        orders_cli(url, "revoke", "dave")
         assert wait_until(lambda: refused(rotated), KEY_CACHE_SECONDS + 2)
-        assert "carol\tregular\trevoked" in orders_cli(url, "list").stdout
+        assert "dave\tregular\trevoked" in orders_cli(url, "list").stdout
 
         missing = orders_cli(url, "rotate", "nobody", ok=False)
         assert missing.returncode == 1 and "no customer" in missing.stderr

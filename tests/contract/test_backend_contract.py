@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
 
 from quart_jobs.backends import Backend, Outcome
+from quart_jobs.backends.base import ANY_SCOPE, ClaimScope
 from quart_jobs.models import JobFilter, JobState, Lease, NewJob, Tier
+from quart_jobs.policy import Weights
 
 from ..conftest import Clock
 
 LEASE = 30.0
-AGING = 300.0
 VIP, REGULAR = int(Tier.VIP), int(Tier.REGULAR)
 
 
@@ -25,8 +27,14 @@ async def enqueue(backend: Backend, clock: Clock, *jobs: NewJob) -> list[int]:
     return [r.job.id for r in results]
 
 
-async def claim(backend: Backend, clock: Clock, limit: int = 1, worker: str = "w1") -> list[int]:
-    return [j.id for j in await backend.claim(worker, limit, clock(), LEASE, AGING)]
+async def claim(
+    backend: Backend,
+    clock: Clock,
+    limit: int = 1,
+    worker: str = "w1",
+    scope: ClaimScope = ANY_SCOPE,
+) -> list[int]:
+    return [j.id for j in await backend.claim(worker, limit, clock(), LEASE, scope)]
 
 
 def lease_of(job: object) -> Lease:
@@ -51,12 +59,16 @@ async def test_enqueue_stores_a_queued_job_with_its_arguments(
     assert await backend.get(job.id + 1000) is None
 
 
-async def test_vip_jobs_start_before_regular_and_fifo_within_a_tier(
+async def test_with_strict_weights_vip_jobs_start_first_and_fifo_within_a_tier(
     backend: Backend, clock: Clock
 ) -> None:
+    strict = ClaimScope(weights=Weights({VIP: math.inf, REGULAR: 1}))
     regular = await enqueue(backend, clock, *(new(priority=REGULAR) for _ in range(3)))
     vip = await enqueue(backend, clock, *(new(priority=VIP) for _ in range(3)))
-    order = [*(await claim(backend, clock, 2)), *(await claim(backend, clock, 10))]
+    order = [
+        *(await claim(backend, clock, 2, scope=strict)),
+        *(await claim(backend, clock, 10, scope=strict)),
+    ]
     assert order == vip + regular
 
 
@@ -64,7 +76,7 @@ async def test_claim_marks_running_with_a_lease_and_counts_the_attempt(
     backend: Backend, clock: Clock
 ) -> None:
     (job_id,) = await enqueue(backend, clock, new())
-    (job,) = await backend.claim("worker-a", 5, clock(), LEASE, AGING)
+    (job,) = await backend.claim("worker-a", 5, clock(), LEASE)
     assert job.id == job_id
     assert job.state is JobState.RUNNING
     assert (job.attempts, job.worker, job.started_at) == (1, "worker-a", clock())
@@ -83,19 +95,9 @@ async def test_delayed_job_waits_for_its_run_at(backend: Backend, clock: Clock) 
     assert await backend.next_run_at() is None
 
 
-async def test_a_regular_job_past_the_aging_limit_goes_before_later_vip_jobs(
-    backend: Backend, clock: Clock
-) -> None:
-    (old_regular,) = await enqueue(backend, clock, new(priority=REGULAR))
-    clock.advance(AGING + 1)
-    vip = await enqueue(backend, clock, new(priority=VIP), new(priority=VIP))
-    (young_regular,) = await enqueue(backend, clock, new(priority=REGULAR))
-    assert await claim(backend, clock, 10) == [old_regular, *vip, young_regular]
-
-
 async def test_finish_records_each_outcome(backend: Backend, clock: Clock) -> None:
     ids = await enqueue(backend, clock, new(), new(), new(), new())
-    jobs = await backend.claim("w", 4, clock(), LEASE, AGING)
+    jobs = await backend.claim("w", 4, clock(), LEASE)
     clock.advance(1)
     outcomes = [
         Outcome(lease_of(jobs[0]), JobState.SUCCEEDED, result='{"ok":true}'),
@@ -118,7 +120,7 @@ async def test_refund_puts_a_job_back_in_its_place_without_charging_an_attempt(
     backend: Backend, clock: Clock
 ) -> None:
     first, _second = await enqueue(backend, clock, new(), new())
-    (job,) = await backend.claim("w", 1, clock(), LEASE, AGING)
+    (job,) = await backend.claim("w", 1, clock(), LEASE)
     assert job.id == first
     assert await backend.finish([Outcome(lease_of(job), JobState.QUEUED, refund=True)], clock())
     back = await backend.get(first)
@@ -129,14 +131,14 @@ async def test_refund_puts_a_job_back_in_its_place_without_charging_an_attempt(
 
 async def test_a_write_with_a_stale_lease_is_refused(backend: Backend, clock: Clock) -> None:
     (job_id,) = await enqueue(backend, clock, new())
-    (job,) = await backend.claim("w1", 1, clock(), LEASE, AGING)
+    (job,) = await backend.claim("w1", 1, clock(), LEASE)
     forged = Lease(job_id, "not-the-token")
     assert await backend.finish([Outcome(forged, JobState.SUCCEEDED)], clock()) == [False]
     (beat,) = await backend.heartbeat([forged], clock(), LEASE)
     assert not beat.held
     clock.advance(LEASE + 1)
     assert await backend.recover_expired(clock()) == 1
-    (again,) = await backend.claim("w2", 1, clock(), LEASE, AGING)
+    (again,) = await backend.claim("w2", 1, clock(), LEASE)
     assert again.id == job_id and again.attempts == 2 and again.lease_token != job.lease_token
     stale = await backend.finish([Outcome(lease_of(job), JobState.SUCCEEDED)], clock())
     assert stale == [False]
@@ -149,7 +151,7 @@ async def test_heartbeat_extends_the_lease_so_it_is_not_recovered(
     backend: Backend, clock: Clock
 ) -> None:
     await enqueue(backend, clock, new())
-    (job,) = await backend.claim("w1", 1, clock(), LEASE, AGING)
+    (job,) = await backend.claim("w1", 1, clock(), LEASE)
     clock.advance(LEASE - 1)
     (beat,) = await backend.heartbeat([lease_of(job)], clock(), LEASE)
     assert beat.held and not beat.cancel_requested
@@ -170,7 +172,7 @@ async def test_an_expired_job_out_of_attempts_fails(backend: Backend, clock: Clo
 
 async def test_cancel_queued_running_and_finished(backend: Backend, clock: Clock) -> None:
     queued, running, done = await enqueue(backend, clock, new(), new(), new())
-    jobs = await backend.claim("w", 3, clock(), LEASE, AGING)
+    jobs = await backend.claim("w", 3, clock(), LEASE)
     by_id = {j.id: j for j in jobs}
     await backend.finish([Outcome(lease_of(by_id[done]), JobState.SUCCEEDED)], clock())
     await backend.finish([Outcome(lease_of(by_id[queued]), JobState.QUEUED, refund=True)], clock())
@@ -191,7 +193,7 @@ async def test_cancel_of_queued_only_leaves_a_running_job_alone(
     backend: Backend, clock: Clock
 ) -> None:
     (job_id,) = await enqueue(backend, clock, new())
-    (job,) = await backend.claim("w", 1, clock(), LEASE, AGING)
+    (job,) = await backend.claim("w", 1, clock(), LEASE)
     still = await backend.cancel(job_id, clock(), running=False)
     assert still and still.state is JobState.RUNNING and not still.cancel_requested
     (beat,) = await backend.heartbeat([lease_of(job)], clock(), LEASE)
@@ -202,7 +204,7 @@ async def test_retry_queues_a_failed_job_with_fresh_attempts(
     backend: Backend, clock: Clock
 ) -> None:
     failed, done = await enqueue(backend, clock, new(max_attempts=1), new())
-    jobs = {j.id: j for j in await backend.claim("w", 2, clock(), LEASE, AGING)}
+    jobs = {j.id: j for j in await backend.claim("w", 2, clock(), LEASE)}
     await backend.finish(
         [
             Outcome(lease_of(jobs[failed]), JobState.FAILED, error="x"),
@@ -241,9 +243,7 @@ async def test_concurrent_enqueues_with_one_key_create_one_job(
 
 async def test_concurrent_claims_never_hand_out_a_job_twice(backend: Backend, clock: Clock) -> None:
     await enqueue(backend, clock, *(new() for _ in range(30)))
-    batches = await asyncio.gather(
-        *(backend.claim(f"w{i}", 2, clock(), LEASE, AGING) for i in range(20))
-    )
+    batches = await asyncio.gather(*(backend.claim(f"w{i}", 2, clock(), LEASE) for i in range(20)))
     claimed = [j.id for batch in batches for j in batch]
     assert len(claimed) == 30 and len(set(claimed)) == 30
 
@@ -284,7 +284,7 @@ async def test_stats_count_by_state_and_tier(backend: Backend, clock: Clock) -> 
 async def _finish_all(backend: Backend, clock: Clock, *states: JobState) -> list[int]:
     """Enqueue one job per state, claim them, and end each in its state (ids in that order)."""
     ids = await enqueue(backend, clock, *(new(max_attempts=1) for _ in states))
-    by_id = {j.id: j for j in await backend.claim("w", len(ids), clock(), LEASE, AGING)}
+    by_id = {j.id: j for j in await backend.claim("w", len(ids), clock(), LEASE)}
     outcomes = [Outcome(lease_of(by_id[i]), s) for i, s in zip(ids, states, strict=True)]
     assert await backend.finish(outcomes, clock()) == [True] * len(ids)
     return ids
@@ -387,7 +387,7 @@ async def test_queue_limits_per_owner_leave_other_owners_alone(
     assert caught.value.scope == "owner"
     await backend.enqueue([new(owner="b"), new(), new()], clock(), limits=limits)
     # A job that leaves the queue makes room again.
-    (running,) = await backend.claim("w", 1, clock(), LEASE, AGING)
+    (running,) = await backend.claim("w", 1, clock(), LEASE)
     assert running.owner == "a"
     await backend.enqueue([new(owner="a")], clock(), limits=limits)
     with pytest.raises(QueueFull):
@@ -399,7 +399,7 @@ async def test_queue_limits_count_requeued_and_cancelled_jobs_right(
 ) -> None:
     limits = QueueLimits(max_queued_per_owner=1)
     (first,) = await enqueue(backend, clock, new(owner="a"))
-    (job,) = await backend.claim("w", 1, clock(), LEASE, AGING)
+    (job,) = await backend.claim("w", 1, clock(), LEASE)
     await backend.enqueue([new(owner="a")], clock(), limits=limits)  # first is running
     assert await backend.finish([Outcome(lease_of(job), JobState.QUEUED, refund=True)], clock())
     with pytest.raises(QueueFull):  # first is queued again: two queued now

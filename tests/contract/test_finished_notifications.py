@@ -11,7 +11,7 @@ from quart_jobs.models import JobState, Lease, NewJob
 
 from ..conftest import Clock
 
-LEASE, AGING = 30.0, 300.0
+LEASE = 30.0
 
 
 class Seen:
@@ -44,7 +44,7 @@ class Seen:
 
 async def running(backend: Backend, clock: Clock, count: int) -> list[Lease]:
     await backend.enqueue([NewJob(task="t", max_attempts=1) for _ in range(count)], clock())
-    claimed = await backend.claim("w", count, clock(), LEASE, AGING)
+    claimed = await backend.claim("w", count, clock(), LEASE)
     return [Lease(j.id, j.lease_token or "") for j in claimed]
 
 
@@ -74,7 +74,7 @@ async def test_end_states_are_announced_to_watchers(backend: Backend, clock: Clo
         (queued,) = await backend.enqueue([NewJob(task="t")], clock())
         await backend.cancel(queued.job.id, clock())
         await seen.until(queued.job.id)
-        (again,) = await backend.claim("w", 1, clock(), LEASE, AGING)  # the refunded job
+        (again,) = await backend.claim("w", 1, clock(), LEASE)  # the refunded job
         assert again.id == refunded.job_id
         clock.advance(LEASE + 1)
         assert await backend.recover_expired(clock()) == 1  # out of attempts: failed

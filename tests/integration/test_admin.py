@@ -6,6 +6,7 @@ a job to fail or finish drives the backend the way a worker would (claim, then f
 
 from __future__ import annotations
 
+import math
 import re
 import sqlite3
 from pathlib import Path
@@ -19,7 +20,9 @@ from order_service.app import create_app
 from order_service.config import Settings
 from quart_jobs import Job, JobState, get_jobs
 from quart_jobs.backends import Outcome
+from quart_jobs.backends.base import ClaimScope
 from quart_jobs.models import Lease
+from quart_jobs.policy import Weights
 
 from .conftest import order_settings
 
@@ -43,6 +46,10 @@ def settings_overrides() -> dict[str, Any]:
     return ADMIN_SETTINGS
 
 
+# Tests here pick exact jobs by tier: VIP strictly first.
+STRICT = ClaimScope(weights=Weights({0: math.inf, 10: 1}))
+
+
 async def place(client: Client, headers: dict[str, str] = VIP, **body: Any) -> int:
     response = await client.post("/orders", json={**ORDER, **body}, headers=headers)
     assert response.status_code == 202, await response.get_data()
@@ -52,7 +59,7 @@ async def place(client: Client, headers: dict[str, str] = VIP, **body: Any) -> i
 async def run_as_worker(app: Quart, state: JobState, limit: int = 1, **outcome: Any) -> list[Job]:
     """Claim up to ``limit`` jobs and end them in ``state``, as a worker would."""
     jobs = get_jobs(app)
-    claimed = await jobs.backend.claim("test-worker", limit, jobs.clock(), 30, 300)
+    claimed = await jobs.backend.claim("test-worker", limit, jobs.clock(), 30, STRICT)
     outcomes = [Outcome(Lease(j.id, j.lease_token or ""), state, **outcome) for j in claimed]
     assert await jobs.backend.finish(outcomes, jobs.clock()) == [True] * len(claimed)
     return claimed
@@ -251,7 +258,7 @@ async def test_stats_match_the_database(app: Quart, client: Client, tmp_path: Pa
     await run_as_worker(app, JobState.FAILED, limit=1, error="E")  # the last VIP order
     await client.post(f"/orders/{await place(client, REGULAR)}/cancel", headers=REGULAR)
     jobs = get_jobs(app)
-    await jobs.backend.claim("w", 1, jobs.clock(), 30, 300)  # one regular order running
+    await jobs.backend.claim("w", 1, jobs.clock(), 30, STRICT)  # one regular order running
 
     body = await (await client.get("/admin/api/stats", headers=ADMIN)).get_json()
     expected = db_counts(tmp_path)
@@ -351,7 +358,7 @@ async def test_cancel_a_queued_a_running_and_a_finished_job(app: Quart, client: 
     done = await place(client)
     queued = await place(client)
     jobs = get_jobs(app)
-    claimed = await jobs.backend.claim("w", 2, jobs.clock(), 30, 300)
+    claimed = await jobs.backend.claim("w", 2, jobs.clock(), 30, STRICT)
     assert [j.id for j in claimed] == [running, done]
     await jobs.backend.finish(
         [Outcome(Lease(done, claimed[1].lease_token or ""), JobState.SUCCEEDED)], jobs.clock()

@@ -121,7 +121,7 @@ async def test_gauges_match_the_database(idle_app: Quart, tmp_path: Path) -> Non
     cancelled = await place(client, VIP)
     assert (await client.post(f"/orders/{cancelled}/cancel", headers=VIP)).status_code == 200
     jobs = get_jobs(idle_app)
-    await jobs.backend.claim("w", 1, jobs.clock(), 30, 300)  # one VIP order running
+    await jobs.backend.claim("w", 1, jobs.clock(), 30)  # one VIP order running
 
     samples = await scrape(client)
     expected = db_depth(tmp_path)

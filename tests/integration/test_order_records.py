@@ -5,6 +5,7 @@ the release where orders were jobs is upgraded without losing or changing one.""
 from __future__ import annotations
 
 import asyncio
+import math
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -22,10 +23,12 @@ from order_service.store_postgres import PostgresOrdersStore
 from order_service.store_sqlite import MIGRATIONS as SQLITE_ORDER_MIGRATIONS
 from quart_jobs import JobState, get_jobs
 from quart_jobs.backends import Backend, Outcome
+from quart_jobs.backends.base import ClaimScope
 from quart_jobs.backends.postgres import PostgresBackend
 from quart_jobs.backends.postgres import migrate_component as pg_migrate_component
 from quart_jobs.backends.sqlite import SQLiteBackend, migrate_component
 from quart_jobs.models import JobFilter, Lease, NewJob, Tier
+from quart_jobs.policy import Weights
 
 from ..conftest import TEST_POSTGRES_URL
 from .conftest import order_settings
@@ -105,7 +108,7 @@ async def test_an_order_follows_an_outcome_recorded_without_an_event(tmp_path: P
         client = app.test_client()
         order = await (await client.post("/orders", json=ORDER, headers=VIP)).get_json()
         jobs = get_jobs(app)
-        (job,) = await jobs.backend.claim("dead-worker", 1, jobs.clock(), 0.01, 300)
+        (job,) = await jobs.backend.claim("dead-worker", 1, jobs.clock(), 0.01)
         await jobs.transaction(orders.start(order["id"], job))
         await asyncio.sleep(0.05)
         assert await jobs.backend.recover_expired(jobs.clock()) == 1
@@ -164,7 +167,8 @@ async def write_old_orders(backend: Backend) -> list[int]:
         )
         (result,) = await backend.enqueue([new], now + n)
         ids.append(result.job.id)
-    claimed = await backend.claim("old", 2, now + 10, 30, 300)
+    vip_first = ClaimScope(weights=Weights({int(Tier.VIP): math.inf}))
+    claimed = await backend.claim("old", 2, now + 10, 30, vip_first)
     await backend.finish(
         [
             Outcome(Lease(claimed[0].id, claimed[0].lease_token or ""), JobState.SUCCEEDED),

@@ -21,7 +21,7 @@ from ..conftest import TEST_POSTGRES_URL, Clock
 
 pytestmark = pytest.mark.postgres
 
-LEASE, AGING = 30.0, 300.0
+LEASE = 30.0
 
 Factory = Callable[..., PostgresBackend]
 
@@ -115,7 +115,7 @@ async def test_two_processes_claiming_at_once_never_get_the_same_job(
 
     async def drain(store: PostgresBackend, worker: str) -> list[int]:
         got: list[int] = []
-        while batch := await store.claim(worker, 3, clock(), LEASE, AGING):
+        while batch := await store.claim(worker, 3, clock(), LEASE):
             got += [job.id for job in batch]
         return got
 
@@ -245,7 +245,7 @@ async def test_purge_and_finished_counts(instances: Factory, clock: Clock) -> No
     store = await opened(instances)
     start = clock()
     await store.enqueue([NewJob("t") for _ in range(3)], clock())
-    jobs = await store.claim("w", 3, clock(), LEASE, AGING)
+    jobs = await store.claim("w", 3, clock(), LEASE)
     ends = [JobState.SUCCEEDED, JobState.FAILED, JobState.SUCCEEDED]
     for job, state in zip(jobs, ends, strict=True):
         clock.advance(10)

@@ -16,6 +16,7 @@ from quart_jobs import (
     TaskRegistrationError,
     Tier,
 )
+from quart_jobs.models import NewJob
 
 from . import tasks
 from .conftest import wait_state
@@ -145,7 +146,21 @@ async def test_vip_jobs_start_first_with_one_slot(jobs: Jobs) -> None:
         for job in regular:
             await wait_state(jobs, job.id, JobState.SUCCEEDED)
     starts = [value for event, value in tasks.calls if event == "sleeper-start"]
-    assert starts == [j.id for j in vip + regular]
+    # The first VIP job goes ahead of every waiting regular job; the regular tier, waiting
+    # already, then gets its one start, and VIP jobs have up to 9 starts per regular start.
+    assert starts == [vip[0].id, regular[0].id, vip[1].id, vip[2].id, regular[1].id, regular[2].id]
+
+
+async def test_a_worker_claims_only_its_tasks_and_queues(jobs: Jobs) -> None:
+    elsewhere = await jobs.options(queue="reports").enqueue(tasks.sleeper, 0)
+    (unknown,) = await jobs.backend.enqueue([NewJob("some.other.service.task")], jobs.clock())
+    unknown = unknown.job
+    mine = await jobs.enqueue(tasks.sleeper, 0)
+    async with jobs.run_worker(concurrency=2, queues=["default"]):
+        await wait_state(jobs, mine.id, JobState.SUCCEEDED)
+    for job_id in (elsewhere.id, unknown.id):
+        waiting = await jobs.get(job_id)
+        assert (waiting.state, waiting.attempts) == (JobState.QUEUED, 0)
 
 
 async def test_a_worker_that_lost_its_lease_cannot_record_its_late_result(
@@ -158,7 +173,7 @@ async def test_a_worker_that_lost_its_lease_cannot_record_its_late_result(
     backend = jobs.backend
     later = jobs.clock() + 60
     assert await backend.recover_expired(later) == 1
-    (taken,) = await backend.claim("other-worker", 1, later, 60, 300)
+    (taken,) = await backend.claim("other-worker", 1, later, 60)
     assert taken.id == job.id
     with caplog.at_level("WARNING", logger="quart_jobs.worker"):
         await asyncio.sleep(0.8)  # the first worker finishes its (stale) attempt

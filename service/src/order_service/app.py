@@ -21,6 +21,7 @@ from quart_schema import (
 from quart_jobs import Job, QuartJobs
 from quart_jobs.admin import register_admin
 from quart_jobs.metrics import register_metrics
+from quart_jobs.policy import vip_weights
 
 from . import orders
 from .config import Settings
@@ -80,7 +81,8 @@ def jobs_config(settings: Settings) -> dict[str, Any]:
         "QUART_JOBS_CONCURRENCY": settings.worker_concurrency,
         "QUART_JOBS_SHUTDOWN_TIMEOUT": settings.shutdown_timeout,
         "QUART_JOBS_MAX_ATTEMPTS": settings.job_max_attempts,
-        "QUART_JOBS_AGING_SECONDS": settings.aging_seconds,
+        "QUART_JOBS_WEIGHTS": vip_weights(settings.vip_weight).by_priority,
+        "QUART_JOBS_QUEUES": settings.queues or None,
         "QUART_JOBS_LEASE_SECONDS": settings.lease_seconds,
         "QUART_JOBS_POLL_INTERVAL": settings.poll_interval,
         "QUART_JOBS_SQLITE_SYNCHRONOUS": settings.sqlite_synchronous,

@@ -130,9 +130,10 @@ def _run(settings: Settings, action: Callable[[OrdersState], Awaitable[T]]) -> T
 
 @main.command()
 @click.option("--concurrency", type=click.IntRange(min=1), help="Jobs run at once.")
-def worker(concurrency: int | None) -> None:
+@click.option("--queues", help="Claim only from these queues (comma-separated; default: all).")
+def worker(concurrency: int | None, queues: str | None) -> None:
     """Run a worker process only (scale-out), on the same DATABASE_URL."""
-    settings = _settings(worker_concurrency=concurrency)
+    settings = _settings(worker_concurrency=concurrency, queues=queues)
     settings = replace(settings, embedded_workers=True)
     setup_logging(settings.log_format)
 

@@ -6,15 +6,19 @@ A bad value stops start-up with one line naming the setting (exit code 2).
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, TypeVar
 
 from quart_jobs import ConfigurationError
+from quart_jobs.backends.base import queue_names
 from quart_jobs.retention import parse_retention
 
 T = TypeVar("T")
+
+log = logging.getLogger("orders")
 
 
 class SettingError(ValueError):
@@ -41,7 +45,9 @@ class Settings:
     max_queued_per_customer: int = 10_000
     rate_limit_per_customer: float = 0.0
     log_format: str = "text"
-    aging_seconds: float = 300.0
+    vip_weight: float = 9.0
+    #: The queues an ``orders worker`` claims from ("a,b"); empty: every queue.
+    queues: str = ""
     lease_seconds: float = 30.0
     poll_interval: float = 0.5
     sqlite_synchronous: str = "FULL"
@@ -52,6 +58,11 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if env is None else env
+        if env.get("AGING_SECONDS"):
+            log.warning(
+                "AGING_SECONDS is no longer used and is ignored: VIP_WEIGHT sets the tiers' "
+                "shares, and no order waits forever"
+            )
         values: dict[str, Any] = {}
         for f in fields(cls):
             name = f.name.upper()
@@ -87,10 +98,18 @@ class Settings:
         for name, number in (
             ("SHUTDOWN_TIMEOUT", self.shutdown_timeout),
             ("RATE_LIMIT_PER_CUSTOMER", self.rate_limit_per_customer),
-            ("AGING_SECONDS", self.aging_seconds),
         ):
             if number < 0:
                 raise SettingError(f"{name}={number}: must not be negative")
+        if not self.vip_weight >= 1:  # also refuses NaN
+            raise SettingError(
+                f"VIP_WEIGHT={self.vip_weight}: must be at least 1 (inf: VIP strictly first)"
+            )
+        if self.queues:
+            try:
+                queue_names(self.queues)
+            except ConfigurationError as exc:
+                raise SettingError(f"QUEUES={self.queues!r}: {exc}") from None
         if self.lease_seconds <= 0 or self.poll_interval <= 0:
             raise SettingError("LEASE_SECONDS and POLL_INTERVAL must be positive")
         for name, token in (
@@ -173,7 +192,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "max_queued": _number(int),
     "max_queued_per_customer": _number(int),
     "rate_limit_per_customer": _number(float),
-    "aging_seconds": _number(float),
+    "vip_weight": _number(float),
     "lease_seconds": _number(float),
     "poll_interval": _number(float),
     "job_retention": _retention,

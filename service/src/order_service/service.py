@@ -34,7 +34,11 @@ STOPPING_KEY = "order_service.stopping"
 KEY_CACHE_SECONDS = 5.0
 KEY_CACHE_MAX = 10_000
 
-DEMO_CUSTOMERS = (("alice", "vip", "demo-vip-key"), ("bob", "regular", "demo-regular-key"))
+DEMO_CUSTOMERS = (
+    ("alice", "vip", "demo-vip-key"),
+    ("bob", "regular", "demo-regular-key"),
+    ("carol", "regular", "demo-regular-key-2"),
+)
 
 
 class SimulatedFailure(RuntimeError):

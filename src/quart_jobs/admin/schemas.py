@@ -133,6 +133,10 @@ def stats_answer(stats: Stats, now: float) -> dict[str, Any]:
         "counts": {Tier.name_of(p): {s.value: stats.count(s, p) for s in JobState} for p in tiers},
         "totals": {s.value: stats.count(s) for s in JobState},
         "oldest_waiting": oldest,
+        "queues": {
+            queue: {s.value: stats.queues.get((queue, s), 0) for s in JobState}
+            for queue in sorted({q for q, _ in stats.queues})
+        },
     }
 
 

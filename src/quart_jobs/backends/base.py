@@ -1,6 +1,6 @@
 """The one storage contract every backend implements, at the level of queue operations.
 
-Backends record decisions; policy (claim order with aging, retry timing) is decided in
+Backends record decisions; policy (fair claim order, retry timing) is decided in
 :mod:`quart_jobs.policy` and passed in. Every write a worker makes presents its
 :class:`~quart_jobs.models.Lease`; a write with a lease that is no longer current is refused
 (fencing), so a worker that lost a job can never overwrite the new owner's result.
@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, TypeVar
 
-from ..errors import QueueFull
+from ..errors import ConfigurationError, QueueFull
 from ..models import (
     FINISHED_STATES,
     EnqueueResult,
@@ -27,6 +27,7 @@ from ..models import (
     NewJob,
     Stats,
 )
+from ..policy import Weights
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +128,34 @@ class BackendTransaction(abc.ABC):
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimScope:
+    """What a claim may take, and how the priority levels share the starts.
+
+    ``tasks``: only jobs of these tasks (a worker passes the tasks it has registered, so a job
+    it cannot run stays queued, uncharged); ``None``: any task (tools and tests).
+    ``queues``: only from these queues; ``None``: every queue."""
+
+    tasks: tuple[str, ...] | None = None
+    queues: tuple[str, ...] | None = None
+    weights: Weights = field(default_factory=Weights)
+
+
+#: Any task, any queue, the default weights.
+ANY_SCOPE = ClaimScope()
+
+
+def queue_names(queues: Iterable[str] | str) -> tuple[str, ...]:
+    """Queue names, checked (``"a,b"`` or ``["a", "b"]``): no empty names, no duplicates."""
+    items = queues.split(",") if isinstance(queues, str) else list(queues)
+    names = tuple(dict.fromkeys(q.strip() for q in items))
+    if not names or any(not q or len(q) > 100 for q in names):
+        raise ConfigurationError(
+            f"queues {queues!r}: give one or more names of 1 to 100 characters, comma-separated"
+        )
+    return names
+
+
+@dataclass(frozen=True, slots=True)
 class Heartbeat:
     """The answer to a heartbeat for one lease."""
 
@@ -163,9 +192,15 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def claim(
-        self, worker: str, limit: int, now: float, lease_seconds: float, aging_seconds: float
+        self,
+        worker: str,
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        scope: ClaimScope = ANY_SCOPE,
     ) -> list[Job]:
-        """Mark up to ``limit`` ready jobs running under new leases, in claim order."""
+        """Mark up to ``limit`` ready jobs within ``scope`` running under new leases, in the
+        order :mod:`quart_jobs.policy` decides (fair, weighted, within concurrency limits)."""
 
     @abc.abstractmethod
     async def heartbeat(
@@ -184,14 +219,12 @@ class Backend(abc.ABC):
         limit: int,
         now: float,
         lease_seconds: float,
-        aging_seconds: float,
+        scope: ClaimScope = ANY_SCOPE,
     ) -> tuple[list[bool], list[Job]]:
         """:meth:`finish` the outcomes, then :meth:`claim` up to ``limit`` jobs: the worker's
         one call per round. Backends that can do both in one transaction override this."""
         held = await self.finish(outcomes, now) if outcomes else []
-        claimed = (
-            await self.claim(worker, limit, now, lease_seconds, aging_seconds) if limit else []
-        )
+        claimed = await self.claim(worker, limit, now, lease_seconds, scope) if limit else []
         return held, claimed
 
     @abc.abstractmethod
@@ -220,6 +253,11 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def stats(self) -> Stats: ...
+
+    @abc.abstractmethod
+    async def ready_tasks(self) -> dict[tuple[str, str], int]:
+        """Ready queued jobs counted by (queue, task): a worker compares them with its tasks to
+        warn about jobs that nobody serves (an index-only read, no row visited)."""
 
     @abc.abstractmethod
     async def next_run_at(self) -> float | None:
@@ -304,11 +342,26 @@ class Backend(abc.ABC):
         return None
 
 
+class Candidate(NamedTuple):
+    """A ready, tagged, queued job as a claim reads it from its tier's index range."""
+
+    id: int
+    queue: str
+    priority: int
+    tag: float
+    concurrency_key: str | None
+    concurrency_limit: int | None
+
+
+#: The columns of :class:`Candidate`, in order.
+CANDIDATE_COLUMNS = "id, queue, priority, tag, concurrency_key, concurrency_limit"
+
+
 # Column order shared by the SQL backends' SELECTs and row conversion.
 JOB_COLUMNS = (
     "id, task, args, kwargs, priority, state, attempts, max_attempts, enqueued_at, run_at, "
     "owner, key, timeout, started_at, finished_at, worker, lease_token, lease_expires_at, "
-    "cancel_requested, result, error, traceback"
+    "cancel_requested, result, error, traceback, queue, concurrency_key, concurrency_limit"
 )
 
 
@@ -337,6 +390,22 @@ def job_from_row(row: Sequence[Any]) -> Job:
         result=None if row[19] is None else json.loads(row[19]),
         error=row[20],
         traceback=row[21],
+        queue=row[22],
+        concurrency_key=row[23],
+        concurrency_limit=row[24],
+    )
+
+
+def stats_from_rows(
+    by_state: Iterable[Sequence[Any]],
+    oldest: Iterable[Sequence[Any]],
+    by_queue: Iterable[Sequence[Any]],
+) -> Stats:
+    """:class:`Stats` from the rows of the shared stats statements (:mod:`.sql`)."""
+    return Stats(
+        counts={(JobState(s), int(p)): int(n) for s, p, n in by_state},
+        oldest_queued={int(p): float(t) for p, t in oldest},
+        queues={(str(q), JobState(s)): int(n) for q, s, n in by_queue},
     )
 
 
@@ -365,6 +434,9 @@ def new_job_record(new: NewJob, job_id: int, enqueued_at: float, run_at: float) 
         owner=new.owner,
         key=new.key,
         timeout=new.timeout,
+        queue=new.queue,
+        concurrency_key=new.concurrency_key,
+        concurrency_limit=new.concurrency_limit,
     )
 
 

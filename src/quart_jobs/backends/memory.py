@@ -24,8 +24,11 @@ from ..models import (
     Stats,
 )
 from .base import (
+    ANY_SCOPE,
     Backend,
     BackendTransaction,
+    Candidate,
+    ClaimScope,
     Heartbeat,
     Outcome,
     Params,
@@ -44,6 +47,9 @@ class MemoryBackend(Backend):
         self._keys: dict[str, int] = {}
         self._next_id = 1
         self._watchers: list[Callable[[Collection[int] | None], None]] = []
+        # Tags of the ready queued jobs (and of running ones, kept should they come back).
+        self._tags: dict[int, float] = {}
+        self._book = policy.FairBook()
         self._sessions: dict[str, float] = {}
 
     async def open(self) -> None:
@@ -96,7 +102,12 @@ class MemoryBackend(Backend):
                 owner=new.owner,
                 key=new.key,
                 timeout=new.timeout,
+                queue=new.queue,
+                concurrency_key=new.concurrency_key,
+                concurrency_limit=new.concurrency_limit,
             )
+            if job.run_at <= now:
+                self._tags[job.id] = self._book.tag(job.queue, job.priority, job.owner)
             self._next_id += 1
             self._jobs[job.id] = job
             if new.key is not None:
@@ -122,12 +133,32 @@ class MemoryBackend(Backend):
             owned[new.owner] = owned.get(new.owner, 0) + 1
 
     async def claim(
-        self, worker: str, limit: int, now: float, lease_seconds: float, aging_seconds: float
+        self,
+        worker: str,
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        scope: ClaimScope = ANY_SCOPE,
     ) -> list[Job]:
-        queued = (j for j in self._jobs.values() if j.state is JobState.QUEUED)
+        self._tag_due(now)
+        heads: dict[tuple[str, int], list[Candidate]] = {}
+        running: dict[str, int] = {}
+        for job in self._jobs.values():
+            if job.state is JobState.RUNNING and job.concurrency_key is not None:
+                running[job.concurrency_key] = running.get(job.concurrency_key, 0) + 1
+            if job.state is not JobState.QUEUED or job.id not in self._tags:
+                continue
+            if (scope.tasks is None or job.task in scope.tasks) and (
+                scope.queues is None or job.queue in scope.queues
+            ):
+                heads.setdefault((job.queue, job.priority), []).append(_candidate(job, self._tags))
+        for candidates in heads.values():
+            candidates.sort(key=lambda c: (c.tag, c.id))
+        chosen = self._book.start(heads, limit, scope.weights, now, running, scope.queues)
         claimed = []
-        for job in policy.choose_claims(queued, limit, now, aging_seconds):
-            running = replace(
+        for candidate in chosen:
+            job = self._jobs[candidate.id]
+            running_job = replace(
                 job,
                 state=JobState.RUNNING,
                 attempts=job.attempts + 1,
@@ -136,9 +167,19 @@ class MemoryBackend(Backend):
                 lease_token=secrets.token_hex(8),
                 lease_expires_at=now + lease_seconds,
             )
-            self._jobs[job.id] = running
-            claimed.append(running)
+            self._jobs[job.id] = running_job
+            claimed.append(running_job)
         return claimed
+
+    def _tag_due(self, now: float) -> None:
+        """Tag the queued jobs that became ready (delayed, retried), in the order they did."""
+        due = [
+            j
+            for j in self._jobs.values()
+            if j.state is JobState.QUEUED and j.id not in self._tags and j.run_at <= now
+        ]
+        for job in sorted(due, key=lambda j: (j.run_at, j.id)):
+            self._tags[job.id] = self._book.tag(job.queue, job.priority, job.owner)
 
     def _held(self, lease: Lease) -> Job | None:
         job = self._jobs.get(lease.job_id)
@@ -167,6 +208,8 @@ class MemoryBackend(Backend):
                 done.append(False)
                 continue
             self._jobs[job.id] = _apply(job, outcome, now)
+            if outcome.run_at is not None or outcome.state is not JobState.QUEUED:
+                self._tags.pop(job.id, None)  # a new turn when it is due again
             done.append(True)
         ended = zip(outcomes, done, strict=True)
         self._announce([o.lease.job_id for o, held in ended if held and o.ends_job])
@@ -184,12 +227,14 @@ class MemoryBackend(Backend):
         return len(expired)
 
     async def run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
-        saved = dict(self._jobs), dict(self._keys), self._next_id
+        saved = dict(self._jobs), dict(self._keys), self._next_id, dict(self._tags)
+        owners = dict(self._book.owners)
         tx = _MemoryTransaction(self, now)
         try:
             return func(tx)
         except BaseException:
-            self._jobs, self._keys, self._next_id = saved
+            self._jobs, self._keys, self._next_id, self._tags = saved
+            self._book.owners = owners
             raise
         finally:
             tx.closed = True
@@ -204,6 +249,7 @@ class MemoryBackend(Backend):
         if job.state is JobState.QUEUED:
             job = replace(job, state=JobState.CANCELLED, finished_at=now)
             self._jobs[job_id] = job
+            self._tags.pop(job_id, None)
             self._announce([job_id])
         elif job.state is JobState.RUNNING and running:
             job = replace(job, cancel_requested=True)
@@ -217,6 +263,7 @@ class MemoryBackend(Backend):
         if job.state in (JobState.FAILED, JobState.CANCELLED):
             job = _requeued_fresh(job, now)
             self._jobs[job_id] = job
+            self._tags.pop(job_id, None)
         return job
 
     async def get(self, job_id: int) -> Job | None:
@@ -234,6 +281,7 @@ class MemoryBackend(Backend):
                 and (flt.priority is None or job.priority == flt.priority)
                 and (flt.task is None or job.task == flt.task)
                 and (flt.owner is None or job.owner == flt.owner)
+                and (flt.queue is None or job.queue == flt.queue)
                 and (flt.before_id is None or job.id < flt.before_id)
             ):
                 found.append(job)
@@ -244,13 +292,22 @@ class MemoryBackend(Backend):
     async def stats(self) -> Stats:
         counts: dict[tuple[JobState, int], int] = {}
         oldest: dict[int, float] = {}
+        queues: dict[tuple[str, JobState], int] = {}
         for job in self._jobs.values():
             counts[(job.state, job.priority)] = counts.get((job.state, job.priority), 0) + 1
+            queues[(job.queue, job.state)] = queues.get((job.queue, job.state), 0) + 1
             if job.state is JobState.QUEUED:
                 oldest[job.priority] = min(
                     oldest.get(job.priority, job.enqueued_at), job.enqueued_at
                 )
-        return Stats(counts=counts, oldest_queued=oldest)
+        return Stats(counts=counts, oldest_queued=oldest, queues=queues)
+
+    async def ready_tasks(self) -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
+        for job in self._jobs.values():
+            if job.state is JobState.QUEUED and job.id in self._tags:
+                counts[(job.queue, job.task)] = counts.get((job.queue, job.task), 0) + 1
+        return counts
 
     async def next_run_at(self) -> float | None:
         return min(
@@ -288,10 +345,19 @@ class MemoryBackend(Backend):
         for job in list(self._jobs.values()):
             if job.state in chosen and job.finished_at is not None and job.finished_at < before:
                 del self._jobs[job.id]
+                self._tags.pop(job.id, None)
                 if job.key is not None:
                     self._keys.pop(job.key, None)
                 removed[job.state] = removed.get(job.state, 0) + 1
+        for key in self._book.idle_owners():
+            del self._book.owners[key]
         return removed
+
+
+def _candidate(job: Job, tags: dict[int, float]) -> Candidate:
+    return Candidate(
+        job.id, job.queue, job.priority, tags[job.id], job.concurrency_key, job.concurrency_limit
+    )
 
 
 class _MemoryTransaction(BackendTransaction):

@@ -2,8 +2,8 @@
 
 Claiming locks its candidates with ``FOR UPDATE SKIP LOCKED``, so concurrent workers never
 wait for each other nor get the same job; the order among the candidates is decided by
-:func:`quart_jobs.policy.choose_claims`, as in every backend. Times are the callers' clock
-(seconds since the epoch in ``double precision`` columns), never the server's.
+:mod:`quart_jobs.policy`, as in every backend (see :mod:`.postgres_fair`). Times are the
+callers' clock (seconds since the epoch in ``double precision`` columns), never the server's.
 
 Enqueues of the process are group-committed (see :mod:`.postgres_io`) and send
 ``NOTIFY quart_jobs`` in their transaction; :meth:`PostgresBackend.subscribe` LISTENs on one
@@ -25,11 +25,9 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 
-from .. import policy
 from ..errors import BackendUnavailable, ConfigurationError, QueueFull, SchemaTooNew
 from ..models import (
     FINISHED_STATES,
-    TOP_PRIORITY,
     EnqueueResult,
     Job,
     JobFilter,
@@ -38,19 +36,25 @@ from ..models import (
     NewJob,
     Stats,
 )
+from . import fair_sql as fair
 from . import operator_sql as ops
 from . import postgres_sql as q
+from . import sql as sql_shared
 from .base import (
+    ANY_SCOPE,
     JOB_COLUMNS,
     Backend,
     BackendTransaction,
+    ClaimScope,
     Heartbeat,
     Outcome,
     QueueLimits,
     job_from_row,
     purge_states,
+    stats_from_rows,
 )
 from .postgres_enqueue import EnqueueCall, KeyVanished, write_calls
+from .postgres_fair import claim as fair_claim
 from .postgres_finished import FinishedCallback, FinishedListener, notify_finished
 from .postgres_io import RETRYABLE, GroupCommit, Listener, redact_url, translated, unavailable
 from .postgres_sql import MIGRATIONS
@@ -59,6 +63,21 @@ from .sql import filter_sql, insert_params
 
 Connection = psycopg.AsyncConnection[TupleRow]
 T = TypeVar("T")
+
+#: The statements shared with SQLite (:mod:`.sql`), in PostgreSQL's dialect.
+_PG = {
+    name: sql_shared.render(getattr(sql_shared, name), "postgresql")
+    for name in (
+        "RECOVER_EXPIRED",
+        "STATS_BY_STATE",
+        "STATS_OLDEST",
+        "STATS_BY_QUEUE",
+        "NEXT_RUN_AT",
+        "SCHEMA_TABLE",
+        "SCHEMA_VERSION",
+        "SCHEMA_SET_VERSION",
+    )
+}
 
 #: The channel enqueues NOTIFY; the payload is the schema, so schemas do not wake each other.
 CHANNEL = "quart_jobs"
@@ -289,25 +308,17 @@ class PostgresBackend(Backend):
                 raise
 
     async def claim(
-        self, worker: str, limit: int, now: float, lease_seconds: float, aging_seconds: float
+        self,
+        worker: str,
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        scope: ClaimScope = ANY_SCOPE,
     ) -> list[Job]:
         if limit <= 0:
             return []
-        async with self._connection() as conn, conn.pipeline(), conn.transaction():
-            ready = await conn.execute(q.READY, (now, limit))
-            aged = None
-            if aging_seconds >= 0:
-                aged = await conn.execute(q.AGED, (now - aging_seconds, TOP_PRIORITY, limit))
-            candidates = [q.Candidate(*r) for r in await ready.fetchall()]
-            if aged is not None:
-                candidates += [q.Candidate(*r) for r in await aged.fetchall()]
-            chosen = [c.id for c in policy.choose_claims(candidates, limit, now, aging_seconds)]
-            if not chosen:
-                return []
-            tokens = [secrets.token_hex(8) for _ in chosen]
-            cur = await conn.execute(q.CLAIM, (now, worker, now + lease_seconds, chosen, tokens))
-            by_id = {job.id: job for job in map(job_from_row, await cur.fetchall())}
-        return [by_id[job_id] for job_id in chosen if job_id in by_id]
+        async with self._connection() as conn, conn.transaction():
+            return await fair_claim(conn, worker, limit, now, lease_seconds, scope)
 
     async def heartbeat(
         self, leases: Sequence[Lease], now: float, lease_seconds: float
@@ -349,18 +360,7 @@ class PostgresBackend(Backend):
 
     async def recover_expired(self, now: float) -> int:
         async with self._connection() as conn:
-            cur = await conn.execute(
-                "UPDATE qj_jobs SET "
-                "error = 'lease expired: worker ' || COALESCE(worker, '?') "
-                "|| ' stopped answering', "
-                "lease_token = NULL, lease_expires_at = NULL, "
-                "finished_at = CASE WHEN attempts >= max_attempts "
-                "THEN %s::double precision END, "
-                "worker = CASE WHEN attempts >= max_attempts THEN worker END, "
-                "state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END "
-                "WHERE state = 'running' AND lease_expires_at < %s",
-                (now, now),
-            )
+            cur = await conn.execute(_PG["RECOVER_EXPIRED"], (now, now))
             if cur.rowcount:
                 await notify_finished(conn, self.schema, None)  # some may have failed for good
             return cur.rowcount
@@ -388,7 +388,7 @@ class PostgresBackend(Backend):
     async def retry(self, job_id: int, now: float) -> Job | None:
         async with self._connection() as conn:
             cur = await conn.execute(
-                "UPDATE qj_jobs SET state = 'queued', attempts = 0, run_at = %s, "
+                "UPDATE qj_jobs SET state = 'queued', attempts = 0, run_at = %s, tag = NULL, "
                 "finished_at = NULL, cancel_requested = false, result = NULL, error = NULL, "
                 f"traceback = NULL, {q.CLEAR_LEASE} "
                 f"WHERE id = %s AND state IN ('failed', 'cancelled') RETURNING {JOB_COLUMNS}",
@@ -420,23 +420,21 @@ class PostgresBackend(Backend):
 
     async def stats(self) -> Stats:
         async with self._connection() as conn, conn.pipeline():
-            by_state = await conn.execute(
-                "SELECT state, priority, COUNT(*) FROM qj_jobs GROUP BY state, priority"
-            )
-            oldest = await conn.execute(
-                "SELECT priority, MIN(enqueued_at) FROM qj_jobs WHERE state = 'queued' "
-                "GROUP BY priority"
-            )
-            counts = {
-                (JobState(state), priority): int(n)
-                for state, priority, n in await by_state.fetchall()
-            }
-            oldest_queued = {int(p): float(t) for p, t in await oldest.fetchall()}
-        return Stats(counts=counts, oldest_queued=oldest_queued)
+            cursors = [
+                await conn.execute(_PG[name])
+                for name in ("STATS_BY_STATE", "STATS_OLDEST", "STATS_BY_QUEUE")
+            ]
+            rows = [await cur.fetchall() for cur in cursors]
+        return stats_from_rows(*rows)
+
+    async def ready_tasks(self) -> dict[tuple[str, str], int]:
+        async with self._connection() as conn:
+            cur = await conn.execute(fair.READY_TASKS.format(hint=""))
+            return {(str(q), str(t)): int(n) for q, t, n in await cur.fetchall()}
 
     async def next_run_at(self) -> float | None:
         async with self._connection() as conn:
-            cur = await conn.execute("SELECT MIN(run_at) FROM qj_jobs WHERE state = 'queued'")
+            cur = await conn.execute(_PG["NEXT_RUN_AT"])
             row = await cur.fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
@@ -496,6 +494,8 @@ class PostgresBackend(Backend):
                 removed[state] += n
             if sum(batch.values()) < q.PURGE_BATCH_ROWS:
                 break
+            async with self._connection() as conn:
+                await conn.execute(fair.FORGET_IDLE_OWNERS)
         return removed
 
 
@@ -514,11 +514,8 @@ async def migrate_component(conn: Connection, component: str, scripts: Sequence[
     Applications keep their tables beside the jobs under a component name of their own.
     """
     await lock_migrations(conn)
-    await conn.execute(
-        "CREATE TABLE IF NOT EXISTS qj_schema "
-        "(component text PRIMARY KEY, version integer NOT NULL)"
-    )
-    cur = await conn.execute("SELECT version FROM qj_schema WHERE component = %s", (component,))
+    await conn.execute(_PG["SCHEMA_TABLE"])
+    cur = await conn.execute(_PG["SCHEMA_VERSION"], (component,))
     row = await cur.fetchone()
     current = 0 if row is None else int(row[0])
     if current > len(scripts):
@@ -528,11 +525,7 @@ async def migrate_component(conn: Connection, component: str, scripts: Sequence[
         )
     for script in scripts[current:]:
         await conn.execute(script)
-    await conn.execute(
-        "INSERT INTO qj_schema (component, version) VALUES (%s, %s) "
-        "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
-        (component, len(scripts)),
-    )
+    await conn.execute(_PG["SCHEMA_SET_VERSION"], (component, len(scripts)))
 
 
 async def _get(conn: Connection, job_id: int) -> Job | None:

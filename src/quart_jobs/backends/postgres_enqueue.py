@@ -19,6 +19,8 @@ from ..errors import BackendUnavailable, QueueFull
 from ..models import EnqueueResult, Job
 from . import postgres_sql as q
 from .base import QueueLimits, job_from_row
+from .postgres_fair import save_book, tag_rows
+from .sql import KEY, OWNER, TASK
 
 Connection = psycopg.AsyncConnection[TupleRow]
 
@@ -45,7 +47,10 @@ async def write_calls(
         if any(call.limits is not None for call in calls):
             refused = await _check_limits(conn, calls, schema)
         rows = [row for i, call in enumerate(calls) if i not in refused for row in call.rows]
-        flat = await _insert_rows(conn, rows) if rows else []
+        book, tagged = await tag_rows(conn, rows)
+        flat = await _insert_rows(conn, tagged) if rows else []
+        if any(result.created for result in flat):
+            await save_book(conn, book)
         if any(result.created for result in flat):
             await conn.execute("SELECT pg_notify(%s, %s)", (channel, schema))
     results: list[list[EnqueueResult] | QueueFull] = []
@@ -68,8 +73,10 @@ async def enqueue_in(
         refused = await _check_limits(conn, [call], schema)
         if refused:
             raise refused[0]
-    results = await _insert_rows(conn, call.rows) if call.rows else []
+    book, tagged = await tag_rows(conn, call.rows)
+    results = await _insert_rows(conn, tagged) if call.rows else []
     if any(result.created for result in results):
+        await save_book(conn, book)
         await conn.execute("SELECT pg_notify(%s, %s)", (channel, schema))
     return results
 
@@ -81,8 +88,8 @@ async def _check_limits(
     accepted before it. A job whose key exists is a replay and counts nothing."""
     await conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (q.LIMITS_LOCK, schema))
     rows = [row for call in calls for row in call.rows]
-    owners = sorted({row[q.OWNER] for row in rows if row[q.OWNER] is not None})
-    keys = sorted({row[q.KEY] for row in rows if row[q.KEY] is not None})
+    owners = sorted({row[OWNER] for row in rows if row[OWNER] is not None})
+    keys = sorted({row[KEY] for row in rows if row[KEY] is not None})
     async with conn.pipeline():
         total_cur = await conn.execute("SELECT COUNT(*) FROM qj_jobs WHERE state = 'queued'")
         owned_cur = await conn.execute(
@@ -100,7 +107,7 @@ async def _check_limits(
         call_total, call_owned, call_keys = total, dict(owned), set(known)
         try:
             for row in call.rows:
-                key, owner = row[q.KEY], row[q.OWNER]
+                key, owner = row[KEY], row[OWNER]
                 if key is not None and key in call_keys:
                     continue
                 if call.limits is not None:
@@ -126,18 +133,18 @@ async def _insert_rows(conn: Connection, rows: list[tuple[Any, ...]]) -> list[En
     keys = {job.key for job in created if job.key is not None}
     positions = []
     for i, params in enumerate(rows):
-        if params[q.KEY] is None or params[q.KEY] in keys:
+        if params[KEY] is None or params[KEY] in keys:
             positions.append(i)
-            keys.discard(params[q.KEY])
+            keys.discard(params[KEY])
     if len(positions) != len(created) or any(
-        (job.task, job.key) != (rows[i][q.TASK], rows[i][q.KEY])
+        (job.task, job.key) != (rows[i][TASK], rows[i][KEY])
         for i, job in zip(positions, created, strict=False)
     ):
         raise BackendUnavailable("PostgreSQL returned the enqueued rows in an unexpected order")
     results: list[EnqueueResult | None] = [None] * len(rows)
     for i, job in zip(positions, created, strict=True):
         results[i] = EnqueueResult(job, created=True)
-    missing = [params[q.KEY] for params, r in zip(rows, results, strict=True) if r is None]
+    missing = [params[KEY] for params, r in zip(rows, results, strict=True) if r is None]
     if missing:
         # A concurrent transaction inserting the same key made ours wait for its COMMIT; this
         # statement's snapshot sees its row (READ COMMITTED).
@@ -147,7 +154,7 @@ async def _insert_rows(conn: Connection, rows: list[tuple[Any, ...]]) -> list[En
         }
         for i, params in enumerate(rows):
             if results[i] is None:
-                if params[q.KEY] not in existing:
-                    raise KeyVanished(params[q.KEY])
-                results[i] = EnqueueResult(existing[params[q.KEY]], created=False)
+                if params[KEY] not in existing:
+                    raise KeyVanished(params[KEY])
+                results[i] = EnqueueResult(existing[params[KEY]], created=False)
     return [r for r in results if r is not None]

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from ..models import JobState
-from .base import JOB_COLUMNS, Outcome
+from . import fair_sql as fair
+from .base import CANDIDATE_COLUMNS, JOB_COLUMNS, Outcome
 
 # Versioned schema: each entry moves the database from version i to i + 1.
 MIGRATIONS: tuple[str, ...] = (
@@ -48,6 +49,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX qj_jobs_finished ON qj_jobs (finished_at) WHERE finished_at IS NOT NULL;
     CREATE INDEX qj_jobs_queued_owner ON qj_jobs (owner) WHERE state = 'queued';
     """,
+    # Queues, concurrency keys and the fair claim (tags, tier clocks, owners' next tags).
+    # Queued jobs of an older release have no tag: the claim tags them as it finds them due.
+    """
+    ALTER TABLE qj_jobs ADD COLUMN queue text NOT NULL DEFAULT 'default',
+        ADD COLUMN concurrency_key text, ADD COLUMN concurrency_limit integer,
+        ADD COLUMN tag double precision;
+    """
+    + fair.SCHEMA,
 )
 
 # One advisory lock serializes every migration of the database (all schemas, all components).
@@ -55,12 +64,6 @@ MIGRATION_LOCK = int.from_bytes(b"qj-migr", "big")
 # Enqueues with limits lock (LIMITS_LOCK, hashtext(schema)) while they count and insert.
 LIMITS_LOCK = int.from_bytes(b"qjlm", "big")
 SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-
-
-class Candidate(NamedTuple):
-    id: int
-    priority: int
-    run_at: float
 
 
 J_COLUMNS = ", ".join(f"j.{column.strip()}" for column in JOB_COLUMNS.split(","))
@@ -71,24 +74,49 @@ HELD = "id = %s AND lease_token = %s AND state = 'running'"
 # ascend in the callers' order (FIFO); a duplicate key is skipped, its first row kept.
 INSERT = (
     "INSERT INTO qj_jobs (task, args, kwargs, priority, state, max_attempts, enqueued_at, "
-    "run_at, owner, key, timeout) "
+    "run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit, tag) "
     "SELECT task, args, kwargs, priority, 'queued', max_attempts, enqueued_at, run_at, owner, "
-    "key, timeout FROM unnest(%s::text[], %s::text[], %s::text[], %s::integer[], "
+    "key, timeout, queue, concurrency_key, concurrency_limit, tag "
+    "FROM unnest(%s::text[], %s::text[], %s::text[], %s::integer[], "
     "%s::integer[], %s::double precision[], %s::double precision[], %s::text[], %s::text[], "
-    "%s::double precision[]) WITH ORDINALITY AS new (task, args, kwargs, priority, "
-    "max_attempts, enqueued_at, run_at, owner, key, timeout, ord) ORDER BY ord "
+    "%s::double precision[], %s::text[], %s::text[], %s::integer[], %s::double precision[]) "
+    "WITH ORDINALITY AS new (task, args, kwargs, priority, max_attempts, enqueued_at, run_at, "
+    "owner, key, timeout, queue, concurrency_key, concurrency_limit, tag, ord) ORDER BY ord "
     f"ON CONFLICT DO NOTHING RETURNING {JOB_COLUMNS}"
 )
-# Positions in an insert's parameters (sql.insert_params).
-TASK, OWNER, KEY = 0, 7, 8
-READY = (
-    "SELECT id, priority, run_at FROM qj_jobs WHERE state = 'queued' AND run_at <= %s "
-    "ORDER BY priority, id LIMIT %s FOR UPDATE SKIP LOCKED"
+# The fair claim's PostgreSQL-only parts: row locks, and every tier range in one statement.
+DUE = fair.DUE.format(hint="").replace("?", "%s") + " FOR UPDATE SKIP LOCKED"
+SET_TAGS = (
+    "UPDATE qj_jobs AS j SET tag = t.tag FROM unnest(%s::bigint[], %s::double precision[]) "
+    "AS t(id, tag) WHERE j.id = t.id"
 )
-AGED = (
-    "SELECT id, priority, run_at FROM qj_jobs WHERE state = 'queued' AND run_at <= %s "
-    "AND priority > %s ORDER BY run_at LIMIT %s FOR UPDATE SKIP LOCKED"
+LOCK_TIERS = (
+    fair.TIERS + " WHERE %s::text[] IS NULL OR queue = ANY(%s) ORDER BY queue, priority FOR UPDATE"
 )
+# Owner rows are created (next tag 0: no effect) then locked, in one order: no deadlock.
+ADD_OWNERS = (
+    "INSERT INTO qj_fair_owners (queue, priority, owner, next_tag) "
+    "SELECT q, p, o, 0 FROM unnest(%s::text[], %s::integer[], %s::text[]) AS k(q, p, o) "
+    "ORDER BY q, p, o ON CONFLICT DO NOTHING"
+)
+LOCK_OWNERS = (
+    "SELECT f.queue, f.priority, f.owner, f.next_tag FROM qj_fair_owners AS f "
+    "JOIN unnest(%s::text[], %s::integer[], %s::text[]) AS k(q, p, o) "
+    "ON f.queue = k.q AND f.priority = k.p AND f.owner = k.o "
+    "ORDER BY f.queue, f.priority, f.owner FOR UPDATE OF f"
+)
+HEADS = (
+    f"SELECT c.* FROM unnest(%s::text[], %s::integer[], %s::text[]) AS r(queue, priority, task) "
+    f"CROSS JOIN LATERAL (SELECT {CANDIDATE_COLUMNS} FROM qj_jobs AS j WHERE j.state = 'queued' "
+    "AND j.tag IS NOT NULL AND j.queue = r.queue AND j.priority = r.priority AND j.task = r.task "
+    "ORDER BY j.tag, j.id LIMIT %s FOR UPDATE SKIP LOCKED) AS c"
+)
+# Claims that may start jobs of a concurrency key hold its lock until they commit.
+LOCK_KEYS = (
+    "SELECT pg_advisory_xact_lock(%s, hashtext(k)) FROM "
+    "(SELECT k FROM unnest(%s::text[]) AS k ORDER BY k) AS keys"
+)
+CONCURRENCY_LOCK = int.from_bytes(b"qjck", "big")
 CLAIM = (
     "UPDATE qj_jobs AS j SET state = 'running', attempts = j.attempts + 1, started_at = %s, "
     "worker = %s, lease_token = c.token, lease_expires_at = %s, cancel_requested = false "
@@ -116,14 +144,15 @@ def finish_statement(o: Outcome, now: float) -> tuple[str, tuple[Any, ...]]:
     if o.state is JobState.QUEUED:
         return (
             "UPDATE qj_jobs SET state = 'queued', attempts = attempts - %s, "
-            "run_at = COALESCE(%s::double precision, run_at), cancel_requested = false, "
+            "run_at = COALESCE(%s::double precision, run_at), "
+            "tag = CASE WHEN %s::double precision IS NULL THEN tag END, cancel_requested = false, "
             f"{CLEAR_LEASE} WHERE {HELD}",
-            (1 if o.refund else 0, o.run_at, *held),
+            (1 if o.refund else 0, o.run_at, o.run_at, *held),
         )
     if o.state is JobState.FAILED and o.run_at is not None:
         return (
-            "UPDATE qj_jobs SET state = 'queued', run_at = %s, error = %s, traceback = %s, "
-            f"{CLEAR_LEASE} WHERE {HELD}",
+            "UPDATE qj_jobs SET state = 'queued', run_at = %s, tag = NULL, error = %s, "
+            f"traceback = %s, {CLEAR_LEASE} WHERE {HELD}",
             (o.run_at, o.error, o.traceback, *held),
         )
     return (

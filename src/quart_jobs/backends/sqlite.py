@@ -12,13 +12,12 @@ import secrets
 import sqlite3
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 from .. import policy
 from ..errors import BackendUnavailable, ConfigurationError, SchemaTooNew
 from ..models import (
     FINISHED_STATES,
-    TOP_PRIORITY,
     EnqueueResult,
     Job,
     JobFilter,
@@ -27,11 +26,16 @@ from ..models import (
     NewJob,
     Stats,
 )
+from . import fair_sql as fair
 from . import operator_sql as ops
+from . import sql
 from .base import (
+    ANY_SCOPE,
     JOB_COLUMNS,
     Backend,
     BackendTransaction,
+    Candidate,
+    ClaimScope,
     Heartbeat,
     Outcome,
     Params,
@@ -40,7 +44,10 @@ from .base import (
     new_job_record,
     purge_states,
 )
-from .sql import filter_sql, insert_params
+from .base import (
+    stats_from_rows as _stats,
+)
+from .sql import KEY, filter_sql, insert_params
 from .sqlite_io import SYNCHRONOUS_MODES, Readers, Writer
 
 T = TypeVar("T")
@@ -116,6 +123,15 @@ MIGRATIONS: tuple[str, ...] = (
         UPDATE qj_queued_by_owner SET n = n - 1 WHERE owner = OLD.owner;
     END;
     """,
+    # Queues, concurrency keys and the fair claim (tags, tier clocks, owners' next tags).
+    # Queued jobs of an older release have no tag: the claim tags them as it finds them due.
+    """
+    ALTER TABLE qj_jobs ADD COLUMN queue TEXT NOT NULL DEFAULT 'default';
+    ALTER TABLE qj_jobs ADD COLUMN concurrency_key TEXT;
+    ALTER TABLE qj_jobs ADD COLUMN concurrency_limit INTEGER;
+    ALTER TABLE qj_jobs ADD COLUMN tag REAL;
+    """
+    + fair.SCHEMA,
 )
 
 #: Rows deleted per transaction by ``purge``, so enqueues keep flowing during a big purge.
@@ -133,13 +149,9 @@ def path_from_url(url: str) -> Path:
     return Path(url[len(prefix) :])
 
 
-class _Candidate(NamedTuple):
-    id: int
-    priority: int
-    run_at: float
-
-
 _SELECT = f"SELECT {JOB_COLUMNS} FROM qj_jobs"
+_HEADS = fair.HEADS.format(hint=" INDEXED BY qj_jobs_fair")
+_DUE = fair.DUE.format(hint=" INDEXED BY qj_jobs_due")
 _OPS = ops.statements("?")
 _CLEAR_LEASE = "worker = NULL, lease_token = NULL, lease_expires_at = NULL"
 _HELD = "id = ? AND lease_token = ? AND state = 'running'"
@@ -229,10 +241,6 @@ class SQLiteBackend(Backend):
         self, jobs: Sequence[NewJob], now: float, *, limits: QueueLimits | None = None
     ) -> list[EnqueueResult]:
         rows = [insert_params(job, now) for job in jobs]
-        if limits is None and len(jobs) == 1:
-            # One statement: SQLite undoes a failed statement itself, no savepoint needed.
-            job, row = jobs[0], rows[0]
-            return await self._writer.run(lambda conn: [_insert(conn, job, row)], savepoint=False)
         return await self._writer.run(lambda conn: _enqueue(conn, jobs, rows, limits))
 
     async def run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
@@ -246,10 +254,15 @@ class SQLiteBackend(Backend):
         return await self._writer.run(run)
 
     async def claim(
-        self, worker: str, limit: int, now: float, lease_seconds: float, aging_seconds: float
+        self,
+        worker: str,
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        scope: ClaimScope = ANY_SCOPE,
     ) -> list[Job]:
         return await self._writer.run(
-            lambda conn: _claim(conn, worker, limit, now, lease_seconds, aging_seconds),
+            lambda conn: _claim(conn, worker, limit, now, lease_seconds, scope),
             durable=False,
         )
 
@@ -260,13 +273,11 @@ class SQLiteBackend(Backend):
         limit: int,
         now: float,
         lease_seconds: float,
-        aging_seconds: float,
+        scope: ClaimScope = ANY_SCOPE,
     ) -> tuple[list[bool], list[Job]]:
         def run(conn: sqlite3.Connection) -> tuple[list[bool], list[Job]]:
             held = _finish(conn, outcomes, now)
-            claimed = (
-                _claim(conn, worker, limit, now, lease_seconds, aging_seconds) if limit else []
-            )
+            claimed = _claim(conn, worker, limit, now, lease_seconds, scope) if limit else []
             return held, claimed
 
         return await self._writer.run(run, durable=False)
@@ -297,19 +308,7 @@ class SQLiteBackend(Backend):
     async def recover_expired(self, now: float) -> int:
         return await self._writer.run(
             durable=False,
-            func=lambda conn: (
-                conn.execute(
-                    "UPDATE qj_jobs SET "
-                    "error = 'lease expired: worker ' || COALESCE(worker, '?') "
-                    "|| ' stopped answering', "
-                    "lease_token = NULL, lease_expires_at = NULL, "
-                    "finished_at = CASE WHEN attempts >= max_attempts THEN ? END, "
-                    "worker = CASE WHEN attempts >= max_attempts THEN worker END, "
-                    "state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END "
-                    "WHERE state = 'running' AND lease_expires_at < ?",
-                    (now, now),
-                ).rowcount
-            ),
+            func=lambda conn: conn.execute(sql.RECOVER_EXPIRED, (now, now)).rowcount,
         )
 
     async def cancel(self, job_id: int, now: float, *, running: bool = True) -> Job | None:
@@ -331,7 +330,7 @@ class SQLiteBackend(Backend):
     async def retry(self, job_id: int, now: float) -> Job | None:
         def run(conn: sqlite3.Connection) -> Job | None:
             conn.execute(
-                "UPDATE qj_jobs SET state = 'queued', attempts = 0, run_at = ?, "
+                "UPDATE qj_jobs SET state = 'queued', attempts = 0, run_at = ?, tag = NULL, "
                 "finished_at = NULL, cancel_requested = 0, result = NULL, error = NULL, "
                 f"traceback = NULL, {_CLEAR_LEASE} "
                 "WHERE id = ? AND state IN ('failed', 'cancelled')",
@@ -356,27 +355,23 @@ class SQLiteBackend(Backend):
 
     async def stats(self) -> Stats:
         def run(conn: sqlite3.Connection) -> Stats:
-            counts = {
-                (JobState(state), priority): n
-                for state, priority, n in conn.execute(
-                    "SELECT state, priority, COUNT(*) FROM qj_jobs GROUP BY state, priority"
-                )
-            }
-            oldest = dict(
-                conn.execute(
-                    "SELECT priority, MIN(enqueued_at) FROM qj_jobs WHERE state = 'queued' "
-                    "GROUP BY priority"
-                ).fetchall()
+            return _stats(
+                conn.execute(sql.STATS_BY_STATE).fetchall(),
+                conn.execute(sql.STATS_OLDEST).fetchall(),
+                conn.execute(sql.STATS_BY_QUEUE).fetchall(),
             )
-            return Stats(counts=counts, oldest_queued=oldest)
 
         return await self._readers.run(run)
 
+    async def ready_tasks(self) -> dict[tuple[str, str], int]:
+        statement = fair.READY_TASKS.format(hint=" INDEXED BY qj_jobs_fair")
+        return await self._readers.run(
+            lambda conn: {(q, t): int(n) for q, t, n in conn.execute(statement)}
+        )
+
     async def next_run_at(self) -> float | None:
         def run(conn: sqlite3.Connection) -> float | None:
-            value = conn.execute(
-                "SELECT MIN(run_at) FROM qj_jobs WHERE state = 'queued'"
-            ).fetchone()[0]
+            value = conn.execute(sql.NEXT_RUN_AT).fetchone()[0]
             return None if value is None else float(value)
 
         return await self._readers.run(run)
@@ -452,6 +447,7 @@ class SQLiteBackend(Backend):
             for state in batch:
                 removed[JobState(state)] = removed.get(JobState(state), 0) + 1
             if len(batch) < PURGE_BATCH:
+                await self._writer.run(lambda conn: conn.execute(fair.FORGET_IDLE_OWNERS))
                 return removed
 
 
@@ -460,11 +456,8 @@ def migrate_component(conn: sqlite3.Connection, component: str, scripts: Sequenc
 
     Applications keep their tables beside the jobs under a component name of their own.
     """
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS qj_schema "
-        "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
-    )
-    row = conn.execute("SELECT version FROM qj_schema WHERE component = ?", (component,)).fetchone()
+    conn.execute(sql.SCHEMA_TABLE)
+    row = conn.execute(sql.SCHEMA_VERSION, (component,)).fetchone()
     current = 0 if row is None else int(row[0])
     if current > len(scripts):
         raise SchemaTooNew(
@@ -474,11 +467,7 @@ def migrate_component(conn: sqlite3.Connection, component: str, scripts: Sequenc
     for script in scripts[current:]:
         for statement in _statements(script):
             conn.execute(statement)
-    conn.execute(
-        "INSERT INTO qj_schema (component, version) VALUES (?, ?) "
-        "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
-        (component, len(scripts)),
-    )
+    conn.execute(sql.SCHEMA_SET_VERSION, (component, len(scripts)))
 
 
 def _statements(script: str) -> list[str]:
@@ -502,18 +491,23 @@ def _enqueue(
     rows: Sequence[tuple[Any, ...]],
     limits: QueueLimits | None,
 ) -> list[EnqueueResult]:
-    """Insert ``jobs`` in the caller's transaction (savepoint), checking ``limits``: raising
-    QueueFull here rolls the savepoint back, so nothing is half-written."""
-    if limits is None:
-        return [_insert(conn, job, row) for job, row in zip(jobs, rows, strict=True)]
+    """Insert ``jobs`` (those ready now tagged) in the caller's transaction (savepoint),
+    checking ``limits``: raising QueueFull here rolls the savepoint back, so nothing is
+    half-written."""
+    ready = [row[sql.RUN_AT] <= row[sql.ENQUEUED_AT] for row in rows]
+    book = _book(conn, [fair.tag_key(row) for row, ok in zip(rows, ready, strict=True) if ok])
     results = []
-    for job, row in zip(jobs, rows, strict=True):
-        existing = None if job.key is None else _get_by_key(conn, job.key)
-        if existing is not None:
-            results.append(EnqueueResult(existing, created=False))
-            continue
-        limits.check(*_queued_counts(conn, job.owner))
-        results.append(_insert(conn, job, row))
+    for job, row, ok in zip(jobs, rows, ready, strict=True):
+        if limits is not None:
+            existing = None if job.key is None else _get_by_key(conn, job.key)
+            if existing is not None:
+                results.append(EnqueueResult(existing, created=False))
+                continue
+            limits.check(*_queued_counts(conn, job.owner))
+        tag = book.tag(job.queue, job.priority, job.owner) if ok else None
+        results.append(_insert(conn, job, row, tag))
+    if any(r.created for r in results):
+        _save_book(conn, book)
     return results
 
 
@@ -574,16 +568,35 @@ def _queued_counts(conn: sqlite3.Connection, owner: str | None) -> tuple[int, in
     return (int(total[0]) if total else 0), (int(owned[0]) if owned else 0)
 
 
-def _insert(conn: sqlite3.Connection, new: NewJob, params: tuple[Any, ...]) -> EnqueueResult:
+def _book(conn: sqlite3.Connection, keys: Sequence[tuple[str, int, str | None]]) -> policy.FairBook:
+    """A book with the tier clocks and the next tags of the owners in ``keys``."""
+    clocks = [fair.clock_from_row(r) for r in conn.execute(fair.TIERS)]
+    owners = {}
+    for key in fair.owner_keys(keys):
+        row = conn.execute(fair.OWNER_NEXT, key).fetchone()
+        if row is not None:
+            owners[key] = float(row[0])
+    return policy.FairBook(clocks, owners)
+
+
+def _save_book(conn: sqlite3.Connection, book: policy.FairBook) -> None:
+    conn.executemany(fair.SAVE_OWNER, fair.owner_params(book))
+    conn.executemany(fair.ENSURE_TIER, sorted({k[:2] for k in book.owners_changed}))
+
+
+def _insert(
+    conn: sqlite3.Connection, new: NewJob, params: tuple[Any, ...], tag: float | None
+) -> EnqueueResult:
     row = conn.execute(
         "INSERT INTO qj_jobs (task, args, kwargs, priority, state, max_attempts, enqueued_at, "
-        "run_at, owner, key, timeout) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?) "
+        "run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit, tag) "
+        "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT DO NOTHING RETURNING id",
-        params,
+        (*params, tag),
     ).fetchone()
     if row is not None:  # the stored job is exactly what was inserted: no need to read it back
         return EnqueueResult(new_job_record(new, row[0], params[5], params[6]), created=True)
-    existing = conn.execute(f"{_SELECT} WHERE key = ?", (params[8],)).fetchone()
+    existing = conn.execute(f"{_SELECT} WHERE key = ?", (params[KEY],)).fetchone()
     return EnqueueResult(job_from_row(existing), created=False)
 
 
@@ -598,33 +611,42 @@ def _claim(
     limit: int,
     now: float,
     lease_seconds: float,
-    aging_seconds: float,
+    scope: ClaimScope,
 ) -> list[Job]:
-    """Claim up to ``limit`` jobs in the caller's transaction. The candidates come from the two
-    partial indexes (named: without statistics the planner would scan and sort the backlog):
-    the first ``limit`` ready jobs by (priority, id), and the ``limit`` longest-waiting aged
-    jobs of lower tiers; :func:`policy.choose_claims` orders their union. Exact for two tiers;
-    with more, aged jobs are taken by waiting time rather than strictly by id."""
-    candidates = [
-        _Candidate(*r)
-        for r in conn.execute(
-            "SELECT id, priority, run_at FROM qj_jobs INDEXED BY qj_jobs_claim "
-            "WHERE state = 'queued' AND run_at <= ? ORDER BY priority, id LIMIT ?",
-            (now, limit),
-        )
-    ]
-    if aging_seconds >= 0:
-        candidates += [
-            _Candidate(*r)
-            for r in conn.execute(
-                "SELECT id, priority, run_at FROM qj_jobs INDEXED BY qj_jobs_ready "
-                "WHERE state = 'queued' AND run_at <= ? AND priority > ? ORDER BY run_at LIMIT ?",
-                (now - aging_seconds, TOP_PRIORITY, limit),
-            )
+    """Claim up to ``limit`` jobs in the caller's transaction (``BEGIN IMMEDIATE``: claims,
+    their tier clocks and concurrency counts are serialized by the write lock).
+
+    Each (queue, priority, task) the worker may claim is one range of the named partial index
+    ``qj_jobs_fair`` in ``(tag, id)`` order; :mod:`quart_jobs.policy` picks among the ranges'
+    first jobs. Named, because without statistics the planner would scan and sort."""
+    _tag_due(conn, now)
+    clocks = [fair.clock_from_row(r) for r in conn.execute(fair.TIERS)]
+    if scope.queues is not None:
+        clocks = [c for c in clocks if c.queue in scope.queues]
+    tasks = scope.tasks
+    if tasks is None:
+        tasks = tuple(r[0] for r in conn.execute(fair.QUEUED_TASKS))
+    heads: dict[tuple[str, int], list[Candidate]] = {}
+    fetch = 2 * limit + 4  # room for jobs whose concurrency key is at its limit
+    for clock in clocks:
+        found = [
+            Candidate(*r)
+            for task in tasks
+            for r in conn.execute(_HEADS, (clock.queue, clock.priority, task, fetch))
         ]
-    chosen = policy.choose_claims(candidates, limit, now, aging_seconds)
+        if found:
+            heads[(clock.queue, clock.priority)] = sorted(found, key=lambda c: (c.tag, c.id))
+    if not heads:
+        return []
+    keyed = any(c.concurrency_key is not None for found in heads.values() for c in found)
+    running = dict(conn.execute(fair.RUNNING_KEYS).fetchall()) if keyed else {}
+    book = policy.FairBook(clocks)
+    chosen = book.start(heads, limit, scope.weights, now, running)
     if not chosen:
         return []
+    conn.executemany(
+        fair.SAVE_TIER, [fair.clock_params(book.clocks[k]) for k in book.clocks_changed]
+    )
     order = {c.id: n for n, c in enumerate(chosen)}
     # One fresh token for this claim: (job id, token) names each lease uniquely.
     rows = conn.execute(
@@ -635,6 +657,17 @@ def _claim(
         (now, worker, secrets.token_hex(8), now + lease_seconds, *order),
     ).fetchall()
     return sorted((job_from_row(r) for r in rows), key=lambda j: order[j.id])
+
+
+def _tag_due(conn: sqlite3.Connection, now: float) -> None:
+    """Tag the queued jobs whose ``run_at`` passed (delayed, retried, from an older release),
+    in the order they became ready."""
+    due = conn.execute(_DUE, (now, fair.TAG_BATCH)).fetchall()
+    if not due:
+        return
+    book = _book(conn, [(q, p, o) for _, q, p, o in due])
+    conn.executemany(fair.SET_TAG, [(book.tag(q, p, o), job_id) for job_id, q, p, o in due])
+    _save_book(conn, book)
 
 
 def _get(conn: sqlite3.Connection, job_id: int) -> Job | None:
@@ -680,13 +713,14 @@ def _finish_statement(o: Outcome, now: float) -> tuple[str, tuple[Any, ...]]:
     if o.state is JobState.QUEUED:
         return (
             f"UPDATE qj_jobs SET state = 'queued', attempts = attempts - ?, "
-            f"run_at = COALESCE(?, run_at), cancel_requested = 0, {_CLEAR_LEASE} WHERE {_HELD}",
-            (1 if o.refund else 0, o.run_at, *held),
+            "run_at = COALESCE(?, run_at), tag = CASE WHEN ? IS NULL THEN tag END, "
+            f"cancel_requested = 0, {_CLEAR_LEASE} WHERE {_HELD}",
+            (1 if o.refund else 0, o.run_at, o.run_at, *held),
         )
     if o.state is JobState.FAILED and o.run_at is not None:
         return (
-            f"UPDATE qj_jobs SET state = 'queued', run_at = ?, error = ?, traceback = ?, "
-            f"{_CLEAR_LEASE} WHERE {_HELD}",
+            f"UPDATE qj_jobs SET state = 'queued', run_at = ?, tag = NULL, error = ?, "
+            f"traceback = ?, {_CLEAR_LEASE} WHERE {_HELD}",
             (o.run_at, o.error, o.traceback, *held),
         )
     return (
