@@ -78,6 +78,9 @@ async def serve_until_signal(app: Quart, settings: Settings, sock: socket.socket
         lifespan="on",
         http="auto",  # httptools when installed
         access_log=False,
+        # X-Forwarded-* are the app's to believe or not (TRUSTED_PROXIES), never the server's.
+        proxy_headers=False,
+        server_header=False,
         log_config=None,  # the service's own logging (logs.setup_logging)
         log_level=logging.WARNING,
         timeout_keep_alive=30,
