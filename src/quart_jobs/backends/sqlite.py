@@ -2,6 +2,10 @@
 
 Several processes on one machine may share the file; each has its own writer thread and the
 file lock serializes their transactions (see :mod:`.sqlite_io`).
+
+Times are the wall clock all processes on the machine share, with a backward step clamped: the
+backend's ``now`` never goes below the largest it used or the database shows at open
+(:mod:`.store_clock`), so queued jobs stay due.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from .base import (
 )
 from .sql import KEY, filter_sql, insert_params
 from .sqlite_io import SYNCHRONOUS_MODES, Readers, Writer
+from .store_clock import HIGH_WATER, StoreClock
 
 T = TypeVar("T")
 
@@ -178,6 +183,7 @@ class SQLiteBackend(Backend):
         )
         self._readers = Readers(self.path, threads=reader_threads, busy_timeout_ms=busy_timeout_ms)
         self._open = False
+        self._clock = StoreClock()
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SQLiteBackend:
@@ -217,6 +223,7 @@ class SQLiteBackend(Backend):
     def _migrate(self, conn: sqlite3.Connection) -> None:
         migrate_component(conn, "quart_jobs", MIGRATIONS)
         migrate_component(conn, ops.COMPONENT, ops.SQLITE_MIGRATIONS)
+        self._clock.floor(conn.execute(HIGH_WATER).fetchone()[0])
 
     async def close(self) -> None:
         if not self._open:
@@ -240,10 +247,12 @@ class SQLiteBackend(Backend):
     async def enqueue(
         self, jobs: Sequence[NewJob], now: float, *, limits: QueueLimits | None = None
     ) -> list[EnqueueResult]:
-        rows = [insert_params(job, now) for job in jobs]
+        rows = [insert_params(job, self._clock.now(now)) for job in jobs]
         return await self._writer.run(lambda conn: _enqueue(conn, jobs, rows, limits))
 
     async def run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
+        now = self._clock.now(now)
+
         def run(conn: sqlite3.Connection) -> T:
             tx = _SQLiteTransaction(conn, now)
             try:
@@ -261,6 +270,7 @@ class SQLiteBackend(Backend):
         lease_seconds: float,
         scope: ClaimScope = ANY_SCOPE,
     ) -> list[Job]:
+        now = self._clock.now(now)
         return await self._writer.run(
             lambda conn: _claim(conn, worker, limit, now, lease_seconds, scope),
             durable=False,
@@ -275,6 +285,8 @@ class SQLiteBackend(Backend):
         lease_seconds: float,
         scope: ClaimScope = ANY_SCOPE,
     ) -> tuple[list[bool], list[Job]]:
+        now = self._clock.now(now)
+
         def run(conn: sqlite3.Connection) -> tuple[list[bool], list[Job]]:
             held = _finish(conn, outcomes, now)
             claimed = _claim(conn, worker, limit, now, lease_seconds, scope) if limit else []
@@ -285,6 +297,8 @@ class SQLiteBackend(Backend):
     async def heartbeat(
         self, leases: Sequence[Lease], now: float, lease_seconds: float
     ) -> list[Heartbeat]:
+        now = self._clock.now(now)
+
         def run(conn: sqlite3.Connection) -> list[Heartbeat]:
             beats = []
             for lease in leases:
@@ -303,15 +317,19 @@ class SQLiteBackend(Backend):
         return await self._writer.run(run, durable=False)
 
     async def finish(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
+        now = self._clock.now(now)
         return await self._writer.run(lambda conn: _finish(conn, outcomes, now), durable=False)
 
     async def recover_expired(self, now: float) -> int:
+        now = self._clock.now(now)
         return await self._writer.run(
             durable=False,
             func=lambda conn: conn.execute(sql.RECOVER_EXPIRED, (now, now)).rowcount,
         )
 
     async def cancel(self, job_id: int, now: float, *, running: bool = True) -> Job | None:
+        now = self._clock.now(now)
+
         def run(conn: sqlite3.Connection) -> Job | None:
             conn.execute(
                 "UPDATE qj_jobs SET state = 'cancelled', finished_at = ? "
@@ -328,6 +346,8 @@ class SQLiteBackend(Backend):
         return await self._writer.run(run)
 
     async def retry(self, job_id: int, now: float) -> Job | None:
+        now = self._clock.now(now)
+
         def run(conn: sqlite3.Connection) -> Job | None:
             conn.execute(
                 "UPDATE qj_jobs SET state = 'queued', attempts = 0, run_at = ?, tag = NULL, "
@@ -371,8 +391,7 @@ class SQLiteBackend(Backend):
 
     async def next_run_at(self) -> float | None:
         def run(conn: sqlite3.Connection) -> float | None:
-            value = conn.execute(sql.NEXT_RUN_AT).fetchone()[0]
-            return None if value is None else float(value)
+            return self._clock.local(conn.execute(sql.NEXT_RUN_AT).fetchone()[0])
 
         return await self._readers.run(run)
 
