@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from quart_jobs.backends.store_clock import offset_from
+from quart_jobs.backends.store_clock import REFRESH_SECONDS, OffsetRefresh, offset_from
 from quart_jobs.models import NewJob
 
 from .test_postgres import Factory, instances, opened  # noqa: F401  (instances: a fixture)
@@ -73,3 +73,33 @@ async def test_a_delay_asked_by_a_process_an_hour_ahead_counts_from_the_servers_
 def test_the_offset_is_the_midpoint_of_the_round_trip_and_ignores_noise() -> None:
     assert offset_from(server=1000.0 + HOUR, sent=999.0, received=1001.0) == HOUR
     assert offset_from(server=1000.4, sent=999.0, received=1001.0) == 0.0
+
+
+class Monotonic:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_clock_that_jumps_ahead_while_running_is_measured_again(
+    instances: Factory,  # noqa: F811
+) -> None:
+    skew = [0.0]
+    correct = await opened(instances)
+    jumpy = await opened(instances, wall=lambda: time.time() + skew[0])
+    monotonic = Monotonic()
+    jumpy._refresh = OffsetRefresh(monotonic)  # drive the 30 s refresh without waiting
+    assert jumpy._refresh.due()
+    await correct.enqueue([NewJob("later", run_at=time.time() + 60)], time.time())
+
+    skew[0] = HOUR  # the host's clock jumps an hour ahead
+    monotonic.now += REFRESH_SECONDS  # the measurement is due: the next call starts it
+    await jumpy.recover_expired(time.time() + HOUR)
+    assert jumpy._measuring is not None
+    await jumpy._measuring
+
+    assert await jumpy.claim("jumpy", 1, time.time() + HOUR, LEASE) == []  # not due for 60 s
+    next_at = await jumpy.next_run_at()  # on the jumpy clock
+    assert next_at is not None and abs(next_at - (time.time() + HOUR + 60)) < 10

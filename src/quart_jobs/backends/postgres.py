@@ -175,6 +175,8 @@ class PostgresBackend(Backend):
                     )
                     await migrate_component(conn, "quart_jobs", MIGRATIONS)
                     await migrate_component(conn, ops.COMPONENT, ops.POSTGRES_MIGRATIONS)
+                self._clock.measured(await measure_offset(conn, self._wall))
+                self._refresh.due()  # measured: the next one in REFRESH_SECONDS
         finally:
             await conn.close()
         pool: psycopg_pool.AsyncConnectionPool[Connection] = psycopg_pool.AsyncConnectionPool(
@@ -192,12 +194,6 @@ class PostgresBackend(Backend):
             await pool.close()
             raise unavailable(self.url, exc) from exc
         self._pool = pool
-        self._refresh.due()
-        await self._measure_offset()
-
-    async def _measure_offset(self) -> None:
-        async with self._connection() as conn:
-            self._clock.offset = await measure_offset(conn, self._wall)
 
     def _now(self, now: float) -> float:
         """``now`` on the server's clock; measures the offset again when it is due (in the
@@ -208,7 +204,8 @@ class PostgresBackend(Backend):
 
     async def _remeasure(self) -> None:
         with contextlib.suppress(BackendUnavailable):
-            await self._measure_offset()
+            async with self._connection() as conn:
+                self._clock.measured(await measure_offset(conn, self._wall))
 
     async def _connect(self) -> Connection:
         """A connection of its own (not pooled), for migrations and LISTEN."""

@@ -53,6 +53,11 @@ class StoreClock:
         if value is not None:
             self.high = max(self.high, float(value))
 
+    def measured(self, offset: float) -> None:
+        """A new offset to the server's clock: it replaces the high-water mark too (a forward
+        jump of our clock, used before this measurement, must not hold the store ahead)."""
+        self.offset, self.high, self.lift = offset, -math.inf, 0.0
+
     def now(self, now: float) -> float:
         t = now + self.offset
         if t >= self.high:
