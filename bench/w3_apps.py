@@ -1,6 +1,7 @@
 """The in-memory intakes W3 compares the order service with (run as their own processes).
 
     python -m bench.w3_apps quart PORT     # Quart + asyncio.PriorityQueue, under Hypercorn
+    python -m bench.w3_apps quart-uvicorn PORT   # the same app under uvicorn (uvloop, httptools)
     python -m bench.w3_apps aiohttp PORT   # aiohttp + asyncio.PriorityQueue
 
 Both check the bearer key, parse the JSON body, queue the order (VIP first, FIFO within a tier)
@@ -94,6 +95,13 @@ async def serve_quart(port: int) -> None:
     await serve(quart_app(), config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
 
+def serve_quart_uvicorn(port: int) -> None:
+    import uvicorn
+
+    # uvicorn's own signal handling: SIGTERM stops it gracefully.
+    uvicorn.run(quart_app(), host="127.0.0.1", port=port, access_log=False, log_level="warning")
+
+
 def serve_aiohttp(port: int) -> None:
     from aiohttp import web
 
@@ -119,9 +127,11 @@ def serve_aiohttp(port: int) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("quart", "aiohttp"):
-        sys.exit("usage: python -m bench.w3_apps quart|aiohttp PORT")
+    if len(sys.argv) != 3 or sys.argv[1] not in ("quart", "quart-uvicorn", "aiohttp"):
+        sys.exit("usage: python -m bench.w3_apps quart|quart-uvicorn|aiohttp PORT")
     if sys.argv[1] == "quart":
         asyncio.run(serve_quart(int(sys.argv[2])))
+    elif sys.argv[1] == "quart-uvicorn":
+        serve_quart_uvicorn(int(sys.argv[2]))
     else:
         serve_aiohttp(int(sys.argv[2]))

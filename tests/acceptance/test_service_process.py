@@ -71,11 +71,12 @@ def test_vip_orders_start_before_every_queued_regular_order(
     assert any(ts(r["started_at"]) > ts(vips[-1]["started_at"]) for r in reg)
 
 
+@pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
 def test_sigterm_drains_in_time_and_the_next_start_resumes(
-    tmp_path: Path, stack: contextlib.ExitStack
+    tmp_path: Path, stack: contextlib.ExitStack, server: str
 ) -> None:
     url = f"sqlite:///{tmp_path}/o.sqlite3"
-    env = {"WORKER_CONCURRENCY": "2", "SHUTDOWN_TIMEOUT": "2"}
+    env = {"WORKER_CONCURRENCY": "2", "SHUTDOWN_TIMEOUT": "2", "SERVER": server}
     with running(tmp_path, url, env=env) as svc:
         client = stack.enter_context(httpx.Client(base_url=svc.url, timeout=10))
         long = [place(client, VIP_KEY, processing_seconds=4)["id"] for _ in range(2)]

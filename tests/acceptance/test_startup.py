@@ -61,6 +61,7 @@ def test_a_taken_port_stops_start_up_before_any_job_is_claimed(tmp_path: Path) -
         ({"HOST": "256.1.1.1"}, "HOST"),
         ({"METRICS_TOKEN": "x"}, "METRICS_TOKEN"),
         ({"TRUSTED_PROXIES": "not-an-address"}, "TRUSTED_PROXIES"),
+        ({"SERVER": "granian"}, "SERVER"),
     ],
 )
 def test_a_bad_operator_setting_is_one_line_and_exit_2(

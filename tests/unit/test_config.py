@@ -40,6 +40,7 @@ def test_demo_mode_brings_the_demo_admin_token() -> None:
         ({"EMBEDDED_WORKERS": "maybe"}, "EMBEDDED_WORKERS"),
         ({"SHUTDOWN_TIMEOUT": "-2"}, "SHUTDOWN_TIMEOUT"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        ({"SERVER": "gunicorn"}, "SERVER"),
     ],
 )
 def test_a_bad_value_names_the_setting(env: dict[str, str], name: str) -> None:

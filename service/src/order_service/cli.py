@@ -74,10 +74,10 @@ def main() -> None:
 @click.option("--host", help="Address to listen on (HOST).")
 @click.option("--port", type=int, help="Port to listen on (PORT).")
 def serve(host: str | None, port: int | None) -> None:
-    """Serve the order service under Hypercorn until SIGTERM/SIGINT."""
+    """Serve the order service (under uvicorn, or SERVER=hypercorn) until SIGTERM/SIGINT."""
     settings = _settings(host=host, port=port)
     setup_logging(settings.log_format)
-    from .server import BindError, bind, hypercorn_config, serve_until_signal
+    from . import server, server_uvicorn
 
     # Order matters: the store (opened and migrated, no job touched), then the port, and
     # only then the lifespan that starts the embedded worker; any failure before it has
@@ -87,10 +87,10 @@ def serve(host: str | None, port: int | None) -> None:
         asyncio.run(_preflight(app))
     except (JobsError, OSError) as exc:
         _fail_start(settings, exc if isinstance(exc, JobsError) else JobsError(str(exc)))
-    config = hypercorn_config(settings)
+    config = server.hypercorn_config(settings)
     try:
-        sockets = bind(config, settings)
-    except BindError as exc:
+        sockets = server.bind(config, settings)
+    except server.BindError as exc:
         _fail_start(settings, exc)
     url = f"http://{settings.host}:{settings.port}"
     lines = [f"order service on {url}  (database {_redact(settings.database_url)})"]
@@ -101,7 +101,11 @@ def serve(host: str | None, port: int | None) -> None:
     lines.append(f"  OpenAPI: {url}/openapi.json   stop: Ctrl-C")
     click.echo("\n".join(lines), err=True)
     try:
-        asyncio.run(serve_until_signal(app, config, sockets))
+        if settings.server == "hypercorn":
+            asyncio.run(server.serve_until_signal(app, config, sockets))
+        else:
+            (sock,) = sockets.insecure_sockets
+            server_uvicorn.run(server_uvicorn.serve_until_signal(app, settings, sock))
     except Exception as exc:  # start-up failed inside the lifespan
         _fail_start(settings, exc)
     click.echo("order service stopped", err=True)

@@ -30,6 +30,8 @@ class Settings:
     database_url: str = "sqlite:///var/orders.sqlite3"
     host: str = "127.0.0.1"
     port: int = 8000
+    #: The HTTP server of ``orders serve``: uvicorn (the default: W3's fastest) or hypercorn.
+    server: str = "uvicorn"
     worker_concurrency: int = 4
     embedded_workers: bool = True
     shutdown_timeout: float = 20.0
@@ -123,6 +125,8 @@ class Settings:
                     "print(secrets.token_urlsafe(24))')"
                 )
         self.proxy_networks()
+        if self.server not in SERVERS:
+            raise SettingError(f"SERVER={self.server!r}: use {' or '.join(SERVERS)}")
         if self.log_format not in ("text", "json"):
             raise SettingError(f"LOG_FORMAT={self.log_format!r}: use text or json")
         if self.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
@@ -144,6 +148,9 @@ class Settings:
                     ) from None
         return tuple(networks)
 
+
+#: The servers ``orders serve`` can run the app under (``SERVER``), the default first.
+SERVERS = ("uvicorn", "hypercorn")
 
 #: Admin and metrics tokens shorter than this are refused at start-up.
 MIN_TOKEN_LENGTH = 16

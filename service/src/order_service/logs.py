@@ -34,5 +34,5 @@ def setup_logging(log_format: str, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("hypercorn.access",):
+    for noisy in ("hypercorn.access", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

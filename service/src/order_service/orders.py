@@ -169,6 +169,7 @@ def place(
     created)``. :class:`IdempotencyKeyReused` for the same key with another request."""
 
     def run(tx: Transaction) -> tuple[Order, bool]:
+        fingerprint_ = new.fingerprint if new.idempotency_key is not None else None
         if new.idempotency_key is not None:
             before = _one(
                 tx,
@@ -176,7 +177,7 @@ def place(
                 (new.customer, new.idempotency_key),
             )
             if before is not None:
-                if before.fingerprint != new.fingerprint:
+                if before.fingerprint != fingerprint_:
                     raise IdempotencyKeyReused(new.idempotency_key)
                 return before, False
         row = tx.fetchone(
@@ -194,7 +195,7 @@ def place(
                 new.fail_times,
                 now,
                 new.idempotency_key,
-                new.fingerprint if new.idempotency_key is not None else None,
+                fingerprint_,
             ),
         )
         assert row is not None
@@ -203,9 +204,28 @@ def place(
             TASK, order_id
         )
         _exec(tx, "UPDATE orders SET job_id = ? WHERE id = ?", (job.id, order_id))
-        order = _one(tx, BY_ID, (order_id,))
-        assert order is not None
-        return order, True
+        # The row just written, without reading it back (W3's profile: one statement and a
+        # JSON parse less per order).
+        return (
+            Order(
+                id=order_id,
+                customer=new.customer,
+                tier=new.tier,
+                items=new.items,
+                processing_seconds=float(new.processing_seconds),
+                fail_times=int(new.fail_times),
+                status="queued",
+                created_at=now,
+                started_at=None,
+                completed_at=None,
+                attempts=0,
+                error=None,
+                idempotency_key=new.idempotency_key,
+                fingerprint=fingerprint_,
+                job_id=job.id,
+            ),
+            True,
+        )
 
     return run
 
