@@ -484,7 +484,8 @@ class Worker:
         while True:
             now = self._clock()
             try:
-                if now - last_recovery >= self.settings.lease_seconds / 2:
+                # a clock stepped back (now < last_recovery) must not pause recovery
+                if not 0 <= now - last_recovery < self.settings.lease_seconds / 2:
                     last_recovery = now
                     recovered = await self.backend.recover_expired(now)
                     if recovered:

@@ -35,6 +35,7 @@ from .base import (
     QueueLimits,
     purge_states,
 )
+from .store_clock import StoreClock
 
 T = TypeVar("T")
 
@@ -51,6 +52,7 @@ class MemoryBackend(Backend):
         self._tags: dict[int, float] = {}
         self._book = policy.FairBook()
         self._sessions: dict[str, float] = {}
+        self._clock = StoreClock()  # a backward step of the caller's clock is clamped
 
     async def open(self) -> None:
         return None
@@ -75,7 +77,7 @@ class MemoryBackend(Backend):
     async def enqueue(
         self, jobs: Sequence[NewJob], now: float, *, limits: QueueLimits | None = None
     ) -> list[EnqueueResult]:
-        return self.enqueue_now(jobs, now, limits)
+        return self.enqueue_now(jobs, self._clock.now(now), limits)
 
     def enqueue_now(
         self, jobs: Sequence[NewJob], now: float, limits: QueueLimits | None = None
@@ -140,6 +142,7 @@ class MemoryBackend(Backend):
         lease_seconds: float,
         scope: ClaimScope = ANY_SCOPE,
     ) -> list[Job]:
+        now = self._clock.now(now)
         self._tag_due(now)
         heads: dict[tuple[str, int], list[Candidate]] = {}
         running: dict[str, int] = {}
@@ -190,6 +193,7 @@ class MemoryBackend(Backend):
     async def heartbeat(
         self, leases: Sequence[Lease], now: float, lease_seconds: float
     ) -> list[Heartbeat]:
+        now = self._clock.now(now)
         beats = []
         for lease in leases:
             job = self._held(lease)
@@ -201,6 +205,7 @@ class MemoryBackend(Backend):
         return beats
 
     async def finish(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
+        now = self._clock.now(now)
         done = []
         for outcome in outcomes:
             job = self._held(outcome.lease)
@@ -216,6 +221,7 @@ class MemoryBackend(Backend):
         return done
 
     async def recover_expired(self, now: float) -> int:
+        now = self._clock.now(now)
         expired = [
             j
             for j in self._jobs.values()
@@ -229,7 +235,7 @@ class MemoryBackend(Backend):
     async def run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
         saved = dict(self._jobs), dict(self._keys), self._next_id, dict(self._tags)
         owners = dict(self._book.owners)
-        tx = _MemoryTransaction(self, now)
+        tx = _MemoryTransaction(self, self._clock.now(now))
         try:
             return func(tx)
         except BaseException:
@@ -240,7 +246,7 @@ class MemoryBackend(Backend):
             tx.closed = True
 
     async def cancel(self, job_id: int, now: float, *, running: bool = True) -> Job | None:
-        return self.cancel_now(job_id, now, running=running)
+        return self.cancel_now(job_id, self._clock.now(now), running=running)
 
     def cancel_now(self, job_id: int, now: float, *, running: bool = True) -> Job | None:
         job = self._jobs.get(job_id)
@@ -257,6 +263,7 @@ class MemoryBackend(Backend):
         return job
 
     async def retry(self, job_id: int, now: float) -> Job | None:
+        now = self._clock.now(now)
         job = self._jobs.get(job_id)
         if job is None:
             return None
@@ -310,8 +317,8 @@ class MemoryBackend(Backend):
         return counts
 
     async def next_run_at(self) -> float | None:
-        return min(
-            (j.run_at for j in self._jobs.values() if j.state is JobState.QUEUED), default=None
+        return self._clock.local(
+            min((j.run_at for j in self._jobs.values() if j.state is JobState.QUEUED), default=None)
         )
 
     async def probe_write(self, now: float) -> None:

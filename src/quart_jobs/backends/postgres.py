@@ -3,7 +3,10 @@
 Claiming locks its candidates with ``FOR UPDATE SKIP LOCKED``, so concurrent workers never
 wait for each other nor get the same job; the order among the candidates is decided by
 :mod:`quart_jobs.policy`, as in every backend (see :mod:`.postgres_fair`). Times are the
-callers' clock (seconds since the epoch in ``double precision`` columns), never the server's.
+server's clock (seconds since the epoch in ``double precision`` columns): the backend measures
+the server's clock against this process's at open and every 30 s and moves every time a caller
+passes onto it (:mod:`.store_clock`), so processes whose clocks disagree still agree on which
+jobs are due and which leases expired.
 
 Enqueues of the process are group-committed (see :mod:`.postgres_io`) and send
 ``NOTIFY quart_jobs`` in their transaction; :meth:`PostgresBackend.subscribe` LISTENs on one
@@ -16,6 +19,7 @@ import asyncio
 import contextlib
 import math
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from typing import Any, TypeVar
 
@@ -60,6 +64,7 @@ from .postgres_io import RETRYABLE, GroupCommit, Listener, redact_url, translate
 from .postgres_sql import MIGRATIONS
 from .postgres_tx import PostgresTransaction
 from .sql import filter_sql, insert_params
+from .store_clock import OffsetRefresh, StoreClock, measure_offset
 
 Connection = psycopg.AsyncConnection[TupleRow]
 T = TypeVar("T")
@@ -91,7 +96,8 @@ class PostgresBackend(Backend):
     on the first :meth:`subscribe`, is one more. ``connect_timeout`` bounds how long
     :meth:`open` waits for the server, ``pool_timeout`` how long an operation waits for a free
     connection. ``group_commit`` merges concurrent enqueues into transactions of up to
-    ``max_batch`` jobs.
+    ``max_batch`` jobs. ``wall`` is this process's clock, measured against the server's
+    (tests inject a wrong one).
     """
 
     scheme = "postgresql"
@@ -107,6 +113,7 @@ class PostgresBackend(Backend):
         pool_timeout: float = 10.0,
         group_commit: bool = True,
         max_batch: int = 1000,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         if not q.SCHEMA_NAME.fullmatch(schema):
             raise ConfigurationError(
@@ -142,6 +149,10 @@ class PostgresBackend(Backend):
         )
         self._listener = Listener(self._connect, CHANNEL, schema)
         self._finished = FinishedListener(self._connect, schema)
+        self._wall = wall
+        self._clock = StoreClock()
+        self._refresh = OffsetRefresh()
+        self._measuring: asyncio.Task[None] | None = None
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresBackend:
@@ -164,6 +175,8 @@ class PostgresBackend(Backend):
                     )
                     await migrate_component(conn, "quart_jobs", MIGRATIONS)
                     await migrate_component(conn, ops.COMPONENT, ops.POSTGRES_MIGRATIONS)
+                self._clock.measured(await measure_offset(conn, self._wall))
+                self._refresh.due()  # measured: the next one in REFRESH_SECONDS
         finally:
             await conn.close()
         pool: psycopg_pool.AsyncConnectionPool[Connection] = psycopg_pool.AsyncConnectionPool(
@@ -182,6 +195,18 @@ class PostgresBackend(Backend):
             raise unavailable(self.url, exc) from exc
         self._pool = pool
 
+    def _now(self, now: float) -> float:
+        """``now`` on the server's clock; measures the offset again when it is due (in the
+        background, on a pooled connection: a failed measurement keeps the last offset)."""
+        if self._refresh.due() and (self._measuring is None or self._measuring.done()):
+            self._measuring = asyncio.get_running_loop().create_task(self._remeasure())
+        return self._clock.now(now)
+
+    async def _remeasure(self) -> None:
+        with contextlib.suppress(BackendUnavailable):
+            async with self._connection() as conn:
+                self._clock.measured(await measure_offset(conn, self._wall))
+
     async def _connect(self) -> Connection:
         """A connection of its own (not pooled), for migrations and LISTEN."""
         try:
@@ -193,6 +218,10 @@ class PostgresBackend(Backend):
             ) from exc
 
     async def close(self) -> None:
+        if self._measuring is not None:
+            self._measuring.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._measuring
         if self._group is not None:
             await self._group.wait_idle()
         await self._listener.stop()
@@ -214,8 +243,9 @@ class PostgresBackend(Backend):
 
     async def run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
         loop = asyncio.get_running_loop()
+        now = self._now(now)
         async with self.transaction() as conn:
-            tx = PostgresTransaction(conn, loop, now, CHANNEL, self.schema)
+            tx = PostgresTransaction(conn, loop, now, CHANNEL, self.schema, self._clock.offset)
             try:
                 return await asyncio.to_thread(func, tx)
             finally:
@@ -258,7 +288,8 @@ class PostgresBackend(Backend):
     async def enqueue(
         self, jobs: Sequence[NewJob], now: float, *, limits: QueueLimits | None = None
     ) -> list[EnqueueResult]:
-        call = EnqueueCall([insert_params(job, now) for job in jobs], limits)
+        now = self._now(now)
+        call = EnqueueCall([insert_params(job, now, self._clock.offset) for job in jobs], limits)
         if not call.rows:
             return []
         if self._group is not None:
@@ -317,6 +348,7 @@ class PostgresBackend(Backend):
     ) -> list[Job]:
         if limit <= 0:
             return []
+        now = self._now(now)
         async with self._connection() as conn, conn.transaction():
             return await fair_claim(conn, worker, limit, now, lease_seconds, scope)
 
@@ -325,6 +357,7 @@ class PostgresBackend(Backend):
     ) -> list[Heartbeat]:
         if not leases:
             return []
+        now = self._now(now)
         async with self._connection() as conn:
             cur = await conn.execute(
                 "UPDATE qj_jobs AS j SET lease_expires_at = %s "
@@ -344,7 +377,9 @@ class PostgresBackend(Backend):
         ]
 
     async def finish(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
-        statements = [q.finish_statement(o, now) for o in outcomes]
+        now = self._now(now)
+        offset = self._clock.offset
+        statements = [q.finish_statement(o, now, offset) for o in outcomes]
         if not statements:
             return []
         ended = [o.lease.job_id for o in outcomes if o.ends_job]
@@ -359,6 +394,7 @@ class PostgresBackend(Backend):
             return [cur.rowcount == 1 for cur in cursors]
 
     async def recover_expired(self, now: float) -> int:
+        now = self._now(now)
         async with self._connection() as conn:
             cur = await conn.execute(_PG["RECOVER_EXPIRED"], (now, now))
             if cur.rowcount:
@@ -366,6 +402,7 @@ class PostgresBackend(Backend):
             return cur.rowcount
 
     async def cancel(self, job_id: int, now: float, *, running: bool = True) -> Job | None:
+        now = self._now(now)
         async with self._connection() as conn:
             cur = await conn.execute(
                 "UPDATE qj_jobs SET "
@@ -386,6 +423,7 @@ class PostgresBackend(Backend):
             return job
 
     async def retry(self, job_id: int, now: float) -> Job | None:
+        now = self._now(now)
         async with self._connection() as conn:
             cur = await conn.execute(
                 "UPDATE qj_jobs SET state = 'queued', attempts = 0, run_at = %s, tag = NULL, "
@@ -436,7 +474,7 @@ class PostgresBackend(Backend):
         async with self._connection() as conn:
             cur = await conn.execute(_PG["NEXT_RUN_AT"])
             row = await cur.fetchone()
-        return None if row is None or row[0] is None else float(row[0])
+        return None if row is None else self._clock.local(row[0])
 
     async def queue_gauges(self) -> Stats:
         async with self._connection() as conn:
@@ -452,16 +490,16 @@ class PostgresBackend(Backend):
     async def probe_write(self, now: float) -> None:
         pad = secrets.token_hex(ops.PROBE_PAD // 2)
         async with self._connection() as conn, conn.transaction():
-            await conn.execute(_OPS["probe"], (now, pad))
+            await conn.execute(_OPS["probe"], (self._clock.at(now), pad))
 
     async def create_session(self, session_id: str, expires_at: float, now: float) -> None:
         async with self._connection() as conn, conn.transaction():
-            await conn.execute(_OPS["session_purge"], (now,))
-            await conn.execute(_OPS["session_create"], (session_id, expires_at))
+            await conn.execute(_OPS["session_purge"], (self._clock.at(now),))
+            await conn.execute(_OPS["session_create"], (session_id, self._clock.at(expires_at)))
 
     async def session_active(self, session_id: str, now: float) -> bool:
         async with self._connection() as conn:
-            cur = await conn.execute(_OPS["session_active"], (session_id, now))
+            cur = await conn.execute(_OPS["session_active"], (session_id, self._clock.at(now)))
             return await cur.fetchone() is not None
 
     async def end_session(self, session_id: str) -> None:
@@ -471,6 +509,7 @@ class PostgresBackend(Backend):
     async def finished_counts(
         self, since: float, bucket_seconds: float
     ) -> dict[tuple[int, JobState], int]:
+        since = self._clock.at(since)
         async with self._connection() as conn:
             cur = await conn.execute(
                 "SELECT floor((finished_at - %s) / %s)::bigint AS bucket, state, COUNT(*) "
@@ -485,6 +524,7 @@ class PostgresBackend(Backend):
         self, before: float, states: Collection[JobState] = FINISHED_STATES
     ) -> dict[JobState, int]:
         names = purge_states(states)
+        before = self._clock.at(before)
         removed: dict[JobState, int] = {JobState(name): 0 for name in names}
         while names:
             async with self._connection() as conn:

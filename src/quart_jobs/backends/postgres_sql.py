@@ -139,21 +139,23 @@ def insert_arrays(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
-def finish_statement(o: Outcome, now: float) -> tuple[str, tuple[Any, ...]]:
+def finish_statement(o: Outcome, now: float, offset: float = 0.0) -> tuple[str, tuple[Any, ...]]:
+    """``now`` is the server's time already; ``offset`` moves the outcome's ``run_at``."""
     held = (o.lease.job_id, o.lease.token)
+    run_at = None if o.run_at is None else o.run_at + offset
     if o.state is JobState.QUEUED:
         return (
             "UPDATE qj_jobs SET state = 'queued', attempts = attempts - %s, "
             "run_at = COALESCE(%s::double precision, run_at), "
             "tag = CASE WHEN %s::double precision IS NULL THEN tag END, cancel_requested = false, "
             f"{CLEAR_LEASE} WHERE {HELD}",
-            (1 if o.refund else 0, o.run_at, o.run_at, *held),
+            (1 if o.refund else 0, run_at, run_at, *held),
         )
     if o.state is JobState.FAILED and o.run_at is not None:
         return (
             "UPDATE qj_jobs SET state = 'queued', run_at = %s, tag = NULL, error = %s, "
             f"traceback = %s, {CLEAR_LEASE} WHERE {HELD}",
-            (o.run_at, o.error, o.traceback, *held),
+            (run_at, o.error, o.traceback, *held),
         )
     return (
         "UPDATE qj_jobs SET state = %s, finished_at = %s, result = %s, error = %s, "

@@ -36,8 +36,10 @@ class PostgresTransaction(BackendTransaction):
         now: float,
         channel: str,
         schema: str,
+        offset: float = 0.0,
     ) -> None:
         self._conn = conn
+        self._offset = offset
         self._loop = loop
         self._now = now
         self._channel = channel
@@ -77,7 +79,7 @@ class PostgresTransaction(BackendTransaction):
     def enqueue(
         self, jobs: Sequence[NewJob], *, limits: QueueLimits | None = None
     ) -> list[EnqueueResult]:
-        call = EnqueueCall([insert_params(job, self._now) for job in jobs], limits)
+        call = EnqueueCall([insert_params(job, self._now, self._offset) for job in jobs], limits)
         return self._call(enqueue_in(self._conn, call, self._channel, self._schema))
 
     def get(self, job_id: int) -> Job | None:

@@ -29,10 +29,11 @@ def filter_sql(flt: JobFilter, placeholder: str) -> tuple[str, list[Any]]:
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
-def insert_params(job: NewJob, now: float) -> tuple[Any, ...]:
+def insert_params(job: NewJob, now: float, offset: float = 0.0) -> tuple[Any, ...]:
     """One job's insert parameters: task, args, kwargs, priority, max_attempts, enqueued_at,
     run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit (both backends'
-    INSERT take them in this order, then the job's tag)."""
+    INSERT take them in this order, then the job's tag). ``now`` is the store's time already;
+    ``offset`` moves the job's own ``run_at`` (the caller's clock) onto the store's."""
     args_json, kwargs_json = job.encoded or (
         json.dumps(list(job.args), separators=(",", ":"), allow_nan=False),
         json.dumps(dict(job.kwargs), separators=(",", ":"), allow_nan=False),
@@ -44,7 +45,7 @@ def insert_params(job: NewJob, now: float) -> tuple[Any, ...]:
         job.priority,
         job.max_attempts,
         float(now),
-        float(now if job.run_at is None else job.run_at),
+        float(now if job.run_at is None else job.run_at + offset),
         job.owner,
         job.key,
         None if job.timeout is None else float(job.timeout),

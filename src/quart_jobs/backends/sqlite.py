@@ -2,6 +2,10 @@
 
 Several processes on one machine may share the file; each has its own writer thread and the
 file lock serializes their transactions (see :mod:`.sqlite_io`).
+
+Times are the wall clock all processes on the machine share, with a backward step clamped: the
+backend's ``now`` never goes below the largest it used or the database shows at open
+(:mod:`.store_clock`), so queued jobs stay due.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from .events import outcome_events
 from .sql import KEY, filter_sql, insert_params
 from .sqlite_io import SYNCHRONOUS_MODES, Readers, Writer
 from .sqlite_wakeup import Wakeup
+from .store_clock import HIGH_WATER, StoreClock
 
 T = TypeVar("T")
 
@@ -185,6 +190,7 @@ class SQLiteBackend(Backend):
         self._finished_watchers: dict[
             Callable[[Collection[int] | None], None], Callable[[int], None]
         ] = {}
+        self._clock = StoreClock()
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SQLiteBackend:
@@ -224,6 +230,7 @@ class SQLiteBackend(Backend):
     def _migrate(self, conn: sqlite3.Connection) -> None:
         migrate_component(conn, "quart_jobs", MIGRATIONS)
         migrate_component(conn, ops.COMPONENT, ops.SQLITE_MIGRATIONS)
+        self._clock.floor(conn.execute(HIGH_WATER).fetchone()[0])
 
     async def close(self) -> None:
         if not self._open:
@@ -276,13 +283,15 @@ class SQLiteBackend(Backend):
     async def enqueue(
         self, jobs: Sequence[NewJob], now: float, *, limits: QueueLimits | None = None
     ) -> list[EnqueueResult]:
-        rows = [insert_params(job, now) for job in jobs]
+        rows = [insert_params(job, self._clock.now(now)) for job in jobs]
         results = await self._writer.run(lambda conn: _enqueue(conn, jobs, rows, limits))
         if any(result.created for result in results):
             self.wakeup.jobs_ready()
         return results
 
     async def run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
+        now = self._clock.now(now)
+
         def run(conn: sqlite3.Connection) -> T:
             tx = _SQLiteTransaction(conn, now)
             try:
@@ -302,6 +311,7 @@ class SQLiteBackend(Backend):
         lease_seconds: float,
         scope: ClaimScope = ANY_SCOPE,
     ) -> list[Job]:
+        now = self._clock.now(now)
         return await self._writer.run(
             lambda conn: _claim(conn, worker, limit, now, lease_seconds, scope),
             durable=False,
@@ -316,6 +326,8 @@ class SQLiteBackend(Backend):
         lease_seconds: float,
         scope: ClaimScope = ANY_SCOPE,
     ) -> tuple[list[bool], list[Job]]:
+        now = self._clock.now(now)
+
         def run(conn: sqlite3.Connection) -> tuple[list[bool], list[Job]]:
             held = _finish(conn, outcomes, now)
             claimed = _claim(conn, worker, limit, now, lease_seconds, scope) if limit else []
@@ -328,6 +340,8 @@ class SQLiteBackend(Backend):
     async def heartbeat(
         self, leases: Sequence[Lease], now: float, lease_seconds: float
     ) -> list[Heartbeat]:
+        now = self._clock.now(now)
+
         def run(conn: sqlite3.Connection) -> list[Heartbeat]:
             beats = []
             for lease in leases:
@@ -346,11 +360,13 @@ class SQLiteBackend(Backend):
         return await self._writer.run(run, durable=False)
 
     async def finish(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
+        now = self._clock.now(now)
         held = await self._writer.run(lambda conn: _finish(conn, outcomes, now), durable=False)
         self._recorded(outcomes, held)
         return held
 
     async def recover_expired(self, now: float) -> int:
+        now = self._clock.now(now)
         recovered: int = await self._writer.run(
             durable=False,
             func=lambda conn: conn.execute(sql.RECOVER_EXPIRED, (now, now)).rowcount,
@@ -360,6 +376,8 @@ class SQLiteBackend(Backend):
         return recovered
 
     async def cancel(self, job_id: int, now: float, *, running: bool = True) -> Job | None:
+        now = self._clock.now(now)
+
         def run(conn: sqlite3.Connection) -> Job | None:
             conn.execute(
                 "UPDATE qj_jobs SET state = 'cancelled', finished_at = ? "
@@ -379,6 +397,8 @@ class SQLiteBackend(Backend):
         return job
 
     async def retry(self, job_id: int, now: float) -> Job | None:
+        now = self._clock.now(now)
+
         def run(conn: sqlite3.Connection) -> Job | None:
             conn.execute(
                 "UPDATE qj_jobs SET state = 'queued', attempts = 0, run_at = ?, tag = NULL, "
@@ -425,8 +445,7 @@ class SQLiteBackend(Backend):
 
     async def next_run_at(self) -> float | None:
         def run(conn: sqlite3.Connection) -> float | None:
-            value = conn.execute(sql.NEXT_RUN_AT).fetchone()[0]
-            return None if value is None else float(value)
+            return self._clock.local(conn.execute(sql.NEXT_RUN_AT).fetchone()[0])
 
         return await self._readers.run(run)
 
