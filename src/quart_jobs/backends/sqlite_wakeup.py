@@ -107,6 +107,11 @@ class Wakeup:
         return [path for _, path, _ in self._listening.values()]
 
     def close(self) -> None:
+        """Send what is still pending, stop listening, and close the sockets: nothing is sent
+        after this (a flush still scheduled on the loop finds nothing to do)."""
+        if self._pending_ready or self._pending_finished:
+            self._flush()
+        self._retries = []
         for kind in list(self._listening):
             self._stop_listening(kind)
         if self._sender is not None:
@@ -139,6 +144,8 @@ class Wakeup:
         ready, self._pending_ready = self._pending_ready, False
         finished, self._pending_finished = self._pending_finished, []
         retries, self._retries = self._retries, []
+        if not (ready or finished or retries):
+            return  # flushed already (by close)
         if ready:
             self.subscribers.call_ready()
         if finished:
@@ -159,7 +166,7 @@ class Wakeup:
             asyncio.get_running_loop().call_later(RETRY_SECONDS, self._flush_retries)
 
     def _flush_retries(self) -> None:
-        if self._flush_loop is None:
+        if self._flush_loop is None and self._retries:
             self._flush()
 
     def _current_peers(self) -> dict[str, list[Path]]:
