@@ -278,7 +278,7 @@ class Backend(abc.ABC):
         self, before: float, states: Collection[JobState] = FINISHED_STATES
     ) -> dict[JobState, int]:
         """Delete jobs in ``states`` (end states only) that finished before ``before``; return
-        how many were removed per state (a state with none removed may be absent or 0). Queued and
+        how many were removed per state (only the states with rows removed are keys). Queued and
         running jobs are never removed."""
 
     @abc.abstractmethod

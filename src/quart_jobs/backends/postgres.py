@@ -42,7 +42,6 @@ from . import postgres_sql as q
 from . import sql as sql_shared
 from .base import (
     ANY_SCOPE,
-    JOB_COLUMNS,
     Backend,
     BackendTransaction,
     ClaimScope,
@@ -76,6 +75,8 @@ _PG = {
         "SCHEMA_TABLE",
         "SCHEMA_VERSION",
         "SCHEMA_SET_VERSION",
+        "RETRY",
+        "CANCEL",
     )
 }
 
@@ -344,7 +345,7 @@ class PostgresBackend(Backend):
         ]
 
     async def finish(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
-        statements = [q.finish_statement(o, now) for o in outcomes]
+        statements = [sql_shared.finish_statement(o, now, "postgresql") for o in outcomes]
         if not statements:
             return []
         ended = [o.lease.job_id for o in outcomes if o.ends_job]
@@ -367,16 +368,7 @@ class PostgresBackend(Backend):
 
     async def cancel(self, job_id: int, now: float, *, running: bool = True) -> Job | None:
         async with self._connection() as conn:
-            cur = await conn.execute(
-                "UPDATE qj_jobs SET "
-                "finished_at = CASE WHEN state = 'queued' THEN %s::double precision "
-                "ELSE finished_at END, "
-                "cancel_requested = cancel_requested OR state = 'running', "
-                "state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END "
-                "WHERE id = %s AND (state = 'queued' OR (state = 'running' AND %s)) "
-                f"RETURNING {JOB_COLUMNS}",
-                (now, job_id, running),
-            )
+            cur = await conn.execute(_PG["CANCEL"], (now, job_id, running))
             row = await cur.fetchone()
             if row is None:
                 return await _get(conn, job_id)
@@ -387,13 +379,7 @@ class PostgresBackend(Backend):
 
     async def retry(self, job_id: int, now: float) -> Job | None:
         async with self._connection() as conn:
-            cur = await conn.execute(
-                "UPDATE qj_jobs SET state = 'queued', attempts = 0, run_at = %s, tag = NULL, "
-                "finished_at = NULL, cancel_requested = false, result = NULL, error = NULL, "
-                f"traceback = NULL, {q.CLEAR_LEASE} "
-                f"WHERE id = %s AND state IN ('failed', 'cancelled') RETURNING {JOB_COLUMNS}",
-                (now, job_id),
-            )
+            cur = await conn.execute(_PG["RETRY"], (now, job_id))
             row = await cur.fetchone()
             if row is not None:
                 await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self.schema))
@@ -485,13 +471,13 @@ class PostgresBackend(Backend):
         self, before: float, states: Collection[JobState] = FINISHED_STATES
     ) -> dict[JobState, int]:
         names = purge_states(states)
-        removed: dict[JobState, int] = {JobState(name): 0 for name in names}
+        removed: dict[JobState, int] = {}
         while names:
             async with self._connection() as conn:
                 cur = await conn.execute(q.PURGE_BATCH, (names, before, q.PURGE_BATCH_ROWS))
                 batch = {JobState(state): int(n) for state, n in await cur.fetchall()}
             for state, n in batch.items():
-                removed[state] += n
+                removed[state] = removed.get(state, 0) + n
             if sum(batch.values()) < q.PURGE_BATCH_ROWS:
                 break
             async with self._connection() as conn:

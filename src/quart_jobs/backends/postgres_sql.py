@@ -7,9 +7,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..models import JobState
 from . import fair_sql as fair
-from .base import CANDIDATE_COLUMNS, JOB_COLUMNS, Outcome
+from .base import CANDIDATE_COLUMNS, JOB_COLUMNS
 
 # Versioned schema: each entry moves the database from version i to i + 1.
 MIGRATIONS: tuple[str, ...] = (
@@ -68,8 +67,6 @@ SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 J_COLUMNS = ", ".join(f"j.{column.strip()}" for column in JOB_COLUMNS.split(","))
 SELECT = f"SELECT {JOB_COLUMNS} FROM qj_jobs"
-CLEAR_LEASE = "worker = NULL, lease_token = NULL, lease_expires_at = NULL"
-HELD = "id = %s AND lease_token = %s AND state = 'running'"
 # One statement for a whole batch. Rows are inserted in ``ord`` order, so their identities
 # ascend in the callers' order (FIFO); a duplicate key is skipped, its first row kept.
 INSERT = (
@@ -137,26 +134,3 @@ PURGE_BATCH = (
 def insert_arrays(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
     """The parameters of :data:`INSERT`: one array per column."""
     return [list(column) for column in zip(*rows, strict=True)]
-
-
-def finish_statement(o: Outcome, now: float) -> tuple[str, tuple[Any, ...]]:
-    held = (o.lease.job_id, o.lease.token)
-    if o.state is JobState.QUEUED:
-        return (
-            "UPDATE qj_jobs SET state = 'queued', attempts = attempts - %s, "
-            "run_at = COALESCE(%s::double precision, run_at), "
-            "tag = CASE WHEN %s::double precision IS NULL THEN tag END, cancel_requested = false, "
-            f"{CLEAR_LEASE} WHERE {HELD}",
-            (1 if o.refund else 0, o.run_at, o.run_at, *held),
-        )
-    if o.state is JobState.FAILED and o.run_at is not None:
-        return (
-            "UPDATE qj_jobs SET state = 'queued', run_at = %s, tag = NULL, error = %s, "
-            f"traceback = %s, {CLEAR_LEASE} WHERE {HELD}",
-            (o.run_at, o.error, o.traceback, *held),
-        )
-    return (
-        "UPDATE qj_jobs SET state = %s, finished_at = %s, result = %s, error = %s, "
-        f"traceback = %s, lease_token = NULL, lease_expires_at = NULL WHERE {HELD}",
-        (o.state.value, now, o.result, o.error, o.traceback, *held),
-    )

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..models import JobFilter, NewJob
+from ..models import JobFilter, JobState, NewJob
+from .base import JOB_COLUMNS, Outcome
 
 
 def filter_sql(flt: JobFilter, placeholder: str) -> tuple[str, list[Any]]:
@@ -94,4 +95,58 @@ SCHEMA_VERSION = "SELECT version FROM qj_schema WHERE component = ?"
 SCHEMA_SET_VERSION = (
     "INSERT INTO qj_schema (component, version) VALUES (?, ?) "
     "ON CONFLICT (component) DO UPDATE SET version = excluded.version"
+)
+
+# The lease a finishing or beating worker must still hold, and clearing it.
+HELD = "id = ? AND lease_token = ? AND state = 'running'"
+CLEAR_LEASE = "worker = NULL, lease_token = NULL, lease_expires_at = NULL"
+# Finishing one job: back to the queue (a refund gives the attempt back; a new run_at drops
+# the tag, so the job takes a new place), a retry after a failure, or an end state.
+FINISH_REQUEUE = (
+    "UPDATE qj_jobs SET state = 'queued', attempts = attempts - ?, "
+    "run_at = COALESCE(CAST(? AS DOUBLE PRECISION), run_at), "
+    "tag = CASE WHEN CAST(? AS DOUBLE PRECISION) IS NULL THEN tag END, "
+    f"cancel_requested = false, {CLEAR_LEASE} WHERE {HELD}"
+)
+FINISH_RETRY_LATER = (
+    "UPDATE qj_jobs SET state = 'queued', run_at = ?, tag = NULL, error = ?, traceback = ?, "
+    f"{CLEAR_LEASE} WHERE {HELD}"
+)
+FINISH_END = (
+    "UPDATE qj_jobs SET state = ?, finished_at = ?, result = ?, error = ?, traceback = ?, "
+    f"lease_token = NULL, lease_expires_at = NULL WHERE {HELD}"
+)
+
+
+def finish_statement(o: Outcome, now: float, dialect: str) -> tuple[str, tuple[Any, ...]]:
+    """The statement (rendered for ``dialect``) and parameters recording one outcome; it
+    changes one row if the lease is still held, none otherwise."""
+    held = (o.lease.job_id, o.lease.token)
+    if o.state is JobState.QUEUED:
+        params: tuple[Any, ...] = (1 if o.refund else 0, o.run_at, o.run_at, *held)
+        return render(FINISH_REQUEUE, dialect), params
+    if o.state is JobState.FAILED and o.run_at is not None:
+        params = (o.run_at, o.error, o.traceback, *held)
+        return render(FINISH_RETRY_LATER, dialect), params
+    params = (o.state.value, now, o.result, o.error, o.traceback, *held)
+    return render(FINISH_END, dialect), params
+
+
+# An operator's retry of a failed or cancelled job: queued afresh, attempts reset.
+RETRY = (
+    "UPDATE qj_jobs SET state = 'queued', attempts = 0, run_at = ?, tag = NULL, "
+    "finished_at = NULL, cancel_requested = false, result = NULL, error = NULL, "
+    f"traceback = NULL, {CLEAR_LEASE} "
+    f"WHERE id = ? AND state IN ('failed', 'cancelled') RETURNING {JOB_COLUMNS}"
+)
+# Cancel: a queued job ends now; a running one (when asked) is flagged for its worker.
+# Parameters: now, job id, whether to flag a running job.
+CANCEL = (
+    "UPDATE qj_jobs SET "
+    "finished_at = CASE WHEN state = 'queued' THEN CAST(? AS DOUBLE PRECISION) "
+    "ELSE finished_at END, "
+    "cancel_requested = cancel_requested OR state = 'running', "
+    "state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END "
+    "WHERE id = ? AND (state = 'queued' OR (state = 'running' AND ?)) "
+    f"RETURNING {JOB_COLUMNS}"
 )

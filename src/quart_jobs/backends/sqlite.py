@@ -153,8 +153,6 @@ _SELECT = f"SELECT {JOB_COLUMNS} FROM qj_jobs"
 _HEADS = fair.HEADS.format(hint=" INDEXED BY qj_jobs_fair")
 _DUE = fair.DUE.format(hint=" INDEXED BY qj_jobs_due")
 _OPS = ops.statements("?")
-_CLEAR_LEASE = "worker = NULL, lease_token = NULL, lease_expires_at = NULL"
-_HELD = "id = ? AND lease_token = ? AND state = 'running'"
 
 
 class SQLiteBackend(Backend):
@@ -289,7 +287,7 @@ class SQLiteBackend(Backend):
             beats = []
             for lease in leases:
                 row = conn.execute(
-                    f"UPDATE qj_jobs SET lease_expires_at = ? WHERE {_HELD} "
+                    f"UPDATE qj_jobs SET lease_expires_at = ? WHERE {sql.HELD} "
                     "RETURNING cancel_requested",
                     (now + lease_seconds, lease.job_id, lease.token),
                 ).fetchone()
@@ -313,30 +311,15 @@ class SQLiteBackend(Backend):
 
     async def cancel(self, job_id: int, now: float, *, running: bool = True) -> Job | None:
         def run(conn: sqlite3.Connection) -> Job | None:
-            conn.execute(
-                "UPDATE qj_jobs SET state = 'cancelled', finished_at = ? "
-                "WHERE id = ? AND state = 'queued'",
-                (now, job_id),
-            )
-            if running:
-                conn.execute(
-                    "UPDATE qj_jobs SET cancel_requested = 1 WHERE id = ? AND state = 'running'",
-                    (job_id,),
-                )
-            return _get(conn, job_id)
+            row = conn.execute(sql.CANCEL, (now, job_id, running)).fetchone()
+            return _get(conn, job_id) if row is None else job_from_row(row)
 
         return await self._writer.run(run)
 
     async def retry(self, job_id: int, now: float) -> Job | None:
         def run(conn: sqlite3.Connection) -> Job | None:
-            conn.execute(
-                "UPDATE qj_jobs SET state = 'queued', attempts = 0, run_at = ?, tag = NULL, "
-                "finished_at = NULL, cancel_requested = 0, result = NULL, error = NULL, "
-                f"traceback = NULL, {_CLEAR_LEASE} "
-                "WHERE id = ? AND state IN ('failed', 'cancelled')",
-                (now, job_id),
-            )
-            return _get(conn, job_id)
+            row = conn.execute(sql.RETRY, (now, job_id)).fetchone()
+            return _get(conn, job_id) if row is None else job_from_row(row)
 
         return await self._writer.run(run)
 
@@ -703,28 +686,6 @@ def _finish(conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: float) -
             held[n] = outcomes[n].lease.job_id in done
     for n, o in enumerate(outcomes):
         if o.state is not JobState.SUCCEEDED:
-            sql, params = _finish_statement(o, now)
-            held[n] = conn.execute(sql, params).rowcount == 1
+            statement, params = sql.finish_statement(o, now, "sqlite")
+            held[n] = conn.execute(statement, params).rowcount == 1
     return held
-
-
-def _finish_statement(o: Outcome, now: float) -> tuple[str, tuple[Any, ...]]:
-    held = (o.lease.job_id, o.lease.token)
-    if o.state is JobState.QUEUED:
-        return (
-            f"UPDATE qj_jobs SET state = 'queued', attempts = attempts - ?, "
-            "run_at = COALESCE(?, run_at), tag = CASE WHEN ? IS NULL THEN tag END, "
-            f"cancel_requested = 0, {_CLEAR_LEASE} WHERE {_HELD}",
-            (1 if o.refund else 0, o.run_at, o.run_at, *held),
-        )
-    if o.state is JobState.FAILED and o.run_at is not None:
-        return (
-            f"UPDATE qj_jobs SET state = 'queued', run_at = ?, tag = NULL, error = ?, "
-            f"traceback = ?, {_CLEAR_LEASE} WHERE {_HELD}",
-            (o.run_at, o.error, o.traceback, *held),
-        )
-    return (
-        "UPDATE qj_jobs SET state = ?, finished_at = ?, result = ?, error = ?, traceback = ?, "
-        f"lease_token = NULL, lease_expires_at = NULL WHERE {_HELD}",
-        (o.state.value, now, o.result, o.error, o.traceback, *held),
-    )
