@@ -21,6 +21,7 @@ from ..models import (
     FINISHED_STATES,
     EnqueueResult,
     Job,
+    JobEvent,
     JobFilter,
     JobState,
     Lease,
@@ -48,6 +49,17 @@ class Outcome:
     traceback: str | None = None
     run_at: float | None = None
     refund: bool = False
+
+    @property
+    def event(self) -> JobEvent:
+        """The :class:`JobEvent` this outcome is (see :data:`~quart_jobs.models.TRANSITIONS`)."""
+        if self.state is JobState.FAILED:
+            return JobEvent.FAIL if self.run_at is None else JobEvent.RETRY_LATER
+        return {
+            JobState.SUCCEEDED: JobEvent.SUCCEED,
+            JobState.CANCELLED: JobEvent.CANCEL,
+            JobState.QUEUED: JobEvent.PUT_BACK,
+        }[self.state]
 
     @property
     def ends_job(self) -> bool:
