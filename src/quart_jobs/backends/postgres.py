@@ -458,12 +458,7 @@ class PostgresBackend(Backend):
         self, since: float, bucket_seconds: float
     ) -> dict[tuple[int, JobState], int]:
         async with self._connection() as conn:
-            cur = await conn.execute(
-                "SELECT floor((finished_at - %s) / %s)::bigint AS bucket, state, COUNT(*) "
-                "FROM qj_jobs WHERE finished_at >= %s "
-                "AND state IN ('succeeded', 'failed', 'cancelled') GROUP BY bucket, state",
-                (since, bucket_seconds, since),
-            )
+            cur = await conn.execute(_FINISHED_COUNTS, (since, bucket_seconds, since))
             rows = await cur.fetchall()
         return {(int(bucket), JobState(state)): int(n) for bucket, state, n in rows}
 
@@ -471,20 +466,20 @@ class PostgresBackend(Backend):
         self, before: float, states: Collection[JobState] = FINISHED_STATES
     ) -> dict[JobState, int]:
         names = purge_states(states)
+        statement = sql_shared.purge_statement(len(names), "postgresql")
         removed: dict[JobState, int] = {}
         while names:
             async with self._connection() as conn:
-                cur = await conn.execute(q.PURGE_BATCH, (names, before, q.PURGE_BATCH_ROWS))
-                batch = {JobState(state): int(n) for state, n in await cur.fetchall()}
-            for state, n in batch.items():
-                removed[state] = removed.get(state, 0) + n
-            if sum(batch.values()) < q.PURGE_BATCH_ROWS:
+                cur = await conn.execute(statement, (before, *names, sql_shared.PURGE_BATCH_ROWS))
+                batch = sql_shared.count_removed(removed, await cur.fetchall())
+            if batch < sql_shared.PURGE_BATCH_ROWS:
                 break
-            async with self._connection() as conn:
-                await conn.execute(fair.FORGET_IDLE_OWNERS)
+        async with self._connection() as conn:
+            await conn.execute(fair.FORGET_IDLE_OWNERS)
         return removed
 
 
+_FINISHED_COUNTS = sql_shared.finished_counts_statement("postgresql")
 _OPS = ops.statements("%s")
 
 

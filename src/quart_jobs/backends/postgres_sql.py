@@ -121,15 +121,6 @@ CLAIM = (
     f"WHERE j.id = c.id AND j.state = 'queued' RETURNING {J_COLUMNS}"
 )
 
-#: Rows deleted per transaction by ``purge``, so enqueues keep flowing during a big purge.
-PURGE_BATCH_ROWS = 1000
-PURGE_BATCH = (
-    "WITH doomed AS (SELECT id FROM qj_jobs WHERE state = ANY(%s) AND finished_at < %s "
-    "LIMIT %s FOR UPDATE SKIP LOCKED), "
-    "gone AS (DELETE FROM qj_jobs WHERE id IN (SELECT id FROM doomed) RETURNING state) "
-    "SELECT state, COUNT(*) FROM gone GROUP BY state"
-)
-
 
 def insert_arrays(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
     """The parameters of :data:`INSERT`: one array per column."""

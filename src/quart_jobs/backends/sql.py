@@ -4,6 +4,7 @@ placeholders and rendered per dialect by :func:`render` (PostgreSQL takes ``%s``
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from ..models import JobFilter, JobState, NewJob
@@ -150,3 +151,44 @@ CANCEL = (
     "WHERE id = ? AND (state = 'queued' OR (state = 'running' AND ?)) "
     f"RETURNING {JOB_COLUMNS}"
 )
+
+# Finished jobs per time bucket and end state; the bucket's integer division is the one part
+# the dialects spell differently (rows are at or after ``since``, so truncating is flooring).
+_BUCKET = {
+    "sqlite": "CAST((finished_at - ?) / ? AS INTEGER)",
+    "postgresql": "floor((finished_at - ?) / ?)::bigint",
+}
+
+
+def finished_counts_statement(dialect: str) -> str:
+    """Parameters: since, bucket seconds, since."""
+    return render(
+        f"SELECT {_BUCKET[dialect]} AS bucket, state, COUNT(*) FROM qj_jobs "
+        "WHERE finished_at >= ? AND state IN ('succeeded', 'failed', 'cancelled') "
+        "GROUP BY bucket, state",
+        dialect,
+    )
+
+
+#: Rows deleted per transaction by ``purge``, so enqueues keep flowing during a big purge.
+PURGE_BATCH_ROWS = 1000
+
+
+def purge_statement(states: int, dialect: str) -> str:
+    """Delete one batch of finished jobs, returning each removed row's state. Parameters:
+    the cutoff, the ``states`` state names, the batch size. PostgreSQL skips rows another
+    transaction holds (SQLite's writer is alone)."""
+    lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
+    marks = ", ".join("?" for _ in range(states))
+    return render(
+        "DELETE FROM qj_jobs WHERE id IN (SELECT id FROM qj_jobs "
+        f"WHERE finished_at < ? AND state IN ({marks}) LIMIT ?{lock}) RETURNING state",
+        dialect,
+    )
+
+
+def count_removed(removed: dict[JobState, int], rows: Sequence[tuple[Any, ...]]) -> int:
+    """Add a purge batch's returned states to ``removed``; the batch's size."""
+    for (state,) in rows:
+        removed[JobState(state)] = removed.get(JobState(state), 0) + 1
+    return len(rows)

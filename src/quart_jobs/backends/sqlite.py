@@ -134,9 +134,6 @@ MIGRATIONS: tuple[str, ...] = (
     + fair.SCHEMA,
 )
 
-#: Rows deleted per transaction by ``purge``, so enqueues keep flowing during a big purge.
-PURGE_BATCH = 1000
-
 
 def path_from_url(url: str) -> Path:
     """``sqlite:///var/x.db`` (relative to the working directory) or ``sqlite:////abs/x.db``."""
@@ -399,12 +396,7 @@ class SQLiteBackend(Backend):
         self, since: float, bucket_seconds: float
     ) -> dict[tuple[int, JobState], int]:
         def run(conn: sqlite3.Connection) -> dict[tuple[int, JobState], int]:
-            rows = conn.execute(
-                "SELECT CAST((finished_at - ?) / ? AS INTEGER) AS bucket, state, COUNT(*) "
-                "FROM qj_jobs WHERE finished_at >= ? "
-                "AND state IN ('succeeded', 'failed', 'cancelled') GROUP BY bucket, state",
-                (since, bucket_seconds, since),
-            )
+            rows = conn.execute(_FINISHED_COUNTS, (since, bucket_seconds, since))
             return {(int(bucket), JobState(state)): n for bucket, state, n in rows}
 
         return await self._readers.run(run)
@@ -413,25 +405,20 @@ class SQLiteBackend(Backend):
         self, before: float, states: Collection[JobState] = FINISHED_STATES
     ) -> dict[JobState, int]:
         names = purge_states(states)
-        if not names:
-            return {}
-        marks = ", ".join("?" for _ in names)
-        sql = (
-            "DELETE FROM qj_jobs WHERE id IN (SELECT id FROM qj_jobs "
-            f"WHERE finished_at < ? AND state IN ({marks}) LIMIT ?) RETURNING state"
-        )
-
-        def run(conn: sqlite3.Connection) -> list[str]:
-            return [row[0] for row in conn.execute(sql, (before, *names, PURGE_BATCH))]
-
+        statement = sql.purge_statement(len(names), "sqlite")
         removed: dict[JobState, int] = {}
-        while True:
-            batch = await self._writer.run(run)
-            for state in batch:
-                removed[JobState(state)] = removed.get(JobState(state), 0) + 1
-            if len(batch) < PURGE_BATCH:
-                await self._writer.run(lambda conn: conn.execute(fair.FORGET_IDLE_OWNERS))
-                return removed
+
+        def run(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(statement, (before, *names, sql.PURGE_BATCH_ROWS)).fetchall()
+            return sql.count_removed(removed, rows)
+
+        while names and await self._writer.run(run) == sql.PURGE_BATCH_ROWS:
+            pass
+        await self._writer.run(lambda conn: conn.execute(fair.FORGET_IDLE_OWNERS))
+        return removed
+
+
+_FINISHED_COUNTS = sql.finished_counts_statement("sqlite")
 
 
 def migrate_component(conn: sqlite3.Connection, component: str, scripts: Sequence[str]) -> None:
