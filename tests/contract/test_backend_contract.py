@@ -473,3 +473,17 @@ async def test_a_write_probe_succeeds_on_a_writable_store(backend: Backend, cloc
     clock.advance(1)
     await backend.probe_write(clock())
     assert (await backend.stats()).count() == 0  # it touches no job
+
+
+async def test_a_heartbeat_of_more_leases_than_one_statement_takes_extends_them_all(
+    backend: Backend, clock: Clock
+) -> None:
+    await backend.enqueue([new() for _ in range(450)], clock())
+    running = await backend.claim("w1", 450, clock(), LEASE)
+    leases = [lease_of(j) for j in running]
+    lost = Lease(running[0].id, "not-the-token")
+    clock.advance(LEASE - 1)
+    beats = await backend.heartbeat([*leases, lost], clock(), LEASE)
+    assert [b.held for b in beats] == [True] * 450 + [False]
+    clock.advance(LEASE - 1)  # past the first lease, within the extended one
+    assert await backend.recover_expired(clock()) == 0

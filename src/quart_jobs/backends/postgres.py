@@ -326,23 +326,15 @@ class PostgresBackend(Backend):
     ) -> list[Heartbeat]:
         if not leases:
             return []
+        rows: list[tuple[Any, ...]] = []
         async with self._connection() as conn:
-            cur = await conn.execute(
-                "UPDATE qj_jobs AS j SET lease_expires_at = %s "
-                "FROM unnest(%s::bigint[], %s::text[]) AS l(id, token) "
-                "WHERE j.id = l.id AND j.lease_token = l.token AND j.state = 'running' "
-                "RETURNING j.id, l.token, j.cancel_requested",
-                (now + lease_seconds, [x.job_id for x in leases], [x.token for x in leases]),
-            )
-            held = {(job_id, token): bool(cancel) for job_id, token, cancel in await cur.fetchall()}
-        return [
-            Heartbeat(
-                x.job_id,
-                held=(x.job_id, x.token) in held,
-                cancel_requested=held.get((x.job_id, x.token), False),
-            )
-            for x in leases
-        ]
+            for start in range(0, len(leases), sql_shared.LEASE_CHUNK):
+                chunk = leases[start : start + sql_shared.LEASE_CHUNK]
+                statement = sql_shared.heartbeat_statement(len(chunk), "postgresql")
+                pairs = [v for x in chunk for v in (x.job_id, x.token)]
+                cur = await conn.execute(statement, (now + lease_seconds, *pairs))
+                rows += await cur.fetchall()
+        return sql_shared.heartbeats(rows, leases)
 
     async def finish(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
         statements = [sql_shared.finish_statement(o, now, "postgresql") for o in outcomes]

@@ -7,8 +7,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ..models import JobFilter, JobState, NewJob
-from .base import JOB_COLUMNS, Outcome
+from ..models import JobFilter, JobState, Lease, NewJob
+from .base import JOB_COLUMNS, Heartbeat, Outcome
 
 
 def filter_sql(flt: JobFilter, placeholder: str) -> tuple[str, list[Any]]:
@@ -192,3 +192,32 @@ def count_removed(removed: dict[JobState, int], rows: Sequence[tuple[Any, ...]])
     for (state,) in rows:
         removed[JobState(state)] = removed.get(JobState(state), 0) + 1
     return len(rows)
+
+
+#: Leases beaten (or successes finished) per statement: well under SQLite's variable limit.
+LEASE_CHUNK = 400
+
+
+def heartbeat_statement(leases: int, dialect: str) -> str:
+    """Extend ``leases`` leases still held. Parameters: the new expiry, then each lease's job id
+    and token; returns id, token and cancel_requested of each row still held."""
+    pairs = ",".join(["(?, ?)"] * leases)
+    return render(
+        "UPDATE qj_jobs SET lease_expires_at = ? WHERE state = 'running' AND "
+        f"(id, lease_token) IN (VALUES {pairs}) RETURNING id, lease_token, cancel_requested",
+        dialect,
+    )
+
+
+def heartbeats(backend_rows: Sequence[tuple[Any, ...]], leases: Sequence[Lease]) -> list[Heartbeat]:
+    """One :class:`Heartbeat` per lease, in order, from the rows :func:`heartbeat_statement`
+    returned."""
+    held = {(int(i), str(t)): bool(cancel) for i, t, cancel in backend_rows}
+    return [
+        Heartbeat(
+            x.job_id,
+            held=(x.job_id, x.token) in held,
+            cancel_requested=held.get((x.job_id, x.token), False),
+        )
+        for x in leases
+    ]

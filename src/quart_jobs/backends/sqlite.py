@@ -281,19 +281,13 @@ class SQLiteBackend(Backend):
         self, leases: Sequence[Lease], now: float, lease_seconds: float
     ) -> list[Heartbeat]:
         def run(conn: sqlite3.Connection) -> list[Heartbeat]:
-            beats = []
-            for lease in leases:
-                row = conn.execute(
-                    f"UPDATE qj_jobs SET lease_expires_at = ? WHERE {sql.HELD} "
-                    "RETURNING cancel_requested",
-                    (now + lease_seconds, lease.job_id, lease.token),
-                ).fetchone()
-                beats.append(
-                    Heartbeat(
-                        lease.job_id, held=row is not None, cancel_requested=bool(row and row[0])
-                    )
-                )
-            return beats
+            rows: list[tuple[Any, ...]] = []
+            for start in range(0, len(leases), sql.LEASE_CHUNK):
+                chunk = leases[start : start + sql.LEASE_CHUNK]
+                statement = sql.heartbeat_statement(len(chunk), "sqlite")
+                pairs = [v for x in chunk for v in (x.job_id, x.token)]
+                rows += conn.execute(statement, (now + lease_seconds, *pairs)).fetchall()
+            return sql.heartbeats(rows, leases)
 
         return await self._writer.run(run, durable=False)
 
@@ -650,8 +644,8 @@ def _finish(conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: float) -
     Successes, the common case, are written by one statement per batch of 400."""
     held = [False] * len(outcomes)
     successes = [n for n, o in enumerate(outcomes) if o.state is JobState.SUCCEEDED]
-    for start in range(0, len(successes), 400):
-        chunk = successes[start : start + 400]
+    for start in range(0, len(successes), sql.LEASE_CHUNK):
+        chunk = successes[start : start + sql.LEASE_CHUNK]
         results = {
             str(outcomes[n].lease.job_id): outcomes[n].result
             for n in chunk
