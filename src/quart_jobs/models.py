@@ -31,6 +31,44 @@ class JobState(enum.StrEnum):
 FINISHED_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 
 
+class JobEvent(enum.StrEnum):
+    """What happens to a job: a claim, an outcome a worker records, a lapsed lease, an
+    operator's cancel or retry. :data:`TRANSITIONS` says where each leads."""
+
+    CLAIM = "claim"
+    SUCCEED = "succeed"
+    FAIL = "fail"  # the last attempt failed
+    RETRY_LATER = "retry_later"  # a failed attempt with attempts left: queued, with backoff
+    PUT_BACK = "put_back"  # the worker hands the job back (shutdown, refund)
+    CANCEL = "cancel"  # an operator's cancel of a queued job; a running job ends cancelled
+    LEASE_EXPIRED = "lease_expired"  # the worker stopped answering; attempts left
+    LEASE_EXPIRED_LAST = "lease_expired_last"  # the same, on its last attempt
+    RETRY = "retry"  # an operator queues a finished job again
+
+
+#: Every allowed state change: ``(state, event) -> new state``. An event absent for a state
+#: changes nothing (cancelling a finished job, retrying a queued one). The memory backend
+#: applies this table; the contract suite drives every entry on every backend.
+TRANSITIONS: dict[tuple[JobState, JobEvent], JobState] = {
+    (JobState.QUEUED, JobEvent.CLAIM): JobState.RUNNING,
+    (JobState.QUEUED, JobEvent.CANCEL): JobState.CANCELLED,
+    (JobState.RUNNING, JobEvent.SUCCEED): JobState.SUCCEEDED,
+    (JobState.RUNNING, JobEvent.FAIL): JobState.FAILED,
+    (JobState.RUNNING, JobEvent.RETRY_LATER): JobState.QUEUED,
+    (JobState.RUNNING, JobEvent.PUT_BACK): JobState.QUEUED,
+    (JobState.RUNNING, JobEvent.CANCEL): JobState.CANCELLED,
+    (JobState.RUNNING, JobEvent.LEASE_EXPIRED): JobState.QUEUED,
+    (JobState.RUNNING, JobEvent.LEASE_EXPIRED_LAST): JobState.FAILED,
+    (JobState.FAILED, JobEvent.RETRY): JobState.QUEUED,
+    (JobState.CANCELLED, JobEvent.RETRY): JobState.QUEUED,
+}
+
+
+def transition(state: JobState, event: JobEvent) -> JobState | None:
+    """The state ``event`` moves a job in ``state`` to, or ``None`` if it does not apply."""
+    return TRANSITIONS.get((state, event))
+
+
 class Tier(enum.IntEnum):
     """Named priorities. Lower numbers start first; any integer is a valid priority.
 

@@ -21,6 +21,7 @@ from ..models import (
     FINISHED_STATES,
     EnqueueResult,
     Job,
+    JobEvent,
     JobFilter,
     JobState,
     Lease,
@@ -48,6 +49,17 @@ class Outcome:
     traceback: str | None = None
     run_at: float | None = None
     refund: bool = False
+
+    @property
+    def event(self) -> JobEvent:
+        """The :class:`JobEvent` this outcome is (see :data:`~quart_jobs.models.TRANSITIONS`)."""
+        if self.state is JobState.FAILED:
+            return JobEvent.FAIL if self.run_at is None else JobEvent.RETRY_LATER
+        return {
+            JobState.SUCCEEDED: JobEvent.SUCCEED,
+            JobState.CANCELLED: JobEvent.CANCEL,
+            JobState.QUEUED: JobEvent.PUT_BACK,
+        }[self.state]
 
     @property
     def ends_job(self) -> bool:
@@ -278,7 +290,7 @@ class Backend(abc.ABC):
         self, before: float, states: Collection[JobState] = FINISHED_STATES
     ) -> dict[JobState, int]:
         """Delete jobs in ``states`` (end states only) that finished before ``before``; return
-        how many were removed per state (a state with none removed may be absent or 0). Queued and
+        how many were removed per state (only the states with rows removed are keys). Queued and
         running jobs are never removed."""
 
     @abc.abstractmethod

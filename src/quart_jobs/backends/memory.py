@@ -17,11 +17,13 @@ from ..models import (
     FINISHED_STATES,
     EnqueueResult,
     Job,
+    JobEvent,
     JobFilter,
     JobState,
     Lease,
     NewJob,
     Stats,
+    transition,
 )
 from .base import (
     ANY_SCOPE,
@@ -163,7 +165,7 @@ class MemoryBackend(Backend):
             job = self._jobs[candidate.id]
             running_job = replace(
                 job,
-                state=JobState.RUNNING,
+                state=_moved(job.state, JobEvent.CLAIM),
                 attempts=job.attempts + 1,
                 started_at=now,
                 worker=worker,
@@ -253,7 +255,7 @@ class MemoryBackend(Backend):
         if job is None:
             return None
         if job.state is JobState.QUEUED:
-            job = replace(job, state=JobState.CANCELLED, finished_at=now)
+            job = replace(job, state=_moved(job.state, JobEvent.CANCEL), finished_at=now)
             self._jobs[job_id] = job
             self._tags.pop(job_id, None)
             self._announce([job_id])
@@ -267,7 +269,7 @@ class MemoryBackend(Backend):
         job = self._jobs.get(job_id)
         if job is None:
             return None
-        if job.state in (JobState.FAILED, JobState.CANCELLED):
+        if transition(job.state, JobEvent.RETRY) is not None:
             job = _requeued_fresh(job, now)
             self._jobs[job_id] = job
             self._tags.pop(job_id, None)
@@ -406,16 +408,31 @@ class _MemoryTransaction(BackendTransaction):
         return self._open().cancel_now(job_id, self._now, running=False)
 
 
-def _queued(job: Job, **changes: Any) -> Job:
+def _moved(state: JobState, event: JobEvent) -> JobState:
+    """Where :data:`~quart_jobs.models.TRANSITIONS` takes a job; callers only ask for a move
+    the table has (anything else is a bug here, not a user's mistake)."""
+    to = transition(state, event)
+    if to is None:
+        raise AssertionError(f"no transition from {state} on {event}")
+    return to
+
+
+def _queued(job: Job, event: JobEvent, **changes: Any) -> Job:
     """``job`` back in the queue, its lease cleared."""
     return replace(
-        job, state=JobState.QUEUED, worker=None, lease_token=None, lease_expires_at=None, **changes
+        job,
+        state=_moved(job.state, event),
+        worker=None,
+        lease_token=None,
+        lease_expires_at=None,
+        **changes,
     )
 
 
 def _requeued_fresh(job: Job, now: float) -> Job:
     return _queued(
         job,
+        JobEvent.RETRY,
         attempts=0,
         run_at=now,
         finished_at=None,
@@ -427,18 +444,22 @@ def _requeued_fresh(job: Job, now: float) -> Job:
 
 
 def _apply(job: Job, outcome: Outcome, now: float) -> Job:
-    if outcome.state is JobState.QUEUED:
+    event = outcome.event
+    if event is JobEvent.PUT_BACK:
         return _queued(
             job,
+            event,
             attempts=job.attempts - 1 if outcome.refund else job.attempts,
             run_at=job.run_at if outcome.run_at is None else outcome.run_at,
             cancel_requested=False,
         )
-    if outcome.state is JobState.FAILED and outcome.run_at is not None:
-        return _queued(job, run_at=outcome.run_at, error=outcome.error, traceback=outcome.traceback)
+    if event is JobEvent.RETRY_LATER:
+        return _queued(
+            job, event, run_at=outcome.run_at, error=outcome.error, traceback=outcome.traceback
+        )
     return replace(
         job,
-        state=outcome.state,
+        state=_moved(job.state, event),
         finished_at=now,
         result=None if outcome.result is None else json.loads(outcome.result),
         error=outcome.error,
@@ -453,11 +474,11 @@ def _expire(job: Job, now: float) -> Job:
     if job.attempts >= job.max_attempts:
         return replace(
             job,
-            state=JobState.FAILED,
+            state=_moved(job.state, JobEvent.LEASE_EXPIRED_LAST),
             finished_at=now,
             error=error,
             lease_token=None,
             lease_expires_at=None,
         )
     # The job keeps its place (its run_at): it was already waiting its turn.
-    return _queued(job, error=error)
+    return _queued(job, JobEvent.LEASE_EXPIRED, error=error)

@@ -46,7 +46,6 @@ from . import postgres_sql as q
 from . import sql as sql_shared
 from .base import (
     ANY_SCOPE,
-    JOB_COLUMNS,
     Backend,
     BackendTransaction,
     ClaimScope,
@@ -81,6 +80,8 @@ _PG = {
         "SCHEMA_TABLE",
         "SCHEMA_VERSION",
         "SCHEMA_SET_VERSION",
+        "RETRY",
+        "CANCEL",
     )
 }
 
@@ -358,28 +359,20 @@ class PostgresBackend(Backend):
         if not leases:
             return []
         now = self._now(now)
+        rows: list[tuple[Any, ...]] = []
         async with self._connection() as conn:
-            cur = await conn.execute(
-                "UPDATE qj_jobs AS j SET lease_expires_at = %s "
-                "FROM unnest(%s::bigint[], %s::text[]) AS l(id, token) "
-                "WHERE j.id = l.id AND j.lease_token = l.token AND j.state = 'running' "
-                "RETURNING j.id, l.token, j.cancel_requested",
-                (now + lease_seconds, [x.job_id for x in leases], [x.token for x in leases]),
-            )
-            held = {(job_id, token): bool(cancel) for job_id, token, cancel in await cur.fetchall()}
-        return [
-            Heartbeat(
-                x.job_id,
-                held=(x.job_id, x.token) in held,
-                cancel_requested=held.get((x.job_id, x.token), False),
-            )
-            for x in leases
-        ]
+            for start in range(0, len(leases), sql_shared.LEASE_CHUNK):
+                chunk = leases[start : start + sql_shared.LEASE_CHUNK]
+                statement = sql_shared.heartbeat_statement(len(chunk), "postgresql")
+                pairs = [v for x in chunk for v in (x.job_id, x.token)]
+                cur = await conn.execute(statement, (now + lease_seconds, *pairs))
+                rows += await cur.fetchall()
+        return sql_shared.heartbeats(rows, leases)
 
     async def finish(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
         now = self._now(now)
         offset = self._clock.offset
-        statements = [q.finish_statement(o, now, offset) for o in outcomes]
+        statements = [sql_shared.finish_statement(o, now, "postgresql", offset) for o in outcomes]
         if not statements:
             return []
         ended = [o.lease.job_id for o in outcomes if o.ends_job]
@@ -404,16 +397,7 @@ class PostgresBackend(Backend):
     async def cancel(self, job_id: int, now: float, *, running: bool = True) -> Job | None:
         now = self._now(now)
         async with self._connection() as conn:
-            cur = await conn.execute(
-                "UPDATE qj_jobs SET "
-                "finished_at = CASE WHEN state = 'queued' THEN %s::double precision "
-                "ELSE finished_at END, "
-                "cancel_requested = cancel_requested OR state = 'running', "
-                "state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END "
-                "WHERE id = %s AND (state = 'queued' OR (state = 'running' AND %s)) "
-                f"RETURNING {JOB_COLUMNS}",
-                (now, job_id, running),
-            )
+            cur = await conn.execute(_PG["CANCEL"], (now, job_id, running))
             row = await cur.fetchone()
             if row is None:
                 return await _get(conn, job_id)
@@ -425,13 +409,7 @@ class PostgresBackend(Backend):
     async def retry(self, job_id: int, now: float) -> Job | None:
         now = self._now(now)
         async with self._connection() as conn:
-            cur = await conn.execute(
-                "UPDATE qj_jobs SET state = 'queued', attempts = 0, run_at = %s, tag = NULL, "
-                "finished_at = NULL, cancel_requested = false, result = NULL, error = NULL, "
-                f"traceback = NULL, {q.CLEAR_LEASE} "
-                f"WHERE id = %s AND state IN ('failed', 'cancelled') RETURNING {JOB_COLUMNS}",
-                (now, job_id),
-            )
+            cur = await conn.execute(_PG["RETRY"], (now, job_id))
             row = await cur.fetchone()
             if row is not None:
                 await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self.schema))
@@ -511,12 +489,7 @@ class PostgresBackend(Backend):
     ) -> dict[tuple[int, JobState], int]:
         since = self._clock.at(since)
         async with self._connection() as conn:
-            cur = await conn.execute(
-                "SELECT floor((finished_at - %s) / %s)::bigint AS bucket, state, COUNT(*) "
-                "FROM qj_jobs WHERE finished_at >= %s "
-                "AND state IN ('succeeded', 'failed', 'cancelled') GROUP BY bucket, state",
-                (since, bucket_seconds, since),
-            )
+            cur = await conn.execute(_FINISHED_COUNTS, (since, bucket_seconds, since))
             rows = await cur.fetchall()
         return {(int(bucket), JobState(state)): int(n) for bucket, state, n in rows}
 
@@ -525,20 +498,20 @@ class PostgresBackend(Backend):
     ) -> dict[JobState, int]:
         names = purge_states(states)
         before = self._clock.at(before)
-        removed: dict[JobState, int] = {JobState(name): 0 for name in names}
+        statement = sql_shared.purge_statement(len(names), "postgresql")
+        removed: dict[JobState, int] = {}
         while names:
             async with self._connection() as conn:
-                cur = await conn.execute(q.PURGE_BATCH, (names, before, q.PURGE_BATCH_ROWS))
-                batch = {JobState(state): int(n) for state, n in await cur.fetchall()}
-            for state, n in batch.items():
-                removed[state] += n
-            if sum(batch.values()) < q.PURGE_BATCH_ROWS:
+                cur = await conn.execute(statement, (before, *names, sql_shared.PURGE_BATCH_ROWS))
+                batch = sql_shared.count_removed(removed, await cur.fetchall())
+            if batch < sql_shared.PURGE_BATCH_ROWS:
                 break
-            async with self._connection() as conn:
-                await conn.execute(fair.FORGET_IDLE_OWNERS)
+        async with self._connection() as conn:
+            await conn.execute(fair.FORGET_IDLE_OWNERS)
         return removed
 
 
+_FINISHED_COUNTS = sql_shared.finished_counts_statement("postgresql")
 _OPS = ops.statements("%s")
 
 

@@ -7,9 +7,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..models import JobState
 from . import fair_sql as fair
-from .base import CANDIDATE_COLUMNS, JOB_COLUMNS, Outcome
+from .base import CANDIDATE_COLUMNS, JOB_COLUMNS
 
 # Versioned schema: each entry moves the database from version i to i + 1.
 MIGRATIONS: tuple[str, ...] = (
@@ -68,8 +67,6 @@ SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 J_COLUMNS = ", ".join(f"j.{column.strip()}" for column in JOB_COLUMNS.split(","))
 SELECT = f"SELECT {JOB_COLUMNS} FROM qj_jobs"
-CLEAR_LEASE = "worker = NULL, lease_token = NULL, lease_expires_at = NULL"
-HELD = "id = %s AND lease_token = %s AND state = 'running'"
 # One statement for a whole batch. Rows are inserted in ``ord`` order, so their identities
 # ascend in the callers' order (FIFO); a duplicate key is skipped, its first row kept.
 INSERT = (
@@ -124,41 +121,7 @@ CLAIM = (
     f"WHERE j.id = c.id AND j.state = 'queued' RETURNING {J_COLUMNS}"
 )
 
-#: Rows deleted per transaction by ``purge``, so enqueues keep flowing during a big purge.
-PURGE_BATCH_ROWS = 1000
-PURGE_BATCH = (
-    "WITH doomed AS (SELECT id FROM qj_jobs WHERE state = ANY(%s) AND finished_at < %s "
-    "LIMIT %s FOR UPDATE SKIP LOCKED), "
-    "gone AS (DELETE FROM qj_jobs WHERE id IN (SELECT id FROM doomed) RETURNING state) "
-    "SELECT state, COUNT(*) FROM gone GROUP BY state"
-)
-
 
 def insert_arrays(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
     """The parameters of :data:`INSERT`: one array per column."""
     return [list(column) for column in zip(*rows, strict=True)]
-
-
-def finish_statement(o: Outcome, now: float, offset: float = 0.0) -> tuple[str, tuple[Any, ...]]:
-    """``now`` is the server's time already; ``offset`` moves the outcome's ``run_at``."""
-    held = (o.lease.job_id, o.lease.token)
-    run_at = None if o.run_at is None else o.run_at + offset
-    if o.state is JobState.QUEUED:
-        return (
-            "UPDATE qj_jobs SET state = 'queued', attempts = attempts - %s, "
-            "run_at = COALESCE(%s::double precision, run_at), "
-            "tag = CASE WHEN %s::double precision IS NULL THEN tag END, cancel_requested = false, "
-            f"{CLEAR_LEASE} WHERE {HELD}",
-            (1 if o.refund else 0, run_at, run_at, *held),
-        )
-    if o.state is JobState.FAILED and o.run_at is not None:
-        return (
-            "UPDATE qj_jobs SET state = 'queued', run_at = %s, tag = NULL, error = %s, "
-            f"traceback = %s, {CLEAR_LEASE} WHERE {HELD}",
-            (run_at, o.error, o.traceback, *held),
-        )
-    return (
-        "UPDATE qj_jobs SET state = %s, finished_at = %s, result = %s, error = %s, "
-        f"traceback = %s, lease_token = NULL, lease_expires_at = NULL WHERE {HELD}",
-        (o.state.value, now, o.result, o.error, o.traceback, *held),
-    )

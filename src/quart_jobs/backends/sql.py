@@ -4,9 +4,11 @@ placeholders and rendered per dialect by :func:`render` (PostgreSQL takes ``%s``
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from ..models import JobFilter, NewJob
+from ..models import JobFilter, JobState, Lease, NewJob
+from .base import JOB_COLUMNS, Heartbeat, Outcome
 
 
 def filter_sql(flt: JobFilter, placeholder: str) -> tuple[str, list[Any]]:
@@ -96,3 +98,131 @@ SCHEMA_SET_VERSION = (
     "INSERT INTO qj_schema (component, version) VALUES (?, ?) "
     "ON CONFLICT (component) DO UPDATE SET version = excluded.version"
 )
+
+# The lease a finishing or beating worker must still hold, and clearing it.
+HELD = "id = ? AND lease_token = ? AND state = 'running'"
+CLEAR_LEASE = "worker = NULL, lease_token = NULL, lease_expires_at = NULL"
+# Finishing one job: back to the queue (a refund gives the attempt back; a new run_at drops
+# the tag, so the job takes a new place), a retry after a failure, or an end state.
+FINISH_REQUEUE = (
+    "UPDATE qj_jobs SET state = 'queued', attempts = attempts - ?, "
+    "run_at = COALESCE(CAST(? AS DOUBLE PRECISION), run_at), "
+    "tag = CASE WHEN CAST(? AS DOUBLE PRECISION) IS NULL THEN tag END, "
+    f"cancel_requested = false, {CLEAR_LEASE} WHERE {HELD}"
+)
+FINISH_RETRY_LATER = (
+    "UPDATE qj_jobs SET state = 'queued', run_at = ?, tag = NULL, error = ?, traceback = ?, "
+    f"{CLEAR_LEASE} WHERE {HELD}"
+)
+FINISH_END = (
+    "UPDATE qj_jobs SET state = ?, finished_at = ?, result = ?, error = ?, traceback = ?, "
+    f"lease_token = NULL, lease_expires_at = NULL WHERE {HELD}"
+)
+
+
+def finish_statement(
+    o: Outcome, now: float, dialect: str, offset: float = 0.0
+) -> tuple[str, tuple[Any, ...]]:
+    """The statement (rendered for ``dialect``) and parameters recording one outcome; it
+    changes one row if the lease is still held, none otherwise. ``now`` is the store's time
+    already; ``offset`` moves the outcome's ``run_at`` (the caller's clock) onto it."""
+    held = (o.lease.job_id, o.lease.token)
+    run_at = None if o.run_at is None else o.run_at + offset
+    if o.state is JobState.QUEUED:
+        params: tuple[Any, ...] = (1 if o.refund else 0, run_at, run_at, *held)
+        return render(FINISH_REQUEUE, dialect), params
+    if o.state is JobState.FAILED and o.run_at is not None:
+        params = (run_at, o.error, o.traceback, *held)
+        return render(FINISH_RETRY_LATER, dialect), params
+    params = (o.state.value, now, o.result, o.error, o.traceback, *held)
+    return render(FINISH_END, dialect), params
+
+
+# An operator's retry of a failed or cancelled job: queued afresh, attempts reset.
+RETRY = (
+    "UPDATE qj_jobs SET state = 'queued', attempts = 0, run_at = ?, tag = NULL, "
+    "finished_at = NULL, cancel_requested = false, result = NULL, error = NULL, "
+    f"traceback = NULL, {CLEAR_LEASE} "
+    f"WHERE id = ? AND state IN ('failed', 'cancelled') RETURNING {JOB_COLUMNS}"
+)
+# Cancel: a queued job ends now; a running one (when asked) is flagged for its worker.
+# Parameters: now, job id, whether to flag a running job.
+CANCEL = (
+    "UPDATE qj_jobs SET "
+    "finished_at = CASE WHEN state = 'queued' THEN CAST(? AS DOUBLE PRECISION) "
+    "ELSE finished_at END, "
+    "cancel_requested = cancel_requested OR state = 'running', "
+    "state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END "
+    "WHERE id = ? AND (state = 'queued' OR (state = 'running' AND ?)) "
+    f"RETURNING {JOB_COLUMNS}"
+)
+
+# Finished jobs per time bucket and end state; the bucket's integer division is the one part
+# the dialects spell differently (rows are at or after ``since``, so truncating is flooring).
+_BUCKET = {
+    "sqlite": "CAST((finished_at - ?) / ? AS INTEGER)",
+    "postgresql": "floor((finished_at - ?) / ?)::bigint",
+}
+
+
+def finished_counts_statement(dialect: str) -> str:
+    """Parameters: since, bucket seconds, since."""
+    return render(
+        f"SELECT {_BUCKET[dialect]} AS bucket, state, COUNT(*) FROM qj_jobs "
+        "WHERE finished_at >= ? AND state IN ('succeeded', 'failed', 'cancelled') "
+        "GROUP BY bucket, state",
+        dialect,
+    )
+
+
+#: Rows deleted per transaction by ``purge``, so enqueues keep flowing during a big purge.
+PURGE_BATCH_ROWS = 1000
+
+
+def purge_statement(states: int, dialect: str) -> str:
+    """Delete one batch of finished jobs, returning each removed row's state. Parameters:
+    the cutoff, the ``states`` state names, the batch size. PostgreSQL skips rows another
+    transaction holds (SQLite's writer is alone)."""
+    lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
+    marks = ", ".join("?" for _ in range(states))
+    return render(
+        "DELETE FROM qj_jobs WHERE id IN (SELECT id FROM qj_jobs "
+        f"WHERE finished_at < ? AND state IN ({marks}) LIMIT ?{lock}) RETURNING state",
+        dialect,
+    )
+
+
+def count_removed(removed: dict[JobState, int], rows: Sequence[tuple[Any, ...]]) -> int:
+    """Add a purge batch's returned states to ``removed``; the batch's size."""
+    for (state,) in rows:
+        removed[JobState(state)] = removed.get(JobState(state), 0) + 1
+    return len(rows)
+
+
+#: Leases beaten (or successes finished) per statement: well under SQLite's variable limit.
+LEASE_CHUNK = 400
+
+
+def heartbeat_statement(leases: int, dialect: str) -> str:
+    """Extend ``leases`` leases still held. Parameters: the new expiry, then each lease's job id
+    and token; returns id, token and cancel_requested of each row still held."""
+    pairs = ",".join(["(?, ?)"] * leases)
+    return render(
+        "UPDATE qj_jobs SET lease_expires_at = ? WHERE state = 'running' AND "
+        f"(id, lease_token) IN (VALUES {pairs}) RETURNING id, lease_token, cancel_requested",
+        dialect,
+    )
+
+
+def heartbeats(backend_rows: Sequence[tuple[Any, ...]], leases: Sequence[Lease]) -> list[Heartbeat]:
+    """One :class:`Heartbeat` per lease, in order, from the rows :func:`heartbeat_statement`
+    returned."""
+    held = {(int(i), str(t)): bool(cancel) for i, t, cancel in backend_rows}
+    return [
+        Heartbeat(
+            x.job_id,
+            held=(x.job_id, x.token) in held,
+            cancel_requested=held.get((x.job_id, x.token), False),
+        )
+        for x in leases
+    ]

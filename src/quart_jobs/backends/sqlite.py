@@ -141,9 +141,6 @@ MIGRATIONS: tuple[str, ...] = (
     + fair.SCHEMA,
 )
 
-#: Rows deleted per transaction by ``purge``, so enqueues keep flowing during a big purge.
-PURGE_BATCH = 1000
-
 
 def path_from_url(url: str) -> Path:
     """``sqlite:///var/x.db`` (relative to the working directory) or ``sqlite:////abs/x.db``."""
@@ -160,8 +157,6 @@ _SELECT = f"SELECT {JOB_COLUMNS} FROM qj_jobs"
 _HEADS = fair.HEADS.format(hint=" INDEXED BY qj_jobs_fair")
 _DUE = fair.DUE.format(hint=" INDEXED BY qj_jobs_due")
 _OPS = ops.statements("?")
-_CLEAR_LEASE = "worker = NULL, lease_token = NULL, lease_expires_at = NULL"
-_HELD = "id = ? AND lease_token = ? AND state = 'running'"
 
 
 class SQLiteBackend(Backend):
@@ -343,19 +338,13 @@ class SQLiteBackend(Backend):
         now = self._clock.now(now)
 
         def run(conn: sqlite3.Connection) -> list[Heartbeat]:
-            beats = []
-            for lease in leases:
-                row = conn.execute(
-                    f"UPDATE qj_jobs SET lease_expires_at = ? WHERE {_HELD} "
-                    "RETURNING cancel_requested",
-                    (now + lease_seconds, lease.job_id, lease.token),
-                ).fetchone()
-                beats.append(
-                    Heartbeat(
-                        lease.job_id, held=row is not None, cancel_requested=bool(row and row[0])
-                    )
-                )
-            return beats
+            rows: list[tuple[Any, ...]] = []
+            for start in range(0, len(leases), sql.LEASE_CHUNK):
+                chunk = leases[start : start + sql.LEASE_CHUNK]
+                statement = sql.heartbeat_statement(len(chunk), "sqlite")
+                pairs = [v for x in chunk for v in (x.job_id, x.token)]
+                rows += conn.execute(statement, (now + lease_seconds, *pairs)).fetchall()
+            return sql.heartbeats(rows, leases)
 
         return await self._writer.run(run, durable=False)
 
@@ -379,17 +368,8 @@ class SQLiteBackend(Backend):
         now = self._clock.now(now)
 
         def run(conn: sqlite3.Connection) -> Job | None:
-            conn.execute(
-                "UPDATE qj_jobs SET state = 'cancelled', finished_at = ? "
-                "WHERE id = ? AND state = 'queued'",
-                (now, job_id),
-            )
-            if running:
-                conn.execute(
-                    "UPDATE qj_jobs SET cancel_requested = 1 WHERE id = ? AND state = 'running'",
-                    (job_id,),
-                )
-            return _get(conn, job_id)
+            row = conn.execute(sql.CANCEL, (now, job_id, running)).fetchone()
+            return _get(conn, job_id) if row is None else job_from_row(row)
 
         job = await self._writer.run(run)
         if job is not None and job.state is JobState.CANCELLED:
@@ -400,14 +380,8 @@ class SQLiteBackend(Backend):
         now = self._clock.now(now)
 
         def run(conn: sqlite3.Connection) -> Job | None:
-            conn.execute(
-                "UPDATE qj_jobs SET state = 'queued', attempts = 0, run_at = ?, tag = NULL, "
-                "finished_at = NULL, cancel_requested = 0, result = NULL, error = NULL, "
-                f"traceback = NULL, {_CLEAR_LEASE} "
-                "WHERE id = ? AND state IN ('failed', 'cancelled')",
-                (now, job_id),
-            )
-            return _get(conn, job_id)
+            row = conn.execute(sql.RETRY, (now, job_id)).fetchone()
+            return _get(conn, job_id) if row is None else job_from_row(row)
 
         job = await self._writer.run(run)
         if job is not None and job.state is JobState.QUEUED:
@@ -489,12 +463,7 @@ class SQLiteBackend(Backend):
         self, since: float, bucket_seconds: float
     ) -> dict[tuple[int, JobState], int]:
         def run(conn: sqlite3.Connection) -> dict[tuple[int, JobState], int]:
-            rows = conn.execute(
-                "SELECT CAST((finished_at - ?) / ? AS INTEGER) AS bucket, state, COUNT(*) "
-                "FROM qj_jobs WHERE finished_at >= ? "
-                "AND state IN ('succeeded', 'failed', 'cancelled') GROUP BY bucket, state",
-                (since, bucket_seconds, since),
-            )
+            rows = conn.execute(_FINISHED_COUNTS, (since, bucket_seconds, since))
             return {(int(bucket), JobState(state)): n for bucket, state, n in rows}
 
         return await self._readers.run(run)
@@ -503,25 +472,20 @@ class SQLiteBackend(Backend):
         self, before: float, states: Collection[JobState] = FINISHED_STATES
     ) -> dict[JobState, int]:
         names = purge_states(states)
-        if not names:
-            return {}
-        marks = ", ".join("?" for _ in names)
-        sql = (
-            "DELETE FROM qj_jobs WHERE id IN (SELECT id FROM qj_jobs "
-            f"WHERE finished_at < ? AND state IN ({marks}) LIMIT ?) RETURNING state"
-        )
-
-        def run(conn: sqlite3.Connection) -> list[str]:
-            return [row[0] for row in conn.execute(sql, (before, *names, PURGE_BATCH))]
-
+        statement = sql.purge_statement(len(names), "sqlite")
         removed: dict[JobState, int] = {}
-        while True:
-            batch = await self._writer.run(run)
-            for state in batch:
-                removed[JobState(state)] = removed.get(JobState(state), 0) + 1
-            if len(batch) < PURGE_BATCH:
-                await self._writer.run(lambda conn: conn.execute(fair.FORGET_IDLE_OWNERS))
-                return removed
+
+        def run(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(statement, (before, *names, sql.PURGE_BATCH_ROWS)).fetchall()
+            return sql.count_removed(removed, rows)
+
+        while names and await self._writer.run(run) == sql.PURGE_BATCH_ROWS:
+            pass
+        await self._writer.run(lambda conn: conn.execute(fair.FORGET_IDLE_OWNERS))
+        return removed
+
+
+_FINISHED_COUNTS = sql.finished_counts_statement("sqlite")
 
 
 def migrate_component(conn: sqlite3.Connection, component: str, scripts: Sequence[str]) -> None:
@@ -753,8 +717,8 @@ def _finish(conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: float) -
     Successes, the common case, are written by one statement per batch of 400."""
     held = [False] * len(outcomes)
     successes = [n for n, o in enumerate(outcomes) if o.state is JobState.SUCCEEDED]
-    for start in range(0, len(successes), 400):
-        chunk = successes[start : start + 400]
+    for start in range(0, len(successes), sql.LEASE_CHUNK):
+        chunk = successes[start : start + sql.LEASE_CHUNK]
         results = {
             str(outcomes[n].lease.job_id): outcomes[n].result
             for n in chunk
@@ -776,28 +740,6 @@ def _finish(conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: float) -
             held[n] = outcomes[n].lease.job_id in done
     for n, o in enumerate(outcomes):
         if o.state is not JobState.SUCCEEDED:
-            sql, params = _finish_statement(o, now)
-            held[n] = conn.execute(sql, params).rowcount == 1
+            statement, params = sql.finish_statement(o, now, "sqlite")
+            held[n] = conn.execute(statement, params).rowcount == 1
     return held
-
-
-def _finish_statement(o: Outcome, now: float) -> tuple[str, tuple[Any, ...]]:
-    held = (o.lease.job_id, o.lease.token)
-    if o.state is JobState.QUEUED:
-        return (
-            f"UPDATE qj_jobs SET state = 'queued', attempts = attempts - ?, "
-            "run_at = COALESCE(?, run_at), tag = CASE WHEN ? IS NULL THEN tag END, "
-            f"cancel_requested = 0, {_CLEAR_LEASE} WHERE {_HELD}",
-            (1 if o.refund else 0, o.run_at, o.run_at, *held),
-        )
-    if o.state is JobState.FAILED and o.run_at is not None:
-        return (
-            f"UPDATE qj_jobs SET state = 'queued', run_at = ?, tag = NULL, error = ?, "
-            f"traceback = ?, {_CLEAR_LEASE} WHERE {_HELD}",
-            (o.run_at, o.error, o.traceback, *held),
-        )
-    return (
-        "UPDATE qj_jobs SET state = ?, finished_at = ?, result = ?, error = ?, traceback = ?, "
-        f"lease_token = NULL, lease_expires_at = NULL WHERE {_HELD}",
-        (o.state.value, now, o.result, o.error, o.traceback, *held),
-    )
