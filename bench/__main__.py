@@ -216,6 +216,9 @@ def ratios(rows: list[Measurement]) -> list[str]:
         )
         if huey_w2:
             line += f" (Huey: {huey_w2 / pq_w2:.2f}x)"
+        strict_w2 = get(w2, "quart-jobs SQLite FULL, strict priority", "VIP wait median ms")
+        if strict_w2:
+            line += f"; with strict priority: {strict_w2 / pq_w2:.2f}x"
         out.append(line)
     for m in rows:
         if m.workload == memory.WORKLOAD and m.ok and "backlog queued" in m.metric:
