@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from . import memory, w1_throughput, w2_latency, w3_http, w4_scale, w5_fairness
+from . import memory, w1_throughput, w2_latency, w3_http, w4_scale, w5_wakeup, w6_fairness
 from .common import Config, Measurement, by_key, fmt, pg_version
 
 Runner = Callable[[Config, Callable[[str], None]], Awaitable[list[Measurement]]]
@@ -38,7 +38,8 @@ WORKLOADS: dict[str, tuple[str, Runner]] = {
     "W2": ("VIP latency", w2_latency.run),
     "W3": ("HTTP intake", w3_http.run),
     "W4": ("PostgreSQL scale", w4_scale.run),
-    "W5": ("fairness", w5_fairness.run),
+    "W5": ("wake-up across processes", w5_wakeup.run),
+    "W6": ("fairness", w6_fairness.run),
     "MEM": ("memory", memory.run),
 }
 
@@ -236,7 +237,8 @@ def ratios(rows: list[Measurement]) -> list[str]:
             break
     out.extend(w3_http.ratios(rows))
     out.extend(w4_scale.ratios(rows))
-    out.extend(w5_fairness.ratios(rows))
+    out.extend(w5_wakeup.ratios(rows))
+    out.extend(w6_fairness.ratios(rows))
     return out
 
 

@@ -47,8 +47,10 @@ from .base import (
 from .base import (
     stats_from_rows as _stats,
 )
+from .events import outcome_events
 from .sql import KEY, filter_sql, insert_params
 from .sqlite_io import SYNCHRONOUS_MODES, Readers, Writer
+from .sqlite_wakeup import Wakeup
 
 T = TypeVar("T")
 
@@ -178,6 +180,11 @@ class SQLiteBackend(Backend):
         )
         self._readers = Readers(self.path, threads=reader_threads, busy_timeout_ms=busy_timeout_ms)
         self._open = False
+        #: Wake-ups between the processes sharing this file (UNIX datagram sockets beside it).
+        self.wakeup = Wakeup(self.path)
+        self._finished_watchers: dict[
+            Callable[[Collection[int] | None], None], Callable[[int], None]
+        ] = {}
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SQLiteBackend:
@@ -222,8 +229,37 @@ class SQLiteBackend(Backend):
         if not self._open:
             return
         self._open = False
+        self.wakeup.close()
         await self._writer.stop()
         self._readers.close()
+
+    # --- wake-ups ------------------------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        self.wakeup.subscribe_ready(callback)
+
+    def unsubscribe(self, callback: Callable[[], None]) -> None:
+        self.wakeup.unsubscribe_ready(callback)
+
+    def watch_finished(self, callback: Callable[[Collection[int] | None], None]) -> bool:
+        """Finished jobs are announced through the wake-up sockets, best effort (a full socket
+        queue drops one): ``False``, so a waiter still reads its job again now and then."""
+        if callback not in self._finished_watchers:
+            self._finished_watchers[callback] = lambda job_id: callback((job_id,))
+            self.wakeup.subscribe_finished(self._finished_watchers[callback])
+        return False
+
+    def unwatch_finished(self, callback: Callable[[Collection[int] | None], None]) -> None:
+        wrapper = self._finished_watchers.pop(callback, None)
+        if wrapper is not None:
+            self.wakeup.unsubscribe_finished(wrapper)
+
+    def _recorded(self, outcomes: Sequence[Outcome], held: Sequence[bool]) -> None:
+        ready, ended = outcome_events(outcomes, held)
+        if ready:
+            self.wakeup.jobs_ready()
+        if ended:
+            self.wakeup.jobs_finished(ended)
 
     # --- escape hatch for the application's own tables ---------------------------------------
 
@@ -241,7 +277,10 @@ class SQLiteBackend(Backend):
         self, jobs: Sequence[NewJob], now: float, *, limits: QueueLimits | None = None
     ) -> list[EnqueueResult]:
         rows = [insert_params(job, now) for job in jobs]
-        return await self._writer.run(lambda conn: _enqueue(conn, jobs, rows, limits))
+        results = await self._writer.run(lambda conn: _enqueue(conn, jobs, rows, limits))
+        if any(result.created for result in results):
+            self.wakeup.jobs_ready()
+        return results
 
     async def run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
         def run(conn: sqlite3.Connection) -> T:
@@ -251,7 +290,9 @@ class SQLiteBackend(Backend):
             finally:
                 tx.closed = True
 
-        return await self._writer.run(run)
+        value = await self._writer.run(run)
+        self.wakeup.jobs_ready()  # what it enqueued, if anything, is committed now
+        return value
 
     async def claim(
         self,
@@ -280,7 +321,9 @@ class SQLiteBackend(Backend):
             claimed = _claim(conn, worker, limit, now, lease_seconds, scope) if limit else []
             return held, claimed
 
-        return await self._writer.run(run, durable=False)
+        held, claimed = await self._writer.run(run, durable=False)
+        self._recorded(outcomes, held)
+        return held, claimed
 
     async def heartbeat(
         self, leases: Sequence[Lease], now: float, lease_seconds: float
@@ -303,13 +346,18 @@ class SQLiteBackend(Backend):
         return await self._writer.run(run, durable=False)
 
     async def finish(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
-        return await self._writer.run(lambda conn: _finish(conn, outcomes, now), durable=False)
+        held = await self._writer.run(lambda conn: _finish(conn, outcomes, now), durable=False)
+        self._recorded(outcomes, held)
+        return held
 
     async def recover_expired(self, now: float) -> int:
-        return await self._writer.run(
+        recovered: int = await self._writer.run(
             durable=False,
             func=lambda conn: conn.execute(sql.RECOVER_EXPIRED, (now, now)).rowcount,
         )
+        if recovered:
+            self.wakeup.jobs_ready()  # waiters of the ones that failed for good read again
+        return recovered
 
     async def cancel(self, job_id: int, now: float, *, running: bool = True) -> Job | None:
         def run(conn: sqlite3.Connection) -> Job | None:
@@ -325,7 +373,10 @@ class SQLiteBackend(Backend):
                 )
             return _get(conn, job_id)
 
-        return await self._writer.run(run)
+        job = await self._writer.run(run)
+        if job is not None and job.state is JobState.CANCELLED:
+            self.wakeup.jobs_finished((job_id,))
+        return job
 
     async def retry(self, job_id: int, now: float) -> Job | None:
         def run(conn: sqlite3.Connection) -> Job | None:
@@ -338,7 +389,10 @@ class SQLiteBackend(Backend):
             )
             return _get(conn, job_id)
 
-        return await self._writer.run(run)
+        job = await self._writer.run(run)
+        if job is not None and job.state is JobState.QUEUED:
+            self.wakeup.jobs_ready()
+        return job
 
     async def get(self, job_id: int) -> Job | None:
         return await self._readers.run(lambda conn: _get(conn, job_id))

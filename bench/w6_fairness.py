@@ -1,4 +1,4 @@
-"""W5 fairness: the regular tier's share under a VIP flood, and carol's wait behind bob.
+"""W6 fairness: the regular tier's share under a VIP flood, and carol's wait behind bob.
 
 *Share*: 200 regular and 2,000 VIP no-op jobs queued (regular first), then a worker with
 concurrency 1 (and 4) runs until 500 jobs have started; the number is the fraction of those
@@ -24,7 +24,7 @@ from typing import Any
 
 from .common import Config, Measurement, fresh_database, not_run, one_line, pg_available
 
-WORKLOAD = "W5 fairness"
+WORKLOAD = "W6 fairness"
 VIP_BACKLOG = 2_000
 REGULAR_BACKLOG = 200
 STARTS = 500
@@ -61,14 +61,14 @@ async def _store(cfg: Config, backend: str) -> AsyncIterator[str]:
     if backend == "memory":
         yield "memory://"
     elif backend == "SQLite":
-        path = cfg.workdir / f"w5-{uuid.uuid4().hex[:8]}.sqlite3"
+        path = cfg.workdir / f"w6-{uuid.uuid4().hex[:8]}.sqlite3"
         try:
             yield f"sqlite:///{path}"
         finally:
             for suffix in ("", "-wal", "-shm"):
                 path.with_name(path.name + suffix).unlink(missing_ok=True)
     else:
-        async with fresh_database(f"qj_bench_w5_{uuid.uuid4().hex[:8]}") as url:
+        async with fresh_database(f"qj_bench_w6_{uuid.uuid4().hex[:8]}") as url:
             yield url
 
 
@@ -178,9 +178,9 @@ def ratios(rows: list[Measurement]) -> list[str]:
         if "weight 9" in m.system:
             verdict = "MET" if min(m.values) >= 10.0 else "MISSED"
             out.append(
-                f"target W5 {m.system}: regular share >= 10 %: {m.median:.1f} % "
+                f"target W6 {m.system}: regular share >= 10 %: {m.median:.1f} % "
                 f"(min {min(m.values):.1f} %) {verdict}"
             )
         elif "carol" in m.system and m.metric.startswith("starts"):
-            out.append(f"W5 {m.system}: {m.median:.0f} starts before carol's job")
+            out.append(f"W6 {m.system}: {m.median:.0f} starts before carol's job")
     return out

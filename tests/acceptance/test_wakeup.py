@@ -1,0 +1,133 @@
+"""Wake-ups between processes on one SQLite file: a worker process that polls only once a
+minute still starts a job another process enqueued at once, because the enqueuing process
+signals it through the sockets beside the database. Polling stays the fallback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from quart_jobs.backends.sqlite_wakeup import wakeup_directory
+
+from .procs import wait_until
+
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.acceptance
+
+APP = """
+from quart_jobs import Jobs, WorkerSettings
+
+jobs = Jobs("sqlite:///w.sqlite3", worker_settings=WorkerSettings(poll_interval={poll}))
+
+@jobs.task
+async def ping(n: int) -> int:
+    return n
+"""
+
+
+def _state(db: Path, job_id: int) -> str | None:
+    if not db.exists():
+        return None
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("SELECT state FROM qj_jobs WHERE id = ?", (job_id,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+@pytest.fixture
+def worker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[subprocess.Popen[str]]:
+    poll = getattr(request, "param", 60)
+    (tmp_path / "wapp.py").write_text(APP.format(poll=poll))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUART")}
+    log = (tmp_path / "worker.log").open("w")
+    proc = subprocess.Popen(
+        [str(BIN / "quart-jobs"), "--app", "wapp:jobs", "worker"],
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env | {"PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert wait_until(lambda: "started" in (tmp_path / "worker.log").read_text(), 30)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        log.close()
+
+
+ENQUEUE = """
+import asyncio, sys
+from wapp import jobs, ping
+
+async def main() -> None:
+    async with jobs:
+        print((await jobs.enqueue(ping, int(sys.argv[1]))).id)
+
+asyncio.run(main())
+"""
+
+
+def _enqueue(db: Path, n: int) -> int:
+    """Enqueue from another process (as a web process would), with no worker of its own."""
+    done = subprocess.run(
+        [sys.executable, "-c", ENQUEUE, str(n)],
+        cwd=db.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return int(done.stdout.split()[-1])
+
+
+def test_a_worker_that_polls_once_a_minute_starts_a_new_job_at_once(
+    tmp_path: Path, worker: subprocess.Popen[str]
+) -> None:
+    db = tmp_path / "w.sqlite3"
+    sockets = wakeup_directory(db)  # beside the file, or under /tmp for a long path
+    assert wait_until(lambda: any(sockets.glob("r-*.sock")), 30), "the worker listens"
+    for n in (1, 2, 3):
+        job_id = _enqueue(db, n)
+        # Far less than the 60 s poll interval: only the wake-up can have started it.
+        assert wait_until(lambda i=job_id: _state(db, i) == "succeeded", 15), _state(db, job_id)
+    assert worker.poll() is None
+
+
+def test_a_stale_socket_of_a_dead_process_is_removed(
+    tmp_path: Path, worker: subprocess.Popen[str]
+) -> None:
+    db = tmp_path / "w.sqlite3"
+    sockets = wakeup_directory(db)  # beside the file, or under /tmp for a long path
+    assert wait_until(lambda: any(sockets.glob("r-*.sock")), 30)
+    stale = sockets / "r-999999-dead.sock"
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    dead.bind(str(stale))
+    dead.close()  # bound, then gone: what a kill -9 leaves behind
+    job_id = _enqueue(db, 7)
+    assert wait_until(lambda: _state(db, job_id) == "succeeded", 15)
+    assert not stale.exists()
+
+
+@pytest.mark.parametrize("worker", [1], indirect=True)
+def test_without_a_usable_socket_directory_polling_still_runs_jobs(
+    tmp_path: Path, worker: subprocess.Popen[str]
+) -> None:
+    db = tmp_path / "w.sqlite3"
+    blocker = wakeup_directory(db)
+    if blocker.is_dir():
+        for path in blocker.iterdir():
+            path.unlink()
+        blocker.rmdir()
+    blocker.write_text("not a directory")  # the enqueuing process cannot use it
+    job_id = _enqueue(db, 9)
+    assert wait_until(lambda: _state(db, job_id) == "succeeded", 20)
+    assert worker.poll() is None
