@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from . import memory, w1_throughput, w2_latency, w3_http, w4_scale, w5_wakeup
+from . import memory, w1_throughput, w2_latency, w3_http, w4_scale, w5_wakeup, w6_fairness
 from .common import Config, Measurement, by_key, fmt, pg_version
 
 Runner = Callable[[Config, Callable[[str], None]], Awaitable[list[Measurement]]]
@@ -39,6 +39,7 @@ WORKLOADS: dict[str, tuple[str, Runner]] = {
     "W3": ("HTTP intake", w3_http.run),
     "W4": ("PostgreSQL scale", w4_scale.run),
     "W5": ("wake-up across processes", w5_wakeup.run),
+    "W6": ("fairness", w6_fairness.run),
     "MEM": ("memory", memory.run),
 }
 
@@ -216,6 +217,9 @@ def ratios(rows: list[Measurement]) -> list[str]:
         )
         if huey_w2:
             line += f" (Huey: {huey_w2 / pq_w2:.2f}x)"
+        strict_w2 = get(w2, "quart-jobs SQLite FULL, strict priority", "VIP wait median ms")
+        if strict_w2:
+            line += f"; with strict priority: {strict_w2 / pq_w2:.2f}x"
         out.append(line)
     for m in rows:
         if m.workload == memory.WORKLOAD and m.ok and "backlog queued" in m.metric:
@@ -234,6 +238,7 @@ def ratios(rows: list[Measurement]) -> list[str]:
     out.extend(w3_http.ratios(rows))
     out.extend(w4_scale.ratios(rows))
     out.extend(w5_wakeup.ratios(rows))
+    out.extend(w6_fairness.ratios(rows))
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import statistics
 import threading
 import time
@@ -52,11 +53,24 @@ def _unlink(path: Path) -> None:
 
 
 async def quart_jobs_sqlite(cfg: Config, regular: int) -> list[float]:
+    """The default weights: VIP 9 starts per regular start, so ~2 of the 20 VIP jobs' slots go
+    to the regular backlog (by design: the regular tier keeps 1/10 of the starts)."""
+    return await _quart_jobs_sqlite(cfg, regular, None)
+
+
+async def quart_jobs_sqlite_strict(cfg: Config, regular: int) -> list[float]:
+    """Strict priority (``weights={0: inf, 10: 1}``): the claim's cost alone, as before issue 14."""
+    return await _quart_jobs_sqlite(cfg, regular, {0: math.inf, 10: 1.0})
+
+
+async def _quart_jobs_sqlite(
+    cfg: Config, regular: int, weights: dict[int, float] | None
+) -> list[float]:
     global _all_started
     from quart_jobs import Jobs
 
     path = cfg.workdir / f"w2-{uuid.uuid4().hex[:8]}.sqlite3"
-    jobs = Jobs(f"sqlite:///{path}")
+    jobs = Jobs(f"sqlite:///{path}", weights=weights)
     reg = jobs.task(qj_regular)
     vip_task = jobs.task(qj_vip)
     _waits.clear()
@@ -167,7 +181,12 @@ async def huey(cfg: Config, regular: int) -> list[float]:
 
 SYSTEMS: list[tuple[str, Callable[[Config, int], Awaitable[list[float]]], str]] = [
     ("asyncio.PriorityQueue (ceiling)", priority_queue, "in memory, 1 worker task"),
-    ("quart-jobs SQLite FULL", quart_jobs_sqlite, "concurrency 1, in-process worker"),
+    ("quart-jobs SQLite FULL", quart_jobs_sqlite, "concurrency 1, in-process worker, VIP weight 9"),
+    (
+        "quart-jobs SQLite FULL, strict priority",
+        quart_jobs_sqlite_strict,
+        "concurrency 1, in-process worker, weights inf",
+    ),
     ("Huey SqliteHuey", huey, "Consumer, 1 thread; int priority"),
 ]
 

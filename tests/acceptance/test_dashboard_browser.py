@@ -1,9 +1,10 @@
 """The dashboard in a real browser: Debian's headless Chromium, driven by Playwright.
 
 ``orders serve`` runs as a real process. The test places a normal order and one that fails
-(``fail_times`` above ``JOB_MAX_ATTEMPTS``), logs in with the admin token, reads the counts,
-opens the failed job's details, clicks Retry and sees the order processing again. Screenshots
-go to ``test-output/`` at the repository root (``dashboard.png`` is the last state).
+(``fail_times`` above ``JOB_MAX_ATTEMPTS``), logs in with the admin token, reads the counts (by
+state, tier and queue), opens the failed job's details, clicks Retry and sees the order
+processing again. Screenshots go to ``test-output/`` at the repository root (``dashboard.png``
+is the last state).
 
 Needs ``/usr/bin/chromium`` (``apt-get install -y chromium chromium-driver``) and the
 ``playwright`` package; never ``playwright install``: no browser is downloaded. Without them
@@ -123,6 +124,12 @@ def test_log_in_see_the_counts_and_retry_a_failed_order(tmp_path: Path, browser_
         expect(page.locator("#total-queued")).to_have_text("0")
         expect(page.locator('#tiers tr[data-tier="vip"] td.succeeded')).to_have_text("1")
         expect(page.locator('#tiers tr[data-tier="regular"] td.failed')).to_have_text("1")
+        # And by queue: both orders went to the default queue.
+        default_queue = page.locator('#queues tr[data-queue="default"]')
+        expect(default_queue.locator("td.queue")).to_have_text("default")
+        expect(default_queue.locator("td.succeeded")).to_have_text("1")
+        expect(default_queue.locator("td.failed")).to_have_text("1")
+        expect(page.locator("#queues tbody tr")).to_have_count(1)
         expect(page.locator("#chart svg rect.bar-succeeded")).to_have_count(1)
         expect(page.locator("#chart svg rect.bar-failed")).to_have_count(1)
         expect(page.locator("#status")).to_contain_text("updated")

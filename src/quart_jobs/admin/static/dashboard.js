@@ -152,6 +152,15 @@
       );
     });
     body.replaceChildren(...rows);
+    const queues = stats.queues || {};
+    document.querySelector("#queues tbody").replaceChildren(
+      ...Object.keys(queues).map((queue) => el(
+        "tr",
+        { "data-queue": queue },
+        el("td", { class: "queue", text: queue }),
+        ...STATES.map((s) => el("td", { class: `num ${s}`, text: queues[queue][s] })),
+      )),
+    );
   }
 
   function renderChart(data) {
