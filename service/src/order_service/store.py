@@ -30,6 +30,21 @@ class Customer:
     revoked: bool = False
 
 
+#: The version of the ``orders`` migration component from which the ``orders`` table exists:
+#: older databases have their orders in jobs (both stores upgrade them on start).
+ORDERS_TABLE_VERSION = 2
+
+#: Every customer column, in :class:`Customer` order (both stores read customers with it).
+CUSTOMER_SELECT = "SELECT id, name, tier, key_hash, created_at, revoked FROM orders_customers"
+
+
+def customer_from_row(row: tuple[int, str, str, str, float, int | bool] | None) -> Customer | None:
+    """A :class:`Customer` from a row of :data:`CUSTOMER_SELECT`; ``None`` for no row."""
+    if row is None:
+        return None
+    return Customer(row[0], row[1], row[2], row[3], row[4], bool(row[5]))
+
+
 class OrdersStore(Protocol):
     async def migrate(self) -> None:
         """Create or upgrade the service's tables (safe when several processes start at once).

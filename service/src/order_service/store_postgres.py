@@ -14,7 +14,13 @@ from quart_jobs.backends.postgres import PostgresBackend, lock_migrations, migra
 
 from . import orders as o
 from .orders import Order
-from .store import Customer, CustomerExists
+from .store import (
+    CUSTOMER_SELECT,
+    ORDERS_TABLE_VERSION,
+    Customer,
+    CustomerExists,
+    customer_from_row,
+)
 
 Connection = psycopg.AsyncConnection[Any]
 
@@ -64,17 +70,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX orders_unsettled ON orders (id) WHERE status IN ('queued', 'processing');
     """,
 )
-#: The version from which ``orders`` exists: older databases have their orders in jobs.
-ORDERS_TABLE_VERSION = 2
-
-_CUSTOMER = "SELECT id, name, tier, key_hash, created_at, revoked FROM orders_customers"
 _RETURNING = "RETURNING id, name, tier, key_hash, created_at, revoked"
-
-
-def _customer(row: tuple[int, str, str, str, float, bool] | None) -> Customer | None:
-    if row is None:
-        return None
-    return Customer(row[0], row[1], row[2], row[3], row[4], bool(row[5]))
 
 
 class PostgresOrdersStore:
@@ -99,7 +95,7 @@ class PostgresOrdersStore:
                     f"VALUES (%s, %s, %s, %s) {_RETURNING}",
                     (name, tier, key_hash, time.time()),
                 )
-                customer = _customer(await cur.fetchone())
+                customer = customer_from_row(await cur.fetchone())
         except psycopg.errors.UniqueViolation:
             raise CustomerExists(name) from None
         assert customer is not None
@@ -113,22 +109,22 @@ class PostgresOrdersStore:
                 f"key_hash = excluded.key_hash, revoked = false {_RETURNING}",
                 (name, tier, key_hash, time.time()),
             )
-            customer = _customer(await cur.fetchone())
+            customer = customer_from_row(await cur.fetchone())
         assert customer is not None
         return customer
 
     async def customer_by_key_hash(self, key_hash: str) -> Customer | None:
         async with self._db.transaction() as conn:
             cur = await conn.execute(
-                f"{_CUSTOMER} WHERE key_hash = %s AND NOT revoked", (key_hash,)
+                f"{CUSTOMER_SELECT} WHERE key_hash = %s AND NOT revoked", (key_hash,)
             )
-            return _customer(await cur.fetchone())
+            return customer_from_row(await cur.fetchone())
 
     async def list_customers(self) -> list[Customer]:
         async with self._db.transaction() as conn:
-            cur = await conn.execute(f"{_CUSTOMER} ORDER BY id")
+            cur = await conn.execute(f"{CUSTOMER_SELECT} ORDER BY id")
             rows = await cur.fetchall()
-        return [c for c in map(_customer, rows) if c is not None]
+        return [c for c in map(customer_from_row, rows) if c is not None]
 
     async def set_key(self, name: str, key_hash: str | None) -> Customer | None:
         async with self._db.transaction() as conn:
@@ -137,7 +133,7 @@ class PostgresOrdersStore:
                 f"{_RETURNING}",
                 (key_hash or "", key_hash is None, name),
             )
-            return _customer(await cur.fetchone())
+            return customer_from_row(await cur.fetchone())
 
     async def _orders(self, query: str, params: tuple[Any, ...]) -> list[Order]:
         async with self._db.transaction() as conn:

@@ -11,7 +11,13 @@ from quart_jobs.backends.sqlite import SQLiteBackend, migrate_component
 
 from . import orders as o
 from .orders import Order
-from .store import Customer, CustomerExists
+from .store import (
+    CUSTOMER_SELECT,
+    ORDERS_TABLE_VERSION,
+    Customer,
+    CustomerExists,
+    customer_from_row,
+)
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -59,16 +65,6 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX orders_unsettled ON orders (id) WHERE status IN ('queued', 'processing');
     """,
 )
-#: The version from which ``orders`` exists: older databases have their orders in jobs.
-ORDERS_TABLE_VERSION = 2
-
-_CUSTOMER = "SELECT id, name, tier, key_hash, created_at, revoked FROM orders_customers"
-
-
-def _customer(row: tuple[int, str, str, str, float, int] | None) -> Customer | None:
-    if row is None:
-        return None
-    return Customer(row[0], row[1], row[2], row[3], row[4], bool(row[5]))
 
 
 class SQLiteOrdersStore:
@@ -94,7 +90,9 @@ class SQLiteOrdersStore:
                 )
             except sqlite3.IntegrityError:
                 raise CustomerExists(name) from None
-            return _customer(conn.execute(f"{_CUSTOMER} WHERE name = ?", (name,)).fetchone())
+            return customer_from_row(
+                conn.execute(f"{CUSTOMER_SELECT} WHERE name = ?", (name,)).fetchone()
+            )
 
         customer = await self._db.write(run)
         assert customer is not None
@@ -108,7 +106,9 @@ class SQLiteOrdersStore:
                 "key_hash = excluded.key_hash, revoked = 0",
                 (name, tier, key_hash, time.time()),
             )
-            return _customer(conn.execute(f"{_CUSTOMER} WHERE name = ?", (name,)).fetchone())
+            return customer_from_row(
+                conn.execute(f"{CUSTOMER_SELECT} WHERE name = ?", (name,)).fetchone()
+            )
 
         customer = await self._db.write(run)
         assert customer is not None
@@ -116,17 +116,17 @@ class SQLiteOrdersStore:
 
     async def customer_by_key_hash(self, key_hash: str) -> Customer | None:
         return await self._db.read(
-            lambda conn: _customer(
+            lambda conn: customer_from_row(
                 conn.execute(
-                    f"{_CUSTOMER} WHERE key_hash = ? AND revoked = 0", (key_hash,)
+                    f"{CUSTOMER_SELECT} WHERE key_hash = ? AND revoked = 0", (key_hash,)
                 ).fetchone()
             )
         )
 
     async def list_customers(self) -> list[Customer]:
         def run(conn: sqlite3.Connection) -> list[Customer]:
-            rows = conn.execute(f"{_CUSTOMER} ORDER BY id").fetchall()
-            return [c for c in map(_customer, rows) if c is not None]
+            rows = conn.execute(f"{CUSTOMER_SELECT} ORDER BY id").fetchall()
+            return [c for c in map(customer_from_row, rows) if c is not None]
 
         return await self._db.read(run)
 
@@ -136,7 +136,9 @@ class SQLiteOrdersStore:
                 "UPDATE orders_customers SET key_hash = ?, revoked = ? WHERE name = ?",
                 (key_hash or "", int(key_hash is None), name),
             )
-            return _customer(conn.execute(f"{_CUSTOMER} WHERE name = ?", (name,)).fetchone())
+            return customer_from_row(
+                conn.execute(f"{CUSTOMER_SELECT} WHERE name = ?", (name,)).fetchone()
+            )
 
         return await self._db.write(run)
 
