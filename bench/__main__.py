@@ -151,6 +151,53 @@ SHORT = {
 }
 
 
+def serial_e2e(enqueue: float | None, drain: float | None) -> float | None:
+    """N / (enqueue s + drain s) from the two rates: issue 15's e2e, the W1 shape of the peers
+    (enqueue N with no worker, then drain them)."""
+    return 1 / (1 / enqueue + 1 / drain) if enqueue and drain else None
+
+
+def sqlite15_targets(get: Callable[[str, str, str], float | None]) -> list[str]:
+    """Issue 15's SQLite targets (enqueue side and e2e), from this run's medians."""
+    w1 = w1_throughput.WORKLOAD
+    out: list[str] = []
+
+    def verdict(ratio: float, target: float) -> str:
+        return f"{ratio:.2f}x {'MET' if ratio >= target else 'MISSED'}"
+
+    raw1 = get(w1, w1_throughput.RAW_SQLITE_1, "enqueue jobs/s")
+    raw_batch = get(w1, w1_throughput.RAW_SQLITE_BATCH, "enqueue jobs/s")
+    one = "quart-jobs SQLite FULL"
+    many = f"quart-jobs SQLite FULL, {w1_throughput.PRODUCERS} producers"
+    enqueue = get(w1, one, "enqueue jobs/s")
+    if enqueue and raw1:
+        out.append(
+            f"target SQLite 1 producer enqueue >= 0.8x raw 1-row FULL: "
+            f"{verdict(enqueue / raw1, 0.8)} ({enqueue:,.0f}/s vs {raw1:,.0f}/s)"
+        )
+    huey = serial_e2e(
+        get(w1, "Huey SqliteHuey", "enqueue jobs/s"), get(w1, "Huey SqliteHuey", "drain jobs/s")
+    )
+    for name, label, target in (
+        (one, "", 2.0),
+        (many, f" {w1_throughput.PRODUCERS} producers", 10.0),
+    ):
+        e2e = serial_e2e(get(w1, name, "enqueue jobs/s"), get(w1, name, "drain jobs/s"))
+        if e2e and huey:
+            out.append(
+                f"target SQLite{label} e2e >= {target:.0f}x Huey: {verdict(e2e / huey, target)} "
+                f"({e2e:,.0f}/s vs {huey:,.0f}/s; e2e = N / (enqueue s + drain s))"
+            )
+    many_enqueue = get(w1, many, "enqueue jobs/s")
+    if many_enqueue and raw_batch:
+        out.append(
+            f"SQLite {w1_throughput.PRODUCERS} producers enqueue = "
+            f"{many_enqueue / raw_batch:.3f}x raw {w1_throughput.RAW_SQLITE_BATCH_ROWS:,}-row "
+            f"batch commits ({many_enqueue:,.0f}/s vs {raw_batch:,.0f} rows/s)"
+        )
+    return out
+
+
 def ratios(rows: list[Measurement]) -> list[str]:
     """The ratios issue 5 states its targets in, computed from this run's medians."""
     k = by_key(rows)
@@ -189,6 +236,7 @@ def ratios(rows: list[Measurement]) -> list[str]:
                 if theirs:
                     parts.append(f"{value / theirs:.2f}x {SHORT[peer]}")
             out.append(f"W1 {ours} {metric.split(' ')[0]} = " + ", ".join(parts))
+    out.extend(sqlite15_targets(get))
     top = get(w1, ceiling, "end-to-end jobs/s")
     huey = get(w1, "Huey SqliteHuey", "end-to-end jobs/s")
     proc = get(w1, "procrastinate (PostgreSQL)", "end-to-end jobs/s")

@@ -404,6 +404,62 @@ async def saq(cfg: Config, n: int) -> Phases:
             await queue.disconnect()
 
 
+# --- physical references: raw SQLite commits (issue 15, SQLite enqueue) ---------------------
+
+RAW_SQLITE_1 = "raw SQLite 1-row FULL commits"
+RAW_SQLITE_BATCH = "raw SQLite 1,000-row batch commits"
+RAW_SQLITE_BATCH_ROWS = 1000
+RAW_SQLITE_TABLE = (
+    "CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, task TEXT NOT NULL, "
+    "args TEXT NOT NULL, kwargs TEXT NOT NULL, priority INTEGER NOT NULL, state TEXT NOT NULL, "
+    "max_attempts INTEGER NOT NULL, enqueued_at REAL NOT NULL, run_at REAL NOT NULL, "
+    "queue TEXT NOT NULL, tag REAL)"
+)
+RAW_SQLITE_INSERT = (
+    "INSERT INTO jobs (task, args, kwargs, priority, state, max_attempts, enqueued_at, run_at, "
+    "queue, tag) VALUES (?, '[]', '{}', ?, 'queued', 3, ?, ?, 'default', ?)"
+)
+
+
+def _raw_sqlite_round(path: Path, n: int, batch: int) -> float:
+    """Seconds to commit ``n`` job-sized rows, ``batch`` rows per transaction, on a plain
+    ``sqlite3`` connection in WAL mode with ``synchronous=FULL`` (one fsync per commit)."""
+    import sqlite3
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(RAW_SQLITE_TABLE)
+        task = "bench.w1_throughput:qj_noop"
+        t0 = time.perf_counter()
+        for start in range(0, n, batch):
+            now = time.time()
+            rows = [
+                (task, 0 if i % VIP_EVERY else 10, now, now, float(i))
+                for i in range(start, min(n, start + batch))
+            ]
+            conn.execute("BEGIN")
+            if len(rows) == 1:
+                conn.execute(RAW_SQLITE_INSERT, rows[0])
+            else:
+                conn.executemany(RAW_SQLITE_INSERT, rows)
+            conn.execute("COMMIT")
+        return time.perf_counter() - t0
+    finally:
+        conn.close()
+
+
+async def raw_sqlite(cfg: Config, n: int, batch: int = 1) -> Phases:
+    """The floor under one awaited enqueue (``batch=1``) and under a group commit (``batch``
+    rows per commit), in the directory of the quart-jobs files."""
+    path = cfg.workdir / f"raw-{batch}-{uuid.uuid4().hex[:8]}.sqlite3"
+    try:
+        return Phases(await asyncio.to_thread(_raw_sqlite_round, path, n, batch), None, None)
+    finally:
+        _unlink_sqlite(path)
+
+
 # --- the workload ----------------------------------------------------------------------------
 
 
@@ -435,6 +491,19 @@ def systems(cfg: Config) -> list[System]:
             lambda c, n: qj_sqlite(c, n, "FULL"),
             20_000,
             f"durable (fsync per commit), concurrency {QJ_CONCURRENCY}",
+        ),
+        # issue 15 (SQLite): the physical references of the enqueue (rows/s, enqueue only).
+        System(
+            RAW_SQLITE_1,
+            raw_sqlite,
+            5_000,
+            "plain sqlite3, WAL, synchronous=FULL, one INSERT + COMMIT per row; enqueue only",
+        ),
+        System(
+            RAW_SQLITE_BATCH,
+            lambda c, n: raw_sqlite(c, n, RAW_SQLITE_BATCH_ROWS),
+            200_000,
+            f"as above, {RAW_SQLITE_BATCH_ROWS:,} rows per COMMIT (executemany); enqueue only",
         ),
         System(
             "quart-jobs SQLite NORMAL",
