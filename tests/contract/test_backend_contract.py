@@ -241,6 +241,34 @@ async def test_concurrent_enqueues_with_one_key_create_one_job(
     assert sum(r[0].created for r in results) == 1
 
 
+async def test_many_callers_enqueueing_at_once_each_get_their_own_jobs_in_order(
+    backend: Backend, clock: Clock
+) -> None:
+    """Callers that enqueue at the same moment (one group commit) each get back the jobs they
+    gave, as stored; each owner's jobs then start in the order they were enqueued."""
+    owners = ("alice", "bob", None)
+
+    async def call(i: int) -> list[tuple[int, int]]:
+        jobs = [new(args=(i, k), owner=owners[i % 3]) for k in range(1 + i % 2)]
+        results = await backend.enqueue(jobs, clock())
+        assert all(r.created for r in results)
+        return [(r.job.id, r.job.args[1]) for r in results]
+
+    calls = await asyncio.gather(*(call(i) for i in range(30)))
+    for i, results in enumerate(calls):
+        assert [k for _, k in results] == list(range(1 + i % 2))
+        assert [job_id for job_id, _ in results] == sorted(job_id for job_id, _ in results)
+        for job_id, k in results:
+            stored = await backend.get(job_id)
+            assert stored is not None and stored.args == (i, k)
+            assert stored.owner == owners[i % 3] and stored.state is JobState.QUEUED
+    started = [await backend.get(job_id) for job_id in await claim(backend, clock, 100)]
+    assert len(started) == sum(len(results) for results in calls)
+    for owner in owners:
+        mine = [job.args for job in started if job is not None and job.owner == owner]
+        assert mine == sorted(mine)
+
+
 async def test_concurrent_claims_never_hand_out_a_job_twice(backend: Backend, clock: Clock) -> None:
     await enqueue(backend, clock, *(new() for _ in range(30)))
     batches = await asyncio.gather(*(backend.claim(f"w{i}", 2, clock(), LEASE) for i in range(20)))

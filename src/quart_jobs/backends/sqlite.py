@@ -10,6 +10,7 @@ backend's ``now`` never goes below the largest it used or the database shows at 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -278,8 +279,14 @@ class SQLiteBackend(Backend):
     async def enqueue(
         self, jobs: Sequence[NewJob], now: float, *, limits: QueueLimits | None = None
     ) -> list[EnqueueResult]:
-        rows = [insert_params(job, self._clock.now(now)) for job in jobs]
-        results = await self._writer.run(lambda conn: _enqueue(conn, jobs, rows, limits))
+        now = self._clock.now(now)
+        rows = [insert_params(job, now) for job in jobs]
+        if limits is None and all(job.key is None for job in jobs):
+            # Plain jobs of callers enqueueing at once go in with one multi-row INSERT.
+            call: Call = (jobs, rows)
+            results = await self._writer.run_combined(_enqueue_plain_calls, call)
+        else:
+            results = await self._writer.run(lambda conn: _enqueue(conn, jobs, rows, limits))
         if any(result.created for result in results):
             self.wakeup.jobs_ready()
         return results
@@ -531,6 +538,8 @@ def _enqueue(
     """Insert ``jobs`` (those ready now tagged) in the caller's transaction (savepoint),
     checking ``limits``: raising QueueFull here rolls the savepoint back, so nothing is
     half-written."""
+    if limits is None and all(job.key is None for job in jobs):
+        return _enqueue_plain(conn, jobs, rows)
     ready = [row[sql.RUN_AT] <= row[sql.ENQUEUED_AT] for row in rows]
     book = _book(conn, [fair.tag_key(row) for row, ok in zip(rows, ready, strict=True) if ok])
     results = []
@@ -546,6 +555,65 @@ def _enqueue(
     if any(r.created for r in results):
         _save_book(conn, book)
     return results
+
+
+Call = tuple[Sequence[NewJob], Sequence[tuple[Any, ...]]]
+
+
+def _enqueue_plain_calls(conn: sqlite3.Connection, calls: list[Call]) -> list[list[EnqueueResult]]:
+    """Several callers' jobs with no key and no limits (:func:`_enqueue_plain` of all of them,
+    in the callers' order): one list of results per call."""
+    if len(calls) == 1:
+        return [_enqueue_plain(conn, *calls[0])]
+    flat = _enqueue_plain(
+        conn, [job for jobs, _ in calls for job in jobs], [row for _, rows in calls for row in rows]
+    )
+    out, start = [], 0
+    for jobs, _ in calls:
+        out.append(flat[start : start + len(jobs)])
+        start += len(jobs)
+    return out
+
+
+def _enqueue_plain(
+    conn: sqlite3.Connection, jobs: Sequence[NewJob], rows: Sequence[tuple[Any, ...]]
+) -> list[EnqueueResult]:
+    """Jobs with no key and no limits: nothing can refuse them, so they are tagged (those ready
+    now) and inserted by one multi-row statement per :data:`INSERT_CHUNK` rows."""
+    ready = [row[sql.RUN_AT] <= row[sql.ENQUEUED_AT] for row in rows]
+    book = _book(conn, [fair.tag_key(row) for row, ok in zip(rows, ready, strict=True) if ok])
+    params = [
+        (*row, book.tag(row[sql.QUEUE], row[sql.PRIORITY], row[sql.OWNER]) if ok else None)
+        for row, ok in zip(rows, ready, strict=True)
+    ]
+    ids: list[int] = []
+    for start in range(0, len(params), INSERT_CHUNK):
+        chunk = params[start : start + INSERT_CHUNK]
+        statement = _insert_values(len(chunk))
+        # Ids ascend in the order of the rows (AUTOINCREMENT, nothing skipped: no key).
+        ids += sorted(r[0] for r in conn.execute(statement, [v for p in chunk for v in p]))
+    if len(ids) != len(rows):
+        raise sqlite3.DatabaseError(f"inserted {len(ids)} jobs of {len(rows)}")  # never
+    if rows:
+        _save_book(conn, book)
+    return [
+        EnqueueResult(new_job_record(job, job_id, row[sql.ENQUEUED_AT], row[sql.RUN_AT]), True)
+        for job, row, job_id in zip(jobs, rows, ids, strict=True)
+    ]
+
+
+#: Rows per multi-row INSERT (15 parameters each).
+INSERT_CHUNK = 500
+_INSERT_COLUMNS = (
+    "INSERT INTO qj_jobs (task, args, kwargs, priority, state, max_attempts, enqueued_at, "
+    "run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit, tag) VALUES "
+)
+_INSERT_ROW = "(?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_values(n: int) -> str:
+    return _INSERT_COLUMNS + ", ".join([_INSERT_ROW] * n) + " RETURNING id"
 
 
 class _SQLiteTransaction(BackendTransaction):
@@ -617,8 +685,16 @@ def _book(conn: sqlite3.Connection, keys: Sequence[tuple[str, int, str | None]])
 
 
 def _save_book(conn: sqlite3.Connection, book: policy.FairBook) -> None:
-    conn.executemany(fair.SAVE_OWNER, fair.owner_params(book))
-    conn.executemany(fair.ENSURE_TIER, sorted({k[:2] for k in book.owners_changed}))
+    """Write back the owners' next tags that changed and create the tiers not read (tiers the
+    book read in this transaction exist: no statement for them)."""
+    owners = fair.owner_params(book)
+    if len(owners) == 1:
+        conn.execute(fair.SAVE_OWNER, owners[0])
+    else:
+        conn.executemany(fair.SAVE_OWNER, owners)
+    missing = sorted({k[:2] for k in book.owners_changed} - book.clocks.keys())
+    if missing:
+        conn.executemany(fair.ENSURE_TIER, missing)
 
 
 def _insert(

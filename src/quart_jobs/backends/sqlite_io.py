@@ -3,8 +3,11 @@
 Every write of the process goes through one thread that owns one connection. It drains all
 writes waiting at that moment into one ``BEGIN IMMEDIATE … COMMIT`` transaction (group commit:
 one fsync for the whole batch), each write inside its own savepoint so one failing write does
-not undo the others, and resolves the callers' futures only after COMMIT returned. Readers use
-their own connections: in WAL mode they never wait for the writer.
+not undo the others, and resolves the callers' futures only after COMMIT returned. A write alone
+in its batch (a lone caller) needs no savepoint: if it fails, the transaction is rolled back.
+Consecutive writes that share a ``combine`` function (enqueues) run as one call of it, so many
+callers' jobs go in with one multi-row statement. Readers use their own connections: in WAL mode
+they never wait for the writer.
 
 Several processes may share the file: ``BEGIN IMMEDIATE`` waits for the lock (busy timeout),
 and a still-busy database is retried with backoff until ``busy_deadline`` passes, so callers
@@ -30,7 +33,10 @@ from ..errors import BackendUnavailable
 log = logging.getLogger("quart_jobs.sqlite")
 
 T = TypeVar("T")
+ItemT = TypeVar("ItemT")
 WriteFunc = Callable[[sqlite3.Connection], T]
+#: Writes several callers' items in the caller's transaction: one value per item, in order.
+Combine = Callable[[sqlite3.Connection, list[ItemT]], list[T]]
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 
@@ -84,6 +90,8 @@ class _Write(Generic[T]):
     loop: asyncio.AbstractEventLoop
     durable: bool
     savepoint: bool
+    combine: Combine[Any, T] | None = None
+    item: Any = None
 
 
 class Writer:
@@ -129,7 +137,12 @@ class Writer:
         self._thread = None
 
     def submit(
-        self, func: WriteFunc[T], *, durable: bool = True, savepoint: bool = True
+        self,
+        func: WriteFunc[T],
+        *,
+        durable: bool = True,
+        savepoint: bool = True,
+        combine: tuple[Combine[Any, T], Any] | None = None,
     ) -> asyncio.Future[T]:
         """Schedule ``func(conn)`` in the next transaction; the future resolves after COMMIT.
 
@@ -140,16 +153,29 @@ class Writer:
         WAL frame durable: the WAL is written in order.
 
         ``savepoint=False``: ``func`` runs a single statement, which SQLite undoes by itself if
-        it fails, so it needs no savepoint of its own."""
+        it fails, so it needs no savepoint of its own. ``combine``: see :meth:`run_combined`."""
         if self._thread is None:
             raise BackendUnavailable("the SQLite backend is not open; call open() first")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Write(func, future, loop, durable, savepoint))
+        write = _Write(func, future, loop, durable, savepoint)
+        if combine is not None:
+            write.combine, write.item = combine
+        self._queue.put(write)
         return future
 
     async def run(self, func: WriteFunc[T], *, durable: bool = True, savepoint: bool = True) -> T:
         return await self.submit(func, durable=durable, savepoint=savepoint)
+
+    async def run_combined(
+        self, combine: Combine[ItemT, T], item: ItemT, *, durable: bool = True
+    ) -> T:
+        """``combine(conn, [item])[0]`` in the next transaction, returned after COMMIT. Items of
+        writes with the same ``combine`` next to each other in a batch go in one call; if that
+        call raises, each is written alone again, so each caller gets its own outcome."""
+        return await self.submit(
+            lambda conn: combine(conn, [item])[0], durable=durable, combine=(combine, item)
+        )
 
     # --- the writer thread -------------------------------------------------------------------
 
@@ -207,25 +233,19 @@ class Writer:
                 conn.execute(f"PRAGMA synchronous={level}")
                 self._level = level
             self._begin(conn)
-            for write in batch:
-                if write.future.cancelled():
-                    # The caller gave up before the write started: do not perform it.
-                    continue
-                if write.savepoint:
-                    conn.execute("SAVEPOINT w")
-                try:
-                    value = write.func(conn)
-                except Exception as exc:
-                    if is_storage_error(exc):
-                        raise
-                    if write.savepoint:
-                        conn.execute("ROLLBACK TO w")
-                    settled.append((write, None, exc))
-                else:
-                    settled.append((write, value, None))
-                if write.savepoint:
-                    conn.execute("RELEASE w")
-            conn.execute("COMMIT")
+            # A caller that gave up before its write started: the write is not performed.
+            writes = [w for w in batch if not w.future.cancelled()]
+            commit = True
+            if len(writes) == 1:
+                commit = _write_alone(conn, writes[0], settled)  # False: rolled back
+            else:
+                for group in _groups(writes):
+                    if len(group) == 1:
+                        _write_one(conn, group[0], settled)
+                    else:
+                        _write_group(conn, group, settled)
+            if commit:
+                conn.execute("COMMIT")
         except Exception as exc:
             if conn.in_transaction:
                 try:
@@ -238,7 +258,73 @@ class Writer:
         _settle_all(settled)
 
 
-def _settle_all(settled: list[tuple[_Write[Any], Any, BaseException | None]]) -> None:
+Settled = list[tuple[_Write[Any], Any, BaseException | None]]
+
+
+def _write_alone(conn: sqlite3.Connection, write: _Write[Any], settled: Settled) -> bool:
+    """The only write of its transaction, with no savepoint: ``False`` if it failed (then the
+    transaction is rolled back)."""
+    try:
+        value = write.func(conn)
+    except Exception as exc:
+        if is_storage_error(exc):
+            raise
+        conn.execute("ROLLBACK")
+        settled.append((write, None, exc))
+        return False
+    settled.append((write, value, None))
+    return True
+
+
+def _write_one(conn: sqlite3.Connection, write: _Write[Any], settled: Settled) -> None:
+    """One write among others: in its own savepoint (unless it is a single statement)."""
+    if write.savepoint:
+        conn.execute("SAVEPOINT w")
+    try:
+        value = write.func(conn)
+    except Exception as exc:
+        if is_storage_error(exc):
+            raise
+        if write.savepoint:
+            conn.execute("ROLLBACK TO w")
+        settled.append((write, None, exc))
+    else:
+        settled.append((write, value, None))
+    if write.savepoint:
+        conn.execute("RELEASE w")
+
+
+def _write_group(conn: sqlite3.Connection, group: list[_Write[Any]], settled: Settled) -> None:
+    """Writes with the same ``combine``, in one call of it; one by one if it raises."""
+    combine = group[0].combine
+    assert combine is not None
+    conn.execute("SAVEPOINT g")
+    try:
+        values = combine(conn, [w.item for w in group])
+    except Exception as exc:
+        if is_storage_error(exc):
+            raise
+        conn.execute("ROLLBACK TO g")
+        conn.execute("RELEASE g")
+        for write in group:
+            _write_one(conn, write, settled)
+        return
+    conn.execute("RELEASE g")
+    settled.extend((w, v, None) for w, v in zip(group, values, strict=True))
+
+
+def _groups(writes: list[_Write[Any]]) -> list[list[_Write[Any]]]:
+    """``writes`` in order, those next to each other with the same ``combine`` together."""
+    groups: list[list[_Write[Any]]] = []
+    for write in writes:
+        if groups and write.combine is not None and groups[-1][0].combine == write.combine:
+            groups[-1].append(write)
+        else:
+            groups.append([write])
+    return groups
+
+
+def _settle_all(settled: Settled) -> None:
     by_loop: dict[
         asyncio.AbstractEventLoop, list[tuple[_Write[Any], Any, BaseException | None]]
     ] = {}
