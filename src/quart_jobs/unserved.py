@@ -9,7 +9,8 @@ serves, once they are still there at a second check (:class:`UnservedWatch`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any
 
 from .backends.base import Backend
 from .models import UnservedTask, WorkerRecord
@@ -77,3 +78,36 @@ class UnservedWatch:
                 worker,
             )
         return stuck
+
+
+def worker_summary(worker: WorkerRecord, now: float) -> dict[str, Any]:
+    """A live worker as JSON-able data (``stats --json``, ``/admin/api/stats``)."""
+    return {
+        "name": worker.name,
+        "host": worker.host,
+        "pid": worker.pid,
+        "tasks": list(worker.tasks),
+        "queues": None if worker.queues is None else list(worker.queues),
+        "concurrency": worker.concurrency,
+        "started_at": worker.started_at,
+        "seen_at": worker.seen_at,
+        "seen_seconds_ago": max(0.0, now - worker.seen_at),
+    }
+
+
+def unserved_summary(item: UnservedTask) -> dict[str, Any]:
+    """An unserved (queue, task) as JSON-able data, with the line people read."""
+    return {
+        "queue": item.queue,
+        "task": item.task,
+        "count": item.count,
+        "other_queues": item.other_queues,
+        "message": item.describe(),
+    }
+
+
+def tasks_text(tasks: Sequence[str], shown: int = 3) -> str:
+    """A worker's tasks in a table cell: the first few, then how many more."""
+    if len(tasks) <= shown:
+        return ", ".join(tasks) or "-"
+    return f"{', '.join(tasks[:shown])} and {len(tasks) - shown} more"
