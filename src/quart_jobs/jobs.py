@@ -587,7 +587,7 @@ class Jobs:
         workers, unserved = await self.serving()
         return replace(stats, workers=tuple(workers), unserved=tuple(unserved))
 
-    async def serving(self) -> tuple[list[WorkerRecord], list[UnservedTask]]:
+    async def serving(self) -> tuple[builtins.list[WorkerRecord], builtins.list[UnservedTask]]:
         """The live workers and the ready jobs that none of them may claim (by queue and task):
         two small reads (the registry, and the ready-jobs index), what ``/metrics`` reports."""
         workers = await self.backend.live_workers(self.clock())

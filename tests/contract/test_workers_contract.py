@@ -23,7 +23,11 @@ def record(name: str, now: float, ttl: float = 90.0, **kw: object) -> WorkerReco
     }
     fields.update(kw)
     return WorkerRecord(
-        name=name, started_at=now, seen_at=now, expires_at=now + ttl, **fields  # type: ignore[arg-type]
+        name=name,
+        started_at=now,
+        seen_at=now,
+        expires_at=now + ttl,
+        **fields,  # type: ignore[arg-type]
     )
 
 
@@ -52,9 +56,7 @@ async def test_a_refresh_moves_the_expiry_and_keeps_the_start(
     assert live == replace(later, started_at=start)
 
 
-async def test_a_worker_that_stopped_beating_counts_as_gone(
-    backend: Backend, clock: Clock
-) -> None:
+async def test_a_worker_that_stopped_beating_counts_as_gone(backend: Backend, clock: Clock) -> None:
     now = clock()
     await backend.register_worker(record("w-killed", now, ttl=90.0), now)
     await backend.register_worker(record("w-alive", now, ttl=500.0), now)

@@ -27,7 +27,9 @@ async def test_jobs_of_an_unknown_task_are_reported_at_the_second_check(
     assert "'theirs'" in record.getMessage() and "does not have that task" in record.getMessage()
 
 
-def worker(name: str, tasks: tuple[str, ...], queues: tuple[str, ...] | None = None) -> WorkerRecord:
+def worker(
+    name: str, tasks: tuple[str, ...], queues: tuple[str, ...] | None = None
+) -> WorkerRecord:
     return WorkerRecord(name, "h", 1, tasks, queues, 4, 0.0, 0.0, 90.0)
 
 
