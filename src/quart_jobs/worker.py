@@ -300,6 +300,8 @@ class Worker:
         one transaction (one commit) per round, however many jobs ended or start."""
         failures = 0
         look_first = False  # woken by the poll timer: read before taking the write lock
+        if not self.settings.burst and not self._stopping:
+            await self._join_registry()  # listed as live before its first claim
         while True:
             self._wake.clear()  # whatever happens from here on wakes the next sleep
             look_first = look_first and not self.settings.burst
@@ -530,8 +532,20 @@ class Worker:
             return
         if self._started_at is None:
             self._started_at = now  # from here on, a stop removes the row
-        await self.backend.register_worker(self.record(now), now)
-        self._registered_at = now
+        self._registered_at = now  # the pump and the heartbeat loop: one write
+        try:
+            await self.backend.register_worker(self.record(now), now)
+        except BaseException:
+            self._registered_at = float("-inf")
+            raise
+
+    async def _join_registry(self) -> None:
+        """The first registry write, before the first claim; a store that is down only
+        delays it to a later heartbeat."""
+        try:
+            await self._register(self._clock())
+        except _STORE_DOWN as exc:
+            log.warning("worker %s: cannot join the workers registry yet: %s", self.name, exc)
 
     async def _beat(self, now: float) -> None:
         leases = [lease for _, lease in self._running.values()]
