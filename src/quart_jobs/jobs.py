@@ -54,7 +54,7 @@ from .policy import Weights
 from .registry import Registry, Task, TaskFunc, TaskOptions, dump_json
 from .retention import Retention, parse_retention
 from .transaction import Transaction
-from .unserved import unserved
+from .unserved import read_serving
 from .waiting import Waiters, wait_until_finished
 from .worker import Worker, WorkerSettings
 
@@ -589,9 +589,9 @@ class Jobs:
 
     async def serving(self) -> tuple[builtins.list[WorkerRecord], builtins.list[UnservedTask]]:
         """The live workers and the ready jobs that none of them may claim (by queue and task):
-        two small reads (the registry, and the ready-jobs index), what ``/metrics`` reports."""
-        workers = await self.backend.live_workers(self.clock())
-        return workers, unserved(await self.backend.ready_tasks(), workers)
+        a few index lookups (:func:`~quart_jobs.unserved.read_serving`), what ``/metrics``
+        reports."""
+        return await read_serving(self.backend, self.clock())
 
     # --- lifecycle ---------------------------------------------------------------------------
 

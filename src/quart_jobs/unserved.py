@@ -37,6 +37,24 @@ def unserved(
     return found
 
 
+async def read_serving(
+    backend: Backend, now: float, me: WorkerRecord | None = None
+) -> tuple[list[WorkerRecord], list[UnservedTask]]:
+    """The live workers and the ready jobs none of them may claim, cheaply: the registry (one
+    row per worker), the (queue, priority, task) triples that have ready jobs (one index seek
+    each), and a count only for the triples nobody serves. ``me``: a worker's own record,
+    counted live even if its latest registry write failed."""
+    workers = await backend.live_workers(now)
+    if me is not None:
+        workers = sorted([w for w in workers if w.name != me.name] + [me], key=lambda w: w.name)
+    counts: dict[tuple[str, str], int] = {}
+    for queue, priority, task in sorted(await backend.ready_kinds()):
+        if not any(w.serves(queue, task) for w in workers):
+            n = await backend.ready_count(queue, priority, task)
+            counts[(queue, task)] = counts.get((queue, task), 0) + n
+    return workers, unserved(counts, workers)
+
+
 class UnservedWatch:
     """Remembers the previous check's unserved (queue, task) pairs of this worker's queues;
     warns for those still there."""
@@ -54,16 +72,12 @@ class UnservedWatch:
         live even if its last registry write failed); warn (and return) the unserved pairs of
         this worker's queues already seen at the previous check."""
         self.last_check = now
-        counts = await backend.ready_tasks()
-        live = await backend.live_workers(now)
-        if me is not None:
-            live = [w for w in live if w.name != me.name] + [me]
-        mine = {
-            key: n
-            for key, n in counts.items()
-            if key[1] not in self._tasks and (self._queues is None or key[0] in self._queues)
+        _, waiting = await read_serving(backend, now, me)
+        unknown = {
+            (u.queue, u.task): u.count
+            for u in waiting
+            if u.task not in self._tasks and (self._queues is None or u.queue in self._queues)
         }
-        unknown = {(u.queue, u.task): u.count for u in unserved(mine, live)}
         stuck = sorted((q, t, n) for (q, t), n in unknown.items() if (q, t) in self._seen)
         self._seen = set(unknown)
         for queue, task, n in stuck:

@@ -100,3 +100,44 @@ async def test_ready_jobs_of_a_task_no_live_worker_has_are_unserved(
         ("default", "mod.x", 2, False),
         ("slow", "mod.a", 1, True),
     ]
+
+
+async def test_ready_kinds_and_counts_agree_with_ready_tasks(
+    backend: Backend, clock: Clock
+) -> None:
+    now = clock()
+    await backend.enqueue(
+        [
+            *(NewJob("mod.a", priority=10) for _ in range(3)),
+            NewJob("mod.a", priority=0),
+            NewJob("mod.b", queue="slow"),
+            NewJob("mod.later", run_at=now + 60),  # not ready: not a kind
+        ],
+        now,
+    )
+    (running,) = await backend.claim("w", 1, now, 30.0)  # a VIP mod.a: running, not ready
+    assert running.priority == 0
+    kinds = await backend.ready_kinds()
+    assert kinds == {("default", 10, "mod.a"), ("slow", 10, "mod.b")}
+    counts = {k: await backend.ready_count(*k) for k in kinds}
+    assert counts == {("default", 10, "mod.a"): 3, ("slow", 10, "mod.b"): 1}
+    assert await backend.ready_tasks() == {("default", "mod.a"): 3, ("slow", "mod.b"): 1}
+    assert await backend.ready_count("default", 0, "mod.a") == 0
+    assert await backend.ready_kinds() == kinds  # reading changes nothing
+
+
+async def test_the_skip_scan_finds_every_kind_across_queues_priorities_and_tasks(
+    backend: Backend, clock: Clock
+) -> None:
+    now = clock()
+    jobs = [
+        NewJob(f"t{(i * 7) % 5}", queue=f"q{i % 3}", priority=(0, 5, 10)[(i // 3) % 3])
+        for i in range(60)
+    ]
+    await backend.enqueue(jobs, now)
+    expected: dict[tuple[str, int, str], int] = {}
+    for j in jobs:
+        expected[(j.queue, j.priority, j.task)] = expected.get((j.queue, j.priority, j.task), 0) + 1
+    kinds = await backend.ready_kinds()
+    assert kinds == set(expected)
+    assert {k: await backend.ready_count(*k) for k in kinds} == expected

@@ -273,6 +273,16 @@ class Backend(abc.ABC):
         warn about jobs that nobody serves (an index-only read, no row visited)."""
 
     @abc.abstractmethod
+    async def ready_kinds(self) -> set[tuple[str, int, str]]:
+        """The (queue, priority, task) triples that have ready queued jobs: SQL backends skip
+        through their index of ready jobs, one seek per triple, whatever the number of jobs
+        (``stats`` and ``/metrics`` ask it to tell which jobs nobody serves)."""
+
+    @abc.abstractmethod
+    async def ready_count(self, queue: str, priority: int, task: str) -> int:
+        """The ready queued jobs of one (queue, priority, task)."""
+
+    @abc.abstractmethod
     async def register_worker(self, worker: WorkerRecord, now: float) -> None:
         """Write or refresh ``worker``'s row in the live-workers registry (one upsert; its
         ``started_at`` stays the first one written), and delete rows that expired long before

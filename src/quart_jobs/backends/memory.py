@@ -329,6 +329,21 @@ class MemoryBackend(Backend):
     async def probe_write(self, now: float) -> None:
         return None
 
+    async def ready_kinds(self) -> set[tuple[str, int, str]]:
+        return {(j.queue, j.priority, j.task) for j in self._ready()}
+
+    async def ready_count(self, queue: str, priority: int, task: str) -> int:
+        return sum(
+            1 for j in self._ready() if (j.queue, j.priority, j.task) == (queue, priority, task)
+        )
+
+    def _ready(self) -> list[Job]:
+        return [
+            self._jobs[i]
+            for i in self._tags
+            if i in self._jobs and self._jobs[i].state is JobState.QUEUED
+        ]
+
     async def register_worker(self, worker: WorkerRecord, now: float) -> None:
         cutoff = now - workers_sql.FORGET_AFTER
         self._workers = {k: w for k, w in self._workers.items() if w.expires_at >= cutoff}

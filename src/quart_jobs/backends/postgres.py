@@ -487,6 +487,24 @@ class PostgresBackend(Backend):
         async with self._connection() as conn:
             await conn.execute(_OPS["session_end"], (session_id,))
 
+    async def ready_kinds(self) -> set[tuple[str, int, str]]:
+        scan = live.skip_scan()
+        async with self._connection() as conn:
+            try:
+                name, params = next(scan)
+                while True:
+                    row = await (await conn.execute(_READY[name], params)).fetchone()
+                    name, params = scan.send(row)
+            except StopIteration as done:
+                kinds: set[tuple[str, int, str]] = done.value
+                return kinds
+
+    async def ready_count(self, queue: str, priority: int, task: str) -> int:
+        async with self._connection() as conn:
+            cur = await conn.execute(_READY["count"], (queue, priority, task))
+            row = await cur.fetchone()
+        return 0 if row is None else int(row[0])
+
     async def register_worker(self, worker: WorkerRecord, now: float) -> None:
         offset = self._clock.offset
         async with self._connection() as conn, conn.transaction():
@@ -533,6 +551,7 @@ class PostgresBackend(Backend):
 _FINISHED_COUNTS = sql_shared.finished_counts_statement("postgresql")
 _OPS = ops.statements("%s")
 _LIVE = live.statements("postgresql")
+_READY = live.ready_statements("postgresql")
 
 
 async def lock_migrations(conn: Connection) -> None:

@@ -160,6 +160,7 @@ _HEADS = fair.HEADS.format(hint=" INDEXED BY qj_jobs_fair")
 _DUE = fair.DUE.format(hint=" INDEXED BY qj_jobs_due")
 _OPS = ops.statements("?")
 _LIVE = live.statements("sqlite")
+_READY = live.ready_statements("sqlite")
 
 
 class SQLiteBackend(Backend):
@@ -462,6 +463,20 @@ class SQLiteBackend(Backend):
 
     async def end_session(self, session_id: str) -> None:
         await self._writer.run(lambda conn: conn.execute(_OPS["session_end"], (session_id,)))
+
+    async def ready_kinds(self) -> set[tuple[str, int, str]]:
+        def run(conn: sqlite3.Connection) -> set[tuple[str, int, str]]:
+            def fetchone(name: str, params: tuple[Any, ...]) -> Any:
+                return conn.execute(_READY[name], params).fetchone()
+
+            return live.drive(live.skip_scan(), fetchone)
+
+        return await self._readers.run(run)
+
+    async def ready_count(self, queue: str, priority: int, task: str) -> int:
+        return await self._readers.run(
+            lambda conn: int(conn.execute(_READY["count"], (queue, priority, task)).fetchone()[0])
+        )
 
     async def register_worker(self, worker: WorkerRecord, now: float) -> None:
         def run(conn: sqlite3.Connection) -> None:

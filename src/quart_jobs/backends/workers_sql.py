@@ -17,7 +17,7 @@ same on both.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 from ..models import WorkerRecord
@@ -95,3 +95,74 @@ def worker_from_row(row: Sequence[Any], offset: float = 0.0) -> WorkerRecord:
         seen_at=float(row[7]) - offset,
         expires_at=float(row[8]) - offset,
     )
+
+
+# What waits, cheaply: the (queue, priority, task) triples that have ready jobs, by a skip scan
+# of the fair claim's index of ready jobs (``qj_jobs_fair``: queue, priority, task, ...): a few
+# seeks per triple, however many jobs each holds (:func:`skip_scan`). Each seek fixes a prefix
+# with equalities and moves one column on (a row-value ``>`` is not a seek on SQLite).
+# ``{hint}`` names the index for SQLite.
+_READY = "FROM qj_jobs{hint} WHERE state = 'queued' AND tag IS NOT NULL"
+READY_SEEKS = {
+    "first": f"SELECT queue, priority, task {_READY} ORDER BY queue, priority, task LIMIT 1",
+    "next_task": (
+        f"SELECT task {_READY} AND queue = ? AND priority = ? AND task > ? ORDER BY task LIMIT 1"
+    ),
+    "next_priority": (
+        f"SELECT priority, task {_READY} AND queue = ? AND priority > ? "
+        "ORDER BY priority, task LIMIT 1"
+    ),
+    "next_queue": (
+        f"SELECT queue, priority, task {_READY} AND queue > ? "
+        "ORDER BY queue, priority, task LIMIT 1"
+    ),
+    # The ready jobs of one triple: a count over its range of the index (only asked for the
+    # triples nobody serves).
+    "count": f"SELECT COUNT(*) {_READY} AND queue = ? AND priority = ? AND task = ?",
+}
+
+Kind = tuple[str, int, str]
+#: A seek :func:`skip_scan` asks for (a key of :func:`ready_statements`, its parameters).
+Seek = tuple[str, tuple[Any, ...]]
+
+
+def ready_statements(dialect: str) -> dict[str, str]:
+    """:data:`READY_SEEKS` for ``dialect``."""
+    hint = " INDEXED BY qj_jobs_fair" if dialect == "sqlite" else ""
+    return {name: render(text.format(hint=hint), dialect) for name, text in READY_SEEKS.items()}
+
+
+def skip_scan() -> Generator[Seek, Sequence[Any] | None, set[Kind]]:
+    """The skip scan, written once for both backends: it yields the seeks to run, is sent
+    each one's row (or ``None``), and returns the triples found. A backend drives it with its
+    own connection (:func:`drive`)."""
+    kinds: set[Kind] = set()
+    row = yield ("first", ())
+    while row is not None:
+        kind = (str(row[0]), int(row[1]), str(row[2]))
+        queue, priority = kind[0], kind[1]
+        kinds.add(kind)
+        found = yield ("next_task", kind)
+        if found is not None:
+            row = (queue, priority, found[0])
+            continue
+        found = yield ("next_priority", (queue, priority))
+        if found is not None:
+            row = (queue, found[0], found[1])
+            continue
+        row = yield ("next_queue", (queue,))
+    return kinds
+
+
+def drive(
+    scan: Generator[Seek, Sequence[Any] | None, set[Kind]],
+    fetchone: Callable[[str, tuple[Any, ...]], Sequence[Any] | None],
+) -> set[Kind]:
+    """Run :func:`skip_scan` with a synchronous ``fetchone(name, params)``."""
+    try:
+        seek = next(scan)
+        while True:
+            seek = scan.send(fetchone(*seek))
+    except StopIteration as done:
+        kinds: set[Kind] = done.value
+        return kinds
