@@ -11,6 +11,10 @@ Graceful stop: stop claiming, give running jobs ``timeout`` seconds, then cancel
 put them back in the queue without charging the attempt. The worker's own loops (the pump that
 records and claims, the heartbeat) are supervised: one that fails is logged with its traceback
 and the worker stops claiming and drains the same way.
+
+A worker keeps a row in the store's live-workers registry (its tasks and queues), written before
+its first claim, refreshed every half lease with the heartbeats and deleted when it stops, so
+``stats`` can tell which ready jobs no running worker serves (:mod:`.unserved`).
 """
 
 from __future__ import annotations
