@@ -2,13 +2,16 @@
 worker`` has stays queued, uncharged, and ``quart-jobs stats`` and ``/admin/api/stats`` (of an
 ``orders serve`` with EMBEDDED_WORKERS=0 on the same database) say so while a worker without
 the task runs; once a worker that has it starts, the job runs and the warning goes away; a
-worker that stops leaves the live-workers list."""
+worker that stops leaves the live-workers list, and one killed with SIGKILL drops out of it
+once its row expired."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
+import sqlite3
 import subprocess
 import textwrap
 from collections.abc import Iterator
@@ -122,3 +125,39 @@ def test_a_task_nobody_serves_is_reported_until_a_worker_that_has_it_runs(
         assert [w["pid"] for w in stats_json(url)["workers"]] == [a.pid]
     assert [(s, n) for s, n, _ in job_states(url, ids)] == [("succeeded", 1)] * 3
     assert stats_json(url)["workers"] == []
+
+
+SHORT_LEASE_APP = """
+from quart_jobs import Jobs, WorkerSettings
+
+jobs = Jobs("{url}", worker_settings=WorkerSettings(lease_seconds=1))
+
+
+@jobs.task(name="b.report", queue="reports")
+def report(n):
+    return n
+"""
+
+
+def test_a_worker_killed_without_stopping_counts_as_gone_after_its_expiry(
+    tmp_path: Path, url: str
+) -> None:
+    (tmp_path / "app_short.py").write_text(SHORT_LEASE_APP.format(url=url))
+    subprocess.run([str(BIN / "quart-jobs"), "--database-url", url, "migrate"], check=True)
+    proc = subprocess.Popen(
+        [str(BIN / "quart-jobs"), "--app", "app_short:jobs", "worker"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        assert wait_until(lambda: [w["pid"] for w in stats_json(url)["workers"]] == [proc.pid], 30)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # no graceful stop: its row stays behind
+        proc.wait(10)
+    # Gone from the live workers once three lease intervals (3 s here) passed without a
+    # refresh, though nothing removed its row: it expired.
+    assert wait_until(lambda: stats_json(url)["workers"] == [], 30)
+    with sqlite3.connect(tmp_path / "jobs.sqlite3") as conn:
+        assert conn.execute("SELECT pid FROM qj_workers").fetchall() == [(proc.pid,)]
