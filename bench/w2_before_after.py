@@ -121,16 +121,26 @@ def main() -> None:
     ).stdout.strip()
     print(f"\nW2, {args.rounds} rounds interleaved, {args.regular} regular queued; ", end="")
     print(f"before = {args.before}, now = {head} (and uncommitted changes, if any)")
-    print("system | burst: median of round medians ms, x ceiling | single VIP: same")
+    print("system | burst VIP wait: median of the rounds' medians (range) | x ceiling, median")
+    print("of the rounds' ratios (range) | single VIP: the same")
     for name, kinds in results.items():
-        burst, single = statistics.median(kinds["burst"]), statistics.median(kinds["single"])
-        print(
-            f"{name} | {burst:.1f} (range {min(kinds['burst']):.1f}-{max(kinds['burst']):.1f}), "
-            f"{burst / statistics.median(ceiling['burst']):.2f}x | {single:.2f} (range "
-            f"{min(kinds['single']):.2f}-{max(kinds['single']):.2f}), "
-            f"{single / statistics.median(ceiling['single']):.2f}x"
-        )
-
-
-if __name__ == "__main__":
-    main()
+        cells = []
+        for kind in ("burst", "single"):
+            values, base = kinds[kind], ceiling[kind]
+            ratios = [v / b for v, b in zip(values, base, strict=True)]
+            cells.append(
+                f"{statistics.median(values):.2f} ms ({min(values):.2f}-{max(values):.2f}) | "
+                f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
+            )
+        print(f"{name} | {cells[0]} | {cells[1]}")
+    before = results["before: quart-jobs SQLite FULL"]
+    for name, kinds in results.items():
+        if name.startswith("now"):
+            paired = {
+                k: statistics.median(v / b for v, b in zip(kinds[k], before[k], strict=True))
+                for k in ("burst", "single")
+            }
+            print(
+                f"{name} / before, round by round (median): burst {paired['burst']:.2f}x, "
+                f"single {paired['single']:.2f}x"
+            )
