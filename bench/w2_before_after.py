@@ -144,3 +144,7 @@ def main() -> None:
                 f"{name} / before, round by round (median): burst {paired['burst']:.2f}x, "
                 f"single {paired['single']:.2f}x"
             )
+
+
+if __name__ == "__main__":
+    main()
