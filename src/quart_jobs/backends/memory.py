@@ -162,6 +162,9 @@ class MemoryBackend(Backend):
                 heads.setdefault((job.queue, job.priority), []).append(_candidate(job, self._tags))
         for candidates in heads.values():
             candidates.sort(key=lambda c: (c.tag, c.id))
+        queues = scope.queues
+        clocks = [c for c in self._book.clocks.values() if queues is None or c.queue in queues]
+        now = policy.claim_time(clocks, now)  # as the SQL backends do (one process here)
         chosen = self._book.start(heads, limit, scope.weights, now, running, scope.queues)
         claimed = []
         for candidate in chosen:

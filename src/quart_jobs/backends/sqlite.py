@@ -712,6 +712,7 @@ def _claim(
     keyed = any(c.concurrency_key is not None for found in heads.values() for c in found)
     running = dict(conn.execute(fair.RUNNING_KEYS).fetchall()) if keyed else {}
     book = policy.FairBook(clocks)
+    now = policy.claim_time(clocks, now)  # started_at in the order of the claims' commits
     chosen = book.start(heads, limit, scope.weights, now, running)
     if not chosen:
         return []
