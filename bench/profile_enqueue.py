@@ -6,7 +6,8 @@
     .venv/bin/python -m bench.profile_enqueue 5000 --pyinstrument   # the event-loop thread
 
 ``--synchronous NORMAL`` takes the fsync out: what is left is the CPU and the thread hops of an
-enqueue. Each line printed is one run: jobs per second of the enqueue phase.
+enqueue. Each line printed is one run: jobs per second of the enqueue phase and the process's
+CPU time (every thread) per enqueue.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from pathlib import Path
 from .w1_throughput import VIP_EVERY, qj_noop
 
 
-async def enqueue_phase(workdir: Path, n: int, producers: int, synchronous: str) -> float:
+async def enqueue_phase(
+    workdir: Path, n: int, producers: int, synchronous: str
+) -> tuple[float, float]:
+    """Wall seconds and process CPU seconds (all threads) of enqueueing ``n`` jobs."""
     from quart_jobs import Jobs
 
     path = workdir / f"qj-{uuid.uuid4().hex[:8]}.sqlite3"
@@ -35,9 +39,9 @@ async def enqueue_phase(workdir: Path, n: int, producers: int, synchronous: str)
             for i in range(k, n, producers):
                 await (vip if i % VIP_EVERY else regular).enqueue(task)
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         await asyncio.gather(*(producer(k) for k in range(producers)))
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
 
 
 def main() -> None:
@@ -56,12 +60,12 @@ def main() -> None:
         profiler.start()
     with tempfile.TemporaryDirectory(prefix="quart-jobs-profile-") as tmp:
         for _ in range(args.repeat):
-            seconds = asyncio.run(
+            seconds, cpu = asyncio.run(
                 enqueue_phase(Path(tmp), args.n, args.producers, args.synchronous)
             )
             print(
                 f"n={args.n} producers={args.producers} {args.synchronous}: "
-                f"enqueue {args.n / seconds:,.0f}/s",
+                f"enqueue {args.n / seconds:,.0f}/s, CPU {cpu / args.n * 1e6:.0f} us per enqueue",
                 flush=True,
             )
     if profiler is not None:
