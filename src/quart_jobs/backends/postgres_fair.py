@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from typing import Any
 
 import psycopg
 from psycopg.rows import TupleRow
@@ -21,7 +20,6 @@ from ..models import Job
 from . import fair_sql as fair
 from . import postgres_sql as q
 from .base import Candidate, ClaimScope, job_from_row
-from .sql import ENQUEUED_AT, RUN_AT
 
 Connection = psycopg.AsyncConnection[TupleRow]
 
@@ -54,21 +52,6 @@ async def save_book(conn: Connection, book: policy.FairBook) -> None:
                 fair.render(fair.SAVE_TIER, "postgresql"),
                 [fair.clock_params(book.clocks[k]) for k in sorted(book.clocks_changed)],
             )
-
-
-async def tag_rows(
-    conn: Connection, rows: Sequence[tuple[Any, ...]]
-) -> tuple[policy.FairBook, list[tuple[Any, ...]]]:
-    """The insert rows with their tag appended (``None`` for a job not ready yet)."""
-    ready = [row[RUN_AT] <= row[ENQUEUED_AT] for row in rows]
-    if not any(ready):
-        return policy.FairBook(), [(*row, None) for row in rows]
-    book = await load_book(conn, [fair.tag_key(r) for r, ok in zip(rows, ready, strict=True) if ok])
-    tagged = [
-        (*row, book.tag(*fair.tag_key(row)) if ok else None)
-        for row, ok in zip(rows, ready, strict=True)
-    ]
-    return book, tagged
 
 
 async def tag_due(conn: Connection, now: float) -> None:
