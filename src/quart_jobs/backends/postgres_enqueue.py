@@ -126,7 +126,10 @@ async def _insert_rows(
 ) -> list[EnqueueResult]:
     """Insert ``rows`` with one statement (tags, fair book and NOTIFY in it); a key that exists
     returns the existing job."""
-    cur = await conn.execute(q.INSERT, q.insert_arrays(rows, channel, schema))
+    if len(rows) == 1:
+        cur = await conn.execute(q.INSERT_ONE, q.insert_one(rows[0], channel, schema))
+    else:
+        cur = await conn.execute(q.INSERT, q.insert_arrays(rows, channel, schema))
     created = sorted(map(job_from_row, await cur.fetchall()), key=lambda job: job.id)
     # The rows inserted are those without a key and the first of each key returned, in the
     # order given (their ids ascend in that order).

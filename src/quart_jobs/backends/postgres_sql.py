@@ -116,6 +116,37 @@ INSERT = (
     "woken AS (SELECT pg_notify(%s, %s) WHERE EXISTS (SELECT 1 FROM ins)) "
     "SELECT ins.* FROM ins, (SELECT count(*) FROM woken) AS w"
 )
+# :data:`INSERT` for one job, with scalar parameters (:func:`insert_one`): the same steps
+# without the arrays, window functions and joins a batch needs. One producer awaiting each
+# enqueue sends only these; measured per statement on the bench machine: server CPU 300 us
+# against 553 us for :data:`INSERT` with one row, client CPU 115 us against 300 us.
+INSERT_ONE = (
+    "WITH new AS (SELECT %s::text AS task, %s::text AS args, %s::text AS kwargs, "
+    "%s::integer AS priority, %s::integer AS max_attempts, %s::double precision AS enqueued_at, "
+    "%s::double precision AS run_at, %s::text AS owner, %s::text AS key, "
+    "%s::double precision AS timeout, %s::text AS queue, %s::text AS concurrency_key, "
+    "%s::integer AS concurrency_limit), "
+    "fresh AS (SELECT new.queue, new.priority, coalesce(new.owner, '') AS okey, "
+    "coalesce(t.vtime, 0) AS vtime, t.queue IS NULL AS no_tier FROM new "
+    "LEFT JOIN qj_fair_tiers AS t ON t.queue = new.queue AND t.priority = new.priority "
+    "WHERE new.run_at <= new.enqueued_at AND (new.key IS NULL OR NOT EXISTS "
+    "(SELECT 1 FROM qj_jobs AS j WHERE j.key = new.key))), "
+    "owners AS (INSERT INTO qj_fair_owners AS o (queue, priority, owner, next_tag) "
+    "SELECT f.queue, f.priority, f.okey, f.vtime + 1 FROM fresh AS f "
+    "ON CONFLICT (queue, priority, owner) DO UPDATE SET "
+    "next_tag = greatest(excluded.next_tag, o.next_tag + 1) RETURNING o.next_tag), "
+    "tiers AS (INSERT INTO qj_fair_tiers (queue, priority) "
+    "SELECT f.queue, f.priority FROM fresh AS f WHERE f.no_tier "
+    "ON CONFLICT (queue, priority) DO NOTHING), "
+    "ins AS (INSERT INTO qj_jobs (task, args, kwargs, priority, state, max_attempts, "
+    "enqueued_at, run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit, tag) "
+    "SELECT new.task, new.args, new.kwargs, new.priority, 'queued', new.max_attempts, "
+    "new.enqueued_at, new.run_at, new.owner, new.key, new.timeout, new.queue, "
+    "new.concurrency_key, new.concurrency_limit, (SELECT o.next_tag - 1 FROM owners AS o) FROM new "
+    f"ON CONFLICT DO NOTHING RETURNING {JOB_COLUMNS}), "
+    "woken AS (SELECT pg_notify(%s, %s) WHERE EXISTS (SELECT 1 FROM ins)) "
+    "SELECT ins.* FROM ins, (SELECT count(*) FROM woken) AS w"
+)
 # The fair claim's PostgreSQL-only parts: row locks, and every tier range in one statement.
 DUE = fair.DUE.format(hint="").replace("?", "%s") + " FOR UPDATE SKIP LOCKED"
 SET_TAGS = (
@@ -155,6 +186,11 @@ CLAIM = (
     "FROM unnest(%s::bigint[], %s::text[]) AS c(id, token) "
     f"WHERE j.id = c.id AND j.state = 'queued' RETURNING {J_COLUMNS}"
 )
+
+
+def insert_one(row: tuple[Any, ...], channel: str, payload: str) -> tuple[Any, ...]:
+    """The parameters of :data:`INSERT_ONE`."""
+    return (*row, channel, payload)
 
 
 def insert_arrays(rows: Sequence[tuple[Any, ...]], channel: str, payload: str) -> list[Any]:
