@@ -349,9 +349,39 @@ class PostgresBackend(Backend):
     ) -> list[Job]:
         if limit <= 0:
             return []
+        _, claimed = await self.finish_and_claim([], worker, limit, now, lease_seconds, scope)
+        return claimed
+
+    async def finish_and_claim(
+        self,
+        outcomes: Sequence[Outcome],
+        worker: str,
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        scope: ClaimScope = ANY_SCOPE,
+    ) -> tuple[list[bool], list[Job]]:
+        """The outcomes and the claim in one transaction, pipelined: the outcomes, the due
+        jobs, the locked tier clocks and the heads go in one round trip, the claim's writes
+        and the COMMIT in a second one (more only to tag due jobs or count concurrency keys)."""
+        if not outcomes and limit <= 0:
+            return [], []
         now = self._now(now)
-        async with self._connection() as conn, conn.transaction():
-            return await fair_claim(conn, worker, limit, now, lease_seconds, scope)
+        offset = self._clock.offset
+        statements = [sql_shared.finish_statement(o, now, "postgresql", offset) for o in outcomes]
+        ended = [o.lease.job_id for o in outcomes if o.ends_job]
+        async with self._connection() as conn, conn.pipeline():
+            async with conn.transaction():
+                cursors = [await conn.execute(query, params) for query, params in statements]
+                if ended:
+                    await notify_finished(conn, self.schema, ended)
+                read = (
+                    await fair_claim(conn, worker, limit, now, lease_seconds, scope)
+                    if limit > 0
+                    else None
+                )
+            claimed = [] if read is None else await read()
+            return [cur.rowcount == 1 for cur in cursors], claimed
 
     async def heartbeat(
         self, leases: Sequence[Lease], now: float, lease_seconds: float

@@ -174,6 +174,16 @@ HEADS = (
     "AND j.tag IS NOT NULL AND j.queue = r.queue AND j.priority = r.priority AND j.task = r.task "
     "ORDER BY j.tag, j.id LIMIT %s FOR UPDATE SKIP LOCKED) AS c"
 )
+# HEADS over every tier of the claimed queues (the rows LOCK_TIERS locks) and the tasks given:
+# sent in the same pipeline as LOCK_TIERS, so the claim needs no round trip in between.
+HEADS_OF_TIERS = (
+    "SELECT c.* FROM (SELECT t.queue, t.priority FROM qj_fair_tiers AS t "
+    "WHERE %s::text[] IS NULL OR t.queue = ANY(%s)) AS r "
+    "CROSS JOIN unnest(%s::text[]) AS k(task) "
+    f"CROSS JOIN LATERAL (SELECT {CANDIDATE_COLUMNS} FROM qj_jobs AS j WHERE j.state = 'queued' "
+    "AND j.tag IS NOT NULL AND j.queue = r.queue AND j.priority = r.priority AND j.task = k.task "
+    "ORDER BY j.tag, j.id LIMIT %s FOR UPDATE SKIP LOCKED) AS c"
+)
 # Claims that may start jobs of a concurrency key hold its lock until they commit.
 LOCK_KEYS = (
     "SELECT pg_advisory_xact_lock(%s, hashtext(k)) FROM "
