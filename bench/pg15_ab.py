@@ -20,6 +20,7 @@ import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from . import w1_throughput as w1
 from .common import Config
@@ -32,7 +33,20 @@ RUNS = {
 }
 
 
+def _own_databases() -> None:
+    """Databases of this process's own names: other sessions running ``python -m bench`` on
+    the same server recreate (and so drop) the shared names ``bench_quart_jobs`` & co."""
+    fresh = w1.fresh_database
+    suffix = f"_ab{os.getpid()}"
+
+    def named(name: str) -> Any:
+        return fresh(name + suffix)
+
+    w1.fresh_database = named  # type: ignore[assignment]
+
+
 def one(name: str, n: int) -> None:
+    _own_databases()
     with tempfile.TemporaryDirectory() as tmp:
         phases = asyncio.run(RUNS[name](Config(workdir=Path(tmp)), n))
     rates = {k: (n / v if v else None) for k, v in asdict(phases).items()}
@@ -51,8 +65,10 @@ def main() -> None:
         one(args.one, args.n)
         return
     results: dict[tuple[str, str], list[dict[str, float | None]]] = {}
+    raw_now = 0.0
     for rnd in range(args.rounds):
-        jobs = [("ref", "raw")] + [(s, r) for s in args.src for r in ("qj1", "qj100")]
+        jobs = [("ref", "raw")] + [(s, "qj1") for s in args.src]
+        jobs += [("ref", "raw")] + [(s, "qj100") for s in args.src]
         if args.procrastinate:
             jobs.append(("ref", "procrastinate"))
         for src, run in jobs:
@@ -75,6 +91,10 @@ def main() -> None:
             rates = json.loads(out)
             results.setdefault((src.split("=")[0], run), []).append(rates)
             shown = ", ".join(f"{k} {v:,.0f}/s" for k, v in rates.items() if v)
+            if run == "raw":
+                raw_now = rates["enqueue"] or 0.0
+            elif run == "qj1" and raw_now:
+                shown += f" ({(rates['enqueue'] or 0.0) / raw_now:.2f}x the raw insert just before)"
             print(f"round {rnd + 1} {src.split('=')[0]} {run}: {shown}", flush=True)
     med: dict[tuple[str, str, str], float] = {}
     for (src, run), rows in sorted(results.items()):
