@@ -368,10 +368,23 @@ class PostgresBackend(Backend):
             return [], []
         now = self._now(now)
         offset = self._clock.offset
-        statements = [sql_shared.finish_statement(o, now, "postgresql", offset) for o in outcomes]
+        # Outcomes that end their jobs go in one statement (one per job otherwise).
+        ends = [i for i, o in enumerate(outcomes) if _plain_end(o)]
+        if len({outcomes[i].lease.job_id for i in ends}) < len(ends) or len(ends) < 2:
+            ends = []
+        end_set = set(ends)
+        one_by_one = [o for i, o in enumerate(outcomes) if i not in end_set]
+        statements = [sql_shared.finish_statement(o, now, "postgresql", offset) for o in one_by_one]
         ended = [o.lease.job_id for o in outcomes if o.ends_job]
         async with self._connection() as conn, conn.pipeline():
             async with conn.transaction():
+                ends_cur = (
+                    await conn.execute(
+                        q.FINISH_ENDS, _ends_params([outcomes[i] for i in ends], now)
+                    )
+                    if ends
+                    else None
+                )
                 cursors = [await conn.execute(query, params) for query, params in statements]
                 if ended:
                     await notify_finished(conn, self.schema, ended)
@@ -381,7 +394,13 @@ class PostgresBackend(Backend):
                     else None
                 )
             claimed = [] if read is None else await read()
-            return [cur.rowcount == 1 for cur in cursors], claimed
+            still = set() if ends_cur is None else {int(r[0]) for r in await ends_cur.fetchall()}
+            rest = iter(cursors)
+            held = [
+                o.lease.job_id in still if i in end_set else next(rest).rowcount == 1
+                for i, o in enumerate(outcomes)
+            ]
+            return held, claimed
 
     async def heartbeat(
         self, leases: Sequence[Lease], now: float, lease_seconds: float
@@ -400,21 +419,8 @@ class PostgresBackend(Backend):
         return sql_shared.heartbeats(rows, leases)
 
     async def finish(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
-        now = self._now(now)
-        offset = self._clock.offset
-        statements = [sql_shared.finish_statement(o, now, "postgresql", offset) for o in outcomes]
-        if not statements:
-            return []
-        ended = [o.lease.job_id for o in outcomes if o.ends_job]
-        async with self._connection() as conn:
-            if len(statements) == 1 and not ended:
-                ((query, params),) = statements
-                return [(await conn.execute(query, params)).rowcount == 1]
-            async with conn.pipeline(), conn.transaction():
-                cursors = [await conn.execute(query, params) for query, params in statements]
-                if ended:
-                    await notify_finished(conn, self.schema, ended)
-            return [cur.rowcount == 1 for cur in cursors]
+        held, _ = await self.finish_and_claim(outcomes, "", 0, now, 0.0)
+        return held
 
     async def recover_expired(self, now: float) -> int:
         now = self._now(now)
@@ -543,6 +549,26 @@ class PostgresBackend(Backend):
 
 _FINISHED_COUNTS = sql_shared.finished_counts_statement("postgresql")
 _OPS = ops.statements("%s")
+
+
+def _plain_end(o: Outcome) -> bool:
+    """Whether ``o`` is recorded by ``FINISH_END`` (see :func:`.sql.finish_statement`)."""
+    if o.state is JobState.QUEUED:
+        return False
+    return not (o.state is JobState.FAILED and o.run_at is not None)
+
+
+def _ends_params(outcomes: Sequence[Outcome], now: float) -> tuple[Any, ...]:
+    """The parameters of :data:`.postgres_sql.FINISH_ENDS`."""
+    return (
+        now,
+        [o.lease.job_id for o in outcomes],
+        [o.lease.token for o in outcomes],
+        [o.state.value for o in outcomes],
+        [o.result for o in outcomes],
+        [o.error for o in outcomes],
+        [o.traceback for o in outcomes],
+    )
 
 
 async def lock_migrations(conn: Connection) -> None:

@@ -174,6 +174,15 @@ HEADS = (
     "AND j.tag IS NOT NULL AND j.queue = r.queue AND j.priority = r.priority AND j.task = r.task "
     "ORDER BY j.tag, j.id LIMIT %s FOR UPDATE SKIP LOCKED) AS c"
 )
+# Outcomes that end their jobs (sql.FINISH_END), many in one statement; returns the ids whose
+# lease was still held. Parameters: now, then ids, tokens, states, results, errors, tracebacks.
+FINISH_ENDS = (
+    "UPDATE qj_jobs AS j SET state = v.state, finished_at = %s, result = v.result, "
+    "error = v.error, traceback = v.traceback, lease_token = NULL, lease_expires_at = NULL "
+    "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+    "AS v(id, token, state, result, error, traceback) "
+    "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running' RETURNING j.id"
+)
 # HEADS over every tier of the claimed queues (the rows LOCK_TIERS locks) and the tasks given:
 # sent in the same pipeline as LOCK_TIERS, so the claim needs no round trip in between.
 HEADS_OF_TIERS = (
