@@ -20,7 +20,6 @@ import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from . import w1_throughput as w1
 from .common import Config
@@ -33,20 +32,7 @@ RUNS = {
 }
 
 
-def _own_databases() -> None:
-    """Databases of this process's own names: other sessions running ``python -m bench`` on
-    the same server recreate (and so drop) the shared names ``bench_quart_jobs`` & co."""
-    fresh = w1.fresh_database
-    suffix = f"_ab{os.getpid()}"
-
-    def named(name: str) -> Any:
-        return fresh(name + suffix)
-
-    w1.fresh_database = named  # type: ignore[assignment]
-
-
 def one(name: str, n: int) -> None:
-    _own_databases()
     with tempfile.TemporaryDirectory() as tmp:
         phases = asyncio.run(RUNS[name](Config(workdir=Path(tmp)), n))
     rates = {k: (n / v if v else None) for k, v in asdict(phases).items()}
