@@ -59,7 +59,15 @@ from .base import (
 from .postgres_enqueue import EnqueueCall, KeyVanished, write_calls
 from .postgres_fair import claim as fair_claim
 from .postgres_finished import FinishedCallback, FinishedListener, notify_finished
-from .postgres_io import RETRYABLE, GroupCommit, Listener, redact_url, translated, unavailable
+from .postgres_io import (
+    RETRYABLE,
+    GroupCommit,
+    Listener,
+    pipelined_transaction,
+    redact_url,
+    translated,
+    unavailable,
+)
 from .postgres_sql import MIGRATIONS
 from .postgres_tx import PostgresTransaction
 from .sql import filter_sql, insert_params
@@ -376,8 +384,8 @@ class PostgresBackend(Backend):
         one_by_one = [o for i, o in enumerate(outcomes) if i not in end_set]
         statements = [sql_shared.finish_statement(o, now, "postgresql", offset) for o in one_by_one]
         ended = [o.lease.job_id for o in outcomes if o.ends_job]
-        async with self._connection() as conn, conn.pipeline():
-            async with conn.transaction():
+        async with self._connection() as conn:
+            async with pipelined_transaction(conn):
                 ends_cur = (
                     await conn.execute(
                         q.FINISH_ENDS, _ends_params([outcomes[i] for i in ends], now)
