@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--procrastinate", action="store_true")
+    parser.add_argument("--runs", default="qj1,qj100", help="of qj1,qj100")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -53,8 +54,9 @@ def main() -> None:
     results: dict[tuple[str, str], list[dict[str, float | None]]] = {}
     raw_now = 0.0
     for rnd in range(args.rounds):
-        jobs = [("ref", "raw")] + [(s, "qj1") for s in args.src]
-        jobs += [("ref", "raw")] + [(s, "qj100") for s in args.src]
+        jobs = []
+        for run in args.runs.split(","):
+            jobs += [("ref", "raw")] + [(s, run) for s in args.src]
         if args.procrastinate:
             jobs.append(("ref", "procrastinate"))
         for src, run in jobs:
