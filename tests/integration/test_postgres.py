@@ -15,6 +15,7 @@ import pytest
 
 from quart_jobs.backends import Outcome
 from quart_jobs.backends import operator_sql as ops
+from quart_jobs.backends import workers_sql as live
 from quart_jobs.backends.base import ClaimScope
 from quart_jobs.backends.postgres import MIGRATIONS, PostgresBackend
 from quart_jobs.errors import BackendUnavailable, SchemaTooNew
@@ -183,6 +184,7 @@ async def test_migrations_from_three_processes_starting_together(instances: Fact
         assert await cur.fetchall() == [
             ("quart_jobs", len(MIGRATIONS)),
             (ops.COMPONENT, len(ops.POSTGRES_MIGRATIONS)),
+            (live.COMPONENT, len(live.MIGRATIONS)),
         ]
 
 
