@@ -161,7 +161,20 @@ def serve_aiohttp(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
+def _tune_gc() -> None:
+    """``BENCH_GC=1``: the garbage collector as ``orders serve`` sets it
+    (:func:`order_service.runtime.tune_gc`), for a like-for-like row."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(10_000, older, oldest)
+
+
 if __name__ == "__main__":
+    if os.environ.get("BENCH_GC") == "1":
+        _tune_gc()
     if len(sys.argv) != 3 or sys.argv[1] not in ("quart", "quart-uvicorn", "aiohttp"):
         sys.exit("usage: python -m bench.w3_apps quart|quart-uvicorn|aiohttp PORT")
     if sys.argv[1] == "quart":
