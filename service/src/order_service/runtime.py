@@ -1,14 +1,14 @@
 """Process settings of the long-running commands (``orders serve``, ``orders worker``).
 
-The garbage collector: W3's profile (docs/benchmarks.md) found it taking about a seventh of the
-web process's time under load, with full (oldest-generation) collections of up to 135 ms that
-stop every thread, request handling and the SQLite writer alike: each one walks every object
-the imports created (Quart, pydantic, the app), none of which ever becomes garbage. So, once
-the app is built, those objects are moved out of the collector's sight (:func:`gc.freeze`),
-and the youngest generation is collected every :data:`GC_THRESHOLD` net allocations instead
-of 700: the little cyclic garbage a request leaves (werkzeug's route matcher makes one closure
-cycle per request) is still collected, in fewer, short passes. Reference counting, which frees
-almost everything, is untouched.
+The garbage collector: W3's profile (docs/benchmarks.md) found each full (oldest-generation)
+collection taking about 60 ms of CPU in the web process under load, holding the GIL, so
+stopping request handling and the SQLite writer alike: it walks every object the imports made
+(Quart, pydantic, the app), none of which ever becomes garbage. So, once the app is built,
+those objects are moved out of the collector's sight (:func:`gc.freeze`), and the youngest
+generation is collected every :data:`GC_THRESHOLD` net allocations instead of 700: the little
+cyclic garbage a request leaves (werkzeug's route matcher makes one closure cycle per request)
+is still collected, in fewer passes. Reference counting, which frees almost everything, is
+untouched.
 """
 
 from __future__ import annotations
