@@ -6,7 +6,8 @@ Each its own process on this machine, loaded in turn by ``wrk -t1 -c64``:
   ``ORDERS_DEMO=1``, its embedded worker running the orders, ``processing_seconds: 0``): each
   202 only after COMMIT; then the same with ``SERVER=hypercorn``, and under granian's CLI;
 * the same kind of Quart app with an in-memory ``asyncio.PriorityQueue`` (:mod:`bench.w3_apps`),
-  on the same servers (uvicorn, then Hypercorn);
+  on the same servers (uvicorn, then Hypercorn), and on uvicorn with the garbage collector set
+  as ``orders serve`` sets it (``BENCH_GC=1``: a like-for-like row);
 * a minimal aiohttp in-memory intake.
 
 wrk and the server share the 2 cores, as they would on one small box.
