@@ -28,7 +28,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from . import memory, w1_throughput, w2_latency, w3_http, w4_scale, w5_wakeup, w6_fairness
+from . import (
+    memory,
+    w1_throughput,
+    w2_latency,
+    w3_http,
+    w4_scale,
+    w5_wakeup,
+    w6_fairness,
+    w7_vip_http,
+)
 from .common import Config, Measurement, by_key, fmt, pg_version
 
 Runner = Callable[[Config, Callable[[str], None]], Awaitable[list[Measurement]]]
@@ -40,6 +49,7 @@ WORKLOADS: dict[str, tuple[str, Runner]] = {
     "W4": ("PostgreSQL scale", w4_scale.run),
     "W5": ("wake-up across processes", w5_wakeup.run),
     "W6": ("fairness", w6_fairness.run),
+    "W7": ("VIP wait over HTTP", w7_vip_http.run),
     "MEM": ("memory", memory.run),
 }
 
@@ -240,6 +250,7 @@ def ratios(rows: list[Measurement]) -> list[str]:
     out.extend(w4_scale.ratios(rows))
     out.extend(w5_wakeup.ratios(rows))
     out.extend(w6_fairness.ratios(rows))
+    out.extend(w7_vip_http.ratios(rows))
     return out
 
 
