@@ -59,11 +59,10 @@ async def _child(path: Path, mode: str) -> None:
 
 async def _populate(path: Path, count: int) -> None:
     from quart_jobs import Jobs
-    from quart_jobs.jobs import EnqueueOptions
 
     jobs = Jobs(f"sqlite:///{path}")
     jobs.register(noop_job, name=JOB_NAME)
-    vip, regular = EnqueueOptions(priority="vip"), EnqueueOptions()
+    vip, regular = jobs.options(priority="vip").settings, jobs.options().settings
     async with jobs:
         batch = 1000
         for start in range(0, count, batch):

@@ -61,13 +61,12 @@ def _spawn(url: str) -> subprocess.Popen[str]:
 
 async def _round(n: int, processes: int) -> float:
     from quart_jobs import Jobs, JobState
-    from quart_jobs.jobs import EnqueueOptions
 
     async with fresh_database("bench_w4") as url:
         jobs = Jobs(url)
         jobs.register(noop, name=JOB_NAME)
         async with jobs:
-            vip, regular = EnqueueOptions(priority="vip"), EnqueueOptions()
+            vip, regular = jobs.options(priority="vip").settings, jobs.options().settings
             for start in range(0, n, 1000):
                 calls = [(JOB_NAME, (), {})] * min(1000, n - start)
                 await jobs.enqueue_many(calls, vip if (start // 1000) % 2 else regular)

@@ -73,9 +73,7 @@ async def _store(cfg: Config, backend: str) -> AsyncIterator[str]:
 
 
 async def _enqueue(jobs: Any, task: Any, label: str, count: int, **opts: Any) -> None:
-    from quart_jobs.jobs import EnqueueOptions
-
-    options = EnqueueOptions(**opts)
+    options = jobs.options(**opts).settings  # the public way to options for enqueue_many
     for start in range(0, count, 500):
         n = min(500, count - start)
         await jobs.enqueue_many([(task, (label,), {})] * n, options)

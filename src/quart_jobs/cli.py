@@ -30,6 +30,7 @@ from .errors import ConfigurationError, JobNotFound, JobsError, RetryRefused
 from .jobs import Jobs
 from .models import FINISHED_STATES, Job, JobState, Stats, Tier, job_detail
 from .retention import parse_duration
+from .unserved import tasks_text, unserved_summary, worker_summary
 
 T = TypeVar("T")
 JobsFactory = Callable[[], Jobs]
@@ -135,6 +136,8 @@ def stats_dict(stats: Stats, now: float) -> dict[str, Any]:
             queue: {s.value: stats.queues.get((queue, s), 0) for s in JobState}
             for queue in sorted({q for q, _ in stats.queues})
         },
+        "workers": [worker_summary(w, now) for w in stats.workers],
+        "unserved": [unserved_summary(u) for u in stats.unserved],
     }
 
 
@@ -152,6 +155,27 @@ def _table(headers: list[str], rows: list[list[str]], right: set[int] | None = N
         return "  ".join(parts).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def _echo_serving(stats: Stats, now: float) -> None:
+    """The live workers (a table) and one line per unserved (queue, task)."""
+    if stats.workers:
+        rows = [
+            [
+                w.name,
+                str(w.concurrency),
+                "all" if w.queues is None else ",".join(w.queues),
+                tasks_text(w.tasks),
+                f"{_age(now - w.seen_at)} ago",
+            ]
+            for w in stats.workers
+        ]
+        click.echo(f"live workers: {len(stats.workers)}")
+        click.echo(_table(["worker", "slots", "queues", "tasks", "last seen"], rows, right={1}))
+    else:
+        click.echo("live workers: none (start one: quart-jobs worker --app MODULE:APP)")
+    for item in stats.unserved:
+        click.echo(f"unserved: {item.describe()}")
 
 
 def _emit_json(data: Any) -> None:
@@ -195,6 +219,8 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
             ]
             click.echo("")
             click.echo(_table(["queue", *states], queue_rows, right=set(range(1, len(states) + 1))))
+        click.echo("")
+        _echo_serving(result, now)
 
     @group.command("list", help="Jobs, newest first.")
     @click.option("--state", type=click.Choice([s.value for s in JobState]))

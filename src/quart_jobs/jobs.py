@@ -30,7 +30,18 @@ from .backends import Backend, backend_from_url
 from .backends.base import BackendTransaction, QueueLimits, queue_names
 from .drain import Drained
 from .errors import ConfigurationError, JobNotFound, PayloadTooLarge, RetryRefused
-from .models import DEFAULT_QUEUE, EnqueueResult, Job, JobFilter, JobState, NewJob, Stats, Tier
+from .models import (
+    DEFAULT_QUEUE,
+    EnqueueResult,
+    Job,
+    JobFilter,
+    JobState,
+    NewJob,
+    Stats,
+    Tier,
+    UnservedTask,
+    WorkerRecord,
+)
 from .periodic import (
     TIMESTAMP_ARGUMENT,
     Schedule,
@@ -43,6 +54,7 @@ from .policy import Weights
 from .registry import Registry, Task, TaskFunc, TaskOptions, dump_json
 from .retention import Retention, parse_retention
 from .transaction import Transaction
+from .unserved import read_serving
 from .waiting import Waiters, wait_until_finished
 from .worker import Worker, WorkerSettings
 
@@ -568,8 +580,18 @@ class Jobs:
         return job
 
     async def stats(self) -> Stats:
-        """Counts by state and priority, and the oldest queued job per priority."""
-        return await self.backend.stats()
+        """Counts by state and priority, and the oldest queued job per priority; the live
+        workers (every process's, from the store's registry) and the ready jobs none of them
+        serves (:attr:`Stats.unserved`)."""
+        stats = await self.backend.stats()
+        workers, unserved = await self.serving()
+        return replace(stats, workers=tuple(workers), unserved=tuple(unserved))
+
+    async def serving(self) -> tuple[builtins.list[WorkerRecord], builtins.list[UnservedTask]]:
+        """The live workers and the ready jobs that none of them may claim (by queue and task):
+        a few index lookups (:func:`~quart_jobs.unserved.read_serving`), what ``/metrics``
+        reports."""
+        return await read_serving(self.backend, self.clock())
 
     # --- lifecycle ---------------------------------------------------------------------------
 

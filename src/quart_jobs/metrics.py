@@ -16,6 +16,10 @@ Two kinds of numbers, with different scopes:
   and by however many clients ``/metrics`` is scraped, the database sees at most one refresh
   per ``max_age``, and concurrent scrapes share it (single flight). Finished jobs are counted by
   the counters, not by a gauge.
+* ``quart_jobs_workers`` (live workers in the store's registry, every process) and
+  ``quart_jobs_unserved_jobs{queue,task}`` (ready jobs that no live worker may claim: they stay
+  queued) come with the same refresh: a read of the small registry table and one of the
+  ready-jobs index. Alert on ``max(quart_jobs_unserved_jobs) > 0``.
 * ``token``: when set, ``GET /metrics`` needs ``Authorization: Bearer <token>`` (else 401).
 
 Each :class:`JobMetrics` has its own :class:`~prometheus_client.CollectorRegistry` (not the
@@ -38,7 +42,7 @@ from quart import Quart, Response, jsonify, request
 from quart_schema import hide
 
 from .jobs import Jobs
-from .models import Job, JobState, Stats, Tier
+from .models import Job, JobState, Stats, Tier, UnservedTask, WorkerRecord
 
 #: The states the depth gauge reports (finished jobs are the counters' business).
 LIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
@@ -87,6 +91,8 @@ class QueueCollector(Collector):
 
     def __init__(self) -> None:
         self.stats: Stats | None = None
+        self.workers: list[WorkerRecord] = []
+        self.unserved: list[UnservedTask] = []
         self.now = 0.0
         self.up = False
 
@@ -122,6 +128,21 @@ class QueueCollector(Collector):
             age = 0.0 if enqueued is None else max(0.0, self.now - enqueued)
             oldest.add_metric([Tier.name_of(priority)], age)
         yield oldest
+        workers = GaugeMetricFamily(
+            f"{NAMESPACE}_workers",
+            "Live workers in the store's registry, every process (queue-wide).",
+        )
+        workers.add_metric([], len(self.workers))
+        yield workers
+        unserved = GaugeMetricFamily(
+            f"{NAMESPACE}_unserved_jobs",
+            "Ready jobs that no live worker may claim (no worker has the task registered for "
+            "that queue): they stay queued. Absent when every ready job is served.",
+            labels=["queue", "task"],
+        )
+        for item in self.unserved:
+            unserved.add_metric([item.queue, item.task], item.count)
+        yield unserved
 
 
 class JobMetrics:
@@ -183,6 +204,7 @@ class JobMetrics:
         """Read the queue-wide gauges from the database (a failure reports the store down)."""
         try:
             stats = await self.jobs.backend.queue_gauges()
+            workers, unserved = await self.jobs.serving()
         except Exception as exc:
             log.error("metrics: cannot read queue statistics: %s", exc)
             self.queue.up = False
@@ -190,6 +212,7 @@ class JobMetrics:
         finally:
             self._refreshed_at = self._monotonic()
         self.queue.stats = stats
+        self.queue.workers, self.queue.unserved = workers, unserved
         self.queue.now = self.jobs.clock()
         self.queue.up = True
 

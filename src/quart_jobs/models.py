@@ -212,6 +212,50 @@ class EnqueueResult:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    """A running worker as the store's live-workers registry holds it: written when the worker
+    starts, refreshed with its heartbeats, removed when it stops; a worker killed without a
+    stop counts as gone once ``expires_at`` passed.
+
+    ``queues`` ``None``: every queue. Times are seconds since the epoch."""
+
+    name: str
+    host: str
+    pid: int
+    tasks: tuple[str, ...]
+    queues: tuple[str, ...] | None
+    concurrency: int
+    started_at: float
+    seen_at: float
+    expires_at: float
+
+    def serves(self, queue: str, task: str) -> bool:
+        """Whether this worker may claim jobs of ``task`` in ``queue``."""
+        return task in self.tasks and (self.queues is None or queue in self.queues)
+
+
+@dataclass(frozen=True, slots=True)
+class UnservedTask:
+    """Ready jobs of one (queue, task) that no live worker may claim: they stay queued."""
+
+    queue: str
+    task: str
+    count: int
+    #: Some live worker has the task registered, but none of those claims from this queue.
+    other_queues: bool = False
+
+    def describe(self) -> str:
+        """One line for people: what waits, and why."""
+        why = (
+            "the running workers that have that task registered do not claim from that queue"
+            if self.other_queues
+            else "no running worker has that task registered"
+        )
+        jobs = "job" if self.count == 1 else "jobs"
+        return f"{self.count} ready {jobs} of task {self.task!r} in queue {self.queue!r}: {why}"
+
+
+@dataclass(frozen=True, slots=True)
 class Stats:
     """Counts by state and priority, and the enqueue time of the oldest queued job per priority."""
 
@@ -219,6 +263,10 @@ class Stats:
     oldest_queued: Mapping[int, float]
     #: Counts by queue and state.
     queues: Mapping[tuple[str, JobState], int] = field(default_factory=dict)
+    #: The live workers (filled by :meth:`Jobs.stats`; backends leave it empty).
+    workers: tuple[WorkerRecord, ...] = ()
+    #: Ready jobs that no live worker serves, by queue and task (filled by :meth:`Jobs.stats`).
+    unserved: tuple[UnservedTask, ...] = ()
 
     def count(self, state: JobState | None = None, priority: int | None = None) -> int:
         """How many jobs are in ``state`` with ``priority`` (``None``: any)."""

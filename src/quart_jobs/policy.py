@@ -174,6 +174,14 @@ class FairBook:
         return [k for k, t in self.owners.items() if t <= self.clock(k[0], k[1]).vtime]
 
 
+def claim_time(clocks: Iterable[TierClock], now: float) -> float:
+    """The time a claim records as its jobs' start: ``now``, or, if a claim of these queues
+    (from another process, whose ``now`` was read later but whose commit came first) already
+    started a job later than that, just after it. So, per queue, ``started_at`` follows the
+    order in which claims were committed, the order this policy decided."""
+    return max([now, *(c.served for c in clocks)])
+
+
 def choose_starts(
     clocks: Iterable[TierClock],
     heads: Mapping[tuple[str, int], Sequence[H]],

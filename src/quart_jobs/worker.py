@@ -11,6 +11,10 @@ Graceful stop: stop claiming, give running jobs ``timeout`` seconds, then cancel
 put them back in the queue without charging the attempt. The worker's own loops (the pump that
 records and claims, the heartbeat) are supervised: one that fails is logged with its traceback
 and the worker stops claiming and drains the same way.
+
+A worker keeps a row in the store's live-workers registry (its tasks and queues), written before
+its first claim, refreshed every half lease with the heartbeats and deleted when it stops, so
+``stats`` can tell which ready jobs no running worker serves (:mod:`.unserved`).
 """
 
 from __future__ import annotations
@@ -34,10 +38,10 @@ from . import policy
 from .backends.base import Backend, ClaimScope, Outcome, queue_names
 from .errors import BackendUnavailable, JobsError
 from .job_log import log_outcome, log_started
-from .models import Job, JobState, Lease
+from .models import Job, JobState, Lease, WorkerRecord
 from .registry import Registry
 from .runner import SyncThreads, call_task, describe, result_json
-from .unserved import CHECK_EVERY, UnservedWatch
+from .unserved import CHECK_EVERY, EXPIRY_LEASES, UnservedWatch
 
 log = logging.getLogger("quart_jobs.worker")
 
@@ -149,6 +153,8 @@ class Worker:
         self._stop_reasons: dict[int, _Stop] = {}
         self._wake = asyncio.Event()
         self._unserved = UnservedWatch(self.registry.names(), self.settings.queues)
+        self._started_at: float | None = None  # first written to the live-workers registry
+        self._registered_at = float("-inf")
         self._stopping = False
         self._main: asyncio.Task[None] | None = None
         self._beats: asyncio.Task[None] | None = None
@@ -229,6 +235,11 @@ class Worker:
         if self._beats is not None:
             self._beats.cancel()
             await asyncio.wait([self._beats])
+        if self._started_at is not None:
+            try:
+                await self.backend.remove_worker(self.name)
+            except _STORE_DOWN as exc:  # its row expires by itself
+                log.warning("worker %s: cannot leave the workers registry: %s", self.name, exc)
         self._threads.close()
         if self._threads.abandoned:
             log.warning(
@@ -293,6 +304,8 @@ class Worker:
         one transaction (one commit) per round, however many jobs ended or start."""
         failures = 0
         look_first = False  # woken by the poll timer: read before taking the write lock
+        if not self.settings.burst and not self._stopping:
+            await self._join_registry()  # listed as live before its first claim
         while True:
             self._wake.clear()  # whatever happens from here on wakes the next sleep
             look_first = look_first and not self.settings.burst
@@ -496,11 +509,51 @@ class Worker:
                         log.warning("recovered %d jobs whose lease expired", recovered)
                         self._wake.set()
                 await self._beat(now)
+                if not self.settings.burst:
+                    await self._register(now)
                 if now - self._unserved.last_check >= CHECK_EVERY:
-                    await self._unserved.check(self.backend, now, self.name)
+                    me = None if self.settings.burst else self.record(now)
+                    await self._unserved.check(self.backend, now, self.name, me)
             except _STORE_DOWN as exc:
                 log.warning("worker %s: heartbeat failed (store unavailable): %s", self.name, exc)
             await asyncio.sleep(self.settings.beat_every)
+
+    def record(self, now: float) -> WorkerRecord:
+        """This worker as the live-workers registry holds it, refreshed at ``now``."""
+        started = now if self._started_at is None else self._started_at
+        return WorkerRecord(
+            name=self.name,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            tasks=tuple(sorted(self.registry.names())),
+            queues=self.settings.queues,
+            concurrency=self.settings.concurrency,
+            started_at=started,
+            seen_at=now,
+            expires_at=now + EXPIRY_LEASES * self.settings.lease_seconds,
+        )
+
+    async def _register(self, now: float) -> None:
+        """Write this worker's registry row at start, then every half lease (a clock stepped
+        back writes at once): one upsert per interval, whatever the number of jobs."""
+        if 0 <= now - self._registered_at < self.settings.lease_seconds / 2:
+            return
+        if self._started_at is None:
+            self._started_at = now  # from here on, a stop removes the row
+        self._registered_at = now  # the pump and the heartbeat loop: one write
+        try:
+            await self.backend.register_worker(self.record(now), now)
+        except BaseException:
+            self._registered_at = float("-inf")
+            raise
+
+    async def _join_registry(self) -> None:
+        """The first registry write, before the first claim; a store that is down only
+        delays it to a later heartbeat."""
+        try:
+            await self._register(self._clock())
+        except _STORE_DOWN as exc:
+            log.warning("worker %s: cannot join the workers registry yet: %s", self.name, exc)
 
     async def _beat(self, now: float) -> None:
         leases = [lease for _, lease in self._running.values()]

@@ -163,7 +163,13 @@ def test_stats_matches_the_database(db: Seeded) -> None:
         "1",
     ]
     # Then the counts by queue.
-    assert lines[-1].split() == ["default", "1", "1", "2", "3", "1"]
+    queue_line = next(line for line in lines if line.startswith("default"))
+    assert queue_line.split() == ["default", "1", "1", "2", "3", "1"]
+    # Then who serves what: no worker runs, so the ready job waits for nobody.
+    assert "live workers: none (start one: quart-jobs worker --app MODULE:APP)" in lines
+    (unserved,) = data["unserved"]
+    assert f"unserved: {unserved['message']}" == lines[-1]
+    assert data["workers"] == []
 
 
 def test_list_filters_by_state_tier_and_task(db: Seeded) -> None:

@@ -13,13 +13,18 @@ the test is skipped with the reason, except under ``CI=true``, where that is a f
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from quart_jobs import Jobs
+from quart_jobs.models import NewJob
 
 from ..conftest import IN_CI
 from .procs import ADMIN_TOKEN, REGULAR_KEY, VIP_KEY, auth, place, running, wait_until
@@ -71,6 +76,13 @@ def browser_page() -> Iterator[Any]:
             context.close()
         finally:
             browser.close()
+
+
+async def enqueue_unknown(database: str, task: str) -> None:
+    """Store, from this process, a job of a task that no worker of the service has (as another
+    application on the same database would)."""
+    async with Jobs(database) as jobs:
+        await jobs.backend.enqueue([NewJob(task)], jobs.clock())
 
 
 def order_status(client: httpx.Client, order_id: int) -> str:
@@ -168,6 +180,21 @@ def test_log_in_see_the_counts_and_retry_a_failed_order(tmp_path: Path, browser_
         # And it fails again (fail_times 3 > 1 attempt): back in the failed list, by itself.
         expect(page.locator(f'#failed tr[data-job-id="{doomed}"]')).to_be_visible()
         assert order_status(client, doomed) == "failed"
+
+        # Who serves what: the embedded worker is live, and nothing waits for nobody ...
+        expect(page.locator("#workers tbody tr")).to_have_count(1)
+        expect(page.locator("#workers tbody tr td.tasks")).to_contain_text("orders.process")
+        expect(page.locator("#unserved")).to_be_hidden()
+        # ... until a job of a task that no running worker has arrives: a visible warning.
+        with ThreadPoolExecutor(1) as pool:  # Playwright's loop runs in this thread
+            pool.submit(asyncio.run, enqueue_unknown(database, "reports.nightly")).result()
+        alert = page.locator("#unserved")
+        expect(alert).to_be_visible()
+        expect(alert.locator('li[data-task="reports.nightly"]')).to_have_text(
+            "1 ready job of task 'reports.nightly' in queue 'default': "
+            "no running worker has that task registered"
+        )
+        page.screenshot(path=str(OUTPUT / "dashboard-unserved.png"), full_page=True)
 
         # Logging out ends the session: the API answers 401 to the browser.
         page.click("text=Log out")

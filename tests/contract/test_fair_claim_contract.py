@@ -3,15 +3,19 @@ pure simulation (``FairBook``) for the same arrivals."""
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from quart_jobs.backends import Backend, Outcome
 from quart_jobs.backends.base import ANY_SCOPE, ClaimScope
+from quart_jobs.backends.memory import MemoryBackend
+from quart_jobs.backends.sqlite import SQLiteBackend
 from quart_jobs.models import JobState, Lease, NewJob, Tier
 from quart_jobs.policy import FairBook, Weights
 
-from ..conftest import Clock
+from ..conftest import TEST_POSTGRES_URL, Clock
 
 LEASE = 30.0
 VIP, REGULAR = int(Tier.VIP), int(Tier.REGULAR)
@@ -133,6 +137,42 @@ async def test_a_concurrency_key_limits_running_jobs_and_a_lapsed_lease_frees_it
     await backend.recover_expired(clock())
     # The lapsed leases freed both slots: a and b (back in their place) run again before c.
     assert sorted(await claim(backend, clock, 10)) == [a, b, free]
+
+
+@contextlib.asynccontextmanager
+async def second_process(backend: Backend) -> AsyncIterator[Backend]:
+    """Another process's backend on the same store (memory has one process: the same one)."""
+    if isinstance(backend, SQLiteBackend):
+        other: Backend = SQLiteBackend(backend.path, synchronous="NORMAL")
+    elif isinstance(backend, MemoryBackend):
+        yield backend
+        return
+    else:
+        from quart_jobs.backends.postgres import PostgresBackend
+
+        assert isinstance(backend, PostgresBackend)
+        other = PostgresBackend(TEST_POSTGRES_URL, schema=backend.schema, min_size=1, max_size=2)
+    await other.open()
+    try:
+        yield other
+    finally:
+        await other.close()
+
+
+async def test_starts_are_stamped_in_the_order_their_claims_committed(
+    backend: Backend, clock: Clock
+) -> None:
+    """A claim that read its clock first but committed second (it waited for the lock while
+    another process claimed) is stamped after the one that committed first."""
+    await ids(backend, clock, *(new("bob") for _ in range(4)))
+    late_reader = clock() - 0.5  # the other process read its clock half a second earlier
+    async with second_process(backend) as other:
+        (first,) = await backend.claim("w1", 1, clock(), LEASE)
+        (second,) = await other.claim("w2", 1, late_reader, LEASE)
+        (third,) = await backend.claim("w1", 1, clock(), LEASE)
+    assert first.started_at is not None and second.started_at is not None
+    assert first.started_at < second.started_at < (third.started_at or 0.0)
+    assert first.id < second.id < third.id  # and the claims took bob's jobs in order
 
 
 # --- the same order as the pure simulation ---------------------------------------------------

@@ -6,7 +6,9 @@ a job to fail or finish drives the backend the way a worker would (claim, then f
 
 from __future__ import annotations
 
+import asyncio
 import math
+import os
 import re
 import sqlite3
 from pathlib import Path
@@ -18,7 +20,7 @@ from quart.typing import TestClientProtocol as Client
 
 from order_service.app import create_app
 from order_service.config import Settings
-from quart_jobs import Job, JobState, get_jobs
+from quart_jobs import Job, Jobs, JobState, get_jobs
 from quart_jobs.backends import Outcome
 from quart_jobs.backends.base import ClaimScope
 from quart_jobs.models import Lease
@@ -436,3 +438,47 @@ async def test_the_openapi_document_describes_the_admin_api(client: Client) -> N
     assert {"state", "tier", "task", "limit", "before_id"} <= params
     assert doc["components"]["securitySchemes"]["adminToken"]["scheme"] == "bearer"
     assert "/admin/" not in paths and "/admin/login" not in paths
+
+
+async def build_report() -> None:
+    return None
+
+
+async def test_stats_name_the_live_workers_and_the_jobs_nobody_serves(
+    app: Quart, client: Client, tmp_path: Path
+) -> None:
+    await place(client, VIP)
+    await place(client, REGULAR)
+    body = await (await client.get("/admin/api/stats", headers=ADMIN)).get_json()
+    # No embedded worker and none elsewhere: the order jobs wait for nobody.
+    assert body["workers"] == []
+    (unserved,) = body["unserved"]
+    assert (unserved["queue"], unserved["task"], unserved["count"]) == (
+        "default",
+        "orders.process",
+        2,
+    )
+    assert unserved["message"] == (
+        "2 ready jobs of task 'orders.process' in queue 'default': "
+        "no running worker has that task registered"
+    )
+
+    # A real worker of another application on the same database, without the order task.
+    other = Jobs(f"sqlite:///{tmp_path / 'orders.sqlite3'}")
+    other.task(name="reports.build")(build_report)
+    async with other:
+        worker = other.start_worker(queues=["default", "reports"])
+        async with asyncio.timeout(10):
+            while not (await get_jobs(app).stats()).workers:
+                await asyncio.sleep(0.02)
+        body = await (await client.get("/admin/api/stats", headers=ADMIN)).get_json()
+        (live,) = body["workers"]
+        assert live["name"] == worker.name and live["pid"] == os.getpid()
+        assert (live["tasks"], live["queues"]) == (["reports.build"], ["default", "reports"])
+        assert [u["task"] for u in body["unserved"]] == ["orders.process"]
+        await other.stop_worker(worker)
+        body = await (await client.get("/admin/api/stats", headers=ADMIN)).get_json()
+        assert body["workers"] == []  # a graceful stop leaves the registry at once
+
+    page = await (await client.get("/admin/", headers=ADMIN)).get_data(as_text=True)
+    assert 'id="unserved"' in page and 'id="workers"' in page

@@ -21,6 +21,7 @@ from order_service.config import Settings
 from order_service.logs import JsonFormatter
 from quart_jobs import JobState, get_jobs
 from quart_jobs.metrics import LIVE_STATES
+from quart_jobs.models import WorkerRecord
 
 from .conftest import order_settings
 
@@ -244,3 +245,25 @@ async def test_a_metrics_token_guards_the_scrape(client: Client) -> None:
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
     ok = await client.get("/metrics", headers={"Authorization": "Bearer " + "m" * 20})
     assert ok.status_code == 200 and b"quart_jobs_store_up 1.0" in await ok.get_data()
+
+
+async def test_ready_jobs_nobody_serves_and_the_live_workers_are_gauges(
+    idle_app: Quart, tmp_path: Path
+) -> None:
+    # No embedded worker: every ready order job is unserved, and no worker is live.
+    client = idle_app.test_client()
+    for _ in range(2):
+        await place(client, REGULAR)
+    samples = await scrape(client)
+    assert value(samples, "quart_jobs_workers") == 0
+    assert value(samples, "quart_jobs_unserved_jobs", queue="default", task=TASK) == 2
+
+    # A worker of another process, registered in the same store, that has the task: served.
+    jobs = get_jobs(idle_app)
+    now = jobs.clock()
+    other = WorkerRecord("elsewhere", "h", 1, (TASK,), None, 4, now, now, now + 90)
+    await jobs.backend.register_worker(other, now)
+    idle_app.extensions["quart_jobs_metrics"].max_age = 0
+    samples = await scrape(client)
+    assert value(samples, "quart_jobs_workers") == 1
+    assert not any(name == "quart_jobs_unserved_jobs" for name, _ in samples)

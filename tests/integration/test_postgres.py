@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from quart_jobs.backends import operator_sql as ops
+from quart_jobs.backends import workers_sql as live
 from quart_jobs.backends.postgres import MIGRATIONS, PostgresBackend
 from quart_jobs.errors import BackendUnavailable, SchemaTooNew
 from quart_jobs.models import JobFilter, NewJob
@@ -180,6 +181,7 @@ async def test_migrations_from_three_processes_starting_together(instances: Fact
         assert await cur.fetchall() == [
             ("quart_jobs", len(MIGRATIONS)),
             (ops.COMPONENT, len(ops.POSTGRES_MIGRATIONS)),
+            (live.COMPONENT, len(live.MIGRATIONS)),
         ]
 
 

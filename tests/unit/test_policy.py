@@ -21,6 +21,7 @@ from quart_jobs.policy import (
     TierClock,
     Weights,
     choose_starts,
+    claim_time,
     next_run_after_failure,
 )
 
@@ -309,3 +310,10 @@ def test_tier_parse(value: str | int, expected: int) -> None:
 def test_tier_parse_refuses_unknown_names() -> None:
     with pytest.raises(ValueError, match="unknown tier 'gold'"):
         Tier.parse("gold")
+
+
+def test_a_claim_is_stamped_after_the_last_start_of_its_queues() -> None:
+    last = TierClock("default", VIP, served=100.0)
+    assert claim_time([last, TierClock("default", REGULAR)], 99.5) == 100.0
+    assert claim_time([last], 101.0) == 101.0
+    assert claim_time([], 42.0) == 42.0

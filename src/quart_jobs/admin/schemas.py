@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from ..models import MAX_JOB_ID, JobState, Stats, Tier
+from ..unserved import unserved_summary, worker_summary
 
 STATES = [s.value for s in JobState]
 
@@ -71,6 +72,28 @@ class OldestWaiting(BaseModel):
     age_seconds: float
 
 
+class LiveWorker(BaseModel):
+    name: str
+    host: str
+    pid: int
+    tasks: list[str] = Field(description="the task names it has registered")
+    queues: list[str] | None = Field(description="the queues it claims from (null: every queue)")
+    concurrency: int
+    started_at: float
+    seen_at: float = Field(description="its latest write to the workers registry")
+    seen_seconds_ago: float
+
+
+class UnservedTasks(BaseModel):
+    queue: str
+    task: str
+    count: int = Field(description="ready jobs of that task in that queue")
+    other_queues: bool = Field(
+        description="true: live workers have the task registered, but none claims from the queue"
+    )
+    message: str
+
+
 class StatsAnswer(BaseModel):
     now: float
     tiers: list[str] = Field(description="tier names, most urgent first")
@@ -78,6 +101,10 @@ class StatsAnswer(BaseModel):
     totals: dict[str, int] = Field(description="state -> number of jobs, all tiers")
     oldest_waiting: dict[str, OldestWaiting | None] = Field(
         description="tier -> its oldest queued job (null when none waits)"
+    )
+    workers: list[LiveWorker] = Field(description="the live workers of every process, by name")
+    unserved: list[UnservedTasks] = Field(
+        description="ready jobs that no live worker may claim, by queue and task: they stay queued"
     )
 
 
@@ -137,6 +164,8 @@ def stats_answer(stats: Stats, now: float) -> dict[str, Any]:
             queue: {s.value: stats.queues.get((queue, s), 0) for s in JobState}
             for queue in sorted({q for q, _ in stats.queues})
         },
+        "workers": [worker_summary(w, now) for w in stats.workers],
+        "unserved": [unserved_summary(u) for u in stats.unserved],
     }
 
 

@@ -27,6 +27,7 @@ from ..models import (
     Lease,
     NewJob,
     Stats,
+    WorkerRecord,
 )
 from ..policy import Weights
 
@@ -270,6 +271,32 @@ class Backend(abc.ABC):
     async def ready_tasks(self) -> dict[tuple[str, str], int]:
         """Ready queued jobs counted by (queue, task): a worker compares them with its tasks to
         warn about jobs that nobody serves (an index-only read, no row visited)."""
+
+    @abc.abstractmethod
+    async def ready_kinds(self) -> set[tuple[str, int, str]]:
+        """The (queue, priority, task) triples that have ready queued jobs: SQL backends skip
+        through their index of ready jobs, one seek per triple, whatever the number of jobs
+        (``stats`` and ``/metrics`` ask it to tell which jobs nobody serves)."""
+
+    @abc.abstractmethod
+    async def ready_count(self, queue: str, priority: int, task: str) -> int:
+        """The ready queued jobs of one (queue, priority, task)."""
+
+    @abc.abstractmethod
+    async def register_worker(self, worker: WorkerRecord, now: float) -> None:
+        """Write or refresh ``worker``'s row in the live-workers registry (one upsert; its
+        ``started_at`` stays the first one written), and delete rows that expired long before
+        ``now``. The record's times are on the caller's clock, like ``now``."""
+
+    @abc.abstractmethod
+    async def remove_worker(self, name: str) -> None:
+        """Delete the worker's registry row (a graceful stop); nothing happens for an unknown
+        name."""
+
+    @abc.abstractmethod
+    async def live_workers(self, now: float) -> list[WorkerRecord]:
+        """The registered workers whose row has not expired at ``now``, by name (a read of a
+        small table: one row per running worker)."""
 
     @abc.abstractmethod
     async def next_run_at(self) -> float | None:

@@ -23,8 +23,10 @@ from ..models import (
     Lease,
     NewJob,
     Stats,
+    WorkerRecord,
     transition,
 )
+from . import workers_sql
 from .base import (
     ANY_SCOPE,
     Backend,
@@ -54,6 +56,7 @@ class MemoryBackend(Backend):
         self._tags: dict[int, float] = {}
         self._book = policy.FairBook()
         self._sessions: dict[str, float] = {}
+        self._workers: dict[str, WorkerRecord] = {}
         self._clock = StoreClock()  # a backward step of the caller's clock is clamped
 
     async def open(self) -> None:
@@ -159,6 +162,9 @@ class MemoryBackend(Backend):
                 heads.setdefault((job.queue, job.priority), []).append(_candidate(job, self._tags))
         for candidates in heads.values():
             candidates.sort(key=lambda c: (c.tag, c.id))
+        queues = scope.queues
+        clocks = [c for c in self._book.clocks.values() if queues is None or c.queue in queues]
+        now = policy.claim_time(clocks, now)  # as the SQL backends do (one process here)
         chosen = self._book.start(heads, limit, scope.weights, now, running, scope.queues)
         claimed = []
         for candidate in chosen:
@@ -325,6 +331,35 @@ class MemoryBackend(Backend):
 
     async def probe_write(self, now: float) -> None:
         return None
+
+    async def ready_kinds(self) -> set[tuple[str, int, str]]:
+        return {(j.queue, j.priority, j.task) for j in self._ready()}
+
+    async def ready_count(self, queue: str, priority: int, task: str) -> int:
+        return sum(
+            1 for j in self._ready() if (j.queue, j.priority, j.task) == (queue, priority, task)
+        )
+
+    def _ready(self) -> list[Job]:
+        return [
+            self._jobs[i]
+            for i in self._tags
+            if i in self._jobs and self._jobs[i].state is JobState.QUEUED
+        ]
+
+    async def register_worker(self, worker: WorkerRecord, now: float) -> None:
+        cutoff = now - workers_sql.FORGET_AFTER
+        self._workers = {k: w for k, w in self._workers.items() if w.expires_at >= cutoff}
+        known = self._workers.get(worker.name)
+        if known is not None:
+            worker = replace(worker, started_at=known.started_at)
+        self._workers[worker.name] = worker
+
+    async def remove_worker(self, name: str) -> None:
+        self._workers.pop(name, None)
+
+    async def live_workers(self, now: float) -> list[WorkerRecord]:
+        return [w for _, w in sorted(self._workers.items()) if w.expires_at >= now]
 
     async def create_session(self, session_id: str, expires_at: float, now: float) -> None:
         self._sessions = {k: t for k, t in self._sessions.items() if t >= now}

@@ -39,11 +39,13 @@ from ..models import (
     Lease,
     NewJob,
     Stats,
+    WorkerRecord,
 )
 from . import fair_sql as fair
 from . import operator_sql as ops
 from . import postgres_sql as q
 from . import sql as sql_shared
+from . import workers_sql as live
 from .base import (
     ANY_SCOPE,
     Backend,
@@ -176,6 +178,7 @@ class PostgresBackend(Backend):
                     )
                     await migrate_component(conn, "quart_jobs", MIGRATIONS)
                     await migrate_component(conn, ops.COMPONENT, ops.POSTGRES_MIGRATIONS)
+                    await migrate_component(conn, live.COMPONENT, live.MIGRATIONS)
                 self._clock.measured(await measure_offset(conn, self._wall))
                 self._refresh.due()  # measured: the next one in REFRESH_SECONDS
         finally:
@@ -484,6 +487,40 @@ class PostgresBackend(Backend):
         async with self._connection() as conn:
             await conn.execute(_OPS["session_end"], (session_id,))
 
+    async def ready_kinds(self) -> set[tuple[str, int, str]]:
+        scan = live.skip_scan()
+        async with self._connection() as conn:
+            try:
+                name, params = next(scan)
+                while True:
+                    row = await (await conn.execute(_READY[name], params)).fetchone()
+                    name, params = scan.send(row)
+            except StopIteration as done:
+                kinds: set[tuple[str, int, str]] = done.value
+                return kinds
+
+    async def ready_count(self, queue: str, priority: int, task: str) -> int:
+        async with self._connection() as conn:
+            cur = await conn.execute(_READY["count"], (queue, priority, task))
+            row = await cur.fetchone()
+        return 0 if row is None else int(row[0])
+
+    async def register_worker(self, worker: WorkerRecord, now: float) -> None:
+        offset = self._clock.offset
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(_LIVE["forget"], (self._clock.at(now) - live.FORGET_AFTER,))
+            await conn.execute(_LIVE["upsert"], live.upsert_params(worker, offset))
+
+    async def remove_worker(self, name: str) -> None:
+        async with self._connection() as conn:
+            await conn.execute(_LIVE["remove"], (name,))
+
+    async def live_workers(self, now: float) -> list[WorkerRecord]:
+        offset = self._clock.offset
+        async with self._connection() as conn:
+            cur = await conn.execute(_LIVE["live"], (now + offset,))
+            return [live.worker_from_row(r, offset) for r in await cur.fetchall()]
+
     async def finished_counts(
         self, since: float, bucket_seconds: float
     ) -> dict[tuple[int, JobState], int]:
@@ -513,6 +550,8 @@ class PostgresBackend(Backend):
 
 _FINISHED_COUNTS = sql_shared.finished_counts_statement("postgresql")
 _OPS = ops.statements("%s")
+_LIVE = live.statements("postgresql")
+_READY = live.ready_statements("postgresql")
 
 
 async def lock_migrations(conn: Connection) -> None:

@@ -115,6 +115,7 @@ async def claim(
         cur = await conn.execute(fair.RUNNING_KEYS)
         running = {str(k): int(n) for k, n in await cur.fetchall()}
     book = policy.FairBook(clocks)
+    now = policy.claim_time(clocks, now)  # started_at in the order of the claims' commits
     chosen = [c.id for c in book.start(heads, limit, scope.weights, now, running)]
     if not chosen:
         return []

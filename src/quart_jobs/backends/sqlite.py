@@ -29,10 +29,12 @@ from ..models import (
     Lease,
     NewJob,
     Stats,
+    WorkerRecord,
 )
 from . import fair_sql as fair
 from . import operator_sql as ops
 from . import sql
+from . import workers_sql as live
 from .base import (
     ANY_SCOPE,
     JOB_COLUMNS,
@@ -157,6 +159,8 @@ _SELECT = f"SELECT {JOB_COLUMNS} FROM qj_jobs"
 _HEADS = fair.HEADS.format(hint=" INDEXED BY qj_jobs_fair")
 _DUE = fair.DUE.format(hint=" INDEXED BY qj_jobs_due")
 _OPS = ops.statements("?")
+_LIVE = live.statements("sqlite")
+_READY = live.ready_statements("sqlite")
 
 
 class SQLiteBackend(Backend):
@@ -225,6 +229,7 @@ class SQLiteBackend(Backend):
     def _migrate(self, conn: sqlite3.Connection) -> None:
         migrate_component(conn, "quart_jobs", MIGRATIONS)
         migrate_component(conn, ops.COMPONENT, ops.SQLITE_MIGRATIONS)
+        migrate_component(conn, live.COMPONENT, live.MIGRATIONS)
         self._clock.floor(conn.execute(HIGH_WATER).fetchone()[0])
 
     async def close(self) -> None:
@@ -459,6 +464,35 @@ class SQLiteBackend(Backend):
     async def end_session(self, session_id: str) -> None:
         await self._writer.run(lambda conn: conn.execute(_OPS["session_end"], (session_id,)))
 
+    async def ready_kinds(self) -> set[tuple[str, int, str]]:
+        def run(conn: sqlite3.Connection) -> set[tuple[str, int, str]]:
+            def fetchone(name: str, params: tuple[Any, ...]) -> Any:
+                return conn.execute(_READY[name], params).fetchone()
+
+            return live.drive(live.skip_scan(), fetchone)
+
+        return await self._readers.run(run)
+
+    async def ready_count(self, queue: str, priority: int, task: str) -> int:
+        return await self._readers.run(
+            lambda conn: int(conn.execute(_READY["count"], (queue, priority, task)).fetchone()[0])
+        )
+
+    async def register_worker(self, worker: WorkerRecord, now: float) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(_LIVE["forget"], (now - live.FORGET_AFTER,))
+            conn.execute(_LIVE["upsert"], live.upsert_params(worker))
+
+        await self._writer.run(run)
+
+    async def remove_worker(self, name: str) -> None:
+        await self._writer.run(lambda conn: conn.execute(_LIVE["remove"], (name,)))
+
+    async def live_workers(self, now: float) -> list[WorkerRecord]:
+        return await self._readers.run(
+            lambda conn: [live.worker_from_row(r) for r in conn.execute(_LIVE["live"], (now,))]
+        )
+
     async def finished_counts(
         self, since: float, bucket_seconds: float
     ) -> dict[tuple[int, JobState], int]:
@@ -677,6 +711,7 @@ def _claim(
     keyed = any(c.concurrency_key is not None for found in heads.values() for c in found)
     running = dict(conn.execute(fair.RUNNING_KEYS).fetchall()) if keyed else {}
     book = policy.FairBook(clocks)
+    now = policy.claim_time(clocks, now)  # started_at in the order of the claims' commits
     chosen = book.start(heads, limit, scope.weights, now, running)
     if not chosen:
         return []

@@ -163,6 +163,33 @@
     );
   }
 
+  function renderServing(stats) {
+    const unserved = stats.unserved || [];
+    const alert = document.getElementById("unserved");
+    alert.querySelector("ul").replaceChildren(
+      ...unserved.map((u) => el("li", { "data-queue": u.queue, "data-task": u.task, text: u.message })),
+    );
+    alert.hidden = unserved.length === 0;
+    const workers = stats.workers || [];
+    const table = document.getElementById("workers");
+    table.querySelector("tbody").replaceChildren(
+      ...workers.map((w) => el(
+        "tr",
+        { "data-worker": w.name },
+        el("td", { class: "mono", text: w.name }),
+        el("td", { text: w.host }),
+        el("td", { class: "num", text: w.pid }),
+        el("td", { class: "num", text: w.concurrency }),
+        el("td", { text: w.queues === null ? "all" : w.queues.join(", ") }),
+        el("td", { class: "mono tasks", title: w.tasks.join("\n"), text: w.tasks.join(", ") }),
+        el("td", { class: "num", text: `${duration(w.seen_seconds_ago)} ago` }),
+      )),
+    );
+    table.hidden = workers.length === 0;
+    table.nextElementSibling.hidden = workers.length !== 0;
+    document.getElementById("workers-count").textContent = String(workers.length);
+  }
+
   function renderChart(data) {
     const width = 600, height = 170, left = 30, bottom = 18, top = 8;
     const buckets = data.buckets;
@@ -340,6 +367,7 @@
         api("jobs?state=queued&limit=50"),
       ]);
       renderStats(stats);
+      renderServing(stats);
       renderChart(throughput);
       renderLists(running, failed, queued);
       renderSchedules(await api("schedules"));
