@@ -146,7 +146,7 @@ class Worker:
         self.name = name or worker_name()
         self._clock = clock
         self._on_event = on_event
-        self._job_context = job_context or contextlib.nullcontext
+        self._job_context = job_context
         self._running: dict[int, tuple[asyncio.Task[None], Lease]] = {}
         # Outcomes of finished jobs, recorded by the pump together with its next claim.
         self._outcomes: list[_Finished] = []
@@ -435,9 +435,13 @@ class Worker:
         try:
             task = self.registry.get(job.task)
             timeout = job.timeout if job.timeout is not None else task.options.timeout
-            deadline = asyncio.timeout(timeout)
-            async with self._job_context(), deadline:
+            if timeout is None and self._job_context is None:
+                # the common case: no timer and no context manager per job
                 value = await call_task(task, job.args, dict(job.kwargs), self._threads)
+            else:
+                deadline = asyncio.timeout(timeout)
+                async with (self._job_context or contextlib.nullcontext)(), deadline:
+                    value = await call_task(task, job.args, dict(job.kwargs), self._threads)
             return Outcome(lease, JobState.SUCCEEDED, result=result_json(value))
         except TimeoutError as exc:
             if deadline is not None and deadline.expired():
