@@ -28,7 +28,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from . import memory, w1_throughput, w2_latency, w3_http, w4_scale, w5_wakeup, w6_fairness
+from . import (
+    memory,
+    w1_throughput,
+    w2_latency,
+    w3_http,
+    w4_scale,
+    w5_wakeup,
+    w6_fairness,
+    w7_vip_http,
+)
 from .common import Config, Measurement, by_key, fmt, pg_version
 
 Runner = Callable[[Config, Callable[[str], None]], Awaitable[list[Measurement]]]
@@ -40,6 +49,7 @@ WORKLOADS: dict[str, tuple[str, Runner]] = {
     "W4": ("PostgreSQL scale", w4_scale.run),
     "W5": ("wake-up across processes", w5_wakeup.run),
     "W6": ("fairness", w6_fairness.run),
+    "W7": ("VIP wait over HTTP", w7_vip_http.run),
     "MEM": ("memory", memory.run),
 }
 
@@ -254,6 +264,7 @@ def ratios(rows: list[Measurement]) -> list[str]:
                 f"target W1 PostgreSQL{producers} >= 10x procrastinate: {pg / proc:.2f}x "
                 f"{'MET' if pg / proc >= 10 else 'MISSED'}"
             )
+    out.extend(_pg15_targets(get))
     w2 = w2_latency.WORKLOAD
     ours_w2 = get(w2, "quart-jobs SQLite FULL", "VIP wait median ms")
     pq_w2 = get(w2, ceiling, "VIP wait median ms")
@@ -287,6 +298,31 @@ def ratios(rows: list[Measurement]) -> list[str]:
     out.extend(w4_scale.ratios(rows))
     out.extend(w5_wakeup.ratios(rows))
     out.extend(w6_fairness.ratios(rows))
+    out.extend(w7_vip_http.ratios(rows))
+    return out
+
+
+def _pg15_targets(get: Callable[[str, str, str], float | None]) -> list[str]:
+    """Issue 15's PostgreSQL targets, from this run's medians."""
+    w1 = w1_throughput.WORKLOAD
+    out: list[str] = []
+    ours = get(w1, "quart-jobs PostgreSQL", "enqueue jobs/s")
+    raw = get(w1, w1_throughput.RAW_PG, "enqueue jobs/s")
+    if ours and raw:
+        out.append(
+            f"target PostgreSQL 1 producer enqueue >= 0.7x raw 1-row insert: {ours / raw:.2f}x "
+            f"{'MET' if ours / raw >= 0.7 else 'MISSED'} ({ours:,.0f}/s vs {raw:,.0f}/s)"
+        )
+    many = get(
+        w1, f"quart-jobs PostgreSQL, {w1_throughput.PRODUCERS} producers", "end-to-end jobs/s"
+    )
+    proc = get(w1, "procrastinate (PostgreSQL)", "end-to-end jobs/s")
+    if many and proc:
+        out.append(
+            f"target PostgreSQL {w1_throughput.PRODUCERS} producers e2e >= 10x procrastinate: "
+            f"{many / proc:.2f}x {'MET' if many / proc >= 10 else 'MISSED'} "
+            f"({many:,.0f}/s vs {proc:,.0f}/s)"
+        )
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import statistics
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -192,7 +193,9 @@ def _recreate(name: str, drop_only: bool = False) -> None:
 
 @contextlib.asynccontextmanager
 async def fresh_database(name: str) -> AsyncIterator[str]:
-    """A new, empty database ``name`` (dropped afterwards); yields its URL."""
+    """A new, empty database ``name`` (dropped afterwards); yields its URL. The name gets this
+    process's id: two bench runs on one server never recreate (drop) each other's database."""
+    name = f"{name}_{os.getpid()}"
     await asyncio.to_thread(_recreate, name)
     try:
         yield PG_BASE + name

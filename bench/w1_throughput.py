@@ -460,6 +460,44 @@ async def raw_sqlite(cfg: Config, n: int, batch: int = 1) -> Phases:
         _unlink_sqlite(path)
 
 
+# --- physical reference: raw PostgreSQL 1-row inserts (issue 15, PostgreSQL) -----------------
+
+RAW_PG = "raw PostgreSQL 1-row inserts (autocommit)"
+RAW_PG_TABLE = """
+CREATE SCHEMA bench_raw;
+CREATE TABLE bench_raw.jobs (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    task text NOT NULL, args text NOT NULL, kwargs text NOT NULL, priority integer NOT NULL,
+    state text NOT NULL, max_attempts integer NOT NULL,
+    enqueued_at double precision NOT NULL, run_at double precision NOT NULL, queue text NOT NULL
+)
+"""
+RAW_PG_INSERT = (
+    "INSERT INTO bench_raw.jobs (task, args, kwargs, priority, state, max_attempts, "
+    "enqueued_at, run_at, queue) VALUES (%s, '[]', '{}', %s, 'queued', 3, %s, %s, 'default')"
+)
+
+
+async def raw_postgres(cfg: Config, n: int) -> Phases:
+    """The floor under one awaited enqueue: an async psycopg connection in autocommit, one
+    INSERT of a job-sized row (a regular, WAL-logged table) per iteration, each one a commit
+    (the server's default ``synchronous_commit=on``), in a database of the same server the
+    quart-jobs rows use."""
+    import psycopg
+
+    async with (
+        fresh_database("bench_quart_jobs") as url,
+        await psycopg.AsyncConnection.connect(url, autocommit=True) as conn,
+    ):
+        await conn.execute(RAW_PG_TABLE)
+        task = "bench.w1_throughput:qj_noop"
+        t0 = time.perf_counter()
+        for i in range(n):
+            now = time.time()
+            await conn.execute(RAW_PG_INSERT, (task, 0 if i % VIP_EVERY else 10, now, now))
+        return Phases(time.perf_counter() - t0, None, None)
+
+
 # --- the workload ----------------------------------------------------------------------------
 
 
@@ -523,6 +561,14 @@ def systems(cfg: Config) -> list[System]:
             20_000,
             f"one process, concurrency {QJ_CONCURRENCY}",
             postgres_backend_missing,
+        ),
+        # issue 15 (PostgreSQL): the physical reference of the one-producer enqueue.
+        System(
+            RAW_PG,
+            raw_postgres,
+            20_000,
+            "async psycopg, autocommit, one INSERT (one commit) per row; enqueue only",
+            pg_available,
         ),
         System(
             f"quart-jobs PostgreSQL, {PRODUCERS} producers",

@@ -6,7 +6,8 @@ Each its own process on this machine, loaded in turn by ``wrk -t1 -c64``:
   ``ORDERS_DEMO=1``, its embedded worker running the orders, ``processing_seconds: 0``): each
   202 only after COMMIT; then the same with ``SERVER=hypercorn``, and under granian's CLI;
 * the same kind of Quart app with an in-memory ``asyncio.PriorityQueue`` (:mod:`bench.w3_apps`),
-  on the same servers (uvicorn, then Hypercorn);
+  on the same servers (uvicorn, then Hypercorn), and on uvicorn with the garbage collector set
+  as ``orders serve`` sets it (``BENCH_GC=1``: a like-for-like row);
 * a minimal aiohttp in-memory intake.
 
 wrk and the server share the 2 cores, as they would on one small box.
@@ -49,10 +50,17 @@ SERVERS = {
     ],
 }
 QUART_MEM = "Quart + asyncio.PriorityQueue (uvicorn)"
+#: The same in-memory app with the garbage collector set as ``orders serve`` sets it.
+QUART_MEM_GC = "Quart + asyncio.PriorityQueue (uvicorn, GC as `orders serve`)"
 QUART_MEM_HYPERCORN = "Quart + asyncio.PriorityQueue (Hypercorn)"
 AIOHTTP_MEM = "aiohttp + asyncio.PriorityQueue"
 #: The in-memory apps of bench.w3_apps, by the kind its command line takes.
-MEMORY_APPS = {QUART_MEM: "quart-uvicorn", QUART_MEM_HYPERCORN: "quart", AIOHTTP_MEM: "aiohttp"}
+MEMORY_APPS = {
+    QUART_MEM: "quart-uvicorn",
+    QUART_MEM_GC: "quart-uvicorn",
+    QUART_MEM_HYPERCORN: "quart",
+    AIOHTTP_MEM: "aiohttp",
+}
 BODY = '{"items": [{"sku": "bench-1", "quantity": 1}], "processing_seconds": 0}'
 LUA = f"""wrk.method = "POST"
 wrk.body = '{BODY}'
@@ -121,6 +129,8 @@ def _command(system: str, port: int, workdir: Path) -> tuple[list[str], dict[str
             env.pop("SERVER", None)  # the default of `orders serve`
         code = "from order_service.cli import main; main()"
         return [sys.executable, "-c", code, "serve", "--port", str(port)], env
+    if system == QUART_MEM_GC:
+        env["BENCH_GC"] = "1"
     return [sys.executable, "-m", "bench.w3_apps", MEMORY_APPS[system], str(port)], env
 
 
@@ -182,7 +192,7 @@ def _load(system: str, cfg: Config, seconds: int) -> dict[str, float]:
 async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
     if shutil.which("wrk") is None:
         return [not_run(WORKLOAD, "all", "requests/s", "wrk not installed (apt-get install wrk)")]
-    systems = [QUART_MEM, QUART_MEM_HYPERCORN, AIOHTTP_MEM]
+    systems = [QUART_MEM, QUART_MEM_GC, QUART_MEM_HYPERCORN, AIOHTTP_MEM]
     missing = orders_missing()
     out: list[Measurement] = []
     if missing:
@@ -246,6 +256,11 @@ def ratios(rows: list[Measurement]) -> list[str]:
         if aio:
             line += f" (vs aiohttp in-memory: {ours / aio:.2f}x)"
         out.append(line)
+    mem_gc = med.get((QUART_MEM_GC, "requests/s"))
+    if ours and mem_gc:
+        out.append(
+            f"W3 durable / in-memory Quart with the same GC setting (uvicorn): {ours / mem_gc:.2f}x"
+        )
     hyper = med.get((ORDERS_HYPERCORN, "requests/s"))
     hyper_mem = med.get((QUART_MEM_HYPERCORN, "requests/s"))
     if hyper and hyper_mem:

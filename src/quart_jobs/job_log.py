@@ -31,14 +31,19 @@ def job_log_fields(job: Job, event: str, worker: str, elapsed: float | None) -> 
 
 
 def event_name(outcome: Outcome) -> str:
-    if outcome.state is JobState.FAILED:
+    state = outcome.state
+    if state is JobState.SUCCEEDED:
+        return "succeeded"
+    if state is JobState.FAILED:
         return "retried" if outcome.run_at is not None else "failed"
-    if outcome.state is JobState.QUEUED:
+    if state is JobState.QUEUED:
         return "requeued"
-    return str(outcome.state.value)
+    return str(state.value)
 
 
 def log_started(job: Job, worker: str) -> None:
+    if not log.isEnabledFor(logging.INFO):  # the fields below cost more than the check
+        return
     log.info(
         "job %s started task=%s tier=%s attempt=%d",
         job.id,
@@ -52,11 +57,14 @@ def log_started(job: Job, worker: str) -> None:
 def log_outcome(job: Job, outcome: Outcome, elapsed: float, worker: str) -> str:
     """Log an outcome the store recorded; returns its event name."""
     event = event_name(outcome)
+    level = logging.WARNING if event == "failed" else logging.INFO
+    if not log.isEnabledFor(level):
+        return event
     fields = job_log_fields(job, event, worker, elapsed)
     if outcome.error:
         fields["error"] = outcome.error
     log.log(
-        logging.WARNING if event == "failed" else logging.INFO,
+        level,
         "job %s %s task=%s tier=%s attempt=%d duration=%.3fs%s",
         job.id,
         event,

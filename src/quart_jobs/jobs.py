@@ -485,8 +485,8 @@ class Jobs:
         return value
 
     def _emit(self, event: str, job: Job, elapsed: float | None) -> None:
-        if event in _ENDING_EVENTS:
-            self._waiters.wake([job.id])
+        if event in _ENDING_EVENTS and self._waiters:
+            self._waiters.wake((job.id,))
         for hook in self.event_hooks:
             try:
                 hook(event, job, elapsed)

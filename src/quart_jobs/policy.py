@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from .models import Tier
@@ -204,19 +204,23 @@ def choose_starts(
     changed: set[tuple[str, int]] = set()
     chosen: list[H] = []
     stamp = max([now, *(c.served for c in state.values())])
+    tiers: dict[str, list[tuple[str, int]]] = {}  # the tiers of each queue (fixed in the loop)
+    for key in state:
+        tiers.setdefault(key[0], []).append(key)
     while len(chosen) < limit:
-        pick = _next_tier(state, heads, cursor, weights, busy)
+        pick = _next_tier(state, heads, cursor, weights, busy, tiers)
         if pick is None:
             break
         (queue, priority), start, job = pick
         clock = state[(queue, priority)]
         stamp += 1e-6
-        state[(queue, priority)] = replace(
-            clock,
-            vtime=max(clock.vtime, job.tag),
-            start=start,
-            finish=start + weights.step(priority),
-            served=stamp,
+        state[(queue, priority)] = TierClock(
+            queue,
+            priority,
+            max(clock.vtime, job.tag),
+            start,
+            start + weights.step(priority),
+            stamp,
         )
         changed.add((queue, priority))
         if job.concurrency_key is not None:
@@ -231,8 +235,10 @@ def _next_tier(
     cursor: dict[tuple[str, int], int],
     weights: Weights,
     busy: Mapping[str, int],
+    tiers: Mapping[str, Sequence[tuple[str, int]]],
 ) -> tuple[tuple[str, int], float, H] | None:
-    """The tier (and its job) that starts next, advancing past jobs blocked by their key."""
+    """The tier (and its job) that starts next, advancing past jobs blocked by their key.
+    ``tiers`` lists the keys of ``state`` by queue."""
     by_queue: dict[str, list[tuple[str, int]]] = {}
     for key in heads:
         job = _first_startable(heads[key], cursor, key, busy)
@@ -240,8 +246,11 @@ def _next_tier(
             by_queue.setdefault(key[0], []).append(key)
     if not by_queue:
         return None
-    queue = min(by_queue, key=lambda q: (max(state[k].served for k in _tiers_of(state, q)), q))
-    vclock = max(state[k].start for k in _tiers_of(state, queue))
+    if len(by_queue) == 1:
+        (queue,) = by_queue
+    else:
+        queue = min(by_queue, key=lambda q: (max(state[k].served for k in tiers[q]), q))
+    vclock = max(state[k].start for k in tiers[queue])
 
     starts = {key: max(vclock, state[key].finish) for key in by_queue[queue]}
     first = min(starts.values())
@@ -256,10 +265,6 @@ def _next_tier(
     job = heads[chosen_key][cursor[chosen_key]]
     cursor[chosen_key] += 1
     return chosen_key, best[0], job
-
-
-def _tiers_of(state: Mapping[tuple[str, int], TierClock], queue: str) -> list[tuple[str, int]]:
-    return [k for k in state if k[0] == queue]
 
 
 def _first_startable(

@@ -146,11 +146,13 @@ class Worker:
         self.name = name or worker_name()
         self._clock = clock
         self._on_event = on_event
-        self._job_context = job_context or contextlib.nullcontext
+        self._job_context = job_context
         self._running: dict[int, tuple[asyncio.Task[None], Lease]] = {}
         # Outcomes of finished jobs, recorded by the pump together with its next claim.
         self._outcomes: list[_Finished] = []
         self._stop_reasons: dict[int, _Stop] = {}
+        self._deadline: float | None = None  # loop time at which a graceful stop puts jobs back
+        self._put_back = 0
         self._wake = asyncio.Event()
         self._unserved = UnservedWatch(self.registry.names(), self.settings.queues)
         self._started_at: float | None = None  # first written to the live-workers registry
@@ -212,20 +214,23 @@ class Worker:
         if self._main is not None and self._main.done():
             # The pump failed: a new one (claiming nothing) records the outcomes of the drain.
             self._main = self._supervised(self._pump(), "pump")
-        tasks = [t for t, _ in self._running.values()]
-        if tasks:
-            log.info("worker %s waiting up to %.1fs for %d jobs", self.name, timeout, len(tasks))
-            _, pending = await asyncio.wait(tasks, timeout=timeout)
-            for job_id, (task, _) in list(self._running.items()):
-                if task in pending:
-                    self._stop_reasons[job_id] = _Stop.SHUTDOWN
-                    task.cancel()
-            if pending:
-                log.warning("worker %s putting %d unfinished jobs back", self.name, len(pending))
-                await asyncio.wait(pending)
+        # Every running job, and any a round still in flight launches after this point, is
+        # cancelled at the deadline (put back, attempt refunded) if it has not ended by then.
+        self._deadline = asyncio.get_running_loop().time() + timeout
+        for job_id, (task, _) in list(self._running.items()):
+            self._arm(job_id, task)
+        if self._running:
+            log.info(
+                "worker %s waiting up to %.1fs for %d jobs", self.name, timeout, len(self._running)
+            )
         if self._main is not None:
             self._wake.set()
-            await asyncio.wait([self._main])  # records what is left; a failure is logged
+            # The pump ends once no job runs and records every outcome; a failure is logged.
+            await asyncio.wait([self._main])
+        if self._running:  # the pump gave up (store down) or failed: the jobs still end in time
+            await asyncio.wait([t for t, _ in self._running.values()])
+        if self._put_back:
+            log.warning("worker %s putting %d unfinished jobs back", self.name, self._put_back)
         if self._outcomes:
             log.error(
                 "worker %s: %d outcomes not recorded; their leases expire and the jobs run again",
@@ -399,8 +404,24 @@ class Worker:
         task = asyncio.create_task(self._run_job(job, lease), name=f"quart-jobs job {job.id}")
         self._running[job.id] = (task, lease)
         task.add_done_callback(lambda _: self._done(job.id))
+        if self._deadline is not None:  # claimed by a round that was in flight at the stop
+            self._arm(job.id, task)
         log_started(job, self.name)
         self._emit("started", job, None)
+
+    def _arm(self, job_id: int, task: asyncio.Task[None]) -> None:
+        """Cancel job ``job_id``'s ``task`` at the shutdown deadline if it still runs then (it
+        is put back, its attempt refunded)."""
+        assert self._deadline is not None
+
+        def expire() -> None:
+            if not task.done():
+                self._stop_reasons[job_id] = _Stop.SHUTDOWN
+                self._put_back += 1
+                task.cancel()
+
+        handle = asyncio.get_running_loop().call_at(self._deadline, expire)
+        task.add_done_callback(lambda _: handle.cancel())
 
     def _done(self, job_id: int) -> None:
         self._running.pop(job_id, None)
@@ -435,9 +456,13 @@ class Worker:
         try:
             task = self.registry.get(job.task)
             timeout = job.timeout if job.timeout is not None else task.options.timeout
-            deadline = asyncio.timeout(timeout)
-            async with self._job_context(), deadline:
+            if timeout is None and self._job_context is None:
+                # the common case: no timer and no context manager per job
                 value = await call_task(task, job.args, dict(job.kwargs), self._threads)
+            else:
+                deadline = asyncio.timeout(timeout)
+                async with (self._job_context or contextlib.nullcontext)(), deadline:
+                    value = await call_task(task, job.args, dict(job.kwargs), self._threads)
             return Outcome(lease, JobState.SUCCEEDED, result=result_json(value))
         except TimeoutError as exc:
             if deadline is not None and deadline.expired():

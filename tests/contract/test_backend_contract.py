@@ -116,6 +116,35 @@ async def test_finish_records_each_outcome(backend: Backend, clock: Clock) -> No
     assert cancelled and cancelled.state is JobState.CANCELLED
 
 
+async def test_finish_and_claim_records_every_kind_of_outcome_and_claims_in_one_call(
+    backend: Backend, clock: Clock
+) -> None:
+    ids = await enqueue(backend, clock, *(new() for _ in range(6)))
+    jobs = await backend.claim("w", 5, clock(), LEASE)
+    clock.advance(1)
+    outcomes = [
+        Outcome(lease_of(jobs[0]), JobState.SUCCEEDED, result="1"),
+        Outcome(Lease(jobs[1].id, "forged"), JobState.SUCCEEDED, result="2"),
+        Outcome(lease_of(jobs[2]), JobState.FAILED, error="E", run_at=clock() + 5),
+        Outcome(lease_of(jobs[3]), JobState.QUEUED, refund=True),
+        Outcome(lease_of(jobs[4]), JobState.FAILED, error="E: end", traceback="tb"),
+    ]
+    held, claimed = await backend.finish_and_claim(outcomes, "w", 2, clock(), LEASE)
+    assert held == [True, False, True, True, True]
+    assert [j.id for j in claimed] == [ids[3], ids[5]]
+    states = [(await backend.get(i)).state for i in ids]  # type: ignore[union-attr]
+    assert states == [
+        JobState.SUCCEEDED,
+        JobState.RUNNING,
+        JobState.QUEUED,
+        JobState.RUNNING,
+        JobState.FAILED,
+        JobState.RUNNING,
+    ]
+    done = await backend.get(ids[0])
+    assert done and done.result == 1 and done.finished_at == clock() and done.lease_token is None
+
+
 async def test_refund_puts_a_job_back_in_its_place_without_charging_an_attempt(
     backend: Backend, clock: Clock
 ) -> None:

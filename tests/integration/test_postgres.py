@@ -4,6 +4,7 @@ sharing one database, LISTEN/NOTIFY, migrations, and failures a user meets."""
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
@@ -12,11 +13,13 @@ from typing import Any
 import psycopg
 import pytest
 
+from quart_jobs.backends import Outcome
 from quart_jobs.backends import operator_sql as ops
 from quart_jobs.backends import workers_sql as live
+from quart_jobs.backends.base import ClaimScope
 from quart_jobs.backends.postgres import MIGRATIONS, PostgresBackend
 from quart_jobs.errors import BackendUnavailable, SchemaTooNew
-from quart_jobs.models import JobFilter, NewJob
+from quart_jobs.models import JobFilter, JobState, Lease, NewJob
 
 from ..conftest import TEST_POSTGRES_URL, Clock
 
@@ -330,3 +333,50 @@ async def test_the_listener_keeps_retrying_while_the_server_is_unreachable(
         assert attempts == 3 and listener.pid is not None
     finally:
         await listener.stop()
+
+
+async def _round_trips(store: PostgresBackend, act: Callable[[], Any]) -> int:
+    """How many times ``act`` made the client send and then wait for the server (libpq's
+    protocol trace of the pool's one connection: each run of client messages is one trip)."""
+    pool = store._pool
+    assert pool is not None
+    conn = await pool.getconn()
+    with tempfile.TemporaryFile("w+") as trace:
+        conn.pgconn.trace(trace.fileno())
+        await pool.putconn(conn)
+        await act()
+        conn = await pool.getconn()
+        conn.pgconn.untrace()
+        await pool.putconn(conn)
+        trace.seek(0)
+        senders = [line.split("\t")[1] for line in trace if line.count("\t") >= 3]
+    return sum(
+        1 for i, who in enumerate(senders) if who == "F" and (i == 0 or senders[i - 1] != "F")
+    )
+
+
+async def test_an_awaited_enqueue_is_one_round_trip_and_a_worker_round_two(
+    instances: Factory, clock: Clock
+) -> None:
+    store = await opened(instances, min_size=1, max_size=1)
+    for _ in range(6):  # past psycopg's prepare threshold: the statements are prepared
+        await store.enqueue([NewJob(task="t", priority=10)], clock())
+        (job,) = await store.claim("w", 1, clock(), LEASE)
+        await store.finish(
+            [Outcome(Lease(job.id, job.lease_token or ""), JobState.SUCCEEDED)], clock()
+        )
+
+    async def enqueue_three() -> None:
+        for owner in ("a", "b", None):
+            await store.enqueue([NewJob(task="t", priority=10, owner=owner)], clock())
+
+    assert await _round_trips(store, enqueue_three) == 3
+    scope = ClaimScope(("t",), None)  # a worker's: its tasks
+    running = await store.claim("w", 2, clock(), LEASE, scope)
+    outcomes = [Outcome(Lease(j.id, j.lease_token or ""), JobState.SUCCEEDED) for j in running]
+
+    async def worker_round() -> None:
+        held, claimed = await store.finish_and_claim(outcomes, "w", 2, clock(), LEASE, scope)
+        assert held == [True, True] and len(claimed) == 1
+
+    assert await _round_trips(store, worker_round) == 2

@@ -90,6 +90,32 @@ async def test_shutdown_requeues_a_sync_task_that_never_returns(jobs: Jobs) -> N
     assert blocked and all(t.daemon for t in blocked)
 
 
+async def test_a_job_claimed_by_a_round_in_flight_at_the_stop_is_put_back_in_time(
+    jobs: Jobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = jobs.backend.finish_and_claim
+    in_round, go_on = asyncio.Event(), asyncio.Event()
+
+    async def held(*args: Any) -> Any:
+        held_, claimed = await real(*args)
+        if claimed:  # the claim is committed; the stop begins before the worker sees it
+            in_round.set()
+            await go_on.wait()
+        return held_, claimed
+
+    monkeypatch.setattr(jobs.backend, "finish_and_claim", held)
+    long = await jobs.enqueue(tasks.sleeper, 60)
+    worker = jobs.start_worker(concurrency=1, shutdown_timeout=0.2)
+    await asyncio.wait_for(in_round.wait(), timeout=5)
+    stopping = asyncio.ensure_future(jobs.stop_worker(worker))
+    await asyncio.sleep(0.05)
+    go_on.set()
+    # The job that round launches gets the same deadline as those running at the stop.
+    await asyncio.wait_for(stopping, timeout=10)
+    back = await jobs.get(long.id)
+    assert back.state is JobState.QUEUED and back.attempts == 0
+
+
 @pytest.mark.parametrize("kind", ["set", "object", "nan"])
 async def test_a_result_that_is_not_json_fails_the_attempt(jobs: Jobs, kind: str) -> None:
     async with jobs.run_worker():

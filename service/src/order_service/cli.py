@@ -23,6 +23,7 @@ from quart_jobs import JobsError
 from .app import create_app
 from .config import SettingError, Settings
 from .logs import setup_logging
+from .runtime import tune_gc
 from .service import DEMO_CUSTOMERS, EXTENSION_KEY, OrdersState, hash_key, new_api_key
 from .store import CustomerExists, OrdersStore
 
@@ -100,6 +101,7 @@ def serve(host: str | None, port: int | None) -> None:
         lines.append(f"  admin token: {settings.admin_token}  (dashboard: {url}/admin/)")
     lines.append(f"  OpenAPI: {url}/openapi.json   stop: Ctrl-C")
     click.echo("\n".join(lines), err=True)
+    tune_gc()
     try:
         if settings.server == "hypercorn":
             asyncio.run(server.serve_until_signal(app, config, sockets))
@@ -140,6 +142,7 @@ def worker(concurrency: int | None, queues: str | None) -> None:
     settings = _settings(worker_concurrency=concurrency, queues=queues)
     settings = replace(settings, embedded_workers=True)
     setup_logging(settings.log_format)
+    tune_gc()
 
     async def until_signal(state: OrdersState) -> None:
         stop = asyncio.Event()

@@ -3,6 +3,7 @@ the queue limits of an order."""
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 from typing import Any, TypeVar, cast
@@ -21,7 +22,6 @@ from .service import (
     KEY_CACHE_SECONDS,
     OrdersState,
     hash_key,
-    key_matches,
 )
 from .store import Customer
 
@@ -47,8 +47,9 @@ async def authenticate() -> Customer:
             "send your API key as 'Authorization: Bearer <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    customer = await _customer_for(api_key)
-    if customer is None or not key_matches(customer, api_key):
+    key_hash = hash_key(api_key)
+    customer = await _customer_for(key_hash)
+    if customer is None or not hmac.compare_digest(customer.key_hash, key_hash):
         raise ApiError(
             401, "unauthorized", "the API key is not valid", headers={"WWW-Authenticate": "Bearer"}
         )
@@ -63,11 +64,10 @@ async def authenticate() -> Customer:
     return customer
 
 
-async def _customer_for(api_key: str) -> Customer | None:
-    """The active customer holding ``api_key``: from the short-lived cache of valid keys, or
-    from the store (only valid keys are cached, so unknown keys cannot fill it)."""
+async def _customer_for(key_hash: str) -> Customer | None:
+    """The active customer holding the key of ``key_hash``: from the short-lived cache of valid
+    keys, or from the store (only valid keys are cached, so unknown keys cannot fill it)."""
     state = orders_state()
-    key_hash = hash_key(api_key)
     now = time.monotonic()
     cached = state.key_cache.get(key_hash)
     if cached is not None and cached[0] > now:

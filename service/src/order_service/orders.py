@@ -168,8 +168,12 @@ def place(
     """The order and its job, or (same key, same request) the order placed before: ``(order,
     created)``. :class:`IdempotencyKeyReused` for the same key with another request."""
 
+    # Encoded here, on the caller's thread: the function below runs on the SQLite writer, which
+    # every write of the process waits for.
+    fingerprint_ = new.fingerprint if new.idempotency_key is not None else None
+    items_json = json.dumps(new.items, separators=(",", ":"))
+
     def run(tx: Transaction) -> tuple[Order, bool]:
-        fingerprint_ = new.fingerprint if new.idempotency_key is not None else None
         if new.idempotency_key is not None:
             before = _one(
                 tx,
@@ -190,7 +194,7 @@ def place(
             (
                 new.customer,
                 new.tier,
-                json.dumps(new.items, separators=(",", ":")),
+                items_json,
                 new.processing_seconds,
                 new.fail_times,
                 now,

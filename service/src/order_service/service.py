@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,10 +70,6 @@ def hash_key(api_key: str) -> str:
 
 def new_api_key() -> str:
     return "ok_" + secrets.token_urlsafe(24)
-
-
-def key_matches(customer: Customer, api_key: str) -> bool:
-    return hmac.compare_digest(customer.key_hash, hash_key(api_key))
 
 
 def iso(ts: float | None) -> str | None:

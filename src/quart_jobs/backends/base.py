@@ -406,33 +406,39 @@ JOB_COLUMNS = (
 
 def job_from_row(row: Sequence[Any]) -> Job:
     """A :class:`Job` from a row in :data:`JOB_COLUMNS` order (args, kwargs, result as JSON)."""
+    # Positional, in Job's field order (one Job per claimed row: the worker's hot path); jobs
+    # without arguments, the common case, skip the JSON decoder.
+    args, kwargs, result = row[2], row[3], row[19]
     return Job(
-        id=row[0],
-        task=row[1],
-        args=tuple(json.loads(row[2])),
-        kwargs=json.loads(row[3]),
-        priority=row[4],
-        state=JobState(row[5]),
-        attempts=row[6],
-        max_attempts=row[7],
-        enqueued_at=row[8],
-        run_at=row[9],
-        owner=row[10],
-        key=row[11],
-        timeout=row[12],
-        started_at=row[13],
-        finished_at=row[14],
-        worker=row[15],
-        lease_token=row[16],
-        lease_expires_at=row[17],
-        cancel_requested=bool(row[18]),
-        result=None if row[19] is None else json.loads(row[19]),
-        error=row[20],
-        traceback=row[21],
-        queue=row[22],
-        concurrency_key=row[23],
-        concurrency_limit=row[24],
+        row[0],
+        row[1],
+        () if args == "[]" else tuple(json.loads(args)),
+        {} if kwargs == "{}" else json.loads(kwargs),
+        row[4],
+        _STATES[row[5]],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+        row[11],
+        row[12],
+        row[13],
+        row[14],
+        row[15],
+        row[16],
+        row[17],
+        bool(row[18]),
+        None if result is None else json.loads(result),
+        row[20],
+        row[21],
+        row[22],
+        row[23],
+        row[24],
     )
+
+
+_STATES = {state.value: state for state in JobState}
 
 
 def stats_from_rows(

@@ -61,7 +61,15 @@ from .base import (
 from .postgres_enqueue import EnqueueCall, KeyVanished, write_calls
 from .postgres_fair import claim as fair_claim
 from .postgres_finished import FinishedCallback, FinishedListener, notify_finished
-from .postgres_io import RETRYABLE, GroupCommit, Listener, redact_url, translated, unavailable
+from .postgres_io import (
+    RETRYABLE,
+    GroupCommit,
+    Listener,
+    pipelined_transaction,
+    redact_url,
+    translated,
+    unavailable,
+)
 from .postgres_sql import MIGRATIONS
 from .postgres_tx import PostgresTransaction
 from .sql import filter_sql, insert_params
@@ -352,9 +360,58 @@ class PostgresBackend(Backend):
     ) -> list[Job]:
         if limit <= 0:
             return []
+        _, claimed = await self.finish_and_claim([], worker, limit, now, lease_seconds, scope)
+        return claimed
+
+    async def finish_and_claim(
+        self,
+        outcomes: Sequence[Outcome],
+        worker: str,
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        scope: ClaimScope = ANY_SCOPE,
+    ) -> tuple[list[bool], list[Job]]:
+        """The outcomes and the claim in one transaction, pipelined: the outcomes, the due
+        jobs, the locked tier clocks and the heads go in one round trip, the claim's writes
+        and the COMMIT in a second one (more only to tag due jobs or count concurrency keys)."""
+        if not outcomes and limit <= 0:
+            return [], []
         now = self._now(now)
-        async with self._connection() as conn, conn.transaction():
-            return await fair_claim(conn, worker, limit, now, lease_seconds, scope)
+        offset = self._clock.offset
+        # Outcomes that end their jobs go in one statement (one per job otherwise).
+        ends = [i for i, o in enumerate(outcomes) if _plain_end(o)]
+        if len({outcomes[i].lease.job_id for i in ends}) < len(ends) or len(ends) < 2:
+            ends = []
+        end_set = set(ends)
+        one_by_one = [o for i, o in enumerate(outcomes) if i not in end_set]
+        statements = [sql_shared.finish_statement(o, now, "postgresql", offset) for o in one_by_one]
+        ended = [o.lease.job_id for o in outcomes if o.ends_job]
+        async with self._connection() as conn:
+            async with pipelined_transaction(conn):
+                ends_cur = (
+                    await conn.execute(
+                        q.FINISH_ENDS, _ends_params([outcomes[i] for i in ends], now)
+                    )
+                    if ends
+                    else None
+                )
+                cursors = [await conn.execute(query, params) for query, params in statements]
+                if ended:
+                    await notify_finished(conn, self.schema, ended)
+                read = (
+                    await fair_claim(conn, worker, limit, now, lease_seconds, scope)
+                    if limit > 0
+                    else None
+                )
+            claimed = [] if read is None else await read()
+            still = set() if ends_cur is None else {int(r[0]) for r in await ends_cur.fetchall()}
+            rest = iter(cursors)
+            held = [
+                o.lease.job_id in still if i in end_set else next(rest).rowcount == 1
+                for i, o in enumerate(outcomes)
+            ]
+            return held, claimed
 
     async def heartbeat(
         self, leases: Sequence[Lease], now: float, lease_seconds: float
@@ -373,21 +430,8 @@ class PostgresBackend(Backend):
         return sql_shared.heartbeats(rows, leases)
 
     async def finish(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
-        now = self._now(now)
-        offset = self._clock.offset
-        statements = [sql_shared.finish_statement(o, now, "postgresql", offset) for o in outcomes]
-        if not statements:
-            return []
-        ended = [o.lease.job_id for o in outcomes if o.ends_job]
-        async with self._connection() as conn:
-            if len(statements) == 1 and not ended:
-                ((query, params),) = statements
-                return [(await conn.execute(query, params)).rowcount == 1]
-            async with conn.pipeline(), conn.transaction():
-                cursors = [await conn.execute(query, params) for query, params in statements]
-                if ended:
-                    await notify_finished(conn, self.schema, ended)
-            return [cur.rowcount == 1 for cur in cursors]
+        held, _ = await self.finish_and_claim(outcomes, "", 0, now, 0.0)
+        return held
 
     async def recover_expired(self, now: float) -> int:
         now = self._now(now)
@@ -552,6 +596,26 @@ _FINISHED_COUNTS = sql_shared.finished_counts_statement("postgresql")
 _OPS = ops.statements("%s")
 _LIVE = live.statements("postgresql")
 _READY = live.ready_statements("postgresql")
+
+
+def _plain_end(o: Outcome) -> bool:
+    """Whether ``o`` is recorded by ``FINISH_END`` (see :func:`.sql.finish_statement`)."""
+    if o.state is JobState.QUEUED:
+        return False
+    return not (o.state is JobState.FAILED and o.run_at is not None)
+
+
+def _ends_params(outcomes: Sequence[Outcome], now: float) -> tuple[Any, ...]:
+    """The parameters of :data:`.postgres_sql.FINISH_ENDS`."""
+    return (
+        now,
+        [o.lease.job_id for o in outcomes],
+        [o.lease.token for o in outcomes],
+        [o.state.value for o in outcomes],
+        [o.result for o in outcomes],
+        [o.error for o in outcomes],
+        [o.traceback for o in outcomes],
+    )
 
 
 async def lock_migrations(conn: Connection) -> None:

@@ -1,5 +1,6 @@
-"""How the PostgreSQL backend writes enqueues: several callers' jobs in one transaction (group
-commit), each caller's :class:`~quart_jobs.backends.base.QueueLimits` checked in it.
+"""How the PostgreSQL backend writes enqueues: several callers' jobs in one statement (group
+commit), each caller's :class:`~quart_jobs.backends.base.QueueLimits` checked in its
+transaction. The statement tags the jobs, updates the fair book and NOTIFYs the workers.
 
 Limits are exact among enqueues that have limits: they take an advisory lock (per schema)
 before counting, so two processes cannot both see room for the last job. The counts are
@@ -19,7 +20,6 @@ from ..errors import BackendUnavailable, QueueFull
 from ..models import EnqueueResult, Job
 from . import postgres_sql as q
 from .base import QueueLimits, job_from_row
-from .postgres_fair import save_book, tag_rows
 from .sql import KEY, OWNER, TASK
 
 Connection = psycopg.AsyncConnection[TupleRow]
@@ -41,18 +41,20 @@ async def write_calls(
     conn: Connection, calls: Sequence[EnqueueCall], channel: str, schema: str
 ) -> list[list[EnqueueResult] | QueueFull]:
     """Write ``calls`` in one transaction: each gets its results, or the :class:`QueueFull`
-    that refused it (then none of its jobs is stored). NOTIFY ``channel`` on commit."""
-    async with conn.transaction():
-        refused: dict[int, QueueFull] = {}
-        if any(call.limits is not None for call in calls):
+    that refused it (then none of its jobs is stored). NOTIFY ``channel`` on commit.
+
+    Without limits that transaction is one statement on the autocommit connection: one round
+    trip, which returns once the server committed (:data:`~.postgres_sql.INSERT`). Limits take
+    a lock before their counts, so their calls add BEGIN, the lock and counts, and COMMIT."""
+    refused: dict[int, QueueFull] = {}
+    if any(call.limits is not None for call in calls):
+        async with conn.transaction():
             refused = await _check_limits(conn, calls, schema)
-        rows = [row for i, call in enumerate(calls) if i not in refused for row in call.rows]
-        book, tagged = await tag_rows(conn, rows)
-        flat = await _insert_rows(conn, tagged) if rows else []
-        if any(result.created for result in flat):
-            await save_book(conn, book)
-        if any(result.created for result in flat):
-            await conn.execute("SELECT pg_notify(%s, %s)", (channel, schema))
+            rows = [row for i, call in enumerate(calls) if i not in refused for row in call.rows]
+            flat = await _insert_rows(conn, rows, channel, schema) if rows else []
+    else:
+        rows = [row for call in calls for row in call.rows]
+        flat = await _insert_rows(conn, rows, channel, schema)
     results: list[list[EnqueueResult] | QueueFull] = []
     start = 0
     for i, call in enumerate(calls):
@@ -73,12 +75,7 @@ async def enqueue_in(
         refused = await _check_limits(conn, [call], schema)
         if refused:
             raise refused[0]
-    book, tagged = await tag_rows(conn, call.rows)
-    results = await _insert_rows(conn, tagged) if call.rows else []
-    if any(result.created for result in results):
-        await save_book(conn, book)
-        await conn.execute("SELECT pg_notify(%s, %s)", (channel, schema))
-    return results
+    return await _insert_rows(conn, call.rows, channel, schema) if call.rows else []
 
 
 async def _check_limits(
@@ -124,9 +121,15 @@ async def _check_limits(
     return refused
 
 
-async def _insert_rows(conn: Connection, rows: list[tuple[Any, ...]]) -> list[EnqueueResult]:
-    """Insert ``rows`` with one statement; a key that exists returns the existing job."""
-    cur = await conn.execute(q.INSERT, q.insert_arrays(rows))
+async def _insert_rows(
+    conn: Connection, rows: list[tuple[Any, ...]], channel: str, schema: str
+) -> list[EnqueueResult]:
+    """Insert ``rows`` with one statement (tags, fair book and NOTIFY in it); a key that exists
+    returns the existing job."""
+    if len(rows) == 1:
+        cur = await conn.execute(q.INSERT_ONE, q.insert_one(rows[0], channel, schema))
+    else:
+        cur = await conn.execute(q.INSERT, q.insert_arrays(rows, channel, schema))
     created = sorted(map(job_from_row, await cur.fetchall()), key=lambda job: job.id)
     # The rows inserted are those without a key and the first of each key returned, in the
     # order given (their ids ascend in that order).

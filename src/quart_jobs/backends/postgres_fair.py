@@ -10,7 +10,7 @@ starting a job with a concurrency key holds an advisory lock on the key until co
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -21,7 +21,6 @@ from ..models import Job
 from . import fair_sql as fair
 from . import postgres_sql as q
 from .base import Candidate, ClaimScope, job_from_row
-from .sql import ENQUEUED_AT, RUN_AT
 
 Connection = psycopg.AsyncConnection[TupleRow]
 
@@ -41,40 +40,22 @@ async def load_book(
 
 
 async def save_book(conn: Connection, book: policy.FairBook) -> None:
-    """Write back the owners' next tags and the tier clocks that changed."""
-    async with conn.cursor() as cur:
-        if book.owners_changed:
-            await cur.executemany(
-                fair.render(fair.SAVE_OWNER, "postgresql"), fair.owner_params(book)
-            )
-            tiers = sorted({k[:2] for k in book.owners_changed})
-            await cur.executemany(fair.render(fair.ENSURE_TIER, "postgresql"), tiers)
-        if book.clocks_changed:
-            await cur.executemany(
-                fair.render(fair.SAVE_TIER, "postgresql"),
-                [fair.clock_params(book.clocks[k]) for k in sorted(book.clocks_changed)],
-            )
+    """Write back the owners' next tags and the tier clocks that changed (one statement per
+    row: in pipeline mode they cost no round trip, where ``executemany`` would sync)."""
+    if book.owners_changed:
+        save_owner = fair.render(fair.SAVE_OWNER, "postgresql")
+        for params in fair.owner_params(book):
+            await conn.execute(save_owner, params)
+        ensure_tier = fair.render(fair.ENSURE_TIER, "postgresql")
+        for tier in sorted({k[:2] for k in book.owners_changed}):
+            await conn.execute(ensure_tier, tier)
+    if book.clocks_changed:
+        save_tier = fair.render(fair.SAVE_TIER, "postgresql")
+        for key in sorted(book.clocks_changed):
+            await conn.execute(save_tier, fair.clock_params(book.clocks[key]))
 
 
-async def tag_rows(
-    conn: Connection, rows: Sequence[tuple[Any, ...]]
-) -> tuple[policy.FairBook, list[tuple[Any, ...]]]:
-    """The insert rows with their tag appended (``None`` for a job not ready yet)."""
-    ready = [row[RUN_AT] <= row[ENQUEUED_AT] for row in rows]
-    if not any(ready):
-        return policy.FairBook(), [(*row, None) for row in rows]
-    book = await load_book(conn, [fair.tag_key(r) for r, ok in zip(rows, ready, strict=True) if ok])
-    tagged = [
-        (*row, book.tag(*fair.tag_key(row)) if ok else None)
-        for row, ok in zip(rows, ready, strict=True)
-    ]
-    return book, tagged
-
-
-async def tag_due(conn: Connection, now: float) -> None:
-    """Tag the queued jobs whose ``run_at`` passed, in the order they became ready."""
-    cur = await conn.execute(q.DUE, (now, fair.TAG_BATCH))
-    due = await cur.fetchall()
+async def _tag(conn: Connection, due: Sequence[tuple[Any, ...]]) -> None:
     if not due:
         return
     book = await load_book(conn, [(qu, p, o) for _, qu, p, o in due])
@@ -85,27 +66,44 @@ async def tag_due(conn: Connection, now: float) -> None:
 
 async def claim(
     conn: Connection, worker: str, limit: int, now: float, lease_seconds: float, scope: ClaimScope
-) -> list[Job]:
-    """Claim up to ``limit`` jobs in the caller's transaction."""
-    await tag_due(conn, now)
+) -> Callable[[], Awaitable[list[Job]]]:
+    """Claim up to ``limit`` jobs in the caller's transaction; returns how to read them (after
+    the caller's COMMIT, in pipeline mode: that read then costs no round trip of its own).
+
+    In pipeline mode the due jobs, the tier clocks (locked) and the heads of every tier go in
+    one round trip; due jobs, when there are some, are tagged and the heads read again."""
     queues = None if scope.queues is None else list(scope.queues)
-    cur = await conn.execute(q.LOCK_TIERS, (queues, queues))
-    clocks = [fair.clock_from_row(r) for r in await cur.fetchall()]
     tasks = scope.tasks
-    if tasks is None:
-        cur = await conn.execute(fair.QUEUED_TASKS)
-        tasks = tuple(r[0] for r in await cur.fetchall())
-    ranges = [(c.queue, c.priority, task) for c in clocks for task in tasks]
-    if not ranges:
-        return []
-    columns = [list(c) for c in zip(*ranges, strict=True)]
-    cur = await conn.execute(q.HEADS, (*columns, 2 * limit + 4))
+    if tasks is None:  # the tasks of tagged jobs: read again after tagging due ones
+        cur = await conn.execute(q.DUE, (now, fair.TAG_BATCH))
+        tasks_cur = await conn.execute(fair.QUEUED_TASKS)
+        first_due = await cur.fetchall()
+        if first_due:
+            await _tag(conn, first_due)
+            tasks_cur = await conn.execute(fair.QUEUED_TASKS)
+        tasks = tuple(r[0] for r in await tasks_cur.fetchall())
+        due_cur = None
+    else:
+        due_cur = await conn.execute(q.DUE, (now, fair.TAG_BATCH))
+    heads_params = (queues, queues, list(tasks), 2 * limit + 4)
+    tiers_cur = await conn.execute(q.LOCK_TIERS, (queues, queues))
+    heads_cur = await conn.execute(q.HEADS_OF_TIERS, heads_params) if tasks else None
+    due = [] if due_cur is None else await due_cur.fetchall()
+    if due:  # tagging may create tiers: lock and read them again, with the heads
+        await _tag(conn, due)
+        tiers_cur = await conn.execute(q.LOCK_TIERS, (queues, queues))
+        heads_cur = await conn.execute(q.HEADS_OF_TIERS, heads_params) if tasks else None
+    clocks = [fair.clock_from_row(r) for r in await tiers_cur.fetchall()]
+    if heads_cur is None:
+        return _nothing
+    locked = {(c.queue, c.priority) for c in clocks}
     heads: dict[tuple[str, int], list[Candidate]] = {}
-    for row in await cur.fetchall():
+    for row in await heads_cur.fetchall():
         candidate = Candidate(*row)
-        heads.setdefault((candidate.queue, candidate.priority), []).append(candidate)
+        if (candidate.queue, candidate.priority) in locked:  # a tier created meanwhile waits
+            heads.setdefault((candidate.queue, candidate.priority), []).append(candidate)
     if not heads:
-        return []
+        return _nothing
     for found in heads.values():
         found.sort(key=lambda c: (c.tag, c.id))
     keys = sorted({c.concurrency_key for f in heads.values() for c in f if c.concurrency_key})
@@ -118,9 +116,17 @@ async def claim(
     now = policy.claim_time(clocks, now)  # started_at in the order of the claims' commits
     chosen = [c.id for c in book.start(heads, limit, scope.weights, now, running)]
     if not chosen:
-        return []
+        return _nothing
     await save_book(conn, book)
     tokens = [secrets.token_hex(8) for _ in chosen]
-    cur = await conn.execute(q.CLAIM, (now, worker, now + lease_seconds, chosen, tokens))
-    by_id = {job.id: job for job in map(job_from_row, await cur.fetchall())}
-    return [by_id[job_id] for job_id in chosen if job_id in by_id]
+    claim_cur = await conn.execute(q.CLAIM, (now, worker, now + lease_seconds, chosen, tokens))
+
+    async def read() -> list[Job]:
+        by_id = {job.id: job for job in map(job_from_row, await claim_cur.fetchall())}
+        return [by_id[job_id] for job_id in chosen if job_id in by_id]
+
+    return read
+
+
+async def _nothing() -> list[Job]:
+    return []

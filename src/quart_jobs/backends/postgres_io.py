@@ -78,6 +78,25 @@ def translated(url: str, *, everything: bool = True) -> Iterator[None]:
         raise unavailable(url, exc) from exc
 
 
+@contextlib.asynccontextmanager
+async def pipelined_transaction(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[None]:
+    """A transaction in pipeline mode whose BEGIN and COMMIT cost no round trip of their own:
+    BEGIN goes out with the first statements, COMMIT with the last ones, and the block's exit
+    sends them (one sync); the cursors' results can be read after it. psycopg's own
+    ``transaction()`` waits for the server after BEGIN and again after COMMIT. On an error the
+    transaction is rolled back before the connection goes back to the pool."""
+    try:
+        async with conn.pipeline():
+            await conn.execute("BEGIN")
+            yield
+            await conn.execute("COMMIT")
+    except BaseException:
+        if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            with contextlib.suppress(psycopg.Error):
+                await conn.execute("ROLLBACK")
+        raise
+
+
 @dataclass(slots=True)
 class _Pending(Generic[I, R]):
     item: I

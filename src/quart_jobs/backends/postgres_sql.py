@@ -67,19 +67,85 @@ SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 J_COLUMNS = ", ".join(f"j.{column.strip()}" for column in JOB_COLUMNS.split(","))
 SELECT = f"SELECT {JOB_COLUMNS} FROM qj_jobs"
-# One statement for a whole batch. Rows are inserted in ``ord`` order, so their identities
-# ascend in the callers' order (FIFO); a duplicate key is skipped, its first row kept.
+# One statement for a whole batch, in the caller's transaction or on its own (autocommit: one
+# round trip, one commit). Rows are inserted in ``ord`` order, so their identities ascend in the
+# callers' order (FIFO); a duplicate key is skipped, its first row kept. A job ready now is
+# tagged (see :mod:`quart_jobs.policy`): the owner's row is upserted, its next tag moved past
+# the owner's n jobs of the batch in one update (``max(vtime, next) + n``; the row lock of the
+# upsert serializes concurrent enqueues of one owner), the k-th of them tagged
+# ``max(vtime, next) + k``. Rows whose key is already stored take no tag. The tier row is
+# created when missing (claims look tiers up there). ``pg_notify`` runs once when a row was
+# inserted; it is delivered when the transaction commits.
 INSERT = (
-    "INSERT INTO qj_jobs (task, args, kwargs, priority, state, max_attempts, enqueued_at, "
-    "run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit, tag) "
-    "SELECT task, args, kwargs, priority, 'queued', max_attempts, enqueued_at, run_at, owner, "
-    "key, timeout, queue, concurrency_key, concurrency_limit, tag "
+    "WITH new AS (SELECT n.*, n.run_at <= n.enqueued_at AS ready, "
+    "row_number() OVER (PARTITION BY n.key ORDER BY n.ord) AS key_rank "
     "FROM unnest(%s::text[], %s::text[], %s::text[], %s::integer[], "
     "%s::integer[], %s::double precision[], %s::double precision[], %s::text[], %s::text[], "
-    "%s::double precision[], %s::text[], %s::text[], %s::integer[], %s::double precision[]) "
-    "WITH ORDINALITY AS new (task, args, kwargs, priority, max_attempts, enqueued_at, run_at, "
-    "owner, key, timeout, queue, concurrency_key, concurrency_limit, tag, ord) ORDER BY ord "
-    f"ON CONFLICT DO NOTHING RETURNING {JOB_COLUMNS}"
+    "%s::double precision[], %s::text[], %s::text[], %s::integer[]) "
+    "WITH ORDINALITY AS n (task, args, kwargs, priority, max_attempts, enqueued_at, run_at, "
+    "owner, key, timeout, queue, concurrency_key, concurrency_limit, ord)), "
+    "fresh AS (SELECT new.ord, new.queue, new.priority, coalesce(new.owner, '') AS okey, "
+    "(row_number() OVER (PARTITION BY new.queue, new.priority, coalesce(new.owner, '') "
+    "ORDER BY new.ord) - 1)::double precision AS k FROM new WHERE new.ready AND "
+    "(new.key IS NULL OR (new.key_rank = 1 AND NOT EXISTS "
+    "(SELECT 1 FROM qj_jobs AS j WHERE j.key = new.key)))), "
+    "counts AS (SELECT f.queue, f.priority, f.okey, count(*)::double precision AS n, "
+    "coalesce(min(t.vtime), 0) AS vtime, bool_and(t.queue IS NULL) AS no_tier "
+    "FROM fresh AS f LEFT JOIN qj_fair_tiers AS t "
+    "ON t.queue = f.queue AND t.priority = f.priority GROUP BY f.queue, f.priority, f.okey), "
+    "owners AS (INSERT INTO qj_fair_owners AS o (queue, priority, owner, next_tag) "
+    "SELECT c.queue, c.priority, c.okey, c.vtime + c.n FROM counts AS c "
+    "ORDER BY c.queue, c.priority, c.okey "
+    "ON CONFLICT (queue, priority, owner) DO UPDATE SET next_tag = greatest(excluded.next_tag, "
+    "o.next_tag + (SELECT c.n FROM counts AS c WHERE c.queue = excluded.queue "
+    "AND c.priority = excluded.priority AND c.okey = excluded.owner)) "
+    "RETURNING o.queue, o.priority, o.owner, o.next_tag), "
+    "tiers AS (INSERT INTO qj_fair_tiers (queue, priority) "
+    "SELECT DISTINCT c.queue, c.priority FROM counts AS c WHERE c.no_tier "
+    "ON CONFLICT (queue, priority) DO NOTHING), "
+    "ins AS (INSERT INTO qj_jobs (task, args, kwargs, priority, state, max_attempts, "
+    "enqueued_at, run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit, tag) "
+    "SELECT new.task, new.args, new.kwargs, new.priority, 'queued', new.max_attempts, "
+    "new.enqueued_at, new.run_at, new.owner, new.key, new.timeout, new.queue, "
+    "new.concurrency_key, new.concurrency_limit, o.next_tag - c.n + f.k FROM new "
+    "LEFT JOIN fresh AS f ON f.ord = new.ord "
+    "LEFT JOIN counts AS c ON c.queue = f.queue AND c.priority = f.priority AND c.okey = f.okey "
+    "LEFT JOIN owners AS o ON o.queue = f.queue AND o.priority = f.priority "
+    "AND o.owner = f.okey ORDER BY new.ord "
+    f"ON CONFLICT DO NOTHING RETURNING {JOB_COLUMNS}), "
+    "woken AS (SELECT pg_notify(%s, %s) WHERE EXISTS (SELECT 1 FROM ins)) "
+    "SELECT ins.* FROM ins, (SELECT count(*) FROM woken) AS w"
+)
+# :data:`INSERT` for one job, with scalar parameters (:func:`insert_one`): the same steps
+# without the arrays, window functions and joins a batch needs. One producer awaiting each
+# enqueue sends only these; measured per statement on the bench machine: server CPU 300 us
+# against 553 us for :data:`INSERT` with one row, client CPU 115 us against 300 us.
+INSERT_ONE = (
+    "WITH new AS (SELECT %s::text AS task, %s::text AS args, %s::text AS kwargs, "
+    "%s::integer AS priority, %s::integer AS max_attempts, %s::double precision AS enqueued_at, "
+    "%s::double precision AS run_at, %s::text AS owner, %s::text AS key, "
+    "%s::double precision AS timeout, %s::text AS queue, %s::text AS concurrency_key, "
+    "%s::integer AS concurrency_limit), "
+    "fresh AS (SELECT new.queue, new.priority, coalesce(new.owner, '') AS okey, "
+    "coalesce(t.vtime, 0) AS vtime, t.queue IS NULL AS no_tier FROM new "
+    "LEFT JOIN qj_fair_tiers AS t ON t.queue = new.queue AND t.priority = new.priority "
+    "WHERE new.run_at <= new.enqueued_at AND (new.key IS NULL OR NOT EXISTS "
+    "(SELECT 1 FROM qj_jobs AS j WHERE j.key = new.key))), "
+    "owners AS (INSERT INTO qj_fair_owners AS o (queue, priority, owner, next_tag) "
+    "SELECT f.queue, f.priority, f.okey, f.vtime + 1 FROM fresh AS f "
+    "ON CONFLICT (queue, priority, owner) DO UPDATE SET "
+    "next_tag = greatest(excluded.next_tag, o.next_tag + 1) RETURNING o.next_tag), "
+    "tiers AS (INSERT INTO qj_fair_tiers (queue, priority) "
+    "SELECT f.queue, f.priority FROM fresh AS f WHERE f.no_tier "
+    "ON CONFLICT (queue, priority) DO NOTHING), "
+    "ins AS (INSERT INTO qj_jobs (task, args, kwargs, priority, state, max_attempts, "
+    "enqueued_at, run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit, tag) "
+    "SELECT new.task, new.args, new.kwargs, new.priority, 'queued', new.max_attempts, "
+    "new.enqueued_at, new.run_at, new.owner, new.key, new.timeout, new.queue, "
+    "new.concurrency_key, new.concurrency_limit, (SELECT o.next_tag - 1 FROM owners AS o) FROM new "
+    f"ON CONFLICT DO NOTHING RETURNING {JOB_COLUMNS}), "
+    "woken AS (SELECT pg_notify(%s, %s) WHERE EXISTS (SELECT 1 FROM ins)) "
+    "SELECT ins.* FROM ins, (SELECT count(*) FROM woken) AS w"
 )
 # The fair claim's PostgreSQL-only parts: row locks, and every tier range in one statement.
 DUE = fair.DUE.format(hint="").replace("?", "%s") + " FOR UPDATE SKIP LOCKED"
@@ -108,6 +174,25 @@ HEADS = (
     "AND j.tag IS NOT NULL AND j.queue = r.queue AND j.priority = r.priority AND j.task = r.task "
     "ORDER BY j.tag, j.id LIMIT %s FOR UPDATE SKIP LOCKED) AS c"
 )
+# Outcomes that end their jobs (sql.FINISH_END), many in one statement; returns the ids whose
+# lease was still held. Parameters: now, then ids, tokens, states, results, errors, tracebacks.
+FINISH_ENDS = (
+    "UPDATE qj_jobs AS j SET state = v.state, finished_at = %s, result = v.result, "
+    "error = v.error, traceback = v.traceback, lease_token = NULL, lease_expires_at = NULL "
+    "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+    "AS v(id, token, state, result, error, traceback) "
+    "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running' RETURNING j.id"
+)
+# HEADS over every tier of the claimed queues (the rows LOCK_TIERS locks) and the tasks given:
+# sent in the same pipeline as LOCK_TIERS, so the claim needs no round trip in between.
+HEADS_OF_TIERS = (
+    "SELECT c.* FROM (SELECT t.queue, t.priority FROM qj_fair_tiers AS t "
+    "WHERE %s::text[] IS NULL OR t.queue = ANY(%s)) AS r "
+    "CROSS JOIN unnest(%s::text[]) AS k(task) "
+    f"CROSS JOIN LATERAL (SELECT {CANDIDATE_COLUMNS} FROM qj_jobs AS j WHERE j.state = 'queued' "
+    "AND j.tag IS NOT NULL AND j.queue = r.queue AND j.priority = r.priority AND j.task = k.task "
+    "ORDER BY j.tag, j.id LIMIT %s FOR UPDATE SKIP LOCKED) AS c"
+)
 # Claims that may start jobs of a concurrency key hold its lock until they commit.
 LOCK_KEYS = (
     "SELECT pg_advisory_xact_lock(%s, hashtext(k)) FROM "
@@ -122,6 +207,12 @@ CLAIM = (
 )
 
 
-def insert_arrays(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
-    """The parameters of :data:`INSERT`: one array per column."""
-    return [list(column) for column in zip(*rows, strict=True)]
+def insert_one(row: tuple[Any, ...], channel: str, payload: str) -> tuple[Any, ...]:
+    """The parameters of :data:`INSERT_ONE`."""
+    return (*row, channel, payload)
+
+
+def insert_arrays(rows: Sequence[tuple[Any, ...]], channel: str, payload: str) -> list[Any]:
+    """The parameters of :data:`INSERT`: one array per column, then the NOTIFY's channel and
+    payload."""
+    return [*(list(column) for column in zip(*rows, strict=True)), channel, payload]

@@ -774,15 +774,14 @@ def _claim(
     if tasks is None:
         tasks = tuple(r[0] for r in conn.execute(fair.QUEUED_TASKS))
     heads: dict[tuple[str, int], list[Candidate]] = {}
-    fetch = 2 * limit + 4  # room for jobs whose concurrency key is at its limit
     for clock in clocks:
-        found = [
-            Candidate(*r)
-            for task in tasks
-            for r in conn.execute(_HEADS, (clock.queue, clock.priority, task, fetch))
-        ]
+        # A tier gives at most ``limit`` starts: its first ``limit`` jobs are enough unless
+        # one has a concurrency key (a job at its key's limit is skipped): then read more.
+        found = _heads(conn, clock, tasks, limit)
+        if any(c.concurrency_key is not None for c in found):
+            found = _heads(conn, clock, tasks, 2 * limit + 4)
         if found:
-            heads[(clock.queue, clock.priority)] = sorted(found, key=lambda c: (c.tag, c.id))
+            heads[(clock.queue, clock.priority)] = found
     if not heads:
         return []
     keyed = any(c.concurrency_key is not None for found in heads.values() for c in found)
@@ -805,6 +804,20 @@ def _claim(
         (now, worker, secrets.token_hex(8), now + lease_seconds, *order),
     ).fetchall()
     return sorted((job_from_row(r) for r in rows), key=lambda j: order[j.id])
+
+
+def _heads(
+    conn: sqlite3.Connection, clock: policy.TierClock, tasks: Sequence[str], fetch: int
+) -> list[Candidate]:
+    """The first ``fetch`` claimable jobs of each task in the tier, in ``(tag, id)`` order."""
+    found = [
+        Candidate._make(r)
+        for task in tasks
+        for r in conn.execute(_HEADS, (clock.queue, clock.priority, task, fetch))
+    ]
+    if len(tasks) > 1:  # one task's range is in (tag, id) order already
+        found.sort(key=lambda c: (c.tag, c.id))
+    return found
 
 
 def _tag_due(conn: sqlite3.Connection, now: float) -> None:
