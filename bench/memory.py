@@ -44,15 +44,15 @@ def _rss_mb(pid: int | None = None) -> float:
 
 
 async def _child(path: Path, mode: str) -> None:
-    from quart_jobs import Jobs
+    from quart_jobs import Jobs, JobState
 
     print(f"baseline {_rss_mb():.2f}", flush=True)
     jobs = Jobs(f"sqlite:///{path}")
     jobs.register(long_job if mode == "busy" else noop_job, name=JOB_NAME)
-    async with jobs, jobs.run_worker(concurrency=CONCURRENCY, shutdown_timeout=0) as worker:
+    async with jobs, jobs.run_worker(concurrency=CONCURRENCY, shutdown_timeout=0):
         if mode == "busy":
-            while len(worker.active_jobs) < CONCURRENCY:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
+            while (await jobs.stats()).count(JobState.RUNNING) < CONCURRENCY:  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
         print("ready", flush=True)
         await asyncio.sleep(SAMPLE_SECONDS + 30)  # the parent ends us
 
