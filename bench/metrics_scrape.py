@@ -30,15 +30,12 @@ from pathlib import Path
 
 import httpx
 
+from quart_jobs.backends import operator_sql as ops
+
 VIP = {"Authorization": "Bearer demo-vip-key"}
 METRICS_TOKEN = "bench-metrics-token-0123456789"
 OLD_STATS = "SELECT state, priority, COUNT(*) FROM qj_jobs GROUP BY state, priority"
-GAUGES = (
-    "SELECT priority, COUNT(*), MIN(id) FROM qj_jobs INDEXED BY qj_jobs_claim "
-    "WHERE state = 'queued' GROUP BY priority",
-    "SELECT priority, COUNT(*) FROM qj_jobs INDEXED BY qj_jobs_leases "
-    "WHERE state = 'running' GROUP BY priority",
-)
+GAUGES = (ops.QUEUED_GAUGES["sqlite"], ops.RUNNING_GAUGES["sqlite"])
 
 
 def free_port() -> int:

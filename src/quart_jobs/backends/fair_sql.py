@@ -44,6 +44,18 @@ CREATE INDEX qj_jobs_running_keys ON qj_jobs (concurrency_key)
     WHERE state = 'running' AND concurrency_key IS NOT NULL;
 """
 
+#: Fewer indexes per state change (issue 15): the pre-fairness ``qj_jobs_claim`` (priority, id,
+#: run_at) and ``qj_jobs_ready`` (run_at, priority) cost a leaf on every enqueue, claim and finish
+#: and were read only by the queued gauges, ``next_run_at`` and the oldest-queued statistics;
+#: those read ``qj_jobs_fair`` (ready jobs) and ``qj_jobs_due`` (jobs not yet ready) now, and
+#: ``qj_jobs_due`` carries the priority so that the gauges count it without reading rows.
+LEAN_INDEXES = """
+DROP INDEX qj_jobs_claim;
+DROP INDEX qj_jobs_ready;
+DROP INDEX qj_jobs_due;
+CREATE INDEX qj_jobs_due ON qj_jobs (run_at, id, priority) WHERE state = 'queued' AND tag IS NULL;
+"""
+
 TIERS = "SELECT queue, priority, vtime, start, finish, served FROM qj_fair_tiers"
 OWNER_NEXT = "SELECT next_tag FROM qj_fair_owners WHERE queue = ? AND priority = ? AND owner = ?"
 SAVE_OWNER = (

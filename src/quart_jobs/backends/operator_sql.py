@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..models import JobState, Stats
+from .sql import HINTS
 
 COMPONENT = "quart_jobs_operator"
 
@@ -51,16 +52,17 @@ def statements(placeholder: str) -> dict[str, str]:
 
 
 #: Queued jobs per priority with the smallest id (the longest waiting): one pass over the
-#: partial claim index, never over finished jobs.
-QUEUED_GAUGES = {
-    "sqlite": (
-        "SELECT priority, COUNT(*), MIN(id) FROM qj_jobs INDEXED BY qj_jobs_claim "
-        "WHERE state = 'queued' GROUP BY priority"
-    ),
-    "postgresql": (
-        "SELECT priority, COUNT(*), MIN(id) FROM qj_jobs WHERE state = 'queued' GROUP BY priority"
-    ),
-}
+#: partial indexes of queued jobs (``qj_jobs_fair``: ready, ``qj_jobs_due``: not yet ready; both
+#: hold priority and id), never over finished jobs.
+_QUEUED_GAUGES = (
+    "SELECT priority, SUM(n), MIN(first) FROM ("
+    "SELECT priority, COUNT(*) AS n, MIN(id) AS first FROM qj_jobs{fair} "
+    "WHERE state = 'queued' AND tag IS NOT NULL GROUP BY queue, priority "
+    "UNION ALL SELECT priority, COUNT(*), MIN(id) FROM qj_jobs{due} "
+    "WHERE state = 'queued' AND tag IS NULL GROUP BY priority"
+    ") AS parts GROUP BY priority"
+)
+QUEUED_GAUGES = {dialect: _QUEUED_GAUGES.format(**HINTS[dialect]) for dialect in HINTS}
 #: Running jobs per priority, through the partial lease index (bounded by the workers' slots).
 RUNNING_GAUGES = {
     "sqlite": (

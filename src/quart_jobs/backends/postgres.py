@@ -86,7 +86,6 @@ _PG = {
         "STATS_BY_STATE",
         "STATS_OLDEST",
         "STATS_BY_QUEUE",
-        "NEXT_RUN_AT",
         "SCHEMA_TABLE",
         "SCHEMA_VERSION",
         "SCHEMA_SET_VERSION",
@@ -94,6 +93,7 @@ _PG = {
         "CANCEL",
     )
 }
+_PG["NEXT_RUN_AT"] = sql_shared.NEXT_RUN_AT.format(**sql_shared.HINTS["postgresql"])
 
 #: The channel enqueues NOTIFY; the payload is the schema, so schemas do not wake each other.
 CHANNEL = "quart_jobs"

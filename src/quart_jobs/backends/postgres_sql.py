@@ -56,6 +56,8 @@ MIGRATIONS: tuple[str, ...] = (
         ADD COLUMN tag double precision;
     """
     + fair.SCHEMA,
+    # Fewer indexes per state change (see fair_sql.LEAN_INDEXES).
+    fair.LEAN_INDEXES,
 )
 
 # One advisory lock serializes every migration of the database (all schemas, all components).

@@ -88,7 +88,20 @@ STATS_OLDEST = (
     "SELECT priority, MIN(enqueued_at) FROM qj_jobs WHERE state = 'queued' GROUP BY priority"
 )
 STATS_BY_QUEUE = "SELECT queue, state, COUNT(*) FROM qj_jobs GROUP BY queue, state"
-NEXT_RUN_AT = "SELECT MIN(run_at) FROM qj_jobs WHERE state = 'queued'"
+# When the next queued job is ready: the earliest run_at of the jobs not yet tagged (one step
+# down qj_jobs_due), or, when a ready (tagged) job exists, the run_at of one of them, which has
+# passed (one step down qj_jobs_fair). ``{fair}`` / ``{due}``: SQLite's INDEXED BY hints.
+HINTS = {
+    "sqlite": {"fair": " INDEXED BY qj_jobs_fair", "due": " INDEXED BY qj_jobs_due"},
+    "postgresql": {"fair": "", "due": ""},
+}
+NEXT_RUN_AT = (
+    "SELECT MIN(at) FROM ("
+    "SELECT at FROM (SELECT run_at AS at FROM qj_jobs{fair} "
+    "WHERE state = 'queued' AND tag IS NOT NULL LIMIT 1) AS ready "
+    "UNION ALL SELECT MIN(run_at) FROM qj_jobs{due} WHERE state = 'queued' AND tag IS NULL"
+    ") AS parts"
+)
 # Schema bookkeeping: one row per component with the number of its scripts applied.
 SCHEMA_TABLE = (
     "CREATE TABLE IF NOT EXISTS qj_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"

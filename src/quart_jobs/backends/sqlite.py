@@ -142,6 +142,8 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE qj_jobs ADD COLUMN tag REAL;
     """
     + fair.SCHEMA,
+    # Fewer indexes per state change (see fair_sql.LEAN_INDEXES).
+    fair.LEAN_INDEXES,
 )
 
 
@@ -159,6 +161,7 @@ def path_from_url(url: str) -> Path:
 _SELECT = f"SELECT {JOB_COLUMNS} FROM qj_jobs"
 _HEADS = fair.HEADS.format(hint=" INDEXED BY qj_jobs_fair")
 _DUE = fair.DUE.format(hint=" INDEXED BY qj_jobs_due")
+_NEXT_RUN_AT = sql.NEXT_RUN_AT.format(**sql.HINTS["sqlite"])
 _OPS = ops.statements("?")
 _LIVE = live.statements("sqlite")
 _READY = live.ready_statements("sqlite")
@@ -431,7 +434,7 @@ class SQLiteBackend(Backend):
 
     async def next_run_at(self) -> float | None:
         def run(conn: sqlite3.Connection) -> float | None:
-            return self._clock.local(conn.execute(sql.NEXT_RUN_AT).fetchone()[0])
+            return self._clock.local(conn.execute(_NEXT_RUN_AT).fetchone()[0])
 
         return await self._readers.run(run)
 
