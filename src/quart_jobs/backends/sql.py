@@ -90,7 +90,8 @@ STATS_OLDEST = (
 STATS_BY_QUEUE = "SELECT queue, state, COUNT(*) FROM qj_jobs GROUP BY queue, state"
 # When the next queued job is ready: the earliest run_at of the jobs not yet tagged (one step
 # down qj_jobs_due), or, when a ready (tagged) job exists, the run_at of one of them, which has
-# passed (one step down qj_jobs_fair). ``{fair}`` / ``{due}``: SQLite's INDEXED BY hints.
+# passed (one step down qj_jobs_fair, in its order so that PostgreSQL walks it too).
+# ``{fair}`` / ``{due}``: SQLite's INDEXED BY hints.
 HINTS = {
     "sqlite": {"fair": " INDEXED BY qj_jobs_fair", "due": " INDEXED BY qj_jobs_due"},
     "postgresql": {"fair": "", "due": ""},
@@ -98,7 +99,8 @@ HINTS = {
 NEXT_RUN_AT = (
     "SELECT MIN(at) FROM ("
     "SELECT at FROM (SELECT run_at AS at FROM qj_jobs{fair} "
-    "WHERE state = 'queued' AND tag IS NOT NULL LIMIT 1) AS ready "
+    "WHERE state = 'queued' AND tag IS NOT NULL ORDER BY queue, priority, task, tag, id "
+    "LIMIT 1) AS ready "
     "UNION ALL SELECT MIN(run_at) FROM qj_jobs{due} WHERE state = 'queued' AND tag IS NULL"
     ") AS parts"
 )
