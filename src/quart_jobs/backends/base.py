@@ -300,7 +300,8 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def next_run_at(self) -> float | None:
-        """The earliest ``run_at`` among queued jobs (when the next one becomes ready)."""
+        """When the next queued job is ready: the earliest ``run_at`` among queued jobs, or,
+        when some are ready already, a ``run_at`` that has passed (``None``: nothing queued)."""
 
     @abc.abstractmethod
     async def finished_counts(
