@@ -36,6 +36,7 @@ from typing import Any
 
 from . import policy
 from .backends.base import Backend, ClaimScope, Outcome, queue_names
+from .backends.running import running_job
 from .errors import BackendUnavailable, JobsError
 from .job_log import log_outcome, log_started
 from .models import Job, JobState, Lease, WorkerRecord
@@ -452,6 +453,7 @@ class Worker:
         """Run the job's task; whatever it raises is its failure. Only the worker's own
         cancellation (shutdown, cancel request, lost lease) leaves as ``CancelledError``."""
         _current_job.set(job)  # this asyncio task's own context: no reset needed
+        running_job.set(True)  # its writes are processing: they go ahead of enqueues
         deadline: asyncio.Timeout | None = None
         try:
             task = self.registry.get(job.task)

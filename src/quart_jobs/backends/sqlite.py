@@ -55,6 +55,7 @@ from .base import (
     stats_from_rows as _stats,
 )
 from .events import outcome_events
+from .running import in_job
 from .sql import KEY, filter_sql, insert_params
 from .sqlite_io import SYNCHRONOUS_MODES, Readers, Writer
 from .sqlite_wakeup import Wakeup
@@ -276,7 +277,7 @@ class SQLiteBackend(Backend):
 
     async def write(self, func: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``func(conn)`` in the process's next group-commit transaction (after COMMIT)."""
-        return await self._writer.run(func)
+        return await self._writer.run(func, urgent=in_job())
 
     async def read(self, func: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``func(conn)`` on a reader connection (a consistent WAL snapshot per statement)."""
@@ -309,7 +310,8 @@ class SQLiteBackend(Backend):
             finally:
                 tx.closed = True
 
-        value = await self._writer.run(run)
+        # A running job's own writes are processing: they go ahead of queued enqueues.
+        value = await self._writer.run(run, urgent=in_job())
         self.wakeup.jobs_ready()  # what it enqueued, if anything, is committed now
         return value
 

@@ -6,8 +6,16 @@ one fsync for the whole batch), each write inside its own savepoint so one faili
 not undo the others, and resolves the callers' futures only after COMMIT returned. A write alone
 in its batch (a lone caller) needs no savepoint: if it fails, the transaction is rolled back.
 Consecutive writes that share a ``combine`` function (enqueues) run as one call of it, so many
-callers' jobs go in with one multi-row statement. Readers use their own connections: in WAL mode
-they never wait for the writer.
+callers' jobs go in with one multi-row statement.
+
+Processing goes first: of the writes waiting when a batch forms, the *urgent* ones (the
+worker's claims and outcomes, ``durable=False``, and the writes of running jobs) commit in a
+transaction of their own before the others, which commit right after in the next one. Under an
+intake flood a worker's round trip then waits for the batch in progress and a short transaction,
+not for the whole next batch of enqueues; each batch still takes every write that was waiting,
+so neither kind waits more than one extra transaction.
+
+Readers use their own connections: in WAL mode they never wait for the writer.
 
 Several processes may share the file: ``BEGIN IMMEDIATE`` waits for the lock (busy timeout),
 and a still-busy database is retried with backoff until ``busy_deadline`` passes, so callers
@@ -90,6 +98,7 @@ class _Write(Generic[T]):
     loop: asyncio.AbstractEventLoop
     durable: bool
     savepoint: bool
+    urgent: bool = False
     combine: Combine[Any, T] | None = None
     item: Any = None
 
@@ -143,6 +152,7 @@ class Writer:
         durable: bool = True,
         savepoint: bool = True,
         combine: tuple[Combine[Any, T], Any] | None = None,
+        urgent: bool | None = None,
     ) -> asyncio.Future[T]:
         """Schedule ``func(conn)`` in the next transaction; the future resolves after COMMIT.
 
@@ -153,19 +163,31 @@ class Writer:
         WAL frame durable: the WAL is written in order.
 
         ``savepoint=False``: ``func`` runs a single statement, which SQLite undoes by itself if
-        it fails, so it needs no savepoint of its own. ``combine``: see :meth:`run_combined`."""
+        it fails, so it needs no savepoint of its own. ``combine``: see :meth:`run_combined`.
+
+        ``urgent`` (default: ``not durable``): commit ahead of the other writes waiting, in a
+        transaction of their own (see the module's docstring); for processing, never intake."""
         if self._thread is None:
             raise BackendUnavailable("the SQLite backend is not open; call open() first")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        write = _Write(func, future, loop, durable, savepoint)
+        write = _Write(
+            func, future, loop, durable, savepoint, not durable if urgent is None else urgent
+        )
         if combine is not None:
             write.combine, write.item = combine
         self._queue.put(write)
         return future
 
-    async def run(self, func: WriteFunc[T], *, durable: bool = True, savepoint: bool = True) -> T:
-        return await self.submit(func, durable=durable, savepoint=savepoint)
+    async def run(
+        self,
+        func: WriteFunc[T],
+        *,
+        durable: bool = True,
+        savepoint: bool = True,
+        urgent: bool | None = None,
+    ) -> T:
+        return await self.submit(func, durable=durable, savepoint=savepoint, urgent=urgent)
 
     async def run_combined(
         self, combine: Combine[ItemT, T], item: ItemT, *, durable: bool = True
@@ -205,7 +227,8 @@ class Writer:
                         stop = True
                         break
                     batch.append(item)
-                self._commit_batch(self._conn, batch)
+                for part in urgent_first(batch):
+                    self._commit_batch(self._conn, part)
                 if stop:
                     break
         finally:
@@ -256,6 +279,15 @@ class Writer:
             error = storage_error(self._path, exc)
             settled = [(w, None, error) for w in batch]
         _settle_all(settled)
+
+
+def urgent_first(batch: list[_Write[Any]]) -> list[list[_Write[Any]]]:
+    """The transactions to commit ``batch`` in: its urgent writes first, then the others
+    (each kind in the order submitted); one transaction when it holds one kind only."""
+    urgent = [w for w in batch if w.urgent]
+    if not urgent or len(urgent) == len(batch):
+        return [batch]
+    return [urgent, [w for w in batch if not w.urgent]]
 
 
 Settled = list[tuple[_Write[Any], Any, BaseException | None]]

@@ -1,0 +1,84 @@
+"""Intake flood: how many orders the embedded worker finishes while wrk floods ``POST /orders``.
+
+``python -m bench.intake_flood [--seconds 10] [--rounds 1]``: runs ``orders serve`` (uvicorn, a
+fresh SQLite file, ``ORDERS_DEMO=1``, quotas raised, its embedded worker) under
+``wrk -t1 -c64 -d10s``, then counts in the database the jobs finished during the flood (read
+the moment wrk exits) against the orders accepted (2xx answers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .w3_http import CONNECTIONS, LUA, ORDERS, _command, _free_port, _wait_port, parse_wrk
+
+
+def _counts(db: Path) -> dict[str, int]:
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("SELECT state, count(*) FROM qj_jobs GROUP BY state").fetchall()
+    finally:
+        conn.close()
+    return {str(s): int(n) for s, n in rows}
+
+
+def one_round(seconds: int, workdir: Path) -> dict[str, float]:
+    port = _free_port()
+    cmd, env = _command(ORDERS, port, workdir)
+    db = Path(env["DATABASE_URL"].removeprefix("sqlite:///"))
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_port(port, proc)
+        time.sleep(1.0)
+        lua = workdir / "post.lua"
+        lua.write_text(LUA)
+        out = subprocess.run(
+            [
+                "wrk",
+                "-t1",
+                f"-c{CONNECTIONS}",
+                f"-d{seconds}s",
+                "-s",
+                str(lua),
+                f"http://127.0.0.1:{port}/orders",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        counts = _counts(db)
+        wrk = parse_wrk(out)
+        accepted = round(wrk["requests/s"] * seconds)
+        done = sum(n for s, n in counts.items() if s not in ("queued", "running"))
+        return {
+            "requests/s": wrk["requests/s"],
+            "accepted~": accepted,
+            "jobs": sum(counts.values()),
+            "finished": done,
+            "queued": counts.get("queued", 0),
+            "running": counts.get("running", 0),
+        }
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.rounds):
+            print(one_round(args.seconds, Path(tmp)), flush=True)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
