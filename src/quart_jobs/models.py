@@ -48,7 +48,9 @@ class JobEvent(enum.StrEnum):
 
 #: Every allowed state change: ``(state, event) -> new state``. An event absent for a state
 #: changes nothing (cancelling a finished job, retrying a queued one). The memory backend
-#: applies this table; the contract suite drives every entry on every backend.
+#: applies this table; the contract suite drives every entry on every backend. One rule sits
+#: beside it: a running job whose cancel was requested ends ``CANCELLED`` (not ``QUEUED``) on
+#: ``RETRY_LATER`` and ``PUT_BACK``: the cancel reached the store after the attempt ended.
 TRANSITIONS: dict[tuple[JobState, JobEvent], JobState] = {
     (JobState.QUEUED, JobEvent.CLAIM): JobState.RUNNING,
     (JobState.QUEUED, JobEvent.CANCEL): JobState.CANCELLED,

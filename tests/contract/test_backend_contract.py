@@ -218,6 +218,28 @@ async def test_cancel_queued_running_and_finished(backend: Backend, clock: Clock
     assert await claim(backend, clock, 5) == []
 
 
+@pytest.mark.parametrize("back", ["retry", "put back"])
+async def test_a_cancel_requested_while_a_job_ran_wins_over_its_return_to_the_queue(
+    backend: Backend, clock: Clock, back: str
+) -> None:
+    # The attempt ended (failed with attempts left, or handed back at a stop) just before the
+    # operator's cancel reached the store, and the outcome is written after it.
+    (job_id,) = await enqueue(backend, clock, new())
+    (job,) = await backend.claim("w", 1, clock(), LEASE)
+    asked = await backend.cancel(job_id, clock())
+    assert asked and asked.state is JobState.RUNNING and asked.cancel_requested
+    if back == "retry":
+        outcome = Outcome(lease_of(job), JobState.FAILED, error="boom", run_at=clock() + 60)
+    else:
+        outcome = Outcome(lease_of(job), JobState.QUEUED, refund=True)
+    assert await backend.finish([outcome], clock()) == [True]
+    ended = await backend.get(job_id)
+    assert ended and ended.state is JobState.CANCELLED and ended.finished_at is not None
+    assert not ended.cancel_requested and ended.lease_token is None
+    clock.advance(120)
+    assert await claim(backend, clock, 5) == []
+
+
 async def test_cancel_of_queued_only_leaves_a_running_job_alone(
     backend: Backend, clock: Clock
 ) -> None:

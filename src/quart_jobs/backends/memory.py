@@ -225,7 +225,13 @@ class MemoryBackend(Backend):
                 self._tags.pop(job.id, None)  # a new turn when it is due again
             done.append(True)
         ended = zip(outcomes, done, strict=True)
-        self._announce([o.lease.job_id for o, held in ended if held and o.ends_job])
+        self._announce(
+            [
+                o.lease.job_id
+                for o, held in ended
+                if held and self._jobs[o.lease.job_id].state.finished
+            ]
+        )
         return done
 
     async def recover_expired(self, now: float) -> int:
@@ -480,6 +486,19 @@ def _requeued_fresh(job: Job, now: float) -> Job:
 
 def _apply(job: Job, outcome: Outcome, now: float) -> Job:
     event = outcome.event
+    if job.cancel_requested and event in (JobEvent.PUT_BACK, JobEvent.RETRY_LATER):
+        # Cancelled while it ran, after its attempt ended: it ends cancelled, not queued.
+        return replace(
+            job,
+            state=_moved(job.state, JobEvent.CANCEL),
+            finished_at=now,
+            error=outcome.error if event is JobEvent.RETRY_LATER else job.error,
+            traceback=outcome.traceback if event is JobEvent.RETRY_LATER else job.traceback,
+            cancel_requested=False,
+            worker=None,
+            lease_token=None,
+            lease_expires_at=None,
+        )
     if event is JobEvent.PUT_BACK:
         return _queued(
             job,

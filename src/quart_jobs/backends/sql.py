@@ -118,16 +118,23 @@ SCHEMA_SET_VERSION = (
 HELD = "id = ? AND lease_token = ? AND state = 'running'"
 CLEAR_LEASE = "worker = NULL, lease_token = NULL, lease_expires_at = NULL"
 # Finishing one job: back to the queue (a refund gives the attempt back; a new run_at drops
-# the tag, so the job takes a new place), a retry after a failure, or an end state.
+# the tag, so the job takes a new place), a retry after a failure, or an end state. A job whose
+# cancel was requested while it ran ends cancelled instead of going back to the queue (the
+# cancel arrived after its attempt ended, before the outcome was written). Parameters of both
+# start with the store's time (its ``finished_at`` then).
+_BACK_OR_CANCELLED = (
+    "state = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END, "
+    "finished_at = CASE WHEN cancel_requested THEN CAST(? AS DOUBLE PRECISION) END"
+)
 FINISH_REQUEUE = (
-    "UPDATE qj_jobs SET state = 'queued', attempts = attempts - ?, "
+    f"UPDATE qj_jobs SET {_BACK_OR_CANCELLED}, attempts = attempts - ?, "
     "run_at = COALESCE(CAST(? AS DOUBLE PRECISION), run_at), "
     "tag = CASE WHEN CAST(? AS DOUBLE PRECISION) IS NULL THEN tag END, "
     f"cancel_requested = false, {CLEAR_LEASE} WHERE {HELD}"
 )
 FINISH_RETRY_LATER = (
-    "UPDATE qj_jobs SET state = 'queued', run_at = ?, tag = NULL, error = ?, traceback = ?, "
-    f"{CLEAR_LEASE} WHERE {HELD}"
+    f"UPDATE qj_jobs SET {_BACK_OR_CANCELLED}, run_at = ?, tag = NULL, error = ?, "
+    f"traceback = ?, cancel_requested = false, {CLEAR_LEASE} WHERE {HELD}"
 )
 FINISH_END = (
     "UPDATE qj_jobs SET state = ?, finished_at = ?, result = ?, error = ?, traceback = ?, "
@@ -144,10 +151,10 @@ def finish_statement(
     held = (o.lease.job_id, o.lease.token)
     run_at = None if o.run_at is None else o.run_at + offset
     if o.state is JobState.QUEUED:
-        params: tuple[Any, ...] = (1 if o.refund else 0, run_at, run_at, *held)
+        params: tuple[Any, ...] = (now, 1 if o.refund else 0, run_at, run_at, *held)
         return render(FINISH_REQUEUE, dialect), params
     if o.state is JobState.FAILED and o.run_at is not None:
-        params = (run_at, o.error, o.traceback, *held)
+        params = (now, run_at, o.error, o.traceback, *held)
         return render(FINISH_RETRY_LATER, dialect), params
     params = (o.state.value, now, o.result, o.error, o.traceback, *held)
     return render(FINISH_END, dialect), params
