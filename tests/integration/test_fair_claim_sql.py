@@ -3,15 +3,15 @@ queued jobs claimable, and the claim reads an index range (no scan, no sort of t
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from quart_jobs.backends import fair_sql as fair
 from quart_jobs.backends import sqlite as sqlite_backend
-from quart_jobs.backends.sqlite import SQLiteBackend, migrate_component
+from quart_jobs.backends.sqlite import SQLiteBackend
 from quart_jobs.models import JobState, NewJob, Tier
 
 from ..conftest import TEST_POSTGRES_URL, Clock
+from .older_schema import older_postgres, older_sqlite
 
 # The schema versions of the release before queues and the fair claim.
 OLD_SQLITE_VERSIONS = 3
@@ -34,10 +34,7 @@ async def test_an_older_sqlite_database_upgrades_and_its_queued_jobs_run(
     tmp_path: Path, clock: Clock
 ) -> None:
     path = tmp_path / "old.sqlite3"
-    with sqlite3.connect(path) as conn:
-        migrate_component(conn, "quart_jobs", sqlite_backend.MIGRATIONS[:OLD_SQLITE_VERSIONS])
-        for statement in _old_rows(clock() - 10):
-            conn.execute(statement)
+    older_sqlite(path, OLD_SQLITE_VERSIONS, _old_rows(clock() - 10))
     store = SQLiteBackend(path)
     await store.open()
     try:
@@ -81,20 +78,10 @@ async def test_the_sqlite_claim_reads_index_ranges_without_sorting_the_backlog(
 async def test_an_older_postgres_schema_upgrades_and_the_claim_uses_the_index(
     postgres_schema: str, clock: Clock
 ) -> None:
-    import psycopg
-
     from quart_jobs.backends import postgres_sql as q
     from quart_jobs.backends.postgres import PostgresBackend
-    from quart_jobs.backends.postgres import migrate_component as pg_migrate
 
-    async with await psycopg.AsyncConnection.connect(
-        TEST_POSTGRES_URL, autocommit=True, options=f"-csearch_path={postgres_schema}"
-    ) as conn:
-        await conn.execute(f"CREATE SCHEMA {postgres_schema}")
-        async with conn.transaction():
-            await pg_migrate(conn, "quart_jobs", q.MIGRATIONS[:OLD_POSTGRES_VERSIONS])
-            for statement in _old_rows(clock() - 10):
-                await conn.execute(statement)
+    await older_postgres(postgres_schema, OLD_POSTGRES_VERSIONS, _old_rows(clock() - 10))
     store = PostgresBackend(TEST_POSTGRES_URL, schema=postgres_schema)
     await store.open()
     try:

@@ -4,15 +4,15 @@ and ``next_run_at`` read the partial indexes that remain (no scan of the table).
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from quart_jobs.backends import operator_sql as ops
 from quart_jobs.backends import sqlite as sqlite_backend
-from quart_jobs.backends.sqlite import SQLiteBackend, migrate_component
+from quart_jobs.backends.sqlite import SQLiteBackend
 from quart_jobs.models import JobState, NewJob, Stats, Tier
 
 from ..conftest import TEST_POSTGRES_URL, Clock
+from .older_schema import older_postgres, older_sqlite
 
 # The schema versions of the release before this change.
 BEFORE_SQLITE = 4
@@ -41,9 +41,7 @@ async def test_a_sqlite_database_of_the_release_before_drops_the_old_indexes(
     tmp_path: Path, clock: Clock
 ) -> None:
     path = tmp_path / "before.sqlite3"
-    with sqlite3.connect(path) as conn:
-        migrate_component(conn, "quart_jobs", sqlite_backend.MIGRATIONS[:BEFORE_SQLITE])
-        conn.execute(_rows(clock() - 10))
+    older_sqlite(path, BEFORE_SQLITE, [_rows(clock() - 10)])
     store = SQLiteBackend(path)
     await store.open()
     try:
@@ -78,19 +76,9 @@ async def test_a_sqlite_database_of_the_release_before_drops_the_old_indexes(
 async def test_a_postgres_schema_of_the_release_before_drops_the_old_indexes(
     postgres_schema: str, clock: Clock
 ) -> None:
-    import psycopg
-
-    from quart_jobs.backends import postgres_sql as q
     from quart_jobs.backends.postgres import _PG, PostgresBackend
-    from quart_jobs.backends.postgres import migrate_component as pg_migrate
 
-    async with await psycopg.AsyncConnection.connect(
-        TEST_POSTGRES_URL, autocommit=True, options=f"-csearch_path={postgres_schema}"
-    ) as conn:
-        await conn.execute(f"CREATE SCHEMA {postgres_schema}")
-        async with conn.transaction():
-            await pg_migrate(conn, "quart_jobs", q.MIGRATIONS[:BEFORE_POSTGRES])
-            await conn.execute(_rows(clock() - 10))
+    await older_postgres(postgres_schema, BEFORE_POSTGRES, [_rows(clock() - 10)])
     store = PostgresBackend(TEST_POSTGRES_URL, schema=postgres_schema)
     await store.open()
     try:
