@@ -380,3 +380,18 @@ async def test_an_awaited_enqueue_is_one_round_trip_and_a_worker_round_two(
         assert held == [True, True] and len(claimed) == 1
 
     assert await _round_trips(store, worker_round) == 2
+
+
+async def test_a_session_left_idle_in_a_transaction_is_ended_by_the_server(
+    instances: Factory,
+) -> None:
+    # A worker cut off between two round trips of its claim would hold the tier clocks' row
+    # locks: the server ends such a session (after 30 s), so the other workers go on.
+    store = await opened(instances)
+    async with store.transaction() as conn:
+        cur = await conn.execute("SHOW idle_in_transaction_session_timeout")
+        row = await cur.fetchone()
+        cur = await conn.execute("SHOW search_path")
+        path = await cur.fetchone()
+    assert row is not None and row[0] == "30s"
+    assert path is not None and path[0] == store.schema

@@ -95,6 +95,9 @@ _PG = {
 }
 _PG["NEXT_RUN_AT"] = sql_shared.NEXT_RUN_AT.format(**sql_shared.HINTS["postgresql"])
 
+#: Seconds after which the server ends a session of ours idle inside a transaction (a client
+#: cut off mid-transaction), releasing its locks.
+IDLE_IN_TRANSACTION_SECONDS = 30
 #: The channel enqueues NOTIFY; the payload is the schema, so schemas do not wake each other.
 CHANNEL = "quart_jobs"
 
@@ -147,11 +150,18 @@ class PostgresBackend(Backend):
             raise ConfigurationError(
                 f"DATABASE_URL {redact_url(url)!r} is not a valid PostgreSQL URL: {exc}"
             ) from None
+        # A worker cut off (or killed) between two round trips of a transaction would leave it
+        # open on the server, holding the row locks of the claim's tier clocks, so every other
+        # worker's claim of that queue would wait until TCP noticed (hours): the server ends
+        # such a session after IDLE_IN_TRANSACTION_SECONDS. Our transactions never wait on
+        # the client that long. A URL's own ``options`` may set it (they come after it); the
+        # schema's search_path comes last, so it wins.
+        idle = f"-cidle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_SECONDS * 1000}"
         search_path = f"-csearch_path={schema}"
         self._kwargs: dict[str, Any] = {
             "autocommit": True,
             "connect_timeout": max(2, math.ceil(connect_timeout)),
-            "options": f"{own_options} {search_path}" if own_options else search_path,
+            "options": " ".join(str(o) for o in (idle, own_options, search_path) if o),
             "application_name": "quart-jobs",
         }
         self._pool: psycopg_pool.AsyncConnectionPool[Connection] | None = None
