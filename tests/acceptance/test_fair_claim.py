@@ -259,8 +259,9 @@ Spec = tuple[str, list[str]]
 def workers(tmp_path: Path, *specs: Spec) -> Iterator[list[subprocess.Popen[bytes]]]:
     with contextlib.ExitStack() as stack:
         procs = []
-        for n, (app, args) in enumerate(specs):
-            log = stack.enter_context(open(tmp_path / f"worker-{n}.log", "wb"))
+        names = [f"worker-{n}-{app.split(':')[0]}.log" for n, (app, _) in enumerate(specs)]
+        for name, (app, args) in zip(names, specs, strict=True):
+            log = stack.enter_context(open(tmp_path / name, "wb"))
             procs.append(
                 subprocess.Popen(
                     [str(BIN / "quart-jobs"), "--app", app, "worker", *args],
@@ -276,7 +277,7 @@ def workers(tmp_path: Path, *specs: Spec) -> Iterator[list[subprocess.Popen[byte
             for proc in procs:
                 proc.send_signal(signal.SIGTERM)
             codes = [proc.wait(30) for proc in procs]
-        logs = [(tmp_path / f"worker-{n}.log").read_text() for n in range(len(specs))]
+        logs = [(tmp_path / name).read_text() for name in names]
         assert codes == [0] * len(specs), logs
 
 

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from .procs import ADMIN_TOKEN, BIN, auth, running, wait_until
-from .test_fair_claim import APPS, enqueue, job_states
+from .test_fair_claim import APPS, enqueue, job_states, workers
 
 pytestmark = pytest.mark.acceptance
 
@@ -35,21 +35,8 @@ REPORT_LINE = (
 @contextlib.contextmanager
 def worker(tmp_path: Path, app: str, *args: str) -> Iterator[subprocess.Popen[bytes]]:
     """One ``quart-jobs worker`` process; stopped with SIGTERM, it must exit 0."""
-    log_path = tmp_path / f"worker-{app.split(':')[0]}.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [str(BIN / "quart-jobs"), "--app", app, "worker", *args],
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            start_new_session=True,
-        )
-        try:
-            yield proc
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            code = proc.wait(30)
-    assert code == 0, log_path.read_text()
+    with workers(tmp_path, (app, list(args))) as (proc,):
+        yield proc
 
 
 def stats(url: str, *extra: str) -> str:
