@@ -30,7 +30,7 @@ from pathlib import Path
 
 import httpx
 
-from quart_jobs.backends import operator_sql as ops
+from quart_jobs.backends.shared_sql import operator as ops
 
 VIP = {"Authorization": "Bearer demo-vip-key"}
 METRICS_TOKEN = "bench-metrics-token-0123456789"

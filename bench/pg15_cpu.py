@@ -58,9 +58,9 @@ async def main(n: int) -> None:
     import psycopg
 
     from quart_jobs import Jobs
-    from quart_jobs.backends import postgres_sql as q
-    from quart_jobs.backends.postgres import PostgresBackend
-    from quart_jobs.backends.sql import insert_params
+    from quart_jobs.backends.postgres.backend import PostgresBackend
+    from quart_jobs.backends.postgres.backend import statements as q
+    from quart_jobs.backends.shared_sql.jobs import insert_params
     from quart_jobs.models import NewJob
 
     schema = "pg15_cpu_" + os.urandom(3).hex()

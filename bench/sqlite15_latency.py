@@ -40,9 +40,9 @@ QJ_INSERT = (
 
 async def measure(workdir: Path, n: int) -> dict[str, list[float]]:
     from quart_jobs import Jobs
-    from quart_jobs.backends import sqlite as qj_sqlite
-    from quart_jobs.backends.sql import insert_params
-    from quart_jobs.backends.sqlite_io import connect
+    from quart_jobs.backends.shared_sql.jobs import insert_params
+    from quart_jobs.backends.sqlite.backend import backend as qj_sqlite
+    from quart_jobs.backends.sqlite.writer import connect
 
     raw = sqlite3.connect(workdir / "raw.sqlite3", isolation_level=None)
     raw.execute("PRAGMA journal_mode=WAL")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from quart_jobs.backends import Backend
-from quart_jobs.backends.memory import MemoryBackend
-from quart_jobs.backends.sqlite import SQLiteBackend
+from quart_jobs.backends.memory.backend import MemoryBackend
+from quart_jobs.backends.sqlite.backend import SQLiteBackend
 
 TEST_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -86,7 +86,7 @@ async def drop_schema(schema: str) -> None:
 
 def _postgres(tmp: Path) -> Backend:
     require_postgres()
-    from quart_jobs.backends.postgres import PostgresBackend
+    from quart_jobs.backends.postgres.backend import PostgresBackend
 
     return PostgresBackend(TEST_POSTGRES_URL, schema=new_schema_name(), min_size=1, max_size=8)
 

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import click
 
 from .backends.base import queue_names
-from .backends.sqlite import SQLiteBackend
+from .backends.sqlite.backend import SQLiteBackend
 from .errors import ConfigurationError, JobNotFound, JobsError, RetryRefused
 from .jobs import Jobs
 from .models import FINISHED_STATES, Job, JobState, Stats, Tier, job_detail

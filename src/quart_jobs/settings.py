@@ -20,7 +20,7 @@ from typing import Any
 
 from . import jobs as jobs_module
 from .backends.base import queue_names
-from .backends.sqlite_io import SYNCHRONOUS_MODES
+from .backends.sqlite.writer import SYNCHRONOUS_MODES
 from .errors import ConfigurationError
 from .policy import RetryPolicy, Weights
 from .retention import parse_retention

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from quart_jobs.backends import Outcome
-from quart_jobs.backends.sqlite import SQLiteBackend
+from quart_jobs.backends.sqlite.backend import SQLiteBackend
 from quart_jobs.models import JobState, Lease, NewJob, Tier
 
 BIN = Path(sys.executable).parent

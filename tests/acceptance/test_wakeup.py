@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from quart_jobs.backends.sqlite_wakeup import wakeup_directory
+from quart_jobs.backends.sqlite.wakeup import wakeup_directory
 
 from .procs import wait_until
 

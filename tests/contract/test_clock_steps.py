@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from quart_jobs.backends import Backend
-from quart_jobs.backends.sqlite import SQLiteBackend
+from quart_jobs.backends.sqlite.backend import SQLiteBackend
 from quart_jobs.models import NewJob
 
 from ..conftest import Clock

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from quart_jobs.backends import Backend, Outcome
 from quart_jobs.backends.base import ANY_SCOPE, ClaimScope
-from quart_jobs.backends.memory import MemoryBackend
-from quart_jobs.backends.sqlite import SQLiteBackend
+from quart_jobs.backends.memory.backend import MemoryBackend
+from quart_jobs.backends.sqlite.backend import SQLiteBackend
 from quart_jobs.models import JobState, Lease, NewJob, Tier
 from quart_jobs.policy import FairBook, Weights
 
@@ -148,7 +148,7 @@ async def second_process(backend: Backend) -> AsyncIterator[Backend]:
         yield backend
         return
     else:
-        from quart_jobs.backends.postgres import PostgresBackend
+        from quart_jobs.backends.postgres.backend import PostgresBackend
 
         assert isinstance(backend, PostgresBackend)
         other = PostgresBackend(TEST_POSTGRES_URL, schema=backend.schema, min_size=1, max_size=2)

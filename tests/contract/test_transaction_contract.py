@@ -168,7 +168,7 @@ async def test_many_concurrent_transactions_all_commit(backend: Backend, clock: 
 async def test_purge_deletes_in_batches_until_every_old_finished_job_is_gone(
     backend: Backend, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from quart_jobs.backends import sql
+    from quart_jobs.backends.shared_sql import jobs as sql
 
     monkeypatch.setattr(sql, "PURGE_BATCH_ROWS", 3)  # both SQL backends read it at each purge
     jobs = make_jobs(backend, clock)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from quart_jobs.backends import Backend
-from quart_jobs.backends.workers_sql import FORGET_AFTER
+from quart_jobs.backends.shared_sql.workers import FORGET_AFTER
 from quart_jobs.models import NewJob, WorkerRecord
 from quart_jobs.unserved import unserved
 

@@ -7,8 +7,8 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from quart_jobs.backends import postgres_sql
-from quart_jobs.backends import sqlite as sqlite_backend
+from quart_jobs.backends.postgres.backend import statements as postgres_sql
+from quart_jobs.backends.sqlite.backend import backend as sqlite_backend
 
 from ..conftest import TEST_POSTGRES_URL
 
@@ -25,7 +25,7 @@ async def older_postgres(schema: str, versions: int, rows: Sequence[str]) -> Non
     """A new PostgreSQL ``schema`` with the first ``versions`` migrations and ``rows`` run."""
     import psycopg
 
-    from quart_jobs.backends.postgres import migrate_component
+    from quart_jobs.backends.postgres.backend import migrate_component
 
     async with await psycopg.AsyncConnection.connect(
         TEST_POSTGRES_URL, autocommit=True, options=f"-csearch_path={schema}"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from quart_jobs.backends import fair_sql as fair
-from quart_jobs.backends import sqlite as sqlite_backend
-from quart_jobs.backends.sqlite import SQLiteBackend
+from quart_jobs.backends.shared_sql import fair
+from quart_jobs.backends.sqlite.backend import SQLiteBackend
+from quart_jobs.backends.sqlite.backend import backend as sqlite_backend
 from quart_jobs.models import JobState, NewJob, Tier
 
 from ..conftest import TEST_POSTGRES_URL, Clock
@@ -78,8 +78,8 @@ async def test_the_sqlite_claim_reads_index_ranges_without_sorting_the_backlog(
 async def test_an_older_postgres_schema_upgrades_and_the_claim_uses_the_index(
     postgres_schema: str, clock: Clock
 ) -> None:
-    from quart_jobs.backends import postgres_sql as q
-    from quart_jobs.backends.postgres import PostgresBackend
+    from quart_jobs.backends.postgres.backend import PostgresBackend
+    from quart_jobs.backends.postgres.backend import statements as q
 
     await older_postgres(postgres_schema, OLD_POSTGRES_VERSIONS, _old_rows(clock() - 10))
     store = PostgresBackend(TEST_POSTGRES_URL, schema=postgres_schema)

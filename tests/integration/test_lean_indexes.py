@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from quart_jobs.backends import operator_sql as ops
-from quart_jobs.backends import sqlite as sqlite_backend
-from quart_jobs.backends.sqlite import SQLiteBackend
+from quart_jobs.backends.shared_sql import operator as ops
+from quart_jobs.backends.sqlite.backend import SQLiteBackend
+from quart_jobs.backends.sqlite.backend import backend as sqlite_backend
 from quart_jobs.models import JobState, NewJob, Stats, Tier
 
 from ..conftest import TEST_POSTGRES_URL, Clock
@@ -76,7 +76,7 @@ async def test_a_sqlite_database_of_the_release_before_drops_the_old_indexes(
 async def test_a_postgres_schema_of_the_release_before_drops_the_old_indexes(
     postgres_schema: str, clock: Clock
 ) -> None:
-    from quart_jobs.backends.postgres import _PG, PostgresBackend
+    from quart_jobs.backends.postgres.backend import _PG, PostgresBackend
 
     await older_postgres(postgres_schema, BEFORE_POSTGRES, [_rows(clock() - 10)])
     store = PostgresBackend(TEST_POSTGRES_URL, schema=postgres_schema)

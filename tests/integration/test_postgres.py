@@ -14,10 +14,10 @@ import psycopg
 import pytest
 
 from quart_jobs.backends import Outcome
-from quart_jobs.backends import operator_sql as ops
-from quart_jobs.backends import workers_sql as live
 from quart_jobs.backends.base import ClaimScope
-from quart_jobs.backends.postgres import MIGRATIONS, PostgresBackend
+from quart_jobs.backends.postgres.backend import MIGRATIONS, PostgresBackend
+from quart_jobs.backends.shared_sql import operator as ops
+from quart_jobs.backends.shared_sql import workers as live
 from quart_jobs.errors import BackendUnavailable, SchemaTooNew
 from quart_jobs.models import JobFilter, JobState, Lease, NewJob
 
@@ -314,7 +314,7 @@ async def test_a_per_owner_cap_is_exact_under_concurrency(instances: Factory, cl
 async def test_the_listener_keeps_retrying_while_the_server_is_unreachable(
     postgres_schema: str,
 ) -> None:
-    from quart_jobs.backends.postgres_io import Listener
+    from quart_jobs.backends.postgres.connections import Listener
 
     attempts = 0
 

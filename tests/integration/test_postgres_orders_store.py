@@ -15,7 +15,7 @@ from order_service.service import process_order
 from order_service.store import CustomerExists, store_for
 from order_service.store_postgres import PostgresOrdersStore
 from quart_jobs import Jobs
-from quart_jobs.backends.postgres import PostgresBackend
+from quart_jobs.backends.postgres.backend import PostgresBackend
 
 from ..conftest import TEST_POSTGRES_URL
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from quart_jobs import Jobs, Transaction
-from quart_jobs.backends.sqlite import SQLiteBackend
+from quart_jobs.backends.sqlite.backend import SQLiteBackend
 from quart_jobs.models import JobState, NewJob, Tier
 
 from ..conftest import Clock

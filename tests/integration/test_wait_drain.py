@@ -65,7 +65,7 @@ def shared_store(name: str, tmp_path: Path) -> Callable[[], Backend | str]:
         return lambda: f"sqlite:///{tmp_path}/jobs.sqlite3"
     first = BACKENDS["postgresql"](tmp_path)
     schema = first.schema  # type: ignore[attr-defined]
-    from quart_jobs.backends.postgres import PostgresBackend
+    from quart_jobs.backends.postgres.backend import PostgresBackend
 
     return lambda: PostgresBackend(first.url, schema=schema, min_size=1, max_size=4)  # type: ignore[attr-defined]
 

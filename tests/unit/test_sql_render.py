@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quart_jobs.backends import sql
+from quart_jobs.backends.shared_sql import jobs as sql
 
 
 def test_placeholders_become_percent_s_outside_quotes_only() -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from quart_jobs.backends.running import in_job, running_job
-from quart_jobs.backends.sqlite_io import Writer
+from quart_jobs.backends.sqlite.writer import Writer
 
 
 async def _writer(tmp_path: Path) -> Writer:

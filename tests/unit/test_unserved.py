@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from quart_jobs.backends.memory import MemoryBackend
+from quart_jobs.backends.memory.backend import MemoryBackend
 from quart_jobs.models import NewJob, UnservedTask, WorkerRecord
 from quart_jobs.unserved import UnservedWatch, unserved
 

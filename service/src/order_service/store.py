@@ -82,7 +82,7 @@ class OrdersStore(Protocol):
 def store_for(backend: Backend) -> OrdersStore:
     """The store that keeps the service's tables in ``backend``'s database."""
     if backend.scheme == "sqlite":
-        from quart_jobs.backends.sqlite import SQLiteBackend
+        from quart_jobs.backends.sqlite.backend import SQLiteBackend
 
         from .store_sqlite import SQLiteOrdersStore
 

@@ -14,16 +14,16 @@ def backend_from_url(url: str, **options: Any) -> Backend:
     """``memory://``, ``sqlite:///path`` or ``postgresql://…``."""
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "memory":
-        from .memory import MemoryBackend
+        from .memory.backend import MemoryBackend
 
         return MemoryBackend()
     if scheme == "sqlite":
-        from .sqlite import SQLiteBackend
+        from .sqlite.backend import SQLiteBackend
 
         return SQLiteBackend.from_url(url, **options)
     if scheme in ("postgresql", "postgres"):
         try:
-            from .postgres import PostgresBackend  # type: ignore[import-not-found,unused-ignore]
+            from .postgres.backend import PostgresBackend  # type: ignore[import-not-found,unused-ignore]
         except ImportError as exc:
             raise ConfigurationError(
                 f"DATABASE_URL {url!r} needs the PostgreSQL driver: "

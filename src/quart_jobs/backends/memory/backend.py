@@ -11,9 +11,9 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from .. import policy
-from ..errors import ConfigurationError
-from ..models import (
+from ... import policy
+from ...errors import ConfigurationError
+from ...models import (
     FINISHED_STATES,
     EnqueueResult,
     Job,
@@ -26,8 +26,7 @@ from ..models import (
     WorkerRecord,
     transition,
 )
-from . import workers_sql
-from .base import (
+from ..base import (
     ANY_SCOPE,
     Backend,
     BackendTransaction,
@@ -39,7 +38,8 @@ from .base import (
     QueueLimits,
     purge_states,
 )
-from .store_clock import StoreClock
+from ..shared_sql import workers as workers_sql
+from ..store_clock import StoreClock
 
 T = TypeVar("T")
 

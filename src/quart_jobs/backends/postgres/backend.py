@@ -29,8 +29,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 
-from ..errors import BackendUnavailable, ConfigurationError, QueueFull, SchemaTooNew
-from ..models import (
+from ...errors import BackendUnavailable, ConfigurationError, QueueFull, SchemaTooNew
+from ...models import (
     FINISHED_STATES,
     EnqueueResult,
     Job,
@@ -41,12 +41,7 @@ from ..models import (
     Stats,
     WorkerRecord,
 )
-from . import fair_sql as fair
-from . import operator_sql as ops
-from . import postgres_sql as q
-from . import sql as sql_shared
-from . import workers_sql as live
-from .base import (
+from ..base import (
     ANY_SCOPE,
     Backend,
     BackendTransaction,
@@ -58,10 +53,15 @@ from .base import (
     purge_states,
     stats_from_rows,
 )
-from .postgres_enqueue import EnqueueCall, KeyVanished, write_calls
-from .postgres_fair import claim as fair_claim
-from .postgres_finished import FinishedCallback, FinishedListener, notify_finished
-from .postgres_io import (
+from ..shared_sql import fair
+from ..shared_sql import jobs as sql_shared
+from ..shared_sql import operator as ops
+from ..shared_sql import workers as live
+from ..shared_sql.jobs import filter_sql, insert_params
+from ..store_clock import OffsetRefresh, StoreClock, measure_offset
+from . import statements as q
+from .claim import claim as fair_claim
+from .connections import (
     RETRYABLE,
     GroupCommit,
     Listener,
@@ -70,10 +70,10 @@ from .postgres_io import (
     translated,
     unavailable,
 )
-from .postgres_sql import MIGRATIONS
-from .postgres_tx import PostgresTransaction
-from .sql import filter_sql, insert_params
-from .store_clock import OffsetRefresh, StoreClock, measure_offset
+from .enqueue import EnqueueCall, KeyVanished, write_calls
+from .statements import MIGRATIONS
+from .transaction import PostgresTransaction
+from .wakeup import FinishedCallback, FinishedListener, notify_finished
 
 Connection = psycopg.AsyncConnection[TupleRow]
 T = TypeVar("T")

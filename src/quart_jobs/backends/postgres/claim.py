@@ -16,11 +16,11 @@ from typing import Any
 import psycopg
 from psycopg.rows import TupleRow
 
-from .. import policy
-from ..models import Job
-from . import fair_sql as fair
-from . import postgres_sql as q
-from .base import Candidate, ClaimScope, job_from_row
+from ... import policy
+from ...models import Job
+from ..base import Candidate, ClaimScope, job_from_row
+from ..shared_sql import fair
+from . import statements as q
 
 Connection = psycopg.AsyncConnection[TupleRow]
 

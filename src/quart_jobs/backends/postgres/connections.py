@@ -21,7 +21,7 @@ import psycopg
 import psycopg_pool
 from psycopg import sql
 
-from ..errors import BackendUnavailable
+from ...errors import BackendUnavailable
 
 log = logging.getLogger("quart_jobs.postgres")
 

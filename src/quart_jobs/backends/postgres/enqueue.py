@@ -16,11 +16,11 @@ from typing import Any
 import psycopg
 from psycopg.rows import TupleRow
 
-from ..errors import BackendUnavailable, QueueFull
-from ..models import EnqueueResult, Job
-from . import postgres_sql as q
-from .base import QueueLimits, job_from_row
-from .sql import KEY, OWNER, TASK
+from ...errors import BackendUnavailable, QueueFull
+from ...models import EnqueueResult, Job
+from ..base import QueueLimits, job_from_row
+from ..shared_sql.jobs import KEY, OWNER, TASK
+from . import statements as q
 
 Connection = psycopg.AsyncConnection[TupleRow]
 

@@ -7,8 +7,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from . import fair_sql as fair
-from .base import CANDIDATE_COLUMNS, JOB_COLUMNS
+from ..base import CANDIDATE_COLUMNS, JOB_COLUMNS
+from ..shared_sql import fair
 
 # Versioned schema: each entry moves the database from version i to i + 1.
 MIGRATIONS: tuple[str, ...] = (

@@ -15,11 +15,11 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.rows import TupleRow
 
-from ..models import EnqueueResult, Job, NewJob
-from . import postgres_sql as q
-from .base import BackendTransaction, Params, QueueLimits, job_from_row
-from .postgres_enqueue import EnqueueCall, enqueue_in
-from .sql import insert_params
+from ...models import EnqueueResult, Job, NewJob
+from ..base import BackendTransaction, Params, QueueLimits, job_from_row
+from ..shared_sql.jobs import insert_params
+from . import statements as q
+from .enqueue import EnqueueCall, enqueue_in
 
 Connection = psycopg.AsyncConnection[TupleRow]
 T = TypeVar("T")

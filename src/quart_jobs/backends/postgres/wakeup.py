@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from .postgres_io import Listener
+from .connections import Listener
 
 log = logging.getLogger("quart_jobs.postgres")
 

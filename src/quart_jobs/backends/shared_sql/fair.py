@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..policy import FairBook, TierClock, owner_key
-from .base import CANDIDATE_COLUMNS
-from .sql import OWNER, PRIORITY, QUEUE, RUN_AT, render
+from ...policy import FairBook, TierClock, owner_key
+from ..base import CANDIDATE_COLUMNS
+from .jobs import OWNER, PRIORITY, QUEUE, RUN_AT, render
 
 __all__ = ["render"]
 

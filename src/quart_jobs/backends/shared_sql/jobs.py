@@ -7,8 +7,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ..models import JobFilter, JobState, Lease, NewJob
-from .base import JOB_COLUMNS, Heartbeat, Outcome
+from ...models import JobFilter, JobState, Lease, NewJob
+from ..base import JOB_COLUMNS, Heartbeat, Outcome
 
 
 def filter_sql(flt: JobFilter, placeholder: str) -> tuple[str, list[Any]]:

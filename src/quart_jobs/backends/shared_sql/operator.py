@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..models import JobState, Stats
-from .sql import HINTS
+from ...models import JobState, Stats
+from .jobs import HINTS
 
 COMPONENT = "quart_jobs_operator"
 

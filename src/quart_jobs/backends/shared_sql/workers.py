@@ -20,8 +20,8 @@ import json
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
-from ..models import WorkerRecord
-from .sql import render
+from ...models import WorkerRecord
+from .jobs import render
 
 COMPONENT = "quart_jobs_workers"
 

@@ -19,9 +19,9 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .. import policy
-from ..errors import BackendUnavailable, ConfigurationError, SchemaTooNew
-from ..models import (
+from ... import policy
+from ...errors import BackendUnavailable, ConfigurationError, SchemaTooNew
+from ...models import (
     FINISHED_STATES,
     EnqueueResult,
     Job,
@@ -32,11 +32,7 @@ from ..models import (
     Stats,
     WorkerRecord,
 )
-from . import fair_sql as fair
-from . import operator_sql as ops
-from . import sql
-from . import workers_sql as live
-from .base import (
+from ..base import (
     ANY_SCOPE,
     JOB_COLUMNS,
     Backend,
@@ -51,15 +47,19 @@ from .base import (
     new_job_record,
     purge_states,
 )
-from .base import (
+from ..base import (
     stats_from_rows as _stats,
 )
-from .events import outcome_events
-from .running import in_job
-from .sql import KEY, filter_sql, insert_params
-from .sqlite_io import SYNCHRONOUS_MODES, Readers, Writer
-from .sqlite_wakeup import Wakeup
-from .store_clock import HIGH_WATER, StoreClock
+from ..events import outcome_events
+from ..running import in_job
+from ..shared_sql import fair
+from ..shared_sql import jobs as sql
+from ..shared_sql import operator as ops
+from ..shared_sql import workers as live
+from ..shared_sql.jobs import KEY, filter_sql, insert_params
+from ..store_clock import HIGH_WATER, StoreClock
+from .wakeup import Wakeup
+from .writer import SYNCHRONOUS_MODES, Readers, Writer
 
 T = TypeVar("T")
 

@@ -36,7 +36,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from .events import FinishedCallback, ReadyCallback, Subscribers
+from ..events import FinishedCallback, ReadyCallback, Subscribers
 
 log = logging.getLogger("quart_jobs.sqlite")
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from ..errors import BackendUnavailable
+from ...errors import BackendUnavailable
 
 log = logging.getLogger("quart_jobs.sqlite")
 

@@ -1,0 +1,1 @@
+"""The SQL both SQL backends run, each statement written once (see :mod:`.dialect`)."""
