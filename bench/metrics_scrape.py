@@ -30,12 +30,12 @@ from pathlib import Path
 
 import httpx
 
-from quart_jobs.backends.shared_sql import operator as ops
+from quart_jobs.backends.sqlite import statements as sqlite_sql
 
 VIP = {"Authorization": "Bearer demo-vip-key"}
 METRICS_TOKEN = "bench-metrics-token-0123456789"
 OLD_STATS = "SELECT state, priority, COUNT(*) FROM qj_jobs GROUP BY state, priority"
-GAUGES = (ops.QUEUED_GAUGES["sqlite"], ops.RUNNING_GAUGES["sqlite"])
+GAUGES = (sqlite_sql.QUEUED_GAUGES, sqlite_sql.RUNNING_GAUGES)
 
 
 def free_port() -> int:

@@ -58,8 +58,8 @@ async def main(n: int) -> None:
     import psycopg
 
     from quart_jobs import Jobs
+    from quart_jobs.backends.postgres import statements as q
     from quart_jobs.backends.postgres.backend import PostgresBackend
-    from quart_jobs.backends.postgres.backend import statements as q
     from quart_jobs.backends.shared_sql.jobs import insert_params
     from quart_jobs.models import NewJob
 

@@ -41,7 +41,7 @@ QJ_INSERT = (
 async def measure(workdir: Path, n: int) -> dict[str, list[float]]:
     from quart_jobs import Jobs
     from quart_jobs.backends.shared_sql.jobs import insert_params
-    from quart_jobs.backends.sqlite.backend import backend as qj_sqlite
+    from quart_jobs.backends.sqlite import enqueue as qj_enqueue
     from quart_jobs.backends.sqlite.writer import connect
 
     raw = sqlite3.connect(workdir / "raw.sqlite3", isolation_level=None)
@@ -79,7 +79,7 @@ async def measure(workdir: Path, n: int) -> dict[str, list[float]]:
         def whole_sql(i: int) -> None:
             conn = direct["sql"]
             conn.execute("BEGIN IMMEDIATE")
-            qj_sqlite._enqueue(conn, [new], [insert_params(new, time.time())], None)
+            qj_enqueue.enqueue(conn, [new], [insert_params(new, time.time())], None)
             conn.execute("COMMIT")
 
         async def sync(f: Callable[[int], None], i: int) -> None:

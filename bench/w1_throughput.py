@@ -156,7 +156,7 @@ async def qj_sqlite_producers(cfg: Config, n: int) -> Phases:
 def postgres_backend_missing() -> str | None:
     """``None`` when quart-jobs has a PostgreSQL backend to measure, else why not."""
     try:
-        from quart_jobs.backends.postgres.backend import backend  # noqa: F401
+        from quart_jobs.backends.postgres import backend  # noqa: F401
     except ImportError as exc:
         return f"quart_jobs.backends.postgres not importable ({one_line(exc)})"
     return pg_available()

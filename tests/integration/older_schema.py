@@ -7,8 +7,7 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from quart_jobs.backends.postgres.backend import statements as postgres_sql
-from quart_jobs.backends.sqlite.backend import backend as sqlite_backend
+from quart_jobs.backends.sqlite import schema as sqlite_schema
 
 from ..conftest import TEST_POSTGRES_URL
 
@@ -16,7 +15,7 @@ from ..conftest import TEST_POSTGRES_URL
 def older_sqlite(path: Path, versions: int, rows: Sequence[str]) -> None:
     """A SQLite file at ``path`` with the first ``versions`` migrations and ``rows`` run."""
     with sqlite3.connect(path) as conn:
-        sqlite_backend.migrate_component(conn, "quart_jobs", sqlite_backend.MIGRATIONS[:versions])
+        sqlite_schema.migrate_component(conn, "quart_jobs", sqlite_schema.MIGRATIONS[:versions])
         for statement in rows:
             conn.execute(statement)
 
@@ -25,13 +24,13 @@ async def older_postgres(schema: str, versions: int, rows: Sequence[str]) -> Non
     """A new PostgreSQL ``schema`` with the first ``versions`` migrations and ``rows`` run."""
     import psycopg
 
-    from quart_jobs.backends.postgres.backend import migrate_component
+    from quart_jobs.backends.postgres.schema import MIGRATIONS, migrate_component
 
     async with await psycopg.AsyncConnection.connect(
         TEST_POSTGRES_URL, autocommit=True, options=f"-csearch_path={schema}"
     ) as conn:
         await conn.execute(f"CREATE SCHEMA {schema}")
         async with conn.transaction():
-            await migrate_component(conn, "quart_jobs", postgres_sql.MIGRATIONS[:versions])
+            await migrate_component(conn, "quart_jobs", MIGRATIONS[:versions])
             for statement in rows:
                 await conn.execute(statement)

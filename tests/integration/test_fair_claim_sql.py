@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from quart_jobs.backends.shared_sql import fair
+from quart_jobs.backends.sqlite import statements as sqlite_sql
 from quart_jobs.backends.sqlite.backend import SQLiteBackend
-from quart_jobs.backends.sqlite.backend import backend as sqlite_backend
 from quart_jobs.models import JobState, NewJob, Tier
 
 from ..conftest import TEST_POSTGRES_URL, Clock
@@ -61,8 +61,8 @@ async def test_the_sqlite_claim_reads_index_ranges_without_sorting_the_backlog(
             lambda conn: [
                 " ".join(str(r[3]) for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
                 for sql, params in (
-                    (sqlite_backend._HEADS, ("default", 10, "t", 10)),
-                    (sqlite_backend._DUE, (clock(), fair.TAG_BATCH)),
+                    (sqlite_sql.HEADS, ("default", 10, "t", 10)),
+                    (sqlite_sql.DUE, (clock(), fair.TAG_BATCH)),
                 )
             ]
         )
@@ -78,8 +78,8 @@ async def test_the_sqlite_claim_reads_index_ranges_without_sorting_the_backlog(
 async def test_an_older_postgres_schema_upgrades_and_the_claim_uses_the_index(
     postgres_schema: str, clock: Clock
 ) -> None:
+    from quart_jobs.backends.postgres import statements as q
     from quart_jobs.backends.postgres.backend import PostgresBackend
-    from quart_jobs.backends.postgres.backend import statements as q
 
     await older_postgres(postgres_schema, OLD_POSTGRES_VERSIONS, _old_rows(clock() - 10))
     store = PostgresBackend(TEST_POSTGRES_URL, schema=postgres_schema)

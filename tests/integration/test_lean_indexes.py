@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from quart_jobs.backends.shared_sql import operator as ops
+from quart_jobs.backends.sqlite import statements as sqlite_sql
 from quart_jobs.backends.sqlite.backend import SQLiteBackend
-from quart_jobs.backends.sqlite.backend import backend as sqlite_backend
 from quart_jobs.models import JobState, NewJob, Stats, Tier
 
 from ..conftest import TEST_POSTGRES_URL, Clock
@@ -52,7 +51,7 @@ async def test_a_sqlite_database_of_the_release_before_drops_the_old_indexes(
                 [r[2] for r in conn.execute("PRAGMA index_info(qj_jobs_due)")],
                 [
                     [str(r[3]) for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
-                    for sql in (ops.QUEUED_GAUGES["sqlite"], sqlite_backend._NEXT_RUN_AT)
+                    for sql in (sqlite_sql.QUEUED_GAUGES, sqlite_sql.NEXT_RUN_AT)
                 ],
             )
         )
@@ -76,7 +75,8 @@ async def test_a_sqlite_database_of_the_release_before_drops_the_old_indexes(
 async def test_a_postgres_schema_of_the_release_before_drops_the_old_indexes(
     postgres_schema: str, clock: Clock
 ) -> None:
-    from quart_jobs.backends.postgres.backend import _PG, PostgresBackend
+    from quart_jobs.backends.postgres import statements as postgres_sql
+    from quart_jobs.backends.postgres.backend import PostgresBackend
 
     await older_postgres(postgres_schema, BEFORE_POSTGRES, [_rows(clock() - 10)])
     store = PostgresBackend(TEST_POSTGRES_URL, schema=postgres_schema)
@@ -91,7 +91,7 @@ async def test_a_postgres_schema_of_the_release_before_drops_the_old_indexes(
             # Three rows: a scan is cheapest; without it, the partial indexes must serve both.
             await conn.execute("SET LOCAL enable_seqscan = off")
             plan = ""
-            for statement in (ops.QUEUED_GAUGES["postgresql"], _PG["NEXT_RUN_AT"]):
+            for statement in (postgres_sql.QUEUED_GAUGES, postgres_sql.NEXT_RUN_AT):
                 cur = await conn.execute("EXPLAIN " + statement)
                 plan += " ".join(str(r[0]) for r in await cur.fetchall())
         gauges = await store.queue_gauges()

@@ -25,8 +25,9 @@ from quart_jobs import JobState, get_jobs
 from quart_jobs.backends import Backend, Outcome
 from quart_jobs.backends.base import ClaimScope
 from quart_jobs.backends.postgres.backend import PostgresBackend
-from quart_jobs.backends.postgres.backend import migrate_component as pg_migrate_component
-from quart_jobs.backends.sqlite.backend import SQLiteBackend, migrate_component
+from quart_jobs.backends.postgres.schema import migrate_component as pg_migrate_component
+from quart_jobs.backends.sqlite.backend import SQLiteBackend
+from quart_jobs.backends.sqlite.schema import migrate_component
 from quart_jobs.models import JobFilter, Lease, NewJob, Tier
 from quart_jobs.policy import Weights
 

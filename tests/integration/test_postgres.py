@@ -15,9 +15,9 @@ import pytest
 
 from quart_jobs.backends import Outcome
 from quart_jobs.backends.base import ClaimScope
-from quart_jobs.backends.postgres.backend import MIGRATIONS, PostgresBackend
-from quart_jobs.backends.shared_sql import operator as ops
-from quart_jobs.backends.shared_sql import workers as live
+from quart_jobs.backends.postgres import schema
+from quart_jobs.backends.postgres.backend import PostgresBackend
+from quart_jobs.backends.shared_sql import versions
 from quart_jobs.errors import BackendUnavailable, SchemaTooNew
 from quart_jobs.models import JobFilter, JobState, Lease, NewJob
 
@@ -182,9 +182,9 @@ async def test_migrations_from_three_processes_starting_together(instances: Fact
     async with stores[0].transaction() as conn:
         cur = await conn.execute("SELECT component, version FROM qj_schema ORDER BY component")
         assert await cur.fetchall() == [
-            ("quart_jobs", len(MIGRATIONS)),
-            (ops.COMPONENT, len(ops.POSTGRES_MIGRATIONS)),
-            (live.COMPONENT, len(live.MIGRATIONS)),
+            (versions.JOBS, len(schema.MIGRATIONS)),
+            (versions.OPERATOR, len(schema.OPERATOR_MIGRATIONS)),
+            (versions.WORKERS, len(schema.WORKERS_MIGRATIONS)),
         ]
 
 
@@ -314,7 +314,7 @@ async def test_a_per_owner_cap_is_exact_under_concurrency(instances: Factory, cl
 async def test_the_listener_keeps_retrying_while_the_server_is_unreachable(
     postgres_schema: str,
 ) -> None:
-    from quart_jobs.backends.postgres.connections import Listener
+    from quart_jobs.backends.postgres.wakeup import Listener
 
     attempts = 0
 
@@ -338,7 +338,7 @@ async def test_the_listener_keeps_retrying_while_the_server_is_unreachable(
 async def _round_trips(store: PostgresBackend, act: Callable[[], Any]) -> int:
     """How many times ``act`` made the client send and then wait for the server (libpq's
     protocol trace of the pool's one connection: each run of client messages is one trip)."""
-    pool = store._pool
+    pool = store._db.pool
     assert pool is not None
     conn = await pool.getconn()
     with tempfile.TemporaryFile("w+") as trace:

@@ -90,15 +90,15 @@ async def test_a_clock_that_jumps_ahead_while_running_is_measured_again(
     correct = await opened(instances)
     jumpy = await opened(instances, wall=lambda: time.time() + skew[0])
     monotonic = Monotonic()
-    jumpy._refresh = OffsetRefresh(monotonic)  # drive the 30 s refresh without waiting
-    assert jumpy._refresh.due()
+    jumpy._db.refresh = OffsetRefresh(monotonic)  # drive the 30 s refresh without waiting
+    assert jumpy._db.refresh.due()
     await correct.enqueue([NewJob("later", run_at=time.time() + 60)], time.time())
 
     skew[0] = HOUR  # the host's clock jumps an hour ahead
     monotonic.now += REFRESH_SECONDS  # the measurement is due: the next call starts it
     await jumpy.recover_expired(time.time() + HOUR)
-    assert jumpy._measuring is not None
-    await jumpy._measuring
+    assert jumpy._db.measuring is not None
+    await jumpy._db.measuring
 
     assert await jumpy.claim("jumpy", 1, time.time() + HOUR, LEASE) == []  # not due for 60 s
     next_at = await jumpy.next_run_at()  # on the jumpy clock

@@ -10,7 +10,8 @@ from typing import Any
 import psycopg
 
 from quart_jobs.backends import Backend
-from quart_jobs.backends.postgres.backend import PostgresBackend, lock_migrations, migrate_component
+from quart_jobs.backends.postgres.backend import PostgresBackend
+from quart_jobs.backends.postgres.schema import lock_migrations, migrate_component
 
 from . import orders as o
 from .orders import Order

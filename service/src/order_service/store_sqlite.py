@@ -7,7 +7,8 @@ import json
 import sqlite3
 import time
 
-from quart_jobs.backends.sqlite.backend import SQLiteBackend, migrate_component
+from quart_jobs.backends.sqlite.backend import SQLiteBackend
+from quart_jobs.backends.sqlite.schema import migrate_component
 
 from . import orders as o
 from .orders import Order

@@ -5,12 +5,12 @@ into every backend method. A backend keeps one :class:`StoreClock` and turns eac
 into its own timeline:
 
 * ``offset``: added to every time a caller passes (``now``, ``run_at``, expiries). PostgreSQL
-  sets it to the server's clock minus this process's (:func:`measure_offset`), so every process
-  on every machine works on one clock, the server's. It is 0 elsewhere.
+  sets it to the server's clock minus this process's (measured by its connections), so every
+  process on every machine works on one clock, the server's. It is 0 elsewhere.
 * a high-water mark: ``now`` never goes below the largest ``now`` already used, so a backward
   step of the wall clock cannot make queued jobs wait nor leases look younger. SQLite starts the
-  mark from the database at open (see :data:`HIGH_WATER`), so a restart after the step is
-  covered too.
+  mark from the database at open (its ``statements.HIGH_WATER``), so a restart after the step
+  is covered too.
 
 A job's own ``run_at`` is not lifted by the high-water mark: a delay asked for after a backward
 step comes due on the corrected clock (early rather than late), and a job queued before the
@@ -28,14 +28,6 @@ from typing import Any
 DEAD_BAND = 1.0
 #: How often (seconds) a PostgreSQL backend measures the server's clock again.
 REFRESH_SECONDS = 30.0
-
-#: SQLite: the latest time the database shows as already used, at open: the newest job's
-#: enqueue and the latest finish (both cheap: the primary key and ``qj_jobs_finished``).
-HIGH_WATER = (
-    "SELECT MAX(t) FROM ("
-    "SELECT enqueued_at AS t FROM qj_jobs WHERE id = (SELECT MAX(id) FROM qj_jobs) "
-    "UNION ALL SELECT MAX(finished_at) FROM qj_jobs WHERE finished_at IS NOT NULL)"
-)
 
 
 class StoreClock:
@@ -92,17 +84,3 @@ class OffsetRefresh:
             return False
         self._last = self._monotonic()
         return True
-
-
-#: PostgreSQL: the server's clock, read as late in the statement as possible.
-SERVER_TIME = "SELECT extract(epoch FROM clock_timestamp())::double precision"
-
-
-async def measure_offset(conn: Any, wall: Callable[[], float]) -> float:
-    """The PostgreSQL server's clock minus ``wall()``, over one round trip on ``conn``
-    (an async psycopg connection)."""
-    sent = wall()
-    cur = await conn.execute(SERVER_TIME)
-    row = await cur.fetchone()
-    received = wall()
-    return offset_from(float(row[0]), sent, received)

@@ -6,13 +6,11 @@ Nothing survives the process; use SQLite or PostgreSQL for anything that must.
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ... import policy
-from ...errors import ConfigurationError
 from ...models import (
     FINISHED_STATES,
     EnqueueResult,
@@ -30,16 +28,17 @@ from ..base import (
     ANY_SCOPE,
     Backend,
     BackendTransaction,
-    Candidate,
     ClaimScope,
     Heartbeat,
     Outcome,
-    Params,
     QueueLimits,
     purge_states,
 )
 from ..shared_sql import workers as workers_sql
 from ..store_clock import StoreClock
+from .claim import claim
+from .transaction import MemoryTransaction
+from .transitions import apply_outcome, expire, moved, requeued_fresh
 
 T = TypeVar("T")
 
@@ -148,49 +147,7 @@ class MemoryBackend(Backend):
         scope: ClaimScope = ANY_SCOPE,
     ) -> list[Job]:
         now = self._clock.now(now)
-        self._tag_due(now)
-        heads: dict[tuple[str, int], list[Candidate]] = {}
-        running: dict[str, int] = {}
-        for job in self._jobs.values():
-            if job.state is JobState.RUNNING and job.concurrency_key is not None:
-                running[job.concurrency_key] = running.get(job.concurrency_key, 0) + 1
-            if job.state is not JobState.QUEUED or job.id not in self._tags:
-                continue
-            if (scope.tasks is None or job.task in scope.tasks) and (
-                scope.queues is None or job.queue in scope.queues
-            ):
-                heads.setdefault((job.queue, job.priority), []).append(_candidate(job, self._tags))
-        for candidates in heads.values():
-            candidates.sort(key=lambda c: (c.tag, c.id))
-        queues = scope.queues
-        clocks = [c for c in self._book.clocks.values() if queues is None or c.queue in queues]
-        now = policy.claim_time(clocks, now)  # as the SQL backends do (one process here)
-        chosen = self._book.start(heads, limit, scope.weights, now, running, scope.queues)
-        claimed = []
-        for candidate in chosen:
-            job = self._jobs[candidate.id]
-            running_job = replace(
-                job,
-                state=_moved(job.state, JobEvent.CLAIM),
-                attempts=job.attempts + 1,
-                started_at=now,
-                worker=worker,
-                lease_token=secrets.token_hex(8),
-                lease_expires_at=now + lease_seconds,
-            )
-            self._jobs[job.id] = running_job
-            claimed.append(running_job)
-        return claimed
-
-    def _tag_due(self, now: float) -> None:
-        """Tag the queued jobs that became ready (delayed, retried), in the order they did."""
-        due = [
-            j
-            for j in self._jobs.values()
-            if j.state is JobState.QUEUED and j.id not in self._tags and j.run_at <= now
-        ]
-        for job in sorted(due, key=lambda j: (j.run_at, j.id)):
-            self._tags[job.id] = self._book.tag(job.queue, job.priority, job.owner)
+        return claim(self._jobs, self._tags, self._book, worker, limit, now, lease_seconds, scope)
 
     def _held(self, lease: Lease) -> Job | None:
         job = self._jobs.get(lease.job_id)
@@ -220,7 +177,7 @@ class MemoryBackend(Backend):
             if job is None:
                 done.append(False)
                 continue
-            self._jobs[job.id] = _apply(job, outcome, now)
+            self._jobs[job.id] = apply_outcome(job, outcome, now)
             if outcome.run_at is not None or outcome.state is not JobState.QUEUED:
                 self._tags.pop(job.id, None)  # a new turn when it is due again
             done.append(True)
@@ -242,14 +199,14 @@ class MemoryBackend(Backend):
             if j.state is JobState.RUNNING and (j.lease_expires_at or 0) < now
         ]
         for job in expired:
-            self._jobs[job.id] = _expire(job, now)
+            self._jobs[job.id] = expire(job, now)
         self._announce([j.id for j in expired if self._jobs[j.id].state.finished])
         return len(expired)
 
     async def run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
         saved = dict(self._jobs), dict(self._keys), self._next_id, dict(self._tags)
         owners = dict(self._book.owners)
-        tx = _MemoryTransaction(self, self._clock.now(now))
+        tx = MemoryTransaction(self, self._clock.now(now))
         try:
             return func(tx)
         except BaseException:
@@ -267,7 +224,7 @@ class MemoryBackend(Backend):
         if job is None:
             return None
         if job.state is JobState.QUEUED:
-            job = replace(job, state=_moved(job.state, JobEvent.CANCEL), finished_at=now)
+            job = replace(job, state=moved(job.state, JobEvent.CANCEL), finished_at=now)
             self._jobs[job_id] = job
             self._tags.pop(job_id, None)
             self._announce([job_id])
@@ -282,12 +239,16 @@ class MemoryBackend(Backend):
         if job is None:
             return None
         if transition(job.state, JobEvent.RETRY) is not None:
-            job = _requeued_fresh(job, now)
+            job = requeued_fresh(job, now)
             self._jobs[job_id] = job
             self._tags.pop(job_id, None)
         return job
 
     async def get(self, job_id: int) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def job(self, job_id: int) -> Job | None:
+        """A job as it is now (the transaction's read)."""
         return self._jobs.get(job_id)
 
     async def get_by_key(self, key: str) -> Job | None:
@@ -402,137 +363,3 @@ class MemoryBackend(Backend):
         for key in self._book.idle_owners():
             del self._book.owners[key]
         return removed
-
-
-def _candidate(job: Job, tags: dict[int, float]) -> Candidate:
-    return Candidate(
-        job.id, job.queue, job.priority, tags[job.id], job.concurrency_key, job.concurrency_limit
-    )
-
-
-class _MemoryTransaction(BackendTransaction):
-    """Enqueues and cancels applied at once, undone by :meth:`MemoryBackend.run_transaction`
-    if the function raises. There are no SQL tables in memory."""
-
-    dialect = "memory"
-
-    def __init__(self, backend: MemoryBackend, now: float) -> None:
-        self._backend = backend
-        self._now = now
-        self.closed = False
-
-    def _open(self) -> MemoryBackend:
-        if self.closed:
-            raise RuntimeError("this transaction has ended; use it inside its function only")
-        return self._backend
-
-    def execute(self, sql: str, params: Params = ()) -> int:
-        raise ConfigurationError("the memory backend has no SQL tables: use SQLite or PostgreSQL")
-
-    def fetchone(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
-        self.execute(sql, params)
-        return None
-
-    def fetchall(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
-        self.execute(sql, params)
-        return []
-
-    def enqueue(
-        self, jobs: Sequence[NewJob], *, limits: QueueLimits | None = None
-    ) -> list[EnqueueResult]:
-        return self._open().enqueue_now(jobs, self._now, limits)
-
-    def get(self, job_id: int) -> Job | None:
-        return self._open()._jobs.get(job_id)
-
-    def cancel(self, job_id: int) -> Job | None:
-        return self._open().cancel_now(job_id, self._now, running=False)
-
-
-def _moved(state: JobState, event: JobEvent) -> JobState:
-    """Where :data:`~quart_jobs.models.TRANSITIONS` takes a job; callers only ask for a move
-    the table has (anything else is a bug here, not a user's mistake)."""
-    to = transition(state, event)
-    if to is None:
-        raise AssertionError(f"no transition from {state} on {event}")
-    return to
-
-
-def _queued(job: Job, event: JobEvent, **changes: Any) -> Job:
-    """``job`` back in the queue, its lease cleared."""
-    return replace(
-        job,
-        state=_moved(job.state, event),
-        worker=None,
-        lease_token=None,
-        lease_expires_at=None,
-        **changes,
-    )
-
-
-def _requeued_fresh(job: Job, now: float) -> Job:
-    return _queued(
-        job,
-        JobEvent.RETRY,
-        attempts=0,
-        run_at=now,
-        finished_at=None,
-        cancel_requested=False,
-        error=None,
-        traceback=None,
-        result=None,
-    )
-
-
-def _apply(job: Job, outcome: Outcome, now: float) -> Job:
-    event = outcome.event
-    if job.cancel_requested and event in (JobEvent.PUT_BACK, JobEvent.RETRY_LATER):
-        # Cancelled while it ran, after its attempt ended: it ends cancelled, not queued.
-        return replace(
-            job,
-            state=_moved(job.state, JobEvent.CANCEL),
-            finished_at=now,
-            error=outcome.error if event is JobEvent.RETRY_LATER else job.error,
-            traceback=outcome.traceback if event is JobEvent.RETRY_LATER else job.traceback,
-            cancel_requested=False,
-            worker=None,
-            lease_token=None,
-            lease_expires_at=None,
-        )
-    if event is JobEvent.PUT_BACK:
-        return _queued(
-            job,
-            event,
-            attempts=job.attempts - 1 if outcome.refund else job.attempts,
-            run_at=job.run_at if outcome.run_at is None else outcome.run_at,
-            cancel_requested=False,
-        )
-    if event is JobEvent.RETRY_LATER:
-        return _queued(
-            job, event, run_at=outcome.run_at, error=outcome.error, traceback=outcome.traceback
-        )
-    return replace(
-        job,
-        state=_moved(job.state, event),
-        finished_at=now,
-        result=None if outcome.result is None else json.loads(outcome.result),
-        error=outcome.error,
-        traceback=outcome.traceback,
-        lease_token=None,
-        lease_expires_at=None,
-    )
-
-
-def _expire(job: Job, now: float) -> Job:
-    error = f"lease expired: worker {job.worker} stopped answering"
-    if job.attempts >= job.max_attempts:
-        return replace(
-            job,
-            state=_moved(job.state, JobEvent.LEASE_EXPIRED_LAST),
-            finished_at=now,
-            error=error,
-            lease_token=None,
-            lease_expires_at=None,
-        )
-    # The job keeps its place (its run_at): it was already waiting its turn.
-    return _queued(job, JobEvent.LEASE_EXPIRED, error=error)

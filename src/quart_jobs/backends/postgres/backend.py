@@ -17,19 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
-import psycopg
-import psycopg_pool
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
-from psycopg.rows import TupleRow
-
-from ...errors import BackendUnavailable, ConfigurationError, QueueFull, SchemaTooNew
+from ...errors import ConfigurationError
 from ...models import (
     FINISHED_STATES,
     EnqueueResult,
@@ -53,53 +46,21 @@ from ..base import (
     purge_states,
     stats_from_rows,
 )
-from ..shared_sql import fair
-from ..shared_sql import jobs as sql_shared
+from ..shared_sql import jobs as shared
 from ..shared_sql import operator as ops
 from ..shared_sql import workers as live
-from ..shared_sql.jobs import filter_sql, insert_params
-from ..store_clock import OffsetRefresh, StoreClock, measure_offset
+from ..shared_sql.dialect import POSTGRESQL, render
+from ..shared_sql.jobs import insert_params
 from . import statements as q
-from .claim import claim as fair_claim
-from .connections import (
-    RETRYABLE,
-    GroupCommit,
-    Listener,
-    pipelined_transaction,
-    redact_url,
-    translated,
-    unavailable,
-)
-from .enqueue import EnqueueCall, KeyVanished, write_calls
-from .statements import MIGRATIONS
+from .claim import claim
+from .connections import Connection, Connections, GroupCommit, pipelined_transaction
+from .enqueue import EnqueueCall, flush, write
+from .finish import finish
+from .schema import SCHEMA_NAME, migrate
 from .transaction import PostgresTransaction
-from .wakeup import FinishedCallback, FinishedListener, notify_finished
+from .wakeup import CHANNEL, FinishedCallback, FinishedListener, Listener, notify_finished
 
-Connection = psycopg.AsyncConnection[TupleRow]
 T = TypeVar("T")
-
-#: The statements shared with SQLite (:mod:`.sql`), in PostgreSQL's dialect.
-_PG = {
-    name: sql_shared.render(getattr(sql_shared, name), "postgresql")
-    for name in (
-        "RECOVER_EXPIRED",
-        "STATS_BY_STATE",
-        "STATS_OLDEST",
-        "STATS_BY_QUEUE",
-        "SCHEMA_TABLE",
-        "SCHEMA_VERSION",
-        "SCHEMA_SET_VERSION",
-        "RETRY",
-        "CANCEL",
-    )
-}
-_PG["NEXT_RUN_AT"] = sql_shared.NEXT_RUN_AT.format(**sql_shared.HINTS["postgresql"])
-
-#: Seconds after which the server ends a session of ours idle inside a transaction (a client
-#: cut off mid-transaction), releasing its locks.
-IDLE_IN_TRANSACTION_SECONDS = 30
-#: The channel enqueues NOTIFY; the payload is the schema, so schemas do not wake each other.
-CHANNEL = "quart_jobs"
 
 
 class PostgresBackend(Backend):
@@ -129,7 +90,7 @@ class PostgresBackend(Backend):
         max_batch: int = 1000,
         wall: Callable[[], float] = time.time,
     ) -> None:
-        if not q.SCHEMA_NAME.fullmatch(schema):
+        if not SCHEMA_NAME.fullmatch(schema):
             raise ConfigurationError(
                 f"schema={schema!r}: use letters, digits and underscores (at most 63)"
             )
@@ -140,40 +101,20 @@ class PostgresBackend(Backend):
             )
         self.url = url
         self.schema = schema
-        self._min_size = min_size
-        self._max_size = max_size
-        self._connect_timeout = connect_timeout
-        self._pool_timeout = pool_timeout
-        try:
-            own_options = conninfo_to_dict(url).get("options")
-        except psycopg.Error as exc:
-            raise ConfigurationError(
-                f"DATABASE_URL {redact_url(url)!r} is not a valid PostgreSQL URL: {exc}"
-            ) from None
-        # A worker cut off (or killed) between two round trips of a transaction would leave it
-        # open on the server, holding the row locks of the claim's tier clocks, so every other
-        # worker's claim of that queue would wait until TCP noticed (hours): the server ends
-        # such a session after IDLE_IN_TRANSACTION_SECONDS. Our transactions never wait on
-        # the client that long. A URL's own ``options`` may set it (they come after it); the
-        # schema's search_path comes last, so it wins.
-        idle = f"-cidle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_SECONDS * 1000}"
-        search_path = f"-csearch_path={schema}"
-        self._kwargs: dict[str, Any] = {
-            "autocommit": True,
-            "connect_timeout": max(2, math.ceil(connect_timeout)),
-            "options": " ".join(str(o) for o in (idle, own_options, search_path) if o),
-            "application_name": "quart-jobs",
-        }
-        self._pool: psycopg_pool.AsyncConnectionPool[Connection] | None = None
+        self._db = Connections(
+            url,
+            schema,
+            min_size=min_size,
+            max_size=max_size,
+            connect_timeout=connect_timeout,
+            pool_timeout=pool_timeout,
+            wall=wall,
+        )
         self._group: GroupCommit[EnqueueCall, list[EnqueueResult]] | None = (
             GroupCommit(self._flush_enqueues, max_batch=max_batch) if group_commit else None
         )
-        self._listener = Listener(self._connect, CHANNEL, schema)
-        self._finished = FinishedListener(self._connect, schema)
-        self._wall = wall
-        self._clock = StoreClock()
-        self._refresh = OffsetRefresh()
-        self._measuring: asyncio.Task[None] | None = None
+        self._listener = Listener(self._db.connect, CHANNEL, schema)
+        self._finished = FinishedListener(self._db.connect, schema)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresBackend:
@@ -182,108 +123,41 @@ class PostgresBackend(Backend):
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def open(self) -> None:
-        if self._pool is not None:
-            return
-        conn = await self._connect()
-        try:
-            with translated(self.url):
-                async with conn.transaction():
-                    await lock_migrations(conn)
-                    await conn.execute(
-                        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                            sql.Identifier(self.schema)
-                        )
-                    )
-                    await migrate_component(conn, "quart_jobs", MIGRATIONS)
-                    await migrate_component(conn, ops.COMPONENT, ops.POSTGRES_MIGRATIONS)
-                    await migrate_component(conn, live.COMPONENT, live.MIGRATIONS)
-                self._clock.measured(await measure_offset(conn, self._wall))
-                self._refresh.due()  # measured: the next one in REFRESH_SECONDS
-        finally:
-            await conn.close()
-        pool: psycopg_pool.AsyncConnectionPool[Connection] = psycopg_pool.AsyncConnectionPool(
-            self.url,
-            kwargs=self._kwargs,
-            min_size=self._min_size,
-            max_size=self._max_size,
-            open=False,
-            timeout=self._pool_timeout,
-            name="quart-jobs",
-        )
-        try:
-            await pool.open(wait=True, timeout=self._connect_timeout)
-        except psycopg.Error as exc:
-            await pool.close()
-            raise unavailable(self.url, exc) from exc
-        self._pool = pool
-
-    def _now(self, now: float) -> float:
-        """``now`` on the server's clock; measures the offset again when it is due (in the
-        background, on a pooled connection: a failed measurement keeps the last offset)."""
-        if self._refresh.due() and (self._measuring is None or self._measuring.done()):
-            self._measuring = asyncio.get_running_loop().create_task(self._remeasure())
-        return self._clock.now(now)
-
-    async def _remeasure(self) -> None:
-        with contextlib.suppress(BackendUnavailable):
-            async with self._connection() as conn:
-                self._clock.measured(await measure_offset(conn, self._wall))
-
-    async def _connect(self) -> Connection:
-        """A connection of its own (not pooled), for migrations and LISTEN."""
-        try:
-            return await psycopg.AsyncConnection.connect(self.url, **self._kwargs)
-        except psycopg.Error as exc:
-            raise BackendUnavailable(
-                f"cannot connect to PostgreSQL at {redact_url(self.url)}: "
-                f"{' '.join(str(exc).split())}; check DATABASE_URL and that the server is up"
-            ) from exc
+        if self._db.pool is None:
+            await self._db.open(lambda conn: migrate(conn, self.schema))
 
     async def close(self) -> None:
-        if self._measuring is not None:
-            self._measuring.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._measuring
         if self._group is not None:
             await self._group.wait_idle()
         await self._listener.stop()
         await self._finished.stop()
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
+        await self._db.close()
+
+    def _now(self, now: float) -> float:
+        return self._db.now(now)
 
     # --- escape hatch for the application's own tables ---------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Connection]:
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[Connection]:
         """A pooled connection inside a transaction (committed when the block ends without an
         exception). Connection failures become :class:`BackendUnavailable`; the application's
         own SQL errors (say ``UniqueViolation``) reach it unchanged."""
-        with translated(self.url, everything=False):
-            async with self._pool_or_fail().connection() as conn, conn.transaction():
-                yield conn
+        return self._db.transaction()
 
     async def run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
         loop = asyncio.get_running_loop()
         now = self._now(now)
         async with self.transaction() as conn:
-            tx = PostgresTransaction(conn, loop, now, CHANNEL, self.schema, self._clock.offset)
+            offset = self._db.clock.offset
+            tx = PostgresTransaction(conn, loop, now, CHANNEL, self.schema, offset)
             try:
                 return await asyncio.to_thread(func, tx)
             finally:
                 tx.closed = True
 
-    def _pool_or_fail(self) -> psycopg_pool.AsyncConnectionPool[Connection]:
-        if self._pool is None:
-            raise BackendUnavailable("the PostgreSQL backend is not open; call open() first")
-        return self._pool
-
-    @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Connection]:
+    def _connection(self) -> contextlib.AbstractAsyncContextManager[Connection]:
         """A pooled autocommit connection; every driver error becomes BackendUnavailable."""
-        with translated(self.url):
-            async with self._pool_or_fail().connection() as conn:
-                yield conn
+        return self._db.connection()
 
     # --- notifications -----------------------------------------------------------------------
 
@@ -311,12 +185,12 @@ class PostgresBackend(Backend):
         self, jobs: Sequence[NewJob], now: float, *, limits: QueueLimits | None = None
     ) -> list[EnqueueResult]:
         now = self._now(now)
-        call = EnqueueCall([insert_params(job, now, self._clock.offset) for job in jobs], limits)
+        call = EnqueueCall([insert_params(job, now, self._db.clock.offset) for job in jobs], limits)
         if not call.rows:
             return []
         if self._group is not None:
             return await self._group.submit(call, len(call.rows))
-        (result,) = await self._write([call])
+        (result,) = await write(self._db, [call])
         if isinstance(result, BaseException):
             raise result
         return result
@@ -324,41 +198,7 @@ class PostgresBackend(Backend):
     async def _flush_enqueues(
         self, calls: list[EnqueueCall]
     ) -> list[list[EnqueueResult] | BaseException]:
-        """One transaction for every waiting enqueue call; if the database rejects the batch
-        (not a connection failure), each call is written alone so only the bad one fails."""
-        try:
-            return list(await self._write(calls, translate=len(calls) == 1))
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            raise unavailable(self.url, exc) from exc
-        except psycopg.Error:
-            alone: list[list[EnqueueResult] | BaseException] = []
-            for call in calls:
-                try:
-                    alone.extend(await self._write([call]))
-                except BackendUnavailable as error:
-                    alone.append(error)
-            return alone
-
-    async def _write(
-        self, calls: list[EnqueueCall], *, translate: bool = True
-    ) -> list[list[EnqueueResult] | QueueFull]:
-        """Write ``calls`` in one transaction, retrying a deadlock between same-key batches."""
-        pool = self._pool_or_fail()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                async with pool.connection() as conn:
-                    return await write_calls(conn, calls, CHANNEL, self.schema)
-            except KeyVanished:
-                continue  # the job holding a key was purged meanwhile: insert it anew
-            except psycopg.Error as exc:
-                if isinstance(exc, RETRYABLE) and attempt < 4:
-                    await asyncio.sleep(0.01 * attempt)
-                    continue
-                if translate:
-                    raise unavailable(self.url, exc) from exc
-                raise
+        return await flush(self._db, calls)
 
     async def claim(
         self,
@@ -388,40 +228,16 @@ class PostgresBackend(Backend):
         if not outcomes and limit <= 0:
             return [], []
         now = self._now(now)
-        offset = self._clock.offset
-        # Outcomes that end their jobs go in one statement (one per job otherwise).
-        ends = [i for i, o in enumerate(outcomes) if _plain_end(o)]
-        if len({outcomes[i].lease.job_id for i in ends}) < len(ends) or len(ends) < 2:
-            ends = []
-        end_set = set(ends)
-        one_by_one = [o for i, o in enumerate(outcomes) if i not in end_set]
-        statements = [sql_shared.finish_statement(o, now, "postgresql", offset) for o in one_by_one]
-        ended = [o.lease.job_id for o in outcomes if o.ends_job]
         async with self._connection() as conn:
             async with pipelined_transaction(conn):
-                ends_cur = (
-                    await conn.execute(
-                        q.FINISH_ENDS, _ends_params([outcomes[i] for i in ends], now)
-                    )
-                    if ends
-                    else None
-                )
-                cursors = [await conn.execute(query, params) for query, params in statements]
-                if ended:
-                    await notify_finished(conn, self.schema, ended)
+                held = await finish(conn, outcomes, now, self._db.clock.offset, self.schema)
                 read = (
-                    await fair_claim(conn, worker, limit, now, lease_seconds, scope)
+                    await claim(conn, worker, limit, now, lease_seconds, scope)
                     if limit > 0
                     else None
                 )
             claimed = [] if read is None else await read()
-            still = set() if ends_cur is None else {int(r[0]) for r in await ends_cur.fetchall()}
-            rest = iter(cursors)
-            held = [
-                o.lease.job_id in still if i in end_set else next(rest).rowcount == 1
-                for i, o in enumerate(outcomes)
-            ]
-            return held, claimed
+            return await held(), claimed
 
     async def heartbeat(
         self, leases: Sequence[Lease], now: float, lease_seconds: float
@@ -431,13 +247,13 @@ class PostgresBackend(Backend):
         now = self._now(now)
         rows: list[tuple[Any, ...]] = []
         async with self._connection() as conn:
-            for start in range(0, len(leases), sql_shared.LEASE_CHUNK):
-                chunk = leases[start : start + sql_shared.LEASE_CHUNK]
-                statement = sql_shared.heartbeat_statement(len(chunk), "postgresql")
+            for start in range(0, len(leases), shared.LEASE_CHUNK):
+                chunk = leases[start : start + shared.LEASE_CHUNK]
+                statement = shared.heartbeat_statement(len(chunk), POSTGRESQL)
                 pairs = [v for x in chunk for v in (x.job_id, x.token)]
                 cur = await conn.execute(statement, (now + lease_seconds, *pairs))
                 rows += await cur.fetchall()
-        return sql_shared.heartbeats(rows, leases)
+        return shared.heartbeats(rows, leases)
 
     async def finish(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
         held, _ = await self.finish_and_claim(outcomes, "", 0, now, 0.0)
@@ -446,7 +262,7 @@ class PostgresBackend(Backend):
     async def recover_expired(self, now: float) -> int:
         now = self._now(now)
         async with self._connection() as conn:
-            cur = await conn.execute(_PG["RECOVER_EXPIRED"], (now, now))
+            cur = await conn.execute(q.RECOVER_EXPIRED, (now, now))
             if cur.rowcount:
                 await notify_finished(conn, self.schema, None)  # some may have failed for good
             return cur.rowcount
@@ -454,7 +270,7 @@ class PostgresBackend(Backend):
     async def cancel(self, job_id: int, now: float, *, running: bool = True) -> Job | None:
         now = self._now(now)
         async with self._connection() as conn:
-            cur = await conn.execute(_PG["CANCEL"], (now, job_id, running))
+            cur = await conn.execute(q.CANCEL, (now, job_id, running))
             row = await cur.fetchone()
             if row is None:
                 return await _get(conn, job_id)
@@ -466,10 +282,10 @@ class PostgresBackend(Backend):
     async def retry(self, job_id: int, now: float) -> Job | None:
         now = self._now(now)
         async with self._connection() as conn:
-            cur = await conn.execute(_PG["RETRY"], (now, job_id))
+            cur = await conn.execute(q.RETRY, (now, job_id))
             row = await cur.fetchone()
             if row is not None:
-                await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self.schema))
+                await conn.execute(q.NOTIFY, (CHANNEL, self.schema))
                 return job_from_row(row)
             return await _get(conn, job_id)
 
@@ -484,62 +300,59 @@ class PostgresBackend(Backend):
         return None if row is None else job_from_row(row)
 
     async def list_jobs(self, flt: JobFilter) -> list[Job]:
-        where, params = filter_sql(flt, "%s")
+        where, params = shared.filter_sql(flt)
+        statement = render(f"{q.SELECT} {where} ORDER BY id DESC LIMIT ?", POSTGRESQL)
         async with self._connection() as conn:
-            cur = await conn.execute(
-                f"{q.SELECT} {where} ORDER BY id DESC LIMIT %s", (*params, flt.limit)
-            )
+            cur = await conn.execute(statement, (*params, flt.limit))
             return [job_from_row(r) for r in await cur.fetchall()]
 
     async def stats(self) -> Stats:
         async with self._connection() as conn, conn.pipeline():
             cursors = [
-                await conn.execute(_PG[name])
-                for name in ("STATS_BY_STATE", "STATS_OLDEST", "STATS_BY_QUEUE")
+                await conn.execute(statement)
+                for statement in (q.STATS_BY_STATE, q.STATS_OLDEST, q.STATS_BY_QUEUE)
             ]
             rows = [await cur.fetchall() for cur in cursors]
         return stats_from_rows(*rows)
 
     async def ready_tasks(self) -> dict[tuple[str, str], int]:
         async with self._connection() as conn:
-            cur = await conn.execute(fair.READY_TASKS.format(hint=""))
+            cur = await conn.execute(q.READY_TASKS)
             return {(str(q), str(t)): int(n) for q, t, n in await cur.fetchall()}
 
     async def next_run_at(self) -> float | None:
         async with self._connection() as conn:
-            cur = await conn.execute(_PG["NEXT_RUN_AT"])
+            cur = await conn.execute(q.NEXT_RUN_AT)
             row = await cur.fetchone()
-        return None if row is None else self._clock.local(row[0])
+        return None if row is None else self._db.clock.local(row[0])
 
     async def queue_gauges(self) -> Stats:
         async with self._connection() as conn:
-            queued = await (await conn.execute(ops.QUEUED_GAUGES["postgresql"])).fetchall()
-            running = await (await conn.execute(ops.RUNNING_GAUGES["postgresql"])).fetchall()
+            queued = await (await conn.execute(q.QUEUED_GAUGES)).fetchall()
+            running = await (await conn.execute(q.RUNNING_GAUGES)).fetchall()
             firsts = [row[2] for row in queued]
-            cur = await conn.execute(
-                "SELECT id, enqueued_at FROM qj_jobs WHERE id = ANY(%s)", (firsts,)
-            )
+            cur = await conn.execute(q.ENQUEUED_AT, (firsts,))
             enqueued = {int(i): float(t) for i, t in await cur.fetchall()}
         return ops.gauges_from_rows(queued, running, enqueued)
 
     async def probe_write(self, now: float) -> None:
         pad = secrets.token_hex(ops.PROBE_PAD // 2)
         async with self._connection() as conn, conn.transaction():
-            await conn.execute(_OPS["probe"], (self._clock.at(now), pad))
+            await conn.execute(q.OPS["probe"], (self._db.clock.at(now), pad))
 
     async def create_session(self, session_id: str, expires_at: float, now: float) -> None:
         async with self._connection() as conn, conn.transaction():
-            await conn.execute(_OPS["session_purge"], (self._clock.at(now),))
-            await conn.execute(_OPS["session_create"], (session_id, self._clock.at(expires_at)))
+            await conn.execute(q.OPS["session_purge"], (self._db.clock.at(now),))
+            await conn.execute(q.OPS["session_create"], (session_id, self._db.clock.at(expires_at)))
 
     async def session_active(self, session_id: str, now: float) -> bool:
         async with self._connection() as conn:
-            cur = await conn.execute(_OPS["session_active"], (session_id, self._clock.at(now)))
+            cur = await conn.execute(q.OPS["session_active"], (session_id, self._db.clock.at(now)))
             return await cur.fetchone() is not None
 
     async def end_session(self, session_id: str) -> None:
         async with self._connection() as conn:
-            await conn.execute(_OPS["session_end"], (session_id,))
+            await conn.execute(q.OPS["session_end"], (session_id,))
 
     async def ready_kinds(self) -> set[tuple[str, int, str]]:
         scan = live.skip_scan()
@@ -547,7 +360,7 @@ class PostgresBackend(Backend):
             try:
                 name, params = next(scan)
                 while True:
-                    row = await (await conn.execute(_READY[name], params)).fetchone()
+                    row = await (await conn.execute(q.READY[name], params)).fetchone()
                     name, params = scan.send(row)
             except StopIteration as done:
                 kinds: set[tuple[str, int, str]] = done.value
@@ -555,32 +368,32 @@ class PostgresBackend(Backend):
 
     async def ready_count(self, queue: str, priority: int, task: str) -> int:
         async with self._connection() as conn:
-            cur = await conn.execute(_READY["count"], (queue, priority, task))
+            cur = await conn.execute(q.READY["count"], (queue, priority, task))
             row = await cur.fetchone()
         return 0 if row is None else int(row[0])
 
     async def register_worker(self, worker: WorkerRecord, now: float) -> None:
-        offset = self._clock.offset
+        offset = self._db.clock.offset
         async with self._connection() as conn, conn.transaction():
-            await conn.execute(_LIVE["forget"], (self._clock.at(now) - live.FORGET_AFTER,))
-            await conn.execute(_LIVE["upsert"], live.upsert_params(worker, offset))
+            await conn.execute(q.LIVE["forget"], (self._db.clock.at(now) - live.FORGET_AFTER,))
+            await conn.execute(q.LIVE["upsert"], live.upsert_params(worker, offset))
 
     async def remove_worker(self, name: str) -> None:
         async with self._connection() as conn:
-            await conn.execute(_LIVE["remove"], (name,))
+            await conn.execute(q.LIVE["remove"], (name,))
 
     async def live_workers(self, now: float) -> list[WorkerRecord]:
-        offset = self._clock.offset
+        offset = self._db.clock.offset
         async with self._connection() as conn:
-            cur = await conn.execute(_LIVE["live"], (now + offset,))
+            cur = await conn.execute(q.LIVE["live"], (now + offset,))
             return [live.worker_from_row(r, offset) for r in await cur.fetchall()]
 
     async def finished_counts(
         self, since: float, bucket_seconds: float
     ) -> dict[tuple[int, JobState], int]:
-        since = self._clock.at(since)
+        since = self._db.clock.at(since)
         async with self._connection() as conn:
-            cur = await conn.execute(_FINISHED_COUNTS, (since, bucket_seconds, since))
+            cur = await conn.execute(q.FINISHED_COUNTS, (since, bucket_seconds, since))
             rows = await cur.fetchall()
         return {(int(bucket), JobState(state)): int(n) for bucket, state, n in rows}
 
@@ -588,70 +401,18 @@ class PostgresBackend(Backend):
         self, before: float, states: Collection[JobState] = FINISHED_STATES
     ) -> dict[JobState, int]:
         names = purge_states(states)
-        before = self._clock.at(before)
-        statement = sql_shared.purge_statement(len(names), "postgresql")
+        before = self._db.clock.at(before)
+        statement = shared.purge_statement(len(names), POSTGRESQL)
         removed: dict[JobState, int] = {}
         while names:
             async with self._connection() as conn:
-                cur = await conn.execute(statement, (before, *names, sql_shared.PURGE_BATCH_ROWS))
-                batch = sql_shared.count_removed(removed, await cur.fetchall())
-            if batch < sql_shared.PURGE_BATCH_ROWS:
+                cur = await conn.execute(statement, (before, *names, shared.PURGE_BATCH_ROWS))
+                batch = shared.count_removed(removed, await cur.fetchall())
+            if batch < shared.PURGE_BATCH_ROWS:
                 break
         async with self._connection() as conn:
-            await conn.execute(fair.FORGET_IDLE_OWNERS)
+            await conn.execute(q.FORGET_IDLE_OWNERS)
         return removed
-
-
-_FINISHED_COUNTS = sql_shared.finished_counts_statement("postgresql")
-_OPS = ops.statements("%s")
-_LIVE = live.statements("postgresql")
-_READY = live.ready_statements("postgresql")
-
-
-def _plain_end(o: Outcome) -> bool:
-    """Whether ``o`` is recorded by ``FINISH_END`` (see :func:`.sql.finish_statement`)."""
-    if o.state is JobState.QUEUED:
-        return False
-    return not (o.state is JobState.FAILED and o.run_at is not None)
-
-
-def _ends_params(outcomes: Sequence[Outcome], now: float) -> tuple[Any, ...]:
-    """The parameters of :data:`.postgres_sql.FINISH_ENDS`."""
-    return (
-        now,
-        [o.lease.job_id for o in outcomes],
-        [o.lease.token for o in outcomes],
-        [o.state.value for o in outcomes],
-        [o.result for o in outcomes],
-        [o.error for o in outcomes],
-        [o.traceback for o in outcomes],
-    )
-
-
-async def lock_migrations(conn: Connection) -> None:
-    """Serialize migrations across processes until the caller's transaction ends."""
-    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (q.MIGRATION_LOCK,))
-
-
-async def migrate_component(conn: Connection, component: str, scripts: Sequence[str]) -> None:
-    """Apply the scripts of ``component`` the database lacks, inside the caller's transaction
-    (under an advisory lock, so processes starting together apply each script once).
-
-    Applications keep their tables beside the jobs under a component name of their own.
-    """
-    await lock_migrations(conn)
-    await conn.execute(_PG["SCHEMA_TABLE"])
-    cur = await conn.execute(_PG["SCHEMA_VERSION"], (component,))
-    row = await cur.fetchone()
-    current = 0 if row is None else int(row[0])
-    if current > len(scripts):
-        raise SchemaTooNew(
-            f"the database's {component} schema is version {current}, newer than this code "
-            f"knows ({len(scripts)}); upgrade quart-jobs or point DATABASE_URL at another database"
-        )
-    for script in scripts[current:]:
-        await conn.execute(script)
-    await conn.execute(_PG["SCHEMA_SET_VERSION"], (component, len(scripts)))
 
 
 async def _get(conn: Connection, job_id: int) -> Job | None:

@@ -1,6 +1,6 @@
-"""The fair claim on PostgreSQL: tagging jobs as they become ready and picking the next
-starts, under row locks, around :mod:`quart_jobs.policy` (the SQL is in :mod:`.fair_sql` and
-:mod:`.postgres_sql`).
+"""Where a job is claimed on PostgreSQL: tagging jobs as they become ready and picking the
+next starts, under row locks, around :mod:`quart_jobs.policy` (the SQL is in
+:mod:`.statements`; the fair book's reads and writes in :mod:`.book`).
 
 Claims lock the tier clocks of their queues (``FOR UPDATE``, in one order), so concurrent
 claims of one queue take turns and the shares stay exact; tagging locks the owners' rows;
@@ -10,8 +10,7 @@ starting a job with a concurrency key holds an advisory lock on the key until co
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import psycopg
 from psycopg.rows import TupleRow
@@ -21,47 +20,9 @@ from ...models import Job
 from ..base import Candidate, ClaimScope, job_from_row
 from ..shared_sql import fair
 from . import statements as q
+from .book import save_book, tag
 
 Connection = psycopg.AsyncConnection[TupleRow]
-
-
-async def load_book(
-    conn: Connection, keys: Sequence[tuple[str, int, str | None]]
-) -> policy.FairBook:
-    """The tier clocks and the next tags of the owners in ``keys``, their rows locked."""
-    owners = fair.owner_keys(keys)
-    columns = [list(c) for c in zip(*owners, strict=True)] if owners else [[], [], []]
-    await conn.execute(q.ADD_OWNERS, columns)
-    cur = await conn.execute(q.LOCK_OWNERS, columns)
-    next_tags = {(str(a), int(b), str(c)): float(t) for a, b, c, t in await cur.fetchall()}
-    cur = await conn.execute(fair.TIERS)
-    clocks = [fair.clock_from_row(r) for r in await cur.fetchall()]
-    return policy.FairBook(clocks, next_tags)
-
-
-async def save_book(conn: Connection, book: policy.FairBook) -> None:
-    """Write back the owners' next tags and the tier clocks that changed (one statement per
-    row: in pipeline mode they cost no round trip, where ``executemany`` would sync)."""
-    if book.owners_changed:
-        save_owner = fair.render(fair.SAVE_OWNER, "postgresql")
-        for params in fair.owner_params(book):
-            await conn.execute(save_owner, params)
-        ensure_tier = fair.render(fair.ENSURE_TIER, "postgresql")
-        for tier in sorted({k[:2] for k in book.owners_changed}):
-            await conn.execute(ensure_tier, tier)
-    if book.clocks_changed:
-        save_tier = fair.render(fair.SAVE_TIER, "postgresql")
-        for key in sorted(book.clocks_changed):
-            await conn.execute(save_tier, fair.clock_params(book.clocks[key]))
-
-
-async def _tag(conn: Connection, due: Sequence[tuple[Any, ...]]) -> None:
-    if not due:
-        return
-    book = await load_book(conn, [(qu, p, o) for _, qu, p, o in due])
-    tags = [book.tag(qu, p, o) for _, qu, p, o in due]
-    await conn.execute(q.SET_TAGS, ([row[0] for row in due], tags))
-    await save_book(conn, book)
 
 
 async def claim(
@@ -76,11 +37,11 @@ async def claim(
     tasks = scope.tasks
     if tasks is None:  # the tasks of tagged jobs: read again after tagging due ones
         cur = await conn.execute(q.DUE, (now, fair.TAG_BATCH))
-        tasks_cur = await conn.execute(fair.QUEUED_TASKS)
+        tasks_cur = await conn.execute(q.QUEUED_TASKS)
         first_due = await cur.fetchall()
         if first_due:
-            await _tag(conn, first_due)
-            tasks_cur = await conn.execute(fair.QUEUED_TASKS)
+            await tag(conn, first_due)
+            tasks_cur = await conn.execute(q.QUEUED_TASKS)
         tasks = tuple(r[0] for r in await tasks_cur.fetchall())
         due_cur = None
     else:
@@ -90,7 +51,7 @@ async def claim(
     heads_cur = await conn.execute(q.HEADS_OF_TIERS, heads_params) if tasks else None
     due = [] if due_cur is None else await due_cur.fetchall()
     if due:  # tagging may create tiers: lock and read them again, with the heads
-        await _tag(conn, due)
+        await tag(conn, due)
         tiers_cur = await conn.execute(q.LOCK_TIERS, (queues, queues))
         heads_cur = await conn.execute(q.HEADS_OF_TIERS, heads_params) if tasks else None
     clocks = [fair.clock_from_row(r) for r in await tiers_cur.fetchall()]
@@ -110,7 +71,7 @@ async def claim(
     running: dict[str, int] = {}
     if keys:
         await conn.execute(q.LOCK_KEYS, (q.CONCURRENCY_LOCK, keys))
-        cur = await conn.execute(fair.RUNNING_KEYS)
+        cur = await conn.execute(q.RUNNING_KEYS)
         running = {str(k): int(n) for k, n in await cur.fetchall()}
     book = policy.FairBook(clocks)
     now = policy.claim_time(clocks, now)  # started_at in the order of the claims' commits

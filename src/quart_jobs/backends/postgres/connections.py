@@ -1,5 +1,6 @@
-"""PostgreSQL plumbing for :mod:`.postgres`: driver errors translated at the boundary, group
-commit for concurrent enqueues, and the LISTEN connection that wakes workers.
+"""The PostgreSQL backend's way to the server: its connections (:class:`Connections`: the pool,
+the session settings, the server's clock), driver errors translated at the boundary, pipelined
+transactions, and group commit for concurrent enqueues.
 
 Group commit: every ``enqueue`` call of the process is put in a queue; a drainer task takes
 all calls waiting at that moment and writes them in one transaction (one COMMIT, one WAL
@@ -12,16 +13,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import psycopg_pool
-from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import TupleRow
 
-from ...errors import BackendUnavailable
+from ...errors import BackendUnavailable, ConfigurationError
+from ..store_clock import OffsetRefresh, StoreClock, offset_from
+from .statements import SERVER_TIME
 
 log = logging.getLogger("quart_jobs.postgres")
 
@@ -173,94 +178,146 @@ class GroupCommit(Generic[I, R]):
                     entry.future.set_result(result)
 
 
-class Listener:
-    """One autocommit connection that LISTENs on ``channel`` and calls the subscribers.
+Connection = psycopg.AsyncConnection[TupleRow]
+#: Seconds after which the server ends a session of ours idle inside a transaction (a client
+#: cut off mid-transaction), releasing its locks.
+IDLE_IN_TRANSACTION_SECONDS = 30
 
-    Started on the first subscription, stopped when the last one leaves. A lost connection is
-    reopened with backoff; after every (re)connect the subscribers are called once, because
-    notifications sent while nobody listened are lost (the workers' polling covers the gap).
-    """
+
+class Connections:
+    """The backend's connections to one schema: a pool (psycopg 3) of autocommit sessions, and
+    connections of their own for migrations and LISTEN; and the server's clock, measured
+    against this process's ``wall`` at open and every :data:`~..store_clock.REFRESH_SECONDS`
+    (:attr:`clock` moves every time a caller passes onto it)."""
 
     def __init__(
         self,
-        connect: Callable[[], Awaitable[psycopg.AsyncConnection[Any]]],
-        channel: str,
-        payload: str,
+        url: str,
+        schema: str,
         *,
-        max_backoff: float = 5.0,
+        min_size: int,
+        max_size: int,
+        connect_timeout: float,
+        pool_timeout: float,
+        wall: Callable[[], float],
     ) -> None:
-        self._connect = connect
-        self._channel = channel
-        self._payload = payload
-        self._max_backoff = max_backoff
-        self._callbacks: list[Callable[[], None]] = []
-        self._task: asyncio.Task[None] | None = None
-        self._pid: int | None = None
+        self.url = url
+        self.schema = schema
+        self._min_size = min_size
+        self._max_size = max_size
+        self._connect_timeout = connect_timeout
+        self._pool_timeout = pool_timeout
+        try:
+            own_options = conninfo_to_dict(url).get("options")
+        except psycopg.Error as exc:
+            raise ConfigurationError(
+                f"DATABASE_URL {redact_url(url)!r} is not a valid PostgreSQL URL: {exc}"
+            ) from None
+        # A worker cut off (or killed) between two round trips of a transaction would leave it
+        # open on the server, holding the row locks of the claim's tier clocks, so every other
+        # worker's claim of that queue would wait until TCP noticed (hours): the server ends
+        # such a session after IDLE_IN_TRANSACTION_SECONDS. Our transactions never wait on
+        # the client that long. A URL's own ``options`` may set it (they come after it); the
+        # schema's search_path comes last, so it wins.
+        idle = f"-cidle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_SECONDS * 1000}"
+        search_path = f"-csearch_path={schema}"
+        self._kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "connect_timeout": max(2, math.ceil(connect_timeout)),
+            "options": " ".join(str(o) for o in (idle, own_options, search_path) if o),
+            "application_name": "quart-jobs",
+        }
+        self.pool: psycopg_pool.AsyncConnectionPool[Connection] | None = None
+        self._wall = wall
+        self.clock = StoreClock()
+        self.refresh = OffsetRefresh()
+        self.measuring: asyncio.Task[None] | None = None
 
-    @property
-    def pid(self) -> int | None:
-        """The server process of the LISTEN connection while it is open (for diagnostics)."""
-        return self._pid
+    async def open(self, prepare: Callable[[Connection], Awaitable[None]]) -> None:
+        """Run ``prepare`` (the migrations) in a transaction of a connection of its own,
+        measure the server's clock, then open the pool."""
+        conn = await self.connect()
+        try:
+            with translated(self.url):
+                async with conn.transaction():
+                    await prepare(conn)
+                self.clock.measured(await measure_offset(conn, self._wall))
+                self.refresh.due()  # measured: the next one in REFRESH_SECONDS
+        finally:
+            await conn.close()
+        pool: psycopg_pool.AsyncConnectionPool[Connection] = psycopg_pool.AsyncConnectionPool(
+            self.url,
+            kwargs=self._kwargs,
+            min_size=self._min_size,
+            max_size=self._max_size,
+            open=False,
+            timeout=self._pool_timeout,
+            name="quart-jobs",
+        )
+        try:
+            await pool.open(wait=True, timeout=self._connect_timeout)
+        except psycopg.Error as exc:
+            await pool.close()
+            raise unavailable(self.url, exc) from exc
+        self.pool = pool
 
-    @property
-    def callbacks(self) -> Sequence[Callable[[], None]]:
-        return tuple(self._callbacks)
+    async def close(self) -> None:
+        if self.measuring is not None:
+            self.measuring.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.measuring
+        if self.pool is not None:
+            pool, self.pool = self.pool, None
+            await pool.close()
 
-    def add(self, callback: Callable[[], None]) -> None:
-        if callback not in self._callbacks:
-            self._callbacks.append(callback)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"quart-jobs LISTEN {self._channel}"
-            )
+    def now(self, now: float) -> float:
+        """``now`` on the server's clock; measures the offset again when it is due (in the
+        background, on a pooled connection: a failed measurement keeps the last offset)."""
+        if self.refresh.due() and (self.measuring is None or self.measuring.done()):
+            self.measuring = asyncio.get_running_loop().create_task(self._remeasure())
+        return self.clock.now(now)
 
-    def remove(self, callback: Callable[[], None]) -> None:
-        with contextlib.suppress(ValueError):
-            self._callbacks.remove(callback)
-        if not self._callbacks and self._task is not None:
-            self._task.cancel()
+    async def _remeasure(self) -> None:
+        with contextlib.suppress(BackendUnavailable):
+            async with self.connection() as conn:
+                self.clock.measured(await measure_offset(conn, self._wall))
 
-    async def stop(self) -> None:
-        self._callbacks.clear()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+    async def connect(self) -> Connection:
+        """A connection of its own (not pooled), for migrations and LISTEN."""
+        try:
+            return await psycopg.AsyncConnection.connect(self.url, **self._kwargs)
+        except psycopg.Error as exc:
+            raise BackendUnavailable(
+                f"cannot connect to PostgreSQL at {redact_url(self.url)}: "
+                f"{' '.join(str(exc).split())}; check DATABASE_URL and that the server is up"
+            ) from exc
 
-    def _wake(self) -> None:
-        for callback in tuple(self._callbacks):
-            try:
-                callback()
-            except Exception:
-                log.exception("a job notification subscriber failed")
-
-    def _received(self, payload: str) -> None:
-        """A notification arrived on the channel (subclasses read other payloads)."""
-        if payload == self._payload:
-            self._wake()
-
-    async def _run(self) -> None:
-        failures = 0
-        while self._callbacks:
-            try:
-                async with self._listening() as notifies:
-                    failures = 0
-                    self._wake()
-                    async for notify in notifies:
-                        self._received(notify.payload)
-            except (psycopg.Error, OSError, BackendUnavailable) as exc:
-                failures += 1
-                pause = min(self._max_backoff, 0.1 * 2**failures)
-                log.warning("LISTEN %s lost (reconnecting in %.1fs): %s", self._channel, pause, exc)
-                await asyncio.sleep(pause)
+    def pool_or_fail(self) -> psycopg_pool.AsyncConnectionPool[Connection]:
+        if self.pool is None:
+            raise BackendUnavailable("the PostgreSQL backend is not open; call open() first")
+        return self.pool
 
     @contextlib.asynccontextmanager
-    async def _listening(self) -> AsyncIterator[AsyncIterator[psycopg.Notify]]:
-        conn = await self._connect()
-        try:
-            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
-            self._pid = conn.info.backend_pid
-            yield conn.notifies()
-        finally:
-            self._pid = None
-            await conn.close()
+    async def connection(self) -> AsyncIterator[Connection]:
+        """A pooled autocommit connection; every driver error becomes BackendUnavailable."""
+        with translated(self.url):
+            async with self.pool_or_fail().connection() as conn:
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """A pooled connection inside a transaction (committed when the block ends without an
+        exception). Connection failures become :class:`BackendUnavailable`; the application's
+        own SQL errors (say ``UniqueViolation``) reach it unchanged."""
+        with translated(self.url, everything=False):
+            async with self.pool_or_fail().connection() as conn, conn.transaction():
+                yield conn
+
+
+async def measure_offset(conn: Connection, wall: Callable[[], float]) -> float:
+    """The server's clock minus ``wall()``, over one round trip on ``conn``."""
+    sent = wall()
+    cur = await conn.execute(SERVER_TIME)
+    row = await cur.fetchone()
+    received = wall()
+    return offset_from(float(row[0]) if row else received, sent, received)

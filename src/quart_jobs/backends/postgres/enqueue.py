@@ -9,6 +9,7 @@ before counting, so two processes cannot both see room for the last job. The cou
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,8 @@ from ...models import EnqueueResult, Job
 from ..base import QueueLimits, job_from_row
 from ..shared_sql.jobs import KEY, OWNER, TASK
 from . import statements as q
+from .connections import RETRYABLE, Connections, unavailable
+from .wakeup import CHANNEL
 
 Connection = psycopg.AsyncConnection[TupleRow]
 
@@ -35,6 +38,48 @@ class EnqueueCall:
 
 class KeyVanished(Exception):
     """The job holding a key was deleted (purged) between our INSERT and our SELECT."""
+
+
+async def flush(
+    db: Connections, calls: list[EnqueueCall]
+) -> list[list[EnqueueResult] | BaseException]:
+    """One transaction for every waiting enqueue call (the group commit's flush); if the
+    database rejects the batch (not a connection failure), each call is written alone so only
+    the bad one fails."""
+    try:
+        return list(await write(db, calls, translate=len(calls) == 1))
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        raise unavailable(db.url, exc) from exc
+    except psycopg.Error:
+        alone: list[list[EnqueueResult] | BaseException] = []
+        for call in calls:
+            try:
+                alone.extend(await write(db, [call]))
+            except BackendUnavailable as error:
+                alone.append(error)
+        return alone
+
+
+async def write(
+    db: Connections, calls: list[EnqueueCall], *, translate: bool = True
+) -> list[list[EnqueueResult] | QueueFull]:
+    """Write ``calls`` in one transaction, retrying a deadlock between same-key batches."""
+    pool = db.pool_or_fail()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            async with pool.connection() as conn:
+                return await write_calls(conn, calls, CHANNEL, db.schema)
+        except KeyVanished:
+            continue  # the job holding a key was purged meanwhile: insert it anew
+        except psycopg.Error as exc:
+            if isinstance(exc, RETRYABLE) and attempt < 4:
+                await asyncio.sleep(0.01 * attempt)
+                continue
+            if translate:
+                raise unavailable(db.url, exc) from exc
+            raise
 
 
 async def write_calls(
@@ -83,18 +128,14 @@ async def _check_limits(
 ) -> dict[int, QueueFull]:
     """The calls that would pass a cap, taken in order, each counting the jobs of the calls
     accepted before it. A job whose key exists is a replay and counts nothing."""
-    await conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (q.LIMITS_LOCK, schema))
+    await conn.execute(q.LOCK_LIMITS, (q.LIMITS_LOCK, schema))
     rows = [row for call in calls for row in call.rows]
     owners = sorted({row[OWNER] for row in rows if row[OWNER] is not None})
     keys = sorted({row[KEY] for row in rows if row[KEY] is not None})
     async with conn.pipeline():
-        total_cur = await conn.execute("SELECT COUNT(*) FROM qj_jobs WHERE state = 'queued'")
-        owned_cur = await conn.execute(
-            "SELECT owner, COUNT(*) FROM qj_jobs WHERE state = 'queued' AND owner = ANY(%s) "
-            "GROUP BY owner",
-            (owners,),
-        )
-        keys_cur = await conn.execute("SELECT key FROM qj_jobs WHERE key = ANY(%s)", (keys,))
+        total_cur = await conn.execute(q.QUEUED_TOTAL)
+        owned_cur = await conn.execute(q.QUEUED_BY_OWNER, (owners,))
+        keys_cur = await conn.execute(q.KEYS_KNOWN, (keys,))
         total_row = await total_cur.fetchone()
         total = 0 if total_row is None else int(total_row[0])
         owned: dict[str, int] = {owner: int(n) for owner, n in await owned_cur.fetchall()}

@@ -1,70 +1,62 @@
-"""The SQL of the PostgreSQL backend: the versioned schema, and the statements it runs, built
-by pure functions (no I/O here)."""
+"""Every statement the PostgreSQL backend runs: the shared ones rendered for PostgreSQL
+(:func:`~..shared_sql.dialect.render`), then PostgreSQL's own (``%s`` placeholders), built by
+pure functions (no I/O here)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from ..base import CANDIDATE_COLUMNS, JOB_COLUMNS
-from ..shared_sql import fair
+from ..shared_sql import fair, jobs, operator, workers
+from ..shared_sql.dialect import POSTGRESQL, render
 
-# Versioned schema: each entry moves the database from version i to i + 1.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE qj_jobs (
-        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        task text NOT NULL,
-        args text NOT NULL,
-        kwargs text NOT NULL,
-        priority integer NOT NULL,
-        state text NOT NULL,
-        attempts integer NOT NULL DEFAULT 0,
-        max_attempts integer NOT NULL,
-        enqueued_at double precision NOT NULL,
-        run_at double precision NOT NULL,
-        owner text,
-        key text,
-        timeout double precision,
-        started_at double precision,
-        finished_at double precision,
-        worker text,
-        lease_token text,
-        lease_expires_at double precision,
-        cancel_requested boolean NOT NULL DEFAULT false,
-        result text,
-        error text,
-        traceback text,
-        CONSTRAINT qj_jobs_state_known
-            CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled'))
-    );
-    CREATE UNIQUE INDEX qj_jobs_key ON qj_jobs (key) WHERE key IS NOT NULL;
-    CREATE INDEX qj_jobs_claim ON qj_jobs (priority, id, run_at) WHERE state = 'queued';
-    CREATE INDEX qj_jobs_ready ON qj_jobs (run_at, priority) WHERE state = 'queued';
-    CREATE INDEX qj_jobs_leases ON qj_jobs (lease_expires_at) WHERE state = 'running';
-    CREATE INDEX qj_jobs_state ON qj_jobs (state, id);
-    CREATE INDEX qj_jobs_owner ON qj_jobs (owner, id) WHERE owner IS NOT NULL;
-    CREATE INDEX qj_jobs_finished ON qj_jobs (finished_at) WHERE finished_at IS NOT NULL;
-    CREATE INDEX qj_jobs_queued_owner ON qj_jobs (owner) WHERE state = 'queued';
-    """,
-    # Queues, concurrency keys and the fair claim (tags, tier clocks, owners' next tags).
-    # Queued jobs of an older release have no tag: the claim tags them as it finds them due.
-    """
-    ALTER TABLE qj_jobs ADD COLUMN queue text NOT NULL DEFAULT 'default',
-        ADD COLUMN concurrency_key text, ADD COLUMN concurrency_limit integer,
-        ADD COLUMN tag double precision;
-    """
-    + fair.SCHEMA,
-    # Fewer indexes per state change (see fair_sql.LEAN_INDEXES).
-    fair.LEAN_INDEXES,
+# --- shared, rendered ---------------------------------------------------------------------------
+
+RECOVER_EXPIRED = render(jobs.RECOVER_EXPIRED, POSTGRESQL)
+STATS_BY_STATE = render(jobs.STATS_BY_STATE, POSTGRESQL)
+STATS_OLDEST = render(jobs.STATS_OLDEST, POSTGRESQL)
+STATS_BY_QUEUE = render(jobs.STATS_BY_QUEUE, POSTGRESQL)
+NEXT_RUN_AT = render(jobs.NEXT_RUN_AT, POSTGRESQL)
+RETRY = render(jobs.RETRY, POSTGRESQL)
+CANCEL = render(jobs.CANCEL, POSTGRESQL)
+FINISHED_COUNTS = jobs.finished_counts_statement(POSTGRESQL)
+TIERS = render(fair.TIERS, POSTGRESQL)
+SAVE_OWNER = render(fair.SAVE_OWNER, POSTGRESQL)
+SAVE_TIER = render(fair.SAVE_TIER, POSTGRESQL)
+ENSURE_TIER = render(fair.ENSURE_TIER, POSTGRESQL)
+QUEUED_TASKS = render(fair.QUEUED_TASKS, POSTGRESQL)
+RUNNING_KEYS = render(fair.RUNNING_KEYS, POSTGRESQL)
+READY_TASKS = render(fair.READY_TASKS, POSTGRESQL)
+FORGET_IDLE_OWNERS = render(fair.FORGET_IDLE_OWNERS, POSTGRESQL)
+#: The due jobs to tag, locked (``FOR UPDATE SKIP LOCKED``).
+DUE = render(fair.DUE, POSTGRESQL)
+QUEUED_GAUGES = render(operator.QUEUED_GAUGES, POSTGRESQL)
+RUNNING_GAUGES = render(operator.RUNNING_GAUGES, POSTGRESQL)
+OPS = operator.statements(POSTGRESQL)
+LIVE = workers.statements(POSTGRESQL)
+READY = workers.ready_statements(POSTGRESQL)
+
+# --- PostgreSQL's own ---------------------------------------------------------------------------
+
+NOTIFY = "SELECT pg_notify(%s, %s)"
+#: The server's clock, read as late in the statement as possible.
+SERVER_TIME = "SELECT extract(epoch FROM clock_timestamp())::double precision"
+ENQUEUED_AT = "SELECT id, enqueued_at FROM qj_jobs WHERE id = ANY(%s)"
+#: The application's transaction cancels a queued job (other states are unchanged).
+CANCEL_QUEUED = (
+    "UPDATE qj_jobs SET state = 'cancelled', finished_at = %s WHERE id = %s AND state = 'queued'"
 )
+LOCK_LIMITS = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
+QUEUED_TOTAL = "SELECT COUNT(*) FROM qj_jobs WHERE state = 'queued'"
+QUEUED_BY_OWNER = (
+    "SELECT owner, COUNT(*) FROM qj_jobs WHERE state = 'queued' AND owner = ANY(%s) GROUP BY owner"
+)
+KEYS_KNOWN = "SELECT key FROM qj_jobs WHERE key = ANY(%s)"
 
-# One advisory lock serializes every migration of the database (all schemas, all components).
-MIGRATION_LOCK = int.from_bytes(b"qj-migr", "big")
+
 # Enqueues with limits lock (LIMITS_LOCK, hashtext(schema)) while they count and insert.
 LIMITS_LOCK = int.from_bytes(b"qjlm", "big")
-SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
 J_COLUMNS = ", ".join(f"j.{column.strip()}" for column in JOB_COLUMNS.split(","))
@@ -150,13 +142,12 @@ INSERT_ONE = (
     "SELECT ins.* FROM ins, (SELECT count(*) FROM woken) AS w"
 )
 # The fair claim's PostgreSQL-only parts: row locks, and every tier range in one statement.
-DUE = fair.DUE.format(hint="").replace("?", "%s") + " FOR UPDATE SKIP LOCKED"
 SET_TAGS = (
     "UPDATE qj_jobs AS j SET tag = t.tag FROM unnest(%s::bigint[], %s::double precision[]) "
     "AS t(id, tag) WHERE j.id = t.id"
 )
 LOCK_TIERS = (
-    fair.TIERS + " WHERE %s::text[] IS NULL OR queue = ANY(%s) ORDER BY queue, priority FOR UPDATE"
+    TIERS + " WHERE %s::text[] IS NULL OR queue = ANY(%s) ORDER BY queue, priority FOR UPDATE"
 )
 # Owner rows are created (next tag 0: no effect) then locked, in one order: no deadlock.
 ADD_OWNERS = (
@@ -176,8 +167,9 @@ HEADS = (
     "AND j.tag IS NOT NULL AND j.queue = r.queue AND j.priority = r.priority AND j.task = r.task "
     "ORDER BY j.tag, j.id LIMIT %s FOR UPDATE SKIP LOCKED) AS c"
 )
-# Outcomes that end their jobs (sql.FINISH_END), many in one statement; returns the ids whose
-# lease was still held. Parameters: now, then ids, tokens, states, results, errors, tracebacks.
+# Outcomes that end their jobs (shared FINISH_END), many in one statement; returns the ids
+# whose lease was still held. Parameters: now, then ids, tokens, states, results, errors,
+# tracebacks.
 FINISH_ENDS = (
     "UPDATE qj_jobs AS j SET state = v.state, finished_at = %s, result = v.result, "
     "error = v.error, traceback = v.traceback, lease_token = NULL, lease_expires_at = NULL "

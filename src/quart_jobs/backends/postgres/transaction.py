@@ -87,9 +87,5 @@ class PostgresTransaction(BackendTransaction):
         return None if row is None else job_from_row(row)
 
     def cancel(self, job_id: int) -> Job | None:
-        self.execute(
-            "UPDATE qj_jobs SET state = 'cancelled', finished_at = %s "
-            "WHERE id = %s AND state = 'queued'",
-            (self._now, job_id),
-        )
+        self.execute(q.CANCEL_QUEUED, (self._now, job_id))
         return self.get(job_id)

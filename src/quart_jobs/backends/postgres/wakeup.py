@@ -1,4 +1,7 @@
-"""PostgreSQL notifications of finished jobs, for ``jobs.wait``.
+"""PostgreSQL's wake-ups, by LISTEN/NOTIFY: "jobs are ready" for workers (enqueues NOTIFY
+``quart_jobs`` in their transaction), and finished jobs for ``jobs.wait``.
+
+A :class:`Listener` is one connection LISTENing on one channel while someone subscribes.
 
 Every transaction that ends jobs (a worker's outcomes, a cancel, a lease that expired for good)
 sends ``NOTIFY quart_jobs_finished`` with the payload ``<schema>:<id>,<id>,…`` (split so that
@@ -9,17 +12,22 @@ machine. A process LISTENs only while someone in it waits for a job.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
-from .connections import Listener
+from ...errors import BackendUnavailable
+from . import statements as q
 
 log = logging.getLogger("quart_jobs.postgres")
 
+#: The channel enqueues NOTIFY; the payload is the schema, so schemas do not wake each other.
+CHANNEL = "quart_jobs"
 FINISHED_CHANNEL = "quart_jobs_finished"
 #: Payloads stay well below PostgreSQL's limit of 8000 bytes.
 MAX_PAYLOAD = 7000
@@ -50,7 +58,100 @@ async def notify_finished(
     """Announce ``job_ids`` (``None``: "some jobs ended"), delivered when ``conn`` commits."""
     payloads = [f"{schema}:*"] if job_ids is None else finished_payloads(schema, job_ids)
     for payload in payloads:
-        await conn.execute("SELECT pg_notify(%s, %s)", (FINISHED_CHANNEL, payload))
+        await conn.execute(q.NOTIFY, (FINISHED_CHANNEL, payload))
+
+
+class Listener:
+    """One autocommit connection that LISTENs on ``channel`` and calls the subscribers.
+
+    Started on the first subscription, stopped when the last one leaves. A lost connection is
+    reopened with backoff; after every (re)connect the subscribers are called once, because
+    notifications sent while nobody listened are lost (the workers' polling covers the gap).
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[psycopg.AsyncConnection[Any]]],
+        channel: str,
+        payload: str,
+        *,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self._connect = connect
+        self._channel = channel
+        self._payload = payload
+        self._max_backoff = max_backoff
+        self._callbacks: list[Callable[[], None]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._pid: int | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The server process of the LISTEN connection while it is open (for diagnostics)."""
+        return self._pid
+
+    @property
+    def callbacks(self) -> Sequence[Callable[[], None]]:
+        return tuple(self._callbacks)
+
+    def add(self, callback: Callable[[], None]) -> None:
+        if callback not in self._callbacks:
+            self._callbacks.append(callback)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"quart-jobs LISTEN {self._channel}"
+            )
+
+    def remove(self, callback: Callable[[], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._callbacks.remove(callback)
+        if not self._callbacks and self._task is not None:
+            self._task.cancel()
+
+    async def stop(self) -> None:
+        self._callbacks.clear()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    def _wake(self) -> None:
+        for callback in tuple(self._callbacks):
+            try:
+                callback()
+            except Exception:
+                log.exception("a job notification subscriber failed")
+
+    def _received(self, payload: str) -> None:
+        """A notification arrived on the channel (subclasses read other payloads)."""
+        if payload == self._payload:
+            self._wake()
+
+    async def _run(self) -> None:
+        failures = 0
+        while self._callbacks:
+            try:
+                async with self._listening() as notifies:
+                    failures = 0
+                    self._wake()
+                    async for notify in notifies:
+                        self._received(notify.payload)
+            except (psycopg.Error, OSError, BackendUnavailable) as exc:
+                failures += 1
+                pause = min(self._max_backoff, 0.1 * 2**failures)
+                log.warning("LISTEN %s lost (reconnecting in %.1fs): %s", self._channel, pause, exc)
+                await asyncio.sleep(pause)
+
+    @contextlib.asynccontextmanager
+    async def _listening(self) -> AsyncIterator[AsyncIterator[psycopg.Notify]]:
+        conn = await self._connect()
+        try:
+            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+            self._pid = conn.info.backend_pid
+            yield conn.notifies()
+        finally:
+            self._pid = None
+            await conn.close()
 
 
 class FinishedListener(Listener):

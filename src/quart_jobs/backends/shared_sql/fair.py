@@ -1,5 +1,6 @@
-"""The fair claim's SQL, written once for SQLite and PostgreSQL (``?`` placeholders; see
-:func:`render`), and the steps both SQL backends take around :mod:`quart_jobs.policy`.
+"""The fair claim's SQL, written once for SQLite and PostgreSQL (rendered per dialect by
+:func:`~.dialect.render`), and the steps both SQL backends take around
+:mod:`quart_jobs.policy`.
 
 State: ``qj_fair_tiers`` holds a :class:`~quart_jobs.policy.TierClock` per (queue, priority);
 ``qj_fair_owners`` each owner's next tag per (queue, priority). A queued job's ``tag`` is set
@@ -13,48 +14,11 @@ from typing import Any
 
 from ...policy import FairBook, TierClock, owner_key
 from ..base import CANDIDATE_COLUMNS
-from .jobs import OWNER, PRIORITY, QUEUE, RUN_AT, render
-
-__all__ = ["render"]
+from .jobs import OWNER, PRIORITY, QUEUE, RUN_AT
 
 #: Jobs whose run_at passed are tagged by the claim in batches of at most this many.
 TAG_BATCH = 5000
 
-SCHEMA = """
-CREATE TABLE qj_fair_tiers (
-    queue TEXT NOT NULL,
-    priority INTEGER NOT NULL,
-    vtime DOUBLE PRECISION NOT NULL DEFAULT 0,
-    start DOUBLE PRECISION NOT NULL DEFAULT 0,
-    finish DOUBLE PRECISION NOT NULL DEFAULT 0,
-    served DOUBLE PRECISION NOT NULL DEFAULT 0,
-    PRIMARY KEY (queue, priority)
-);
-CREATE TABLE qj_fair_owners (
-    queue TEXT NOT NULL,
-    priority INTEGER NOT NULL,
-    owner TEXT NOT NULL,
-    next_tag DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (queue, priority, owner)
-);
-CREATE INDEX qj_jobs_fair ON qj_jobs (queue, priority, task, tag, id, concurrency_key)
-    WHERE state = 'queued' AND tag IS NOT NULL;
-CREATE INDEX qj_jobs_due ON qj_jobs (run_at, id) WHERE state = 'queued' AND tag IS NULL;
-CREATE INDEX qj_jobs_running_keys ON qj_jobs (concurrency_key)
-    WHERE state = 'running' AND concurrency_key IS NOT NULL;
-"""
-
-#: Fewer indexes per state change (issue 15): the pre-fairness ``qj_jobs_claim`` (priority, id,
-#: run_at) and ``qj_jobs_ready`` (run_at, priority) cost a leaf on every enqueue, claim and finish
-#: and were read only by the queued gauges, ``next_run_at`` and the oldest-queued statistics;
-#: those read ``qj_jobs_fair`` (ready jobs) and ``qj_jobs_due`` (jobs not yet ready) now, and
-#: ``qj_jobs_due`` carries the priority so that the gauges count it without reading rows.
-LEAN_INDEXES = """
-DROP INDEX qj_jobs_claim;
-DROP INDEX qj_jobs_ready;
-DROP INDEX qj_jobs_due;
-CREATE INDEX qj_jobs_due ON qj_jobs (run_at, id, priority) WHERE state = 'queued' AND tag IS NULL;
-"""
 
 TIERS = "SELECT queue, priority, vtime, start, finish, served FROM qj_fair_tiers"
 OWNER_NEXT = "SELECT next_tag FROM qj_fair_owners WHERE queue = ? AND priority = ? AND owner = ?"
@@ -73,17 +37,18 @@ ENSURE_TIER = (
     "ON CONFLICT (queue, priority) DO NOTHING"
 )
 DUE = (
-    "SELECT id, queue, priority, owner FROM qj_jobs{hint} "
+    "SELECT id, queue, priority, owner FROM qj_jobs{due} "
     "WHERE state = 'queued' AND tag IS NULL AND run_at <= ? ORDER BY run_at, id LIMIT ?"
+    "{skip_locked}"
 )
 SET_TAG = "UPDATE qj_jobs SET tag = ? WHERE id = ?"
 HEADS = (
-    f"SELECT {CANDIDATE_COLUMNS} FROM qj_jobs{{hint}} "
+    f"SELECT {CANDIDATE_COLUMNS} FROM qj_jobs{{fair}} "
     "WHERE state = 'queued' AND tag IS NOT NULL AND queue = ? AND priority = ? AND task = ? "
     "ORDER BY tag, id LIMIT ?"
 )
 READY_TASKS = (
-    "SELECT queue, task, COUNT(*) FROM qj_jobs{hint} WHERE state = 'queued' AND tag IS NOT NULL "
+    "SELECT queue, task, COUNT(*) FROM qj_jobs{fair} WHERE state = 'queued' AND tag IS NOT NULL "
     "GROUP BY queue, task"
 )
 QUEUED_TASKS = "SELECT DISTINCT task FROM qj_jobs WHERE state = 'queued' AND tag IS NOT NULL"

@@ -1,5 +1,6 @@
-"""SQL shared by the SQLite and PostgreSQL backends, each statement written once with ``?``
-placeholders and rendered per dialect by :func:`render` (PostgreSQL takes ``%s``)."""
+"""The job table's SQL shared by the SQLite and PostgreSQL backends, each statement written
+once (``?`` placeholders, ``{slot}`` names) and rendered per dialect by
+:func:`~.dialect.render`."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from typing import Any
 
 from ...models import JobFilter, JobState, Lease, NewJob
 from ..base import JOB_COLUMNS, Heartbeat, Outcome
+from .dialect import render
 
 
-def filter_sql(flt: JobFilter, placeholder: str) -> tuple[str, list[Any]]:
-    """The ``WHERE`` clause (or ``""``) and its parameters for a :class:`JobFilter`."""
+def filter_sql(flt: JobFilter) -> tuple[str, list[Any]]:
+    """The ``WHERE`` clause (or ``""``, ``?`` placeholders) and its parameters for a
+    :class:`JobFilter`."""
     clauses: list[str] = []
     params: list[Any] = []
     for column, value in (
@@ -23,10 +26,10 @@ def filter_sql(flt: JobFilter, placeholder: str) -> tuple[str, list[Any]]:
         ("queue", flt.queue),
     ):
         if value is not None:
-            clauses.append(f"{column} = {placeholder}")
+            clauses.append(f"{column} = ?")
             params.append(value)
     if flt.before_id is not None:
-        clauses.append(f"id < {placeholder}")
+        clauses.append("id < ?")
         params.append(flt.before_id)
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
 
@@ -61,17 +64,6 @@ def insert_params(job: NewJob, now: float, offset: float = 0.0) -> tuple[Any, ..
 TASK, PRIORITY, ENQUEUED_AT, RUN_AT, OWNER, KEY, QUEUE = 0, 3, 5, 6, 7, 8, 10
 
 
-def render(statement: str, dialect: str) -> str:
-    """``statement`` for ``sqlite`` (as written) or ``postgresql``: ``?`` placeholders become
-    ``%s`` (a ``?`` inside a quoted literal stays), a literal ``%`` is doubled."""
-    if dialect == "sqlite":
-        return statement
-    parts = statement.split("'")
-    for i in range(0, len(parts), 2):  # outside quotes
-        parts[i] = parts[i].replace("%", "%%").replace("?", "%s")
-    return "'".join(parts)
-
-
 # Requeue (or fail, when out of attempts) the running jobs whose lease expired; a requeued job
 # keeps its tag, so it keeps its place.
 RECOVER_EXPIRED = (
@@ -91,11 +83,6 @@ STATS_BY_QUEUE = "SELECT queue, state, COUNT(*) FROM qj_jobs GROUP BY queue, sta
 # When the next queued job is ready: the earliest run_at of the jobs not yet tagged (one step
 # down qj_jobs_due), or, when a ready (tagged) job exists, the run_at of one of them, which has
 # passed (one step down qj_jobs_fair, in its order so that PostgreSQL walks it too).
-# ``{fair}`` / ``{due}``: SQLite's INDEXED BY hints.
-HINTS = {
-    "sqlite": {"fair": " INDEXED BY qj_jobs_fair", "due": " INDEXED BY qj_jobs_due"},
-    "postgresql": {"fair": "", "due": ""},
-}
 NEXT_RUN_AT = (
     "SELECT MIN(at) FROM ("
     "SELECT at FROM (SELECT run_at AS at FROM qj_jobs{fair} "
@@ -104,16 +91,6 @@ NEXT_RUN_AT = (
     "UNION ALL SELECT MIN(run_at) FROM qj_jobs{due} WHERE state = 'queued' AND tag IS NULL"
     ") AS parts"
 )
-# Schema bookkeeping: one row per component with the number of its scripts applied.
-SCHEMA_TABLE = (
-    "CREATE TABLE IF NOT EXISTS qj_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
-)
-SCHEMA_VERSION = "SELECT version FROM qj_schema WHERE component = ?"
-SCHEMA_SET_VERSION = (
-    "INSERT INTO qj_schema (component, version) VALUES (?, ?) "
-    "ON CONFLICT (component) DO UPDATE SET version = excluded.version"
-)
-
 # The lease a finishing or beating worker must still hold, and clearing it.
 HELD = "id = ? AND lease_token = ? AND state = 'running'"
 CLEAR_LEASE = "worker = NULL, lease_token = NULL, lease_expires_at = NULL"
@@ -179,18 +156,13 @@ CANCEL = (
     f"RETURNING {JOB_COLUMNS}"
 )
 
-# Finished jobs per time bucket and end state; the bucket's integer division is the one part
-# the dialects spell differently (rows are at or after ``since``, so truncating is flooring).
-_BUCKET = {
-    "sqlite": "CAST((finished_at - ?) / ? AS INTEGER)",
-    "postgresql": "floor((finished_at - ?) / ?)::bigint",
-}
+# Finished jobs per time bucket and end state (``{bucket}``: the dialect's integer division).
 
 
 def finished_counts_statement(dialect: str) -> str:
     """Parameters: since, bucket seconds, since."""
     return render(
-        f"SELECT {_BUCKET[dialect]} AS bucket, state, COUNT(*) FROM qj_jobs "
+        "SELECT {bucket} AS bucket, state, COUNT(*) FROM qj_jobs "
         "WHERE finished_at >= ? AND state IN ('succeeded', 'failed', 'cancelled') "
         "GROUP BY bucket, state",
         dialect,
@@ -205,11 +177,10 @@ def purge_statement(states: int, dialect: str) -> str:
     """Delete one batch of finished jobs, returning each removed row's state. Parameters:
     the cutoff, the ``states`` state names, the batch size. PostgreSQL skips rows another
     transaction holds (SQLite's writer is alone)."""
-    lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
     marks = ", ".join("?" for _ in range(states))
     return render(
         "DELETE FROM qj_jobs WHERE id IN (SELECT id FROM qj_jobs "
-        f"WHERE finished_at < ? AND state IN ({marks}) LIMIT ?{lock}) RETURNING state",
+        f"WHERE finished_at < ? AND state IN ({marks}) LIMIT ?{{skip_locked}}) RETURNING state",
         dialect,
     )
 

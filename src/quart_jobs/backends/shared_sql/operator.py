@@ -2,7 +2,8 @@
 the readiness write probe, and the cheap queue gauges behind ``/metrics``.
 
 Its tables form their own schema component (``quart_jobs_operator``), versioned apart from the
-job table's, so they migrate independently of it.
+job table's (each dialect's ``schema.py``), so they migrate independently of it. Statements
+are rendered per dialect by :func:`~.dialect.render`.
 """
 
 from __future__ import annotations
@@ -10,51 +11,33 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ...models import JobState, Stats
-from .jobs import HINTS
-
-COMPONENT = "quart_jobs_operator"
-
-# Same text for both dialects (``real``/``double precision`` both accept the epoch seconds).
-SQLITE_MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE qj_admin_sessions (id TEXT PRIMARY KEY, expires_at REAL NOT NULL);
-    CREATE INDEX qj_admin_sessions_expiry ON qj_admin_sessions (expires_at);
-    CREATE TABLE qj_write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at REAL NOT NULL,
-        pad TEXT NOT NULL);
-    """,
-)
-POSTGRES_MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE qj_admin_sessions (id text PRIMARY KEY, expires_at double precision NOT NULL);
-    CREATE INDEX qj_admin_sessions_expiry ON qj_admin_sessions (expires_at);
-    CREATE TABLE qj_write_probe (id integer PRIMARY KEY CHECK (id = 1),
-        at double precision NOT NULL, pad text NOT NULL);
-    """,
-)
+from .dialect import render
 
 #: Bytes the write probe rewrites each time: a page or so, so it needs room like an order does.
 PROBE_PAD = 4096
 
 
-def statements(placeholder: str) -> dict[str, str]:
-    """The operator statements with ``placeholder`` (``?`` or ``%s``) for parameters."""
-    p = placeholder
-    return {
-        "session_purge": f"DELETE FROM qj_admin_sessions WHERE expires_at < {p}",
-        "session_create": f"INSERT INTO qj_admin_sessions (id, expires_at) VALUES ({p}, {p})",
-        "session_active": f"SELECT 1 FROM qj_admin_sessions WHERE id = {p} AND expires_at >= {p}",
-        "session_end": f"DELETE FROM qj_admin_sessions WHERE id = {p}",
-        "probe": (
-            f"INSERT INTO qj_write_probe (id, at, pad) VALUES (1, {p}, {p}) "
-            "ON CONFLICT (id) DO UPDATE SET at = excluded.at, pad = excluded.pad"
-        ),
-    }
+_STATEMENTS = {
+    "session_purge": "DELETE FROM qj_admin_sessions WHERE expires_at < ?",
+    "session_create": "INSERT INTO qj_admin_sessions (id, expires_at) VALUES (?, ?)",
+    "session_active": "SELECT 1 FROM qj_admin_sessions WHERE id = ? AND expires_at >= ?",
+    "session_end": "DELETE FROM qj_admin_sessions WHERE id = ?",
+    "probe": (
+        "INSERT INTO qj_write_probe (id, at, pad) VALUES (1, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET at = excluded.at, pad = excluded.pad"
+    ),
+}
+
+
+def statements(dialect: str) -> dict[str, str]:
+    """The operator statements for ``sqlite`` or ``postgresql``."""
+    return {name: render(text, dialect) for name, text in _STATEMENTS.items()}
 
 
 #: Queued jobs per priority with the smallest id (the longest waiting): one pass over the
 #: partial indexes of queued jobs (``qj_jobs_fair``: ready, ``qj_jobs_due``: not yet ready; both
 #: hold priority and id), never over finished jobs.
-_QUEUED_GAUGES = (
+QUEUED_GAUGES = (
     "SELECT priority, SUM(n), MIN(first) FROM ("
     "SELECT priority, COUNT(*) AS n, MIN(id) AS first FROM qj_jobs{fair} "
     "WHERE state = 'queued' AND tag IS NOT NULL GROUP BY queue, priority "
@@ -62,17 +45,10 @@ _QUEUED_GAUGES = (
     "WHERE state = 'queued' AND tag IS NULL GROUP BY priority"
     ") AS parts GROUP BY priority"
 )
-QUEUED_GAUGES = {dialect: _QUEUED_GAUGES.format(**HINTS[dialect]) for dialect in HINTS}
 #: Running jobs per priority, through the partial lease index (bounded by the workers' slots).
-RUNNING_GAUGES = {
-    "sqlite": (
-        "SELECT priority, COUNT(*) FROM qj_jobs INDEXED BY qj_jobs_leases "
-        "WHERE state = 'running' GROUP BY priority"
-    ),
-    "postgresql": (
-        "SELECT priority, COUNT(*) FROM qj_jobs WHERE state = 'running' GROUP BY priority"
-    ),
-}
+RUNNING_GAUGES = (
+    "SELECT priority, COUNT(*) FROM qj_jobs{leases} WHERE state = 'running' GROUP BY priority"
+)
 
 
 def gauges_from_rows(

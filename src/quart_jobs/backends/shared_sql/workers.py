@@ -9,9 +9,8 @@ once its row's ``expires_at`` passed (a few lease intervals). Rows long expired 
 the next worker's write.
 
 Its table is a schema component of its own (``quart_jobs_workers``), migrated apart from the
-job table's. Every statement is written once with ``?`` placeholders and rendered per dialect
-(:func:`.sql.render`); the DDL's types (``TEXT``, ``INTEGER``, ``DOUBLE PRECISION``) mean the
-same on both.
+job table's (each dialect's ``schema.py``). Every statement is written once and rendered per
+dialect (:func:`~.dialect.render`).
 """
 
 from __future__ import annotations
@@ -21,26 +20,7 @@ from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 from ...models import WorkerRecord
-from .jobs import render
-
-COMPONENT = "quart_jobs_workers"
-
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE qj_workers (
-        name TEXT PRIMARY KEY,
-        host TEXT NOT NULL,
-        pid INTEGER NOT NULL,
-        tasks TEXT NOT NULL,
-        queues TEXT,
-        concurrency INTEGER NOT NULL,
-        started_at DOUBLE PRECISION NOT NULL,
-        seen_at DOUBLE PRECISION NOT NULL,
-        expires_at DOUBLE PRECISION NOT NULL
-    );
-    CREATE INDEX qj_workers_expiry ON qj_workers (expires_at);
-    """,
-)
+from .dialect import render
 
 #: Seconds a row is kept past its expiry before a worker's write deletes it.
 FORGET_AFTER = 3600.0
@@ -101,8 +81,7 @@ def worker_from_row(row: Sequence[Any], offset: float = 0.0) -> WorkerRecord:
 # of the fair claim's index of ready jobs (``qj_jobs_fair``: queue, priority, task, ...): a few
 # seeks per triple, however many jobs each holds (:func:`skip_scan`). Each seek fixes a prefix
 # with equalities and moves one column on (a row-value ``>`` is not a seek on SQLite).
-# ``{hint}`` names the index for SQLite.
-_READY = "FROM qj_jobs{hint} WHERE state = 'queued' AND tag IS NOT NULL"
+_READY = "FROM qj_jobs{fair} WHERE state = 'queued' AND tag IS NOT NULL"
 READY_SEEKS = {
     "first": f"SELECT queue, priority, task {_READY} ORDER BY queue, priority, task LIMIT 1",
     "next_task": (
@@ -128,8 +107,7 @@ Seek = tuple[str, tuple[Any, ...]]
 
 def ready_statements(dialect: str) -> dict[str, str]:
     """:data:`READY_SEEKS` for ``dialect``."""
-    hint = " INDEXED BY qj_jobs_fair" if dialect == "sqlite" else ""
-    return {name: render(text.format(hint=hint), dialect) for name, text in READY_SEEKS.items()}
+    return {name: render(text, dialect) for name, text in READY_SEEKS.items()}
 
 
 def skip_scan() -> Generator[Seek, Sequence[Any] | None, set[Kind]]:

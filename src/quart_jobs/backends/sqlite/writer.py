@@ -48,28 +48,35 @@ Combine = Callable[[sqlite3.Connection, list[ItemT]], list[T]]
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 
-# Errors that mean the storage itself failed: the whole batch is abandoned, not one write.
-_STORAGE_ERRORS = (
-    "disk is full",
-    "disk i/o error",
-    "readonly database",
-    "unable to open",
-    "malformed",
-    "not a database",
-    "locked",
-    "busy",
+# Primary result codes (``sqlite_errorcode`` without its extended bits) that mean the storage
+# itself failed: the whole batch is abandoned, not one write.
+_STORAGE_CODES = frozenset(
+    {
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_NOTADB,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_BUSY,
+    }
 )
+_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
+def _primary_code(exc: BaseException) -> int | None:
+    """The SQLite primary result code of ``exc`` (``None`` for an error SQLite did not raise)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else int(code) & 0xFF
 
 
 def is_storage_error(exc: BaseException) -> bool:
-    return isinstance(exc, sqlite3.DatabaseError) and any(
-        s in str(exc).lower() for s in _STORAGE_ERRORS
-    )
+    return isinstance(exc, sqlite3.DatabaseError) and _primary_code(exc) in _STORAGE_CODES
 
 
 def _is_busy(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+    return isinstance(exc, sqlite3.OperationalError) and _primary_code(exc) in _BUSY_CODES
 
 
 def storage_error(path: Path, exc: BaseException) -> BackendUnavailable:

@@ -1,0 +1,79 @@
+"""Where a job is claimed on the memory backend: ready jobs tagged as they come due, and the
+next starts picked by :mod:`quart_jobs.policy` from each tier's jobs in ``(tag, id)`` order, as
+the SQL backends do (one process here: no lock)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import replace
+
+from ... import policy
+from ...models import Job, JobEvent, JobState
+from ..base import Candidate, ClaimScope
+from .transitions import moved
+
+
+def claim(
+    jobs: dict[int, Job],
+    tags: dict[int, float],
+    book: policy.FairBook,
+    worker: str,
+    limit: int,
+    now: float,
+    lease_seconds: float,
+    scope: ClaimScope,
+) -> list[Job]:
+    """Claim up to ``limit`` jobs of ``jobs`` (changed in place); ``tags`` holds the tags of
+    the ready ones, ``book`` the tier clocks and the owners' next tags."""
+    tag_due(jobs, tags, book, now)
+    heads: dict[tuple[str, int], list[Candidate]] = {}
+    running: dict[str, int] = {}
+    for job in jobs.values():
+        if job.state is JobState.RUNNING and job.concurrency_key is not None:
+            running[job.concurrency_key] = running.get(job.concurrency_key, 0) + 1
+        if job.state is not JobState.QUEUED or job.id not in tags:
+            continue
+        if (scope.tasks is None or job.task in scope.tasks) and (
+            scope.queues is None or job.queue in scope.queues
+        ):
+            heads.setdefault((job.queue, job.priority), []).append(_candidate(job, tags))
+    for candidates in heads.values():
+        candidates.sort(key=lambda c: (c.tag, c.id))
+    queues = scope.queues
+    clocks = [c for c in book.clocks.values() if queues is None or c.queue in queues]
+    now = policy.claim_time(clocks, now)  # as the SQL backends do (one process here)
+    chosen = book.start(heads, limit, scope.weights, now, running, scope.queues)
+    claimed = []
+    for candidate in chosen:
+        job = jobs[candidate.id]
+        running_job = replace(
+            job,
+            state=moved(job.state, JobEvent.CLAIM),
+            attempts=job.attempts + 1,
+            started_at=now,
+            worker=worker,
+            lease_token=secrets.token_hex(8),
+            lease_expires_at=now + lease_seconds,
+        )
+        jobs[job.id] = running_job
+        claimed.append(running_job)
+    return claimed
+
+
+def tag_due(
+    jobs: dict[int, Job], tags: dict[int, float], book: policy.FairBook, now: float
+) -> None:
+    """Tag the queued jobs that became ready (delayed, retried), in the order they did."""
+    due = [
+        j
+        for j in jobs.values()
+        if j.state is JobState.QUEUED and j.id not in tags and j.run_at <= now
+    ]
+    for job in sorted(due, key=lambda j: (j.run_at, j.id)):
+        tags[job.id] = book.tag(job.queue, job.priority, job.owner)
+
+
+def _candidate(job: Job, tags: dict[int, float]) -> Candidate:
+    return Candidate(
+        job.id, job.queue, job.priority, tags[job.id], job.concurrency_key, job.concurrency_limit
+    )

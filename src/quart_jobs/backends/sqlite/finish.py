@@ -1,0 +1,42 @@
+"""How outcomes are recorded on SQLite, in the writer's transaction: each write presents its
+lease and changes nothing if the lease is no longer held."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+
+from ...models import JobState
+from ..base import Outcome
+from ..shared_sql import jobs
+from ..shared_sql.dialect import SQLITE
+from . import statements as s
+
+
+def finish(conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: float) -> list[bool]:
+    """Record outcomes in the caller's transaction; ``False`` for each refused (lease lost).
+    Successes, the common case, are written by one statement per batch of 400."""
+    held = [False] * len(outcomes)
+    successes = [n for n, o in enumerate(outcomes) if o.state is JobState.SUCCEEDED]
+    for start in range(0, len(successes), jobs.LEASE_CHUNK):
+        chunk = successes[start : start + jobs.LEASE_CHUNK]
+        results = {
+            str(outcomes[n].lease.job_id): outcomes[n].result
+            for n in chunk
+            if outcomes[n].result is not None
+        }
+        leases = [v for n in chunk for v in (outcomes[n].lease.job_id, outcomes[n].lease.token)]
+        done = {
+            r[0]
+            for r in conn.execute(
+                s.succeed_statement(len(chunk)), (now, json.dumps(results), *leases)
+            )
+        }
+        for n in chunk:
+            held[n] = outcomes[n].lease.job_id in done
+    for n, o in enumerate(outcomes):
+        if o.state is not JobState.SUCCEEDED:
+            statement, params = jobs.finish_statement(o, now, SQLITE)
+            held[n] = conn.execute(statement, params).rowcount == 1
+    return held
