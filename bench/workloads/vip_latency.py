@@ -9,7 +9,7 @@ the 20 VIP jobs arrive one at a time, each once the previous one has started plu
 each finds only regular jobs queued; its wait is the rest of the running regular job (0-5 ms)
 plus the enqueue, the wake-up and the claim.
 
-``bench/w2_before_after.py`` runs the quart-jobs rows against an older release, interleaved.
+``bench/tools/vip_latency_ab.py`` runs the quart-jobs rows against an older release, interleaved.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from .common import Config, Measurement, not_run, one_line
+from ..common import Config, Measurement, not_run, one_line
 
 WORKLOAD = "W2 VIP latency"
 JOB_SECONDS = 0.005
@@ -83,7 +84,7 @@ async def quart_jobs_sqlite(cfg: Config, regular: int, single: bool = False) -> 
 
 
 async def quart_jobs_sqlite_strict(cfg: Config, regular: int, single: bool = False) -> list[float]:
-    """Strict priority (``weights={0: inf, 10: 1}``): the claim's cost alone, as before issue 14."""
+    """Strict priority (``weights={0: inf, 10: 1}``): the claim's cost alone, no fair share."""
     return await _quart_jobs_sqlite(cfg, regular, {0: math.inf, 10: 1.0}, single)
 
 
@@ -95,7 +96,8 @@ async def _quart_jobs_sqlite(
 
     path = cfg.workdir / f"w2-{uuid.uuid4().hex[:8]}.sqlite3"
     # Without weights, the release's defaults (and releases before weights existed run too).
-    jobs = Jobs(f"sqlite:///{path}", **({} if weights is None else {"weights": weights}))
+    options: dict[str, Any] = {} if weights is None else {"weights": weights}
+    jobs = Jobs(f"sqlite:///{path}", **options)
     reg = jobs.task(qj_regular)
     vip_task = jobs.task(qj_vip)
     _waits.clear()
@@ -165,21 +167,22 @@ def _huey_round(path: Path, regular: int) -> list[float]:
     waits: list[float] = []
     started = threading.Event()
 
-    @huey.task()
-    def regular_job() -> None:
+    def _regular_job() -> None:
         time.sleep(JOB_SECONDS)
 
-    @huey.task()
-    def vip_job(t0: float) -> None:
+    def _vip_job(t0: float) -> None:
         waits.append(time.perf_counter() - t0)
         if len(waits) == VIP_COUNT:
             started.set()
         time.sleep(JOB_SECONDS)
 
+    regular_job = huey.task()(_regular_job)  # not decorators: Huey is untyped
+    vip_job = huey.task()(_vip_job)
+
     for _ in range(regular):
         regular_job(priority=0)
     consumer = Consumer(huey, workers=1, worker_type="thread", periodic=False)
-    consumer._set_signal_handlers = lambda: None  # type: ignore[method-assign]
+    consumer._set_signal_handlers = lambda: None  # not the main thread
     consumer.start()
     time.sleep(VIP_AT)
     for _ in range(VIP_COUNT):

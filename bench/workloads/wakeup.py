@@ -26,18 +26,18 @@ from pathlib import Path
 from quart_jobs import Jobs, JobState
 from quart_jobs.worker import WorkerSettings
 
-from .common import Config, Measurement, fresh_database, not_run, one_line
-from .w1_throughput import postgres_backend_missing
+from ..common import Config, Measurement, fresh_database, not_run, one_line
+from .throughput import postgres_backend_missing
 
 WORKLOAD = "W5 wake-up"
-JOB_NAME = "bench.w5.stamp"
+JOB_NAME = "bench.wakeup.stamp"
 POLL_INTERVAL = 0.5
 CONCURRENCY = 4
 TARGET_MS = 20.0
 TIMEOUT = 30.0
 URL_VARIABLE = "BENCH_W5_DATABASE_URL"
 
-#: What the worker process loads (``quart-jobs --app bench.w5_wakeup:jobs worker``).
+#: What the worker process loads (``quart-jobs --app bench.workloads.wakeup:jobs worker``).
 jobs = Jobs(
     os.environ.get(URL_VARIABLE, "memory://"),
     worker_settings=WorkerSettings(poll_interval=POLL_INTERVAL),
@@ -57,7 +57,14 @@ def _worker_process(url: str) -> subprocess.Popen[str]:
     )
     command = str(Path(sys.executable).parent / "quart-jobs")
     return subprocess.Popen(
-        [command, "--app", "bench.w5_wakeup:jobs", "worker", "--concurrency", str(CONCURRENCY)],
+        [
+            command,
+            "--app",
+            "bench.workloads.wakeup:jobs",
+            "worker",
+            "--concurrency",
+            str(CONCURRENCY),
+        ],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,

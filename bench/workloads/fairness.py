@@ -22,7 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from .common import Config, Measurement, fresh_database, not_run, one_line, pg_available
+from ..common import Config, Measurement, fresh_database, not_run, one_line, pg_available
 
 WORKLOAD = "W6 fairness"
 VIP_BACKLOG = 2_000
@@ -168,7 +168,7 @@ async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
 
 
 def ratios(rows: list[Measurement]) -> list[str]:
-    """The issue 14 target: the regular tier keeps >= 1/(W+1) of the starts at weight 9."""
+    """The goal: the regular tier keeps >= 1/(W+1) of the starts at VIP weight W = 9."""
     out: list[str] = []
     for m in rows:
         if m.workload != WORKLOAD or not m.ok:
