@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PG_ADMIN_URL = "postgresql://root@127.0.0.1:5432/test"
-PG_BASE = "postgresql://root@127.0.0.1:5432/"
+#: The PostgreSQL server the PostgreSQL rows use (``BENCH_POSTGRES_URL``): a database on it to
+#: connect to; each row creates a database of its own beside it and drops it afterwards.
+PG_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test")
+PG_BASE = PG_ADMIN_URL.rsplit("/", 1)[0] + "/"
 
 
 @dataclass

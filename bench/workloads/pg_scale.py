@@ -100,13 +100,17 @@ async def _round(n: int, processes: int) -> float:
                         await asyncio.to_thread(child.wait, 15)
                     except subprocess.TimeoutExpired:
                         child.kill()
+                    for pipe in (child.stdin, child.stdout):
+                        if pipe is not None:
+                            pipe.close()
 
 
 async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
     reason = postgres_backend_missing()
     if reason:
         return [not_run(WORKLOAD, "quart-jobs PostgreSQL", "drain jobs/s", reason, "jobs/s")]
-    n = cfg.size(10_000)
+    n = cfg.size(10_000, smoke=20)
+    processes = PROCESSES[:1] if cfg.smoke else PROCESSES
     rows = {
         k: Measurement(
             WORKLOAD,
@@ -116,11 +120,11 @@ async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
             n=n,
             note=f"concurrency {CONCURRENCY} per process; backlog drained",
         )
-        for k in PROCESSES
+        for k in processes
     }
     try:
         for rnd in range(cfg.rounds):
-            for k in PROCESSES:
+            for k in processes:
                 seconds = await _round(n, k)
                 rows[k].values.append(n / seconds)
                 log(f"  round {rnd + 1}/{cfg.rounds} {k} process(es): {n / seconds:,.0f} jobs/s")

@@ -631,7 +631,7 @@ async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
                 continue
             n = cfg.size(s.full_n)
             t0 = time.perf_counter()
-            budget = ROUND_BUDGET_QUICK if cfg.quick else ROUND_BUDGET
+            budget = ROUND_BUDGET_QUICK if cfg.quick or cfg.smoke else ROUND_BUDGET
             try:
                 phases = await asyncio.wait_for(s.run(cfg, n), budget)
             except TimeoutError:

@@ -37,8 +37,10 @@ TIMEOUT = 60.0
 #: Single VIP rows: the pause after a VIP job started before the next one arrives.
 SINGLE_GAP = 1.5 * JOB_SECONDS
 
-# VIP waits recorded by the running jobs (seconds); the events set when all (and one) started.
+# VIP waits recorded by the running jobs (seconds); the events set when all (and one) started;
+# how many VIP jobs arrive this round (VIP_COUNT, fewer in a smoke run).
 _waits: list[float] = []
+_vip_count = VIP_COUNT
 _all_started: asyncio.Event | None = None
 _one_started: asyncio.Event | None = None
 
@@ -47,7 +49,7 @@ def _record_wait(t0: float) -> None:
     _waits.append(time.perf_counter() - t0)
     if _one_started is not None:
         _one_started.set()
-    if len(_waits) == VIP_COUNT and _all_started is not None:
+    if len(_waits) == _vip_count and _all_started is not None:
         _all_started.set()
 
 
@@ -55,7 +57,7 @@ async def arrive(enqueue: Callable[[float], Awaitable[object]], single: bool) ->
     """The VIP arrivals: a burst of VIP_COUNT enqueues, or (``single``) one at a time, each
     SINGLE_GAP after the previous one started. ``enqueue(t0)`` enqueues one VIP job."""
     global _one_started
-    for _ in range(VIP_COUNT):
+    for _ in range(_vip_count):
         _one_started = asyncio.Event()
         await enqueue(time.perf_counter())
         if single:
@@ -108,7 +110,7 @@ async def _quart_jobs_sqlite(
                 await jobs.enqueue_many([(reg, (), {})] * min(500, regular - start))
             vip = jobs.options(priority="vip")
             async with jobs.run_worker(concurrency=1):
-                await asyncio.sleep(VIP_AT)
+                await asyncio.sleep(cfg.seconds(VIP_AT, VIP_AT, 0.02))
                 await arrive(lambda t0: vip.enqueue(vip_task, t0), single)
                 await asyncio.wait_for(_all_started.wait(), TIMEOUT)
         return list(_waits)
@@ -151,7 +153,7 @@ async def priority_queue(cfg: Config, regular: int, single: bool = False) -> lis
     for _ in range(regular):
         queue.put_nowait(_Item(10, next(seq), regular_job))
     task = asyncio.create_task(worker())
-    await asyncio.sleep(VIP_AT)
+    await asyncio.sleep(cfg.seconds(VIP_AT, VIP_AT, 0.02))
     await arrive(lambda t0: queue.put(_Item(0, next(seq), vip_job(t0))), single)
     await asyncio.wait_for(started.wait(), TIMEOUT)
     task.cancel()
@@ -172,7 +174,7 @@ def _huey_round(path: Path, regular: int) -> list[float]:
 
     def _vip_job(t0: float) -> None:
         waits.append(time.perf_counter() - t0)
-        if len(waits) == VIP_COUNT:
+        if len(waits) == _vip_count:
             started.set()
         time.sleep(JOB_SECONDS)
 
@@ -185,13 +187,13 @@ def _huey_round(path: Path, regular: int) -> list[float]:
     consumer._set_signal_handlers = lambda: None  # not the main thread
     consumer.start()
     time.sleep(VIP_AT)
-    for _ in range(VIP_COUNT):
+    for _ in range(_vip_count):
         vip_job(time.perf_counter(), priority=10)  # Huey: higher runs first
     ok = started.wait(TIMEOUT)
     consumer.stop(graceful=True)
     huey.storage.close()
     if not ok:
-        raise TimeoutError(f"only {len(waits)} of {VIP_COUNT} VIP jobs started")
+        raise TimeoutError(f"only {len(waits)} of {_vip_count} VIP jobs started")
     return waits
 
 
@@ -205,22 +207,24 @@ async def huey(cfg: Config, regular: int) -> list[float]:
 
 Runner = Callable[..., Awaitable[list[float]]]
 
-#: (name, the round, note, whether it also runs the single-VIP arrivals).
-SYSTEMS: list[tuple[str, Runner, str, bool]] = [
-    ("asyncio.PriorityQueue (ceiling)", priority_queue, "in memory, 1 worker task", True),
+#: (name, the round, note, whether it also runs the single-VIP arrivals, whether a peer).
+SYSTEMS: list[tuple[str, Runner, str, bool, bool]] = [
+    ("asyncio.PriorityQueue (ceiling)", priority_queue, "in memory, 1 worker task", True, False),
     (
         "quart-jobs SQLite FULL",
         quart_jobs_sqlite,
         "concurrency 1, in-process worker, VIP weight 9",
         True,
+        False,
     ),
     (
         "quart-jobs SQLite FULL, strict priority",
         quart_jobs_sqlite_strict,
         "concurrency 1, in-process worker, weights inf",
         True,
+        False,
     ),
-    ("Huey SqliteHuey", huey, "Consumer, 1 thread; int priority", False),
+    ("Huey SqliteHuey", huey, "Consumer, 1 thread; int priority", False, True),
 ]
 
 
@@ -231,11 +235,14 @@ def wait_stats(waits: list[float], single: bool) -> dict[str, float]:
 
 
 async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
-    regular = cfg.size(2_000, 400)
+    global _vip_count
+    regular = cfg.size(2_000, 400, 4)
+    _vip_count = cfg.size(VIP_COUNT, VIP_COUNT, 3)
+    systems = [s for s in SYSTEMS if cfg.peers or not s[4]]
     rows: dict[tuple[str, str], Measurement] = {}
     failed: dict[str, str] = {}
     for rnd in range(cfg.rounds):
-        for name, func, note, has_single in SYSTEMS:
+        for name, func, note, has_single, _ in systems:
             for single in (False, True) if has_single else (False,):
                 if name in failed:
                     continue
@@ -262,7 +269,7 @@ async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
                 shown = ", ".join(f"{k} {v:.1f} ms" for k, v in stats.items())
                 log(f"  round {rnd + 1}/{cfg.rounds} {name}: {shown}")
     out: list[Measurement] = []
-    for name, _, _, _ in SYSTEMS:
+    for name, *_ in systems:
         if name in failed:
             out.append(not_run(WORKLOAD, name, "VIP wait median ms", failed[name], "ms"))
         else:

@@ -109,6 +109,8 @@ async def _latencies(url: str, n: int) -> list[float]:
                 await asyncio.to_thread(worker.wait, 15)
             except subprocess.TimeoutExpired:
                 worker.kill()
+            if worker.stderr is not None:
+                worker.stderr.close()
 
 
 async def _sqlite(cfg: Config, n: int) -> list[float]:
