@@ -32,9 +32,9 @@ class Config:
 
     def size(self, full: int, quick: int | None = None, smoke: int | None = None) -> int:
         """A count: ``full`` normally, ``quick`` (default a tenth) with ``--quick``, ``smoke``
-        (default a thousandth, at least 2) with ``--smoke``."""
+        (default a five-thousandth, at least 2) with ``--smoke``."""
         if self.smoke:
-            return smoke if smoke is not None else max(2, full // 1000)
+            return smoke if smoke is not None else max(2, full // 5000)
         if self.quick:
             return quick if quick is not None else max(1, full // 10)
         return full
