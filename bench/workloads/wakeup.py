@@ -84,7 +84,9 @@ async def _await_started(proc: subprocess.Popen[str]) -> None:
             return
 
 
-async def _latencies(url: str, n: int) -> list[float]:
+async def _latencies(url: str, n: int, pause: float) -> list[float]:
+    """``n`` enqueue-to-start latencies, each job enqueued after a random pause of up to
+    ``pause`` seconds (a poll interval: arrivals anywhere in the worker's poll cycle)."""
     producer = Jobs(url)
     producer.register(stamp.func, name=JOB_NAME)
     async with producer:
@@ -93,7 +95,7 @@ async def _latencies(url: str, n: int) -> list[float]:
             await asyncio.wait_for(_await_started(worker), TIMEOUT)
             out = []
             for _ in range(n):
-                await asyncio.sleep(random.uniform(0.01, POLL_INTERVAL))
+                await asyncio.sleep(random.uniform(0.01, pause))
                 t0 = time.time()
                 job = await producer.enqueue(JOB_NAME)
                 deadline = time.monotonic() + TIMEOUT
@@ -115,12 +117,12 @@ async def _latencies(url: str, n: int) -> list[float]:
 
 async def _sqlite(cfg: Config, n: int) -> list[float]:
     path = cfg.workdir / f"w5-{uuid.uuid4().hex[:8]}.sqlite3"
-    return await _latencies(f"sqlite:///{path}", n)
+    return await _latencies(f"sqlite:///{path}", n, cfg.seconds(POLL_INTERVAL, POLL_INTERVAL, 0.05))
 
 
 async def _postgres(cfg: Config, n: int) -> list[float]:
     async with fresh_database("bench_w5") as url:
-        return await _latencies(url, n)
+        return await _latencies(url, n, cfg.seconds(POLL_INTERVAL, POLL_INTERVAL, 0.05))
 
 
 Runner = Callable[[Config, int], Awaitable[list[float]]]
