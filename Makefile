@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
-CODE := src service/src tests $(wildcard bench)
+CODE := src service/src tests bench
 
 .PHONY: install run test lint format typecheck docs docs-serve system-deps bench clean
 

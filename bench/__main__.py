@@ -1,11 +1,15 @@
-"""``python -m bench``: the benchmark suite (``make bench``).
+"""``python -m bench``: the product's benchmark workloads (``make bench``).
 
     python -m bench                      # every workload, 3 rounds
-    python -m bench --quick              # small sizes: a smoke run
+    python -m bench --quick              # small sizes
+    python -m bench --smoke              # the smallest sizes, one round: does everything run?
     python -m bench --only W1,W2 --rounds 5 --json var/bench.jsonl
+    python -m bench --only throughput,fairness
 
 Prints the machine, one line per round as it goes, then a table (median and min-max over the
-rounds), the ratios the targets of issue 5 are stated in, and the measurements as JSON lines.
+rounds), the headline ratios (to the in-memory ceiling, the physical references and the peers;
+"target" lines say whether the project's goal for that ratio is met) and the measurements as
+JSON lines. The one-off tools (A/B runs, profiles) are under ``bench/tools/``.
 """
 
 from __future__ import annotations
@@ -24,34 +28,22 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import (
-    memory,
-    w1_throughput,
-    w2_latency,
-    w3_http,
-    w4_scale,
-    w5_wakeup,
-    w6_fairness,
-    w7_vip_http,
-)
 from .common import Config, Measurement, by_key, fmt, pg_version
-
-Runner = Callable[[Config, Callable[[str], None]], Awaitable[list[Measurement]]]
-
-WORKLOADS: dict[str, tuple[str, Runner]] = {
-    "W1": ("throughput", w1_throughput.run),
-    "W2": ("VIP latency", w2_latency.run),
-    "W3": ("HTTP intake", w3_http.run),
-    "W4": ("PostgreSQL scale", w4_scale.run),
-    "W5": ("wake-up across processes", w5_wakeup.run),
-    "W6": ("fairness", w6_fairness.run),
-    "W7": ("VIP wait over HTTP", w7_vip_http.run),
-    "MEM": ("memory", memory.run),
-}
+from .suite import WORKLOADS, chosen_workloads
+from .workloads import (
+    fairness,
+    http_intake,
+    memory,
+    pg_scale,
+    throughput,
+    vip_latency,
+    vip_over_http,
+    wakeup,
+)
 
 PEERS = (
     "quart",
@@ -162,23 +154,24 @@ SHORT = {
 
 
 def serial_e2e(enqueue: float | None, drain: float | None) -> float | None:
-    """N / (enqueue s + drain s) from the two rates: issue 15's e2e, the W1 shape of the peers
-    (enqueue N with no worker, then drain them)."""
+    """N / (enqueue s + drain s) from the two rates: end to end in the shape the peers are
+    measured in (enqueue N with no worker, then drain them)."""
     return 1 / (1 / enqueue + 1 / drain) if enqueue and drain else None
 
 
-def sqlite15_targets(get: Callable[[str, str, str], float | None]) -> list[str]:
-    """Issue 15's SQLite targets (enqueue side and e2e), from this run's medians."""
-    w1 = w1_throughput.WORKLOAD
+def sqlite_targets(get: Callable[[str, str, str], float | None]) -> list[str]:
+    """The SQLite goals (the enqueue against the raw commits, e2e against Huey), from this
+    run's medians."""
+    w1 = throughput.WORKLOAD
     out: list[str] = []
 
     def verdict(ratio: float, target: float) -> str:
         return f"{ratio:.2f}x {'MET' if ratio >= target else 'MISSED'}"
 
-    raw1 = get(w1, w1_throughput.RAW_SQLITE_1, "enqueue jobs/s")
-    raw_batch = get(w1, w1_throughput.RAW_SQLITE_BATCH, "enqueue jobs/s")
+    raw1 = get(w1, throughput.RAW_SQLITE_1, "enqueue jobs/s")
+    raw_batch = get(w1, throughput.RAW_SQLITE_BATCH, "enqueue jobs/s")
     one = "quart-jobs SQLite FULL"
-    many = f"quart-jobs SQLite FULL, {w1_throughput.PRODUCERS} producers"
+    many = f"quart-jobs SQLite FULL, {throughput.PRODUCERS} producers"
     enqueue = get(w1, one, "enqueue jobs/s")
     if enqueue and raw1:
         out.append(
@@ -190,7 +183,7 @@ def sqlite15_targets(get: Callable[[str, str, str], float | None]) -> list[str]:
     )
     for name, label, target in (
         (one, "", 2.0),
-        (many, f" {w1_throughput.PRODUCERS} producers", 10.0),
+        (many, f" {throughput.PRODUCERS} producers", 10.0),
     ):
         e2e = serial_e2e(get(w1, name, "enqueue jobs/s"), get(w1, name, "drain jobs/s"))
         if e2e and huey:
@@ -201,15 +194,15 @@ def sqlite15_targets(get: Callable[[str, str, str], float | None]) -> list[str]:
     many_enqueue = get(w1, many, "enqueue jobs/s")
     if many_enqueue and raw_batch:
         out.append(
-            f"SQLite {w1_throughput.PRODUCERS} producers enqueue = "
-            f"{many_enqueue / raw_batch:.3f}x raw {w1_throughput.RAW_SQLITE_BATCH_ROWS:,}-row "
+            f"SQLite {throughput.PRODUCERS} producers enqueue = "
+            f"{many_enqueue / raw_batch:.3f}x raw {throughput.RAW_SQLITE_BATCH_ROWS:,}-row "
             f"batch commits ({many_enqueue:,.0f}/s vs {raw_batch:,.0f} rows/s)"
         )
     return out
 
 
 def ratios(rows: list[Measurement]) -> list[str]:
-    """The ratios issue 5 states its targets in, computed from this run's medians."""
+    """The headline ratios, from this run's medians."""
     k = by_key(rows)
     out: list[str] = []
 
@@ -217,7 +210,7 @@ def ratios(rows: list[Measurement]) -> list[str]:
         m = k.get((workload, system, metric))
         return m.median if m is not None and m.ok else None
 
-    w1 = w1_throughput.WORKLOAD
+    w1 = throughput.WORKLOAD
     ceiling = "asyncio.PriorityQueue (ceiling)"
     peers = (
         "Huey SqliteHuey",
@@ -229,9 +222,9 @@ def ratios(rows: list[Measurement]) -> list[str]:
     for ours in (
         "quart-jobs SQLite FULL",
         "quart-jobs SQLite NORMAL",
-        f"quart-jobs SQLite FULL, {w1_throughput.PRODUCERS} producers",
+        f"quart-jobs SQLite FULL, {throughput.PRODUCERS} producers",
         "quart-jobs PostgreSQL",
-        f"quart-jobs PostgreSQL, {w1_throughput.PRODUCERS} producers",
+        f"quart-jobs PostgreSQL, {throughput.PRODUCERS} producers",
     ):
         for metric in ("end-to-end jobs/s", "drain jobs/s", "enqueue jobs/s"):
             value = get(w1, ours, metric)
@@ -246,11 +239,11 @@ def ratios(rows: list[Measurement]) -> list[str]:
                 if theirs:
                     parts.append(f"{value / theirs:.2f}x {SHORT[peer]}")
             out.append(f"W1 {ours} {metric.split(' ')[0]} = " + ", ".join(parts))
-    out.extend(sqlite15_targets(get))
+    out.extend(sqlite_targets(get))
     top = get(w1, ceiling, "end-to-end jobs/s")
     huey = get(w1, "Huey SqliteHuey", "end-to-end jobs/s")
     proc = get(w1, "procrastinate (PostgreSQL)", "end-to-end jobs/s")
-    for producers in ("", f", {w1_throughput.PRODUCERS} producers"):
+    for producers in ("", f", {throughput.PRODUCERS} producers"):
         full = get(w1, f"quart-jobs SQLite FULL{producers}", "end-to-end jobs/s")
         if full and top and huey:
             out.append(
@@ -264,8 +257,8 @@ def ratios(rows: list[Measurement]) -> list[str]:
                 f"target W1 PostgreSQL{producers} >= 10x procrastinate: {pg / proc:.2f}x "
                 f"{'MET' if pg / proc >= 10 else 'MISSED'}"
             )
-    out.extend(_pg15_targets(get))
-    w2 = w2_latency.WORKLOAD
+    out.extend(postgres_targets(get))
+    w2 = vip_latency.WORKLOAD
     ours_w2 = get(w2, "quart-jobs SQLite FULL", "VIP wait median ms")
     pq_w2 = get(w2, ceiling, "VIP wait median ms")
     huey_w2 = get(w2, "Huey SqliteHuey", "VIP wait median ms")
@@ -287,39 +280,38 @@ def ratios(rows: list[Measurement]) -> list[str]:
                 f"{m.median:.1f} MB {'MET' if m.median <= memory.TARGET_MB else 'MISSED'}"
             )
     for m in rows:
-        if m.workload == w3_http.WORKLOAD and not m.ok:
+        if m.workload == http_intake.WORKLOAD and not m.ok:
             out.append(f"target W3: not measured ({m.reason})")
             break
     for m in rows:
-        if m.workload == w4_scale.WORKLOAD and not m.ok:
+        if m.workload == pg_scale.WORKLOAD and not m.ok:
             out.append(f"W4: not measured ({m.reason})")
             break
-    out.extend(w3_http.ratios(rows))
-    out.extend(w4_scale.ratios(rows))
-    out.extend(w5_wakeup.ratios(rows))
-    out.extend(w6_fairness.ratios(rows))
-    out.extend(w7_vip_http.ratios(rows))
+    out.extend(http_intake.ratios(rows))
+    out.extend(pg_scale.ratios(rows))
+    out.extend(wakeup.ratios(rows))
+    out.extend(fairness.ratios(rows))
+    out.extend(vip_over_http.ratios(rows))
     return out
 
 
-def _pg15_targets(get: Callable[[str, str, str], float | None]) -> list[str]:
-    """Issue 15's PostgreSQL targets, from this run's medians."""
-    w1 = w1_throughput.WORKLOAD
+def postgres_targets(get: Callable[[str, str, str], float | None]) -> list[str]:
+    """The PostgreSQL goals (the enqueue against raw inserts, e2e against procrastinate), from
+    this run's medians."""
+    w1 = throughput.WORKLOAD
     out: list[str] = []
     ours = get(w1, "quart-jobs PostgreSQL", "enqueue jobs/s")
-    raw = get(w1, w1_throughput.RAW_PG, "enqueue jobs/s")
+    raw = get(w1, throughput.RAW_PG, "enqueue jobs/s")
     if ours and raw:
         out.append(
             f"target PostgreSQL 1 producer enqueue >= 0.7x raw 1-row insert: {ours / raw:.2f}x "
             f"{'MET' if ours / raw >= 0.7 else 'MISSED'} ({ours:,.0f}/s vs {raw:,.0f}/s)"
         )
-    many = get(
-        w1, f"quart-jobs PostgreSQL, {w1_throughput.PRODUCERS} producers", "end-to-end jobs/s"
-    )
+    many = get(w1, f"quart-jobs PostgreSQL, {throughput.PRODUCERS} producers", "end-to-end jobs/s")
     proc = get(w1, "procrastinate (PostgreSQL)", "end-to-end jobs/s")
     if many and proc:
         out.append(
-            f"target PostgreSQL {w1_throughput.PRODUCERS} producers e2e >= 10x procrastinate: "
+            f"target PostgreSQL {throughput.PRODUCERS} producers e2e >= 10x procrastinate: "
             f"{many / proc:.2f}x {'MET' if many / proc >= 10 else 'MISSED'} "
             f"({many:,.0f}/s vs {proc:,.0f}/s)"
         )
@@ -327,20 +319,29 @@ def _pg15_targets(get: Callable[[str, str, str], float | None]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    doc = __doc__ or ""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=doc.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="rounds per workload (default 3)")
-    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument("--quick", action="store_true", help="small sizes")
     parser.add_argument(
-        "--only", default="", help=f"comma-separated workloads of {','.join(WORKLOADS)}"
+        "--smoke",
+        action="store_true",
+        help="the smallest sizes and one round: checks that every workload runs",
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated workloads, by key or name: "
+        + ", ".join(f"{w.key} ({w.name})" for w in WORKLOADS.values()),
     )
     parser.add_argument("--json", type=Path, help="also write the JSON lines to this file")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
-    chosen = [w.strip().upper() for w in args.only.split(",") if w.strip()] or list(WORKLOADS)
-    unknown = [w for w in chosen if w not in WORKLOADS]
+    chosen, unknown = chosen_workloads(args.only)
     if unknown:
         parser.error(f"unknown workload(s) {', '.join(unknown)}: use {', '.join(WORKLOADS)}")
+    rounds = 1 if args.smoke else args.rounds
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     facts = machine()
@@ -356,12 +357,11 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Measurement] = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="quart-jobs-bench-") as tmp:
-        cfg = Config(rounds=args.rounds, quick=args.quick, workdir=Path(tmp))
-        for key in chosen:
-            title, runner = WORKLOADS[key]
-            log(f"== {key} {title}")
+        cfg = Config(rounds=rounds, quick=args.quick, smoke=args.smoke, workdir=Path(tmp))
+        for workload in chosen:
+            log(f"== {workload.key} {workload.title}")
             t0 = time.perf_counter()
-            rows.extend(asyncio.run(runner(cfg, log)))
+            rows.extend(asyncio.run(workload.run(cfg, log)))
             log(f"   ({time.perf_counter() - t0:.0f}s)")
 
     print()

@@ -12,21 +12,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PG_ADMIN_URL = "postgresql://root@127.0.0.1:5432/test"
-PG_BASE = "postgresql://root@127.0.0.1:5432/"
+#: The PostgreSQL server the PostgreSQL rows use (``BENCH_POSTGRES_URL``): a database on it to
+#: connect to; each row creates a database of its own beside it and drops it afterwards.
+PG_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test")
+PG_BASE = PG_ADMIN_URL.rsplit("/", 1)[0] + "/"
 
 
 @dataclass
 class Config:
+    """How a run is sized. ``quick``: small sizes; ``smoke``: the smallest sizes that still
+    measure something, one check that every workload runs (the test suite's smoke test).
+    ``peers``: also run the peer libraries (when installed); without, their rows are left out."""
+
     rounds: int = 3
     quick: bool = False
     workdir: Path = Path("/tmp")
+    smoke: bool = False
+    peers: bool = True
 
-    def size(self, full: int, quick: int | None = None) -> int:
-        """A job count: ``full`` normally, ``quick`` (default a tenth) with ``--quick``."""
-        if not self.quick:
-            return full
-        return quick if quick is not None else max(1, full // 10)
+    def size(self, full: int, quick: int | None = None, smoke: int | None = None) -> int:
+        """A count: ``full`` normally, ``quick`` (default a tenth) with ``--quick``, ``smoke``
+        (default a five-thousandth, at least 2) with ``--smoke``."""
+        if self.smoke:
+            return smoke if smoke is not None else max(2, full // 5000)
+        if self.quick:
+            return quick if quick is not None else max(1, full // 10)
+        return full
+
+    def seconds(self, full: float, quick: float, smoke: float) -> float:
+        """A duration (a pause, a load window) sized as :meth:`size` sizes counts."""
+        return smoke if self.smoke else quick if self.quick else full
 
 
 @dataclass

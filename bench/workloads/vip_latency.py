@@ -9,7 +9,7 @@ the 20 VIP jobs arrive one at a time, each once the previous one has started plu
 each finds only regular jobs queued; its wait is the rest of the running regular job (0-5 ms)
 plus the enqueue, the wake-up and the claim.
 
-``bench/w2_before_after.py`` runs the quart-jobs rows against an older release, interleaved.
+``bench/tools/vip_latency_ab.py`` runs the quart-jobs rows against an older release, interleaved.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from .common import Config, Measurement, not_run, one_line
+from ..common import Config, Measurement, not_run, one_line
 
 WORKLOAD = "W2 VIP latency"
 JOB_SECONDS = 0.005
@@ -36,8 +37,10 @@ TIMEOUT = 60.0
 #: Single VIP rows: the pause after a VIP job started before the next one arrives.
 SINGLE_GAP = 1.5 * JOB_SECONDS
 
-# VIP waits recorded by the running jobs (seconds); the events set when all (and one) started.
+# VIP waits recorded by the running jobs (seconds); the events set when all (and one) started;
+# how many VIP jobs arrive this round (VIP_COUNT, fewer in a smoke run).
 _waits: list[float] = []
+_vip_count = VIP_COUNT
 _all_started: asyncio.Event | None = None
 _one_started: asyncio.Event | None = None
 
@@ -46,7 +49,7 @@ def _record_wait(t0: float) -> None:
     _waits.append(time.perf_counter() - t0)
     if _one_started is not None:
         _one_started.set()
-    if len(_waits) == VIP_COUNT and _all_started is not None:
+    if len(_waits) == _vip_count and _all_started is not None:
         _all_started.set()
 
 
@@ -54,7 +57,7 @@ async def arrive(enqueue: Callable[[float], Awaitable[object]], single: bool) ->
     """The VIP arrivals: a burst of VIP_COUNT enqueues, or (``single``) one at a time, each
     SINGLE_GAP after the previous one started. ``enqueue(t0)`` enqueues one VIP job."""
     global _one_started
-    for _ in range(VIP_COUNT):
+    for _ in range(_vip_count):
         _one_started = asyncio.Event()
         await enqueue(time.perf_counter())
         if single:
@@ -83,7 +86,7 @@ async def quart_jobs_sqlite(cfg: Config, regular: int, single: bool = False) -> 
 
 
 async def quart_jobs_sqlite_strict(cfg: Config, regular: int, single: bool = False) -> list[float]:
-    """Strict priority (``weights={0: inf, 10: 1}``): the claim's cost alone, as before issue 14."""
+    """Strict priority (``weights={0: inf, 10: 1}``): the claim's cost alone, no fair share."""
     return await _quart_jobs_sqlite(cfg, regular, {0: math.inf, 10: 1.0}, single)
 
 
@@ -95,7 +98,8 @@ async def _quart_jobs_sqlite(
 
     path = cfg.workdir / f"w2-{uuid.uuid4().hex[:8]}.sqlite3"
     # Without weights, the release's defaults (and releases before weights existed run too).
-    jobs = Jobs(f"sqlite:///{path}", **({} if weights is None else {"weights": weights}))
+    options: dict[str, Any] = {} if weights is None else {"weights": weights}
+    jobs = Jobs(f"sqlite:///{path}", **options)
     reg = jobs.task(qj_regular)
     vip_task = jobs.task(qj_vip)
     _waits.clear()
@@ -106,7 +110,7 @@ async def _quart_jobs_sqlite(
                 await jobs.enqueue_many([(reg, (), {})] * min(500, regular - start))
             vip = jobs.options(priority="vip")
             async with jobs.run_worker(concurrency=1):
-                await asyncio.sleep(VIP_AT)
+                await asyncio.sleep(cfg.seconds(VIP_AT, VIP_AT, 0.02))
                 await arrive(lambda t0: vip.enqueue(vip_task, t0), single)
                 await asyncio.wait_for(_all_started.wait(), TIMEOUT)
         return list(_waits)
@@ -149,7 +153,7 @@ async def priority_queue(cfg: Config, regular: int, single: bool = False) -> lis
     for _ in range(regular):
         queue.put_nowait(_Item(10, next(seq), regular_job))
     task = asyncio.create_task(worker())
-    await asyncio.sleep(VIP_AT)
+    await asyncio.sleep(cfg.seconds(VIP_AT, VIP_AT, 0.02))
     await arrive(lambda t0: queue.put(_Item(0, next(seq), vip_job(t0))), single)
     await asyncio.wait_for(started.wait(), TIMEOUT)
     task.cancel()
@@ -165,30 +169,31 @@ def _huey_round(path: Path, regular: int) -> list[float]:
     waits: list[float] = []
     started = threading.Event()
 
-    @huey.task()
-    def regular_job() -> None:
+    def _regular_job() -> None:
         time.sleep(JOB_SECONDS)
 
-    @huey.task()
-    def vip_job(t0: float) -> None:
+    def _vip_job(t0: float) -> None:
         waits.append(time.perf_counter() - t0)
-        if len(waits) == VIP_COUNT:
+        if len(waits) == _vip_count:
             started.set()
         time.sleep(JOB_SECONDS)
+
+    regular_job = huey.task()(_regular_job)  # not decorators: Huey is untyped
+    vip_job = huey.task()(_vip_job)
 
     for _ in range(regular):
         regular_job(priority=0)
     consumer = Consumer(huey, workers=1, worker_type="thread", periodic=False)
-    consumer._set_signal_handlers = lambda: None  # type: ignore[method-assign]
+    consumer._set_signal_handlers = lambda: None  # not the main thread
     consumer.start()
     time.sleep(VIP_AT)
-    for _ in range(VIP_COUNT):
+    for _ in range(_vip_count):
         vip_job(time.perf_counter(), priority=10)  # Huey: higher runs first
     ok = started.wait(TIMEOUT)
     consumer.stop(graceful=True)
     huey.storage.close()
     if not ok:
-        raise TimeoutError(f"only {len(waits)} of {VIP_COUNT} VIP jobs started")
+        raise TimeoutError(f"only {len(waits)} of {_vip_count} VIP jobs started")
     return waits
 
 
@@ -202,22 +207,24 @@ async def huey(cfg: Config, regular: int) -> list[float]:
 
 Runner = Callable[..., Awaitable[list[float]]]
 
-#: (name, the round, note, whether it also runs the single-VIP arrivals).
-SYSTEMS: list[tuple[str, Runner, str, bool]] = [
-    ("asyncio.PriorityQueue (ceiling)", priority_queue, "in memory, 1 worker task", True),
+#: (name, the round, note, whether it also runs the single-VIP arrivals, whether a peer).
+SYSTEMS: list[tuple[str, Runner, str, bool, bool]] = [
+    ("asyncio.PriorityQueue (ceiling)", priority_queue, "in memory, 1 worker task", True, False),
     (
         "quart-jobs SQLite FULL",
         quart_jobs_sqlite,
         "concurrency 1, in-process worker, VIP weight 9",
         True,
+        False,
     ),
     (
         "quart-jobs SQLite FULL, strict priority",
         quart_jobs_sqlite_strict,
         "concurrency 1, in-process worker, weights inf",
         True,
+        False,
     ),
-    ("Huey SqliteHuey", huey, "Consumer, 1 thread; int priority", False),
+    ("Huey SqliteHuey", huey, "Consumer, 1 thread; int priority", False, True),
 ]
 
 
@@ -228,11 +235,14 @@ def wait_stats(waits: list[float], single: bool) -> dict[str, float]:
 
 
 async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
-    regular = cfg.size(2_000, 400)
+    global _vip_count
+    regular = cfg.size(2_000, 400, 4)
+    _vip_count = cfg.size(VIP_COUNT, VIP_COUNT, 3)
+    systems = [s for s in SYSTEMS if cfg.peers or not s[4]]
     rows: dict[tuple[str, str], Measurement] = {}
     failed: dict[str, str] = {}
     for rnd in range(cfg.rounds):
-        for name, func, note, has_single in SYSTEMS:
+        for name, func, note, has_single, _ in systems:
             for single in (False, True) if has_single else (False,):
                 if name in failed:
                     continue
@@ -259,7 +269,7 @@ async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
                 shown = ", ".join(f"{k} {v:.1f} ms" for k, v in stats.items())
                 log(f"  round {rnd + 1}/{cfg.rounds} {name}: {shown}")
     out: list[Measurement] = []
-    for name, _, _, _ in SYSTEMS:
+    for name, *_ in systems:
         if name in failed:
             out.append(not_run(WORKLOAD, name, "VIP wait median ms", failed[name], "ms"))
         else:

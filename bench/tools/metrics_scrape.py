@@ -1,7 +1,7 @@
 """What a ``/metrics`` scrape costs with a big jobs table, and what it does to the API's reads.
 
-    python -m bench.metrics_scrape                      # 400,000 jobs, this checkout's orders
-    python -m bench.metrics_scrape --orders /other/.venv/bin/orders --jobs 100000
+    python -m bench.tools.metrics_scrape                      # 400,000 jobs, this checkout's orders
+    python -m bench.tools.metrics_scrape --orders /other/.venv/bin/orders --jobs 100000
 
 Starts ``orders serve`` (SQLite, no embedded worker) on a fresh database, places one order as
 the demo VIP customer (``GET /orders/1``), then fills the jobs table with direct INSERTs
@@ -143,7 +143,10 @@ def main() -> None:
                 f"GET /metrics alone:                         "
                 f"{summary(timed(lambda: client.get('/metrics', headers=metrics_headers), 50))}"
             )
-            read = lambda: client.get("/orders/1", headers=VIP)  # noqa: E731
+
+            def read() -> httpx.Response:
+                return client.get("/orders/1", headers=VIP)
+
             assert read().status_code == 200
             print(
                 f"GET /orders/1 alone:                        {summary(timed(read, args.requests))}"

@@ -1,8 +1,8 @@
-"""The in-memory intakes W3 compares the order service with (run as their own processes).
+"""The in-memory intakes W3 and W7 compare the order service with (each its own process).
 
-    python -m bench.w3_apps quart PORT     # Quart + asyncio.PriorityQueue, under Hypercorn
-    python -m bench.w3_apps quart-uvicorn PORT   # the same app under uvicorn (uvloop, httptools)
-    python -m bench.w3_apps aiohttp PORT   # aiohttp + asyncio.PriorityQueue
+    python -m bench.in_memory_apps quart PORT          # Quart + asyncio.PriorityQueue, Hypercorn
+    python -m bench.in_memory_apps quart-uvicorn PORT  # the same app under uvicorn
+    python -m bench.in_memory_apps aiohttp PORT        # aiohttp + asyncio.PriorityQueue
 
 Both check the bearer key, parse the JSON body, queue the order (VIP first, FIFO within a tier)
 and answer 202 with the order id; ``BENCH_WORKERS`` worker tasks (default 4) take orders off the
@@ -127,7 +127,7 @@ async def serve_quart(port: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await serve(quart_app(), config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+    await serve(quart_app(), config, shutdown_trigger=stop.wait)
 
 
 def serve_quart_uvicorn(port: int) -> None:
@@ -176,7 +176,7 @@ if __name__ == "__main__":
     if os.environ.get("BENCH_GC") == "1":
         _tune_gc()
     if len(sys.argv) != 3 or sys.argv[1] not in ("quart", "quart-uvicorn", "aiohttp"):
-        sys.exit("usage: python -m bench.w3_apps quart|quart-uvicorn|aiohttp PORT")
+        sys.exit("usage: python -m bench.in_memory_apps quart|quart-uvicorn|aiohttp PORT")
     if sys.argv[1] == "quart":
         asyncio.run(serve_quart(int(sys.argv[2])))
     elif sys.argv[1] == "quart-uvicorn":

@@ -26,18 +26,18 @@ from pathlib import Path
 from quart_jobs import Jobs, JobState
 from quart_jobs.worker import WorkerSettings
 
-from .common import Config, Measurement, fresh_database, not_run, one_line
-from .w1_throughput import postgres_backend_missing
+from ..common import Config, Measurement, fresh_database, not_run, one_line
+from .throughput import postgres_backend_missing
 
 WORKLOAD = "W5 wake-up"
-JOB_NAME = "bench.w5.stamp"
+JOB_NAME = "bench.wakeup.stamp"
 POLL_INTERVAL = 0.5
 CONCURRENCY = 4
 TARGET_MS = 20.0
 TIMEOUT = 30.0
 URL_VARIABLE = "BENCH_W5_DATABASE_URL"
 
-#: What the worker process loads (``quart-jobs --app bench.w5_wakeup:jobs worker``).
+#: What the worker process loads (``quart-jobs --app bench.workloads.wakeup:jobs worker``).
 jobs = Jobs(
     os.environ.get(URL_VARIABLE, "memory://"),
     worker_settings=WorkerSettings(poll_interval=POLL_INTERVAL),
@@ -57,7 +57,14 @@ def _worker_process(url: str) -> subprocess.Popen[str]:
     )
     command = str(Path(sys.executable).parent / "quart-jobs")
     return subprocess.Popen(
-        [command, "--app", "bench.w5_wakeup:jobs", "worker", "--concurrency", str(CONCURRENCY)],
+        [
+            command,
+            "--app",
+            "bench.workloads.wakeup:jobs",
+            "worker",
+            "--concurrency",
+            str(CONCURRENCY),
+        ],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
@@ -77,7 +84,9 @@ async def _await_started(proc: subprocess.Popen[str]) -> None:
             return
 
 
-async def _latencies(url: str, n: int) -> list[float]:
+async def _latencies(url: str, n: int, pause: float) -> list[float]:
+    """``n`` enqueue-to-start latencies, each job enqueued after a random pause of up to
+    ``pause`` seconds (a poll interval: arrivals anywhere in the worker's poll cycle)."""
     producer = Jobs(url)
     producer.register(stamp.func, name=JOB_NAME)
     async with producer:
@@ -86,7 +95,7 @@ async def _latencies(url: str, n: int) -> list[float]:
             await asyncio.wait_for(_await_started(worker), TIMEOUT)
             out = []
             for _ in range(n):
-                await asyncio.sleep(random.uniform(0.01, POLL_INTERVAL))
+                await asyncio.sleep(random.uniform(0.01, pause))
                 t0 = time.time()
                 job = await producer.enqueue(JOB_NAME)
                 deadline = time.monotonic() + TIMEOUT
@@ -102,16 +111,18 @@ async def _latencies(url: str, n: int) -> list[float]:
                 await asyncio.to_thread(worker.wait, 15)
             except subprocess.TimeoutExpired:
                 worker.kill()
+            if worker.stderr is not None:
+                worker.stderr.close()
 
 
 async def _sqlite(cfg: Config, n: int) -> list[float]:
     path = cfg.workdir / f"w5-{uuid.uuid4().hex[:8]}.sqlite3"
-    return await _latencies(f"sqlite:///{path}", n)
+    return await _latencies(f"sqlite:///{path}", n, cfg.seconds(POLL_INTERVAL, POLL_INTERVAL, 0.05))
 
 
 async def _postgres(cfg: Config, n: int) -> list[float]:
     async with fresh_database("bench_w5") as url:
-        return await _latencies(url, n)
+        return await _latencies(url, n, cfg.seconds(POLL_INTERVAL, POLL_INTERVAL, 0.05))
 
 
 Runner = Callable[[Config, int], Awaitable[list[float]]]

@@ -1,7 +1,7 @@
-"""Issue 15, SQLite enqueue: where one awaited enqueue's time goes, against a raw commit.
+"""SQLite: where one awaited enqueue's time goes, against raw commits of the same size.
 
-    python -m bench.sqlite15_latency [--n 1000]
-    PYTHONPATH=/tmp/base/src python -m bench.sqlite15_latency   # another quart_jobs
+    python -m bench.tools.sqlite_commit_latency [--n 1000]
+    PYTHONPATH=/tmp/base/src python -m bench.tools.sqlite_commit_latency   # another quart_jobs
 
 One process, one directory, ``synchronous=FULL`` everywhere; each iteration runs, in a random
 order, one of each:
@@ -29,7 +29,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from .w1_throughput import RAW_SQLITE_INSERT, RAW_SQLITE_TABLE, qj_noop
+from ..workloads.throughput import RAW_SQLITE_INSERT, RAW_SQLITE_TABLE, qj_noop
 
 QJ_INSERT = (
     "INSERT INTO qj_jobs (task, args, kwargs, priority, state, max_attempts, enqueued_at, "

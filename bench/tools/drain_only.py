@@ -4,12 +4,12 @@ A backlog of N no-op jobs (every second one VIP, enqueued with ``enqueue_many``)
 ``jobs.run_worker(concurrency=32)`` until the last ``succeeded`` event; the ceiling is the median
 of three ``asyncio.PriorityQueue`` drains of N in the same process just before::
 
-    .venv/bin/python -m bench.drain_only sqlite 20000 --label B
-    PYTHONPATH=/path/to/other/src .venv/bin/python -m bench.drain_only sqlite 20000 --label A
-    .venv/bin/python -m bench.drain_only postgres 5000        # its own database, dropped after
-    .venv/bin/python -m bench.drain_only sqlite 40000 --prepared var/drain-40000.sqlite3
+    .venv/bin/python -m bench.tools.drain_only sqlite 20000 --label B
+    PYTHONPATH=/other/src .venv/bin/python -m bench.tools.drain_only sqlite 20000 --label A
+    .venv/bin/python -m bench.tools.drain_only postgres 5000  # a database of its own
+    .venv/bin/python -m bench.tools.drain_only sqlite 40000 --prepared var/drain-40000.sqlite3
     py-spy record --threads --idle -r 250 --format raw -o var/drain.txt -- \\
-        .venv/bin/python -m bench.drain_only sqlite 40000 --prepared var/drain-40000.sqlite3
+        .venv/bin/python -m bench.tools.drain_only sqlite 40000 --prepared var/drain-40000.sqlite3
 
 SQLite runs drain a copy of a prepared file: ``--prepared PATH`` keeps it (made by the first run
 that names it), so that a profiler of the next runs sees the drain and not the enqueue.
@@ -27,15 +27,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import Config, Countdown, fresh_database
-from .w1_throughput import QJ_CONCURRENCY, priority_queue, qj_noop
+from ..common import Config, Countdown, fresh_database
+from ..workloads.throughput import QJ_CONCURRENCY, priority_queue, qj_noop
 
 
 async def _fill(jobs: Any, n: int) -> None:
     task = jobs.task(qj_noop)
     vip = jobs.options(priority="vip")
     for _ in range(0, n, 500):
-        calls = [(task, (), {}) for _ in range(250)]
+        calls: list[tuple[Any, tuple[()], dict[str, Any]]] = [(task, (), {}) for _ in range(250)]
         await jobs.enqueue_many(calls, vip.settings)
         await jobs.enqueue_many(calls)
 

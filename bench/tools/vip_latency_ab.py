@@ -1,7 +1,7 @@
 """W2 before and after: the same W2 rounds on an older release of the library and on this
 checkout, interleaved, in one sitting (a one-off comparison, not part of ``python -m bench``).
 
-    .venv/bin/python -m bench.w2_before_after --before 8f26c42 --rounds 6
+    .venv/bin/python -m bench.tools.vip_latency_ab --before 8f26c42 --rounds 6
 
 The older release's ``src/`` is exported with ``git archive`` into a temporary directory (not
 a worktree; the venv's dependencies serve both) and put first on ``PYTHONPATH`` of a child
@@ -9,7 +9,7 @@ process. Every round is one child per system, each a fresh interpreter, in the s
 every round, so that both versions pay the same start-up and see the same machine:
 ``asyncio.PriorityQueue`` (the ceiling), the older release (its defaults), this checkout with
 the default weights and with strict priority. Each child runs W2's burst and single-VIP
-arrivals (``bench/w2_latency.py``) and prints its waits as JSON.
+arrivals (``bench/workloads/vip_latency.py``) and prints its waits as JSON.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import tempfile
 from io import BytesIO
 from pathlib import Path
 
-from . import w2_latency as w2
-from .common import Config
+from ..common import Config
+from ..workloads import vip_latency as w2
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,7 +91,7 @@ def main() -> None:
                     [
                         sys.executable,
                         "-m",
-                        "bench.w2_before_after",
+                        "bench.tools.vip_latency_ab",
                         "--child",
                         function,
                         "--regular",
@@ -133,11 +133,11 @@ def main() -> None:
                 f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
             )
         print(f"{name} | {cells[0]} | {cells[1]}")
-    before = results["before: quart-jobs SQLite FULL"]
+    older = results["before: quart-jobs SQLite FULL"]
     for name, kinds in results.items():
         if name.startswith("now"):
             paired = {
-                k: statistics.median(v / b for v, b in zip(kinds[k], before[k], strict=True))
+                k: statistics.median(v / b for v, b in zip(kinds[k], older[k], strict=True))
                 for k in ("burst", "single")
             }
             print(

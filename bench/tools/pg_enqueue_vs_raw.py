@@ -1,9 +1,9 @@
-"""Issue 15, PostgreSQL: one producer's awaited enqueue against raw 1-row inserts, interleaved
+"""PostgreSQL: one producer's awaited enqueue against raw 1-row inserts, interleaved
 in one process (chunks of each in turn), so a load change on a shared machine hits both alike.
 
-    PYTHONPATH=<src> python -m bench.pg15_interleave [--chunks 20] [--chunk 100]
+    PYTHONPATH=<src> python -m bench.tools.pg_enqueue_vs_raw [--chunks 20] [--chunk 100]
 
-Prints both rates and their ratio (the issue's target: enqueue >= 0.7x raw).
+Prints both rates and their ratio (the goal: enqueue >= 0.7x raw).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import argparse
 import asyncio
 import time
 
-from . import w1_throughput as w1
-from .common import fresh_database
+from ..common import fresh_database
+from ..workloads import throughput as w1
 
 
 async def qj_noop() -> None:
@@ -25,7 +25,7 @@ async def main(chunks: int, chunk: int) -> None:
 
     from quart_jobs import Jobs
 
-    async with fresh_database("bench_pg15_interleave") as url:
+    async with fresh_database("bench_pg_enqueue_vs_raw") as url:
         jobs = Jobs(url)
         task = jobs.task(qj_noop)
         vip, regular = jobs.options(priority="vip"), jobs.options()

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from .common import Config, Measurement, fresh_database, not_run, one_line, pg_available
+from ..common import Config, Measurement, fresh_database, not_run, one_line, pg_available
 
 WORKLOAD = "W6 fairness"
 VIP_BACKLOG = 2_000
@@ -80,16 +80,22 @@ async def _enqueue(jobs: Any, task: Any, label: str, count: int, **opts: Any) ->
 
 
 async def regular_share(
-    url: str, concurrency: int, weights: Mapping[int, float] | None, starts: int
+    url: str,
+    concurrency: int,
+    weights: Mapping[int, float] | None,
+    starts: int,
+    backlogs: tuple[int, int] = (VIP_BACKLOG, REGULAR_BACKLOG),
 ) -> float:
+    """The regular tier's share of the first ``starts`` starts, with ``backlogs`` (VIP,
+    regular) queued, regular first."""
     from quart_jobs import Jobs
 
     jobs = Jobs(url, weights=weights)
     task = jobs.task(fair_job)
     enough = _reset(starts)
     async with jobs:
-        await _enqueue(jobs, task, "regular", REGULAR_BACKLOG, priority="regular")
-        await _enqueue(jobs, task, "vip", VIP_BACKLOG, priority="vip")
+        await _enqueue(jobs, task, "regular", backlogs[1], priority="regular")
+        await _enqueue(jobs, task, "vip", backlogs[0], priority="vip")
         async with jobs.run_worker(concurrency=concurrency):
             await asyncio.wait_for(enough.wait(), TIMEOUT)
     first = _starts[:starts]
@@ -121,8 +127,12 @@ SHARE_CASES: list[tuple[str, int, Mapping[int, float] | None]] = [
 
 
 async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
-    starts = cfg.size(STARTS, 100)
-    backlog = cfg.size(BOB_BACKLOG, 400)
+    starts = cfg.size(STARTS, 100, 10)
+    backlog = cfg.size(BOB_BACKLOG, 400, 10)
+    backlogs = (
+        cfg.size(VIP_BACKLOG, VIP_BACKLOG, 20),
+        cfg.size(REGULAR_BACKLOG, REGULAR_BACKLOG, 2),
+    )
     rows: dict[tuple[str, str], Measurement] = {}
     failed: dict[str, str] = {}
     pg_missing = pg_available()
@@ -144,9 +154,9 @@ async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
             try:
                 for label, conc, weights in SHARE_CASES:
                     async with _store(cfg, backend) as url:
-                        share = await regular_share(url, conc, weights, starts)
+                        share = await regular_share(url, conc, weights, starts, backlogs)
                     system = f"quart-jobs {backend}, {label}, concurrency {conc}"
-                    note = f"{VIP_BACKLOG:,} VIP + {REGULAR_BACKLOG} regular queued"
+                    note = f"{backlogs[0]:,} VIP + {backlogs[1]} regular queued"
                     add(system, "regular share of starts %", share * 100, starts, note, True)
                     log(f"  round {rnd + 1}/{cfg.rounds} {system}: regular {share:.1%}")
                 async with _store(cfg, backend) as url:
@@ -168,7 +178,7 @@ async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
 
 
 def ratios(rows: list[Measurement]) -> list[str]:
-    """The issue 14 target: the regular tier keeps >= 1/(W+1) of the starts at weight 9."""
+    """The goal: the regular tier keeps >= 1/(W+1) of the starts at VIP weight W = 9."""
     out: list[str] = []
     for m in rows:
         if m.workload != WORKLOAD or not m.ok:

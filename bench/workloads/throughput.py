@@ -20,12 +20,12 @@ import itertools
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .common import (
+from ..common import (
     Config,
     Countdown,
     Measurement,
@@ -85,7 +85,8 @@ async def _async_phases(
 
 @contextlib.asynccontextmanager
 async def _running(
-    start: Callable[[], Awaitable[Any]], stop: Callable[[], Awaitable[Any]] | None = None
+    start: Callable[[], Coroutine[Any, Any, Any]],
+    stop: Callable[[], Awaitable[Any]] | None = None,
 ) -> AsyncIterator[None]:
     """``start()`` as a task for the duration; then ``stop()`` (if given) and cancel it."""
     task = asyncio.create_task(start())
@@ -245,9 +246,10 @@ def _huey_round(path: Path, n: int) -> Phases:
     global _done
     huey = SqliteHuey("bench", filename=str(path), results=False)
 
-    @huey.task()
-    def noop() -> None:
+    def _noop() -> None:
         _hit()
+
+    noop = huey.task()(_noop)  # not a decorator: Huey is untyped
 
     def produce() -> None:
         for i in range(n):
@@ -255,7 +257,7 @@ def _huey_round(path: Path, n: int) -> Phases:
 
     def consumer() -> Consumer:
         c = Consumer(huey, workers=HUEY_WORKERS, worker_type="thread", periodic=False)
-        c._set_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread
+        c._set_signal_handlers = lambda: None  # not the main thread
         return c
 
     t0 = time.perf_counter()
@@ -357,9 +359,10 @@ async def procrastinate(cfg: Config, n: int) -> Phases:
         app = pc.App(connector=pc.PsycopgConnector(conninfo=url))
         done = [Countdown(n)]
 
-        @app.task(name="noop")
-        async def noop() -> None:
+        async def _noop() -> None:
             done[0].hit_in_loop()
+
+        noop = app.task(name="noop")(_noop)  # not a decorator: typed as Any here
 
         async with app.open_async():
             await app.schema_manager.apply_schema_async()
@@ -404,7 +407,7 @@ async def saq(cfg: Config, n: int) -> Phases:
             await queue.disconnect()
 
 
-# --- physical references: raw SQLite commits (issue 15, SQLite enqueue) ---------------------
+# --- physical references: raw SQLite commits --------------------------------------------------
 
 RAW_SQLITE_1 = "raw SQLite 1-row FULL commits"
 RAW_SQLITE_BATCH = "raw SQLite 1,000-row batch commits"
@@ -431,7 +434,7 @@ def _raw_sqlite_round(path: Path, n: int, batch: int) -> float:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute(RAW_SQLITE_TABLE)
-        task = "bench.w1_throughput:qj_noop"
+        task = "bench.workloads.throughput:qj_noop"
         t0 = time.perf_counter()
         for start in range(0, n, batch):
             now = time.time()
@@ -460,7 +463,7 @@ async def raw_sqlite(cfg: Config, n: int, batch: int = 1) -> Phases:
         _unlink_sqlite(path)
 
 
-# --- physical reference: raw PostgreSQL 1-row inserts (issue 15, PostgreSQL) -----------------
+# --- physical reference: raw PostgreSQL 1-row inserts ----------------------------------------
 
 RAW_PG = "raw PostgreSQL 1-row inserts (autocommit)"
 RAW_PG_TABLE = """
@@ -490,7 +493,7 @@ async def raw_postgres(cfg: Config, n: int) -> Phases:
         await psycopg.AsyncConnection.connect(url, autocommit=True) as conn,
     ):
         await conn.execute(RAW_PG_TABLE)
-        task = "bench.w1_throughput:qj_noop"
+        task = "bench.workloads.throughput:qj_noop"
         t0 = time.perf_counter()
         for i in range(n):
             now = time.time()
@@ -508,9 +511,10 @@ class System:
     full_n: int
     note: str
     unavailable: Callable[[], str | None] = lambda: None
+    peer: bool = False  # another library (left out when ``Config.peers`` is false)
 
 
-def systems(cfg: Config) -> list[System]:
+def systems() -> list[System]:
     return [
         System(
             "asyncio.PriorityQueue (ceiling)",
@@ -530,7 +534,7 @@ def systems(cfg: Config) -> list[System]:
             20_000,
             f"durable (fsync per commit), concurrency {QJ_CONCURRENCY}",
         ),
-        # issue 15 (SQLite): the physical references of the enqueue (rows/s, enqueue only).
+        # The physical references of the enqueue (rows/s, enqueue only): what the disk allows.
         System(
             RAW_SQLITE_1,
             raw_sqlite,
@@ -562,7 +566,7 @@ def systems(cfg: Config) -> list[System]:
             f"one process, concurrency {QJ_CONCURRENCY}",
             postgres_backend_missing,
         ),
-        # issue 15 (PostgreSQL): the physical reference of the one-producer enqueue.
+        # The physical reference of the one-producer enqueue.
         System(
             RAW_PG,
             raw_postgres,
@@ -582,12 +586,14 @@ def systems(cfg: Config) -> list[System]:
             huey,
             4_000,
             f"Consumer, {HUEY_WORKERS} threads; default fsync",
+            peer=True,
         ),
         System(
             "persist-queue SQLiteAckQueue",
             persist_queue,
             4_000,
             f"{PERSIST_QUEUE_THREADS} consumer thread, get+ack; FIFO (no priority)",
+            peer=True,
         ),
         System(
             "procrastinate (PostgreSQL)",
@@ -595,6 +601,7 @@ def systems(cfg: Config) -> list[System]:
             1_500,
             f"worker concurrency {PEER_ASYNC_CONCURRENCY}",
             pg_available,
+            peer=True,
         ),
         System(
             "SAQ (PostgreSQL)",
@@ -602,6 +609,7 @@ def systems(cfg: Config) -> list[System]:
             1_500,
             f"worker concurrency {PEER_ASYNC_CONCURRENCY}",
             pg_available,
+            peer=True,
         ),
     ]
 
@@ -612,7 +620,7 @@ METRICS = (("enqueue", "enqueue"), ("drain", "drain"), ("e2e", "end-to-end"))
 async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
     rows: dict[tuple[str, str], Measurement] = {}
     failed: dict[str, str] = {}
-    chosen = systems(cfg)
+    chosen = [s for s in systems() if cfg.peers or not s.peer]
     for s in chosen:
         reason = s.unavailable()
         if reason:
@@ -623,7 +631,7 @@ async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
                 continue
             n = cfg.size(s.full_n)
             t0 = time.perf_counter()
-            budget = ROUND_BUDGET_QUICK if cfg.quick else ROUND_BUDGET
+            budget = ROUND_BUDGET_QUICK if cfg.quick or cfg.smoke else ROUND_BUDGET
             try:
                 phases = await asyncio.wait_for(s.run(cfg, n), budget)
             except TimeoutError:

@@ -1,6 +1,7 @@
-"""Issue 15, PostgreSQL: CPU per enqueue, client and server, layer by layer.
+"""PostgreSQL: CPU per enqueue, client and server (the server's backend process), layer by
+layer.
 
-    python -m bench.pg15_cpu [--n 1500]
+    python -m bench.tools.pg_server_cpu [--n 1500]
 
 The raw and direct rows on a connection of their own (autocommit), the others on the pool's
 one connection (``min_size=max_size=1``); the server's CPU is read from
@@ -17,7 +18,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 
-from .common import PG_ADMIN_URL
+from ..common import PG_ADMIN_URL
 
 RAW_TABLE = (
     "CREATE TABLE raw (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, task text, "
@@ -63,7 +64,7 @@ async def main(n: int) -> None:
     from quart_jobs.backends.shared_sql.jobs import insert_params
     from quart_jobs.models import NewJob
 
-    schema = "pg15_cpu_" + os.urandom(3).hex()
+    schema = "bench_server_cpu_" + os.urandom(3).hex()
     jobs = Jobs(PG_ADMIN_URL, backend_options={"schema": schema, "min_size": 1, "max_size": 1})
     task = jobs.task(qj_noop)
     async with jobs:

@@ -5,9 +5,9 @@ Each its own process on this machine, loaded in turn by ``wrk -t1 -c64``:
 * the order service (``orders serve``: its default server, uvicorn; a fresh SQLite file,
   ``ORDERS_DEMO=1``, its embedded worker running the orders, ``processing_seconds: 0``): each
   202 only after COMMIT; then the same with ``SERVER=hypercorn``, and under granian's CLI;
-* the same kind of Quart app with an in-memory ``asyncio.PriorityQueue`` (:mod:`bench.w3_apps`),
-  on the same servers (uvicorn, then Hypercorn), and on uvicorn with the garbage collector set
-  as ``orders serve`` sets it (``BENCH_GC=1``: a like-for-like row);
+* the same kind of Quart app with an in-memory ``asyncio.PriorityQueue``
+  (:mod:`bench.in_memory_apps`), on the same servers (uvicorn, then Hypercorn), and on uvicorn
+  with the garbage collector set as ``orders serve`` sets it (``BENCH_GC=1``: a like-for-like row);
 * a minimal aiohttp in-memory intake.
 
 wrk and the server share the 2 cores, as they would on one small box.
@@ -27,12 +27,12 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from .common import Config, Measurement, not_run, one_line
+from ..common import Config, Measurement, not_run, one_line
 
 WORKLOAD = "W3 HTTP intake"
 CONNECTIONS = 64
 ORDERS = "order service (quart-jobs SQLite FULL, `orders serve`: uvicorn)"
-# The same app under the other ASGI servers a user might pick (issue 15: ship the best default).
+# The same app under the other ASGI servers a user might pick (so the default is the best one).
 ORDERS_HYPERCORN = "order service under Hypercorn (SERVER=hypercorn)"
 ORDERS_GRANIAN = "order service under granian (its CLI)"
 SERVERS = {
@@ -54,7 +54,7 @@ QUART_MEM = "Quart + asyncio.PriorityQueue (uvicorn)"
 QUART_MEM_GC = "Quart + asyncio.PriorityQueue (uvicorn, GC as `orders serve`)"
 QUART_MEM_HYPERCORN = "Quart + asyncio.PriorityQueue (Hypercorn)"
 AIOHTTP_MEM = "aiohttp + asyncio.PriorityQueue"
-#: The in-memory apps of bench.w3_apps, by the kind its command line takes.
+#: The in-memory apps of bench.in_memory_apps, by the kind its command line takes.
 MEMORY_APPS = {
     QUART_MEM: "quart-uvicorn",
     QUART_MEM_GC: "quart-uvicorn",
@@ -131,7 +131,7 @@ def _command(system: str, port: int, workdir: Path) -> tuple[list[str], dict[str
         return [sys.executable, "-c", code, "serve", "--port", str(port)], env
     if system == QUART_MEM_GC:
         env["BENCH_GC"] = "1"
-    return [sys.executable, "-m", "bench.w3_apps", MEMORY_APPS[system], str(port)], env
+    return [sys.executable, "-m", "bench.in_memory_apps", MEMORY_APPS[system], str(port)], env
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}

@@ -1,8 +1,8 @@
 """W4 scale: quart-jobs on PostgreSQL drained by 1, 2 and 4 worker processes.
 
 A backlog of N no-op jobs (half VIP) is enqueued first (not timed); then K worker processes
-(``python -m bench.w4_scale child URL``, concurrency 32 each) are started, wait until all are
-ready, and get a "go" together; the clock stops when the store counts N succeeded jobs.
+(``python -m bench.workloads.pg_scale child URL``, concurrency 32 each) are started, wait until
+all are ready, and get a "go" together; the clock stops when the store counts N succeeded jobs.
 """
 
 from __future__ import annotations
@@ -15,14 +15,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from .common import Config, Measurement, fresh_database, not_run, one_line
-from .w1_throughput import postgres_backend_missing
+from ..common import Config, Measurement, fresh_database, not_run, one_line
+from .throughput import postgres_backend_missing
 
 WORKLOAD = "W4 PostgreSQL scale"
 PROCESSES = (1, 2, 4)
 CONCURRENCY = 32
-JOB_NAME = "bench.w4.noop"
+JOB_NAME = "bench.pg_scale.noop"
 TIMEOUT = 300.0
 
 
@@ -51,7 +52,7 @@ def _spawn(url: str) -> subprocess.Popen[str]:
         p for p in (str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH")) if p
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "bench.w4_scale", "child", url],
+        [sys.executable, "-m", "bench.workloads.pg_scale", "child", url],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -68,6 +69,7 @@ async def _round(n: int, processes: int) -> float:
         async with jobs:
             vip, regular = jobs.options(priority="vip").settings, jobs.options().settings
             for start in range(0, n, 1000):
+                calls: list[tuple[str, tuple[()], dict[str, Any]]]
                 calls = [(JOB_NAME, (), {})] * min(1000, n - start)
                 await jobs.enqueue_many(calls, vip if (start // 1000) % 2 else regular)
             children = [_spawn(url) for _ in range(processes)]
@@ -98,13 +100,17 @@ async def _round(n: int, processes: int) -> float:
                         await asyncio.to_thread(child.wait, 15)
                     except subprocess.TimeoutExpired:
                         child.kill()
+                    for pipe in (child.stdin, child.stdout):
+                        if pipe is not None:
+                            pipe.close()
 
 
 async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
     reason = postgres_backend_missing()
     if reason:
         return [not_run(WORKLOAD, "quart-jobs PostgreSQL", "drain jobs/s", reason, "jobs/s")]
-    n = cfg.size(10_000)
+    n = cfg.size(10_000, smoke=20)
+    processes = PROCESSES[:1] if cfg.smoke else PROCESSES
     rows = {
         k: Measurement(
             WORKLOAD,
@@ -114,11 +120,11 @@ async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
             n=n,
             note=f"concurrency {CONCURRENCY} per process; backlog drained",
         )
-        for k in PROCESSES
+        for k in processes
     }
     try:
         for rnd in range(cfg.rounds):
-            for k in PROCESSES:
+            for k in processes:
                 seconds = await _round(n, k)
                 rows[k].values.append(n / seconds)
                 log(f"  round {rnd + 1}/{cfg.rounds} {k} process(es): {n / seconds:,.0f} jobs/s")
@@ -144,4 +150,4 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "child":
         asyncio.run(_child(sys.argv[2]))
     else:
-        sys.exit("usage: python -m bench.w4_scale child URL")
+        sys.exit("usage: python -m bench.workloads.pg_scale child URL")

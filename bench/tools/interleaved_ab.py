@@ -1,14 +1,17 @@
-"""Issue 15: an A/B of the W1 rows of one store in one sitting, interleaved.
+"""An A/B of the W1 throughput rows of one store, two versions of the library interleaved in
+one sitting (a load change on a shared machine hits both alike).
 
-    python -m bench.ab sqlite --src A=/tmp/base/src --src B=src --rounds 3 [--n 5000] [--peer]
-    python -m bench.ab postgresql --src A=/tmp/base/src --src B=src --rounds 3 [--peer]
+    python -m bench.tools.interleaved_ab sqlite --src A=/tmp/base/src --src B=src --rounds 3 \\
+        [--n 5000] [--peer]
+    python -m bench.tools.interleaved_ab postgresql --src A=/tmp/base/src --src B=src [--peer]
+    python -m bench.tools.interleaved_ab sqlite --one qj1 --n 20000   # one run, for a profiler
 
 Each round runs the store's physical references (SQLite: raw 1-row FULL and 1,000-row batch
 commits; PostgreSQL: raw 1-row inserts, again before each quart-jobs run), then, for each
 ``--src`` in turn (a fresh process with that ``quart_jobs`` first on ``sys.path``), quart-jobs
 with one producer and with 100 producers, and with ``--peer`` the peer of the targets (Huey on
 SQLite, procrastinate on PostgreSQL). It prints one line per run, then the medians and the
-ratios of the targets (e2e = N / (enqueue s + drain s), the peers' W1 shape).
+headline ratios (e2e = N / (enqueue s + drain s), the peers' W1 shape).
 """
 
 from __future__ import annotations
@@ -21,14 +24,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from . import w1_throughput as w1
-from .common import Config
+from ..common import Config, Phases
+from ..workloads import throughput as w1
 
-Run = Callable[[Config, int], Awaitable[w1.Phases]]
+Run = Callable[[Config, int], Coroutine[Any, Any, Phases]]
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ def _child(store: str, src: str, run: str, n: int) -> dict[str, float | None]:
     env = dict(os.environ)
     if src != "ref":
         env["PYTHONPATH"] = str(Path(src.split("=", 1)[1]).resolve())
-    cmd = [sys.executable, "-m", "bench.ab", store, "--one", run, "--n", str(n)]
+    cmd = [sys.executable, "-m", "bench.tools.interleaved_ab", store, "--one", run, "--n", str(n)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     rates: dict[str, float | None] = json.loads(done.stdout.strip().splitlines()[-1])
     return rates
@@ -99,7 +103,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--peer", action="store_true", help="also the peer of the targets")
     parser.add_argument("--only", default="qj1,qj100", help="quart-jobs runs per src")
-    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--one",
+        help="one run (raw1, rawbatch, qj1, qj100, peer) in this process and no A/B: what a "
+        "profiler looks at (py-spy record -- python -m bench.tools.interleaved_ab ...)",
+    )
     args = parser.parse_args()
     store = STORES[args.store]
     if args.one:

@@ -4,7 +4,7 @@ Each server its own process on this machine, processing concurrency 1:
 
 * the order service (``orders serve``, its default server uvicorn; a fresh SQLite file,
   ``ORDERS_DEMO=1``, ``WORKER_CONCURRENCY=1``, the embedded worker, quotas raised);
-* the in-memory Quart app of :mod:`bench.w3_apps` under uvicorn with one worker task that
+* the in-memory Quart app of :mod:`bench.in_memory_apps` under uvicorn with one worker task that
   takes the orders off an ``asyncio.PriorityQueue`` (VIP first) and sleeps each order's
   ``processing_seconds``.
 
@@ -30,8 +30,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from . import w3_http
-from .common import Config, Measurement, not_run, one_line
+from ..common import Config, Measurement, not_run, one_line
+from . import http_intake
 
 WORKLOAD = "W7 VIP wait over HTTP"
 ORDERS = "order service (`orders serve`, SQLite FULL, concurrency 1)"
@@ -47,10 +47,10 @@ VIP_KEY = "Bearer demo-vip-key"
 
 
 def _command(system: str, port: int, cfg: Config) -> tuple[list[str], dict[str, str]]:
-    env = w3_http._env()
+    env = http_intake._env()
     if system == QUART_MEM:
         env["BENCH_WORKERS"] = "1"
-        return [sys.executable, "-m", "bench.w3_apps", "quart-uvicorn", str(port)], env
+        return [sys.executable, "-m", "bench.in_memory_apps", "quart-uvicorn", str(port)], env
     db = cfg.workdir / f"w7-{uuid.uuid4().hex[:8]}.sqlite3"
     env |= {
         "DATABASE_URL": f"sqlite:///{db}",
@@ -123,11 +123,11 @@ async def _measure(port: int, regular: int, vips: int) -> list[float]:
 
 
 def _run_one(system: str, cfg: Config, regular: int, vips: int) -> list[float]:
-    port = w3_http._free_port()
+    port = http_intake._free_port()
     cmd, env = _command(system, port, cfg)
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
-        w3_http._wait_port(port, procs[0])
+        http_intake._wait_port(port, procs[0])
         if system == ORDERS_SPLIT:  # the web process made the schema: now its worker
             worker = [*cmd[:3], "worker", "--concurrency", "1"]
             procs.append(
@@ -149,7 +149,7 @@ def _run_one(system: str, cfg: Config, regular: int, vips: int) -> list[float]:
 
 async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
     systems = [QUART_MEM]
-    missing = w3_http.orders_missing()
+    missing = http_intake.orders_missing()
     out: list[Measurement] = []
     if missing:
         out.append(not_run(WORKLOAD, ORDERS, "VIP wait median ms", missing))

@@ -1,9 +1,9 @@
 """The W1 enqueue phase of quart-jobs SQLite alone (no worker), for a profiler to look at.
 
-    .venv/bin/python -m bench.profile_enqueue 5000 --producers 1 --synchronous FULL
+    .venv/bin/python -m bench.tools.enqueue_profile 5000 --producers 1 --synchronous FULL
     py-spy record --threads --idle --format raw -o var/enqueue.txt -- \\
-        .venv/bin/python -m bench.profile_enqueue 5000 --producers 100
-    .venv/bin/python -m bench.profile_enqueue 5000 --pyinstrument   # the event-loop thread
+        .venv/bin/python -m bench.tools.enqueue_profile 5000 --producers 100
+    .venv/bin/python -m bench.tools.enqueue_profile 5000 --pyinstrument   # the event-loop thread
 
 ``--synchronous NORMAL`` takes the fsync out: what is left is the CPU and the thread hops of an
 enqueue. Each line printed is one run: jobs per second of the enqueue phase and the process's
@@ -19,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from .w1_throughput import VIP_EVERY, qj_noop
+from ..workloads.throughput import VIP_EVERY, qj_noop
 
 
 async def enqueue_phase(

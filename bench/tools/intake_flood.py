@@ -1,7 +1,7 @@
 """Intake flood: how many orders the embedded worker finishes while wrk floods ``POST /orders``.
 
-``python -m bench.intake_flood [--seconds 10] [--rounds 1]``: runs ``orders serve`` (uvicorn, a
-fresh SQLite file, ``ORDERS_DEMO=1``, quotas raised, its embedded worker) under
+``python -m bench.tools.intake_flood [--seconds 10] [--rounds 1]``: runs ``orders serve``
+(uvicorn, a fresh SQLite file, ``ORDERS_DEMO=1``, quotas raised, its embedded worker) under
 ``wrk -t1 -c64 -d10s``, then counts in the database the jobs finished during the flood (read
 the moment wrk exits) against the orders accepted (2xx answers).
 """
@@ -16,7 +16,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from .w3_http import CONNECTIONS, LUA, ORDERS, _command, _free_port, _wait_port, parse_wrk
+from ..workloads.http_intake import (
+    CONNECTIONS,
+    LUA,
+    ORDERS,
+    _command,
+    _free_port,
+    _wait_port,
+    parse_wrk,
+)
 
 
 def _counts(db: Path) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """Memory: RSS of a worker process (a subprocess) with 100,000 jobs queued in SQLite.
 
-Two readings of the same child program (``python -m bench.memory child PATH MODE``):
+Two readings of the same child program (``python -m bench.workloads.memory child PATH MODE``):
 
 * ``busy``: a worker with 32 slots, all taken by long jobs, the rest of the backlog waiting;
   the RSS is sampled for a few seconds and the peak kept;
@@ -19,8 +19,9 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from .common import Config, Measurement, not_run, one_line
+from ..common import Config, Measurement, not_run, one_line
 
 WORKLOAD = "Memory"
 CONCURRENCY = 32
@@ -67,7 +68,9 @@ async def _populate(path: Path, count: int) -> None:
         batch = 1000
         for start in range(0, count, batch):
             size = min(batch, count - start)
-            calls = [(JOB_NAME, (start + i,), {}) for i in range(size)]
+            calls: list[tuple[str, tuple[int], dict[str, Any]]] = [
+                (JOB_NAME, (start + i,), {}) for i in range(size)
+            ]
             await jobs.enqueue_many(calls, vip if (start // batch) % 2 else regular)
 
 
@@ -83,7 +86,7 @@ def _measure(path: Path, mode: str) -> tuple[float, float]:
         p for p in (str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH")) if p
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.memory", "child", str(path), mode],
+        [sys.executable, "-m", "bench.workloads.memory", "child", str(path), mode],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -167,4 +170,4 @@ if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "child":
         asyncio.run(_child(Path(sys.argv[2]), sys.argv[3]))
     else:
-        sys.exit("usage: python -m bench.memory child PATH busy|drain")
+        sys.exit("usage: python -m bench.workloads.memory child PATH busy|drain")
