@@ -447,7 +447,7 @@ def stats_from_rows(
     oldest: Iterable[Sequence[Any]],
     by_queue: Iterable[Sequence[Any]],
 ) -> Stats:
-    """:class:`Stats` from the rows of the shared stats statements (:mod:`.sql`)."""
+    """:class:`Stats` from the rows of the shared stats statements (:mod:`.shared_sql.jobs`)."""
     return Stats(
         counts={(JobState(s), int(p)): int(n) for s, p, n in by_state},
         oldest_queued={int(p): float(t) for p, t in oldest},

@@ -2,13 +2,13 @@
 
 Claiming locks its candidates with ``FOR UPDATE SKIP LOCKED``, so concurrent workers never
 wait for each other nor get the same job; the order among the candidates is decided by
-:mod:`quart_jobs.policy`, as in every backend (see :mod:`.postgres_fair`). Times are the
+:mod:`quart_jobs.policy`, as in every backend (see :mod:`.claim`). Times are the
 server's clock (seconds since the epoch in ``double precision`` columns): the backend measures
 the server's clock against this process's at open and every 30 s and moves every time a caller
 passes onto it (:mod:`.store_clock`), so processes whose clocks disagree still agree on which
 jobs are due and which leases expired.
 
-Enqueues of the process are group-committed (see :mod:`.postgres_io`) and send
+Enqueues of the process are group-committed (see :mod:`.connections`) and send
 ``NOTIFY quart_jobs`` in their transaction; :meth:`PostgresBackend.subscribe` LISTENs on one
 dedicated connection to wake workers at once instead of at their next poll.
 """

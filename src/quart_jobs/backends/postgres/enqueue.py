@@ -30,7 +30,7 @@ Connection = psycopg.AsyncConnection[TupleRow]
 
 @dataclass(frozen=True, slots=True)
 class EnqueueCall:
-    """One ``enqueue`` call: its rows (:func:`~.postgres_sql.insert_params`) and limits."""
+    """One ``enqueue`` call: its rows (:func:`~..shared_sql.jobs.insert_params`) and limits."""
 
     rows: list[tuple[Any, ...]]
     limits: QueueLimits | None = None
@@ -89,7 +89,7 @@ async def write_calls(
     that refused it (then none of its jobs is stored). NOTIFY ``channel`` on commit.
 
     Without limits that transaction is one statement on the autocommit connection: one round
-    trip, which returns once the server committed (:data:`~.postgres_sql.INSERT`). Limits take
+    trip, which returns once the server committed (:data:`~.statements.INSERT`). Limits take
     a lock before their counts, so their calls add BEGIN, the lock and counts, and COMMIT."""
     refused: dict[int, QueueFull] = {}
     if any(call.limits is not None for call in calls):

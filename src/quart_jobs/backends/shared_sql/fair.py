@@ -82,7 +82,7 @@ def owner_keys(rows: Iterable[tuple[str, int, str | None]]) -> list[tuple[str, i
 
 
 def ready_rows(rows: Sequence[tuple[Any, ...]], now: float) -> list[int]:
-    """Positions of the insert rows (:func:`~.sql.insert_params`) ready now: tagged at once."""
+    """Positions of the insert rows (:func:`~.jobs.insert_params`) ready now: tagged at once."""
     return [i for i, row in enumerate(rows) if row[RUN_AT] <= now]
 
 
