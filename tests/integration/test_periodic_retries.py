@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +14,9 @@ from quart_jobs import BackendUnavailable, Jobs
 from quart_jobs.periodic import MAX_CATCH_UP, RUNNING_GAP
 
 from ..conftest import Clock
+from . import test_periodic
 
+url = test_periodic.url  # the memory and SQLite stores
 START = 1_800_000_000.0  # on the hour: a moment of every schedule below
 
 
@@ -49,11 +50,6 @@ def make_jobs(url: str, clock: Clock) -> Jobs:
     jobs.periodic(every=1, name="every_second")(every_second)
     jobs.periodic("* * * * *", name="every_minute")(every_minute)
     return jobs
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/jobs.sqlite3"
 
 
 @pytest.fixture
