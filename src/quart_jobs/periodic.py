@@ -11,7 +11,9 @@ enqueued as a job with the key ``periodic:<name>:<moment>``; the store's keys ar
 when several processes (on any number of machines) enqueue the same moment, one job is created
 and the others get the existing job back. A process that starts enqueues the latest moment
 that has passed (if no process did): a schedule missed while nothing ran runs once, not once
-per missed moment.
+per missed moment. While a process runs, every moment that comes is enqueued: a moment whose
+enqueue failed (the store refused, a connection was cut) is tried again, that same moment, in
+the next round, and so is every moment that came meanwhile (the keys make a retry safe).
 
 Moments of ``every=N`` are the multiples of N seconds since the epoch, so every process agrees
 on them whenever it started. Cron moments come from `cronsim`_ in the schedule's time zone;
@@ -42,6 +44,15 @@ log = logging.getLogger("quart_jobs.periodic")
 
 #: The scheduler wakes at least this often (seconds), so a wall clock that jumps is noticed.
 MAX_SLEEP = 30.0
+
+#: A round within this many seconds of the previous one means this process ran in between:
+#: every moment since the last one it enqueued is owed. A longer gap (the process was suspended,
+#: or the wall clock jumped) counts as a time when nothing ran: only the latest moment is owed.
+RUNNING_GAP = 2 * MAX_SLEEP
+
+#: At most this many moments per schedule are caught up in a round (the latest ones); older
+#: ones, owed after a long outage of the store, are logged at WARNING as skipped.
+MAX_CATCH_UP = 100
 
 #: The keyword argument a periodic function may accept to receive its moment (epoch seconds).
 TIMESTAMP_ARGUMENT = "timestamp"
@@ -77,6 +88,14 @@ class Schedule:
         assert self.cron is not None
         after = dt.datetime.fromtimestamp(math.floor(now) + 1, ZoneInfo(self.timezone))
         return next(CronSim(self.cron, after, reverse=True)).timestamp()
+
+    def previous(self, moment: float) -> float:
+        """The last moment strictly before ``moment`` (itself a moment of the schedule)."""
+        if self.every is not None:
+            return moment - self.every
+        assert self.cron is not None
+        start = dt.datetime.fromtimestamp(math.floor(moment), ZoneInfo(self.timezone))
+        return next(CronSim(self.cron, start, reverse=True)).timestamp()
 
     def next_after(self, now: float) -> float:
         """The first moment strictly after ``now``."""
@@ -199,22 +218,68 @@ class Scheduler:
         self._clock = clock
         #: The latest moment enqueued (or found enqueued) per schedule, in this process.
         self._done: dict[str, float] = {}
+        #: When this process last ran a round (its start and its end), on ``clock``.
+        self._seen = -math.inf
         self._task: asyncio.Task[None] | None = None
 
     async def tick(self, now: float | None = None) -> int:
-        """Enqueue every schedule's latest moment at or before ``now`` that this process has
-        not handled yet; return how many jobs were created (0 when others had done it)."""
+        """Enqueue every schedule's moments that this process owes at ``now``: the latest one
+        at or before ``now``, and, when the previous round was recent (this process ran since),
+        every moment after the last one it enqueued. Return how many jobs were created (0 when
+        others had done it). A schedule whose enqueue fails keeps its moment owed; the other
+        schedules still get their round, and the first error is raised at the end."""
         now = self._clock() if now is None else now
+        ran_since = now - self._seen <= RUNNING_GAP
+        self._seen = now
         created = 0
-        for schedule in self.schedules:
-            moment = schedule.latest(now)
-            if self._done.get(schedule.name, -math.inf) >= moment:
-                continue
+        error: Exception | None = None
+        try:
+            for schedule in self.schedules:
+                try:
+                    created += await self._enqueue_owed(schedule, now, ran_since)
+                except Exception as exc:
+                    error = error or exc
+        finally:
+            self._seen = max(self._seen, self._clock())
+        if error is not None:
+            raise error
+        return created
+
+    async def _enqueue_owed(self, schedule: Schedule, now: float, ran_since: bool) -> int:
+        created = 0
+        for moment in self._owed(schedule, now, ran_since):
             if await self._enqueue_moment(schedule, moment):
                 created += 1
                 log.info("periodic %s: enqueued the moment %s", schedule.name, _when(moment))
             self._done[schedule.name] = moment
         return created
+
+    def _owed(self, schedule: Schedule, now: float, ran_since: bool) -> list[float]:
+        """The moments to enqueue now, oldest first."""
+        latest = schedule.latest(now)
+        if not ran_since or schedule.name not in self._done:
+            # A first round, or one after a time when nothing ran: the moments before the
+            # latest are not owed (a missed schedule runs once), the latest is until enqueued.
+            earlier = schedule.previous(latest)
+            self._done[schedule.name] = max(self._done.get(schedule.name, -math.inf), earlier)
+        done = self._done[schedule.name]
+        if latest <= done:
+            return []
+        owed = [latest]
+        moment = schedule.previous(latest)
+        while moment > done and len(owed) < MAX_CATCH_UP:
+            owed.append(moment)
+            moment = schedule.previous(moment)
+        if moment > done:
+            log.warning(
+                "periodic %s: skipped the moments from %s to %s: only the latest %d are caught up",
+                schedule.name,
+                _when(schedule.next_after(done)),
+                _when(moment),
+                MAX_CATCH_UP,
+            )
+        owed.reverse()
+        return owed
 
     def next_due(self, now: float) -> float:
         """When the next moment of any schedule comes."""

@@ -1,6 +1,8 @@
 """Periodic jobs across real processes: two and three ``quart-jobs worker`` processes on one
 SQLite file, and on one PostgreSQL database, enqueue every moment of a schedule exactly once and
-run it once; processes started later add no second job for a moment already enqueued."""
+run it once; processes started later add no second job for a moment already enqueued; and a
+moment whose enqueue PostgreSQL cut off in every process (`pg_terminate_backend`) is enqueued
+once they reconnect."""
 
 from __future__ import annotations
 
@@ -157,3 +159,60 @@ def test_the_schedules_command_lists_the_next_runs(tmp_path: Path) -> None:
     )
     assert no_app.returncode == 2
     assert "give --app MODULE:APP" in no_app.stderr and "Traceback" not in no_app.stderr
+
+
+@pytest.mark.postgres
+def test_a_moment_whose_connections_are_terminated_is_enqueued_once_it_reconnects(
+    tmp_path: Path,
+) -> None:
+    """Three worker processes, all cut off from PostgreSQL as they enqueue one moment: each
+    process's enqueue of that moment waits on a lock the test holds, then the test terminates
+    every connection of the processes (``pg_terminate_backend``). They reconnect, and the moment
+    is enqueued once anyway, as is every moment before and after it; each scheduler logged the
+    failure (the moment's enqueue was cut in every process)."""
+    import psycopg
+
+    from .pg import fresh_database
+
+    databases = fresh_database()
+    url = next(databases)
+    log = tmp_path / "runs.log"
+    procs = start_workers(url, log, 3, tmp_path)
+    try:
+        wait_for(lambda: sum(1 for r in runs(log) if r[0] == "every_second") >= 3)
+        moment = int(time.time()) + 2
+        time.sleep(max(0.0, moment - 0.4 - time.time()))
+        with psycopg.connect(url) as conn:
+            conn.execute("LOCK TABLE qj_jobs IN ACCESS EXCLUSIVE MODE")
+            # Every statement of the processes on the jobs waits now, their schedulers' enqueues
+            # of the moment among them (pg_stat_activity does not tell those apart: they wait
+            # in the parse step, still showing their previous query).
+            time.sleep(max(0.0, moment + 0.6 - time.time()))
+            terminated = conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+            conn.rollback()  # releases the lock
+        assert len(terminated) >= len(procs)
+        assert all(p.poll() is None for p in procs), "a worker died of its lost connections"
+        wait_for(lambda: any(int(k.rsplit(":", 1)[1]) > moment + 3 for k in seconds(url)))
+    finally:
+        codes = stop(procs)
+        stored = jobs_by_key(url)
+        databases.close()
+    assert codes == [0, 0, 0]
+    outputs = [p.read_text() for p in sorted(tmp_path.glob("worker-3-*.log"))]
+    assert all("scheduler: store unavailable" in output for output in outputs)
+    enqueued = sorted(int(k.rsplit(":", 1)[1]) for k in stored if k.startswith(EVERY_SECOND))
+    assert moment in enqueued, f"the moment {moment} was lost: {enqueued}"
+    assert enqueued == list(range(enqueued[0], enqueued[-1] + 1)), "a moment was skipped"
+
+
+EVERY_SECOND = "periodic:every_second:"
+
+
+def seconds(url: str) -> list[str]:
+    try:
+        return [k for k in jobs_by_key(url) if k.startswith(EVERY_SECOND)]
+    except Exception:  # the database is still reconnecting its clients
+        return []
