@@ -28,7 +28,7 @@ from .backends.base import queue_names
 from .backends.sqlite import SQLiteBackend
 from .errors import ConfigurationError, JobNotFound, JobsError, RetryRefused
 from .jobs import Jobs
-from .models import FINISHED_STATES, Job, JobState, Stats, Tier, job_detail
+from .models import FINISHED_STATES, MAX_JOB_ID, Job, JobState, Stats, Tier, job_detail
 from .retention import parse_duration
 from .unserved import tasks_text, unserved_summary, worker_summary
 
@@ -182,6 +182,9 @@ def _emit_json(data: Any) -> None:
     click.echo(json.dumps(data, default=str))
 
 
+#: A job id: a larger one (or 0) is a usage error (exit 2), never asked of the store.
+JOB_ID = click.IntRange(1, MAX_JOB_ID)
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
@@ -227,7 +230,7 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
     @click.option("--tier", help="vip, regular or an integer priority.")
     @click.option("--task", help="Only jobs of this task (its registered name).")
     @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
-    @click.option("--before-id", type=click.IntRange(min=1), help="Page: jobs older than this.")
+    @click.option("--before-id", type=JOB_ID, help="Page: jobs older than this.")
     @json_option
     def list_(
         state: str | None,
@@ -266,7 +269,7 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
         click.echo(_table(headers, rows, right={0}))
 
     @group.command(help="One job, whole: arguments, attempts, times, error and traceback.")
-    @click.argument("job_id", type=click.IntRange(min=1))
+    @click.argument("job_id", type=JOB_ID)
     @json_option
     def show(job_id: int, as_json: bool) -> None:
         job = _run(factory, lambda j: j.get(job_id))
@@ -285,7 +288,7 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
             click.echo(job.traceback.rstrip())
 
     @group.command(help="Queue a failed or cancelled job again; --failed for every failed job.")
-    @click.argument("job_id", type=click.IntRange(min=1), required=False)
+    @click.argument("job_id", type=JOB_ID, required=False)
     @click.option("--failed", "all_failed", is_flag=True, help="Retry every failed job.")
     @click.option("--task", help="With --failed: only jobs of this task.")
     @json_option
@@ -320,7 +323,7 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
             click.echo(f"{count} failed job{'s' if count != 1 else ''} queued again")
 
     @group.command(help="Cancel a queued job, or ask a running one to stop.")
-    @click.argument("job_id", type=click.IntRange(min=1))
+    @click.argument("job_id", type=JOB_ID)
     @json_option
     def cancel(job_id: int, as_json: bool) -> None:
         job = _run(factory, lambda j: j.cancel(job_id))

@@ -230,6 +230,16 @@ def test_cancel_a_queued_job_and_exit_1_for_a_finished_one(db: Seeded) -> None:
     assert qj("cancel", "99999", url=db.url).returncode == 1
 
 
+@pytest.mark.parametrize("command", ["show", "retry", "cancel"])
+def test_an_id_no_job_can_have_is_a_usage_error(db: Seeded, command: str) -> None:
+    for job_id in (str(2**63), "0"):
+        result = qj(command, job_id, url=db.url)
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr and "OverflowError" not in result.stderr
+        assert f"{job_id} is not in the range 1<=x<={2**63 - 1}" in result.stderr
+    assert qj("list", "--before-id", str(2**63), url=db.url).returncode == 2
+
+
 def test_purge_removes_only_old_finished_jobs(db: Seeded) -> None:
     report = as_json(qj("purge", "--older-than", "7d", "--json", url=db.url))
     assert report["removed"] == 2
