@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 
 import pytest
 
@@ -118,6 +119,23 @@ async def test_a_partial_of_a_registered_task_is_enqueued_with_merged_arguments(
     job = await jobs.enqueue(functools.partial(tasks.with_options, "p", 1), key="k", delay=2)
     assert job.task == "tests.integration.tasks.with_options"
     assert job.args == ("p", 1) and dict(job.kwargs) == {"key": "k", "delay": 2}
+
+
+async def test_a_called_task_is_refused_with_the_call_to_write_instead(jobs: Jobs) -> None:
+    called = tasks.record({"x": 1})  # a coroutine object, as asyncio.create_task would take
+    with pytest.raises(TaskNotRegistered) as refused:
+        await jobs.enqueue(called)
+    assert "enqueue(record, *args, **kwargs), not enqueue(record(*args, **kwargs))" in str(
+        refused.value
+    )
+    assert inspect.getcoroutinestate(called) == inspect.CORO_CLOSED  # no "never awaited"
+    in_tx = tasks.record(2)
+    with pytest.raises(TaskNotRegistered, match=r"enqueue\(record, \*args"):
+        await jobs.transaction(lambda tx: tx.enqueue(in_tx))
+    assert inspect.getcoroutinestate(in_tx) == inspect.CORO_CLOSED
+    with pytest.raises(TaskNotRegistered, match=r"\{'echo': 1\} is not a task but a value"):
+        await jobs.enqueue({"echo": 1})  # what a sync task's call returned
+    assert await jobs.list() == []
 
 
 async def test_unregistered_lambda_closure_and_non_json_are_refused_clearly(jobs: Jobs) -> None:
