@@ -644,7 +644,22 @@ class Jobs:
         (``queues=["emails"]``: claim only from those queues)."""
         if overrides.get("queues") is not None:
             overrides["queues"] = queue_names(overrides["queues"])
-        return self._start(replace(self.worker_settings, **overrides), self._emit)
+        settings = replace(self.worker_settings, **overrides)
+        self._warn_unused_queues(settings.queues)
+        return self._start(settings, self._emit)
+
+    def _warn_unused_queues(self, queues: Sequence[str] | None) -> None:
+        """A worker told to claim from a queue that no registered task uses is most often a
+        typo: it waits there for jobs that only ``options(queue=…)`` could send."""
+        known = self.registry.queues(DEFAULT_QUEUE)
+        unused = [q for q in queues or () if q not in known]
+        if unused and known:
+            log.warning(
+                "a worker claims from queue %s that no registered task uses (the tasks' "
+                "queues: %s); only jobs enqueued with options(queue=...) reach it",
+                ", ".join(unused),
+                ", ".join(sorted(known)),
+            )
 
     def _start(
         self, settings: WorkerSettings, on_event: Callable[[str, Job, float | None], None]

@@ -180,6 +180,11 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._by_name)
 
+    def queues(self, default: str) -> set[str]:
+        """The queues the registered tasks send their jobs to (``default`` for a task that
+        names none)."""
+        return {task.options.queue or default for task in self._by_name.values()}
+
     def resolve(
         self, target: Task | TaskFunc | str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> tuple[Task, tuple[Any, ...], dict[str, Any]]:

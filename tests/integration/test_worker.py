@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import logging
 
 import pytest
 
@@ -199,3 +200,19 @@ async def test_a_worker_that_lost_its_lease_cannot_record_its_late_result(
     current = await jobs.get(job.id)
     assert current.state is JobState.RUNNING and current.worker == "other-worker"
     assert any("write refused" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_worker_on_a_queue_no_task_uses_warns_with_the_known_queues(
+    jobs: Jobs, caplog: pytest.LogCaptureFixture
+) -> None:
+    jobs.task(name="mail.send", queue="emails")(tasks.record)
+    with caplog.at_level(logging.WARNING, logger="quart_jobs"):
+        async with jobs.run_worker(queues=["emails", "nosuch"]):
+            pass
+        async with jobs.run_worker(queues=["emails", "default"]):
+            pass
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == [
+        "a worker claims from queue nosuch that no registered task uses (the tasks' queues: "
+        "default, emails); only jobs enqueued with options(queue=...) reach it"
+    ]
