@@ -49,18 +49,27 @@ class Unusable(click.ClickException):
 
 
 def _run(
-    factory: JobsFactory, action: Callable[[Jobs], Awaitable[T]], *, creates_store: bool = False
+    factory: JobsFactory,
+    action: Callable[[Jobs], Awaitable[T]],
+    *,
+    creates_store: bool = False,
+    reads_only: bool = False,
 ) -> T:
     """Open the store, run ``action``; every failure becomes one line and an exit code.
 
     Only a command that ``creates_store`` (``migrate``, ``worker``) may create a SQLite file:
-    for the others a missing file is a mistyped URL, not an empty queue."""
+    for the others a missing file is a mistyped URL, not an empty queue. A command that
+    ``reads_only`` opens the store alone: not the application's set-up (a Quart app's
+    ``on_open`` hooks: its migrations, its seeding), which only a command that changes jobs
+    or runs them may need."""
     jobs = _load(factory)
     if not creates_store:
         _require_existing_store(jobs)
 
     async def main() -> T:
-        async with jobs:  # a QuartJobs opens the store its app configures
+        if reads_only:
+            return await _with_store_only(jobs, action)
+        async with jobs:  # a QuartJobs opens the store its app configures, runs its hooks
             return await action(jobs)
 
     try:
@@ -69,6 +78,17 @@ def _run(
         raise Failed(str(exc)) from None
     except JobsError as exc:
         raise Unusable(str(exc)) from None
+
+
+async def _with_store_only(jobs: Jobs, action: Callable[[Jobs], Awaitable[T]]) -> T:
+    """``action`` on the store of ``jobs`` (configured by the loader), opened and closed here:
+    reading needs no worker, no retention and no hook of the application."""
+    store = jobs.backend
+    await store.open()
+    try:
+        return await action(jobs)
+    finally:
+        await store.close()
 
 
 def _load(factory: JobsFactory) -> Jobs:
@@ -201,7 +221,7 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
         async def read(jobs: Jobs) -> tuple[Stats, float]:
             return await jobs.stats(), jobs.clock()
 
-        result, now = _run(factory, read)
+        result, now = _run(factory, read, reads_only=True)
         data = stats_dict(result, now)
         if as_json:
             _emit_json(data)
@@ -249,6 +269,7 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
             lambda j: j.list(
                 state=state, priority=priority, task=task, limit=limit, before_id=before_id
             ),
+            reads_only=True,
         )
         if as_json:
             _emit_json([job_detail(job) for job in found])
@@ -272,7 +293,7 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
     @click.argument("job_id", type=JOB_ID)
     @json_option
     def show(job_id: int, as_json: bool) -> None:
-        job = _run(factory, lambda j: j.get(job_id))
+        job = _run(factory, lambda j: j.get(job_id), reads_only=True)
         data = job_detail(job)
         if as_json:
             _emit_json(data)
