@@ -15,9 +15,12 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from quart import Quart
+from quart import Quart, current_app
+from quart.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException, NotFound
 
 from . import settings
+from .errors import JobNotFound
 from .jobs import Jobs
 from .worker import Worker
 
@@ -78,6 +81,8 @@ class QuartJobs(Jobs):
         self.app = app
         app.before_serving(self._before_serving)
         app.after_serving(self._after_serving)
+        if JobNotFound not in app.error_handler_spec.get(None, {}).get(None, {}):
+            app.register_error_handler(JobNotFound, _job_not_found)
 
         from .cli import jobs_command_group
 
@@ -137,6 +142,13 @@ class QuartJobs(Jobs):
             await self.stop_worker(self.embedded)
             self.embedded = None
         await self.close()
+
+
+async def _job_not_found(error: JobNotFound) -> HTTPException | ResponseReturnValue:
+    """A route that looks up a job that does not exist (``await jobs.get(id)``) answers 404,
+    as the app answers any 404 (its own handler of ``NotFound``, else Quart's), not 500. An
+    app that registers its own handler of :class:`JobNotFound` keeps it."""
+    return await current_app.handle_http_exception(NotFound(str(error)))
 
 
 def get_jobs(app: Quart) -> QuartJobs:
