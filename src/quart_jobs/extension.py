@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -123,6 +124,7 @@ class QuartJobs(Jobs):
 
     async def _before_serving(self) -> None:
         assert self.app is not None
+        show_job_logs()
         await self.open()
         self.start_retention()
         if self.embedded_worker:
@@ -142,6 +144,31 @@ class QuartJobs(Jobs):
             await self.stop_worker(self.embedded)
             self.embedded = None
         await self.close()
+
+
+class _UntilConfigured(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes the library's lines to stderr while the process has no logging of its own; once
+    the root logger has a handler, the lines reach it by propagation, and this one stays
+    quiet (a line is never written twice)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not logging.getLogger().handlers:
+            super().emit(record)
+
+
+def show_job_logs() -> None:
+    """Let the library's INFO lines (a worker started, stopped; jobs retried, failed) reach
+    stderr in a served app whose process configured no logging (``quart run``, Hypercorn),
+    as ``quart-jobs worker`` shows them. Nothing changes when the application (or the server)
+    set up logging: the root logger or ``quart_jobs`` has a handler."""
+    library = logging.getLogger("quart_jobs")
+    if library.handlers or logging.getLogger().handlers:
+        return
+    handler = _UntilConfigured(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    library.addHandler(handler)
+    if library.level == logging.NOTSET:
+        library.setLevel(logging.INFO)
 
 
 async def _job_not_found(error: JobNotFound) -> HTTPException | ResponseReturnValue:
