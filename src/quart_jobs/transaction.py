@@ -45,11 +45,13 @@ class Transaction:
 
     @property
     def dialect(self) -> str:
-        """``sqlite``, ``postgresql`` or ``memory`` (which has no SQL)."""
+        """The SQL of :meth:`execute`: ``sqlite`` (on SQLite, and on ``memory://``, whose
+        application tables are an in-memory SQLite database) or ``postgresql``."""
         return self._inner.dialect
 
     @property
     def placeholder(self) -> str:
+        """The parameter placeholder of :attr:`dialect`: ``?`` (SQLite), ``%s`` (PostgreSQL)."""
         return self._inner.placeholder
 
     def execute(self, sql: str, params: Params = ()) -> int:

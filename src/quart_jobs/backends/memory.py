@@ -1,18 +1,21 @@
 """The in-memory reference backend: the contract in plain Python, for tests and examples.
 
-Nothing survives the process; use SQLite or PostgreSQL for anything that must.
+The application's own SQL in :meth:`Jobs.transaction` runs on a private in-memory SQLite
+database, committed or rolled back with the jobs of the transaction, so an app that writes its
+rows and enqueues together is tested on ``memory://`` as it runs on SQLite. Nothing survives
+the process; use SQLite or PostgreSQL for anything that must.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
 from .. import policy
-from ..errors import ConfigurationError
 from ..models import (
     FINISHED_STATES,
     EnqueueResult,
@@ -58,12 +61,29 @@ class MemoryBackend(Backend):
         self._sessions: dict[str, float] = {}
         self._workers: dict[str, WorkerRecord] = {}
         self._clock = StoreClock()  # a backward step of the caller's clock is clamped
+        # The application's tables (transactions' SQL): connected on first use; kept as an
+        # image while the backend is closed, as its jobs are kept.
+        self._app_db: sqlite3.Connection | None = None
+        self._app_db_image: bytes | None = None
 
     async def open(self) -> None:
         return None
 
     async def close(self) -> None:
-        return None
+        if self._app_db is not None:
+            self._app_db_image = self._app_db.serialize()
+            self._app_db.close()
+            self._app_db = None
+
+    def app_db(self) -> sqlite3.Connection:
+        """The in-memory SQLite database of the application's statements (autocommit mode:
+        a transaction begins and ends them explicitly)."""
+        if self._app_db is None:
+            conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            if self._app_db_image is not None:
+                conn.deserialize(self._app_db_image)
+            self._app_db = conn
+        return self._app_db
 
     def watch_finished(self, callback: Callable[[Collection[int] | None], None]) -> bool:
         if callback not in self._watchers:
@@ -251,10 +271,13 @@ class MemoryBackend(Backend):
         owners = dict(self._book.owners)
         tx = _MemoryTransaction(self, self._clock.now(now))
         try:
-            return func(tx)
+            value = func(tx)
+            tx.commit_sql()
+            return value
         except BaseException:
             self._jobs, self._keys, self._next_id, self._tags = saved
             self._book.owners = owners
+            tx.rollback_sql()
             raise
         finally:
             tx.closed = True
@@ -412,13 +435,16 @@ def _candidate(job: Job, tags: dict[int, float]) -> Candidate:
 
 class _MemoryTransaction(BackendTransaction):
     """Enqueues and cancels applied at once, undone by :meth:`MemoryBackend.run_transaction`
-    if the function raises. There are no SQL tables in memory."""
+    if the function raises; the application's statements in a transaction of the backend's
+    in-memory SQLite database (begun by the first), committed or rolled back with them."""
 
-    dialect = "memory"
+    dialect = "sqlite"
+    placeholder = "?"
 
     def __init__(self, backend: MemoryBackend, now: float) -> None:
         self._backend = backend
         self._now = now
+        self._sql: sqlite3.Connection | None = None  # once a statement began the transaction
         self.closed = False
 
     def _open(self) -> MemoryBackend:
@@ -426,16 +452,30 @@ class _MemoryTransaction(BackendTransaction):
             raise RuntimeError("this transaction has ended; use it inside its function only")
         return self._backend
 
+    def _run(self, sql: str, params: Params) -> sqlite3.Cursor:
+        backend = self._open()
+        if self._sql is None:
+            self._sql = backend.app_db()
+            self._sql.execute("BEGIN")
+        return self._sql.execute(sql, params)
+
+    def commit_sql(self) -> None:
+        if self._sql is not None:
+            self._sql.execute("COMMIT")
+
+    def rollback_sql(self) -> None:
+        if self._sql is not None and self._sql.in_transaction:
+            self._sql.execute("ROLLBACK")
+
     def execute(self, sql: str, params: Params = ()) -> int:
-        raise ConfigurationError("the memory backend has no SQL tables: use SQLite or PostgreSQL")
+        return self._run(sql, params).rowcount
 
     def fetchone(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
-        self.execute(sql, params)
-        return None
+        row: tuple[Any, ...] | None = self._run(sql, params).fetchone()
+        return row
 
     def fetchall(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
-        self.execute(sql, params)
-        return []
+        return list(self._run(sql, params).fetchall())
 
     def enqueue(
         self, jobs: Sequence[NewJob], *, limits: QueueLimits | None = None
