@@ -28,7 +28,7 @@ from .backends.base import queue_names
 from .backends.sqlite.backend import SQLiteBackend
 from .errors import ConfigurationError, JobNotFound, JobsError, RetryRefused
 from .jobs import Jobs
-from .models import FINISHED_STATES, Job, JobState, Stats, Tier, job_detail
+from .models import FINISHED_STATES, MAX_JOB_ID, Job, JobState, Stats, Tier, job_detail
 from .retention import parse_duration
 from .unserved import tasks_text, unserved_summary, worker_summary
 
@@ -49,18 +49,27 @@ class Unusable(click.ClickException):
 
 
 def _run(
-    factory: JobsFactory, action: Callable[[Jobs], Awaitable[T]], *, creates_store: bool = False
+    factory: JobsFactory,
+    action: Callable[[Jobs], Awaitable[T]],
+    *,
+    creates_store: bool = False,
+    reads_only: bool = False,
 ) -> T:
     """Open the store, run ``action``; every failure becomes one line and an exit code.
 
     Only a command that ``creates_store`` (``migrate``, ``worker``) may create a SQLite file:
-    for the others a missing file is a mistyped URL, not an empty queue."""
+    for the others a missing file is a mistyped URL, not an empty queue. A command that
+    ``reads_only`` opens the store alone: not the application's set-up (a Quart app's
+    ``on_open`` hooks: its migrations, its seeding), which only a command that changes jobs
+    or runs them may need."""
     jobs = _load(factory)
     if not creates_store:
         _require_existing_store(jobs)
 
     async def main() -> T:
-        async with jobs:  # a QuartJobs opens the store its app configures
+        if reads_only:
+            return await _with_store_only(jobs, action)
+        async with jobs:  # a QuartJobs opens the store its app configures, runs its hooks
             return await action(jobs)
 
     try:
@@ -69,6 +78,17 @@ def _run(
         raise Failed(str(exc)) from None
     except JobsError as exc:
         raise Unusable(str(exc)) from None
+
+
+async def _with_store_only(jobs: Jobs, action: Callable[[Jobs], Awaitable[T]]) -> T:
+    """``action`` on the store of ``jobs`` (configured by the loader), opened and closed here:
+    reading needs no worker, no retention and no hook of the application."""
+    store = jobs.backend
+    await store.open()
+    try:
+        return await action(jobs)
+    finally:
+        await store.close()
 
 
 def _load(factory: JobsFactory) -> Jobs:
@@ -182,6 +202,9 @@ def _emit_json(data: Any) -> None:
     click.echo(json.dumps(data, default=str))
 
 
+#: A job id: a larger one (or 0) is a usage error (exit 2), never asked of the store.
+JOB_ID = click.IntRange(1, MAX_JOB_ID)
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
@@ -198,7 +221,7 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
         async def read(jobs: Jobs) -> tuple[Stats, float]:
             return await jobs.stats(), jobs.clock()
 
-        result, now = _run(factory, read)
+        result, now = _run(factory, read, reads_only=True)
         data = stats_dict(result, now)
         if as_json:
             _emit_json(data)
@@ -227,7 +250,7 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
     @click.option("--tier", help="vip, regular or an integer priority.")
     @click.option("--task", help="Only jobs of this task (its registered name).")
     @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
-    @click.option("--before-id", type=click.IntRange(min=1), help="Page: jobs older than this.")
+    @click.option("--before-id", type=JOB_ID, help="Page: jobs older than this.")
     @json_option
     def list_(
         state: str | None,
@@ -246,6 +269,7 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
             lambda j: j.list(
                 state=state, priority=priority, task=task, limit=limit, before_id=before_id
             ),
+            reads_only=True,
         )
         if as_json:
             _emit_json([job_detail(job) for job in found])
@@ -266,10 +290,10 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
         click.echo(_table(headers, rows, right={0}))
 
     @group.command(help="One job, whole: arguments, attempts, times, error and traceback.")
-    @click.argument("job_id", type=click.IntRange(min=1))
+    @click.argument("job_id", type=JOB_ID)
     @json_option
     def show(job_id: int, as_json: bool) -> None:
-        job = _run(factory, lambda j: j.get(job_id))
+        job = _run(factory, lambda j: j.get(job_id), reads_only=True)
         data = job_detail(job)
         if as_json:
             _emit_json(data)
@@ -285,7 +309,7 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
             click.echo(job.traceback.rstrip())
 
     @group.command(help="Queue a failed or cancelled job again; --failed for every failed job.")
-    @click.argument("job_id", type=click.IntRange(min=1), required=False)
+    @click.argument("job_id", type=JOB_ID, required=False)
     @click.option("--failed", "all_failed", is_flag=True, help="Retry every failed job.")
     @click.option("--task", help="With --failed: only jobs of this task.")
     @json_option
@@ -320,7 +344,7 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
             click.echo(f"{count} failed job{'s' if count != 1 else ''} queued again")
 
     @group.command(help="Cancel a queued job, or ask a running one to stop.")
-    @click.argument("job_id", type=click.IntRange(min=1))
+    @click.argument("job_id", type=JOB_ID)
     @json_option
     def cancel(job_id: int, as_json: bool) -> None:
         job = _run(factory, lambda j: j.cancel(job_id))

@@ -1,4 +1,5 @@
-"""What ``await jobs.drain()`` returns: how the attempts it ran ended."""
+"""What ``await jobs.drain()`` returns: how the jobs it ran ended, and the attempts that did
+not end their job."""
 
 from __future__ import annotations
 
@@ -7,34 +8,42 @@ from dataclasses import dataclass, field
 
 from .models import Job, JobState
 
-#: Worker events that end an attempt, and the state the job is in afterwards.
-_STATE_AFTER = {
+#: Worker events that end a job, and its end state.
+_ENDED = {
     "succeeded": JobState.SUCCEEDED,
     "failed": JobState.FAILED,
     "cancelled": JobState.CANCELLED,
-    "retried": JobState.QUEUED,
-    "requeued": JobState.QUEUED,
 }
 
 
 @dataclass(slots=True, eq=False)
 class Drained(Mapping[JobState, int]):
-    """Counts of the attempts a drain ran, by the state each left its job in.
+    """The jobs a drain ran to an end, counted by end state, a mapping of :class:`JobState`
+    (``succeeded``, ``failed``, ``cancelled``) to counts: ``drained == {JobState.SUCCEEDED: 2}``,
+    ``drained[JobState.FAILED]``, ``drained.succeeded``, ``drained.failed`` (out of attempts),
+    ``drained.cancelled``.
 
-    ``drained[JobState.SUCCEEDED]``, ``drained.succeeded``, ``drained.failed`` (out of
-    attempts), ``drained.cancelled``; ``drained.retried`` counts attempts that failed with
-    attempts left: their job is queued again after its backoff delay, which a drain does not
-    wait for (drain again once the delay passed: advance the injected clock in a test).
-    A job retried at once, with no delay, is run again by the same drain and counted twice.
+    Attempts that did not end their job are counted apart: ``drained.retried``, attempts that
+    failed with attempts left (their job is queued again after its backoff delay, which a
+    drain does not wait for: drain again once the delay passed, advancing the injected clock in
+    a test; a retry with no delay is run by the same drain, each attempt counted), and
+    ``drained.requeued``, attempts put back in the queue uncharged (stopped before they ended).
+    ``drained.total`` counts every attempt run.
     """
 
     counts: dict[JobState, int] = field(default_factory=dict)
+    retried: int = 0
+    requeued: int = 0
 
     def record(self, event: str, job: Job, elapsed: float | None) -> None:
         """The event hook a draining worker reports to."""
-        state = _STATE_AFTER.get(event)
+        state = _ENDED.get(event)
         if state is not None:
             self.counts[state] = self.counts.get(state, 0) + 1
+        elif event == "retried":
+            self.retried += 1
+        elif event == "requeued":
+            self.requeued += 1
 
     def __getitem__(self, state: JobState) -> int:
         return self.counts.get(JobState(state), 0)
@@ -58,14 +67,15 @@ class Drained(Mapping[JobState, int]):
         return self[JobState.CANCELLED]
 
     @property
-    def retried(self) -> int:
-        return self[JobState.QUEUED]
-
-    @property
     def total(self) -> int:
-        """Attempts run."""
-        return sum(self.counts.values())
+        """Attempts run: the jobs ended, plus the attempts retried or put back."""
+        return sum(self.counts.values()) + self.retried + self.requeued
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{s.value}={n}" for s, n in self.counts.items())
-        return f"Drained({shown})"
+        shown = [f"{s.value}={n}" for s, n in self.items()]
+        shown += [
+            f"{name}={n}"
+            for name, n in (("retried", self.retried), ("requeued", self.requeued))
+            if n
+        ]
+        return f"Drained({', '.join(shown)})"

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from quart import Quart
+from quart import Quart, current_app
+from quart.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException, NotFound
 
 from . import settings
+from .errors import JobNotFound
 from .jobs import Jobs
 from .worker import Worker
 
@@ -78,6 +82,8 @@ class QuartJobs(Jobs):
         self.app = app
         app.before_serving(self._before_serving)
         app.after_serving(self._after_serving)
+        if JobNotFound not in app.error_handler_spec.get(None, {}).get(None, {}):
+            app.register_error_handler(JobNotFound, _job_not_found)
 
         from .cli import jobs_command_group
 
@@ -118,6 +124,7 @@ class QuartJobs(Jobs):
 
     async def _before_serving(self) -> None:
         assert self.app is not None
+        show_job_logs()
         await self.open()
         self.start_retention()
         if self.embedded_worker:
@@ -137,6 +144,38 @@ class QuartJobs(Jobs):
             await self.stop_worker(self.embedded)
             self.embedded = None
         await self.close()
+
+
+class _UntilConfigured(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes the library's lines to stderr while the process has no logging of its own; once
+    the root logger has a handler, the lines reach it by propagation, and this one stays
+    quiet (a line is never written twice)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not logging.getLogger().handlers:
+            super().emit(record)
+
+
+def show_job_logs() -> None:
+    """Let the library's INFO lines (a worker started, stopped; jobs retried, failed) reach
+    stderr in a served app whose process configured no logging (``quart run``, Hypercorn),
+    as ``quart-jobs worker`` shows them. Nothing changes when the application (or the server)
+    set up logging: the root logger or ``quart_jobs`` has a handler."""
+    library = logging.getLogger("quart_jobs")
+    if library.handlers or logging.getLogger().handlers:
+        return
+    handler = _UntilConfigured(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    library.addHandler(handler)
+    if library.level == logging.NOTSET:
+        library.setLevel(logging.INFO)
+
+
+async def _job_not_found(error: JobNotFound) -> HTTPException | ResponseReturnValue:
+    """A route that looks up a job that does not exist (``await jobs.get(id)``) answers 404,
+    as the app answers any 404 (its own handler of ``NotFound``, else Quart's), not 500. An
+    app that registers its own handler of :class:`JobNotFound` keeps it."""
+    return await current_app.handle_http_exception(NotFound(str(error)))
 
 
 def get_jobs(app: Quart) -> QuartJobs:

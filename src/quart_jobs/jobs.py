@@ -41,6 +41,7 @@ from .models import (
     Tier,
     UnservedTask,
     WorkerRecord,
+    job_id_in_range,
 )
 from .periodic import (
     TIMESTAMP_ARGUMENT,
@@ -68,6 +69,10 @@ log = logging.getLogger("quart_jobs")
 
 #: Worker events after which a job is in an end state (they wake its waiters).
 _ENDING_EVENTS = frozenset({"succeeded", "failed", "cancelled"})
+
+
+def _not_found(job_id: int) -> JobNotFound:
+    return JobNotFound(f"no job has id {job_id}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,13 +506,16 @@ class Jobs:
 
     async def get(self, job_id: int) -> Job:
         """The job with this id, as stored now; :class:`JobNotFound` if there is none."""
-        job = await self.backend.get(job_id)
+        job = await self.find(job_id)
         if job is None:
-            raise JobNotFound(f"no job has id {job_id}")
+            raise _not_found(job_id)
         return job
 
     async def find(self, job_id: int) -> Job | None:
-        """The job with this id, or ``None``."""
+        """The job with this id, or ``None`` (also for an id no job can have: 0, negative, or
+        past :data:`~quart_jobs.models.MAX_JOB_ID`)."""
+        if not job_id_in_range(job_id):
+            return None
         return await self.backend.get(job_id)
 
     async def wait(self, job_id: int, timeout: float | None = None) -> Job:
@@ -553,10 +561,12 @@ class Jobs:
     async def cancel(self, job_id: int, *, running: bool = True) -> Job:
         """Cancel a queued job, or (``running=True``) ask a running one to stop: it ends
         ``cancelled``. Look at the returned job's state to see what happened."""
+        if not job_id_in_range(job_id):
+            raise _not_found(job_id)
         now = self.clock()
         job = await self.backend.cancel(job_id, now, running=running)
         if job is None:
-            raise JobNotFound(f"no job has id {job_id}")
+            raise _not_found(job_id)
         if job.state is JobState.CANCELLED and job.finished_at == now:
             self._emit("cancelled", job, None)  # cancelled by this call, while queued
         if job.state is JobState.RUNNING and running:
@@ -567,6 +577,8 @@ class Jobs:
     async def retry(self, job_id: int) -> Job:
         """Queue a failed or cancelled job again, with a fresh set of attempts, unless a
         :attr:`retry_guards` refuses (:class:`~quart_jobs.errors.RetryRefused`)."""
+        if not job_id_in_range(job_id):
+            raise _not_found(job_id)
         if self.retry_guards:
             current = await self.get(job_id)
             for guard in self.retry_guards:
@@ -575,7 +587,7 @@ class Jobs:
                     raise RetryRefused(refusal)
         job = await self.backend.retry(job_id, self.clock())
         if job is None:
-            raise JobNotFound(f"no job has id {job_id}")
+            raise _not_found(job_id)
         self._notify_workers()
         return job
 
@@ -632,7 +644,22 @@ class Jobs:
         (``queues=["emails"]``: claim only from those queues)."""
         if overrides.get("queues") is not None:
             overrides["queues"] = queue_names(overrides["queues"])
-        return self._start(replace(self.worker_settings, **overrides), self._emit)
+        settings = replace(self.worker_settings, **overrides)
+        self._warn_unused_queues(settings.queues)
+        return self._start(settings, self._emit)
+
+    def _warn_unused_queues(self, queues: Sequence[str] | None) -> None:
+        """A worker told to claim from a queue that no registered task uses is most often a
+        typo: it waits there for jobs that only ``options(queue=…)`` could send."""
+        known = self.registry.queues(DEFAULT_QUEUE)
+        unused = [q for q in queues or () if q not in known]
+        if unused and known:
+            log.warning(
+                "a worker claims from queue %s that no registered task uses (the tasks' "
+                "queues: %s); only jobs enqueued with options(queue=...) reach it",
+                ", ".join(unused),
+                ", ".join(sorted(known)),
+            )
 
     def _start(
         self, settings: WorkerSettings, on_event: Callable[[str, Job, float | None], None]

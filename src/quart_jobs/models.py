@@ -108,6 +108,13 @@ class Tier(enum.IntEnum):
 #: The largest job id any backend can hold (a signed 64-bit integer): larger ids name no job.
 MAX_JOB_ID = 2**63 - 1
 
+
+def job_id_in_range(job_id: int) -> bool:
+    """Whether a job could have this id (1 to :data:`MAX_JOB_ID`); a store is never asked for
+    another (SQLite cannot even bind an integer past 64 bits)."""
+    return 0 < job_id <= MAX_JOB_ID
+
+
 #: The queue of a job whose task and options name none.
 DEFAULT_QUEUE = "default"
 

@@ -180,6 +180,11 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._by_name)
 
+    def queues(self, default: str) -> set[str]:
+        """The queues the registered tasks send their jobs to (``default`` for a task that
+        names none)."""
+        return {task.options.queue or default for task in self._by_name.values()}
+
     def resolve(
         self, target: Task | TaskFunc | str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> tuple[Task, tuple[Any, ...], dict[str, Any]]:
@@ -194,6 +199,8 @@ class Registry:
             return self.get(target.name), tuple(args), dict(kwargs)
         if isinstance(target, str):
             return self.get(target), tuple(args), dict(kwargs)
+        if not callable(target):
+            raise TaskNotRegistered(self._called_not_passed(target))
         found = self._by_func.get(target)
         if found is None:
             label = getattr(target, "__qualname__", repr(target))
@@ -203,3 +210,25 @@ class Registry:
                 hint = "decorate it with @jobs.task (or call jobs.register(func)) at module level"
             raise TaskNotRegistered(f"{label!r} is not a registered task: {hint}")
         return found, tuple(args), dict(kwargs)
+
+    def _called_not_passed(self, value: Any) -> str:
+        """Why ``value``, which is not callable, is no task: most often the task was called
+        (``enqueue(send(42))``) where it should be passed with its arguments. A coroutine
+        object is closed, so Python does not warn that it was never awaited."""
+        if inspect.iscoroutine(value):
+            code = value.cr_code
+            value.close()
+            task = next(
+                (t for t in self._by_name.values() if getattr(t.func, "__code__", None) is code),
+                None,
+            )
+            name = task.func.__name__ if task is not None else code.co_name
+            return (
+                f"enqueue got a coroutine, the result of calling {name}(...): pass the task and "
+                f"its arguments instead, enqueue({name}, *args, **kwargs), not "
+                f"enqueue({name}(*args, **kwargs))"
+            )
+        return (
+            f"{value!r:.80} is not a task but a value: pass the task and its arguments, "
+            "enqueue(task, *args, **kwargs), not the result of calling it"
+        )

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .backends.base import BackendTransaction, Params
-from .models import EnqueueResult, Job, JobState
+from .models import EnqueueResult, Job, JobState, job_id_in_range
 from .registry import Task, TaskFunc
 
 if TYPE_CHECKING:
@@ -45,11 +45,13 @@ class Transaction:
 
     @property
     def dialect(self) -> str:
-        """``sqlite``, ``postgresql`` or ``memory`` (which has no SQL)."""
+        """The SQL of :meth:`execute`: ``sqlite`` (on SQLite, and on ``memory://``, whose
+        application tables are an in-memory SQLite database) or ``postgresql``."""
         return self._inner.dialect
 
     @property
     def placeholder(self) -> str:
+        """The parameter placeholder of :attr:`dialect`: ``?`` (SQLite), ``%s`` (PostgreSQL)."""
         return self._inner.placeholder
 
     def execute(self, sql: str, params: Params = ()) -> int:
@@ -84,12 +86,12 @@ class Transaction:
 
     def get_job(self, job_id: int) -> Job | None:
         """A job as this transaction sees it (``None`` if there is none)."""
-        return self._inner.get(job_id)
+        return self._inner.get(job_id) if job_id_in_range(job_id) else None
 
     def cancel_job(self, job_id: int) -> Job | None:
         """Cancel the job if it is still queued; look at the returned job's state to see
         whether it was (a running or finished job is unchanged). ``None`` if there is none."""
-        job = self._inner.cancel(job_id)
+        job = self._inner.cancel(job_id) if job_id_in_range(job_id) else None
         if job is not None and job.state is JobState.CANCELLED and job.finished_at == self._now:
             self.cancelled.append(job)
         return job

@@ -230,6 +230,16 @@ def test_cancel_a_queued_job_and_exit_1_for_a_finished_one(db: Seeded) -> None:
     assert qj("cancel", "99999", url=db.url).returncode == 1
 
 
+@pytest.mark.parametrize("command", ["show", "retry", "cancel"])
+def test_an_id_no_job_can_have_is_a_usage_error(db: Seeded, command: str) -> None:
+    for job_id in (str(2**63), "0"):
+        result = qj(command, job_id, url=db.url)
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr and "OverflowError" not in result.stderr
+        assert f"{job_id} is not in the range 1<=x<={2**63 - 1}" in result.stderr
+    assert qj("list", "--before-id", str(2**63), url=db.url).returncode == 2
+
+
 def test_purge_removes_only_old_finished_jobs(db: Seeded) -> None:
     report = as_json(qj("purge", "--older-than", "7d", "--json", url=db.url))
     assert report["removed"] == 2
@@ -282,3 +292,57 @@ def test_the_same_commands_as_quart_jobs_in_the_app_cli(db: Seeded) -> None:
         check=False,
     )
     assert show.returncode == 1 and "no job has id 99999" in show.stderr
+
+
+HOOKED_APP = """
+from pathlib import Path
+
+from quart import Quart
+
+from quart_jobs import QuartJobs
+
+jobs = QuartJobs()
+
+
+@jobs.periodic(every=60)
+async def tick() -> None:
+    pass
+
+
+def create_app() -> Quart:
+    app = Quart(__name__)
+    app.config["QUART_JOBS_DATABASE_URL"] = "sqlite:///jobs.sqlite3"
+    jobs.init_app(app)
+
+    async def migrate_app() -> None:
+        with Path("on_open.log").open("a") as log:
+            log.write("ran\\n")
+
+    jobs.on_open.append(migrate_app)
+    return app
+"""
+
+
+def test_reading_commands_do_not_run_the_apps_on_open_hooks(tmp_path: Path) -> None:
+    (tmp_path / "hooked.py").write_text(HOOKED_APP)
+    marker = tmp_path / "on_open.log"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "quart-jobs"), "--app", "hooked:create_app", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env(),
+            cwd=tmp_path,
+            check=False,
+        )
+
+    assert run("migrate").returncode == 0  # creates the store: the app's migrations run
+    assert marker.read_text() == "ran\n"
+    for command in (["list"], ["stats"], ["show", "1"], ["schedules"]):
+        result = run(*command)
+        assert result.returncode in (0, 1), result.stderr  # show 1: no such job, exit 1
+        assert marker.read_text() == "ran\n", command
+    assert run("cancel", "1").returncode == 1  # changes jobs: the app's set-up runs
+    assert marker.read_text() == "ran\nran\n"

@@ -11,6 +11,7 @@ import pytest
 from quart_jobs import Jobs, JobState, QueueFull, Transaction
 from quart_jobs.backends import Backend
 from quart_jobs.backends.base import QueueLimits
+from quart_jobs.backends.memory.backend import MemoryBackend
 
 from ..conftest import Clock
 
@@ -32,14 +33,9 @@ def make_jobs(backend: Backend, clock: Clock) -> Jobs:
     return jobs
 
 
-def sql_of(backend: Backend) -> bool:
-    return backend.scheme != "memory"
-
-
 async def create_table(jobs: Jobs) -> None:
     def run(tx: Transaction) -> None:
-        if tx.dialect != "memory":
-            tx.execute("CREATE TABLE app_orders (id INTEGER PRIMARY KEY, job_id INTEGER)")
+        tx.execute("CREATE TABLE app_orders (id INTEGER PRIMARY KEY, job_id INTEGER)")
 
     await jobs.transaction(run)
 
@@ -49,15 +45,14 @@ def rows(tx: Transaction) -> list[tuple[int, int]]:
 
 
 async def app_rows(jobs: Jobs) -> list[tuple[int, int]]:
-    return await jobs.transaction(lambda tx: [] if tx.dialect == "memory" else rows(tx))
+    return await jobs.transaction(rows)
 
 
 def place(order_id: int, *, fail: bool = False) -> Callable[[Transaction], int]:
     def run(tx: Transaction) -> int:
         job = tx.enqueue("ship", order_id)
-        if tx.dialect != "memory":
-            p = tx.placeholder
-            tx.execute(f"INSERT INTO app_orders (id, job_id) VALUES ({p}, {p})", (order_id, job.id))
+        p = tx.placeholder
+        tx.execute(f"INSERT INTO app_orders (id, job_id) VALUES ({p}, {p})", (order_id, job.id))
         if fail:
             raise Refused("the application changed its mind")
         return job.id
@@ -73,8 +68,7 @@ async def test_a_committed_transaction_keeps_the_rows_and_the_job_which_runs(
     job_id = await jobs.transaction(place(7))
     job = await jobs.get(job_id)
     assert job.state is JobState.QUEUED and job.args == (7,)
-    if sql_of(backend):
-        assert await app_rows(jobs) == [(7, job_id)]
+    assert await app_rows(jobs) == [(7, job_id)]
     ran.clear()
     async with jobs.run_worker(concurrency=1, poll_interval=0.01):
         for _ in range(500):
@@ -100,8 +94,6 @@ async def test_a_failure_inside_the_transaction_keeps_neither_rows_nor_job(
 async def test_a_failing_sql_statement_rolls_back_the_jobs_enqueued_before_it(
     backend: Backend, clock: Clock
 ) -> None:
-    if not sql_of(backend):
-        pytest.skip("the memory backend has no SQL")
     jobs = make_jobs(backend, clock)
     await create_table(jobs)
     await jobs.transaction(place(1))
@@ -117,11 +109,32 @@ async def test_queue_limits_apply_inside_the_transaction(backend: Backend, clock
     await jobs.transaction(place(1))
 
     def over_limit(tx: Transaction) -> None:
+        tx.execute(f"INSERT INTO app_orders (id, job_id) VALUES (2, {tx.placeholder})", (0,))
         tx.options(limits=QueueLimits(max_queued=1)).enqueue("ship", 2)
 
     with pytest.raises(QueueFull):
         await jobs.transaction(over_limit)
     assert len(await jobs.list()) == 1
+    assert await app_rows(jobs) == [(1, (await jobs.list())[0].id)]  # the row went with it
+
+
+async def test_the_sql_dialect_and_its_placeholder_are_the_stores(
+    backend: Backend, clock: Clock
+) -> None:
+    jobs = make_jobs(backend, clock)
+    seen = await jobs.transaction(lambda tx: (tx.dialect, tx.placeholder))
+    expected = {"postgresql": ("postgresql", "%s")}.get(backend.scheme, ("sqlite", "?"))
+    assert seen == expected  # memory:// runs the application's SQL on an in-memory SQLite
+
+
+async def test_memory_keeps_the_applications_tables_as_long_as_its_jobs(clock: Clock) -> None:
+    jobs = make_jobs(MemoryBackend(), clock)  # one Jobs opened by test after test
+    async with jobs:
+        await create_table(jobs)
+        job_id = await jobs.transaction(place(5))
+    async with jobs:
+        assert await app_rows(jobs) == [(5, job_id)]
+        assert (await jobs.get(job_id)).args == (5,)
 
 
 async def test_cancel_and_get_inside_the_transaction_are_undone_with_it(
@@ -161,8 +174,7 @@ async def test_many_concurrent_transactions_all_commit(backend: Backend, clock: 
     ids = await asyncio.gather(*(jobs.transaction(place(n)) for n in range(1, 41)))
     assert len(set(ids)) == 40
     assert len(await jobs.list(limit=100)) == 40
-    if sql_of(backend):
-        assert sorted(r[0] for r in await app_rows(jobs)) == list(range(1, 41))
+    assert sorted(r[0] for r in await app_rows(jobs)) == list(range(1, 41))
 
 
 async def test_purge_deletes_in_batches_until_every_old_finished_job_is_gone(

@@ -38,4 +38,8 @@ def create_app(database_url: str, **config: Any) -> Quart:
         job = await jobs.enqueue(remember, value)
         return {"id": job.id}
 
+    @app.get("/jobs/<int:job_id>")
+    async def show(job_id: int) -> dict[str, str]:
+        return {"state": (await jobs.get(job_id)).state.value}
+
     return app

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from click.testing import CliRunner
+from werkzeug.exceptions import NotFound
 
 from quart_jobs import JobState, get_jobs
 
@@ -49,6 +50,32 @@ async def test_without_embedded_worker_nothing_runs(tmp_path: Path) -> None:
         await asyncio.sleep(0.3)
         assert (await jobs.get(job.id)).state is JobState.QUEUED
         assert jobs.embedded is None
+
+
+async def test_a_job_not_found_in_a_route_is_a_404_as_the_app_answers_it(
+    tmp_path: Path,
+) -> None:
+    app = ext_app.create_app(f"sqlite:///{tmp_path}/j.sqlite3", QUART_JOBS_EMBEDDED_WORKER=False)
+    async with app.test_app() as served:
+        client = served.test_client()
+        job = await get_jobs(app).enqueue(ext_app.remember, 1)
+        found = await client.get(f"/jobs/{job.id}")
+        assert found.status_code == 200 and await found.get_json() == {"state": "queued"}
+        for missing in (job.id + 1, 2**63):
+            response = await client.get(f"/jobs/{missing}")
+            assert response.status_code == 404  # Quart's own 404 page
+            assert f"no job has id {missing}" in await response.get_data(as_text=True)
+
+    json_app = ext_app.create_app(f"sqlite:///{tmp_path}/j.sqlite3")
+
+    @json_app.errorhandler(NotFound)
+    async def json_not_found(error: NotFound) -> tuple[dict[str, str], int]:
+        return {"error": str(error.description)}, 404
+
+    async with json_app.test_app() as served:
+        response = await served.test_client().get(f"/jobs/{job.id + 1}")
+        assert response.status_code == 404
+        assert await response.get_json() == {"error": f"no job has id {job.id + 1}"}
 
 
 def test_quart_jobs_commands_are_on_the_app_cli(tmp_path: Path) -> None:

@@ -156,6 +156,8 @@ async def test_drain_counts_failures_and_retries_waiting_for_their_backoff(jobs:
     doomed = await jobs.options(max_attempts=1).enqueue(always_fails)
     drained = await jobs.drain(timeout=30)
     assert (drained.retried, drained.failed, drained.succeeded) == (1, 1, 0)
+    assert drained == {JobState.FAILED: 1}  # ended jobs only: the retried one is not ended
+    assert repr(drained) == "Drained(failed=1, retried=1)" and drained.total == 2
     assert (await jobs.get(flaky.id)).state is JobState.QUEUED  # backoff: 30 s or more
     assert (await jobs.get(doomed.id)).state is JobState.FAILED
 
@@ -167,6 +169,8 @@ async def test_drain_runs_retries_that_are_ready_at_once(
         flaky = await jobs.enqueue(fails_twice)
         drained = await jobs.drain(timeout=30)
         assert (drained.retried, drained.succeeded) == (2, 1)
+        assert repr(drained) == "Drained(succeeded=1, retried=2)"
+        assert dict(drained) == {JobState.SUCCEEDED: 1} and drained.total == 3
         assert (await jobs.get(flaky.id)).result == 3
 
 

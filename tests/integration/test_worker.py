@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
+import logging
 
 import pytest
 
@@ -120,6 +122,23 @@ async def test_a_partial_of_a_registered_task_is_enqueued_with_merged_arguments(
     assert job.args == ("p", 1) and dict(job.kwargs) == {"key": "k", "delay": 2}
 
 
+async def test_a_called_task_is_refused_with_the_call_to_write_instead(jobs: Jobs) -> None:
+    called = tasks.record({"x": 1})  # a coroutine object, as asyncio.create_task would take
+    with pytest.raises(TaskNotRegistered) as refused:
+        await jobs.enqueue(called)
+    assert "enqueue(record, *args, **kwargs), not enqueue(record(*args, **kwargs))" in str(
+        refused.value
+    )
+    assert inspect.getcoroutinestate(called) == inspect.CORO_CLOSED  # no "never awaited"
+    in_tx = tasks.record(2)
+    with pytest.raises(TaskNotRegistered, match=r"enqueue\(record, \*args"):
+        await jobs.transaction(lambda tx: tx.enqueue(in_tx))
+    assert inspect.getcoroutinestate(in_tx) == inspect.CORO_CLOSED
+    with pytest.raises(TaskNotRegistered, match=r"\{'echo': 1\} is not a task but a value"):
+        await jobs.enqueue({"echo": 1})  # what a sync task's call returned
+    assert await jobs.list() == []
+
+
 async def test_unregistered_lambda_closure_and_non_json_are_refused_clearly(jobs: Jobs) -> None:
     with pytest.raises(TaskNotRegistered, match=r"@jobs\.task"):
         await jobs.enqueue(lambda: None)
@@ -181,3 +200,19 @@ async def test_a_worker_that_lost_its_lease_cannot_record_its_late_result(
     current = await jobs.get(job.id)
     assert current.state is JobState.RUNNING and current.worker == "other-worker"
     assert any("write refused" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_worker_on_a_queue_no_task_uses_warns_with_the_known_queues(
+    jobs: Jobs, caplog: pytest.LogCaptureFixture
+) -> None:
+    jobs.task(name="mail.send", queue="emails")(tasks.record)
+    with caplog.at_level(logging.WARNING, logger="quart_jobs"):
+        async with jobs.run_worker(queues=["emails", "nosuch"]):
+            pass
+        async with jobs.run_worker(queues=["emails", "default"]):
+            pass
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == [
+        "a worker claims from queue nosuch that no registered task uses (the tasks' queues: "
+        "default, emails); only jobs enqueued with options(queue=...) reach it"
+    ]

@@ -109,7 +109,7 @@ class BackendTransaction(abc.ABC):
     :meth:`Backend.run_transaction`: the application's statements and its enqueues, committed
     together or not at all. Synchronous: it is used from inside that function only."""
 
-    #: ``sqlite``, ``postgresql`` or ``memory``: the SQL dialect of :meth:`execute`.
+    #: ``sqlite`` or ``postgresql``: the SQL dialect of :meth:`execute`.
     dialect: str = ""
     #: The parameter placeholder of the dialect: ``?`` (SQLite), ``%s`` (PostgreSQL).
     placeholder: str = "?"

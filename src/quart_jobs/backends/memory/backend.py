@@ -1,11 +1,15 @@
 """The in-memory reference backend: the contract in plain Python, for tests and examples.
 
-Nothing survives the process; use SQLite or PostgreSQL for anything that must.
+The application's own SQL in :meth:`Jobs.transaction` runs on a private in-memory SQLite
+database, committed or rolled back with the jobs of the transaction, so an app that writes its
+rows and enqueues together is tested on ``memory://`` as it runs on SQLite. Nothing survives
+the process; use SQLite or PostgreSQL for anything that must.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import TypeVar
@@ -55,6 +59,10 @@ class MemoryBackend(Backend):
         self._tags: dict[int, float] = {}
         self._book = policy.FairBook()
         self._sessions: dict[str, float] = {}
+        # The application's tables (transactions' SQL): connected on first use; kept as an
+        # image while the backend is closed, as its jobs are kept.
+        self._app_db: sqlite3.Connection | None = None
+        self._app_db_image: bytes | None = None
         self._workers: dict[str, WorkerRecord] = {}
         self._clock = StoreClock()  # a backward step of the caller's clock is clamped
 
@@ -62,7 +70,20 @@ class MemoryBackend(Backend):
         return None
 
     async def close(self) -> None:
-        return None
+        if self._app_db is not None:
+            self._app_db_image = self._app_db.serialize()
+            self._app_db.close()
+            self._app_db = None
+
+    def app_db(self) -> sqlite3.Connection:
+        """The in-memory SQLite database of the application's statements (autocommit mode:
+        a transaction begins and ends them explicitly)."""
+        if self._app_db is None:
+            conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            if self._app_db_image is not None:
+                conn.deserialize(self._app_db_image)
+            self._app_db = conn
+        return self._app_db
 
     def watch_finished(self, callback: Callable[[Collection[int] | None], None]) -> bool:
         if callback not in self._watchers:
@@ -208,10 +229,13 @@ class MemoryBackend(Backend):
         owners = dict(self._book.owners)
         tx = MemoryTransaction(self, self._clock.now(now))
         try:
-            return func(tx)
+            value = func(tx)
+            tx.commit_sql()
+            return value
         except BaseException:
             self._jobs, self._keys, self._next_id, self._tags = saved
             self._book.owners = owners
+            tx.rollback_sql()
             raise
         finally:
             tx.closed = True

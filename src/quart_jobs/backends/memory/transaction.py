@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ...errors import ConfigurationError
 from ...models import EnqueueResult, Job, NewJob
 from ..base import BackendTransaction, Params, QueueLimits
 
@@ -21,16 +21,21 @@ class Store(Protocol):
 
     def job(self, job_id: int) -> Job | None: ...
 
+    def app_db(self) -> sqlite3.Connection: ...
+
 
 class MemoryTransaction(BackendTransaction):
     """Enqueues and cancels applied at once, undone by :meth:`MemoryBackend.run_transaction`
-    if the function raises. There are no SQL tables in memory."""
+    if the function raises; the application's statements in a transaction of the backend's
+    in-memory SQLite database (begun by the first), committed or rolled back with them."""
 
-    dialect = "memory"
+    dialect = "sqlite"
+    placeholder = "?"
 
     def __init__(self, backend: Store, now: float) -> None:
         self._backend = backend
         self._now = now
+        self._sql: sqlite3.Connection | None = None  # once a statement began the transaction
         self.closed = False
 
     def _open(self) -> Store:
@@ -38,16 +43,30 @@ class MemoryTransaction(BackendTransaction):
             raise RuntimeError("this transaction has ended; use it inside its function only")
         return self._backend
 
+    def _run(self, sql: str, params: Params) -> sqlite3.Cursor:
+        backend = self._open()
+        if self._sql is None:
+            self._sql = backend.app_db()
+            self._sql.execute("BEGIN")
+        return self._sql.execute(sql, params)
+
+    def commit_sql(self) -> None:
+        if self._sql is not None:
+            self._sql.execute("COMMIT")
+
+    def rollback_sql(self) -> None:
+        if self._sql is not None and self._sql.in_transaction:
+            self._sql.execute("ROLLBACK")
+
     def execute(self, sql: str, params: Params = ()) -> int:
-        raise ConfigurationError("the memory backend has no SQL tables: use SQLite or PostgreSQL")
+        return self._run(sql, params).rowcount
 
     def fetchone(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
-        self.execute(sql, params)
-        return None
+        row: tuple[Any, ...] | None = self._run(sql, params).fetchone()
+        return row
 
     def fetchall(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
-        self.execute(sql, params)
-        return []
+        return list(self._run(sql, params).fetchall())
 
     def enqueue(
         self, jobs: Sequence[NewJob], *, limits: QueueLimits | None = None
