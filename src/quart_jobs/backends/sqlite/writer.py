@@ -17,6 +17,12 @@ so neither kind waits more than one extra transaction.
 
 Readers use their own connections: in WAL mode they never wait for the writer.
 
+Whatever a write raises, ``SystemExit`` and ``KeyboardInterrupt`` included (the function an
+application gives to ``jobs.transaction`` runs here), fails that write alone: it is rolled back
+and its caller gets the exception. Nothing a write does stops the thread; if the thread ended
+all the same, every write still waiting and every later one fails with
+:class:`~quart_jobs.errors.BackendUnavailable` instead of waiting forever.
+
 Several processes may share the file: ``BEGIN IMMEDIATE`` waits for the lock (busy timeout),
 and a still-busy database is retried with backoff until ``busy_deadline`` passes, so callers
 never see "database is locked" under ordinary contention.
@@ -135,8 +141,17 @@ class Writer:
         self._conn: sqlite3.Connection | None = None
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
+        # Why the thread ended (``None`` while it serves): guarded by _ended_lock, so a write
+        # is either queued before the thread's last look at the queue or refused.
+        self._ended: str | None = None
+        self._ended_lock = threading.Lock()
+        self._batch: list[_Write[Any]] = []  # the writes being committed (the thread's own)
 
     async def start(self) -> None:
+        self._queue = queue.SimpleQueue()  # a thread that ended may have left its stop mark
+        self._ended = None
+        self._start_error = None
+        self._ready.clear()
         self._thread = threading.Thread(
             target=self._run, name="quart-jobs-sqlite-writer", daemon=True
         )
@@ -183,7 +198,10 @@ class Writer:
         )
         if combine is not None:
             write.combine, write.item = combine
-        self._queue.put(write)
+        with self._ended_lock:
+            if self._ended is not None:
+                raise BackendUnavailable(f"the SQLite writer of {self._path} {self._ended}")
+            self._queue.put(write)
         return future
 
     async def run(
@@ -215,31 +233,59 @@ class Writer:
             )
         except BaseException as exc:
             self._start_error = exc
+            self._end("could not open the database")
             self._ready.set()
             return
         self._ready.set()
+        reason = "was stopped"
         try:
-            while True:
-                first = self._queue.get()
-                if first is None:
-                    break
-                batch: list[_Write[Any]] = [first]
-                stop = False
-                while len(batch) < self._max_batch:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is None:
-                        stop = True
-                        break
-                    batch.append(item)
-                for part in urgent_first(batch):
-                    self._commit_batch(self._conn, part)
-                if stop:
-                    break
+            self._serve(self._conn)
+        except BaseException as exc:  # a bug of the writer itself: nobody may wait forever
+            log.critical("the SQLite writer thread failed; writes now fail", exc_info=exc)
+            reason = f"thread failed ({exc!r}); reopen the store"
         finally:
+            self._end(reason)
             self._conn.close()
+
+    def _serve(self, conn: sqlite3.Connection) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch: list[_Write[Any]] = [first]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._batch = batch
+            for part in urgent_first(batch):
+                self._commit_batch(conn, part)
+            self._batch = []
+            if stop:
+                return
+
+    def _end(self, reason: str) -> None:
+        """Refuse writes from now on, and fail those still queued or in the batch it was
+        committing (those settled already keep their outcome)."""
+        with self._ended_lock:
+            self._ended = reason
+        error = BackendUnavailable(f"the SQLite writer of {self._path} {reason}")
+        left: Settled = [(write, None, error) for write in self._batch]
+        self._batch = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                left.append((item, None, error))
+        _settle_all(left)
 
     def _begin(self, conn: sqlite3.Connection) -> None:
         deadline = time.monotonic() + self._busy_deadline
@@ -276,7 +322,7 @@ class Writer:
                         _write_group(conn, group, settled)
             if commit:
                 conn.execute("COMMIT")
-        except Exception as exc:
+        except BaseException as exc:  # the batch fails; the thread goes on
             if conn.in_transaction:
                 try:
                     conn.execute("ROLLBACK")
@@ -305,7 +351,7 @@ def _write_alone(conn: sqlite3.Connection, write: _Write[Any], settled: Settled)
     transaction is rolled back)."""
     try:
         value = write.func(conn)
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit too: the caller's failure, not the writer's
         if is_storage_error(exc):
             raise
         conn.execute("ROLLBACK")
@@ -321,7 +367,7 @@ def _write_one(conn: sqlite3.Connection, write: _Write[Any], settled: Settled) -
         conn.execute("SAVEPOINT w")
     try:
         value = write.func(conn)
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit too: the caller's failure, not the writer's
         if is_storage_error(exc):
             raise
         if write.savepoint:
@@ -340,7 +386,7 @@ def _write_group(conn: sqlite3.Connection, group: list[_Write[Any]], settled: Se
     conn.execute("SAVEPOINT g")
     try:
         values = combine(conn, [w.item for w in group])
-    except Exception as exc:
+    except BaseException as exc:
         if is_storage_error(exc):
             raise
         conn.execute("ROLLBACK TO g")
