@@ -1,5 +1,7 @@
-"""A task cannot take its worker process down, and a sync thread that never returns does not
-keep it alive after SIGTERM: ``quart-jobs worker`` and ``orders serve`` as real processes."""
+"""A task cannot take its worker process down, not even through the function it gives to
+``jobs.transaction`` (on SQLite it runs on the process's one writer thread), and a sync thread
+that never returns does not keep it alive after SIGTERM: ``quart-jobs worker`` and
+``orders serve`` as real processes."""
 
 from __future__ import annotations
 
@@ -67,6 +69,15 @@ def start(processes: list[Service], tmp_path: Path, program: list[str], url: str
     return svc
 
 
+def assert_transaction_rolled_back(url: str) -> None:
+    """The job enqueued in the transaction that raised ``SystemExit`` does not exist."""
+
+    async def action(jobs: Jobs) -> list[Job]:
+        return await jobs.list(task="poison.done", limit=1000)
+
+    assert all(job.args != (-1,) for job in with_jobs(url, action))
+
+
 def assert_sigterm_leaves_in_time(svc: Service, url: str, stuck: int) -> None:
     """SIGTERM with a sync task blocked forever: exit 0 within SHUTDOWN_TIMEOUT + 5 s, the job
     back in the queue with no attempt charged."""
@@ -97,7 +108,8 @@ def test_quart_jobs_worker_survives_poison_tasks_and_exits_on_sigterm(
     assert wait_until(lambda: in_state(url, poisoned, JobState.FAILED), 30), svc.output()
     assert svc.proc is not None and svc.proc.poll() is None, svc.output()  # still up
     errors = [get(url, i).error or "" for i in poisoned]
-    assert errors == ["SystemExit: 3", "KeyboardInterrupt", "Poison: custom base exception"]
+    assert errors == poison_app.POISON_ERRORS
+    assert_transaction_rolled_back(url)
     assert "job 1 failed" in svc.output()  # failed for good is visible without logging set-up
     later = enqueue(url, "poison.done", 99)
     assert wait_until(lambda: get(url, later).state is JobState.SUCCEEDED, 30), svc.output()
@@ -117,6 +129,8 @@ def test_orders_serve_survives_poison_tasks_and_exits_on_sigterm(
     with httpx.Client(base_url=svc.url, timeout=10) as client:
         order = place(client, VIP_KEY, processing_seconds=0)
         assert wait_until(lambda: in_state(url, poisoned, JobState.FAILED), 30), svc.output()
+        assert [get(url, i).error for i in poisoned] == poison_app.POISON_ERRORS
+        assert_transaction_rolled_back(url)
 
         def completed() -> bool:
             found = client.get(f"/orders/{order['id']}", headers=auth(VIP_KEY)).json()
