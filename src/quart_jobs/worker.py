@@ -268,15 +268,18 @@ class Worker:
         exc = task.exception()
         if exc is None and self._stopping:
             return
-        log.error(
-            "worker %s: its %s loop %s; it stops claiming and drains its running jobs",
-            self.name,
-            what,
-            "failed" if exc is not None else "ended unexpectedly",
-            exc_info=exc,
-        )
-        if self.failure is None:
-            self.failure = exc or JobsError(f"the worker's {what} loop ended unexpectedly")
+        if exc is None and what == "pump" and self.settings.burst:
+            log.info("worker %s: no job ready and none running; its burst is done", self.name)
+        else:
+            log.error(
+                "worker %s: its %s loop %s; it stops claiming and drains its running jobs",
+                self.name,
+                what,
+                "failed" if exc is not None else "ended unexpectedly",
+                exc_info=exc,
+            )
+            if self.failure is None:
+                self.failure = exc or JobsError(f"the worker's {what} loop ended unexpectedly")
         if self._stopper is None:
             self._stopper = asyncio.create_task(
                 self._shut_down(None), name=f"quart-jobs stop {self.name}"
