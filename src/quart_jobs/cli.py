@@ -405,8 +405,16 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
         envvar="QUART_JOBS_QUEUES",
         help="Claim only from these queues (comma-separated; default: every queue).",
     )
-    def worker(concurrency: int | None, shutdown_timeout: float | None, queues: str | None) -> None:
-        overrides: dict[str, Any] = {}
+    @click.option(
+        "--burst",
+        is_flag=True,
+        help="Run the jobs that are ready (and those they enqueue), then exit 0 once none is "
+        "ready and none runs; jobs delayed into the future are not waited for. No schedules.",
+    )
+    def worker(
+        concurrency: int | None, shutdown_timeout: float | None, queues: str | None, burst: bool
+    ) -> None:
+        overrides: dict[str, Any] = {"burst": True} if burst else {}
         if queues:
             try:
                 overrides["queues"] = queue_names(queues)
@@ -476,7 +484,10 @@ async def run_worker_until_signal(jobs: Jobs, **overrides: Any) -> None:
             await worker.run_until(stop)
             if worker.failure is not None:
                 raise Failed(f"the worker stopped after an internal failure: {worker.failure!r}")
-            click.echo("stopping: running jobs get the shutdown timeout", err=True)
+            if worker.stopped.is_set():  # a burst that is done
+                click.echo("no job ready and none running: done", err=True)
+            else:
+                click.echo("stopping: running jobs get the shutdown timeout", err=True)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
