@@ -113,23 +113,33 @@ class QuartJobs(Jobs):
 
     async def open(self) -> None:
         """Open the store configured by ``app.config``, then run the :attr:`on_open` hooks
-        (the app's own migrations). Serving, the CLI and scripts all come through here."""
+        (the app's own migrations). Serving, the CLI and scripts all come through here. If a
+        hook fails, the store is closed again before the error propagates, so the next open
+        (of the next app, say, with another database) starts from its own configuration."""
         if self._opened:
             return
         if self.app is not None:
             self.configure_from(self.app)
         await super().open()
-        for hook in self.on_open:
-            await hook()
+        try:
+            for hook in self.on_open:
+                await hook()
+        except BaseException:
+            await self.close()
+            raise
 
     async def _before_serving(self) -> None:
         assert self.app is not None
         show_job_logs()
         await self.open()
-        self.start_retention()
-        if self.embedded_worker:
-            self.embedded = self.start_worker()
-            self._watcher = asyncio.create_task(self._watch_shutdown(self.app, self.embedded))
+        try:
+            self.start_retention()
+            if self.embedded_worker:
+                self.embedded = self.start_worker()
+                self._watcher = asyncio.create_task(self._watch_shutdown(self.app, self.embedded))
+        except BaseException:  # the app does not serve: nothing of it stays open
+            await self._after_serving()
+            raise
 
     async def _watch_shutdown(self, app: Quart, worker: Worker) -> None:
         await app.shutdown_event.wait()  # type: ignore[attr-defined]
