@@ -495,7 +495,7 @@ class Jobs:
         for hook in self.event_hooks:
             try:
                 hook(event, job, elapsed)
-            except Exception:
+            except BaseException:  # SystemExit too: a hook never stops a worker or the caller
                 log.exception("job event hook failed (%s, job %s)", event, job.id)
 
     def _notify_workers(self) -> None:

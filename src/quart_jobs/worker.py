@@ -517,7 +517,7 @@ class Worker:
         if self._on_event is not None:
             try:
                 self._on_event(event, job, elapsed)
-            except Exception:
+            except BaseException:  # SystemExit too: logged, and the pump goes on
                 log.exception("job event hook failed")
 
     # --- leases ------------------------------------------------------------------------------

@@ -136,10 +136,17 @@ class Listener:
                     self._wake()
                     async for notify in notifies:
                         self._received(notify.payload)
-            except (psycopg.Error, OSError, BackendUnavailable) as exc:
+            except Exception as exc:  # the loop never ends by itself: it listens again
                 failures += 1
                 pause = min(self._max_backoff, 0.1 * 2**failures)
-                log.warning("LISTEN %s lost (reconnecting in %.1fs): %s", self._channel, pause, exc)
+                if isinstance(exc, psycopg.Error | OSError | BackendUnavailable):
+                    log.warning(
+                        "LISTEN %s lost (reconnecting in %.1fs): %s", self._channel, pause, exc
+                    )
+                else:  # not the connection: a bug, shown with its traceback
+                    log.exception(
+                        "LISTEN %s failed (listening again in %.1fs)", self._channel, pause
+                    )
                 await asyncio.sleep(pause)
 
     @contextlib.asynccontextmanager
