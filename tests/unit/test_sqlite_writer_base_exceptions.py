@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from quart_jobs.backends.sqlite_io import Writer, _Write
+from quart_jobs.backends.sqlite.writer import Writer, _Write
 from quart_jobs.errors import BackendUnavailable
 
 
