@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from .drain import Drained
 from .errors import (
     ArgumentsNotSerializable,
     BackendUnavailable,
@@ -23,6 +22,7 @@ from .models import Job, JobState, Stats, Tier
 from .periodic import Schedule
 from .policy import RetryPolicy
 from .registry import Task
+from .testing import Drained
 from .transaction import Transaction
 from .worker import Worker, WorkerSettings, current_job
 

@@ -22,9 +22,9 @@ from . import jobs as jobs_module
 from .backends.base import queue_names
 from .backends.sqlite.writer import SYNCHRONOUS_MODES
 from .errors import ConfigurationError
+from .maintenance.retention import parse_retention
 from .policy import RetryPolicy, Weights
-from .retention import parse_retention
-from .worker import WorkerSettings
+from .worker_settings import WorkerSettings
 
 PREFIX = "QUART_JOBS_"
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from quart_jobs import ConfigurationError
 from quart_jobs.backends.base import queue_names
-from quart_jobs.retention import parse_retention
+from quart_jobs.maintenance.retention import parse_retention
 
 T = TypeVar("T")
 

@@ -14,9 +14,9 @@ import logging
 import re
 from collections.abc import Callable
 
-from .backends import Backend
-from .errors import ConfigurationError
-from .models import JobState
+from ..backends import Backend
+from ..errors import ConfigurationError
+from ..models import JobState
 
 log = logging.getLogger("quart_jobs")
 
