@@ -75,9 +75,14 @@ class Service:
             time.sleep(0.1)
         raise TimeoutError(f"service not ready after {timeout}s:\n{self.output()}")
 
-    def signal(self, sig: int) -> None:
+    def signal(self, sig: int, *, group: bool = False) -> None:
+        """Send ``sig`` to the process, or to its whole process group (as a terminal's Ctrl-C
+        or a service manager does) with ``group``."""
         assert self.proc is not None
-        self.proc.send_signal(sig)
+        if group:
+            os.killpg(self.proc.pid, sig)
+        else:
+            self.proc.send_signal(sig)
 
     def kill9(self) -> None:
         assert self.proc is not None
@@ -90,6 +95,7 @@ class Service:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a test may have stopped it
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(30)
