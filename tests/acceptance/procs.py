@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,3 +172,18 @@ def wait_until(predicate: object, timeout: float, interval: float = 0.1) -> bool
             return True
         time.sleep(interval)
     return False
+
+
+def freeze_holding(victim: Service, held: Callable[[int], set[int]]) -> set[int]:
+    """Stop ``victim`` (SIGSTOP) at a moment it holds jobs; the ids of those jobs (read while
+    it cannot change them). ``held(pid)`` reads the running jobs of a process."""
+    assert victim.proc is not None
+    pid = victim.proc.pid
+    for _ in range(200):
+        victim.signal(signal.SIGSTOP)
+        jobs = held(pid)
+        if jobs:
+            return jobs
+        victim.signal(signal.SIGCONT)
+        time.sleep(0.05)
+    raise AssertionError(f"worker {pid} never held a job")

@@ -26,6 +26,7 @@ from .procs import (
     VIP_KEY,
     Service,
     auth,
+    freeze_holding,
     running,
     service_env,
     wait_until,
@@ -163,21 +164,6 @@ def _attempts(db: Path, ids: set[int]) -> dict[int, tuple[str, int]]:
     with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
         rows = conn.execute("SELECT id, state, attempts FROM qj_jobs").fetchall()
     return {int(i): (s, int(a)) for i, s, a in rows if int(i) in ids}
-
-
-def freeze_holding(victim: Service, held: object) -> set[int]:
-    """Stop ``victim`` (SIGSTOP) at a moment it holds jobs; the ids of those jobs (read while
-    it cannot change them). ``held(pid)`` reads the running jobs of a process."""
-    assert victim.proc is not None
-    pid = victim.proc.pid
-    for _ in range(200):
-        victim.signal(signal.SIGSTOP)
-        jobs: set[int] = held(pid)  # type: ignore[operator]
-        if jobs:
-            return jobs
-        victim.signal(signal.SIGCONT)
-        time.sleep(0.05)
-    raise AssertionError(f"worker {pid} never held a job")
 
 
 @pytest.mark.parametrize("fault", ["kill -9", "stall"])
