@@ -119,6 +119,13 @@ class Relay:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.cut()
+
+    def cut(self) -> None:
+        """Close the listening socket and every relayed connection (again: nothing)."""
+        if self._loop.is_closed():
+            return
+
         async def shutdown() -> None:
             if self._server is not None:
                 self._server.close()
