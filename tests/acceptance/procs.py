@@ -15,11 +15,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
+
+from ..conftest import IN_CI
 
 BIN = Path(sys.executable).parent
 VIP_KEY = "demo-vip-key"
 REGULAR_KEY = "demo-regular-key"
 ADMIN_TOKEN = "demo-admin-token"
+#: The full fault and signal set runs under ``CI=true`` (``.ci/run``) or ``FULL_FAULTS=1``;
+#: ``make test`` runs a short one that still makes every check.
+FULL = IN_CI or bool(os.environ.get("FULL_FAULTS"))
+
+
+def full_only(*values: object, id: str) -> object:
+    """A parameter set that runs only in the full set (skipped, with the reason, otherwise):
+    for variants that repeat a check another variant of the short set already makes."""
+    reason = "in the full set only (CI=true or FULL_FAULTS=1)"
+    return pytest.param(
+        *values, id=id, marks=[pytest.mark.slow, pytest.mark.skipif(not FULL, reason=reason)]
+    )
 
 
 def free_port() -> int:

@@ -19,7 +19,17 @@ import pytest
 from quart_jobs import Job, Jobs, JobState
 
 from . import poison_app
-from .procs import BIN, VIP_KEY, Service, auth, free_port, place, service_env, wait_until
+from .procs import (
+    BIN,
+    VIP_KEY,
+    Service,
+    auth,
+    free_port,
+    full_only,
+    place,
+    service_env,
+    wait_until,
+)
 
 pytestmark = pytest.mark.acceptance
 
@@ -68,7 +78,12 @@ def start(processes: list[Service], tmp_path: Path, program: list[str], url: str
     return svc
 
 
-SIGNALS = pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def signals(first: signal.Signals) -> pytest.MarkDecorator:
+    """``first`` in the short set, the other signal in the full one."""
+    other = signal.SIGINT if first is signal.SIGTERM else signal.SIGTERM
+    return pytest.mark.parametrize(
+        "sig", [pytest.param(first, id=first.name), full_only(other, id=other.name)]
+    )
 
 
 def assert_signal_leaves_in_time(svc: Service, url: str, stuck: int, sig: signal.Signals) -> None:
@@ -87,7 +102,7 @@ def assert_signal_leaves_in_time(svc: Service, url: str, stuck: int, sig: signal
     assert back.state is JobState.QUEUED and back.attempts == 0
 
 
-@SIGNALS
+@signals(signal.SIGINT)
 def test_quart_jobs_worker_survives_poison_tasks_and_exits_on_a_signal(
     tmp_path: Path, processes: list[Service], sig: signal.Signals
 ) -> None:
@@ -109,7 +124,7 @@ def test_quart_jobs_worker_survives_poison_tasks_and_exits_on_a_signal(
     assert_signal_leaves_in_time(svc, url, enqueue(url, "poison.block_forever"), sig)
 
 
-@SIGNALS
+@signals(signal.SIGTERM)
 def test_orders_serve_survives_poison_tasks_and_exits_on_a_signal(
     tmp_path: Path, processes: list[Service], sig: signal.Signals
 ) -> None:

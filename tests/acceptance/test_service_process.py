@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from .order_checks import sqlite_verdict, sqlite_witness
-from .procs import REGULAR_KEY, VIP_KEY, auth, place, running, wait_until
+from .procs import REGULAR_KEY, VIP_KEY, auth, full_only, place, running, wait_until
 
 SHUTDOWN_TIMEOUT = 2
 
@@ -74,8 +74,15 @@ def test_vip_orders_start_before_every_queued_regular_order(
     assert any(ts(r["started_at"]) > ts(vips[-1]["started_at"]) for r in reg)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-@pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
+@pytest.mark.parametrize(
+    ("server", "sig"),
+    [
+        pytest.param("uvicorn", signal.SIGINT, id="uvicorn-SIGINT"),
+        pytest.param("hypercorn", signal.SIGTERM, id="hypercorn-SIGTERM"),
+        full_only("uvicorn", signal.SIGTERM, id="uvicorn-SIGTERM"),
+        full_only("hypercorn", signal.SIGINT, id="hypercorn-SIGINT"),
+    ],
+)
 def test_a_signal_drains_in_time_and_the_next_start_resumes(
     tmp_path: Path, stack: contextlib.ExitStack, server: str, sig: signal.Signals
 ) -> None:
