@@ -5,6 +5,10 @@ The server runs on this machine, so a backend's CPU time is read from ``/proc/<p
 process, a pool, a child process) and adds up what each used while the block ran; the WAL is
 the distance ``pg_current_wal_lsn()`` moved (the whole cluster's: anything else writing to the
 server at the time is counted too), the commits are the database's ``xact_commit``.
+
+A backend reports its commits to the statistics at most once a second while busy, and an idle
+one may hold the last second's for ten more: the block should close the system's connections
+before it ends (a backend's exit reports everything), as W1's PostgreSQL rows do.
 """
 
 from __future__ import annotations
@@ -20,8 +24,7 @@ from . import common
 
 #: How often the backends of the database are listed and their CPU read.
 SAMPLE_EVERY = 0.1
-#: A backend sends its counters to the statistics system at most once a second (and when it
-#: goes idle or exits): wait this long before reading ``xact_commit`` at either end.
+#: How long a closed connection's backend is given to exit and report its counters.
 STATS_SETTLE = 1.2
 
 
@@ -108,7 +111,6 @@ async def server_cost(database: str) -> AsyncIterator[CostProbe]:
     probe = CostProbe()
     conn = await asyncio.to_thread(lambda: psycopg.connect(common.PG_ADMIN_URL, autocommit=True))
     try:
-        await asyncio.sleep(STATS_SETTLE)  # the set-up's commits reach the statistics first
         pids, lsn0, commits0 = await asyncio.to_thread(_snapshot, conn, database)
         backends = _Backends()
         backends.sample(pids, initial=True)
@@ -129,7 +131,7 @@ async def server_cost(database: str) -> AsyncIterator[CostProbe]:
             await watcher
         listed, lsn1, _ = await asyncio.to_thread(_snapshot, conn, database)
         backends.sample(listed)
-        await asyncio.sleep(STATS_SETTLE)  # the last commits reach the statistics
+        await asyncio.sleep(STATS_SETTLE)  # the backends' exits report their last commits
         _, _, commits1 = await asyncio.to_thread(_snapshot, conn, database)
         wal = await asyncio.to_thread(_wal_between, conn, lsn0, lsn1)
         probe.result = ServerCost(backends.used, wal, max(0, commits1 - commits0))

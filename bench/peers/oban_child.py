@@ -2,9 +2,8 @@
 
     .venv-oban/bin/python bench/peers/oban_child.py URL N CONCURRENCY
 
-Installs oban's schema in the (fresh) database at URL, prints ``ready``, waits for a line on
-stdin (the parent starts measuring the server), then runs the phases: enqueue N no-op jobs one
-awaited ``enqueue`` at a time with no worker running (every second job at oban's top
+Installs oban's schema in the (fresh) database at URL, then runs the phases: enqueue N no-op
+jobs one awaited ``enqueue`` at a time with no worker running (every second job at oban's top
 priority), start a worker (one queue, CONCURRENCY jobs at a time) against that backlog, then
 enqueue N more while it runs. Prints the phases' seconds as one JSON line and exits. Nothing
 here imports the benchmark package: this Python has oban, not quart-jobs.
@@ -54,8 +53,6 @@ async def main(url: str, n: int, concurrency: int) -> None:
     pool = await Oban.create_pool(url, min_size=1, max_size=concurrency + 2)
     try:
         await install(pool)
-        print("ready", flush=True)
-        await asyncio.to_thread(sys.stdin.readline)
 
         async def produce(client: Any) -> None:
             for i in range(n):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..common import Config, Countdown, Phases, fresh_database, pg_available
+from ..pg_cost import server_cost
 from .w1_shape import (
     PEER_ASYNC_CONCURRENCY,
     PG_PEER_CONCURRENCY,
@@ -103,7 +104,8 @@ def pgqueuer_missing() -> str | None:
 
 async def pgqueuer(cfg: Config, n: int) -> Phases:
     """pgqueuer on asyncpg: the producer enqueues through ``Queries`` on a connection of its own;
-    the worker is a ``QueueManager`` on another, capped at 10 running jobs."""
+    the worker is a ``QueueManager`` on another, capped at 10 running jobs. The server's cost
+    runs from the first connection to the last one's close."""
     import logging
 
     import asyncpg
@@ -111,7 +113,10 @@ async def pgqueuer(cfg: Config, n: int) -> Phases:
     from pgqueuer.queries import Queries
 
     logging.getLogger("pgqueuer").setLevel(logging.WARNING)
-    async with fresh_database("bench_pgqueuer") as url:
+    async with (
+        fresh_database("bench_pgqueuer") as url,
+        server_cost(database_of(url)) as probe,
+    ):
         producer_conn = await asyncpg.connect(url)
         worker_conn = await asyncpg.connect(url)
         try:
@@ -135,12 +140,12 @@ async def pgqueuer(cfg: Config, n: int) -> Phases:
             async def stop() -> None:
                 qm.shutdown.set()
 
-            return await async_phases(
-                n, done, produce, running(work, stop), database=database_of(url)
-            )
+            phases = await async_phases(n, done, produce, running(work, stop))
         finally:
             await producer_conn.close()
             await worker_conn.close()
+    phases.server = probe.result
+    return phases
 
 
 def oban_missing() -> str | None:
@@ -154,39 +159,33 @@ def oban_missing() -> str | None:
 
 
 async def oban(cfg: Config, n: int) -> Phases:
-    """oban-py in its child process: it installs its schema and says ``ready``; the server's
-    cost is measured from ``go`` to its report (its three phases and its stop)."""
-    from ..pg_cost import server_cost
-
-    async with fresh_database("bench_oban") as url:
+    """oban-py in its child process; the server's cost runs from the child's start to its
+    exit (its schema, its three phases, its stop)."""
+    async with (
+        fresh_database("bench_oban") as url,
+        server_cost(database_of(url)) as probe,
+    ):
         child = await asyncio.create_subprocess_exec(
             str(OBAN_PYTHON),
             str(OBAN_CHILD),
             url,
             str(n),
             str(PG_PEER_CONCURRENCY),
-            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        assert child.stdin is not None and child.stdout is not None
+        assert child.stdout is not None
         try:
-            line = await asyncio.wait_for(child.stdout.readline(), TIMEOUT)
-            if line.strip() != b"ready":
+            line = await asyncio.wait_for(child.stdout.readline(), 3 * TIMEOUT)
+            if not line.startswith(b"{"):
                 raise RuntimeError(f"oban child: {await _child_failure(child, line)}")
-            async with server_cost(database_of(url)) as probe:
-                child.stdin.write(b"go\n")
-                await child.stdin.drain()
-                line = await asyncio.wait_for(child.stdout.readline(), 3 * TIMEOUT)
-                if not line.startswith(b"{"):
-                    raise RuntimeError(f"oban child: {await _child_failure(child, line)}")
-                await asyncio.wait_for(child.wait(), TIMEOUT)
-            report = json.loads(line)
-            return Phases(report["enqueue"], report["drain"], report["e2e"], probe.result)
+            await asyncio.wait_for(child.wait(), TIMEOUT)
         finally:
             if child.returncode is None:
                 child.kill()
                 await child.wait()
+    report = json.loads(line)
+    return Phases(report["enqueue"], report["drain"], report["e2e"], probe.result)
 
 
 async def _child_failure(child: asyncio.subprocess.Process, line: bytes) -> str:

@@ -32,6 +32,7 @@ from ..common import (
     one_line,
     pg_available,
 )
+from ..pg_cost import server_cost
 from .in_memory import priority_queue, quart_background
 from .peers_postgres import (
     PGQUEUER_BATCH,
@@ -69,9 +70,7 @@ async def qj_noop() -> None:
 # --- quart-jobs ------------------------------------------------------------------------------
 
 
-async def _qj_phases(
-    jobs: Any, n: int, concurrency: int, producers: int = 1, database: str | None = None
-) -> Phases:
+async def _qj_phases(jobs: Any, n: int, concurrency: int, producers: int = 1) -> Phases:
     task = jobs.task(qj_noop)
     vip = jobs.options(priority="vip")
     regular = jobs.options()
@@ -94,7 +93,7 @@ async def _qj_phases(
             await asyncio.gather(*(producer(k) for k in range(producers)))
 
     worker = jobs.run_worker(concurrency=concurrency)
-    return await async_phases(n, done, produce, worker, database)
+    return await async_phases(n, done, produce, worker)
 
 
 async def qj_sqlite(cfg: Config, n: int, synchronous: str) -> Phases:
@@ -132,13 +131,19 @@ def postgres_backend_missing() -> str | None:
 async def qj_postgres(
     cfg: Config, n: int, producers: int = 1, concurrency: int = QJ_CONCURRENCY
 ) -> Phases:
-    """quart-jobs on a fresh database, with the server's cost per job."""
+    """quart-jobs on a fresh database, with the server's cost per job (from opening ``Jobs``
+    to closing it: its connections' exits flush their statistics)."""
     from quart_jobs import Jobs
 
-    async with fresh_database("bench_quart_jobs") as url:
+    async with (
+        fresh_database("bench_quart_jobs") as url,
+        server_cost(database_of(url)) as probe,
+    ):
         jobs = Jobs(url)
         async with jobs:
-            return await _qj_phases(jobs, n, concurrency, producers, database_of(url))
+            phases = await _qj_phases(jobs, n, concurrency, producers)
+    phases.server = probe.result
+    return phases
 
 
 # --- physical references: raw SQLite commits --------------------------------------------------

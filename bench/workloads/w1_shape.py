@@ -1,5 +1,5 @@
-"""W1's shape, shared by every system it measures: the sizes, the three phases of an asyncio
-system and the server cost around them (see :mod:`bench.workloads.throughput`)."""
+"""W1's shape, shared by every system it measures: the sizes and the three phases of an asyncio
+system (see :mod:`bench.workloads.throughput`)."""
 
 from __future__ import annotations
 
@@ -30,34 +30,26 @@ async def async_phases(
     done: list[Countdown],
     produce: Callable[[], Awaitable[None]],
     worker: contextlib.AbstractAsyncContextManager[Any],
-    database: str | None = None,
 ) -> Phases:
     """The three phases of an asyncio system: ``produce`` N jobs with no worker (enqueue), run
     ``worker`` against that backlog (drain), then produce N more while it runs (e2e). Jobs
-    report to ``done[0]``, which is renewed for each counted phase. With ``database``, the
-    PostgreSQL server's cost from the first enqueue to the worker's stop is measured too."""
-    async with contextlib.AsyncExitStack() as stack:
-        probe = None
-        if database is not None:
-            from ..pg_cost import server_cost
+    report to ``done[0]``, which is renewed for each counted phase."""
+    t0 = time.perf_counter()
+    await produce()
+    enqueue = time.perf_counter() - t0
 
-            probe = await stack.enter_async_context(server_cost(database))
-        t0 = time.perf_counter()
-        await produce()
-        enqueue = time.perf_counter() - t0
+    done[:] = [Countdown(n)]
+    t0 = time.perf_counter()
+    async with worker:
+        await done[0].wait(TIMEOUT)
+        drain = time.perf_counter() - t0
 
         done[:] = [Countdown(n)]
         t0 = time.perf_counter()
-        async with worker:
-            await done[0].wait(TIMEOUT)
-            drain = time.perf_counter() - t0
-
-            done[:] = [Countdown(n)]
-            t0 = time.perf_counter()
-            await produce()
-            await done[0].wait(TIMEOUT)
-            e2e = time.perf_counter() - t0
-    return Phases(enqueue, drain, e2e, probe.result if probe is not None else None)
+        await produce()
+        await done[0].wait(TIMEOUT)
+        e2e = time.perf_counter() - t0
+    return Phases(enqueue, drain, e2e)
 
 
 @contextlib.asynccontextmanager
