@@ -25,6 +25,7 @@ from quart_jobs.metrics import register_metrics
 from quart_jobs.policy import vip_weights
 
 from . import orders
+from .bad_host import ServiceQuart
 from .config import Settings
 from .errors import ApiError, register_error_handlers
 from .http import (
@@ -93,7 +94,7 @@ def jobs_config(settings: Settings) -> dict[str, Any]:
 
 def create_app(settings: Settings | None = None) -> Quart:
     settings = settings or Settings.from_env()
-    app = Quart("orders")
+    app = ServiceQuart("orders")
     app.config.update(jobs_config(settings))
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["QUART_SCHEMA_CONVERSION_PREFERENCE"] = "pydantic"
