@@ -27,7 +27,7 @@ from quart_jobs.policy import vip_weights
 from . import orders
 from .bad_host import ServiceQuart
 from .config import Settings
-from .errors import ApiError, register_error_handlers
+from .errors import READINESS_KEY, ApiError, register_error_handlers
 from .http import (
     authenticate,
     check_id,
@@ -152,7 +152,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     register_metrics(app, jobs, token=settings.metrics_token)
     register_error_handlers(app)
     readiness = Readiness(jobs, embedded_workers=settings.embedded_workers)
-    app.extensions["orders_readiness"] = readiness
+    app.extensions[READINESS_KEY] = readiness
     register_routes(app, readiness)
     return app
 
@@ -201,6 +201,8 @@ def register_routes(app: Quart, readiness: Readiness) -> None:
                 "this Idempotency-Key was used for a different request; use a new key for a "
                 "new order",
             ) from None
+        if created:
+            readiness.write_succeeded()
         # A Response, not a (body, status, headers) tuple: quart-schema would build a pydantic
         # TypeAdapter for the headers dict on every request. The JSON encoded here, as compact
         # as jsonify's, without its provider's indirections (W3's profile).
@@ -277,6 +279,7 @@ def register_routes(app: Quart, readiness: Readiness) -> None:
             ) from None
         if order is None:
             raise ApiError(404, "not_found", "no such order")
+        readiness.write_succeeded()
         return jsonify(order_json(order))
 
     @app.get("/healthz")
