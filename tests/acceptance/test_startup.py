@@ -70,3 +70,27 @@ def test_a_bad_operator_setting_is_one_line_and_exit_2(
     result = serve_once(f"sqlite:///{tmp_path}/o.sqlite3", free_port(), **env)
     assert result.returncode == 2, result.stderr
     assert needle in one_line(result)
+
+
+@pytest.mark.parametrize(
+    ("env", "shown"),
+    [
+        ({"ORDERS_DEMO": "0", "ADMIN_TOKEN": "operator-secret-token-1"}, False),
+        ({"ORDERS_DEMO": "1", "ADMIN_TOKEN": "operator-secret-token-1"}, False),
+        ({"ORDERS_DEMO": "1"}, True),
+    ],
+)
+def test_the_admin_token_is_printed_only_when_it_is_the_demo_token(
+    tmp_path: Path, env: dict[str, str], shown: bool
+) -> None:
+    with running(tmp_path, f"sqlite:///{tmp_path}/o.sqlite3", env=env) as svc:
+        token = env.get("ADMIN_TOKEN", "demo-admin-token")
+        admin = httpx.get(
+            f"{svc.url}/admin/api/stats", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert admin.status_code == 200  # the admin is on either way
+    output = svc.output()
+    assert "operator-secret-token-1" not in output
+    assert ("admin token: demo-admin-token" in output) is shown
+    if not shown:
+        assert "admin: enabled with ADMIN_TOKEN" in output

@@ -74,7 +74,7 @@ class Settings:
             values[f.name] = _PARSERS.get(f.name, _str)(name, raw)
         settings = replace(cls(), **values)
         if settings.orders_demo and settings.admin_token is None:
-            settings = replace(settings, admin_token="demo-admin-token")
+            settings = replace(settings, admin_token=DEMO_ADMIN_TOKEN)
         settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
         settings.check()
         return settings
@@ -154,6 +154,8 @@ SERVERS = ("uvicorn", "hypercorn")
 
 #: Admin and metrics tokens shorter than this are refused at start-up.
 MIN_TOKEN_LENGTH = 16
+#: The admin token of demo mode when ADMIN_TOKEN is not set (documented, so printed at start).
+DEMO_ADMIN_TOKEN = "demo-admin-token"
 
 
 def _str(name: str, raw: str) -> str:
