@@ -94,3 +94,38 @@ def test_the_admin_token_is_printed_only_when_it_is_the_demo_token(
     assert ("admin token: demo-admin-token" in output) is shown
     if not shown:
         assert "admin: enabled with ADMIN_TOKEN" in output
+
+
+NUMERIC_SETTINGS = [
+    "PORT",
+    "WORKER_CONCURRENCY",
+    "SHUTDOWN_TIMEOUT",
+    "JOB_MAX_ATTEMPTS",
+    "MAX_BODY_BYTES",
+    "MAX_QUEUED",
+    "MAX_QUEUED_PER_CUSTOMER",
+    "RATE_LIMIT_PER_CUSTOMER",
+    "LEASE_SECONDS",
+    "POLL_INTERVAL",
+    "JOB_RETENTION",
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [(name, value) for name in NUMERIC_SETTINGS for value in ("nan", "inf", "1e400")]
+    + [("VIP_WEIGHT", "nan"), ("VIP_WEIGHT", "-inf")],
+)
+def test_a_number_that_is_not_finite_is_refused_naming_its_setting(
+    tmp_path: Path, name: str, value: str
+) -> None:
+    result = serve_once(f"sqlite:///{tmp_path}/o.sqlite3", free_port(), **{name: value})
+    assert result.returncode == 2, result.stderr
+    line = one_line(result)
+    assert line.startswith("orders: ") and f": {name}=" in line, line
+    assert "DATABASE_URL" not in line
+
+
+def test_vip_weight_inf_means_vip_strictly_first_and_starts(tmp_path: Path) -> None:
+    with running(tmp_path, f"sqlite:///{tmp_path}/o.sqlite3", env={"VIP_WEIGHT": "inf"}) as svc:
+        assert httpx.get(f"{svc.url}/readyz").status_code == 200

@@ -18,7 +18,7 @@ from typing import NoReturn, TypeVar
 import click
 from quart import Quart
 
-from quart_jobs import JobsError
+from quart_jobs import ConfigurationError, JobsError
 
 from .app import create_app
 from .config import DEMO_ADMIN_TOKEN, SettingError, Settings
@@ -41,8 +41,8 @@ def _settings(**overrides: object) -> Settings:
 
 def _fail_start(settings: Settings, exc: BaseException) -> NoReturn:
     """One line naming the real cause, exit 2: the database for the store's errors, else the
-    error itself (a bind error names HOST:PORT)."""
-    if isinstance(exc, JobsError):
+    error itself (a bind error names HOST:PORT, a setting's error that setting)."""
+    if isinstance(exc, JobsError) and not isinstance(exc, ConfigurationError):
         cause = f"DATABASE_URL={_redact(settings.database_url)}: {exc}"
     else:
         cause = " ".join(str(exc).split()) or type(exc).__name__

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
@@ -171,12 +172,20 @@ def _retention(name: str, raw: str) -> float | None:
         ) from None
 
 
-def _number(kind: Callable[[str], T]) -> Callable[[str, str], T]:
+def _number(kind: Callable[[str], T], *, infinite: bool = False) -> Callable[[str, str], T]:
+    """A parser of ``kind``; NaN is refused, and infinity unless ``infinite`` (where it has a
+    meaning, as VIP_WEIGHT's "strictly first")."""
+
     def parse(name: str, raw: str) -> T:
         try:
-            return kind(raw.strip())
+            value = kind(raw.strip())
         except ValueError:
             raise SettingError(f"{name}={raw!r}: not a valid {kind.__name__}") from None
+        if isinstance(value, float) and not (
+            math.isfinite(value) or (infinite and value == math.inf)
+        ):
+            raise SettingError(f"{name}={raw!r}: use a finite number")
+        return value
 
     return parse
 
@@ -201,7 +210,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "max_queued": _number(int),
     "max_queued_per_customer": _number(int),
     "rate_limit_per_customer": _number(float),
-    "vip_weight": _number(float),
+    "vip_weight": _number(float, infinite=True),
     "lease_seconds": _number(float),
     "poll_interval": _number(float),
     "job_retention": _retention,
