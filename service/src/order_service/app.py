@@ -20,7 +20,7 @@ from quart_schema import (
 )
 
 from quart_jobs import Job, QuartJobs
-from quart_jobs.admin import register_admin
+from quart_jobs.admin import ID_CONVERTER, DigitsConverter, register_admin
 from quart_jobs.metrics import register_metrics
 from quart_jobs.policy import vip_weights
 
@@ -95,6 +95,8 @@ def jobs_config(settings: Settings) -> dict[str, Any]:
 def create_app(settings: Settings | None = None) -> Quart:
     settings = settings or Settings.from_env()
     app = ServiceQuart("orders")
+    # Ids in URLs are ASCII digits (werkzeug's int converter takes any Unicode digit).
+    app.url_map.converters[ID_CONVERTER] = DigitsConverter
     app.config.update(jobs_config(settings))
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["QUART_SCHEMA_CONVERSION_PREFERENCE"] = "pydantic"
@@ -216,7 +218,7 @@ def register_routes(app: Quart, readiness: Readiness) -> None:
             mimetype="application/json",
         )
 
-    @app.get("/orders/<int:order_id>")
+    @app.get("/orders/<qj_id:order_id>")
     @validate_querystring(OrderWaitQuery)
     @document_response(Order, 200)
     @document_response(ErrorBody, 400)
@@ -257,7 +259,7 @@ def register_routes(app: Quart, readiness: Readiness) -> None:
         )
         return jsonify({"orders": [order_json(order) for order in found]})
 
-    @app.post("/orders/<int:order_id>/cancel")
+    @app.post("/orders/<qj_id:order_id>/cancel")
     @document_response(Order, 200)
     @document_response(ErrorBody, 401, UnauthorizedHeaders)
     @document_response(ErrorBody, 404)

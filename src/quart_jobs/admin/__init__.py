@@ -31,9 +31,17 @@ from .api import add_api_routes
 from .auth import MIN_TOKEN_LENGTH, AdminAuth, AdminError, TokenSource
 from .clients import ClientView, parse_networks
 from .pages import PAGE_HEADERS, add_page_routes
+from .routing import ID_CONVERTER, DigitsConverter
 from .schedules import add_schedule_routes
 
-__all__ = ["AdminAuth", "AdminError", "admin_blueprint", "register_admin"]
+__all__ = [
+    "ID_CONVERTER",
+    "AdminAuth",
+    "AdminError",
+    "DigitsConverter",
+    "admin_blueprint",
+    "register_admin",
+]
 
 BLUEPRINT_NAME = "quart_jobs_admin"
 
@@ -68,6 +76,10 @@ def admin_blueprint(
     prefix = "/" + url_prefix.strip("/")
     auth = AdminAuth(token, jobs, cookie_path=prefix, clients=ClientView(networks))
     bp = Blueprint(BLUEPRINT_NAME, __name__, url_prefix=prefix, template_folder="templates")
+    # Before the routes that use it are added to the app's map.
+    bp.record_once(
+        lambda state: state.app.url_map.converters.update({ID_CONVERTER: DigitsConverter})
+    )
 
     @bp.errorhandler(AdminError)
     async def admin_error(exc: AdminError) -> Response:

@@ -111,7 +111,7 @@ def add_api_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
         )
         return jsonify({"now": jobs.clock(), "jobs": [job_summary(j) for j in found]})
 
-    @bp.get("/api/jobs/<int:job_id>")
+    @bp.get("/api/jobs/<qj_id:job_id>")
     @tag(["admin"])
     @security_scheme(SECURITY)
     @document_response(JobAnswer, 200)
@@ -122,7 +122,7 @@ def add_api_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
         await auth.authenticate(request)
         return answer(await load(job_id))
 
-    @bp.post("/api/jobs/<int:job_id>/retry")
+    @bp.post("/api/jobs/<qj_id:job_id>/retry")
     @tag(["admin"])
     @security_scheme(SECURITY)
     @document_response(JobAnswer, 200)
@@ -151,7 +151,7 @@ def add_api_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
             raise AdminError(409, "conflict", f"job {job_id} is {job.state.value}; not retried")
         return answer(job)
 
-    @bp.post("/api/jobs/<int:job_id>/cancel")
+    @bp.post("/api/jobs/<qj_id:job_id>/cancel")
     @tag(["admin"])
     @security_scheme(SECURITY)
     @document_response(JobAnswer, 200)
