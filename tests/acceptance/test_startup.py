@@ -3,13 +3,17 @@ is claimed before the server listens."""
 
 from __future__ import annotations
 
+import os
 import socket
 import sqlite3
+import stat
 import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
+
+from quart_jobs.backends.sqlite.wakeup import wakeup_directory
 
 from .procs import BIN, VIP_KEY, free_port, place, running, service_env
 
@@ -129,3 +133,42 @@ def test_a_number_that_is_not_finite_is_refused_naming_its_setting(
 def test_vip_weight_inf_means_vip_strictly_first_and_starts(tmp_path: Path) -> None:
     with running(tmp_path, f"sqlite:///{tmp_path}/o.sqlite3", env={"VIP_WEIGHT": "inf"}) as svc:
         assert httpx.get(f"{svc.url}/readyz").status_code == 200
+
+
+def modes(db: Path) -> dict[str, str]:
+    files = {p.name: p for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm")) if p.exists()}
+    # Beside the database, or in the temporary directory when that path would be too long.
+    files["wakeup"] = wakeup_directory(db)
+    return {name: oct(stat.S_IMODE(p.stat().st_mode)) for name, p in files.items()}
+
+
+def test_the_database_and_its_wal_and_shm_files_are_private_to_their_owner(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "var" / "o.sqlite3"
+    old = os.umask(0o022)  # the usual umask, which would leave them readable by everyone
+    try:
+        with (
+            running(tmp_path, f"sqlite:///{db}") as svc,
+            httpx.Client(base_url=svc.url) as client,
+        ):
+            place(client, VIP_KEY, processing_seconds=0)
+            seen = modes(db)
+    finally:
+        os.umask(old)
+    assert seen == {
+        "o.sqlite3": "0o600",
+        "o.sqlite3-wal": "0o600",
+        "o.sqlite3-shm": "0o600",
+        "wakeup": "0o700",
+    }
+
+
+def test_an_existing_database_keeps_the_mode_its_operator_gave_it(tmp_path: Path) -> None:
+    db = tmp_path / "o.sqlite3"
+    sqlite3.connect(db).close()  # an empty file, as an operator might prepare it
+    db.chmod(0o640)
+    with running(tmp_path, f"sqlite:///{db}") as svc, httpx.Client(base_url=svc.url) as client:
+        place(client, VIP_KEY, processing_seconds=0)
+        seen = modes(db)
+    assert seen["o.sqlite3"] == "0o640"
