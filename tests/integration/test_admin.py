@@ -7,6 +7,7 @@ a job to fail or finish drives the backend the way a worker would (claim, then f
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import re
@@ -538,3 +539,37 @@ async def test_in_the_order_service_an_admin_job_id_in_unicode_digits_is_a_json_
     response = await client.get(f"/admin/api/jobs/{one}", headers=ADMIN)
     assert response.status_code == 404
     assert (await response.get_json())["error"]["code"] == "not_found"
+
+
+# --- a Host header that is no host name ----------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["a" * 64, "a..b"])
+async def test_a_bad_host_on_an_app_with_the_admin_is_a_400_not_a_500(
+    tmp_path: Path, host: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On a plain Quart app: mounting the admin makes a bad Host a 400 on every route."""
+    app = Quart("plain")
+    app.config["QUART_JOBS_DATABASE_URL"] = f"sqlite:///{tmp_path}/jobs.sqlite3"
+    app.config["QUART_JOBS_EMBEDDED_WORKER"] = False
+    register_admin(app, QuartJobs(app), token=TOKEN)
+
+    @app.get("/hello")
+    async def hello() -> str:
+        return "hello"
+
+    async with app.test_app():
+        client = app.test_client()
+        for path in ("/admin/api/stats", "/hello"):
+            response = await client.get(path, headers={**ADMIN, "Host": host})
+            assert response.status_code == 400, (path, await response.get_data())
+        assert (await client.get("/hello", headers={"Host": "localhost"})).status_code == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize("host", ["a" * 64, "a..b", "a" * 64 + ":80"])
+async def test_a_bad_host_is_the_services_json_400(client: Client, host: str) -> None:
+    for path in ("/healthz", "/admin/api/stats", "/orders/1"):
+        response = await client.get(path, headers={**ADMIN, "Host": host})
+        assert response.status_code == 400, (path, await response.get_data())
+        assert (await response.get_json())["error"]["code"] == "bad_request"

@@ -20,12 +20,11 @@ from quart_schema import (
 )
 
 from quart_jobs import Job, QuartJobs
-from quart_jobs.admin import ID_CONVERTER, DigitsConverter, register_admin
+from quart_jobs.admin import ID_CONVERTER, DigitsConverter, refuse_bad_hosts, register_admin
 from quart_jobs.metrics import register_metrics
 from quart_jobs.policy import vip_weights
 
 from . import orders
-from .bad_host import ServiceQuart
 from .config import Settings
 from .errors import READINESS_KEY, ApiError, register_error_handlers
 from .http import (
@@ -94,9 +93,11 @@ def jobs_config(settings: Settings) -> dict[str, Any]:
 
 def create_app(settings: Settings | None = None) -> Quart:
     settings = settings or Settings.from_env()
-    app = ServiceQuart("orders")
-    # Ids in URLs are ASCII digits (werkzeug's int converter takes any Unicode digit).
+    app = Quart("orders")
+    # Ids in URLs are ASCII digits (werkzeug's int converter takes any Unicode digit), and a
+    # Host header that is no host name is a JSON 400 (Quart would answer a 500).
     app.url_map.converters[ID_CONVERTER] = DigitsConverter
+    refuse_bad_hosts(app)
     app.config.update(jobs_config(settings))
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["QUART_SCHEMA_CONVERSION_PREFERENCE"] = "pydantic"

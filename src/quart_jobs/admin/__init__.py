@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from quart import Blueprint, Quart, Response, jsonify
+from quart.blueprints import BlueprintSetupState
 from quart_schema import HttpSecurityScheme
 
 from ..errors import ConfigurationError
@@ -31,7 +32,7 @@ from .api import add_api_routes
 from .auth import MIN_TOKEN_LENGTH, AdminAuth, AdminError, TokenSource
 from .clients import ClientView, parse_networks
 from .pages import PAGE_HEADERS, add_page_routes
-from .routing import ID_CONVERTER, DigitsConverter
+from .routing import ID_CONVERTER, DigitsConverter, refuse_bad_hosts
 from .schedules import add_schedule_routes
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "AdminError",
     "DigitsConverter",
     "admin_blueprint",
+    "refuse_bad_hosts",
     "register_admin",
 ]
 
@@ -76,10 +78,13 @@ def admin_blueprint(
     prefix = "/" + url_prefix.strip("/")
     auth = AdminAuth(token, jobs, cookie_path=prefix, clients=ClientView(networks))
     bp = Blueprint(BLUEPRINT_NAME, __name__, url_prefix=prefix, template_folder="templates")
-    # Before the routes that use it are added to the app's map.
-    bp.record_once(
-        lambda state: state.app.url_map.converters.update({ID_CONVERTER: DigitsConverter})
-    )
+
+    @bp.record_once
+    def routing(state: BlueprintSetupState) -> None:
+        # Before the routes that use the converter are added to the app's map.
+        state.app.url_map.converters[ID_CONVERTER] = DigitsConverter
+        if isinstance(state.app, Quart):
+            refuse_bad_hosts(state.app)  # a bad Host on an admin route was a 500
 
     @bp.errorhandler(AdminError)
     async def admin_error(exc: AdminError) -> Response:
