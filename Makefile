@@ -56,9 +56,19 @@ docs-serve: $(DEV)
 test: system-deps lint typecheck docs
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# Peers (huey, persist-queue, procrastinate, SAQ, aiohttp) come from the optional `bench` extra;
-# W3 needs wrk (Debian package) and the PostgreSQL rows need the server at 127.0.0.1:5432.
-bench: $(DEV)
+# Peers (huey, persist-queue, procrastinate, SAQ, pgqueuer, aiohttp) come from the optional
+# `bench` extra; oban-py needs Python >= 3.12, so it gets a virtual environment of its own
+# (OBAN_VENV, driven by W1 as a child process). W3 needs wrk (Debian package) and the
+# PostgreSQL rows need the server at 127.0.0.1:5432.
+OBAN_VENV := .venv-oban
+OBAN_PYTHON ?= PYENV_VERSION=3.12.1 python3.12
+
+$(OBAN_VENV)/bin/python:
+	$(OBAN_PYTHON) -m venv $(OBAN_VENV) || echo "no Python 3.12: W1 reports oban-py as not run"
+	@if [ -x $(OBAN_VENV)/bin/python ]; then $(OBAN_VENV)/bin/pip install -q oban \
+		|| echo "oban not installed: W1 reports oban-py as not run"; fi
+
+bench: $(DEV) $(OBAN_VENV)/bin/python
 	$(BIN)/pip install -q -e '.[dev,bench]' -e ./service
 	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null 2>&1 || \
 		echo "wrk not installed: W3 will be reported as not run"
@@ -66,4 +76,4 @@ bench: $(DEV)
 	$(BIN)/python -m bench $(BENCH_ARGS) --json var/bench.jsonl
 
 clean:
-	rm -rf $(VENV) var site .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OBAN_VENV) var site .pytest_cache .mypy_cache .ruff_cache

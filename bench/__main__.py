@@ -38,12 +38,14 @@ from .workloads import (
     fairness,
     http_intake,
     memory,
+    peers_postgres,
     pg_scale,
     throughput,
     vip_latency,
     vip_over_http,
     wakeup,
 )
+from .workloads.w1_shape import PG_PEER_CONCURRENCY
 
 PEERS = (
     "quart",
@@ -52,9 +54,28 @@ PEERS = (
     "persist-queue",
     "procrastinate",
     "saq",
+    "pgqueuer",
+    "asyncpg",
     "aiohttp",
     "psycopg",
 )
+
+
+def oban_version() -> str:
+    """oban-py's version in its own Python (W1 runs it there), or why there is none."""
+    python = peers_postgres.OBAN_PYTHON
+    if not python.exists():
+        return "not installed"
+    try:
+        return subprocess.run(
+            [str(python), "-c", "import importlib.metadata as m; print(m.version('oban'))"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "not installed"
 
 
 def machine() -> dict[str, Any]:
@@ -79,6 +100,7 @@ def machine() -> dict[str, Any]:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
+    versions["oban"] = oban_version()
     commit = "?"
     try:
         root = Path(__file__).resolve().parent.parent
@@ -150,6 +172,8 @@ SHORT = {
     "Quart add_background_task": "add_background_task",
     "procrastinate (PostgreSQL)": "procrastinate",
     "SAQ (PostgreSQL)": "SAQ",
+    throughput.PGQUEUER: "pgqueuer",
+    throughput.OBAN: "oban-py",
 }
 
 
@@ -218,12 +242,15 @@ def ratios(rows: list[Measurement]) -> list[str]:
         "Quart add_background_task",
         "procrastinate (PostgreSQL)",
         "SAQ (PostgreSQL)",
+        throughput.PGQUEUER,
+        throughput.OBAN,
     )
     for ours in (
         "quart-jobs SQLite FULL",
         "quart-jobs SQLite NORMAL",
         f"quart-jobs SQLite FULL, {throughput.PRODUCERS} producers",
         "quart-jobs PostgreSQL",
+        throughput.QJ_PG_PEER_SHAPE,
         f"quart-jobs PostgreSQL, {throughput.PRODUCERS} producers",
     ):
         for metric in ("end-to-end jobs/s", "drain jobs/s", "enqueue jobs/s"):
@@ -307,6 +334,7 @@ def postgres_targets(get: Callable[[str, str, str], float | None]) -> list[str]:
             f"target PostgreSQL 1 producer enqueue >= 0.7x raw 1-row insert: {ours / raw:.2f}x "
             f"{'MET' if ours / raw >= 0.7 else 'MISSED'} ({ours:,.0f}/s vs {raw:,.0f}/s)"
         )
+    out.extend(pg_peer_targets(get))
     many = get(w1, f"quart-jobs PostgreSQL, {throughput.PRODUCERS} producers", "end-to-end jobs/s")
     proc = get(w1, "procrastinate (PostgreSQL)", "end-to-end jobs/s")
     if many and proc:
@@ -315,6 +343,43 @@ def postgres_targets(get: Callable[[str, str, str], float | None]) -> list[str]:
             f"{many / proc:.2f}x {'MET' if many / proc >= 10 else 'MISSED'} "
             f"({many:,.0f}/s vs {proc:,.0f}/s)"
         )
+    return out
+
+
+def pg_peer_targets(get: Callable[[str, str, str], float | None]) -> list[str]:
+    """PostgreSQL in pgqueuer's and oban-py's shape (one producer, concurrency 10): end to end
+    against the better of the two, and what each job costs the server."""
+    w1 = throughput.WORKLOAD
+    ours = throughput.QJ_PG_PEER_SHAPE
+    out: list[str] = []
+    e2e = get(w1, ours, "end-to-end jobs/s")
+    peers = {
+        SHORT[p]: v
+        for p in (throughput.PGQUEUER, throughput.OBAN)
+        if (v := get(w1, p, "end-to-end jobs/s"))
+    }
+    if e2e and peers:
+        best = max(peers, key=lambda p: peers[p])
+        ratio = e2e / peers[best]
+        out.append(
+            f"target PostgreSQL 1 producer, concurrency {PG_PEER_CONCURRENCY}, e2e >= 2x the "
+            f"better of pgqueuer and oban-py: {ratio:.2f}x {'MET' if ratio >= 2 else 'MISSED'} "
+            f"({e2e:,.0f}/s vs {best} {peers[best]:,.0f}/s)"
+        )
+    cpu = get(w1, ours, "server CPU us/job")
+    if cpu is not None:
+        out.append(
+            f"target PostgreSQL server CPU <= 150 us per job (one producer, unbatched): "
+            f"{cpu:.0f} us {'MET' if cpu <= 150 else 'MISSED'}"
+        )
+    for system in (ours, throughput.PGQUEUER, throughput.OBAN):
+        cost = [get(w1, system, metric) for metric in throughput.COST_UNITS]
+        if all(c is not None for c in cost):
+            cpu_us, wal, commits = (c or 0.0 for c in cost)
+            out.append(
+                f"W1 {system} server per job: {cpu_us:.0f} us CPU, {wal:,.0f} B WAL, "
+                f"{commits:.2f} commits"
+            )
     return out
 
 

@@ -10,7 +10,10 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .pg_cost import ServerCost
 
 #: The PostgreSQL server the PostgreSQL rows use (``BENCH_POSTGRES_URL``): a database on it to
 #: connect to; each row creates a database of its own beside it and drops it afterwards.
@@ -148,6 +151,7 @@ class Phases:
     enqueue: float | None
     drain: float | None
     e2e: float | None
+    server: ServerCost | None = None  # the PostgreSQL server's work over the three phases
 
 
 def collect(

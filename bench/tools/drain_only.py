@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from ..common import Config, Countdown, fresh_database
-from ..workloads.throughput import QJ_CONCURRENCY, priority_queue, qj_noop
+from ..workloads.in_memory import priority_queue
+from ..workloads.throughput import qj_noop
+from ..workloads.w1_shape import QJ_CONCURRENCY
 
 
 async def _fill(jobs: Any, n: int) -> None:

@@ -19,7 +19,8 @@ import time
 import uuid
 from pathlib import Path
 
-from ..workloads.throughput import VIP_EVERY, qj_noop
+from ..workloads.throughput import qj_noop
+from ..workloads.w1_shape import VIP_EVERY
 
 
 async def enqueue_phase(

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..common import Config, Phases
+from ..workloads import peers_postgres, peers_sqlite
 from ..workloads import throughput as w1
 
 Run = Callable[[Config, int], Coroutine[Any, Any, Phases]]
@@ -51,7 +52,7 @@ STORES = {
             "rawbatch": lambda c, n: w1.raw_sqlite(c, n, w1.RAW_SQLITE_BATCH_ROWS),
             "qj1": lambda c, n: w1.qj_sqlite(c, n, "FULL"),
             "qj100": lambda c, n: w1.qj_sqlite_producers(c, n),
-            "peer": lambda c, n: w1.huey(c, n),
+            "peer": lambda c, n: peers_sqlite.huey(c, n),
         },
         refs=("raw1", "rawbatch"),
         raw_before_each=False,
@@ -63,7 +64,7 @@ STORES = {
             "raw1": lambda c, n: w1.raw_postgres(c, n),
             "qj1": lambda c, n: w1.qj_postgres(c, n),
             "qj100": lambda c, n: w1.qj_postgres(c, n, w1.PRODUCERS),
-            "peer": lambda c, n: w1.procrastinate(c, n),
+            "peer": lambda c, n: peers_postgres.procrastinate(c, n),
         },
         refs=(),
         raw_before_each=True,

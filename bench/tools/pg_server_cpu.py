@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from ..common import PG_ADMIN_URL
+from ..pg_cost import backend_cpu_seconds as _cpu
 
 RAW_TABLE = (
     "CREATE TABLE raw (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, task text, "
@@ -29,12 +30,6 @@ RAW_INSERT = (
     "INSERT INTO raw (task, args, kwargs, priority, state, max_attempts, enqueued_at, run_at, "
     "queue) VALUES (%s, '[]', '{}', %s, 'queued', 3, %s, %s, 'default')"
 )
-
-
-def _cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _measure(label: str, pid: int, n: int, act: Callable[[], Awaitable[None]]) -> None:

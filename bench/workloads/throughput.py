@@ -15,13 +15,10 @@ count a job done when its function ran (their bookkeeping write may still be in 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,68 +32,35 @@ from ..common import (
     one_line,
     pg_available,
 )
+from ..pg_cost import server_cost
+from .in_memory import priority_queue, quart_background
+from .peers_postgres import (
+    PGQUEUER_BATCH,
+    oban,
+    oban_missing,
+    pgqueuer,
+    pgqueuer_missing,
+    procrastinate,
+    saq,
+)
+from .peers_sqlite import HUEY_WORKERS, PERSIST_QUEUE_THREADS, huey, persist_queue
+from .w1_shape import (
+    PEER_ASYNC_CONCURRENCY,
+    PG_PEER_CONCURRENCY,
+    QJ_CONCURRENCY,
+    VIP_EVERY,
+    async_phases,
+    database_of,
+    unlink_sqlite,
+)
 
 WORKLOAD = "W1 throughput"
-QJ_CONCURRENCY = 32  # what a user would pick for no-op / I/O-bound async jobs
-HUEY_WORKERS = 4  # `huey_consumer -w 4 -k thread`
-PERSIST_QUEUE_THREADS = 1  # one consumer loop: persist-queue is one process, one consumer
-PEER_ASYNC_CONCURRENCY = QJ_CONCURRENCY
+QJ_PG_PEER_SHAPE = f"quart-jobs PostgreSQL, concurrency {PG_PEER_CONCURRENCY}"
+PGQUEUER = "pgqueuer (PostgreSQL)"
+OBAN = "oban-py (PostgreSQL)"
 PRODUCERS = 100
-TIMEOUT = 300.0
 ROUND_BUDGET = 300.0  # one round of one system; past it the row is "n/a" (a runaway peer)
 ROUND_BUDGET_QUICK = 60.0
-VIP_EVERY = 2  # every second job is VIP
-
-# The counter the running jobs report to (set per phase).
-_done: Countdown | None = None
-
-
-def _hit() -> None:
-    assert _done is not None
-    _done.hit()
-
-
-async def _async_phases(
-    n: int,
-    done: list[Countdown],
-    produce: Callable[[], Awaitable[None]],
-    worker: contextlib.AbstractAsyncContextManager[Any],
-) -> Phases:
-    """The three phases of an asyncio system: ``produce`` N jobs with no worker (enqueue), run
-    ``worker`` against that backlog (drain), then produce N more while it runs (e2e). Jobs
-    report to ``done[0]``, which is renewed for each counted phase."""
-    t0 = time.perf_counter()
-    await produce()
-    enqueue = time.perf_counter() - t0
-
-    done[:] = [Countdown(n)]
-    t0 = time.perf_counter()
-    async with worker:
-        await done[0].wait(TIMEOUT)
-        drain = time.perf_counter() - t0
-
-        done[:] = [Countdown(n)]
-        t0 = time.perf_counter()
-        await produce()
-        await done[0].wait(TIMEOUT)
-        e2e = time.perf_counter() - t0
-    return Phases(enqueue, drain, e2e)
-
-
-@contextlib.asynccontextmanager
-async def _running(
-    start: Callable[[], Coroutine[Any, Any, Any]],
-    stop: Callable[[], Awaitable[Any]] | None = None,
-) -> AsyncIterator[None]:
-    """``start()`` as a task for the duration; then ``stop()`` (if given) and cancel it."""
-    task = asyncio.create_task(start())
-    try:
-        yield
-    finally:
-        if stop is not None:
-            await stop()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def qj_noop() -> None:
@@ -128,7 +92,8 @@ async def _qj_phases(jobs: Any, n: int, concurrency: int, producers: int = 1) ->
         else:
             await asyncio.gather(*(producer(k) for k in range(producers)))
 
-    return await _async_phases(n, done, produce, jobs.run_worker(concurrency=concurrency))
+    worker = jobs.run_worker(concurrency=concurrency)
+    return await async_phases(n, done, produce, worker)
 
 
 async def qj_sqlite(cfg: Config, n: int, synchronous: str) -> Phases:
@@ -138,7 +103,7 @@ async def qj_sqlite(cfg: Config, n: int, synchronous: str) -> Phases:
     jobs = Jobs(f"sqlite:///{path}", backend_options={"synchronous": synchronous})
     async with jobs:
         phases = await _qj_phases(jobs, n, QJ_CONCURRENCY)
-    _unlink_sqlite(path)
+    unlink_sqlite(path)
     return phases
 
 
@@ -150,7 +115,7 @@ async def qj_sqlite_producers(cfg: Config, n: int) -> Phases:
     jobs = Jobs(f"sqlite:///{path}")
     async with jobs:
         phases = await _qj_phases(jobs, n, QJ_CONCURRENCY, producers=PRODUCERS)
-    _unlink_sqlite(path)
+    unlink_sqlite(path)
     return phases
 
 
@@ -163,248 +128,22 @@ def postgres_backend_missing() -> str | None:
     return pg_available()
 
 
-async def qj_postgres(cfg: Config, n: int, producers: int = 1) -> Phases:
+async def qj_postgres(
+    cfg: Config, n: int, producers: int = 1, concurrency: int = QJ_CONCURRENCY
+) -> Phases:
+    """quart-jobs on a fresh database, with the server's cost per job (from opening ``Jobs``
+    to closing it: its connections' exits flush their statistics)."""
     from quart_jobs import Jobs
 
-    async with fresh_database("bench_quart_jobs") as url:
+    async with (
+        fresh_database("bench_quart_jobs") as url,
+        server_cost(database_of(url)) as probe,
+    ):
         jobs = Jobs(url)
         async with jobs:
-            return await _qj_phases(jobs, n, QJ_CONCURRENCY, producers=producers)
-
-
-def _unlink_sqlite(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        with contextlib.suppress(FileNotFoundError):
-            Path(f"{path}{suffix}").unlink()
-
-
-# --- the in-memory ceiling and Quart's background tasks --------------------------------------
-
-
-@dataclass(order=True, slots=True)
-class PQItem:
-    priority: int
-    seq: int  # ties broken by arrival: FIFO within a priority
-    func: Callable[[], Awaitable[None]] = field(compare=False)
-
-
-async def _pq_noop() -> None:
-    pass
-
-
-async def priority_queue(cfg: Config, n: int) -> Phases:
-    queue: asyncio.PriorityQueue[PQItem] = asyncio.PriorityQueue()
-    seq = itertools.count()
-    done = [Countdown(n)]
-
-    async def worker() -> None:
-        while True:
-            item = await queue.get()
-            try:
-                await item.func()
-            finally:
-                queue.task_done()
-                done[0].hit_in_loop()
-
-    async def produce() -> None:
-        for i in range(n):
-            await queue.put(PQItem(0 if i % VIP_EVERY else 10, next(seq), _pq_noop))
-
-    async def workers() -> None:
-        await asyncio.gather(*(worker() for _ in range(QJ_CONCURRENCY)))
-
-    return await _async_phases(n, done, produce, _running(workers))
-
-
-async def quart_background(cfg: Config, n: int) -> Phases:
-    """``app.add_background_task``: starts at once, so "drain" is the time after the last add."""
-    from quart import Quart
-
-    app = Quart("bench_background")
-    done = Countdown(n)
-
-    async def job() -> None:
-        done.hit_in_loop()
-
-    async with app.test_app():
-        t0 = time.perf_counter()
-        for _ in range(n):
-            app.add_background_task(job)
-        enqueue = time.perf_counter() - t0
-        await done.wait(TIMEOUT)
-        e2e = time.perf_counter() - t0
-    return Phases(enqueue, e2e - enqueue, e2e)
-
-
-# --- Huey and persist-queue (sync, SQLite) ---------------------------------------------------
-
-
-def _huey_round(path: Path, n: int) -> Phases:
-    from huey import SqliteHuey
-    from huey.consumer import Consumer
-
-    global _done
-    huey = SqliteHuey("bench", filename=str(path), results=False)
-
-    def _noop() -> None:
-        _hit()
-
-    noop = huey.task()(_noop)  # not a decorator: Huey is untyped
-
-    def produce() -> None:
-        for i in range(n):
-            noop(priority=10 if i % VIP_EVERY else 0)  # Huey: higher runs first
-
-    def consumer() -> Consumer:
-        c = Consumer(huey, workers=HUEY_WORKERS, worker_type="thread", periodic=False)
-        c._set_signal_handlers = lambda: None  # not the main thread
-        return c
-
-    t0 = time.perf_counter()
-    produce()
-    enqueue = time.perf_counter() - t0
-
-    _done = Countdown(n)
-    c = consumer()
-    t0 = time.perf_counter()
-    c.start()
-    if not _done.wait_blocking(TIMEOUT):
-        raise TimeoutError(f"huey drained {_done.count} of {n}")
-    drain = time.perf_counter() - t0
-
-    _done = Countdown(n)
-    t0 = time.perf_counter()
-    produce()
-    if not _done.wait_blocking(TIMEOUT):
-        raise TimeoutError(f"huey ran {_done.count} of {n}")
-    e2e = time.perf_counter() - t0
-    c.stop(graceful=True)
-    huey.storage.close()
-    return Phases(enqueue, drain, e2e)
-
-
-async def huey(cfg: Config, n: int) -> Phases:
-    path = cfg.workdir / f"huey-{uuid.uuid4().hex[:8]}.sqlite3"
-    try:
-        return await asyncio.to_thread(_huey_round, path, n)
-    finally:
-        _unlink_sqlite(path)
-
-
-def _persist_queue_round(path: Path, n: int) -> Phases:
-    from persistqueue import SQLiteAckQueue
-    from persistqueue.exceptions import Empty
-
-    queue = SQLiteAckQueue(str(path), multithreading=True, auto_commit=True)
-    stop = threading.Event()
-    done = [Countdown(n)]
-
-    def consume() -> None:
-        while not stop.is_set():
-            try:
-                item = queue.get(block=True, timeout=0.05)
-            except Empty:
-                continue
-            done[0].hit()  # the no-op job
-            queue.ack(item)
-
-    def produce() -> None:
-        for i in range(n):
-            queue.put({"task": "noop", "vip": bool(i % VIP_EVERY)})  # no priorities: FIFO
-
-    t0 = time.perf_counter()
-    produce()
-    enqueue = time.perf_counter() - t0
-
-    threads = [threading.Thread(target=consume, daemon=True) for _ in range(PERSIST_QUEUE_THREADS)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    if not done[0].wait_blocking(TIMEOUT):
-        raise TimeoutError(f"persist-queue drained {done[0].count} of {n}")
-    drain = time.perf_counter() - t0
-
-    done[0] = Countdown(n)
-    t0 = time.perf_counter()
-    produce()
-    if not done[0].wait_blocking(TIMEOUT):
-        raise TimeoutError(f"persist-queue ran {done[0].count} of {n}")
-    e2e = time.perf_counter() - t0
-    stop.set()
-    for t in threads:
-        t.join()
-    return Phases(enqueue, drain, e2e)
-
-
-async def persist_queue(cfg: Config, n: int) -> Phases:
-    path = cfg.workdir / f"persistq-{uuid.uuid4().hex[:8]}"
-    try:
-        return await asyncio.to_thread(_persist_queue_round, path, n)
-    finally:
-        import shutil
-
-        shutil.rmtree(path, ignore_errors=True)
-
-
-# --- procrastinate and SAQ (PostgreSQL) ------------------------------------------------------
-
-
-async def procrastinate(cfg: Config, n: int) -> Phases:
-    import logging
-
-    import procrastinate as pc
-
-    logging.getLogger("procrastinate").setLevel(logging.WARNING)
-    async with fresh_database("bench_procrastinate") as url:
-        app = pc.App(connector=pc.PsycopgConnector(conninfo=url))
-        done = [Countdown(n)]
-
-        async def _noop() -> None:
-            done[0].hit_in_loop()
-
-        noop = app.task(name="noop")(_noop)  # not a decorator: typed as Any here
-
-        async with app.open_async():
-            await app.schema_manager.apply_schema_async()
-            vip = noop.configure(priority=10)  # procrastinate: higher runs first
-            regular = noop.configure(priority=0)
-
-            async def produce() -> None:
-                for i in range(n):
-                    await (vip if i % VIP_EVERY else regular).defer_async()
-
-            async def work() -> None:
-                await app.run_worker_async(
-                    concurrency=PEER_ASYNC_CONCURRENCY, wait=True, install_signal_handlers=False
-                )
-
-            return await _async_phases(n, done, produce, _running(work))
-
-
-async def saq(cfg: Config, n: int) -> Phases:
-    import logging
-
-    from saq import Queue, Worker
-
-    logging.getLogger("saq").setLevel(logging.ERROR)
-    async with fresh_database("bench_saq") as url:
-        queue = Queue.from_url(url)
-        done = [Countdown(n)]
-
-        async def noop(ctx: Any) -> None:
-            done[0].hit_in_loop()
-
-        await queue.connect()
-        try:
-
-            async def produce() -> None:
-                for i in range(n):
-                    await queue.enqueue("noop", priority=0 if i % VIP_EVERY else 10)
-
-            worker = Worker(queue, functions=[("noop", noop)], concurrency=PEER_ASYNC_CONCURRENCY)
-            return await _async_phases(n, done, produce, _running(worker.start, worker.stop))
-        finally:
-            await queue.disconnect()
+            phases = await _qj_phases(jobs, n, concurrency, producers)
+    phases.server = probe.result
+    return phases
 
 
 # --- physical references: raw SQLite commits --------------------------------------------------
@@ -460,7 +199,7 @@ async def raw_sqlite(cfg: Config, n: int, batch: int = 1) -> Phases:
     try:
         return Phases(await asyncio.to_thread(_raw_sqlite_round, path, n, batch), None, None)
     finally:
-        _unlink_sqlite(path)
+        unlink_sqlite(path)
 
 
 # --- physical reference: raw PostgreSQL 1-row inserts ----------------------------------------
@@ -575,6 +314,13 @@ def systems() -> list[System]:
             pg_available,
         ),
         System(
+            QJ_PG_PEER_SHAPE,
+            lambda c, n: qj_postgres(c, n, concurrency=PG_PEER_CONCURRENCY),
+            20_000,
+            f"one process, concurrency {PG_PEER_CONCURRENCY} (pgqueuer's and oban-py's shape)",
+            postgres_backend_missing,
+        ),
+        System(
             f"quart-jobs PostgreSQL, {PRODUCERS} producers",
             lambda c, n: qj_postgres(c, n, PRODUCERS),
             20_000,
@@ -611,10 +357,38 @@ def systems() -> list[System]:
             pg_available,
             peer=True,
         ),
+        System(
+            PGQUEUER,
+            pgqueuer,
+            20_000,
+            f"asyncpg; QueueManager: {PG_PEER_CONCURRENCY} at a time, batches of {PGQUEUER_BATCH}",
+            pgqueuer_missing,
+            peer=True,
+        ),
+        System(
+            OBAN,
+            oban,
+            20_000,
+            f"Python 3.12 child process; queue limit {PG_PEER_CONCURRENCY}",
+            oban_missing,
+            peer=True,
+        ),
     ]
 
 
 METRICS = (("enqueue", "enqueue"), ("drain", "drain"), ("e2e", "end-to-end"))
+#: The server's cost per job (CPU µs, WAL bytes, commits) of the rows that measure it.
+COST_UNITS = {"server CPU us/job": "us", "WAL bytes/job": "bytes", "commits/job": "commits"}
+
+
+def _cost_text(phases: Phases, n: int) -> str:
+    if phases.server is None:
+        return ""
+    cost = phases.server.per_job(2 * n)
+    return (
+        f"; server per job {cost['server CPU us/job']:.0f} us CPU, "
+        f"{cost['WAL bytes/job']:,.0f} B WAL, {cost['commits/job']:.2f} commits"
+    )
 
 
 async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
@@ -652,6 +426,20 @@ async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
                         WORKLOAD, s.name, f"{label} jobs/s", "jobs/s", n=n, note=s.note
                     )
                 row.values.append(n / seconds)
+            if phases.server is not None:
+                for metric, value in phases.server.per_job(2 * n).items():
+                    row = rows.get((s.name, metric))
+                    if row is None:
+                        row = rows[(s.name, metric)] = Measurement(
+                            WORKLOAD,
+                            s.name,
+                            metric,
+                            COST_UNITS[metric],
+                            n=2 * n,
+                            note="the server, per job over the three phases",
+                            higher_is_better=False,
+                        )
+                    row.values.append(value)
             log(
                 f"  round {rnd + 1}/{cfg.rounds} {s.name} (n={n}): "
                 + ", ".join(
@@ -659,6 +447,7 @@ async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
                     for attr, label in METRICS
                     if getattr(phases, attr)
                 )
+                + _cost_text(phases, n)
                 + f"  [{time.perf_counter() - t0:.1f}s]"
             )
     out: list[Measurement] = []
@@ -667,5 +456,6 @@ async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
             out.append(not_run(WORKLOAD, s.name, "end-to-end jobs/s", failed[s.name], "jobs/s"))
             # keep the partial rows of a system that failed in a later round out of the table
             continue
-        out.extend(rows[(s.name, attr)] for attr, _ in METRICS if (s.name, attr) in rows)
+        keys = [attr for attr, _ in METRICS] + list(COST_UNITS)
+        out.extend(rows[(s.name, key)] for key in keys if (s.name, key) in rows)
     return out

@@ -14,6 +14,7 @@ option of the other backend is ignored.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -93,7 +94,7 @@ def _integer(minimum: int) -> Parse:
 
 
 def _number(*, positive: bool) -> Parse:
-    need = "a number above 0" if positive else "a number of at least 0"
+    need = "a finite number above 0" if positive else "a finite number of at least 0"
 
     def parse(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -102,7 +103,8 @@ def _number(*, positive: bool) -> Parse:
             number = float(value)
         except ValueError:
             raise _Invalid(f"use {need}") from None
-        if number != number or number < 0 or (positive and number == 0):  # NaN fails too
+        # NaN fails the comparisons; infinity means no setting here (no end, no wait).
+        if not math.isfinite(number) or number < 0 or (positive and number == 0):
             raise _Invalid(f"use {need}")
         return number
 

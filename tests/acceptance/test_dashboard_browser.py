@@ -14,7 +14,9 @@ the test is skipped with the reason, except under ``CI=true``, where that is a f
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -69,7 +71,13 @@ def browser_page() -> Iterator[Any]:
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
         )
         try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1100})
+            # A US locale in a time zone that is not UTC: the dashboard's dates must still be
+            # ISO 8601 in UTC, as the command line prints them.
+            context = browser.new_context(
+                viewport={"width": 1400, "height": 1100},
+                locale="en-US",
+                timezone_id="America/New_York",
+            )
             page = context.new_page()
             page.set_default_timeout(TIMEOUT_MS)
             yield page
@@ -164,6 +172,13 @@ def test_log_in_see_the_counts_and_retry_a_failed_order(tmp_path: Path, browser_
         expect(page.locator("#detail-error")).to_contain_text("Traceback")
         expect(page.locator("#detail-error")).to_contain_text("SimulatedFailure")
         expect(page.locator("#detail-fields")).to_contain_text("1 of 1")
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        job = client.get(f"/admin/api/jobs/{doomed}", headers=admin).json()["job"]
+        enqueued = dt.datetime.fromtimestamp(job["enqueued_at"], dt.UTC)
+        expect(page.locator("#detail-fields")).to_contain_text(
+            f"Enqueued{enqueued:%Y-%m-%d %H:%M:%S} UTC"
+        )
+        expect(page.locator("#status")).to_have_text(re.compile(r"updated \d\d:\d\d:\d\d UTC"))
         page.screenshot(path=str(OUTPUT / "dashboard-detail.png"), full_page=True)
         page.click("#detail-close")
         expect(drawer).to_be_hidden()

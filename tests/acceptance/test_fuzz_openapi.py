@@ -22,10 +22,12 @@ ROOT = str(Path(__file__).resolve().parents[2])
 
 EXAMPLES = os.environ.get("FUZZ_EXAMPLES", "40")
 SEED = os.environ.get("FUZZ_SEED", "20261125")
-# Each documented API with its own credentials: the customers' (demo VIP key) and the admin's.
-APIS = {
+# Each documented API with its own credentials: the customers' (demo VIP key) and the admin's,
+# and the admin's without any (its 401s, then the 429 of a client throttled for them).
+APIS: dict[str, tuple[str, str | None]] = {
     "orders": (r"^/(orders|healthz|readyz)", f"Bearer {VIP_KEY}"),
     "admin": (r"^/admin/api/", f"Bearer {ADMIN_TOKEN}"),
+    "admin-without-token": (r"^/admin/api/", None),
 }
 
 
@@ -63,8 +65,7 @@ def test_schemathesis_finds_nothing(tmp_path: Path, api: str) -> None:
                 str(BIN / "schemathesis"),
                 "run",
                 f"{svc.url}/openapi.json",
-                "--header",
-                f"Authorization: {credentials}",
+                *(["--header", f"Authorization: {credentials}"] if credentials else []),
                 "--checks",
                 "all",
                 # Every phase, the stateful one (chains of calls, following Location) included.
@@ -107,6 +108,8 @@ def test_schemathesis_finds_nothing(tmp_path: Path, api: str) -> None:
     for code, n in sorted(codes.items()):
         print(f"  {code}: {n}")
     print(f"  5xx: {sum(n for s, n in statuses.items() if s >= 500)}")
+    if credentials is None:  # the throttle was met, and answered as documented
+        assert codes["429 too_many_attempts"] > 0, codes
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert not [s for s in statuses if s >= 500], statuses
     assert "Traceback" not in service_log, service_log[-4000:]

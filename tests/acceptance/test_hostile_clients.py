@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import socket
 import sqlite3
 import time
 from collections import Counter
@@ -19,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .procs import REGULAR_KEY, VIP_KEY, auth, running
+from .procs import ADMIN_TOKEN, REGULAR_KEY, VIP_KEY, auth, running
 
 pytestmark = pytest.mark.acceptance
 
@@ -211,3 +212,54 @@ def test_two_hundred_hostile_clients(tmp_path: Path) -> None:
     assert fulfilled == len(keys_sent)
     assert tally.peak_rss_kb < RSS_LIMIT_MB * 1024
     assert "Traceback" not in log, log[-4000:]
+
+
+BAD_HOSTS = ["a" * 64, "a..b", "a" * 64 + ":8000", "."]
+
+
+def raw_get(
+    port: int, path: str, host: str, token: str | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 GET with exactly this ``Host`` line (no client library rewrites it)."""
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}", "Connection: close"]
+    if token:
+        lines.append(f"Authorization: Bearer {token}")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
+def test_a_host_header_that_is_no_host_name_is_a_json_400(tmp_path: Path, server: str) -> None:
+    db = tmp_path / "host.sqlite3"
+    with running(tmp_path, f"sqlite:///{db}", env={"SERVER": server}) as svc:
+        assert svc.port is not None
+        answers = []
+        for host in BAD_HOSTS:
+            for path, token in (
+                ("/healthz", None),
+                ("/orders/1", VIP_KEY),
+                ("/admin/api/stats", ADMIN_TOKEN),
+            ):
+                status, headers, body = raw_get(svc.port, path, host, token)
+                answers.append((host, path, status, headers.get("content-type"), body))
+        # A valid host still works after them.
+        ok, _, _ = raw_get(svc.port, "/healthz", "localhost:1")
+        log = svc.output()
+    wrong = [
+        a
+        for a in answers
+        if a[2] != 400
+        or a[3] != "application/json"
+        or json.loads(a[4])["error"]["code"] != "bad_request"
+    ]
+    assert wrong == [], wrong[:3]
+    assert ok == 200
+    assert "Traceback" not in log and "ERROR" not in log, log[-3000:]

@@ -7,6 +7,7 @@ a job to fail or finish drives the backend the way a worker would (claim, then f
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import re
@@ -20,7 +21,8 @@ from quart.typing import TestClientProtocol as Client
 
 from order_service.app import create_app
 from order_service.config import Settings
-from quart_jobs import Job, Jobs, JobState, get_jobs
+from quart_jobs import Job, Jobs, JobState, QuartJobs, get_jobs
+from quart_jobs.admin import register_admin
 from quart_jobs.backends import Outcome
 from quart_jobs.backends.base import ClaimScope
 from quart_jobs.models import Lease
@@ -482,3 +484,92 @@ async def test_stats_name_the_live_workers_and_the_jobs_nobody_serves(
 
     page = await (await client.get("/admin/", headers=ADMIN)).get_data(as_text=True)
     assert 'id="unserved"' in page and 'id="workers"' in page
+
+
+# --- ids and numbers in Unicode digits -----------------------------------------------------
+
+UNICODE_ONES = ["\u0661", "\uff11", "\u0967"]
+
+
+async def noop() -> None:
+    pass
+
+
+@pytest.mark.parametrize("one", UNICODE_ONES)
+async def test_a_job_id_in_unicode_digits_names_no_job(tmp_path: Path, one: str) -> None:
+    """On a plain Quart app too: the blueprint brings its own id converter."""
+    app = Quart("plain")
+    app.config["QUART_JOBS_DATABASE_URL"] = f"sqlite:///{tmp_path}/jobs.sqlite3"
+    app.config["QUART_JOBS_EMBEDDED_WORKER"] = False
+    jobs = QuartJobs(app)
+    task = jobs.task(name="noop")(noop)
+    register_admin(app, jobs, token=TOKEN)
+    async with app.test_app():
+        job_id = (await get_jobs(app).enqueue(task)).id
+        assert job_id == 1
+        client = app.test_client()
+        for method, path in (
+            ("GET", f"/admin/api/jobs/{one}"),
+            ("POST", f"/admin/api/jobs/{one}/cancel"),
+            ("POST", f"/admin/api/jobs/{one}/retry"),
+        ):
+            response = await client.open(path, method=method, headers=ADMIN)
+            assert response.status_code == 404, (path, await response.get_data())
+        assert (await get_jobs(app).get(1)).state is JobState.QUEUED
+        ok = await client.get("/admin/api/jobs/1", headers=ADMIN)
+        assert ok.status_code == 200
+
+
+@pytest.mark.parametrize("one", UNICODE_ONES)
+async def test_admin_query_numbers_in_unicode_digits_are_400(client: Client, one: str) -> None:
+    for path, name in (
+        ("/admin/api/jobs", "limit"),
+        ("/admin/api/jobs", "before_id"),
+        ("/admin/api/throughput", "minutes"),
+    ):
+        response = await client.get(path, query_string={name: one}, headers=ADMIN)
+        assert response.status_code == 400, (path, await response.get_data())
+        assert (await response.get_json())["error"]["code"]
+
+
+@pytest.mark.parametrize("one", UNICODE_ONES)
+async def test_in_the_order_service_an_admin_job_id_in_unicode_digits_is_a_json_404(
+    client: Client, one: str
+) -> None:
+    response = await client.get(f"/admin/api/jobs/{one}", headers=ADMIN)
+    assert response.status_code == 404
+    assert (await response.get_json())["error"]["code"] == "not_found"
+
+
+# --- a Host header that is no host name ----------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["a" * 64, "a..b"])
+async def test_a_bad_host_on_an_app_with_the_admin_is_a_400_not_a_500(
+    tmp_path: Path, host: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On a plain Quart app: mounting the admin makes a bad Host a 400 on every route."""
+    app = Quart("plain")
+    app.config["QUART_JOBS_DATABASE_URL"] = f"sqlite:///{tmp_path}/jobs.sqlite3"
+    app.config["QUART_JOBS_EMBEDDED_WORKER"] = False
+    register_admin(app, QuartJobs(app), token=TOKEN)
+
+    @app.get("/hello")
+    async def hello() -> str:
+        return "hello"
+
+    async with app.test_app():
+        client = app.test_client()
+        for path in ("/admin/api/stats", "/hello"):
+            response = await client.get(path, headers={**ADMIN, "Host": host})
+            assert response.status_code == 400, (path, await response.get_data())
+        assert (await client.get("/hello", headers={"Host": "localhost"})).status_code == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize("host", ["a" * 64, "a..b", "a" * 64 + ":80"])
+async def test_a_bad_host_is_the_services_json_400(client: Client, host: str) -> None:
+    for path in ("/healthz", "/admin/api/stats", "/orders/1"):
+        response = await client.get(path, headers={**ADMIN, "Host": host})
+        assert response.status_code == 400, (path, await response.get_data())
+        assert (await response.get_json())["error"]["code"] == "bad_request"

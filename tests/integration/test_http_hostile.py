@@ -727,3 +727,27 @@ async def test_the_openapi_document_says_what_the_service_does(client: Client) -
     assert (quantity["minimum"], quantity["maximum"]) == (1, 1000)  # not pydantic's "ge"/"le"
     assert doc["paths"]["/healthz"]["get"]["security"] == []
     assert doc["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+
+
+#: Digits that are not ASCII: Python's int() reads each of them as 1.
+UNICODE_ONES = ["\u0661", "\uff11", "\u0967", "\U0001d7cf"]
+
+
+@pytest.mark.parametrize("one", UNICODE_ONES)
+async def test_an_id_in_unicode_digits_names_no_order(client: Client, one: str) -> None:
+    placed = await client.post("/orders", json=ORDER, headers=VIP)
+    assert (await placed.get_json())["id"] == 1
+    for method, path in (("GET", f"/orders/{one}"), ("POST", f"/orders/{one}/cancel")):
+        response = await client.open(path, method=method, headers=VIP)
+        assert response.status_code == 404, (path, await response.get_data())
+        assert_error_body(await response.get_json())
+    assert (await (await client.get("/orders/1", headers=VIP)).get_json())["status"] == "queued"
+
+
+@pytest.mark.parametrize("one", UNICODE_ONES)
+async def test_query_numbers_in_unicode_digits_are_400(client: Client, one: str) -> None:
+    await client.post("/orders", json=ORDER, headers=VIP)
+    for path, name in (("/orders", "limit"), ("/orders/1", "wait")):
+        response = await client.get(path, query_string={name: one}, headers=VIP)
+        assert response.status_code == 400, (path, await response.get_data())
+        assert_error_body(await response.get_json())

@@ -127,7 +127,24 @@ def test_keywords_apply_without_an_app_and_with_init_app_later() -> None:
         ("QUART_JOBS_EMBEDDED_WORKER", "perhaps", "true or false"),
         ("QUART_JOBS_SQLITE_SYNCHRONOUS", "SOMETIMES", "FULL"),
         ("QUART_JOBS_DATABASE_URL", "", "non-empty"),
-    ],
+    ]
+    + [
+        (f"QUART_JOBS_{name.upper()}", value, "finite number")
+        for name in (
+            "shutdown_timeout",
+            "lease_seconds",
+            "heartbeat_interval",
+            "poll_interval",
+            "retry_base",
+            "retry_factor",
+            "retry_max_delay",
+            "retry_min_delay",
+            "postgres_connect_timeout",
+            "postgres_pool_timeout",
+        )
+        for value in (float("nan"), float("inf"), "nan", "inf", "1e400")
+    ]
+    + [("QUART_JOBS_WEIGHTS", {0: float("nan"), 10: 1}, "not nan")],
 )
 def test_a_bad_config_value_names_its_key(key: str, value: Any, said: str) -> None:
     app = Quart(__name__)

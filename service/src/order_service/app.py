@@ -20,13 +20,13 @@ from quart_schema import (
 )
 
 from quart_jobs import Job, QuartJobs
-from quart_jobs.admin import register_admin
+from quart_jobs.admin import ID_CONVERTER, DigitsConverter, refuse_bad_hosts, register_admin
 from quart_jobs.metrics import register_metrics
 from quart_jobs.policy import vip_weights
 
 from . import orders
 from .config import Settings
-from .errors import ApiError, register_error_handlers
+from .errors import READINESS_KEY, ApiError, register_error_handlers
 from .http import (
     authenticate,
     check_id,
@@ -94,6 +94,10 @@ def jobs_config(settings: Settings) -> dict[str, Any]:
 def create_app(settings: Settings | None = None) -> Quart:
     settings = settings or Settings.from_env()
     app = Quart("orders")
+    # Ids in URLs are ASCII digits (werkzeug's int converter takes any Unicode digit), and a
+    # Host header that is no host name is a JSON 400 (Quart would answer a 500).
+    app.url_map.converters[ID_CONVERTER] = DigitsConverter
+    refuse_bad_hosts(app)
     app.config.update(jobs_config(settings))
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["QUART_SCHEMA_CONVERSION_PREFERENCE"] = "pydantic"
@@ -151,7 +155,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     register_metrics(app, jobs, token=settings.metrics_token)
     register_error_handlers(app)
     readiness = Readiness(jobs, embedded_workers=settings.embedded_workers)
-    app.extensions["orders_readiness"] = readiness
+    app.extensions[READINESS_KEY] = readiness
     register_routes(app, readiness)
     return app
 
@@ -200,6 +204,8 @@ def register_routes(app: Quart, readiness: Readiness) -> None:
                 "this Idempotency-Key was used for a different request; use a new key for a "
                 "new order",
             ) from None
+        if created:
+            readiness.write_succeeded()
         # A Response, not a (body, status, headers) tuple: quart-schema would build a pydantic
         # TypeAdapter for the headers dict on every request. The JSON encoded here, as compact
         # as jsonify's, without its provider's indirections (W3's profile).
@@ -213,7 +219,7 @@ def register_routes(app: Quart, readiness: Readiness) -> None:
             mimetype="application/json",
         )
 
-    @app.get("/orders/<int:order_id>")
+    @app.get("/orders/<qj_id:order_id>")
     @validate_querystring(OrderWaitQuery)
     @document_response(Order, 200)
     @document_response(ErrorBody, 400)
@@ -254,7 +260,7 @@ def register_routes(app: Quart, readiness: Readiness) -> None:
         )
         return jsonify({"orders": [order_json(order) for order in found]})
 
-    @app.post("/orders/<int:order_id>/cancel")
+    @app.post("/orders/<qj_id:order_id>/cancel")
     @document_response(Order, 200)
     @document_response(ErrorBody, 401, UnauthorizedHeaders)
     @document_response(ErrorBody, 404)
@@ -276,6 +282,7 @@ def register_routes(app: Quart, readiness: Readiness) -> None:
             ) from None
         if order is None:
             raise ApiError(404, "not_found", "no such order")
+        readiness.write_succeeded()
         return jsonify(order_json(order))
 
     @app.get("/healthz")

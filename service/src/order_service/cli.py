@@ -18,10 +18,10 @@ from typing import NoReturn, TypeVar
 import click
 from quart import Quart
 
-from quart_jobs import JobsError
+from quart_jobs import ConfigurationError, JobsError
 
 from .app import create_app
-from .config import SettingError, Settings
+from .config import DEMO_ADMIN_TOKEN, SettingError, Settings
 from .logs import setup_logging
 from .runtime import tune_gc
 from .service import DEMO_CUSTOMERS, EXTENSION_KEY, OrdersState, hash_key, new_api_key
@@ -41,8 +41,8 @@ def _settings(**overrides: object) -> Settings:
 
 def _fail_start(settings: Settings, exc: BaseException) -> NoReturn:
     """One line naming the real cause, exit 2: the database for the store's errors, else the
-    error itself (a bind error names HOST:PORT)."""
-    if isinstance(exc, JobsError):
+    error itself (a bind error names HOST:PORT, a setting's error that setting)."""
+    if isinstance(exc, JobsError) and not isinstance(exc, ConfigurationError):
         cause = f"DATABASE_URL={_redact(settings.database_url)}: {exc}"
     else:
         cause = " ".join(str(exc).split()) or type(exc).__name__
@@ -97,8 +97,11 @@ def serve(host: str | None, port: int | None) -> None:
     lines = [f"order service on {url}  (database {_redact(settings.database_url)})"]
     if settings.orders_demo:
         lines += [f"  demo customer {n} ({t}): API key {k}" for n, t, k in DEMO_CUSTOMERS]
-    if settings.admin_token:
+    if settings.admin_token == DEMO_ADMIN_TOKEN and settings.orders_demo:
         lines.append(f"  admin token: {settings.admin_token}  (dashboard: {url}/admin/)")
+    elif settings.admin_token:
+        # An operator's token stays out of the output: whoever reads the logs must not learn it.
+        lines.append(f"  admin: enabled with ADMIN_TOKEN (dashboard: {url}/admin/)")
     lines.append(f"  OpenAPI: {url}/openapi.json   stop: Ctrl-C")
     click.echo("\n".join(lines), err=True)
     tune_gc()

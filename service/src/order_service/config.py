@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
@@ -74,7 +75,7 @@ class Settings:
             values[f.name] = _PARSERS.get(f.name, _str)(name, raw)
         settings = replace(cls(), **values)
         if settings.orders_demo and settings.admin_token is None:
-            settings = replace(settings, admin_token="demo-admin-token")
+            settings = replace(settings, admin_token=DEMO_ADMIN_TOKEN)
         settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
         settings.check()
         return settings
@@ -154,6 +155,8 @@ SERVERS = ("uvicorn", "hypercorn")
 
 #: Admin and metrics tokens shorter than this are refused at start-up.
 MIN_TOKEN_LENGTH = 16
+#: The admin token of demo mode when ADMIN_TOKEN is not set (documented, so printed at start).
+DEMO_ADMIN_TOKEN = "demo-admin-token"
 
 
 def _str(name: str, raw: str) -> str:
@@ -169,12 +172,20 @@ def _retention(name: str, raw: str) -> float | None:
         ) from None
 
 
-def _number(kind: Callable[[str], T]) -> Callable[[str, str], T]:
+def _number(kind: Callable[[str], T], *, infinite: bool = False) -> Callable[[str, str], T]:
+    """A parser of ``kind``; NaN is refused, and infinity unless ``infinite`` (where it has a
+    meaning, as VIP_WEIGHT's "strictly first")."""
+
     def parse(name: str, raw: str) -> T:
         try:
-            return kind(raw.strip())
+            value = kind(raw.strip())
         except ValueError:
             raise SettingError(f"{name}={raw!r}: not a valid {kind.__name__}") from None
+        if isinstance(value, float) and not (
+            math.isfinite(value) or (infinite and value == math.inf)
+        ):
+            raise SettingError(f"{name}={raw!r}: use a finite number")
+        return value
 
     return parse
 
@@ -199,7 +210,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "max_queued": _number(int),
     "max_queued_per_customer": _number(int),
     "rate_limit_per_customer": _number(float),
-    "vip_weight": _number(float),
+    "vip_weight": _number(float, infinite=True),
     "lease_seconds": _number(float),
     "poll_interval": _number(float),
     "job_retention": _retention,

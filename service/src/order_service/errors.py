@@ -21,6 +21,9 @@ from quart_jobs.errors import ArgumentsNotSerializable, PayloadTooLarge, QueueFu
 
 log = logging.getLogger("orders")
 
+#: Where the app keeps its :class:`~order_service.readiness.Readiness` (``app.extensions``).
+READINESS_KEY = "orders_readiness"
+
 #: Seconds a client is told to wait when the queue is full (``Retry-After``).
 QUEUE_FULL_RETRY_AFTER = 5
 
@@ -115,6 +118,9 @@ def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(BackendUnavailable)
     async def store_down(exc: BackendUnavailable) -> Response:
         log.error("job store unavailable: %s", exc)
+        readiness = current_app.extensions.get(READINESS_KEY)
+        if readiness is not None:
+            readiness.write_failed(exc)
         return error_response(
             503,
             "unavailable",

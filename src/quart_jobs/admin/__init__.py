@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from quart import Blueprint, Quart, Response, jsonify
+from quart.blueprints import BlueprintSetupState
 from quart_schema import HttpSecurityScheme
 
 from ..errors import ConfigurationError
@@ -31,9 +32,18 @@ from .api import add_api_routes
 from .auth import MIN_TOKEN_LENGTH, AdminAuth, AdminError, TokenSource
 from .clients import ClientView, parse_networks
 from .pages import PAGE_HEADERS, add_page_routes
+from .routing import ID_CONVERTER, DigitsConverter, refuse_bad_hosts
 from .schedules import add_schedule_routes
 
-__all__ = ["AdminAuth", "AdminError", "admin_blueprint", "register_admin"]
+__all__ = [
+    "ID_CONVERTER",
+    "AdminAuth",
+    "AdminError",
+    "DigitsConverter",
+    "admin_blueprint",
+    "refuse_bad_hosts",
+    "register_admin",
+]
 
 BLUEPRINT_NAME = "quart_jobs_admin"
 
@@ -68,6 +78,13 @@ def admin_blueprint(
     prefix = "/" + url_prefix.strip("/")
     auth = AdminAuth(token, jobs, cookie_path=prefix, clients=ClientView(networks))
     bp = Blueprint(BLUEPRINT_NAME, __name__, url_prefix=prefix, template_folder="templates")
+
+    @bp.record_once
+    def routing(state: BlueprintSetupState) -> None:
+        # Before the routes that use the converter are added to the app's map.
+        state.app.url_map.converters[ID_CONVERTER] = DigitsConverter
+        if isinstance(state.app, Quart):
+            refuse_bad_hosts(state.app)  # a bad Host on an admin route was a 500
 
     @bp.errorhandler(AdminError)
     async def admin_error(exc: AdminError) -> Response:

@@ -11,26 +11,25 @@ from typing import Any
 
 from pydantic import ValidationError
 from quart import Blueprint, Response, jsonify, request
-from quart_schema import document_querystring, document_response, security_scheme, tag
+from quart_schema import document_querystring, document_response
 
 from ..errors import JobNotFound, RetryRefused
 from ..jobs import Jobs
 from ..models import MAX_JOB_ID, Job, JobState, Tier, job_detail, job_summary
 from .auth import AdminAuth, AdminError
 from .schemas import (
-    AdminErrorBody,
     JobAnswer,
     JobList,
     JobsQuery,
     StatsAnswer,
     ThroughputAnswer,
     ThroughputQuery,
+    admin_operation,
     stats_answer,
     throughput_answer,
 )
 
 BUCKET_SECONDS = 60
-SECURITY: list[dict[str, list[str]]] = [{"adminToken": []}]
 
 
 def _query(model: type[JobsQuery] | type[ThroughputQuery]) -> Any:
@@ -62,10 +61,8 @@ def add_api_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
         return jsonify({"now": jobs.clock(), "job": job_detail(job)})
 
     @bp.get("/api/stats")
-    @tag(["admin"])
-    @security_scheme(SECURITY)
     @document_response(StatsAnswer, 200)
-    @document_response(AdminErrorBody, 401)
+    @admin_operation()
     async def admin_stats() -> Response:
         """Jobs by tier and state, totals by state, and the oldest waiting job per tier."""
         await auth.authenticate(request)
@@ -73,12 +70,9 @@ def add_api_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
         return jsonify(stats_answer(stats, jobs.clock()))
 
     @bp.get("/api/throughput")
-    @tag(["admin"])
-    @security_scheme(SECURITY)
     @document_querystring(ThroughputQuery)
     @document_response(ThroughputAnswer, 200)
-    @document_response(AdminErrorBody, 400)
-    @document_response(AdminErrorBody, 401)
+    @admin_operation(400)
     async def admin_throughput() -> Response:
         """Jobs finished per minute (succeeded, failed, cancelled) over the last minutes."""
         await auth.authenticate(request)
@@ -91,12 +85,9 @@ def add_api_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
         return jsonify({"now": now, **body})
 
     @bp.get("/api/jobs")
-    @tag(["admin"])
-    @security_scheme(SECURITY)
     @document_querystring(JobsQuery)
     @document_response(JobList, 200)
-    @document_response(AdminErrorBody, 400)
-    @document_response(AdminErrorBody, 401)
+    @admin_operation(400)
     async def admin_jobs() -> Response:
         """Jobs, newest first, filtered by state, tier and task."""
         await auth.authenticate(request)
@@ -111,25 +102,17 @@ def add_api_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
         )
         return jsonify({"now": jobs.clock(), "jobs": [job_summary(j) for j in found]})
 
-    @bp.get("/api/jobs/<int:job_id>")
-    @tag(["admin"])
-    @security_scheme(SECURITY)
+    @bp.get("/api/jobs/<qj_id:job_id>")
     @document_response(JobAnswer, 200)
-    @document_response(AdminErrorBody, 401)
-    @document_response(AdminErrorBody, 404)
+    @admin_operation()
     async def admin_job(job_id: int) -> Response:
         """One job, whole: arguments, attempts, timestamps, error and traceback."""
         await auth.authenticate(request)
         return answer(await load(job_id))
 
-    @bp.post("/api/jobs/<int:job_id>/retry")
-    @tag(["admin"])
-    @security_scheme(SECURITY)
+    @bp.post("/api/jobs/<qj_id:job_id>/retry")
     @document_response(JobAnswer, 200)
-    @document_response(AdminErrorBody, 401)
-    @document_response(AdminErrorBody, 403)
-    @document_response(AdminErrorBody, 404)
-    @document_response(AdminErrorBody, 409)
+    @admin_operation(403, 409)
     async def admin_retry(job_id: int) -> Response:
         """Queue a failed or cancelled job again, with a fresh set of attempts (409 otherwise,
         or when the application refuses: ``retry_refused``, with its reason)."""
@@ -151,14 +134,9 @@ def add_api_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
             raise AdminError(409, "conflict", f"job {job_id} is {job.state.value}; not retried")
         return answer(job)
 
-    @bp.post("/api/jobs/<int:job_id>/cancel")
-    @tag(["admin"])
-    @security_scheme(SECURITY)
+    @bp.post("/api/jobs/<qj_id:job_id>/cancel")
     @document_response(JobAnswer, 200)
-    @document_response(AdminErrorBody, 401)
-    @document_response(AdminErrorBody, 403)
-    @document_response(AdminErrorBody, 404)
-    @document_response(AdminErrorBody, 409)
+    @admin_operation(403, 409)
     async def admin_cancel(job_id: int) -> Response:
         """Cancel a queued job, or ask a running one to stop (it ends ``cancelled``; the answer
         shows ``cancel_requested``). A finished job answers 409."""

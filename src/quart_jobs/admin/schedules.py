@@ -7,13 +7,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 from quart import Blueprint, Response, jsonify, request
-from quart_schema import document_response, security_scheme, tag
+from quart_schema import document_response
 
 from ..jobs import Jobs
 from .auth import AdminAuth
-from .schemas import AdminErrorBody
-
-SECURITY: list[dict[str, list[str]]] = [{"adminToken": []}]
+from .schemas import admin_operation
 
 
 class LatestJob(BaseModel):
@@ -44,10 +42,8 @@ class ScheduleList(BaseModel):
 
 def add_schedule_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
     @bp.get("/api/schedules")
-    @tag(["admin"])
-    @security_scheme(SECURITY)
     @document_response(ScheduleList, 200)
-    @document_response(AdminErrorBody, 401)
+    @admin_operation()
     async def admin_schedules() -> Response:
         """Periodic tasks with their next run and the job of their latest moment."""
         await auth.authenticate(request)

@@ -6,9 +6,11 @@ every answer carries the server's ``now`` so that ages need no clock of the clie
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
+from quart_schema import document_response, security_scheme, tag
 
 from ..models import MAX_JOB_ID, JobState, Stats, Tier
 from ..unserved import unserved_summary, worker_summary
@@ -23,6 +25,32 @@ class AdminErrorDetail(BaseModel):
 
 class AdminErrorBody(BaseModel):
     error: AdminErrorDetail
+
+
+class ThrottledHeaders(BaseModel):
+    retry_after: str = Field(description="seconds until this client may try a token again")
+
+
+SECURITY: list[dict[str, list[str]]] = [{"adminToken": []}]
+#: What every admin API route can answer before its own work: 401 (no or a wrong token),
+#: 404 (the admin is disabled: no token configured), 429 (this client sent too many wrong
+#: tokens; ``Retry-After``).
+AUTH_ERRORS = (401, 404, 429)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def admin_operation(*errors: int) -> Callable[[F], F]:
+    """Document an admin API route for OpenAPI: the ``admin`` tag, the bearer token, and every
+    error it can answer (:data:`AUTH_ERRORS` and ``errors``) with the JSON error body."""
+
+    def decorate(func: F) -> F:
+        for status in sorted({*AUTH_ERRORS, *errors}):
+            headers = ThrottledHeaders if status == 429 else None
+            func = document_response(AdminErrorBody, status, headers)(func)
+        return security_scheme(SECURITY)(tag(["admin"])(func))
+
+    return decorate
 
 
 class JobSummary(BaseModel):

@@ -48,15 +48,21 @@
     return `${Math.floor(s / 86400)}d ${Math.floor(s / 3600) % 24}h`;
   }
 
+  // Times are ISO 8601 in UTC, as the command line prints them, whatever the browser's locale
+  // and time zone: "2026-12-06 21:03:12 UTC"; clock() is the time of day alone ("21:03:12").
+  function iso(ts) {
+    return new Date(ts * 1000).toISOString();
+  }
+
   function clock(ts) {
     if (ts === null || ts === undefined) return "–";
-    return new Date(ts * 1000).toLocaleTimeString([], { hour12: false });
+    return iso(ts).slice(11, 19);
   }
 
   function when(ts) {
     if (ts === null || ts === undefined) return "–";
-    const d = new Date(ts * 1000);
-    return `${d.toLocaleDateString()} ${d.toLocaleTimeString([], { hour12: false })}`;
+    const text = iso(ts);
+    return `${text.slice(0, 10)} ${text.slice(11, 19)} UTC`;
   }
 
   function el(tag, attrs = {}, ...children) {
@@ -220,7 +226,7 @@
           y -= h;
           const bar = add("rect", { class: `bar-${state}`, x, y, width: slot * 0.7, height: h });
           const title = document.createElementNS(SVG, "title");
-          title.textContent = `${clock(bucket.start)}: ${bucket[state]} ${state}`;
+          title.textContent = `${clock(bucket.start)} UTC: ${bucket[state]} ${state}`;
           bar.append(title);
         }
       }
@@ -375,7 +381,7 @@
         const { job, now } = await api(`jobs/${openJob}`);
         if (openJob === job.id) renderJob(job, now);
       }
-      status.textContent = `updated ${clock(stats.now)}`;
+      status.textContent = `updated ${clock(stats.now)} UTC`;
       status.className = "status";
     } catch (error) {
       status.textContent = `cannot refresh: ${error.message}`;

@@ -127,6 +127,7 @@ class SQLiteBackend(Backend):
                     f"SQLite database {self.path} is not writable ({target} refuses writes): "
                     "check its permissions and that its file system is not read-only"
                 )
+        _create_private(self.path)
         await self._writer.start()
         try:
             await self._writer.run(self._migrate)
@@ -427,3 +428,17 @@ class SQLiteBackend(Backend):
             pass
         await self._writer.run(lambda conn: conn.execute(s.FORGET_IDLE_OWNERS))
         return removed
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file, empty, readable and writable by its owner only (0600), if it
+    does not exist yet. SQLite gives the ``-wal`` and ``-shm`` files it makes beside it the
+    main file's mode, so they are private too; an existing file keeps the mode its operator
+    chose. The rows hold job arguments (an application's customers, orders, key digests):
+    another local user must not read them.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:  # it exists; or SQLite's own open will say what is wrong, in its words
+        return
+    os.close(fd)
