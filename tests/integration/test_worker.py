@@ -88,7 +88,10 @@ async def test_cancel_a_running_job(jobs: Jobs) -> None:
         await wait_state(jobs, job.id, JobState.RUNNING)
         await jobs.cancel(job.id)
         await wait_state(jobs, job.id, JobState.CANCELLED)
-    assert ("sleeper-end", job.id) not in tasks.calls
+        # The task itself was interrupted, while the worker runs on (not by its shutdown).
+        assert ("sleeper-cancelled", job.id) in tasks.calls
+    cancelled = await jobs.get(job.id)
+    assert (cancelled.attempts, cancelled.error) == (1, "cancelled while running")
 
 
 async def test_delayed_job_runs_after_its_delay(jobs: Jobs) -> None:
