@@ -169,18 +169,26 @@ async def test_a_worker_claims_only_its_tasks_and_queues(jobs: Jobs) -> None:
 async def test_a_worker_that_lost_its_lease_cannot_record_its_late_result(
     jobs: Jobs, caplog: pytest.LogCaptureFixture
 ) -> None:
-    worker = jobs.start_worker(concurrency=1)
-    job = await jobs.enqueue(tasks.sleeper, 0.5)
-    await wait_state(jobs, job.id, JobState.RUNNING)
-    # The lease runs out (as if this worker had hung) and another worker takes the job over.
-    backend = jobs.backend
-    later = jobs.clock() + 60
-    assert await backend.recover_expired(later) == 1
-    (taken,) = await backend.claim("other-worker", 1, later, 60)
-    assert taken.id == job.id
-    with caplog.at_level("WARNING", logger="quart_jobs.worker"):
-        await asyncio.sleep(0.8)  # the first worker finishes its (stale) attempt
+    tasks.release.clear()
+    # No heartbeat after the first: the worker learns of the loss only when it writes.
+    worker = jobs.start_worker(concurrency=1, heartbeat_interval=60)
+    try:
+        job = await jobs.enqueue(tasks.sync_blocked)
+        await wait_state(jobs, job.id, JobState.RUNNING)
+        # The lease runs out (as if this worker had hung) and another worker takes the job over.
+        backend = jobs.backend
+        later = jobs.clock() + 60
+        assert await backend.recover_expired(later) == 1
+        (taken,) = await backend.claim("other-worker", 1, later, 60)
+        assert taken.id == job.id
+        with caplog.at_level("WARNING", logger="quart_jobs.worker"):
+            tasks.release.set()  # the first worker finishes its (stale) attempt
+            async with asyncio.timeout(5):
+                while not any("write refused" in r.getMessage() for r in caplog.records):
+                    await asyncio.sleep(0.01)
+    finally:
+        tasks.release.set()
         await jobs.stop_worker(worker)
     current = await jobs.get(job.id)
     assert current.state is JobState.RUNNING and current.worker == "other-worker"
-    assert any("write refused" in r.getMessage() for r in caplog.records)
+    assert current.lease_token == taken.lease_token
