@@ -18,6 +18,7 @@ from quart_jobs import (
 )
 from quart_jobs.models import NewJob
 
+from ..conftest import Clock
 from . import tasks
 from .conftest import wait_state
 
@@ -95,10 +96,13 @@ async def test_cancel_a_running_job(jobs: Jobs) -> None:
 
 
 async def test_delayed_job_runs_after_its_delay(jobs: Jobs) -> None:
+    clock = jobs.clock = Clock()  # the worker started below runs on it too
     async with jobs.run_worker():
-        job = await jobs.options(delay=0.3).enqueue(tasks.record, "later")
-        await asyncio.sleep(0.1)
+        job = await jobs.options(delay=30).enqueue(tasks.record, "later")
+        ready = await jobs.enqueue(tasks.record, "now")
+        await wait_state(jobs, ready.id, JobState.SUCCEEDED)  # a claim went past the delayed job
         assert (await jobs.get(job.id)).state is JobState.QUEUED
+        clock.advance(30)
         await wait_state(jobs, job.id, JobState.SUCCEEDED)
     done = await jobs.get(job.id)
     assert done.started_at is not None and done.started_at >= job.run_at
