@@ -104,12 +104,20 @@ async def test_a_job_claimed_by_a_round_in_flight_at_the_stop_is_put_back_in_tim
             await go_on.wait()
         return held_, claimed
 
+    stop_began = asyncio.Event()
+    unsubscribe = jobs.backend.unsubscribe
+
+    def unsubscribed(callback: Any) -> None:
+        unsubscribe(callback)
+        stop_began.set()  # the stop sets its deadline in the same step
+
     monkeypatch.setattr(jobs.backend, "finish_and_claim", held)
+    monkeypatch.setattr(jobs.backend, "unsubscribe", unsubscribed)
     long = await jobs.enqueue(tasks.sleeper, 60)
     worker = jobs.start_worker(concurrency=1, shutdown_timeout=0.2)
     await asyncio.wait_for(in_round.wait(), timeout=5)
     stopping = asyncio.ensure_future(jobs.stop_worker(worker))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(stop_began.wait(), timeout=5)
     go_on.set()
     # The job that round launches gets the same deadline as those running at the stop.
     await asyncio.wait_for(stopping, timeout=10)
