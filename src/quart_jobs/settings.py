@@ -18,7 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from . import jobs as jobs_module
+from . import builder
+from .backends import DEFAULT_DATABASE_URL
 from .backends.base import queue_names
 from .backends.sqlite.writer import SYNCHRONOUS_MODES
 from .errors import ConfigurationError
@@ -167,7 +168,7 @@ def _retention(value: Any) -> float | None:
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "database_url",
-        jobs_module.DEFAULT_DATABASE_URL,
+        DEFAULT_DATABASE_URL,
         _text,
         "`sqlite:///PATH` (relative to the working directory; its directory is created), "
         "`postgresql://...` or `memory://`",
@@ -182,13 +183,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "max_attempts",
-        jobs_module.DEFAULT_MAX_ATTEMPTS,
+        builder.DEFAULT_MAX_ATTEMPTS,
         _integer(1),
         "attempts before a job is marked failed (a task's or an enqueue's own value wins)",
     ),
     Setting(
         "max_args_bytes",
-        jobs_module.DEFAULT_MAX_ARGS_BYTES,
+        builder.DEFAULT_MAX_ARGS_BYTES,
         _integer(1),
         "largest JSON size of a job's arguments",
     ),

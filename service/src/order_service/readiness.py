@@ -53,7 +53,7 @@ class Readiness:
 
     async def _probe(self) -> str:
         try:
-            await self.jobs.backend.probe_write(self.jobs.clock())
+            await self.jobs.operator.probe_write(self.jobs.clock())
             answer = "ok"
         except Exception as exc:
             answer = f"unavailable: {' '.join(str(exc).split()) or type(exc).__name__}"
