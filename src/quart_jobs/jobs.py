@@ -46,6 +46,7 @@ from .models import (
     FINISHED_STATES,
     EnqueueResult,
     Job,
+    JobEvent,
     JobFilter,
     JobState,
     Stats,
@@ -74,8 +75,8 @@ T = TypeVar("T")
 
 log = logging.getLogger("quart_jobs")
 
-#: Worker events after which a job is in an end state (they wake its waiters).
-_ENDING_EVENTS = frozenset({"succeeded", "failed", "cancelled"})
+#: Events after which a job is in an end state (they wake its waiters).
+_ENDING_EVENTS = frozenset({JobEvent.SUCCEEDED, JobEvent.FAILED, JobEvent.CANCELLED})
 
 
 def _not_found(job_id: int) -> JobNotFound:
@@ -146,11 +147,11 @@ class Jobs:
         self._opened = False
         #: Entered around every job this process runs (the Quart extension: an app context).
         self.job_context: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None
-        #: Called for every job event: ``enqueued`` (by this process), ``started``,
-        #: ``succeeded``, ``failed`` (out of attempts), ``retried`` (an attempt failed, another is
-        #: scheduled), ``cancelled``, ``requeued`` (put back on shutdown); with the run time in
+        #: Called for every job event (a :class:`JobEvent`: ``ENQUEUED`` by this process,
+        #: ``STARTED``, ``SUCCEEDED``, ``FAILED`` out of attempts, ``RETRIED`` with another
+        #: attempt scheduled, ``CANCELLED``, ``REQUEUED`` on shutdown), with the run time in
         #: seconds for the events that end an attempt. A hook that raises is logged and ignored.
-        self.event_hooks: list[Callable[[str, Job, float | None], None]] = []
+        self.event_hooks: list[Callable[[JobEvent, Job, float | None], None]] = []
         self._schedules: dict[str, Schedule] = {}
         self._scheduler: Scheduler | None = None
         self._waiters = Waiters()
@@ -414,7 +415,7 @@ class Jobs:
         if self.event_hooks:
             for result in results:
                 if result.created:
-                    self._emit("enqueued", result.job, None)
+                    self._emit(JobEvent.ENQUEUED, result.job, None)
         return results
 
     async def transaction(self, func: Callable[[Transaction], T]) -> T:
@@ -437,12 +438,13 @@ class Jobs:
             if tx.created:
                 self._notify_workers()
             for job in tx.created:
-                self._emit("enqueued", job, None)
+                self._emit(JobEvent.ENQUEUED, job, None)
             for job in tx.cancelled:
-                self._emit("cancelled", job, None)
+                self._emit(JobEvent.CANCELLED, job, None)
         return value
 
-    def _emit(self, event: str, job: Job, elapsed: float | None) -> None:
+    def _emit(self, name: str, job: Job, elapsed: float | None) -> None:
+        event = JobEvent(name)
         if event in _ENDING_EVENTS and self._waiters:
             self._waiters.wake((job.id,))
         for hook in self.event_hooks:
@@ -521,7 +523,7 @@ class Jobs:
         if job is None:
             raise _not_found(job_id)
         if job.state is JobState.CANCELLED and job.finished_at == now:
-            self._emit("cancelled", job, None)  # cancelled by this call, while queued
+            self._emit(JobEvent.CANCELLED, job, None)  # cancelled by this call, while queued
         if job.state is JobState.RUNNING and running:
             for worker in self._workers:
                 await worker.cancel_local(job_id)

@@ -252,7 +252,7 @@ async def test_a_postgres_database_of_the_previous_release_is_upgraded(
         async with backend.transaction() as conn:
             await pg_migrate_component(conn, "orders", PG_ORDER_MIGRATIONS[:1])
         ids = await write_old_orders(backend)
-        store = PostgresOrdersStore(backend)
+        store = PostgresOrdersStore(backend.database)
         await store.migrate()
         check_upgraded([await store.get_order(i) for i in ids], ids)
         async with backend.transaction() as conn:

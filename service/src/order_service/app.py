@@ -19,10 +19,7 @@ from quart_schema import (
     validate_querystring,
 )
 
-from quart_jobs import Job, QuartJobs
-from quart_jobs.admin import register_admin
-from quart_jobs.metrics import register_metrics
-from quart_jobs.policy import vip_weights
+from quart_jobs import Job, QuartJobs, register_admin, register_metrics, vip_weights
 
 from . import orders
 from .config import Settings
@@ -115,7 +112,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.extensions[EXTENSION_KEY] = state
 
     async def open_store() -> None:
-        store = store_for(jobs.backend)
+        store = store_for(jobs.database)
         await store.migrate()
         if settings.orders_demo:
             for name, tier, key in DEMO_CUSTOMERS:

@@ -57,11 +57,11 @@ class Outcome:
     def event(self) -> JobEvent:
         """The :class:`JobEvent` this outcome is (see :data:`~quart_jobs.models.TRANSITIONS`)."""
         if self.state is JobState.FAILED:
-            return JobEvent.FAIL if self.run_at is None else JobEvent.RETRY_LATER
+            return JobEvent.FAILED if self.run_at is None else JobEvent.RETRIED
         return {
-            JobState.SUCCEEDED: JobEvent.SUCCEED,
-            JobState.CANCELLED: JobEvent.CANCEL,
-            JobState.QUEUED: JobEvent.PUT_BACK,
+            JobState.SUCCEEDED: JobEvent.SUCCEEDED,
+            JobState.CANCELLED: JobEvent.CANCELLED,
+            JobState.QUEUED: JobEvent.REQUEUED,
         }[self.state]
 
     @property

@@ -249,7 +249,7 @@ class MemoryBackend(Backend):
         if job is None:
             return None
         if job.state is JobState.QUEUED:
-            job = replace(job, state=moved(job.state, JobEvent.CANCEL), finished_at=now)
+            job = replace(job, state=moved(job.state, JobEvent.CANCELLED), finished_at=now)
             self._jobs[job_id] = job
             self._tags.pop(job_id, None)
             self._announce([job_id])
@@ -263,7 +263,7 @@ class MemoryBackend(Backend):
         job = self._jobs.get(job_id)
         if job is None:
             return None
-        if transition(job.state, JobEvent.RETRY) is not None:
+        if transition(job.state, JobEvent.RETRIED_BY_OPERATOR) is not None:
             job = requeued_fresh(job, now)
             self._jobs[job_id] = job
             self._tags.pop(job_id, None)
