@@ -1,14 +1,17 @@
-"""PostgreSQL helpers for acceptance tests: a fresh database per test, and the verdict."""
+"""PostgreSQL helpers for acceptance tests: a fresh database per test, the verdict (with its
+witness), and a TCP relay that a test can cut to make the database unreachable."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import threading
 from collections.abc import Iterator
 
 import pytest
 
 from ..conftest import IN_CI, TEST_POSTGRES_URL
-from .order_checks import verdict
+from .order_checks import Verdict, install_witness, verdict
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -35,11 +38,21 @@ def fresh_database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def witness(url: str) -> None:
+    """Install the witness of writes (see :mod:`.order_checks`) in the service's tables."""
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        install_witness(conn.execute, "postgresql")
+
+
+def pg_verdict(url: str, accepted: set[int]) -> Verdict:
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        return verdict(lambda sql: conn.execute(sql).fetchall(), accepted)
+
+
 def outcome(url: str, accepted: set[int]) -> tuple[int, int, int]:
     """(done, lost, doubled) among the accepted orders; an order that disagrees with its job
     counts as doubled (something was done that the other does not show)."""
-    with psycopg.connect(url, connect_timeout=5) as conn:
-        result = verdict(lambda sql: conn.execute(sql).fetchall(), accepted)
+    result = pg_verdict(url, accepted)
     return result.done, result.lost, result.doubled + result.disagreeing
 
 
@@ -48,3 +61,82 @@ def finished(url: str, accepted: set[int]) -> bool:
         return outcome(url, accepted)[0] == len(accepted)
     except psycopg.OperationalError:
         return False
+
+
+def held_by(url: str, pid: int) -> set[int]:
+    """Ids of the jobs that the worker process ``pid`` holds (running under its lease)."""
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        rows = conn.execute(
+            "SELECT id FROM qj_jobs WHERE state = 'running' AND worker LIKE %s", (f"%:{pid}:%",)
+        ).fetchall()
+    return {int(i) for (i,) in rows}
+
+
+def attempts_of(url: str, ids: set[int]) -> dict[int, tuple[str, int]]:
+    """Each job's state and attempts."""
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        rows = conn.execute(
+            "SELECT id, state, attempts FROM qj_jobs WHERE id = ANY(%s)", (sorted(ids),)
+        ).fetchall()
+    return {int(i): (str(s), int(a)) for i, s, a in rows}
+
+
+class Relay:
+    """A TCP relay on ``host:port`` to PostgreSQL on loopback: the database host's address."""
+
+    def __init__(self, host: str, port: int, target: tuple[str, int]) -> None:
+        self.host, self.port, self.target = host, port, target
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: asyncio.AbstractServer | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.append(writer)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self._writers.append(up_writer)
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    def __enter__(self) -> Relay:
+        self._thread.start()
+        self._server = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._handle, self.host, self.port), self._loop
+        ).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cut()
+
+    def cut(self) -> None:
+        """Close the listening socket and every relayed connection (again: nothing)."""
+        if self._loop.is_closed():
+            return
+
+        async def shutdown() -> None:
+            if self._server is not None:
+                self._server.close()
+            for writer in self._writers:
+                writer.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()

@@ -9,17 +9,32 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
+
+from ..conftest import IN_CI
 
 BIN = Path(sys.executable).parent
 VIP_KEY = "demo-vip-key"
 REGULAR_KEY = "demo-regular-key"
 ADMIN_TOKEN = "demo-admin-token"
+#: The full fault and signal set runs under ``CI=true`` (``.ci/run``) or ``FULL_FAULTS=1``;
+#: ``make test`` runs a short one that still makes every check.
+FULL = IN_CI or bool(os.environ.get("FULL_FAULTS"))
+
+
+def full_only(*values: object, id: str) -> object:
+    """A parameter set that runs only in the full set (skipped, with the reason, otherwise):
+    for variants that repeat a check another variant of the short set already makes."""
+    reason = "in the full set only (CI=true or FULL_FAULTS=1)"
+    return pytest.param(
+        *values, id=id, marks=[pytest.mark.slow, pytest.mark.skipif(not FULL, reason=reason)]
+    )
 
 
 def free_port() -> int:
@@ -75,9 +90,14 @@ class Service:
             time.sleep(0.1)
         raise TimeoutError(f"service not ready after {timeout}s:\n{self.output()}")
 
-    def signal(self, sig: int) -> None:
+    def signal(self, sig: int, *, group: bool = False) -> None:
+        """Send ``sig`` to the process, or to its whole process group (as a terminal's Ctrl-C
+        or a service manager does) with ``group``."""
         assert self.proc is not None
-        self.proc.send_signal(sig)
+        if group:
+            os.killpg(self.proc.pid, sig)
+        else:
+            self.proc.send_signal(sig)
 
     def kill9(self) -> None:
         assert self.proc is not None
@@ -90,6 +110,7 @@ class Service:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a test may have stopped it
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(30)
@@ -166,3 +187,18 @@ def wait_until(predicate: object, timeout: float, interval: float = 0.1) -> bool
             return True
         time.sleep(interval)
     return False
+
+
+def freeze_holding(victim: Service, held: Callable[[int], set[int]]) -> set[int]:
+    """Stop ``victim`` (SIGSTOP) at a moment it holds jobs; the ids of those jobs (read while
+    it cannot change them). ``held(pid)`` reads the running jobs of a process."""
+    assert victim.proc is not None
+    pid = victim.proc.pid
+    for _ in range(200):
+        victim.signal(signal.SIGSTOP)
+        jobs = held(pid)
+        if jobs:
+            return jobs
+        victim.signal(signal.SIGCONT)
+        time.sleep(0.05)
+    raise AssertionError(f"worker {pid} never held a job")

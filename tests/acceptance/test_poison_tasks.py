@@ -1,6 +1,6 @@
 """A task cannot take its worker process down, not even through the function it gives to
 ``jobs.transaction`` (on SQLite it runs on the process's one writer thread), and a sync thread
-that never returns does not keep it alive after SIGTERM: ``quart-jobs worker`` and
+that never returns does not keep it alive after SIGTERM or SIGINT: ``quart-jobs worker`` and
 ``orders serve`` as real processes."""
 
 from __future__ import annotations
@@ -20,7 +20,17 @@ import pytest
 from quart_jobs import Job, Jobs, JobState
 
 from . import poison_app
-from .procs import BIN, VIP_KEY, Service, auth, free_port, place, service_env, wait_until
+from .procs import (
+    BIN,
+    VIP_KEY,
+    Service,
+    auth,
+    free_port,
+    full_only,
+    place,
+    service_env,
+    wait_until,
+)
 
 pytestmark = pytest.mark.acceptance
 
@@ -78,24 +88,33 @@ def assert_transaction_rolled_back(url: str) -> None:
     assert all(job.args != (-1,) for job in with_jobs(url, action))
 
 
-def assert_sigterm_leaves_in_time(svc: Service, url: str, stuck: int) -> None:
-    """SIGTERM with a sync task blocked forever: exit 0 within SHUTDOWN_TIMEOUT + 5 s, the job
-    back in the queue with no attempt charged."""
+def signals(first: signal.Signals) -> pytest.MarkDecorator:
+    """``first`` in the short set, the other signal in the full one."""
+    other = signal.SIGINT if first is signal.SIGTERM else signal.SIGTERM
+    return pytest.mark.parametrize(
+        "sig", [pytest.param(first, id=first.name), full_only(other, id=other.name)]
+    )
+
+
+def assert_signal_leaves_in_time(svc: Service, url: str, stuck: int, sig: signal.Signals) -> None:
+    """SIGTERM, or SIGINT to the process group (Ctrl-C), with a sync task blocked forever:
+    exit 0 within SHUTDOWN_TIMEOUT + 5 s, the job back in the queue with no attempt charged."""
     assert wait_until(lambda: get(url, stuck).state is JobState.RUNNING, 30), svc.output()
     sent = time.monotonic()
-    svc.signal(signal.SIGTERM)
+    svc.signal(sig, group=sig == signal.SIGINT)
     try:
         code = svc.wait(timeout=SHUTDOWN_TIMEOUT + 5)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"still running {SHUTDOWN_TIMEOUT + 5}s after SIGTERM:\n{svc.output()}")
+        pytest.fail(f"still running {SHUTDOWN_TIMEOUT + 5}s after {sig.name}:\n{svc.output()}")
     assert code == 0, svc.output()
     assert time.monotonic() - sent < SHUTDOWN_TIMEOUT + 5
     back = get(url, stuck)
     assert back.state is JobState.QUEUED and back.attempts == 0
 
 
-def test_quart_jobs_worker_survives_poison_tasks_and_exits_on_sigterm(
-    tmp_path: Path, processes: list[Service]
+@signals(signal.SIGINT)
+def test_quart_jobs_worker_survives_poison_tasks_and_exits_on_a_signal(
+    tmp_path: Path, processes: list[Service], sig: signal.Signals
 ) -> None:
     url = f"sqlite:///{tmp_path}/jobs.sqlite3"
     poisoned = [enqueue(url, name) for name in poison_app.POISONS]
@@ -113,11 +132,12 @@ def test_quart_jobs_worker_survives_poison_tasks_and_exits_on_sigterm(
     assert "job 1 failed" in svc.output()  # failed for good is visible without logging set-up
     later = enqueue(url, "poison.done", 99)
     assert wait_until(lambda: get(url, later).state is JobState.SUCCEEDED, 30), svc.output()
-    assert_sigterm_leaves_in_time(svc, url, enqueue(url, "poison.block_forever"))
+    assert_signal_leaves_in_time(svc, url, enqueue(url, "poison.block_forever"), sig)
 
 
-def test_orders_serve_survives_poison_tasks_and_exits_on_sigterm(
-    tmp_path: Path, processes: list[Service]
+@signals(signal.SIGTERM)
+def test_orders_serve_survives_poison_tasks_and_exits_on_a_signal(
+    tmp_path: Path, processes: list[Service], sig: signal.Signals
 ) -> None:
     url = f"sqlite:///{tmp_path}/orders.sqlite3"
     program = [sys.executable, "-m", "tests.acceptance.poison_serve", "serve"]
@@ -138,4 +158,4 @@ def test_orders_serve_survives_poison_tasks_and_exits_on_sigterm(
 
         assert wait_until(completed, 30), svc.output()
         assert client.get("/readyz").status_code == 200  # the web server and its worker live
-    assert_sigterm_leaves_in_time(svc, url, enqueue(url, "poison.block_forever"))
+    assert_signal_leaves_in_time(svc, url, enqueue(url, "poison.block_forever"), sig)

@@ -10,12 +10,10 @@ Needs root and iproute2; skipped with the reason elsewhere (failed under ``CI=tr
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +22,7 @@ import httpx
 import pytest
 
 from ..conftest import IN_CI
-from .pg import finished, outcome
+from .pg import Relay, finished, outcome, witness
 from .procs import BIN, VIP_KEY, auth, running, service_env, wait_until
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.postgres]
@@ -47,60 +45,6 @@ def _can_make_namespaces() -> str | None:
         return f"cannot create a network namespace: {result.stderr.decode().strip()}"
     subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=10)
     return None
-
-
-class Relay:
-    """A TCP relay on ``host:port`` to PostgreSQL on loopback: the database host's address."""
-
-    def __init__(self, host: str, port: int, target: tuple[str, int]) -> None:
-        self.host, self.port, self.target = host, port, target
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._server: asyncio.AbstractServer | None = None
-        self._writers: list[asyncio.StreamWriter] = []
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.append(writer)
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.close()
-            return
-        self._writers.append(up_writer)
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-
-    def __enter__(self) -> Relay:
-        self._thread.start()
-        self._server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._handle, self.host, self.port), self._loop
-        ).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        async def shutdown() -> None:
-            if self._server is not None:
-                self._server.close()
-            for writer in self._writers:
-                writer.close()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
 
 
 @contextlib.contextmanager
@@ -151,6 +95,7 @@ def test_workers_on_two_hosts_and_one_cut_off_mid_job(tmp_path: Path, database: 
             stack.callback(lambda p=proc: (p.poll() is None and p.kill(), p.wait(10)))
             workers.append(proc)
         web = stack.enter_context(running(tmp_path, database, env={"EMBEDDED_WORKERS": "0"}))
+        witness(database)
         http = stack.enter_context(httpx.Client(base_url=web.url, timeout=10))
         slow = {"items": [{"sku": "N-1", "quantity": 1}], "processing_seconds": 1.5}
         accepted = {
