@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, TypedDict, Unpack
 
 from .backends.base import QueueLimits, queue_names
 from .errors import PayloadTooLarge
@@ -46,47 +46,38 @@ class EnqueueOptions:
     concurrency_limit: int | None = None
 
 
-def enqueue_options(
-    *,
-    priority: int | Tier | str | None = None,
-    delay: float | None = None,
-    run_at: float | None = None,
-    key: str | None = None,
-    owner: str | None = None,
-    max_attempts: int | None = None,
-    timeout: float | None = None,
-    limits: QueueLimits | None = None,
-    queue: str | None = None,
-    concurrency_key: str | None = None,
-    concurrency_limit: int | None = None,
-) -> EnqueueOptions:
+class OptionKeywords(TypedDict, total=False):
+    """The keywords of :meth:`Jobs.options` and :meth:`Transaction.options`."""
+
+    priority: int | Tier | str | None
+    delay: float | None
+    run_at: float | None
+    key: str | None
+    owner: str | None
+    max_attempts: int | None
+    timeout: float | None
+    limits: QueueLimits | None
+    queue: str | None
+    concurrency_key: str | None
+    concurrency_limit: int | None
+
+
+def enqueue_options(**keywords: Unpack[OptionKeywords]) -> EnqueueOptions:
     """The keywords of :meth:`Jobs.options` and :meth:`Transaction.options`, checked:
     ``ValueError`` for a combination that cannot hold."""
-    if delay is not None and run_at is not None:
+    options = EnqueueOptions(**keywords)
+    if options.delay is not None and options.run_at is not None:
         raise ValueError("give delay= or run_at=, not both")
-    if (concurrency_key is None) != (concurrency_limit is None):
+    key, limit = options.concurrency_key, options.concurrency_limit
+    if (key is None) != (limit is None):
         raise ValueError("give concurrency_key= and concurrency_limit= together")
-    if concurrency_limit is not None and (
-        isinstance(concurrency_limit, bool)
-        or not isinstance(concurrency_limit, int)
-        or concurrency_limit < 1
-    ):
-        raise ValueError(f"concurrency_limit must be an integer >= 1, not {concurrency_limit!r}")
-    if concurrency_key is not None and not 1 <= len(concurrency_key) <= 200:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"concurrency_limit must be an integer >= 1, not {limit!r}")
+    if key is not None and not 1 <= len(key) <= 200:
         raise ValueError("concurrency_key must have 1 to 200 characters")
-    return EnqueueOptions(
-        priority,
-        delay,
-        run_at,
-        key,
-        owner,
-        max_attempts,
-        timeout,
-        limits,
-        None if queue is None else queue_names([queue])[0],
-        concurrency_key,
-        concurrency_limit,
-    )
+    if options.queue is not None:
+        options = replace(options, queue=queue_names([options.queue])[0])
+    return options
 
 
 class JobBuilder:

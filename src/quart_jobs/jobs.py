@@ -24,7 +24,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, Unpack, overload
 
 from .backends import DEFAULT_DATABASE_URL, Backend, backend_from_url
 from .backends.base import BackendTransaction, QueueLimits, queue_names
@@ -37,6 +37,7 @@ from .builder import (
     EnqueueOptions,
     Enqueuer,
     JobBuilder,
+    OptionKeywords,
     enqueue_options,
 )
 from .drain import Drained
@@ -361,43 +362,19 @@ class Jobs:
 
     # --- enqueue -----------------------------------------------------------------------------
 
-    def options(
-        self,
-        *,
-        priority: int | Tier | str | None = None,
-        delay: float | None = None,
-        run_at: float | None = None,
-        key: str | None = None,
-        owner: str | None = None,
-        max_attempts: int | None = None,
-        timeout: float | None = None,
-        limits: QueueLimits | None = None,
-        queue: str | None = None,
-        concurrency_key: str | None = None,
-        concurrency_limit: int | None = None,
-    ) -> Enqueuer:
+    def options(self, **options: Unpack[OptionKeywords]) -> Enqueuer:
         """Set job options for an enqueue: ``await jobs.options(priority="vip").enqueue(f, x)``.
+
+        The keywords: ``priority`` (a :class:`Tier`, its name, or an int), ``delay`` (seconds)
+        or ``run_at`` (seconds since the epoch), ``key`` (one job per key), ``owner``,
+        ``max_attempts``, ``timeout`` (seconds per attempt), ``limits``, ``queue``,
+        ``concurrency_key`` and ``concurrency_limit``.
 
         ``limits`` caps the queue for this enqueue (:class:`~quart_jobs.errors.QueueFull` past
         them), checked atomically with the insert; an existing ``key`` is returned regardless.
         ``queue`` overrides the task's queue. ``concurrency_key`` with ``concurrency_limit``: at
         most that many jobs with this key run at once, across every process."""
-        return Enqueuer(
-            self.enqueue_many,
-            enqueue_options(
-                priority=priority,
-                delay=delay,
-                run_at=run_at,
-                key=key,
-                owner=owner,
-                max_attempts=max_attempts,
-                timeout=timeout,
-                limits=limits,
-                queue=queue,
-                concurrency_key=concurrency_key,
-                concurrency_limit=concurrency_limit,
-            ),
-        )
+        return Enqueuer(self.enqueue_many, enqueue_options(**options))
 
     async def enqueue(self, target: Task | TaskFunc | str, /, *args: Any, **kwargs: Any) -> Job:
         """Enqueue ``target(*args, **kwargs)``; return once the job is durable."""

@@ -15,10 +15,10 @@ the caller. Workers are woken only after the commit. See ``docs/transactions.md`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
 from .backends.base import BackendTransaction, Params
-from .builder import Calls, EnqueueOptions, JobBuilder, enqueue_options
+from .builder import Calls, EnqueueOptions, JobBuilder, OptionKeywords, enqueue_options
 from .models import EnqueueResult, Job, JobState, job_id_in_range
 from .registry import Task, TaskFunc
 
@@ -66,7 +66,7 @@ class Transaction:
         known at once, and it exists only if the transaction commits."""
         return self.enqueue_many([(target, args, kwargs)])[0].job
 
-    def options(self, **options: Any) -> TransactionEnqueuer:
+    def options(self, **options: Unpack[OptionKeywords]) -> TransactionEnqueuer:
         """The keywords of :meth:`Jobs.options`: ``tx.options(priority="vip").enqueue(f, x)``."""
         return TransactionEnqueuer(self, enqueue_options(**options))
 
