@@ -30,7 +30,7 @@ from .backends.base import Outcome
 from .backends.running import running_job
 from .errors import JobsError
 from .job_log import log_outcome, log_started
-from .models import Job, JobState, Lease
+from .models import Job, JobEvent, JobState, Lease
 from .registry import Registry
 from .runner import SyncThreads, call_task, describe, result_json
 
@@ -106,7 +106,7 @@ class Execution:
         self.running[job.id] = (task, lease)
         task.add_done_callback(lambda _: self._done(job.id))
         log_started(job, self._worker)
-        self.emit("started", job, None)
+        self.emit(JobEvent.STARTED, job, None)
         return task
 
     def stop(self, job_id: int, reason: StopReason) -> bool:

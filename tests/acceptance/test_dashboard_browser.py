@@ -90,7 +90,7 @@ async def enqueue_unknown(database: str, task: str) -> None:
     """Store, from this process, a job of a task that no worker of the service has (as another
     application on the same database would)."""
     async with Jobs(database) as jobs:
-        await jobs.backend.enqueue([NewJob(task)], jobs.clock())
+        await jobs._store.enqueue([NewJob(task)], jobs.clock())
 
 
 def order_status(client: httpx.Client, order_id: int) -> str:

@@ -63,9 +63,9 @@ async def place(client: Client, headers: dict[str, str] = VIP, **body: Any) -> i
 async def run_as_worker(app: Quart, state: JobState, limit: int = 1, **outcome: Any) -> list[Job]:
     """Claim up to ``limit`` jobs and end them in ``state``, as a worker would."""
     jobs = get_jobs(app)
-    claimed = await jobs.backend.claim("test-worker", limit, jobs.clock(), 30, STRICT)
+    claimed = await jobs._store.claim("test-worker", limit, jobs.clock(), 30, STRICT)
     outcomes = [Outcome(Lease(j.id, j.lease_token or ""), state, **outcome) for j in claimed]
-    assert await jobs.backend.finish(outcomes, jobs.clock()) == [True] * len(claimed)
+    assert await jobs._store.finish(outcomes, jobs.clock()) == [True] * len(claimed)
     return claimed
 
 
@@ -262,7 +262,7 @@ async def test_stats_match_the_database(app: Quart, client: Client, tmp_path: Pa
     await run_as_worker(app, JobState.FAILED, limit=1, error="E")  # the last VIP order
     await client.post(f"/orders/{await place(client, REGULAR)}/cancel", headers=REGULAR)
     jobs = get_jobs(app)
-    await jobs.backend.claim("w", 1, jobs.clock(), 30, STRICT)  # one regular order running
+    await jobs._store.claim("w", 1, jobs.clock(), 30, STRICT)  # one regular order running
 
     body = await (await client.get("/admin/api/stats", headers=ADMIN)).get_json()
     expected = db_counts(tmp_path)
@@ -362,9 +362,9 @@ async def test_cancel_a_queued_a_running_and_a_finished_job(app: Quart, client: 
     done = await place(client)
     queued = await place(client)
     jobs = get_jobs(app)
-    claimed = await jobs.backend.claim("w", 2, jobs.clock(), 30, STRICT)
+    claimed = await jobs._store.claim("w", 2, jobs.clock(), 30, STRICT)
     assert [j.id for j in claimed] == [running, done]
-    await jobs.backend.finish(
+    await jobs._store.finish(
         [Outcome(Lease(done, claimed[1].lease_token or ""), JobState.SUCCEEDED)], jobs.clock()
     )
 

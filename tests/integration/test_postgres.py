@@ -273,7 +273,7 @@ async def test_purge_and_finished_counts(instances: Factory, clock: Clock) -> No
         clock.advance(10)
         lease = Lease(job.id, job.lease_token or "")
         assert await store.finish([Outcome(lease, state)], clock()) == [True]
-    assert await store.finished_counts(start, 15) == {
+    assert await store.operator.finished_counts(start, 15) == {
         (0, JobState.SUCCEEDED): 1,
         (1, JobState.FAILED): 1,
         (2, JobState.SUCCEEDED): 1,

@@ -179,7 +179,7 @@ async def test_vip_jobs_start_first_with_one_slot(jobs: Jobs) -> None:
 
 async def test_a_worker_claims_only_its_tasks_and_queues(jobs: Jobs) -> None:
     elsewhere = await jobs.options(queue="reports").enqueue(tasks.sleeper, 0)
-    (unknown,) = await jobs.backend.enqueue([NewJob("some.other.service.task")], jobs.clock())
+    (unknown,) = await jobs._store.enqueue([NewJob("some.other.service.task")], jobs.clock())
     unknown = unknown.job
     mine = await jobs.enqueue(tasks.sleeper, 0)
     async with jobs.run_worker(concurrency=2, queues=["default"]):
@@ -199,7 +199,7 @@ async def test_a_worker_that_lost_its_lease_cannot_record_its_late_result(
         job = await jobs.enqueue(tasks.sync_blocked)
         await wait_state(jobs, job.id, JobState.RUNNING)
         # The lease runs out (as if this worker had hung) and another worker takes the job over.
-        backend = jobs.backend
+        backend = jobs._store
         later = jobs.clock() + 60
         assert await backend.recover_expired(later) == 1
         (taken,) = await backend.claim("other-worker", 1, later, 60)

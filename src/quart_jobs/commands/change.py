@@ -93,7 +93,7 @@ def add_change_commands(group: click.Group, factory: JobsFactory) -> None:
 
         async def run(jobs: Jobs) -> tuple[dict[JobState, int], float]:
             before = jobs.clock() - age
-            return await jobs.backend.purge(before, chosen), before
+            return await jobs.purge(before, chosen), before
 
         removed, before = run_action(factory, run)
         counts = {s.value: removed.get(s, 0) for s in sorted(chosen)}

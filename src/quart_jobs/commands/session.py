@@ -9,7 +9,6 @@ from typing import TypeVar
 
 import click
 
-from ..backends.sqlite.backend import SQLiteBackend
 from ..errors import JobNotFound, JobsError, RetryRefused
 from ..jobs import Jobs
 
@@ -64,12 +63,8 @@ def run_action(
 async def _with_store_only(jobs: Jobs, action: Callable[[Jobs], Awaitable[T]]) -> T:
     """``action`` on the store of ``jobs`` (configured by the loader), opened and closed here:
     reading needs no worker, no retention and no hook of the application."""
-    store = jobs.backend
-    await store.open()
-    try:
+    async with jobs.store_only():
         return await action(jobs)
-    finally:
-        await store.close()
 
 
 def load(factory: JobsFactory) -> Jobs:
@@ -82,11 +77,11 @@ def load(factory: JobsFactory) -> Jobs:
 
 def _require_existing_store(jobs: Jobs) -> None:
     try:
-        backend = jobs.backend
+        missing = jobs.missing_store()
     except JobsError as exc:
         raise Unusable(str(exc)) from None
-    if isinstance(backend, SQLiteBackend) and not backend.path.exists():
+    if missing:
         raise Unusable(
-            f"the SQLite database {backend.path} does not exist: check the database URL "
+            f"{missing} does not exist: check the database URL "
             "(`quart-jobs migrate` or a worker creates a new one)"
         )
