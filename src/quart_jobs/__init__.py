@@ -28,10 +28,11 @@ from .extension import QuartJobs, get_jobs
 from .jobs import Jobs
 from .maintenance.retention import parse_retention
 from .metrics import register_metrics
-from .models import MAX_JOB_ID, Job, JobEvent, JobState, Stats, Tier
+from .models import MAX_JOB_ID, Job, JobEvent, JobState, Stats, Tier, Why
 from .periodic import Schedule
 from .policy import RetryPolicy, vip_weights
 from .registry import Task
+from .retries import Fail, JobSignal, Retry
 from .testing import Drained
 from .transaction import Transaction, TransactionEnqueuer
 from .worker import Worker, WorkerSettings, current_job
@@ -47,9 +48,11 @@ __all__ = [
     "ConfigurationError",
     "Drained",
     "Enqueuer",
+    "Fail",
     "Job",
     "JobEvent",
     "JobNotFound",
+    "JobSignal",
     "JobState",
     "Jobs",
     "JobsError",
@@ -60,6 +63,7 @@ __all__ = [
     "QueueFull",
     "QueueLimits",
     "ResultNotSerializable",
+    "Retry",
     "RetryPolicy",
     "RetryRefused",
     "SQLiteDatabase",
@@ -72,6 +76,7 @@ __all__ = [
     "Tier",
     "Transaction",
     "TransactionEnqueuer",
+    "Why",
     "Worker",
     "WorkerSettings",
     "current_job",

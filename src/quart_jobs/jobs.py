@@ -65,6 +65,7 @@ from .periodic import (
 )
 from .policy import Weights
 from .registry import Registry, Task, TaskFunc, TaskOptions
+from .retries import Backoff, RetryOn
 from .testing import Drained, burst_drain
 from .transaction import Transaction
 from .unserved import read_serving
@@ -250,6 +251,8 @@ class Jobs:
         timeout: float | None = None,
         priority: int | Tier | str | None = None,
         queue: str | None = None,
+        retry_on: RetryOn | None = None,
+        backoff: Backoff | None = None,
     ) -> Callable[[TaskFunc], Task]: ...
 
     def task(
@@ -262,6 +265,8 @@ class Jobs:
         timeout: float | None = None,
         priority: int | Tier | str | None = None,
         queue: str | None = None,
+        retry_on: RetryOn | None = None,
+        backoff: Backoff | None = None,
     ) -> Task | Callable[[TaskFunc], Task]:
         """Register a sync or async function as a task: ``@jobs.task`` or ``@jobs.task(...)``.
 
@@ -279,6 +284,10 @@ class Jobs:
         :param max_attempts: Attempts for this task's jobs (default: the ``Jobs`` setting).
         :param timeout: Seconds an attempt may run before it fails with ``TimeoutError``.
         :param priority: This task's default priority (a :class:`Tier`, its name, or an int).
+        :param retry_on: Retry only these exceptions (a tuple of classes); any other fails the
+            job at once. Default: retry every exception.
+        :param backoff: ``attempt -> seconds`` before the next attempt (1 for the first
+            failed attempt). Default: the worker's exponential backoff with jitter.
 
         The function must be defined with ``def`` at module level (another process imports it
         by name); its arguments and its result must be JSON. Sync functions run on worker
@@ -290,6 +299,8 @@ class Jobs:
             timeout=timeout,
             priority=None if priority is None else Tier.parse(priority),
             queue=None if queue is None else queue_names([queue])[0],
+            retry_on=retry_on,
+            backoff=backoff,
         )
 
         def register(f: TaskFunc) -> Task:

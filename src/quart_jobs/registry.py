@@ -17,6 +17,7 @@ from .errors import (
     TaskNotRegistered,
     TaskRegistrationError,
 )
+from .retries import Backoff, RetryOn, check_backoff, check_retry_on
 
 TaskFunc = Callable[..., Any]
 
@@ -29,6 +30,17 @@ class TaskOptions:
     timeout: float | None = None
     priority: int | None = None
     queue: str | None = None
+    #: Only these exceptions are retried (``None``: every one); see :mod:`quart_jobs.retries`.
+    retry_on: RetryOn | None = None
+    #: ``attempt -> seconds`` before the next attempt (``None``: the worker's backoff).
+    backoff: Backoff | None = None
+
+    def checked(self, task: str) -> TaskOptions:
+        """These options, or a :class:`~quart_jobs.errors.ConfigurationError` naming ``task``
+        when a retry option is malformed."""
+        check_retry_on(task, self.retry_on)
+        check_backoff(task, self.backoff)
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +173,7 @@ class Registry:
         task = Task(
             name=task_name,
             func=func,
-            options=options or TaskOptions(),
+            options=(options or TaskOptions()).checked(task_name),
             is_async=inspect.iscoroutinefunction(func),
         )
         self._by_name[task_name] = task

@@ -27,6 +27,7 @@ from ..models import (
     Lease,
     NewJob,
     Stats,
+    Why,
     WorkerRecord,
 )
 from ..policy import Weights
@@ -43,6 +44,9 @@ class Outcome:
     * ``CANCELLED``;
     * ``QUEUED`` with ``refund=True``: put back untouched (graceful shutdown): the attempt
       it used is not charged.
+
+    ``why`` is stored as the job's :attr:`~quart_jobs.models.Job.why` (a failure's reason;
+    ``CANCELLED`` stores :attr:`~quart_jobs.models.Why.CANCELLED` whatever it says).
     """
 
     lease: Lease
@@ -52,6 +56,7 @@ class Outcome:
     traceback: str | None = None
     run_at: float | None = None
     refund: bool = False
+    why: Why | None = None
 
     @property
     def event(self) -> JobEvent:
@@ -63,6 +68,20 @@ class Outcome:
             JobState.CANCELLED: JobEvent.CANCELLED,
             JobState.QUEUED: JobEvent.REQUEUED,
         }[self.state]
+
+    @property
+    def stored_why(self) -> Why | None:
+        """The ``why`` this outcome stores: a cancel's is :attr:`Why.CANCELLED`, a success's
+        and a refund's none."""
+        if self.state is JobState.CANCELLED:
+            return Why.CANCELLED
+        return None if self.state in (JobState.SUCCEEDED, JobState.QUEUED) else self.why
+
+    @property
+    def why_text(self) -> str | None:
+        """:attr:`stored_why` as the text a SQL row stores."""
+        why = self.stored_why
+        return None if why is None else why.value
 
     @property
     def ends_job(self) -> bool:
@@ -374,7 +393,7 @@ CANDIDATE_COLUMNS = "id, queue, priority, tag, concurrency_key, concurrency_limi
 JOB_COLUMNS = (
     "id, task, args, kwargs, priority, state, attempts, max_attempts, enqueued_at, run_at, "
     "owner, key, timeout, started_at, finished_at, worker, lease_token, lease_expires_at, "
-    "cancel_requested, result, error, traceback, queue, concurrency_key, concurrency_limit"
+    "cancel_requested, result, error, traceback, queue, concurrency_key, concurrency_limit, why"
 )
 
 
@@ -409,10 +428,12 @@ def job_from_row(row: Sequence[Any]) -> Job:
         row[22],
         row[23],
         row[24],
+        None if row[25] is None else _WHYS.get(row[25]),
     )
 
 
 _STATES = {state.value: state for state in JobState}
+_WHYS = {why.value: why for why in Why}
 
 
 def stats_from_rows(

@@ -95,6 +95,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX qj_jobs_due ON qj_jobs (run_at, id, priority)
         WHERE state = 'queued' AND tag IS NULL;
     """,
+    # Why a job's latest attempt ended as it did (a failure's reason, a cancel, a lost worker):
+    # the values of ``quart_jobs.models.Why``.
+    """
+    ALTER TABLE qj_jobs ADD COLUMN why text;
+    """,
 )
 
 #: Admin sessions and the readiness write probe (component ``quart_jobs_operator``).
