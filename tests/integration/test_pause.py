@@ -118,8 +118,8 @@ async def store(
         yield jobs, backend
 
 
-async def _idle_worker(jobs: Jobs, monkeypatch: pytest.MonkeyPatch) -> Watch:
-    worker = jobs.start_worker(poll_interval=0.2)
+async def _idle_worker(jobs: Jobs, monkeypatch: pytest.MonkeyPatch, **settings: Any) -> Watch:
+    worker = jobs.start_worker(poll_interval=0.2, **settings)
     watch = Watch(worker, monkeypatch)  # before the worker's first step: nothing runs in between
     try:
         await asyncio.wait_for(watch.sleeps.wait(), timeout=30)
@@ -128,14 +128,16 @@ async def _idle_worker(jobs: Jobs, monkeypatch: pytest.MonkeyPatch) -> Watch:
     return watch
 
 
-async def test_an_idle_worker_sleeps_while_only_paused_jobs_are_ready(
-    store: tuple[Jobs, Backend], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("held", ["paused", "another queue"])
+async def test_an_idle_worker_only_looks_while_the_ready_jobs_are_not_for_it(
+    store: tuple[Jobs, Backend], monkeypatch: pytest.MonkeyPatch, held: str
 ) -> None:
     jobs, _ = store
-    await jobs.pause("emails")
+    if held == "paused":
+        await jobs.pause("emails")
     for n in range(3):
         await jobs.options(queue="emails").enqueue(tasks.record, n)
-    watch = await _idle_worker(jobs, monkeypatch)
+    watch = await _idle_worker(jobs, monkeypatch, queues=("default",) if held != "paused" else None)
     # Its first claim found nothing; the store then says nothing is ready for it: it only
     # looks now and then (a read), and never takes the write lock again to claim nothing.
     assert watch.claims() == 1
