@@ -28,6 +28,7 @@ from .backends.base import queue_names
 from .errors import ConfigurationError, JobNotFound, JobsError, RetryRefused
 from .jobs import Jobs
 from .models import FINISHED_STATES, MAX_JOB_ID, Job, JobState, Stats, Tier, job_detail
+from .pausing import describe, paused_summary
 from .retention import parse_duration
 from .unserved import tasks_text, unserved_summary, worker_summary
 
@@ -153,6 +154,7 @@ def stats_dict(stats: Stats, now: float) -> dict[str, Any]:
         },
         "workers": [worker_summary(w, now) for w in stats.workers],
         "unserved": [unserved_summary(u) for u in stats.unserved],
+        "paused": paused_summary(stats),
     }
 
 
@@ -237,6 +239,8 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
             ]
             click.echo("")
             click.echo(_table(["queue", *states], queue_rows, right=set(range(1, len(states) + 1))))
+        for state in data["paused"]:
+            click.echo(f"paused: {describe(state)}, since {_when(state['paused_at'])} UTC")
         click.echo("")
         _echo_serving(result, now)
 
@@ -429,6 +433,9 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
         _run(lambda: jobs, lambda j: run_worker_until_signal(j, **overrides), creates_store=True)
 
     group.add_command(schedules_command(factory))
+    from .pause_commands import add_pause_commands  # it uses the helpers above
+
+    add_pause_commands(group, factory)
     return group
 
 
