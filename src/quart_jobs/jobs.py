@@ -16,7 +16,6 @@ own keyword arguments, so a task may have a parameter called ``priority`` or ``t
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import contextlib
 import logging
@@ -40,8 +39,8 @@ from .builder import (
     OptionKeywords,
     enqueue_options,
 )
-from .drain import Drained
 from .errors import ConfigurationError, JobNotFound, RetryRefused
+from .maintenance.retention import Retention, parse_retention
 from .models import (
     DEFAULT_QUEUE,
     FINISHED_STATES,
@@ -66,7 +65,7 @@ from .periodic import (
 )
 from .policy import Weights
 from .registry import Registry, Task, TaskFunc, TaskOptions
-from .retention import Retention, parse_retention
+from .testing import Drained, burst_drain
 from .transaction import Transaction
 from .unserved import read_serving
 from .waiting import Waiters, wait_until_finished
@@ -698,21 +697,13 @@ class Jobs:
         the same). Jobs delayed into the future (including retries waiting for their backoff)
         are not waited for. After ``timeout`` seconds the running jobs are put back in the
         queue and :class:`TimeoutError` is raised."""
-        drained = Drained()
-
-        def on_event(event: str, job: Job, elapsed: float | None) -> None:
-            drained.record(event, job, elapsed)
-            self._emit(event, job, elapsed)
-
-        worker = self._start(replace(self.worker_settings, burst=True), on_event)
-        try:
-            async with asyncio.timeout(timeout):
-                await worker.wait()
-        except TimeoutError:
-            raise TimeoutError(f"drain: jobs were still running after {timeout:g}s") from None
-        finally:
-            await self.stop_worker(worker, timeout=0)
-        return drained
+        burst = replace(self.worker_settings, burst=True)
+        return await burst_drain(
+            lambda hook: self._start(burst, hook),
+            lambda worker: self.stop_worker(worker, timeout=0),
+            self._emit,
+            timeout,
+        )
 
     @contextlib.asynccontextmanager
     async def run_worker(self, **overrides: Any) -> AsyncIterator[Worker]:

@@ -14,9 +14,10 @@ import pytest
 
 from quart_jobs import Jobs, JobState
 from quart_jobs.backends import Backend
+from quart_jobs.claim_loop import MIN_IDLE_WAIT
 from quart_jobs.errors import ConfigurationError
 from quart_jobs.models import NewJob
-from quart_jobs.worker import MIN_IDLE_WAIT, Worker
+from quart_jobs.worker import Worker
 
 from ..conftest import BACKENDS
 from . import tasks
@@ -77,7 +78,7 @@ class Watch:
         self.log: list[tuple[str, float]] = []
         self.sleeps = asyncio.Event()
         claim = worker.backend.finish_and_claim
-        sleep = worker._sleep
+        sleep = worker._claims._sleep
 
         async def counted_claim(*args: Any, **kwargs: Any) -> Any:
             self.log.append(("claim", 0.0))
@@ -90,7 +91,7 @@ class Watch:
             return await sleep(seconds)
 
         monkeypatch.setattr(worker.backend, "finish_and_claim", counted_claim)
-        monkeypatch.setattr(worker, "_sleep", counted_sleep)
+        monkeypatch.setattr(worker._claims, "_sleep", counted_sleep)
 
     def claims(self) -> int:
         return sum(1 for what, _ in self.log if what == "claim")

@@ -10,13 +10,14 @@ from typing import Any
 
 import click
 
-from .jobs import Jobs
-from .pausing import describe, queue_state
+from ..jobs import Jobs
+from ..pausing import describe, queue_state
+from .output import emit_json, json_option, when
+from .session import JobsFactory, run_action
 
 
-def add_pause_commands(group: click.Group, factory: Callable[[], Jobs]) -> None:
-    """Add ``pause`` and ``resume`` to ``group`` (the job commands), on the jobs of ``factory``."""
-    from . import cli  # the command helpers; cli registers these commands as it loads
+def add_pause_commands(group: click.Group, factory: JobsFactory) -> None:
+    """Add ``pause`` and ``resume`` to ``group``, on the jobs of ``factory``."""
 
     def change(
         queue: str, action: Callable[[Jobs], Awaitable[bool]]
@@ -25,12 +26,12 @@ def add_pause_commands(group: click.Group, factory: Callable[[], Jobs]) -> None:
             changed = await action(jobs)
             return changed, queue_state(await jobs.stats(), queue.strip())
 
-        result: tuple[bool, dict[str, Any]] = cli._run(factory, run)
+        result: tuple[bool, dict[str, Any]] = run_action(factory, run)
         return result
 
     def report(changed: bool, state: dict[str, Any], as_json: bool, unchanged: str) -> None:
         if as_json:
-            cli._emit_json({**state, "changed": changed})
+            emit_json({**state, "changed": changed})
             return
         click.echo(describe(state) if changed else f"{describe(state)}; {unchanged}")
         if not state["known"]:
@@ -42,15 +43,15 @@ def add_pause_commands(group: click.Group, factory: Callable[[], Jobs]) -> None:
 
     @group.command(help="Stop starting a queue's jobs, in every process, until resume.")
     @click.argument("queue")
-    @cli.json_option
+    @json_option
     def pause(queue: str, as_json: bool) -> None:
         changed, state = change(queue, lambda jobs: jobs.pause(queue))
-        since = cli._when(state["paused_at"])
+        since = when(state["paused_at"])
         report(changed, state, as_json, f"it was paused already, since {since} UTC")
 
     @group.command(help="Start a paused queue's jobs again (workers are woken at once).")
     @click.argument("queue")
-    @cli.json_option
+    @json_option
     def resume(queue: str, as_json: bool) -> None:
         changed, state = change(queue, lambda jobs: jobs.resume(queue))
         report(changed, state, as_json, "it was not paused")
