@@ -9,7 +9,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 from ..conftest import IN_CI
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[2]
 #: The full fault and signal set runs under ``CI=true`` (``.ci/run``) or ``FULL_FAULTS=1``;
 #: ``make test`` runs a short one that still makes every check.
 FULL = IN_CI or bool(os.environ.get("FULL_FAULTS"))
@@ -144,6 +146,27 @@ def process_env(database_url: str, port: int | None, **extra: str) -> dict[str, 
         env["PORT"] = str(port)
     env.update(extra)
     return env
+
+
+@contextmanager
+def admin_server(tmp_path: Path, database_url: str, **env: str) -> Iterator[Service]:
+    """The small app with the admin and an embedded worker (``tests.integration.admin_app``)
+    served by Hypercorn on a free port, ready; stopped after."""
+    port = free_port()
+    svc = Service(
+        args=["--bind", f"127.0.0.1:{port}", "tests.integration.admin_app:serve()"],
+        env=process_env(
+            database_url, port, ADMIN_APP_DATABASE_URL=database_url, PYTHONPATH=str(ROOT), **env
+        ),
+        log_path=tmp_path / "admin.log",
+        port=port,
+        program=[str(BIN / "hypercorn")],
+        ready_path="/metrics",
+    ).start()
+    try:
+        yield svc.wait_ready()
+    finally:
+        svc.stop()
 
 
 def wait_until(predicate: object, timeout: float, interval: float = 0.1) -> bool:

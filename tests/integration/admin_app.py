@@ -2,8 +2,9 @@
 (``work.run``) that can take time and fail its first attempts, enqueued in either tier.
 
 ``create_app(database_url, ...)`` builds one for a test; ``serve()`` builds one from the
-environment (``ADMIN_APP_DATABASE_URL``, ``ADMIN_APP_TOKEN``, ``ADMIN_APP_MAX_ATTEMPTS``) for a
-real server process: ``hypercorn 'tests.integration.admin_app:serve()'``.
+environment (``ADMIN_APP_DATABASE_URL``, ``ADMIN_APP_TOKEN``, ``ADMIN_APP_MAX_ATTEMPTS``,
+``ADMIN_APP_EMBEDDED_WORKER``) for a real server process:
+``hypercorn 'tests.integration.admin_app:serve()'``.
 """
 
 from __future__ import annotations
@@ -69,10 +70,11 @@ async def enqueue(jobs: Jobs, tier: Tier | str = Tier.VIP, *args: object) -> Job
 
 
 def serve() -> Quart:
-    """The app of a server process, configured by ``ADMIN_APP_*`` variables, with its worker."""
+    """The app of a server process, configured by ``ADMIN_APP_*`` variables; with an embedded
+    worker unless ``ADMIN_APP_EMBEDDED_WORKER=0``."""
     return create_app(
         os.environ["ADMIN_APP_DATABASE_URL"],
         admin_token=os.environ.get("ADMIN_APP_TOKEN", TOKEN),
-        embedded_worker=True,
+        embedded_worker=os.environ.get("ADMIN_APP_EMBEDDED_WORKER", "1") != "0",
         max_attempts=int(os.environ.get("ADMIN_APP_MAX_ATTEMPTS", "5")),
     )

@@ -39,7 +39,7 @@ def test_orders_serve_survives_poison_tasks_and_exits_on_a_signal(
     program = [sys.executable, "-m", "service.tests.acceptance.poison_serve", "serve"]
     svc = start(processes, tmp_path, program, url)
     svc.port = free_port()
-    svc.env["PORT"] = str(svc.port)
+    svc.env.update(PORT=str(svc.port), ORDERS_DEMO="1")
     svc.start().wait_ready()
     poisoned = [enqueue(url, name) for name in poison_app.POISONS]
     with httpx.Client(base_url=svc.url, timeout=10) as client:
