@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 from tests.acceptance.procs import (
     BIN,
+    FULL,
     Service,
     auth,
     free_port,
@@ -23,6 +24,7 @@ from tests.acceptance.procs import (
 __all__ = [
     "ADMIN_TOKEN",
     "BIN",
+    "FULL",
     "ORDERS",
     "REGULAR_KEY",
     "VIP_KEY",
