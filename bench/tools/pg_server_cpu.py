@@ -63,7 +63,7 @@ async def main(n: int) -> None:
     jobs = Jobs(PG_ADMIN_URL, backend_options={"schema": schema, "min_size": 1, "max_size": 1})
     task = jobs.task(qj_noop)
     async with jobs:
-        backend = jobs.backend
+        backend = jobs._store  # a measuring tool reaches the store itself
         assert isinstance(backend, PostgresBackend)
         async with backend.transaction() as conn:
             pid = conn.info.backend_pid  # the pool's one connection

@@ -61,7 +61,7 @@ async def measure(workdir: Path, n: int) -> dict[str, list[float]]:
     lat: dict[str, list[float]] = {k: [] for k in ("raw", "raw8", "insert", "sql", "enqueue")}
     async with jobs:
         task = jobs.task(qj_noop)
-        new = jobs.build(task)
+        new = jobs._builder.build(task)
 
         def raw_commit(i: int, pages: int) -> None:
             raw.execute("BEGIN")

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from .admin import harden_routing, register_admin
+from .backends.base import QueueLimits, queue_names
+from .backends.database import AppDatabase
+from .backends.operator import OperatorStore
+from .backends.sqlite.database import SQLiteDatabase
+from .builder import Enqueuer
 from .drain import Drained
 from .errors import (
     ArgumentsNotSerializable,
@@ -19,29 +27,42 @@ from .errors import (
 )
 from .extension import QuartJobs, get_jobs
 from .jobs import Jobs
-from .models import Job, JobState, Stats, Tier
+from .metrics import register_metrics
+from .models import MAX_JOB_ID, Job, JobEvent, JobState, Stats, Tier
 from .periodic import Schedule
-from .policy import RetryPolicy
+from .policy import RetryPolicy, vip_weights
 from .registry import Task
-from .transaction import Transaction
+from .retention import parse_retention
+from .transaction import Transaction, TransactionEnqueuer
 from .worker import Worker, WorkerSettings, current_job
 
+if TYPE_CHECKING:  # imported on first use: it needs the ``postgres`` extra (psycopg)
+    from .backends.postgres.database import PostgresDatabase
+
 __all__ = [
+    "MAX_JOB_ID",
+    "AppDatabase",
     "ArgumentsNotSerializable",
     "BackendUnavailable",
     "ConfigurationError",
     "Drained",
+    "Enqueuer",
     "Job",
+    "JobEvent",
     "JobNotFound",
     "JobState",
     "Jobs",
     "JobsError",
+    "OperatorStore",
     "PayloadTooLarge",
+    "PostgresDatabase",
     "QuartJobs",
     "QueueFull",
+    "QueueLimits",
     "ResultNotSerializable",
     "RetryPolicy",
     "RetryRefused",
+    "SQLiteDatabase",
     "Schedule",
     "SchemaTooNew",
     "Stats",
@@ -50,8 +71,23 @@ __all__ = [
     "TaskRegistrationError",
     "Tier",
     "Transaction",
+    "TransactionEnqueuer",
     "Worker",
     "WorkerSettings",
     "current_job",
     "get_jobs",
+    "harden_routing",
+    "parse_retention",
+    "queue_names",
+    "register_admin",
+    "register_metrics",
+    "vip_weights",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PostgresDatabase":
+        from .backends.postgres.database import PostgresDatabase
+
+        return PostgresDatabase
+    raise AttributeError(f"module 'quart_jobs' has no attribute {name!r}")

@@ -25,7 +25,6 @@ from typing import Any, TypeVar
 import click
 
 from .backends.base import queue_names
-from .backends.sqlite.backend import SQLiteBackend
 from .errors import ConfigurationError, JobNotFound, JobsError, RetryRefused
 from .jobs import Jobs
 from .models import FINISHED_STATES, MAX_JOB_ID, Job, JobState, Stats, Tier, job_detail
@@ -83,12 +82,8 @@ def _run(
 async def _with_store_only(jobs: Jobs, action: Callable[[Jobs], Awaitable[T]]) -> T:
     """``action`` on the store of ``jobs`` (configured by the loader), opened and closed here:
     reading needs no worker, no retention and no hook of the application."""
-    store = jobs.backend
-    await store.open()
-    try:
+    async with jobs.store_only():
         return await action(jobs)
-    finally:
-        await store.close()
 
 
 def _load(factory: JobsFactory) -> Jobs:
@@ -100,12 +95,12 @@ def _load(factory: JobsFactory) -> Jobs:
 
 def _require_existing_store(jobs: Jobs) -> None:
     try:
-        backend = jobs.backend
+        missing = jobs.missing_store()
     except JobsError as exc:
         raise Unusable(str(exc)) from None
-    if isinstance(backend, SQLiteBackend) and not backend.path.exists():
+    if missing:
         raise Unusable(
-            f"the SQLite database {backend.path} does not exist: check the database URL "
+            f"{missing} does not exist: check the database URL "
             "(`quart-jobs migrate` or a worker creates a new one)"
         )
 
@@ -381,7 +376,7 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
 
         async def run(jobs: Jobs) -> tuple[dict[JobState, int], float]:
             before = jobs.clock() - age
-            return await jobs.backend.purge(before, chosen), before
+            return await jobs.purge(before, chosen), before
 
         removed, before = _run(factory, run)
         counts = {s.value: removed.get(s, 0) for s in sorted(chosen)}

@@ -101,7 +101,7 @@ class QuartJobs(Jobs):
 
     def _apply(self, config: Mapping[str, Any]) -> None:
         values = settings.read(config)
-        self.configure(
+        self._configure(
             values["database_url"],
             backend_options=settings.backend_options(values),
             max_attempts=values["max_attempts"],

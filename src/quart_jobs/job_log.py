@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from .backends.base import Outcome
-from .models import Job, JobState
+from .models import Job, JobEvent
 
 log = logging.getLogger("quart_jobs.worker")
 
@@ -30,17 +30,6 @@ def job_log_fields(job: Job, event: str, worker: str, elapsed: float | None) -> 
     return fields
 
 
-def event_name(outcome: Outcome) -> str:
-    state = outcome.state
-    if state is JobState.SUCCEEDED:
-        return "succeeded"
-    if state is JobState.FAILED:
-        return "retried" if outcome.run_at is not None else "failed"
-    if state is JobState.QUEUED:
-        return "requeued"
-    return str(state.value)
-
-
 def log_started(job: Job, worker: str) -> None:
     if not log.isEnabledFor(logging.INFO):  # the fields below cost more than the check
         return
@@ -50,14 +39,14 @@ def log_started(job: Job, worker: str) -> None:
         job.task,
         job.tier,
         job.attempts,
-        extra=job_log_fields(job, "started", worker, None),
+        extra=job_log_fields(job, JobEvent.STARTED, worker, None),
     )
 
 
-def log_outcome(job: Job, outcome: Outcome, elapsed: float, worker: str) -> str:
-    """Log an outcome the store recorded; returns its event name."""
-    event = event_name(outcome)
-    level = logging.WARNING if event == "failed" else logging.INFO
+def log_outcome(job: Job, outcome: Outcome, elapsed: float, worker: str) -> JobEvent:
+    """Log an outcome the store recorded; returns its event."""
+    event = outcome.event
+    level = logging.WARNING if event is JobEvent.FAILED else logging.INFO
     if not log.isEnabledFor(level):
         return event
     fields = job_log_fields(job, event, worker, elapsed)

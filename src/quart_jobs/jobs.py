@@ -21,22 +21,35 @@ import builtins
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, Unpack, overload
 
-from .backends import Backend, backend_from_url
+from .backends import DEFAULT_DATABASE_URL, Backend, backend_from_url
 from .backends.base import BackendTransaction, QueueLimits, queue_names
+from .backends.database import AppDatabase
+from .backends.operator import OperatorStore
+from .builder import (
+    DEFAULT_MAX_ARGS_BYTES,
+    DEFAULT_MAX_ATTEMPTS,
+    Calls,
+    EnqueueOptions,
+    Enqueuer,
+    JobBuilder,
+    OptionKeywords,
+    enqueue_options,
+)
 from .drain import Drained
-from .errors import ConfigurationError, JobNotFound, PayloadTooLarge, RetryRefused
+from .errors import ConfigurationError, JobNotFound, RetryRefused
 from .models import (
     DEFAULT_QUEUE,
+    FINISHED_STATES,
     EnqueueResult,
     Job,
+    JobEvent,
     JobFilter,
     JobState,
-    NewJob,
     Stats,
     Tier,
     UnservedTask,
@@ -52,69 +65,23 @@ from .periodic import (
     checked_timing,
 )
 from .policy import Weights
-from .registry import Registry, Task, TaskFunc, TaskOptions, dump_json
+from .registry import Registry, Task, TaskFunc, TaskOptions
 from .retention import Retention, parse_retention
 from .transaction import Transaction
 from .unserved import read_serving
 from .waiting import Waiters, wait_until_finished
 from .worker import Worker, WorkerSettings
 
-DEFAULT_DATABASE_URL = "sqlite:///var/jobs.sqlite3"
-DEFAULT_MAX_ATTEMPTS = 5
-DEFAULT_MAX_ARGS_BYTES = 64 * 1024
-
 T = TypeVar("T")
 
 log = logging.getLogger("quart_jobs")
 
-#: Worker events after which a job is in an end state (they wake its waiters).
-_ENDING_EVENTS = frozenset({"succeeded", "failed", "cancelled"})
+#: Events after which a job is in an end state (they wake its waiters).
+_ENDING_EVENTS = frozenset({JobEvent.SUCCEEDED, JobEvent.FAILED, JobEvent.CANCELLED})
 
 
 def _not_found(job_id: int) -> JobNotFound:
     return JobNotFound(f"no job has id {job_id}")
-
-
-@dataclass(frozen=True, slots=True)
-class EnqueueOptions:
-    """Options of one enqueue. ``delay`` (seconds) and ``run_at`` (epoch) are exclusive."""
-
-    priority: int | Tier | str | None = None
-    delay: float | None = None
-    run_at: float | None = None
-    key: str | None = None
-    owner: str | None = None
-    max_attempts: int | None = None
-    timeout: float | None = None
-    limits: QueueLimits | None = None
-    queue: str | None = None
-    concurrency_key: str | None = None
-    concurrency_limit: int | None = None
-
-
-class Enqueuer:
-    """:meth:`Jobs.options` bound to a set of options."""
-
-    def __init__(self, jobs: Jobs, options: EnqueueOptions) -> None:
-        self._jobs = jobs
-        self._options = options
-
-    @property
-    def settings(self) -> EnqueueOptions:
-        return self._options
-
-    async def enqueue(self, target: Task | TaskFunc | str, /, *args: Any, **kwargs: Any) -> Job:
-        """Enqueue ``target(*args, **kwargs)`` with these options; return once it is durable.
-        With a ``key`` that exists already, the existing job is returned."""
-        (result,) = await self._jobs.enqueue_many([(target, args, kwargs)], self._options)
-        return result.job
-
-    async def enqueue_result(
-        self, target: Task | TaskFunc | str, /, *args: Any, **kwargs: Any
-    ) -> EnqueueResult:
-        """Like :meth:`enqueue`, also telling whether a job was created (``False``: same key)."""
-        (result,) = await self._jobs.enqueue_many([(target, args, kwargs)], self._options)
-        return result
 
 
 class Jobs:
@@ -161,16 +128,18 @@ class Jobs:
         self._url = url
         self._backend_options = backend_options or {}
         self._backend: Backend | None = url if isinstance(url, Backend) else None
-        self.max_attempts = max_attempts
-        self.default_priority = int(default_priority)
-        self.max_args_bytes = max_args_bytes
-        #: Caps on queued jobs checked at every enqueue (``options(limits=…)`` overrides them).
-        self.queue_limits = queue_limits
+        self._builder = JobBuilder(
+            self.registry,
+            clock=clock,
+            max_attempts=max_attempts,
+            default_priority=default_priority,
+            max_args_bytes=max_args_bytes,
+            queue_limits=queue_limits,
+        )
         self.worker_settings = worker_settings or WorkerSettings()
         if weights is not None:
             #: Shares of the priority levels for this process's workers (see ``Weights``).
             self.worker_settings = replace(self.worker_settings, weights=Weights.of(weights))
-        self.clock = clock
         #: Seconds a finished job is kept before a running worker (or served app) deletes it;
         #: ``None`` keeps them until ``quart-jobs purge``. Accepts ``"7d"``, ``"12h"``, ``"off"``.
         self.retention = parse_retention(retention)
@@ -179,11 +148,11 @@ class Jobs:
         self._opened = False
         #: Entered around every job this process runs (the Quart extension: an app context).
         self.job_context: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None
-        #: Called for every job event: ``enqueued`` (by this process), ``started``,
-        #: ``succeeded``, ``failed`` (out of attempts), ``retried`` (an attempt failed, another is
-        #: scheduled), ``cancelled``, ``requeued`` (put back on shutdown); with the run time in
+        #: Called for every job event (a :class:`JobEvent`: ``ENQUEUED`` by this process,
+        #: ``STARTED``, ``SUCCEEDED``, ``FAILED`` out of attempts, ``RETRIED`` with another
+        #: attempt scheduled, ``CANCELLED``, ``REQUEUED`` on shutdown), with the run time in
         #: seconds for the events that end an attempt. A hook that raises is logged and ignored.
-        self.event_hooks: list[Callable[[str, Job, float | None], None]] = []
+        self.event_hooks: list[Callable[[JobEvent, Job, float | None], None]] = []
         self._schedules: dict[str, Schedule] = {}
         self._scheduler: Scheduler | None = None
         self._waiters = Waiters()
@@ -195,10 +164,11 @@ class Jobs:
 
     # --- configuration -----------------------------------------------------------------------
 
-    def configure(
+    def _configure(
         self, url: str | Backend, *, backend_options: dict[str, Any] | None = None, **settings: Any
     ) -> None:
-        """Change the store or settings before :meth:`open` (the Quart extension does this)."""
+        """Change the store or settings before :meth:`open` (the Quart extension does, from
+        ``app.config``)."""
         if self._opened:
             raise ConfigurationError("configure() must be called before the jobs store is opened")
         self._url = url
@@ -213,7 +183,52 @@ class Jobs:
             setattr(self, name, value)
 
     @property
-    def backend(self) -> Backend:
+    def max_attempts(self) -> int:
+        """Attempts a job gets when neither its task nor ``options()`` says."""
+        return self._builder.max_attempts
+
+    @max_attempts.setter
+    def max_attempts(self, value: int) -> None:
+        self._builder.max_attempts = value
+
+    @property
+    def default_priority(self) -> int:
+        """The priority of a job when neither its task nor ``options()`` says."""
+        return self._builder.default_priority
+
+    @default_priority.setter
+    def default_priority(self, value: int | Tier) -> None:
+        self._builder.default_priority = int(value)
+
+    @property
+    def max_args_bytes(self) -> int:
+        """The largest JSON encoding of a job's arguments (:class:`PayloadTooLarge` past it)."""
+        return self._builder.max_args_bytes
+
+    @max_args_bytes.setter
+    def max_args_bytes(self, value: int) -> None:
+        self._builder.max_args_bytes = value
+
+    @property
+    def queue_limits(self) -> QueueLimits | None:
+        """Caps on queued jobs checked at every enqueue (``options(limits=…)`` overrides them)."""
+        return self._builder.queue_limits
+
+    @queue_limits.setter
+    def queue_limits(self, value: QueueLimits | None) -> None:
+        self._builder.queue_limits = value
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """Seconds since the epoch: the time of enqueues, delays and leases."""
+        return self._builder.clock
+
+    @clock.setter
+    def clock(self, value: Callable[[], float]) -> None:
+        self._builder.clock = value
+
+    @property
+    def _store(self) -> Backend:
         """The store, created from the URL on first use (opened by :meth:`open`)."""
         if self._backend is None:
             assert isinstance(self._url, str)
@@ -347,121 +362,37 @@ class Jobs:
 
     # --- enqueue -----------------------------------------------------------------------------
 
-    def options(
-        self,
-        *,
-        priority: int | Tier | str | None = None,
-        delay: float | None = None,
-        run_at: float | None = None,
-        key: str | None = None,
-        owner: str | None = None,
-        max_attempts: int | None = None,
-        timeout: float | None = None,
-        limits: QueueLimits | None = None,
-        queue: str | None = None,
-        concurrency_key: str | None = None,
-        concurrency_limit: int | None = None,
-    ) -> Enqueuer:
+    def options(self, **options: Unpack[OptionKeywords]) -> Enqueuer:
         """Set job options for an enqueue: ``await jobs.options(priority="vip").enqueue(f, x)``.
+
+        The keywords: ``priority`` (a :class:`Tier`, its name, or an int), ``delay`` (seconds)
+        or ``run_at`` (seconds since the epoch), ``key`` (one job per key), ``owner``,
+        ``max_attempts``, ``timeout`` (seconds per attempt), ``limits``, ``queue``,
+        ``concurrency_key`` and ``concurrency_limit``.
 
         ``limits`` caps the queue for this enqueue (:class:`~quart_jobs.errors.QueueFull` past
         them), checked atomically with the insert; an existing ``key`` is returned regardless.
         ``queue`` overrides the task's queue. ``concurrency_key`` with ``concurrency_limit``: at
         most that many jobs with this key run at once, across every process."""
-        if delay is not None and run_at is not None:
-            raise ValueError("give delay= or run_at=, not both")
-        if (concurrency_key is None) != (concurrency_limit is None):
-            raise ValueError("give concurrency_key= and concurrency_limit= together")
-        if concurrency_limit is not None and (
-            isinstance(concurrency_limit, bool)
-            or not isinstance(concurrency_limit, int)
-            or concurrency_limit < 1
-        ):
-            raise ValueError(
-                f"concurrency_limit must be an integer >= 1, not {concurrency_limit!r}"
-            )
-        if concurrency_key is not None and not 1 <= len(concurrency_key) <= 200:
-            raise ValueError("concurrency_key must have 1 to 200 characters")
-        return Enqueuer(
-            self,
-            EnqueueOptions(
-                priority,
-                delay,
-                run_at,
-                key,
-                owner,
-                max_attempts,
-                timeout,
-                limits,
-                None if queue is None else queue_names([queue])[0],
-                concurrency_key,
-                concurrency_limit,
-            ),
-        )
+        return Enqueuer(self.enqueue_many, enqueue_options(**options))
 
     async def enqueue(self, target: Task | TaskFunc | str, /, *args: Any, **kwargs: Any) -> Job:
         """Enqueue ``target(*args, **kwargs)``; return once the job is durable."""
         (result,) = await self.enqueue_many([(target, args, kwargs)])
         return result.job
 
-    def build(
-        self,
-        target: Task | TaskFunc | str,
-        args: Sequence[Any] = (),
-        kwargs: dict[str, Any] | None = None,
-        options: EnqueueOptions | None = None,
-    ) -> NewJob:
-        """The :class:`NewJob` for a call, its arguments checked: JSON, within the size limit."""
-        opts = options or EnqueueOptions()
-        task, full_args, full_kwargs = self.registry.resolve(target, tuple(args), kwargs or {})
-        what = f"arguments of {task.name}"
-        args_json = dump_json(list(full_args), what=what)
-        kwargs_json = dump_json(full_kwargs, what=what)
-        size = len(args_json) + len(kwargs_json)  # ASCII: characters are bytes
-        if size > self.max_args_bytes:
-            raise PayloadTooLarge(
-                f"{what} take {size} bytes as JSON; the limit is {self.max_args_bytes}. "
-                "Store large data elsewhere and pass a reference"
-            )
-        priority = opts.priority if opts.priority is not None else task.options.priority
-        max_attempts = opts.max_attempts or task.options.max_attempts or self.max_attempts
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")
-        run_at = opts.run_at
-        if opts.delay is not None:
-            if opts.delay < 0:
-                raise ValueError(f"delay must not be negative, not {opts.delay}")
-            run_at = self.clock() + opts.delay
-        return NewJob(
-            task=task.name,
-            args=full_args,
-            kwargs=full_kwargs,
-            priority=self.default_priority if priority is None else Tier.parse(priority),
-            run_at=run_at,
-            key=opts.key,
-            owner=opts.owner,
-            max_attempts=max_attempts,
-            timeout=opts.timeout if opts.timeout is not None else task.options.timeout,
-            queue=opts.queue or task.options.queue or DEFAULT_QUEUE,
-            concurrency_key=opts.concurrency_key,
-            concurrency_limit=opts.concurrency_limit,
-            encoded=(args_json, kwargs_json),
-        )
-
     async def enqueue_many(
-        self,
-        calls: Sequence[tuple[Task | TaskFunc | str, Sequence[Any], dict[str, Any]]],
-        options: EnqueueOptions | None = None,
+        self, calls: Calls, options: EnqueueOptions | None = None
     ) -> list[EnqueueResult]:
-        """Enqueue several calls in one transaction."""
-        new = [self.build(target, args, kwargs, options) for target, args, kwargs in calls]
-        limits = options.limits if options and options.limits else self.queue_limits
-        results = await self.backend.enqueue(new, self.clock(), limits=limits)
+        """Enqueue several calls, ``(task, args, kwargs)`` each, in one transaction."""
+        new = self._builder.build_all(calls, options)
+        limits = self._builder.limits(options)
+        results = await self._store.enqueue(new, self.clock(), limits=limits)
         self._notify_workers()
         if self.event_hooks:
             for result in results:
                 if result.created:
-                    self._emit("enqueued", result.job, None)
+                    self._emit(JobEvent.ENQUEUED, result.job, None)
         return results
 
     async def transaction(self, func: Callable[[Transaction], T]) -> T:
@@ -474,22 +405,23 @@ class Jobs:
         done: list[Transaction] = []
 
         def run(inner: BackendTransaction) -> T:
-            tx = Transaction(self, inner, now)
+            tx = Transaction(self._builder, inner, now)
             value = func(tx)
             done.append(tx)
             return value
 
-        value = await self.backend.run_transaction(run, now)
+        value = await self._store.run_transaction(run, now)
         for tx in done:
             if tx.created:
                 self._notify_workers()
             for job in tx.created:
-                self._emit("enqueued", job, None)
+                self._emit(JobEvent.ENQUEUED, job, None)
             for job in tx.cancelled:
-                self._emit("cancelled", job, None)
+                self._emit(JobEvent.CANCELLED, job, None)
         return value
 
-    def _emit(self, event: str, job: Job, elapsed: float | None) -> None:
+    def _emit(self, name: str, job: Job, elapsed: float | None) -> None:
+        event = JobEvent(name)
         if event in _ENDING_EVENTS and self._waiters:
             self._waiters.wake((job.id,))
         for hook in self.event_hooks:
@@ -516,7 +448,7 @@ class Jobs:
         past :data:`~quart_jobs.models.MAX_JOB_ID`)."""
         if not job_id_in_range(job_id):
             return None
-        return await self.backend.get(job_id)
+        return await self._store.get(job_id)
 
     async def wait(self, job_id: int, timeout: float | None = None) -> Job:
         """The job once it is succeeded, failed or cancelled, whichever process runs it.
@@ -528,7 +460,7 @@ class Jobs:
         if timeout is not None and timeout < 0:
             raise ValueError(f"timeout must not be negative, not {timeout}")
         if self._store_notifies is None:
-            self._store_notifies = self.backend.watch_finished(self._waiters.wake)
+            self._store_notifies = self._store.watch_finished(self._waiters.wake)
         with self._waiters.watch(job_id) as woken:
             return await wait_until_finished(
                 lambda: self.get(job_id), woken, timeout, notified=self._store_notifies
@@ -546,7 +478,7 @@ class Jobs:
         queue: str | None = None,
     ) -> list[Job]:
         """Jobs, newest first, filtered by each argument given; ``before_id`` pages back."""
-        return await self.backend.list_jobs(
+        return await self._store.list_jobs(
             JobFilter(
                 state=None if state is None else JobState(state),
                 priority=None if priority is None else Tier.parse(priority),
@@ -564,11 +496,11 @@ class Jobs:
         if not job_id_in_range(job_id):
             raise _not_found(job_id)
         now = self.clock()
-        job = await self.backend.cancel(job_id, now, running=running)
+        job = await self._store.cancel(job_id, now, running=running)
         if job is None:
             raise _not_found(job_id)
         if job.state is JobState.CANCELLED and job.finished_at == now:
-            self._emit("cancelled", job, None)  # cancelled by this call, while queued
+            self._emit(JobEvent.CANCELLED, job, None)  # cancelled by this call, while queued
         if job.state is JobState.RUNNING and running:
             for worker in self._workers:
                 await worker.cancel_local(job_id)
@@ -585,7 +517,7 @@ class Jobs:
                 refusal = await guard(current)
                 if refusal:
                     raise RetryRefused(refusal)
-        job = await self.backend.retry(job_id, self.clock())
+        job = await self._store.retry(job_id, self.clock())
         if job is None:
             raise _not_found(job_id)
         self._notify_workers()
@@ -595,7 +527,7 @@ class Jobs:
         """Counts by state and priority, and the oldest queued job per priority; the live
         workers (every process's, from the store's registry) and the ready jobs none of them
         serves (:attr:`Stats.unserved`)."""
-        stats = await self.backend.stats()
+        stats = await self._store.stats()
         workers, unserved = await self.serving()
         return replace(stats, workers=tuple(workers), unserved=tuple(unserved))
 
@@ -603,14 +535,55 @@ class Jobs:
         """The live workers and the ready jobs that none of them may claim (by queue and task):
         a few index lookups (:func:`~quart_jobs.unserved.read_serving`), what ``/metrics``
         reports."""
-        return await read_serving(self.backend, self.clock())
+        return await read_serving(self._store, self.clock())
+
+    async def find_by_key(self, key: str) -> Job | None:
+        """The job enqueued with this ``key`` (``options(key=…)``), or ``None``."""
+        return await self._store.get_by_key(key)
+
+    async def purge(
+        self, before: float, states: Collection[JobState] = FINISHED_STATES
+    ) -> dict[JobState, int]:
+        """Delete the jobs in ``states`` (end states only: ``ValueError`` for others) that
+        finished before ``before`` (seconds since the epoch); return how many per state.
+        Queued and running jobs are never removed (:attr:`retention` calls this)."""
+        return await self._store.purge(before, states)
+
+    @property
+    def operator(self) -> OperatorStore:
+        """Admin sessions, the write probe (a readiness check) and the dashboard's counts, in
+        the jobs' store (:class:`~quart_jobs.backends.operator.OperatorStore`)."""
+        return self._store.operator
+
+    @property
+    def database(self) -> AppDatabase | None:
+        """The jobs' SQL database, for the application's own tables and their migrations: a
+        :class:`~quart_jobs.SQLiteDatabase` or a :class:`~quart_jobs.PostgresDatabase`;
+        ``None`` on ``memory://`` (its :meth:`transaction` still takes SQL)."""
+        return self._store.database
 
     # --- lifecycle ---------------------------------------------------------------------------
+
+    def missing_store(self) -> str | None:
+        """What :meth:`open` would have to create because it is not there yet, said for a
+        person (``the SQLite database var/jobs.sqlite3``), or ``None`` when the store exists:
+        a command that only reads refuses to create a database from a mistyped URL."""
+        return self._store.missing()
+
+    @contextlib.asynccontextmanager
+    async def store_only(self) -> AsyncIterator[Jobs]:
+        """``async with jobs.store_only():`` the store opened alone, closed on exit: no worker,
+        no retention, no :attr:`QuartJobs.on_open` hook (for commands that read or purge)."""
+        await self._store.open()
+        try:
+            yield self
+        finally:
+            await self._store.close()
 
     async def open(self) -> None:
         """Open the store, creating or upgrading its schema. ``async with jobs:`` calls it."""
         if not self._opened:
-            await self.backend.open()
+            await self._store.open()
             self._opened = True
 
     async def close(self) -> None:
@@ -618,13 +591,13 @@ class Jobs:
         for worker in list(self._workers):
             await self.stop_worker(worker)
         if self._store_notifies is not None:
-            self.backend.unwatch_finished(self._waiters.wake)
+            self._store.unwatch_finished(self._waiters.wake)
             self._store_notifies = None
         if self._retention is not None:
             await self._retention.stop()
             self._retention = None
         if self._opened:
-            await self.backend.close()
+            await self._store.close()
             self._opened = False
 
     async def __aenter__(self) -> Jobs:
@@ -665,7 +638,7 @@ class Jobs:
         self, settings: WorkerSettings, on_event: Callable[[str, Job, float | None], None]
     ) -> Worker:
         worker = Worker(
-            self.backend,
+            self._store,
             self.registry,
             settings,
             clock=self.clock,
@@ -686,7 +659,7 @@ class Jobs:
         serving Quart app call it."""
         if self.retention is None or (self._retention is not None and self._retention.running):
             return
-        self._retention = Retention(self.backend, self.retention, self.clock)
+        self._retention = Retention(self.purge, self.retention, self.clock)
         self._retention.start()
 
     async def stop_worker(self, worker: Worker, timeout: float | None = None) -> None:

@@ -203,7 +203,7 @@ class JobMetrics:
     async def refresh(self) -> None:
         """Read the queue-wide gauges from the database (a failure reports the store down)."""
         try:
-            stats = await self.jobs.backend.queue_gauges()
+            stats = await self.jobs.operator.queue_gauges()
             workers, unserved = await self.jobs.serving()
         except Exception as exc:
             log.error("metrics: cannot read queue statistics: %s", exc)

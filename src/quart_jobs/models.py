@@ -32,37 +32,46 @@ FINISHED_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCE
 
 
 class JobEvent(enum.StrEnum):
-    """What happens to a job: a claim, an outcome a worker records, a lapsed lease, an
-    operator's cancel or retry. :data:`TRANSITIONS` says where each leads."""
+    """What happens to a job. Event hooks (:attr:`Jobs.event_hooks`) get the first seven;
+    :data:`TRANSITIONS` says where each event but ``ENQUEUED`` leads. A ``str`` enum:
+    ``event == "succeeded"`` holds for ``JobEvent.SUCCEEDED``.
 
-    CLAIM = "claim"
-    SUCCEED = "succeed"
-    FAIL = "fail"  # the last attempt failed
-    RETRY_LATER = "retry_later"  # a failed attempt with attempts left: queued, with backoff
-    PUT_BACK = "put_back"  # the worker hands the job back (shutdown, refund)
-    CANCEL = "cancel"  # an operator's cancel of a queued job; a running job ends cancelled
+    Given to hooks, with the run time for the events that end an attempt:
+    ``ENQUEUED`` (by this process), ``STARTED`` (a worker claimed it), ``SUCCEEDED``,
+    ``FAILED`` (out of attempts), ``RETRIED`` (an attempt failed, another is scheduled),
+    ``CANCELLED``, ``REQUEUED`` (put back uncharged, on shutdown). Only in the store:
+    ``LEASE_EXPIRED`` and ``LEASE_EXPIRED_LAST`` (the worker stopped answering; the job is
+    queued again, or fails on its last attempt) and ``RETRIED_BY_OPERATOR`` (``jobs.retry``)."""
+
+    ENQUEUED = "enqueued"
+    STARTED = "started"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # the last attempt failed
+    RETRIED = "retried"  # a failed attempt with attempts left: queued, with backoff
+    CANCELLED = "cancelled"  # an operator's cancel of a queued job; a running job ends cancelled
+    REQUEUED = "requeued"  # the worker hands the job back (shutdown, refund)
     LEASE_EXPIRED = "lease_expired"  # the worker stopped answering; attempts left
     LEASE_EXPIRED_LAST = "lease_expired_last"  # the same, on its last attempt
-    RETRY = "retry"  # an operator queues a finished job again
+    RETRIED_BY_OPERATOR = "retried_by_operator"  # an operator queues a finished job again
 
 
 #: Every allowed state change: ``(state, event) -> new state``. An event absent for a state
 #: changes nothing (cancelling a finished job, retrying a queued one). The memory backend
 #: applies this table; the contract suite drives every entry on every backend. One rule sits
 #: beside it: a running job whose cancel was requested ends ``CANCELLED`` (not ``QUEUED``) on
-#: ``RETRY_LATER`` and ``PUT_BACK``: the cancel reached the store after the attempt ended.
+#: ``RETRIED`` and ``REQUEUED``: the cancel reached the store after the attempt ended.
 TRANSITIONS: dict[tuple[JobState, JobEvent], JobState] = {
-    (JobState.QUEUED, JobEvent.CLAIM): JobState.RUNNING,
-    (JobState.QUEUED, JobEvent.CANCEL): JobState.CANCELLED,
-    (JobState.RUNNING, JobEvent.SUCCEED): JobState.SUCCEEDED,
-    (JobState.RUNNING, JobEvent.FAIL): JobState.FAILED,
-    (JobState.RUNNING, JobEvent.RETRY_LATER): JobState.QUEUED,
-    (JobState.RUNNING, JobEvent.PUT_BACK): JobState.QUEUED,
-    (JobState.RUNNING, JobEvent.CANCEL): JobState.CANCELLED,
+    (JobState.QUEUED, JobEvent.STARTED): JobState.RUNNING,
+    (JobState.QUEUED, JobEvent.CANCELLED): JobState.CANCELLED,
+    (JobState.RUNNING, JobEvent.SUCCEEDED): JobState.SUCCEEDED,
+    (JobState.RUNNING, JobEvent.FAILED): JobState.FAILED,
+    (JobState.RUNNING, JobEvent.RETRIED): JobState.QUEUED,
+    (JobState.RUNNING, JobEvent.REQUEUED): JobState.QUEUED,
+    (JobState.RUNNING, JobEvent.CANCELLED): JobState.CANCELLED,
     (JobState.RUNNING, JobEvent.LEASE_EXPIRED): JobState.QUEUED,
     (JobState.RUNNING, JobEvent.LEASE_EXPIRED_LAST): JobState.FAILED,
-    (JobState.FAILED, JobEvent.RETRY): JobState.QUEUED,
-    (JobState.CANCELLED, JobEvent.RETRY): JobState.QUEUED,
+    (JobState.FAILED, JobEvent.RETRIED_BY_OPERATOR): JobState.QUEUED,
+    (JobState.CANCELLED, JobEvent.RETRIED_BY_OPERATOR): JobState.QUEUED,
 }
 
 

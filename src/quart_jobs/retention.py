@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-from .backends import Backend
 from .errors import ConfigurationError
 from .models import JobState
 
@@ -61,8 +60,13 @@ def check_interval(retention: float) -> float:
 class Retention:
     """The loop that deletes finished jobs older than ``seconds`` (see the module)."""
 
-    def __init__(self, backend: Backend, seconds: float, clock: Callable[[], float]) -> None:
-        self.backend = backend
+    def __init__(
+        self,
+        purge: Callable[[float], Awaitable[dict[JobState, int]]],
+        seconds: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._purge = purge  # deletes the finished jobs older than its argument (jobs.purge)
         self.seconds = seconds
         self.clock = clock
         self._task: asyncio.Task[None] | None = None
@@ -73,7 +77,7 @@ class Retention:
 
     async def purge_once(self) -> dict[JobState, int]:
         """Delete the finished jobs that are past retention now; return how many per state."""
-        removed = await self.backend.purge(self.clock() - self.seconds)
+        removed = await self._purge(self.clock() - self.seconds)
         total = sum(removed.values())
         if total:
             log.info("retention: deleted %d finished jobs older than %gs", total, self.seconds)

@@ -19,9 +19,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from . import jobs as jobs_module
+from .backends import DEFAULT_DATABASE_URL
 from .backends.base import queue_names
 from .backends.sqlite.writer import SYNCHRONOUS_MODES
+from .builder import DEFAULT_MAX_ARGS_BYTES, DEFAULT_MAX_ATTEMPTS
 from .errors import ConfigurationError
 from .policy import RetryPolicy, Weights
 from .retention import parse_retention
@@ -169,7 +170,7 @@ def _retention(value: Any) -> float | None:
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "database_url",
-        jobs_module.DEFAULT_DATABASE_URL,
+        DEFAULT_DATABASE_URL,
         _text,
         "`sqlite:///PATH` (relative to the working directory; its directory is created), "
         "`postgresql://...` or `memory://`",
@@ -184,13 +185,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "max_attempts",
-        jobs_module.DEFAULT_MAX_ATTEMPTS,
+        DEFAULT_MAX_ATTEMPTS,
         _integer(1),
         "attempts before a job is marked failed (a task's or an enqueue's own value wins)",
     ),
     Setting(
         "max_args_bytes",
-        jobs_module.DEFAULT_MAX_ARGS_BYTES,
+        DEFAULT_MAX_ARGS_BYTES,
         _integer(1),
         "largest JSON size of a job's arguments",
     ),

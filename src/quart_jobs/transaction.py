@@ -15,15 +15,12 @@ the caller. Workers are woken only after the commit. See ``docs/transactions.md`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Unpack
 
 from .backends.base import BackendTransaction, Params
+from .builder import Calls, EnqueueOptions, JobBuilder, OptionKeywords, enqueue_options
 from .models import EnqueueResult, Job, JobState, job_id_in_range
 from .registry import Task, TaskFunc
-
-if TYPE_CHECKING:
-    from .jobs import EnqueueOptions, Jobs
 
 
 class Transaction:
@@ -34,8 +31,8 @@ class Transaction:
     (:attr:`placeholder`: ``?`` on SQLite, ``%s`` on PostgreSQL). On PostgreSQL a failed
     statement aborts the transaction: let the exception leave the function."""
 
-    def __init__(self, jobs: Jobs, inner: BackendTransaction, now: float) -> None:
-        self._jobs = jobs
+    def __init__(self, builder: JobBuilder, inner: BackendTransaction, now: float) -> None:
+        self._builder = builder
         self._inner = inner
         self._now = now
         #: The jobs created in this transaction (for the wake-ups after commit).
@@ -69,18 +66,16 @@ class Transaction:
         known at once, and it exists only if the transaction commits."""
         return self.enqueue_many([(target, args, kwargs)])[0].job
 
-    def options(self, **options: Any) -> TransactionEnqueuer:
+    def options(self, **options: Unpack[OptionKeywords]) -> TransactionEnqueuer:
         """The keywords of :meth:`Jobs.options`: ``tx.options(priority="vip").enqueue(f, x)``."""
-        return TransactionEnqueuer(self, self._jobs.options(**options).settings)
+        return TransactionEnqueuer(self, enqueue_options(**options))
 
     def enqueue_many(
-        self,
-        calls: Sequence[tuple[Task | TaskFunc | str, Sequence[Any], dict[str, Any]]],
-        options: EnqueueOptions | None = None,
+        self, calls: Calls, options: EnqueueOptions | None = None
     ) -> list[EnqueueResult]:
-        new = [self._jobs.build(target, args, kwargs, options) for target, args, kwargs in calls]
-        limits = options.limits if options and options.limits else self._jobs.queue_limits
-        results = self._inner.enqueue(new, limits=limits)
+        """Enqueue several calls in this transaction (:meth:`Jobs.enqueue_many`'s arguments)."""
+        new = self._builder.build_all(calls, options)
+        results = self._inner.enqueue(new, limits=self._builder.limits(options))
         self.created.extend(result.job for result in results if result.created)
         return results
 

@@ -39,7 +39,7 @@ from .backends.base import Backend, ClaimScope, Outcome, queue_names
 from .backends.running import running_job
 from .errors import BackendUnavailable, JobsError
 from .job_log import log_outcome, log_started
-from .models import Job, JobState, Lease, WorkerRecord
+from .models import Job, JobEvent, JobState, Lease, WorkerRecord
 from .registry import Registry
 from .runner import SyncThreads, call_task, describe, result_json
 from .unserved import CHECK_EVERY, EXPIRY_LEASES, UnservedWatch
@@ -411,7 +411,7 @@ class Worker:
         if self._deadline is not None:  # claimed by a round that was in flight at the stop
             self._arm(job.id, task)
         log_started(job, self.name)
-        self._emit("started", job, None)
+        self._emit(JobEvent.STARTED, job, None)
 
     def _arm(self, job_id: int, task: asyncio.Task[None]) -> None:
         """Cancel job ``job_id``'s ``task`` at the shutdown deadline if it still runs then (it

@@ -94,7 +94,7 @@ async def enqueue_unknown(database: str, task: str) -> None:
     """Store, from this process, a job of a task that no worker of the app has (as another
     application on the same database would)."""
     async with Jobs(database) as jobs:
-        await jobs.backend.enqueue([NewJob(task)], jobs.clock())
+        await jobs._store.enqueue([NewJob(task)], jobs.clock())
 
 
 def enqueue_work(database: str, tier: str, *args: object) -> int:

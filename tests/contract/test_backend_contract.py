@@ -369,37 +369,6 @@ async def _finish_all(backend: Backend, clock: Clock, *states: JobState) -> list
     return ids
 
 
-async def test_finished_counts_by_bucket_and_state(backend: Backend, clock: Clock) -> None:
-    since = clock()
-    await _finish_all(backend, clock, JobState.SUCCEEDED, JobState.SUCCEEDED, JobState.FAILED)
-    clock.advance(61)
-    await _finish_all(backend, clock, JobState.SUCCEEDED)
-    (queued,) = await enqueue(backend, clock, new())
-    await backend.cancel(queued, clock())
-    await enqueue(backend, clock, new())  # still queued: not counted
-    counts = await backend.finished_counts(since, 60)
-    assert counts == {
-        (0, JobState.SUCCEEDED): 2,
-        (0, JobState.FAILED): 1,
-        (1, JobState.SUCCEEDED): 1,
-        (1, JobState.CANCELLED): 1,
-    }
-    assert await backend.finished_counts(since + 60, 60) == {
-        (0, JobState.SUCCEEDED): 1,
-        (0, JobState.CANCELLED): 1,
-    }
-    assert await backend.finished_counts(clock() + 1, 60) == {}
-
-
-async def test_a_retried_job_is_no_longer_counted_as_finished(
-    backend: Backend, clock: Clock
-) -> None:
-    since = clock()
-    (failed,) = await _finish_all(backend, clock, JobState.FAILED)
-    await backend.retry(failed, clock())
-    assert await backend.finished_counts(since, 60) == {}
-
-
 async def test_purge_removes_only_finished_jobs_older_than_the_cutoff(
     backend: Backend, clock: Clock
 ) -> None:
@@ -512,46 +481,6 @@ async def test_concurrent_enqueues_never_pass_the_cap(backend: Backend, clock: C
     assert accepted == stats.count(JobState.QUEUED) == 10
     for owner in ("o0", "o1", "o2"):
         assert len(await backend.list_jobs(JobFilter(owner=owner))) <= 4
-
-
-async def test_queue_gauges_count_queued_and_running_but_not_finished(
-    backend: Backend, clock: Clock
-) -> None:
-    start = clock()
-    await _finish_all(backend, clock, JobState.SUCCEEDED, JobState.FAILED)
-    clock.advance(5)
-    await enqueue(backend, clock, new(priority=REGULAR), new(priority=VIP))
-    clock.advance(5)
-    await enqueue(backend, clock, new(priority=VIP), new(priority=REGULAR))
-    await claim(backend, clock, 1)  # the first VIP job
-    gauges = await backend.queue_gauges()
-    assert gauges.count(JobState.RUNNING, VIP) == 1
-    assert gauges.count(JobState.QUEUED, VIP) == 1
-    assert gauges.count(JobState.QUEUED, REGULAR) == 2
-    assert gauges.count(JobState.SUCCEEDED) == gauges.count(JobState.FAILED) == 0
-    assert gauges.oldest_queued == {VIP: start + 10, REGULAR: start + 5}
-
-
-async def test_an_admin_session_lives_until_it_ends_or_expires(
-    backend: Backend, clock: Clock
-) -> None:
-    now = clock()
-    await backend.create_session("s1", now + 60, now)
-    await backend.create_session("s2", now + 60, now)
-    assert await backend.session_active("s1", now) and await backend.session_active("s2", now)
-    assert not await backend.session_active("unknown", now)
-    await backend.end_session("s1")
-    await backend.end_session("s1")  # twice is harmless
-    assert not await backend.session_active("s1", now)
-    assert await backend.session_active("s2", now)
-    assert not await backend.session_active("s2", now + 61)
-
-
-async def test_a_write_probe_succeeds_on_a_writable_store(backend: Backend, clock: Clock) -> None:
-    await backend.probe_write(clock())
-    clock.advance(1)
-    await backend.probe_write(clock())
-    assert (await backend.stats()).count() == 0  # it touches no job
 
 
 async def test_a_heartbeat_of_more_leases_than_one_statement_takes_extends_them_all(

@@ -80,20 +80,21 @@ async def _retry(backend: Backend, clock: Clock, job: Job) -> None:
 
 
 DRIVERS: dict[JobEvent, tuple[Driver, int]] = {  # how to cause the event, and max_attempts
-    JobEvent.CLAIM: (_claim, 2),
-    JobEvent.SUCCEED: (_finishing(JobState.SUCCEEDED), 2),
-    JobEvent.FAIL: (_finishing(JobState.FAILED), 1),
-    JobEvent.RETRY_LATER: (_finishing(JobState.FAILED, later=True), 2),
-    JobEvent.PUT_BACK: (_finishing(JobState.QUEUED, refund=True), 2),
-    JobEvent.CANCEL: (_cancel, 2),
+    JobEvent.STARTED: (_claim, 2),
+    JobEvent.SUCCEEDED: (_finishing(JobState.SUCCEEDED), 2),
+    JobEvent.FAILED: (_finishing(JobState.FAILED), 1),
+    JobEvent.RETRIED: (_finishing(JobState.FAILED, later=True), 2),
+    JobEvent.REQUEUED: (_finishing(JobState.QUEUED, refund=True), 2),
+    JobEvent.CANCELLED: (_cancel, 2),
     JobEvent.LEASE_EXPIRED: (_expire, 2),
     JobEvent.LEASE_EXPIRED_LAST: (_expire, 1),
-    JobEvent.RETRY: (_retry, 2),
+    JobEvent.RETRIED_BY_OPERATOR: (_retry, 2),
 }
 
 
 def test_every_event_has_a_transition_and_a_driver() -> None:
-    assert {event for _, event in TRANSITIONS} == set(JobEvent) == set(DRIVERS)
+    moves = set(JobEvent) - {JobEvent.ENQUEUED}  # a job's creation: it has no state before
+    assert {event for _, event in TRANSITIONS} == moves == set(DRIVERS)
 
 
 @pytest.mark.parametrize(
@@ -120,7 +121,7 @@ async def test_each_transition_of_the_table_holds(
     ("start", "event"),
     [
         (state, event)
-        for event in (JobEvent.CANCEL, JobEvent.RETRY)
+        for event in (JobEvent.CANCELLED, JobEvent.RETRIED_BY_OPERATOR)
         for state in JobState
         if (state, event) not in TRANSITIONS and state is not JobState.RUNNING
     ],

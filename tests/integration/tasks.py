@@ -32,7 +32,11 @@ async def flaky(fail_times: int) -> int:
 
 async def sleeper(seconds: float) -> str:
     calls.append(("sleeper-start", current_job().id))
-    await asyncio.sleep(seconds)
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        calls.append(("sleeper-cancelled", current_job().id))
+        raise
     calls.append(("sleeper-end", current_job().id))
     return "slept"
 

@@ -47,9 +47,9 @@ async def place(app: Quart, tier: str = "vip", *args: Any) -> int:
 async def run_as_worker(app: Quart, state: JobState, limit: int = 1, **outcome: Any) -> list[Job]:
     """Claim up to ``limit`` jobs and end them in ``state``, as a worker would."""
     jobs = get_jobs(app)
-    claimed = await jobs.backend.claim("test-worker", limit, jobs.clock(), 30, STRICT)
+    claimed = await jobs._store.claim("test-worker", limit, jobs.clock(), 30, STRICT)
     outcomes = [Outcome(Lease(j.id, j.lease_token or ""), state, **outcome) for j in claimed]
-    assert await jobs.backend.finish(outcomes, jobs.clock()) == [True] * len(claimed)
+    assert await jobs._store.finish(outcomes, jobs.clock()) == [True] * len(claimed)
     return claimed
 
 
@@ -248,7 +248,7 @@ async def test_stats_match_the_database(app: Quart, client: Client, tmp_path: Pa
     await run_as_worker(app, JobState.FAILED, limit=1, error="E")  # the last VIP job
     await get_jobs(app).cancel(await place(app, "regular"))
     jobs = get_jobs(app)
-    await jobs.backend.claim("w", 1, jobs.clock(), 30, STRICT)  # one regular job running
+    await jobs._store.claim("w", 1, jobs.clock(), 30, STRICT)  # one regular job running
 
     body = await (await client.get("/admin/api/stats", headers=ADMIN)).get_json()
     expected = db_counts(tmp_path)
@@ -348,9 +348,9 @@ async def test_cancel_a_queued_a_running_and_a_finished_job(app: Quart, client: 
     done = await place(app)
     queued = await place(app)
     jobs = get_jobs(app)
-    claimed = await jobs.backend.claim("w", 2, jobs.clock(), 30, STRICT)
+    claimed = await jobs._store.claim("w", 2, jobs.clock(), 30, STRICT)
     assert [j.id for j in claimed] == [running, done]
-    await jobs.backend.finish(
+    await jobs._store.finish(
         [Outcome(Lease(done, claimed[1].lease_token or ""), JobState.SUCCEEDED)], jobs.clock()
     )
 

@@ -55,7 +55,7 @@ async def test_a_sqlite_database_of_the_release_before_drops_the_old_indexes(
                 ],
             )
         )
-        gauges = await store.queue_gauges()
+        gauges = await store.operator.queue_gauges()
         claimed = await store.claim("w", 10, clock(), 30)
     finally:
         await store.close()
@@ -94,7 +94,7 @@ async def test_a_postgres_schema_of_the_release_before_drops_the_old_indexes(
             for statement in (postgres_sql.QUEUED_GAUGES, postgres_sql.NEXT_RUN_AT):
                 cur = await conn.execute("EXPLAIN " + statement)
                 plan += " ".join(str(r[0]) for r in await cur.fetchall())
-        gauges = await store.queue_gauges()
+        gauges = await store.operator.queue_gauges()
         claimed = await store.claim("w", 10, clock(), 30)
     finally:
         await store.close()

@@ -113,7 +113,7 @@ async def test_gauges_match_the_database(idle_app: Quart, tmp_path: Path) -> Non
     cancelled = await place(idle_app, "vip")
     jobs = get_jobs(idle_app)
     assert (await jobs.cancel(cancelled)).state is JobState.CANCELLED
-    await jobs.backend.claim("w", 1, jobs.clock(), 30)  # one VIP job running
+    await jobs._store.claim("w", 1, jobs.clock(), 30)  # one VIP job running
 
     samples = await scrape(client)
     expected = db_depth(tmp_path)
@@ -170,23 +170,23 @@ async def test_two_apps_in_one_process_keep_their_own_metrics(tmp_path: Path) ->
 
 async def test_a_store_that_cannot_answer_reports_store_up_zero(idle_app: Quart) -> None:
     jobs = get_jobs(idle_app)
-    real = jobs.backend.queue_gauges
+    real = jobs.operator.queue_gauges
 
     async def broken() -> Any:
         raise RuntimeError("database is gone")
 
-    jobs.backend.queue_gauges = broken  # type: ignore[method-assign]
+    jobs.operator.queue_gauges = broken  # type: ignore[method-assign]
     try:
         samples = await scrape(idle_app.test_client())
     finally:
-        jobs.backend.queue_gauges = real  # type: ignore[method-assign]
+        jobs.operator.queue_gauges = real  # type: ignore[method-assign]
     assert value(samples, "quart_jobs_store_up") == 0
     assert not any(name == "quart_jobs_queue_depth" for name, _ in samples)
 
 
 async def test_many_concurrent_scrapes_cost_one_database_read(idle_app: Quart) -> None:
     jobs = get_jobs(idle_app)
-    real = jobs.backend.queue_gauges
+    real = jobs.operator.queue_gauges
     reads = 0
 
     async def counted() -> Any:
@@ -195,12 +195,12 @@ async def test_many_concurrent_scrapes_cost_one_database_read(idle_app: Quart) -
         await asyncio.sleep(0.05)  # a slow store: every scrape below arrives while it reads
         return await real()
 
-    jobs.backend.queue_gauges = counted  # type: ignore[method-assign]
+    jobs.operator.queue_gauges = counted  # type: ignore[method-assign]
     client = idle_app.test_client()
     try:
         results = await asyncio.gather(*(scrape(client) for _ in range(20)))
     finally:
-        jobs.backend.queue_gauges = real  # type: ignore[method-assign]
+        jobs.operator.queue_gauges = real  # type: ignore[method-assign]
     assert reads == 1
     assert all(value(r, "quart_jobs_store_up") == 1 for r in results)
 
@@ -231,7 +231,7 @@ async def test_ready_jobs_nobody_serves_and_the_live_workers_are_gauges(
     jobs = get_jobs(idle_app)
     now = jobs.clock()
     other = WorkerRecord("elsewhere", "h", 1, (TASK,), None, 4, now, now, now + 90)
-    await jobs.backend.register_worker(other, now)
+    await jobs._store.register_worker(other, now)
     idle_app.extensions["quart_jobs_metrics"].max_age = 0
     samples = await scrape(client)
     assert value(samples, "quart_jobs_workers") == 1

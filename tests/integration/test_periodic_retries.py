@@ -29,12 +29,12 @@ async def every_minute() -> None:
 
 
 class FlakyStore:
-    """Makes ``jobs.backend.enqueue`` raise while ``down`` is set, as a store that is cut off."""
+    """Makes ``jobs._store.enqueue`` raise while ``down`` is set, as a store that is cut off."""
 
     def __init__(self, jobs: Jobs) -> None:
         self.down = False
         self.refused = 0
-        real: Callable[..., Awaitable[Any]] = jobs.backend.enqueue
+        real: Callable[..., Awaitable[Any]] = jobs._store.enqueue
 
         async def enqueue(*args: Any, **kwargs: Any) -> Any:
             if self.down:
@@ -42,7 +42,7 @@ class FlakyStore:
                 raise BackendUnavailable("the connection was terminated")
             return await real(*args, **kwargs)
 
-        jobs.backend.enqueue = enqueue  # type: ignore[method-assign]
+        jobs._store.enqueue = enqueue  # type: ignore[method-assign]
 
 
 def make_jobs(url: str, clock: Clock) -> Jobs:

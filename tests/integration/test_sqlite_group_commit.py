@@ -99,7 +99,7 @@ async def test_a_running_job_s_write_goes_ahead_of_enqueues_waiting_for_the_writ
     jobs.task(record_jobs_committed)
 
     async with jobs:
-        backend = jobs.backend
+        backend = jobs._store
         assert isinstance(backend, SQLiteBackend)
         async with jobs.run_worker():
             job = await jobs.enqueue(record_jobs_committed)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from quart_jobs import JobNotFound, Jobs, JobState, RetryPolicy, WorkerSettings, current_job
+from quart_jobs import Job, JobNotFound, Jobs, JobState, RetryPolicy, WorkerSettings, current_job
 from quart_jobs.backends import Backend
 
 from ..conftest import BACKENDS, drop_schema
@@ -90,6 +90,20 @@ async def jobs(stores: Callable[[], Backend | str]) -> AsyncIterator[Jobs]:
         yield j
 
 
+def first_look(jobs: Jobs, monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Set once ``jobs.wait`` has read its job (and is waiting, unless it had ended)."""
+    looked = asyncio.Event()
+    get = jobs.get
+
+    async def read(job_id: int) -> Job:
+        job = await get(job_id)
+        looked.set()
+        return job
+
+    monkeypatch.setattr(jobs, "get", read)
+    return looked
+
+
 async def test_wait_returns_the_job_run_by_this_process(jobs: Jobs) -> None:
     job = await jobs.enqueue(echo, 7)
     async with jobs.run_worker():
@@ -98,25 +112,29 @@ async def test_wait_returns_the_job_run_by_this_process(jobs: Jobs) -> None:
 
 
 async def test_wait_returns_a_job_another_process_runs(
-    jobs: Jobs, stores: Callable[[], Backend | str]
+    jobs: Jobs, stores: Callable[[], Backend | str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if jobs.backend.scheme == "memory":
+    if jobs._store.scheme == "memory":
         pytest.skip("a memory store belongs to one process")
     other = register(Jobs(stores(), worker_settings=FAST))
     async with other:
         job = await jobs.enqueue(echo, 8)
+        looked = first_look(jobs, monkeypatch)
         waiting = asyncio.ensure_future(jobs.wait(job.id, timeout=20))
-        await asyncio.sleep(0.05)
-        assert not waiting.done()  # nothing runs it yet
+        await asyncio.wait_for(looked.wait(), timeout=5)
+        assert not waiting.done()  # it saw the job queued, and waits
         async with other.run_worker():
             done = await waiting
     assert (done.state, done.result) == (JobState.SUCCEEDED, 8)
 
 
-async def test_wait_sees_a_cancel_and_a_failure(jobs: Jobs) -> None:
+async def test_wait_sees_a_cancel_and_a_failure(
+    jobs: Jobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
     queued = await jobs.enqueue(echo, 1)
+    looked = first_look(jobs, monkeypatch)
     waiting = asyncio.ensure_future(jobs.wait(queued.id, timeout=10))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(looked.wait(), timeout=5)  # it saw the job queued, and waits
     await jobs.cancel(queued.id)
     assert (await waiting).state is JobState.CANCELLED
     failing = await jobs.options(max_attempts=1).enqueue(always_fails)

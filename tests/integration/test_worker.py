@@ -20,6 +20,7 @@ from quart_jobs import (
 )
 from quart_jobs.models import NewJob
 
+from ..conftest import Clock
 from . import tasks
 from .conftest import wait_state
 
@@ -90,14 +91,20 @@ async def test_cancel_a_running_job(jobs: Jobs) -> None:
         await wait_state(jobs, job.id, JobState.RUNNING)
         await jobs.cancel(job.id)
         await wait_state(jobs, job.id, JobState.CANCELLED)
-    assert ("sleeper-end", job.id) not in tasks.calls
+        # The task itself was interrupted, while the worker runs on (not by its shutdown).
+        assert ("sleeper-cancelled", job.id) in tasks.calls
+    cancelled = await jobs.get(job.id)
+    assert (cancelled.attempts, cancelled.error) == (1, "cancelled while running")
 
 
 async def test_delayed_job_runs_after_its_delay(jobs: Jobs) -> None:
+    clock = jobs.clock = Clock()  # the worker started below runs on it too
     async with jobs.run_worker():
-        job = await jobs.options(delay=0.3).enqueue(tasks.record, "later")
-        await asyncio.sleep(0.1)
+        job = await jobs.options(delay=30).enqueue(tasks.record, "later")
+        ready = await jobs.enqueue(tasks.record, "now")
+        await wait_state(jobs, ready.id, JobState.SUCCEEDED)  # a claim went past the delayed job
         assert (await jobs.get(job.id)).state is JobState.QUEUED
+        clock.advance(30)
         await wait_state(jobs, job.id, JobState.SUCCEEDED)
     done = await jobs.get(job.id)
     assert done.started_at is not None and done.started_at >= job.run_at
@@ -172,7 +179,7 @@ async def test_vip_jobs_start_first_with_one_slot(jobs: Jobs) -> None:
 
 async def test_a_worker_claims_only_its_tasks_and_queues(jobs: Jobs) -> None:
     elsewhere = await jobs.options(queue="reports").enqueue(tasks.sleeper, 0)
-    (unknown,) = await jobs.backend.enqueue([NewJob("some.other.service.task")], jobs.clock())
+    (unknown,) = await jobs._store.enqueue([NewJob("some.other.service.task")], jobs.clock())
     unknown = unknown.job
     mine = await jobs.enqueue(tasks.sleeper, 0)
     async with jobs.run_worker(concurrency=2, queues=["default"]):
@@ -185,21 +192,29 @@ async def test_a_worker_claims_only_its_tasks_and_queues(jobs: Jobs) -> None:
 async def test_a_worker_that_lost_its_lease_cannot_record_its_late_result(
     jobs: Jobs, caplog: pytest.LogCaptureFixture
 ) -> None:
-    worker = jobs.start_worker(concurrency=1)
-    job = await jobs.enqueue(tasks.sleeper, 0.5)
-    await wait_state(jobs, job.id, JobState.RUNNING)
-    # The lease runs out (as if this worker had hung) and another worker takes the job over.
-    backend = jobs.backend
-    later = jobs.clock() + 60
-    assert await backend.recover_expired(later) == 1
-    (taken,) = await backend.claim("other-worker", 1, later, 60)
-    assert taken.id == job.id
-    with caplog.at_level("WARNING", logger="quart_jobs.worker"):
-        await asyncio.sleep(0.8)  # the first worker finishes its (stale) attempt
+    tasks.release.clear()
+    # No heartbeat after the first: the worker learns of the loss only when it writes.
+    worker = jobs.start_worker(concurrency=1, heartbeat_interval=60)
+    try:
+        job = await jobs.enqueue(tasks.sync_blocked)
+        await wait_state(jobs, job.id, JobState.RUNNING)
+        # The lease runs out (as if this worker had hung) and another worker takes the job over.
+        backend = jobs._store
+        later = jobs.clock() + 60
+        assert await backend.recover_expired(later) == 1
+        (taken,) = await backend.claim("other-worker", 1, later, 60)
+        assert taken.id == job.id
+        with caplog.at_level("WARNING", logger="quart_jobs.worker"):
+            tasks.release.set()  # the first worker finishes its (stale) attempt
+            async with asyncio.timeout(5):
+                while not any("write refused" in r.getMessage() for r in caplog.records):
+                    await asyncio.sleep(0.01)
+    finally:
+        tasks.release.set()
         await jobs.stop_worker(worker)
     current = await jobs.get(job.id)
     assert current.state is JobState.RUNNING and current.worker == "other-worker"
-    assert any("write refused" in r.getMessage() for r in caplog.records)
+    assert current.lease_token == taken.lease_token
 
 
 async def test_a_worker_on_a_queue_no_task_uses_warns_with_the_known_queues(

@@ -93,7 +93,7 @@ async def test_shutdown_requeues_a_sync_task_that_never_returns(jobs: Jobs) -> N
 async def test_a_job_claimed_by_a_round_in_flight_at_the_stop_is_put_back_in_time(
     jobs: Jobs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = jobs.backend.finish_and_claim
+    real = jobs._store.finish_and_claim
     in_round, go_on = asyncio.Event(), asyncio.Event()
 
     async def held(*args: Any) -> Any:
@@ -103,12 +103,20 @@ async def test_a_job_claimed_by_a_round_in_flight_at_the_stop_is_put_back_in_tim
             await go_on.wait()
         return held_, claimed
 
-    monkeypatch.setattr(jobs.backend, "finish_and_claim", held)
+    stop_began = asyncio.Event()
+    unsubscribe = jobs._store.unsubscribe
+
+    def unsubscribed(callback: Any) -> None:
+        unsubscribe(callback)
+        stop_began.set()  # the stop sets its deadline in the same step
+
+    monkeypatch.setattr(jobs._store, "finish_and_claim", held)
+    monkeypatch.setattr(jobs._store, "unsubscribe", unsubscribed)
     long = await jobs.enqueue(tasks.sleeper, 60)
     worker = jobs.start_worker(concurrency=1, shutdown_timeout=0.2)
     await asyncio.wait_for(in_round.wait(), timeout=5)
     stopping = asyncio.ensure_future(jobs.stop_worker(worker))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(stop_began.wait(), timeout=5)
     go_on.set()
     # The job that round launches gets the same deadline as those running at the stop.
     await asyncio.wait_for(stopping, timeout=10)
@@ -144,7 +152,7 @@ async def test_a_job_that_fails_for_good_is_a_warning_a_retry_is_not(
 async def test_a_failing_heartbeat_loop_is_logged_and_the_worker_drains(
     jobs: Jobs, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(jobs.backend, "heartbeat", raising(RuntimeError("heartbeat bug")))
+    monkeypatch.setattr(jobs._store, "heartbeat", raising(RuntimeError("heartbeat bug")))
     with caplog.at_level(logging.INFO, logger="quart_jobs"):
         worker = jobs.start_worker(heartbeat_interval=0.05, shutdown_timeout=5)
         running = await jobs.enqueue(tasks.sleeper, 0.5)
@@ -161,7 +169,7 @@ async def test_a_failing_heartbeat_loop_is_logged_and_the_worker_drains(
 async def test_a_failing_pump_is_logged_and_the_outcomes_still_recorded(
     jobs: Jobs, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = jobs.backend.finish_and_claim
+    real = jobs._store.finish_and_claim
     broke = []
 
     async def once_broken(outcomes: Any, *args: Any) -> Any:
@@ -170,7 +178,7 @@ async def test_a_failing_pump_is_logged_and_the_outcomes_still_recorded(
             raise RuntimeError("pump bug")
         return await real(outcomes, *args)
 
-    monkeypatch.setattr(jobs.backend, "finish_and_claim", once_broken)
+    monkeypatch.setattr(jobs._store, "finish_and_claim", once_broken)
     with caplog.at_level(logging.INFO, logger="quart_jobs"):
         worker = jobs.start_worker(concurrency=2)
         slow = await jobs.enqueue(tasks.sleeper, 0.3)
@@ -186,7 +194,7 @@ async def test_a_failing_pump_is_logged_and_the_outcomes_still_recorded(
 async def test_a_store_that_is_down_is_a_warning_and_the_worker_runs_on(
     jobs: Jobs, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(jobs.backend, "heartbeat", raising(BackendUnavailable("store down")))
+    monkeypatch.setattr(jobs._store, "heartbeat", raising(BackendUnavailable("store down")))
     with caplog.at_level(logging.INFO, logger="quart_jobs"):
         async with jobs.run_worker(heartbeat_interval=0.05) as worker:
             job = await jobs.enqueue(tasks.sleeper, 0.3)
@@ -199,7 +207,7 @@ async def test_a_store_that_is_down_is_a_warning_and_the_worker_runs_on(
 async def test_the_worker_command_ends_with_exit_1_when_its_worker_fails(
     jobs: Jobs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(jobs.backend, "heartbeat", raising(RuntimeError("heartbeat bug")))
+    monkeypatch.setattr(jobs._store, "heartbeat", raising(RuntimeError("heartbeat bug")))
     job = await jobs.enqueue(tasks.sleeper, 0.3)
     with pytest.raises(Failed, match="internal failure") as failed:
         await asyncio.wait_for(run_worker_until_signal(jobs, heartbeat_interval=0.05), 10)

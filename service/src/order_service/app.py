@@ -13,10 +13,14 @@ from quart_schema import (
     QuartSchema,
 )
 
-from quart_jobs import Job, QuartJobs
-from quart_jobs.admin import ID_CONVERTER, DigitsConverter, refuse_bad_hosts, register_admin
-from quart_jobs.metrics import register_metrics
-from quart_jobs.policy import vip_weights
+from quart_jobs import (
+    Job,
+    QuartJobs,
+    harden_routing,
+    register_admin,
+    register_metrics,
+    vip_weights,
+)
 
 from .config import Settings
 from .errors import READINESS_KEY, register_error_handlers
@@ -58,8 +62,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app = Quart("orders")
     # Ids in URLs are ASCII digits (werkzeug's int converter takes any Unicode digit), and a
     # Host header that is no host name is a JSON 400 (Quart would answer a 500).
-    app.url_map.converters[ID_CONVERTER] = DigitsConverter
-    refuse_bad_hosts(app)
+    harden_routing(app)
     app.config.update(jobs_config(settings))
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["QUART_SCHEMA_CONVERSION_PREFERENCE"] = "pydantic"
@@ -81,7 +84,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.extensions[EXTENSION_KEY] = state
 
     async def open_store() -> None:
-        store = store_for(jobs.backend)
+        store = store_for(jobs.database)
         await store.migrate()
         if settings.orders_demo:
             for name, tier, key in DEMO_CUSTOMERS:

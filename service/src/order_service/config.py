@@ -13,9 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, TypeVar
 
-from quart_jobs import ConfigurationError
-from quart_jobs.backends.base import queue_names
-from quart_jobs.retention import parse_retention
+from quart_jobs import ConfigurationError, parse_retention, queue_names
 
 T = TypeVar("T")
 

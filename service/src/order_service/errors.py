@@ -16,8 +16,7 @@ from quart import Quart, Response, current_app, jsonify
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
-from quart_jobs import BackendUnavailable
-from quart_jobs.errors import ArgumentsNotSerializable, PayloadTooLarge, QueueFull
+from quart_jobs import ArgumentsNotSerializable, BackendUnavailable, PayloadTooLarge, QueueFull
 
 log = logging.getLogger("orders")
 

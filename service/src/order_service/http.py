@@ -11,8 +11,7 @@ from typing import Any, TypeVar, cast
 from pydantic import BaseModel, ValidationError
 from quart import current_app, request
 
-from quart_jobs.backends.base import QueueLimits
-from quart_jobs.models import MAX_JOB_ID
+from quart_jobs import MAX_JOB_ID, QueueLimits
 
 from .errors import ApiError, validation_details
 from .ratelimit import RateLimiter

@@ -28,8 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from quart_jobs import Job, JobState, Tier, Transaction
-from quart_jobs.backends.base import QueueLimits
+from quart_jobs import Job, JobState, QueueLimits, Tier, Transaction
 
 TASK = "orders.process"
 

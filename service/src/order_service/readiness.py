@@ -79,7 +79,7 @@ class Readiness:
 
     async def _probe(self) -> str:
         try:
-            await self.jobs.backend.probe_write(self.jobs.clock())
+            await self.jobs.operator.probe_write(self.jobs.clock())
             answer = "ok"
         except Exception as exc:
             answer = _unavailable(exc)

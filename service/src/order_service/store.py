@@ -7,42 +7,14 @@ One protocol, one implementation per backend kind; :func:`store_for` picks it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
-from quart_jobs import ConfigurationError
-from quart_jobs.backends import Backend
+from quart_jobs import AppDatabase, ConfigurationError, SQLiteDatabase
 
 from .orders import Order
+from .store_shared import Customer, CustomerExists
 
-
-class CustomerExists(Exception):
-    """A customer with this name exists already."""
-
-
-@dataclass(frozen=True, slots=True)
-class Customer:
-    id: int
-    name: str
-    tier: str  # "vip" or "regular"
-    key_hash: str
-    created_at: float
-    revoked: bool = False
-
-
-#: The version of the ``orders`` migration component from which the ``orders`` table exists:
-#: older databases have their orders in jobs (both stores upgrade them on start).
-ORDERS_TABLE_VERSION = 2
-
-#: Every customer column, in :class:`Customer` order (both stores read customers with it).
-CUSTOMER_SELECT = "SELECT id, name, tier, key_hash, created_at, revoked FROM orders_customers"
-
-
-def customer_from_row(row: tuple[int, str, str, str, float, int | bool] | None) -> Customer | None:
-    """A :class:`Customer` from a row of :data:`CUSTOMER_SELECT`; ``None`` for no row."""
-    if row is None:
-        return None
-    return Customer(row[0], row[1], row[2], row[3], row[4], bool(row[5]))
+__all__ = ["Customer", "CustomerExists", "OrdersStore", "store_for"]
 
 
 class OrdersStore(Protocol):
@@ -79,21 +51,18 @@ class OrdersStore(Protocol):
     async def fulfilment_count(self, order_id: int) -> int: ...
 
 
-def store_for(backend: Backend) -> OrdersStore:
-    """The store that keeps the service's tables in ``backend``'s database."""
-    if backend.scheme == "sqlite":
-        from quart_jobs.backends.sqlite.backend import SQLiteBackend
-
+def store_for(database: AppDatabase | None) -> OrdersStore:
+    """The store that keeps the service's tables in the jobs' database (``jobs.database``)."""
+    if isinstance(database, SQLiteDatabase):
         from .store_sqlite import SQLiteOrdersStore
 
-        assert isinstance(backend, SQLiteBackend)
-        return SQLiteOrdersStore(backend)
-    if backend.scheme == "postgresql":
+        return SQLiteOrdersStore(database)
+    if database is not None and database.dialect == "postgresql":
         from .store_postgres import PostgresOrdersStore  # type: ignore[import-not-found,unused-ignore]
 
-        store: OrdersStore = PostgresOrdersStore(backend)
+        store: OrdersStore = PostgresOrdersStore(database)
         return store
     raise ConfigurationError(
-        f"DATABASE_URL: the order service keeps its orders in SQL; the {backend.scheme} "
-        "backend has none (use sqlite:///PATH or postgresql://...)"
+        "DATABASE_URL: the order service keeps its orders in SQL; the memory backend has none "
+        "(use sqlite:///PATH or postgresql://...)"
     )

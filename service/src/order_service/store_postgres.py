@@ -9,13 +9,11 @@ from typing import Any
 
 import psycopg
 
-from quart_jobs.backends import Backend
-from quart_jobs.backends.postgres.backend import PostgresBackend
-from quart_jobs.backends.postgres.schema import lock_migrations, migrate_component
+from quart_jobs import AppDatabase, PostgresDatabase
 
 from . import orders as o
 from .orders import Order
-from .store import (
+from .store_shared import (
     CUSTOMER_SELECT,
     ORDERS_TABLE_VERSION,
     Customer,
@@ -75,18 +73,17 @@ _RETURNING = "RETURNING id, name, tier, key_hash, created_at, revoked"
 
 
 class PostgresOrdersStore:
-    def __init__(self, backend: Backend) -> None:
-        if not isinstance(backend, PostgresBackend):
-            raise TypeError(f"PostgresOrdersStore needs a PostgresBackend, not {backend!r}")
-        self._db = backend
+    def __init__(self, database: AppDatabase) -> None:
+        if not isinstance(database, PostgresDatabase):
+            raise TypeError(f"PostgresOrdersStore needs a PostgresDatabase, not {database!r}")
+        self._db = database
 
     async def migrate(self) -> None:
-        async with self._db.transaction() as conn:
-            await lock_migrations(conn)
-            before = await _version(conn)
-            await migrate_component(conn, "orders", MIGRATIONS)
+        async def then(conn: Connection, before: int) -> None:
             if 0 < before < ORDERS_TABLE_VERSION:
                 await _copy_old_orders(conn)
+
+        await self._db.migrate("orders", MIGRATIONS, then=then)
 
     async def add_customer(self, name: str, tier: str, key_hash: str) -> Customer:
         try:
@@ -172,17 +169,6 @@ class PostgresOrdersStore:
             )
             row = await cur.fetchone()
         return 0 if row is None else int(row[0])
-
-
-async def _version(conn: Connection) -> int:
-    """The ``orders`` component's schema version (0: none yet)."""
-    cur = await conn.execute("SELECT to_regclass('qj_schema') IS NOT NULL")
-    row = await cur.fetchone()
-    if row is None or not row[0]:
-        return 0
-    cur = await conn.execute("SELECT version FROM qj_schema WHERE component = 'orders'")
-    row = await cur.fetchone()
-    return 0 if row is None else int(row[0])
 
 
 async def _copy_old_orders(conn: Connection) -> None:

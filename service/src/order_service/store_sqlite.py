@@ -7,12 +7,11 @@ import json
 import sqlite3
 import time
 
-from quart_jobs.backends.sqlite.backend import SQLiteBackend
-from quart_jobs.backends.sqlite.schema import migrate_component
+from quart_jobs import SQLiteDatabase
 
 from . import orders as o
 from .orders import Order
-from .store import (
+from .store_shared import (
     CUSTOMER_SELECT,
     ORDERS_TABLE_VERSION,
     Customer,
@@ -69,17 +68,15 @@ MIGRATIONS: tuple[str, ...] = (
 
 
 class SQLiteOrdersStore:
-    def __init__(self, backend: SQLiteBackend) -> None:
-        self._db = backend
+    def __init__(self, database: SQLiteDatabase) -> None:
+        self._db = database
 
     async def migrate(self) -> None:
-        def run(conn: sqlite3.Connection) -> None:
-            before = _version(conn)
-            migrate_component(conn, "orders", MIGRATIONS)
+        def then(conn: sqlite3.Connection, before: int) -> None:
             if 0 < before < ORDERS_TABLE_VERSION:
                 _copy_old_orders(conn)
 
-        await self._db.write(run)
+        await self._db.migrate("orders", MIGRATIONS, then=then)
 
     async def add_customer(self, name: str, tier: str, key_hash: str) -> Customer:
         def run(conn: sqlite3.Connection) -> Customer | None:
@@ -180,17 +177,6 @@ class SQLiteOrdersStore:
 def _order(conn: sqlite3.Connection, query: str, params: tuple[int, ...]) -> Order | None:
     row = conn.execute(query, params).fetchone()
     return None if row is None else o.order_from_row(row)
-
-
-def _version(conn: sqlite3.Connection) -> int:
-    """The ``orders`` component's schema version (0: none yet)."""
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'qj_schema'"
-    ).fetchone()
-    if exists is None:
-        return 0
-    row = conn.execute("SELECT version FROM qj_schema WHERE component = 'orders'").fetchone()
-    return 0 if row is None else int(row[0])
 
 
 def _copy_old_orders(conn: sqlite3.Connection) -> None:

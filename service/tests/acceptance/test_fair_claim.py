@@ -102,6 +102,12 @@ def test_under_a_vip_flood_regular_orders_keep_their_share(tmp_path: Path, url: 
     assert longest_vip_run <= 9, before
     share = before.count("r") / len(before)
     assert share >= 1 / 10 - 1e-9, before
+    # And the VIP orders went ahead of the regular backlog: from the first VIP start to the last
+    # regular one, VIP_WEIGHT VIP starts per regular start (the regular orders that started
+    # before it, and one turn of slack for orders still being placed, aside).
+    assert "v" in before, before
+    both_waiting = before[before.index("v") :]
+    assert both_waiting.count("v") >= 9 * (both_waiting.count("r") - 1), before
     print(f"\n[{url.split(':')[0]}] regular share under the VIP flood: {share:.1%} ({before})")
 
 

@@ -2,7 +2,7 @@
 matches the documented schema, status codes and headers, schema-valid orders are accepted and
 invalid ones rejected. Bounded (``FUZZ_EXAMPLES`` per operation, a fixed ``FUZZ_SEED``) so
 CI stays under two minutes. Each failure it ever found has a regression test in
-tests/integration/test_http_hostile.py.
+service/tests/integration/test_http_hostile.py.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ def settings_overrides() -> dict[str, Any]:
 async def test_readyz_writes_and_answers_503_json_when_the_write_fails(
     app: Quart, client: Client
 ) -> None:
-    backend = get_jobs(app).backend
-    real = backend.probe_write
+    store = get_jobs(app).operator
+    real = store.probe_write
     probes = 0
 
     async def full_disk(now: float) -> None:
@@ -34,12 +34,12 @@ async def test_readyz_writes_and_answers_503_json_when_the_write_fails(
 
     ok = await client.get("/readyz")
     assert ok.status_code == 200 and (await ok.get_json())["checks"]["database"] == "ok"
-    backend.probe_write = full_disk  # type: ignore[method-assign]
+    store.probe_write = full_disk  # type: ignore[method-assign]
     app.extensions["orders_readiness"].ttl = 0  # forget the last answer now
     try:
         answers = await asyncio.gather(*(client.get("/readyz") for _ in range(10)))
     finally:
-        backend.probe_write = real  # type: ignore[method-assign]
+        store.probe_write = real  # type: ignore[method-assign]
     assert probes == 1  # concurrent polls share one probe
     for answer in answers:
         assert answer.status_code == 503

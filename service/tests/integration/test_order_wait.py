@@ -5,7 +5,7 @@ wait."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from quart import Quart
@@ -67,12 +67,24 @@ async def test_waiting_on_another_customers_order_is_404(client: Client) -> None
     assert response.status_code == 404
 
 
+class Stopping(asyncio.Event):
+    """The server's stopping event, which tells when a request began to watch it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watched = asyncio.Event()
+
+    async def wait(self) -> Literal[True]:
+        self.watched.set()
+        return await super().wait()
+
+
 async def test_a_stopping_server_ends_the_wait(app: Quart, client: Client) -> None:
-    stopping = asyncio.Event()
+    stopping = Stopping()
     app.extensions[STOPPING_KEY] = stopping
     order_id = await place(client, 30)
     answer = asyncio.ensure_future(client.get(f"/orders/{order_id}?wait=30", headers=VIP))
-    await asyncio.sleep(0.2)
+    await asyncio.wait_for(stopping.watched.wait(), timeout=10)  # the request is waiting
     assert not answer.done()
     stopping.set()
     async with asyncio.timeout(10):

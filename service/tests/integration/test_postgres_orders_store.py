@@ -35,7 +35,7 @@ async def backend(postgres_schema: str) -> AsyncIterator[PostgresBackend]:
 
 @pytest.fixture
 async def store(backend: PostgresBackend) -> PostgresOrdersStore:
-    found = store_for(backend)
+    found = store_for(backend.database)
     assert isinstance(found, PostgresOrdersStore)
     await found.migrate()
     return found

@@ -52,7 +52,7 @@ async def test_one_pass_deletes_only_finished_jobs_past_retention(clock: Clock) 
     clock.advance(3599)
     recent = (await backend.enqueue([NewJob("t")], clock()))[0].job.id
     await backend.cancel(recent, clock())
-    retention = Retention(backend, jobs.retention or 0, clock)
+    retention = Retention(backend.purge, jobs.retention or 0, clock)
     assert sum((await retention.purge_once()).values()) == 0
     clock.advance(2)
     removed = await retention.purge_once()

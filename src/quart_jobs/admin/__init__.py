@@ -32,7 +32,7 @@ from .api import add_api_routes
 from .auth import MIN_TOKEN_LENGTH, AdminAuth, AdminError, TokenSource
 from .clients import ClientView, parse_networks
 from .pages import PAGE_HEADERS, add_page_routes
-from .routing import ID_CONVERTER, DigitsConverter, refuse_bad_hosts
+from .routing import ID_CONVERTER, DigitsConverter, harden_routing, refuse_bad_hosts
 from .schedules import add_schedule_routes
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "AdminError",
     "DigitsConverter",
     "admin_blueprint",
+    "harden_routing",
     "refuse_bad_hosts",
     "register_admin",
 ]

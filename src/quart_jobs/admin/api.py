@@ -80,7 +80,7 @@ def add_api_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
         now = jobs.clock()
         # Whole minutes, the last one still filling: bars keep their place between refreshes.
         first = (math.floor(now / BUCKET_SECONDS) - query.minutes + 1) * BUCKET_SECONDS
-        counts = await jobs.backend.finished_counts(first, BUCKET_SECONDS)
+        counts = await jobs.operator.finished_counts(first, BUCKET_SECONDS)
         body = throughput_answer(counts, first, query.minutes, BUCKET_SECONDS)
         return jsonify({"now": now, **body})
 

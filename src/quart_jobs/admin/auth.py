@@ -137,7 +137,7 @@ class AdminAuth:
         nonce = secrets.token_urlsafe(18)
         signature = _sign(self.require_token(), "session", nonce)
         now = self.jobs.clock()
-        await self.jobs.backend.create_session(_digest(nonce), now + SESSION_SECONDS, now)
+        await self.jobs.operator.create_session(_digest(nonce), now + SESSION_SECONDS, now)
         return f"{nonce}.{signature}"
 
     def _signed_nonce(self, cookie: str | None) -> str | None:
@@ -154,13 +154,13 @@ class AdminAuth:
         nonce = self._signed_nonce(cookie)
         if nonce is None:
             return None
-        active = await self.jobs.backend.session_active(_digest(nonce), self.jobs.clock())
+        active = await self.jobs.operator.session_active(_digest(nonce), self.jobs.clock())
         return nonce if active else None
 
     async def end_session(self, cookie: str | None) -> None:
         nonce = self._signed_nonce(cookie)
         if nonce is not None:
-            await self.jobs.backend.end_session(_digest(nonce))
+            await self.jobs.operator.end_session(_digest(nonce))
 
     def csrf_token(self, nonce: str) -> str:
         return _sign(self.require_token(), "csrf", nonce)

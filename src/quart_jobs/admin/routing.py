@@ -73,3 +73,11 @@ def refuse_bad_hosts(app: Quart) -> None:
             return _RefusedHost(app.url_map, exc, request)
 
     app.create_url_adapter = create_url_adapter  # type: ignore[method-assign]
+
+
+def harden_routing(app: Quart) -> None:
+    """Give ``app`` the ``qj_id`` converter (ids in ASCII digits: ``/orders/<qj_id:order_id>``)
+    and answer a ``Host`` header that is no host name with a 400 (:func:`refuse_bad_hosts`).
+    Call it before adding routes that use the converter; calling it again changes nothing."""
+    app.url_map.converters[ID_CONVERTER] = DigitsConverter
+    refuse_bad_hosts(app)

@@ -51,7 +51,7 @@ def add_schedule_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
         answers: list[dict[str, Any]] = []
         for schedule in jobs.schedules:
             moment = schedule.latest(now)
-            job = await jobs.backend.get_by_key(schedule.key(moment))
+            job = await jobs.find_by_key(schedule.key(moment))
             latest = None if job is None else {"id": job.id, "state": job.state.value}
             answers.append(
                 {

@@ -7,7 +7,10 @@ from typing import Any
 from ..errors import ConfigurationError
 from .base import Backend, Heartbeat, Outcome
 
-__all__ = ["Backend", "Heartbeat", "Outcome", "backend_from_url"]
+__all__ = ["DEFAULT_DATABASE_URL", "Backend", "Heartbeat", "Outcome", "backend_from_url"]
+
+#: The store of a ``Jobs()`` given no URL: a SQLite file under ``var/``.
+DEFAULT_DATABASE_URL = "sqlite:///var/jobs.sqlite3"
 
 
 def backend_from_url(url: str, **options: Any) -> Backend:

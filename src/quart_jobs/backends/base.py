@@ -30,6 +30,8 @@ from ..models import (
     WorkerRecord,
 )
 from ..policy import Weights
+from .database import AppDatabase
+from .operator import OperatorStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +57,11 @@ class Outcome:
     def event(self) -> JobEvent:
         """The :class:`JobEvent` this outcome is (see :data:`~quart_jobs.models.TRANSITIONS`)."""
         if self.state is JobState.FAILED:
-            return JobEvent.FAIL if self.run_at is None else JobEvent.RETRY_LATER
+            return JobEvent.FAILED if self.run_at is None else JobEvent.RETRIED
         return {
-            JobState.SUCCEEDED: JobEvent.SUCCEED,
-            JobState.CANCELLED: JobEvent.CANCEL,
-            JobState.QUEUED: JobEvent.PUT_BACK,
+            JobState.SUCCEEDED: JobEvent.SUCCEEDED,
+            JobState.CANCELLED: JobEvent.CANCELLED,
+            JobState.QUEUED: JobEvent.REQUEUED,
         }[self.state]
 
     @property
@@ -182,6 +184,12 @@ class Backend(abc.ABC):
 
     #: ``sqlite``, ``memory``, ``postgresql``.
     scheme: str = ""
+    #: Admin sessions, the write probe and the dashboard's counts, in the same database
+    #: (:class:`~quart_jobs.backends.operator.OperatorStore`: not queue operations).
+    operator: OperatorStore
+    #: The application's own tables in the same database; ``None`` when the store keeps no
+    #: SQL database (``memory://``).
+    database: AppDatabase | None = None
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -190,6 +198,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Finish pending writes and release connections."""
+
+    def missing(self) -> str | None:
+        """What :meth:`open` would create because it is not there yet, said for a person (a
+        SQLite file), or ``None`` when the store exists."""
+        return None
 
     @abc.abstractmethod
     async def enqueue(
@@ -304,16 +317,6 @@ class Backend(abc.ABC):
         when some are ready already, a ``run_at`` that has passed (``None``: nothing queued)."""
 
     @abc.abstractmethod
-    async def finished_counts(
-        self, since: float, bucket_seconds: float
-    ) -> dict[tuple[int, JobState], int]:
-        """Jobs that reached an end state at or after ``since``, counted by bucket and state.
-
-        Bucket ``i`` holds the jobs whose ``finished_at`` lies in
-        ``[since + i * bucket_seconds, since + (i + 1) * bucket_seconds)`` (throughput charts).
-        Buckets with no jobs are absent."""
-
-    @abc.abstractmethod
     async def purge(
         self, before: float, states: Collection[JobState] = FINISHED_STATES
     ) -> dict[JobState, int]:
@@ -330,36 +333,6 @@ class Backend(abc.ABC):
         ``func`` is synchronous and should be short: on SQLite it runs on the writer thread,
         inside a group-commit batch (its own savepoint); on PostgreSQL in a thread, its
         statements sent on one pooled connection in one transaction."""
-
-    async def queue_gauges(self) -> Stats:
-        """Queued and running counts by priority, and the oldest queued job's enqueue time per
-        priority: what ``/metrics`` reports. SQL backends answer from their partial indexes
-        (their cost grows with the queued and running jobs, never with finished ones); this
-        default derives it from :meth:`stats`."""
-        stats = await self.stats()
-        live = (JobState.QUEUED, JobState.RUNNING)
-        return Stats(
-            counts={k: n for k, n in stats.counts.items() if k[0] in live},
-            oldest_queued=dict(stats.oldest_queued),
-        )
-
-    @abc.abstractmethod
-    async def probe_write(self, now: float) -> None:
-        """Write and commit a small row (a page's worth), to tell whether the store accepts
-        writes; raise :class:`~quart_jobs.errors.BackendUnavailable` when it does not."""
-
-    @abc.abstractmethod
-    async def create_session(self, session_id: str, expires_at: float, now: float) -> None:
-        """Store an admin session (``session_id`` is a digest, never the cookie itself) and drop
-        sessions that expired before ``now``."""
-
-    @abc.abstractmethod
-    async def session_active(self, session_id: str, now: float) -> bool:
-        """Whether the session exists and has not expired at ``now``."""
-
-    @abc.abstractmethod
-    async def end_session(self, session_id: str) -> None:
-        """Delete the session (logout); nothing happens for an unknown one."""
 
     def subscribe(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (on the event loop) when another process may have enqueued a job.

@@ -41,6 +41,7 @@ from ..base import (
 from ..shared_sql import workers as workers_sql
 from ..store_clock import StoreClock
 from .claim import claim
+from .operator import MemoryOperator
 from .transaction import MemoryTransaction
 from .transitions import apply_outcome, expire, moved, requeued_fresh
 
@@ -58,7 +59,7 @@ class MemoryBackend(Backend):
         # Tags of the ready queued jobs (and of running ones, kept should they come back).
         self._tags: dict[int, float] = {}
         self._book = policy.FairBook()
-        self._sessions: dict[str, float] = {}
+        self.operator = MemoryOperator(lambda: self._jobs.values())
         # The application's tables (transactions' SQL): connected on first use; kept as an
         # image while the backend is closed, as its jobs are kept.
         self._app_db: sqlite3.Connection | None = None
@@ -248,7 +249,7 @@ class MemoryBackend(Backend):
         if job is None:
             return None
         if job.state is JobState.QUEUED:
-            job = replace(job, state=moved(job.state, JobEvent.CANCEL), finished_at=now)
+            job = replace(job, state=moved(job.state, JobEvent.CANCELLED), finished_at=now)
             self._jobs[job_id] = job
             self._tags.pop(job_id, None)
             self._announce([job_id])
@@ -262,7 +263,7 @@ class MemoryBackend(Backend):
         job = self._jobs.get(job_id)
         if job is None:
             return None
-        if transition(job.state, JobEvent.RETRY) is not None:
+        if transition(job.state, JobEvent.RETRIED_BY_OPERATOR) is not None:
             job = requeued_fresh(job, now)
             self._jobs[job_id] = job
             self._tags.pop(job_id, None)
@@ -320,9 +321,6 @@ class MemoryBackend(Backend):
             min((j.run_at for j in self._jobs.values() if j.state is JobState.QUEUED), default=None)
         )
 
-    async def probe_write(self, now: float) -> None:
-        return None
-
     async def ready_kinds(self) -> set[tuple[str, int, str]]:
         return {(j.queue, j.priority, j.task) for j in self._ready()}
 
@@ -351,26 +349,6 @@ class MemoryBackend(Backend):
 
     async def live_workers(self, now: float) -> list[WorkerRecord]:
         return [w for _, w in sorted(self._workers.items()) if w.expires_at >= now]
-
-    async def create_session(self, session_id: str, expires_at: float, now: float) -> None:
-        self._sessions = {k: t for k, t in self._sessions.items() if t >= now}
-        self._sessions[session_id] = expires_at
-
-    async def session_active(self, session_id: str, now: float) -> bool:
-        return self._sessions.get(session_id, float("-inf")) >= now
-
-    async def end_session(self, session_id: str) -> None:
-        self._sessions.pop(session_id, None)
-
-    async def finished_counts(
-        self, since: float, bucket_seconds: float
-    ) -> dict[tuple[int, JobState], int]:
-        counts: dict[tuple[int, JobState], int] = {}
-        for job in self._jobs.values():
-            if job.state.finished and job.finished_at is not None and job.finished_at >= since:
-                bucket = (int((job.finished_at - since) // bucket_seconds), job.state)
-                counts[bucket] = counts.get(bucket, 0) + 1
-        return counts
 
     async def purge(
         self, before: float, states: Collection[JobState] = FINISHED_STATES

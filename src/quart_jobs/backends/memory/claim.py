@@ -48,7 +48,7 @@ def claim(
         job = jobs[candidate.id]
         running_job = replace(
             job,
-            state=moved(job.state, JobEvent.CLAIM),
+            state=moved(job.state, JobEvent.STARTED),
             attempts=job.attempts + 1,
             started_at=now,
             worker=worker,

@@ -35,7 +35,7 @@ def _queued(job: Job, event: JobEvent, **changes: Any) -> Job:
 def requeued_fresh(job: Job, now: float) -> Job:
     return _queued(
         job,
-        JobEvent.RETRY,
+        JobEvent.RETRIED_BY_OPERATOR,
         attempts=0,
         run_at=now,
         finished_at=None,
@@ -48,20 +48,20 @@ def requeued_fresh(job: Job, now: float) -> Job:
 
 def apply_outcome(job: Job, outcome: Outcome, now: float) -> Job:
     event = outcome.event
-    if job.cancel_requested and event in (JobEvent.PUT_BACK, JobEvent.RETRY_LATER):
+    if job.cancel_requested and event in (JobEvent.REQUEUED, JobEvent.RETRIED):
         # Cancelled while it ran, after its attempt ended: it ends cancelled, not queued.
         return replace(
             job,
-            state=moved(job.state, JobEvent.CANCEL),
+            state=moved(job.state, JobEvent.CANCELLED),
             finished_at=now,
-            error=outcome.error if event is JobEvent.RETRY_LATER else job.error,
-            traceback=outcome.traceback if event is JobEvent.RETRY_LATER else job.traceback,
+            error=outcome.error if event is JobEvent.RETRIED else job.error,
+            traceback=outcome.traceback if event is JobEvent.RETRIED else job.traceback,
             cancel_requested=False,
             worker=None,
             lease_token=None,
             lease_expires_at=None,
         )
-    if event is JobEvent.PUT_BACK:
+    if event is JobEvent.REQUEUED:
         return _queued(
             job,
             event,
@@ -69,7 +69,7 @@ def apply_outcome(job: Job, outcome: Outcome, now: float) -> Job:
             run_at=job.run_at if outcome.run_at is None else outcome.run_at,
             cancel_requested=False,
         )
-    if event is JobEvent.RETRY_LATER:
+    if event is JobEvent.RETRIED:
         return _queued(
             job, event, run_at=outcome.run_at, error=outcome.error, traceback=outcome.traceback
         )

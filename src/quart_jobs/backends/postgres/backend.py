@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
@@ -47,15 +46,16 @@ from ..base import (
     stats_from_rows,
 )
 from ..shared_sql import jobs as shared
-from ..shared_sql import operator as ops
 from ..shared_sql import workers as live
 from ..shared_sql.dialect import POSTGRESQL, render
 from ..shared_sql.jobs import insert_params
 from . import statements as q
 from .claim import claim
 from .connections import Connection, Connections, GroupCommit, pipelined_transaction
+from .database import PostgresDatabase
 from .enqueue import EnqueueCall, flush, write
 from .finish import finish
+from .operator import PostgresOperator
 from .schema import SCHEMA_NAME, migrate
 from .transaction import PostgresTransaction
 from .wakeup import CHANNEL, FinishedCallback, FinishedListener, Listener, notify_finished
@@ -76,6 +76,7 @@ class PostgresBackend(Backend):
     """
 
     scheme = "postgresql"
+    database: PostgresDatabase
 
     def __init__(
         self,
@@ -113,6 +114,8 @@ class PostgresBackend(Backend):
         self._group: GroupCommit[EnqueueCall, list[EnqueueResult]] | None = (
             GroupCommit(self._flush_enqueues, max_batch=max_batch) if group_commit else None
         )
+        self.operator = PostgresOperator(self._db)
+        self.database = PostgresDatabase(self._db)
         self._listener = Listener(self._db.connect, CHANNEL, schema)
         self._finished = FinishedListener(self._db.connect, schema)
 
@@ -326,34 +329,6 @@ class PostgresBackend(Backend):
             row = await cur.fetchone()
         return None if row is None else self._db.clock.local(row[0])
 
-    async def queue_gauges(self) -> Stats:
-        async with self._connection() as conn:
-            queued = await (await conn.execute(q.QUEUED_GAUGES)).fetchall()
-            running = await (await conn.execute(q.RUNNING_GAUGES)).fetchall()
-            firsts = [row[2] for row in queued]
-            cur = await conn.execute(q.ENQUEUED_AT, (firsts,))
-            enqueued = {int(i): float(t) for i, t in await cur.fetchall()}
-        return ops.gauges_from_rows(queued, running, enqueued)
-
-    async def probe_write(self, now: float) -> None:
-        pad = secrets.token_hex(ops.PROBE_PAD // 2)
-        async with self._connection() as conn, conn.transaction():
-            await conn.execute(q.OPS["probe"], (self._db.clock.at(now), pad))
-
-    async def create_session(self, session_id: str, expires_at: float, now: float) -> None:
-        async with self._connection() as conn, conn.transaction():
-            await conn.execute(q.OPS["session_purge"], (self._db.clock.at(now),))
-            await conn.execute(q.OPS["session_create"], (session_id, self._db.clock.at(expires_at)))
-
-    async def session_active(self, session_id: str, now: float) -> bool:
-        async with self._connection() as conn:
-            cur = await conn.execute(q.OPS["session_active"], (session_id, self._db.clock.at(now)))
-            return await cur.fetchone() is not None
-
-    async def end_session(self, session_id: str) -> None:
-        async with self._connection() as conn:
-            await conn.execute(q.OPS["session_end"], (session_id,))
-
     async def ready_kinds(self) -> set[tuple[str, int, str]]:
         scan = live.skip_scan()
         async with self._connection() as conn:
@@ -387,15 +362,6 @@ class PostgresBackend(Backend):
         async with self._connection() as conn:
             cur = await conn.execute(q.LIVE["live"], (now + offset,))
             return [live.worker_from_row(r, offset) for r in await cur.fetchall()]
-
-    async def finished_counts(
-        self, since: float, bucket_seconds: float
-    ) -> dict[tuple[int, JobState], int]:
-        since = self._db.clock.at(since)
-        async with self._connection() as conn:
-            cur = await conn.execute(q.FINISHED_COUNTS, (since, bucket_seconds, since))
-            rows = await cur.fetchall()
-        return {(int(bucket), JobState(state)): int(n) for bucket, state, n in rows}
 
     async def purge(
         self, before: float, states: Collection[JobState] = FINISHED_STATES

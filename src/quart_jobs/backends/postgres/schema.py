@@ -158,9 +158,10 @@ async def lock_migrations(conn: Connection) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
 
 
-async def migrate_component(conn: Connection, component: str, scripts: Sequence[str]) -> None:
+async def migrate_component(conn: Connection, component: str, scripts: Sequence[str]) -> int:
     """Apply the scripts of ``component`` the database lacks, inside the caller's transaction
-    (under an advisory lock, so processes starting together apply each script once).
+    (under an advisory lock, so processes starting together apply each script once); return
+    the version it had before (0: none).
 
     Applications keep their tables beside the jobs under a component name of their own.
     """
@@ -174,3 +175,4 @@ async def migrate_component(conn: Connection, component: str, scripts: Sequence[
     for script in scripts[current:]:
         await conn.execute(script)
     await conn.execute(_SCHEMA_SET_VERSION, (component, len(scripts)))
+    return current

@@ -11,7 +11,6 @@ backend's ``now`` never goes below the largest it used or the database shows at 
 from __future__ import annotations
 
 import os
-import secrets
 import sqlite3
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
@@ -44,15 +43,16 @@ from ..base import (
 from ..events import outcome_events
 from ..running import in_job
 from ..shared_sql import jobs as shared
-from ..shared_sql import operator as ops
 from ..shared_sql import workers as live
 from ..shared_sql.dialect import SQLITE, render
 from ..shared_sql.jobs import insert_params
 from ..store_clock import StoreClock
 from . import statements as s
 from .claim import claim
+from .database import SQLiteDatabase
 from .enqueue import Call, enqueue, enqueue_plain_calls, get, get_by_key
 from .finish import finish
+from .operator import SQLiteOperator
 from .schema import migrate
 from .transaction import SQLiteTransaction
 from .wakeup import Wakeup
@@ -74,6 +74,7 @@ def path_from_url(url: str) -> Path:
 
 class SQLiteBackend(Backend):
     scheme = "sqlite"
+    database: SQLiteDatabase
 
     def __init__(
         self,
@@ -92,6 +93,8 @@ class SQLiteBackend(Backend):
             self.path, synchronous=synchronous.upper(), busy_timeout_ms=busy_timeout_ms
         )
         self._readers = Readers(self.path, threads=reader_threads, busy_timeout_ms=busy_timeout_ms)
+        self.operator = SQLiteOperator(self._writer, self._readers)
+        self.database = SQLiteDatabase(self._writer, self._readers)
         self._open = False
         #: Wake-ups between the processes sharing this file (UNIX datagram sockets beside it).
         self.wakeup = Wakeup(self.path)
@@ -136,6 +139,9 @@ class SQLiteBackend(Backend):
             raise
         self._open = True
 
+    def missing(self) -> str | None:
+        return None if self.path.exists() else f"the SQLite database {self.path}"
+
     def _migrate(self, conn: sqlite3.Connection) -> None:
         migrate(conn)
         self._clock.floor(conn.execute(s.HIGH_WATER).fetchone()[0])
@@ -179,12 +185,12 @@ class SQLiteBackend(Backend):
     # --- escape hatch for the application's own tables ---------------------------------------
 
     async def write(self, func: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``func(conn)`` in the process's next group-commit transaction (after COMMIT)."""
-        return await self._writer.run(func, urgent=in_job())
+        """:meth:`SQLiteDatabase.write`: ``func(conn)`` in the next group commit."""
+        return await self.database.write(func)
 
     async def read(self, func: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``func(conn)`` on a reader connection (a consistent WAL snapshot per statement)."""
-        return await self._readers.run(func)
+        """:meth:`SQLiteDatabase.read`: ``func(conn)`` on a reader connection."""
+        return await self.database.read(func)
 
     # --- queue operations --------------------------------------------------------------------
 
@@ -342,39 +348,6 @@ class SQLiteBackend(Backend):
 
         return await self._readers.run(run)
 
-    async def queue_gauges(self) -> Stats:
-        def run(conn: sqlite3.Connection) -> Stats:
-            queued = conn.execute(s.QUEUED_GAUGES).fetchall()
-            running = conn.execute(s.RUNNING_GAUGES).fetchall()
-            firsts = [row[2] for row in queued]
-            enqueued = dict(
-                conn.execute(s.enqueued_at_statement(len(firsts)), firsts) if firsts else ()
-            )
-            return ops.gauges_from_rows(queued, running, enqueued)
-
-        return await self._readers.run(run)
-
-    async def probe_write(self, now: float) -> None:
-        pad = secrets.token_hex(ops.PROBE_PAD // 2)
-        await self._writer.run(lambda conn: conn.execute(s.OPS["probe"], (now, pad)))
-
-    async def create_session(self, session_id: str, expires_at: float, now: float) -> None:
-        def run(conn: sqlite3.Connection) -> None:
-            conn.execute(s.OPS["session_purge"], (now,))
-            conn.execute(s.OPS["session_create"], (session_id, expires_at))
-
-        await self._writer.run(run)
-
-    async def session_active(self, session_id: str, now: float) -> bool:
-        return await self._readers.run(
-            lambda conn: (
-                conn.execute(s.OPS["session_active"], (session_id, now)).fetchone() is not None
-            )
-        )
-
-    async def end_session(self, session_id: str) -> None:
-        await self._writer.run(lambda conn: conn.execute(s.OPS["session_end"], (session_id,)))
-
     async def ready_kinds(self) -> set[tuple[str, int, str]]:
         def run(conn: sqlite3.Connection) -> set[tuple[str, int, str]]:
             def fetchone(name: str, params: tuple[Any, ...]) -> Any:
@@ -403,15 +376,6 @@ class SQLiteBackend(Backend):
         return await self._readers.run(
             lambda conn: [live.worker_from_row(r) for r in conn.execute(s.LIVE["live"], (now,))]
         )
-
-    async def finished_counts(
-        self, since: float, bucket_seconds: float
-    ) -> dict[tuple[int, JobState], int]:
-        def run(conn: sqlite3.Connection) -> dict[tuple[int, JobState], int]:
-            rows = conn.execute(s.FINISHED_COUNTS, (since, bucket_seconds, since))
-            return {(int(bucket), JobState(state)): n for bucket, state, n in rows}
-
-        return await self._readers.run(run)
 
     async def purge(
         self, before: float, states: Collection[JobState] = FINISHED_STATES

@@ -169,8 +169,9 @@ def migrate(conn: sqlite3.Connection) -> None:
         migrate_component(conn, component, scripts)
 
 
-def migrate_component(conn: sqlite3.Connection, component: str, scripts: Sequence[str]) -> None:
-    """Apply the scripts of ``component`` the database lacks, inside the caller's transaction.
+def migrate_component(conn: sqlite3.Connection, component: str, scripts: Sequence[str]) -> int:
+    """Apply the scripts of ``component`` the database lacks, inside the caller's transaction;
+    return the version it had before (0: none).
 
     Applications keep their tables beside the jobs under a component name of their own.
     """
@@ -183,6 +184,7 @@ def migrate_component(conn: sqlite3.Connection, component: str, scripts: Sequenc
         for statement in _statements(script):
             conn.execute(statement)
     conn.execute(versions.SCHEMA_SET_VERSION, (component, len(scripts)))
+    return current
 
 
 def _statements(script: str) -> list[str]:

@@ -1,0 +1,55 @@
+"""The PostgreSQL operator store: admin sessions, the write probe and the dashboard's counts, on
+the backend's connection pool (times shifted to the server's clock, as the jobs' are)."""
+
+from __future__ import annotations
+
+import secrets
+
+from ...models import JobState, Stats
+from ..operator import OperatorStore
+from ..shared_sql import operator as ops
+from . import statements as q
+from .connections import Connections
+
+
+class PostgresOperator(OperatorStore):
+    def __init__(self, db: Connections) -> None:
+        self._db = db
+
+    async def create_session(self, session_id: str, expires_at: float, now: float) -> None:
+        clock = self._db.clock
+        async with self._db.connection() as conn, conn.transaction():
+            await conn.execute(q.OPS["session_purge"], (clock.at(now),))
+            await conn.execute(q.OPS["session_create"], (session_id, clock.at(expires_at)))
+
+    async def session_active(self, session_id: str, now: float) -> bool:
+        async with self._db.connection() as conn:
+            cur = await conn.execute(q.OPS["session_active"], (session_id, self._db.clock.at(now)))
+            return await cur.fetchone() is not None
+
+    async def end_session(self, session_id: str) -> None:
+        async with self._db.connection() as conn:
+            await conn.execute(q.OPS["session_end"], (session_id,))
+
+    async def probe_write(self, now: float) -> None:
+        pad = secrets.token_hex(ops.PROBE_PAD // 2)
+        async with self._db.connection() as conn, conn.transaction():
+            await conn.execute(q.OPS["probe"], (self._db.clock.at(now), pad))
+
+    async def queue_gauges(self) -> Stats:
+        async with self._db.connection() as conn:
+            queued = await (await conn.execute(q.QUEUED_GAUGES)).fetchall()
+            running = await (await conn.execute(q.RUNNING_GAUGES)).fetchall()
+            firsts = [row[2] for row in queued]
+            cur = await conn.execute(q.ENQUEUED_AT, (firsts,))
+            enqueued = {int(i): float(t) for i, t in await cur.fetchall()}
+        return ops.gauges_from_rows(queued, running, enqueued)
+
+    async def finished_counts(
+        self, since: float, bucket_seconds: float
+    ) -> dict[tuple[int, JobState], int]:
+        since = self._db.clock.at(since)
+        async with self._db.connection() as conn:
+            cur = await conn.execute(q.FINISHED_COUNTS, (since, bucket_seconds, since))
+            rows = await cur.fetchall()
+        return {(int(bucket), JobState(state)): int(n) for bucket, state, n in rows}
