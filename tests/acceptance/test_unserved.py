@@ -1,9 +1,9 @@
 """Jobs nobody serves, through real processes: a job of a task that no running ``quart-jobs
-worker`` has stays queued, uncharged, and ``quart-jobs stats`` and ``/admin/api/stats`` (of the small admin app on
-the same database) say so while a worker without
-the task runs; once a worker that has it starts, the job runs and the warning goes away; a
-worker that stops leaves the live-workers list, and one killed with SIGKILL drops out of it
-once its row expired."""
+worker`` has stays queued, uncharged, and ``quart-jobs stats`` and ``/admin/api/stats`` (of
+the small admin app on the same database) say so while a worker without the task runs; once
+a worker that has it starts, the job runs and the warning goes away; a worker that stops
+leaves the live-workers list, and one killed with SIGKILL drops out of it once its row
+expired."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hostile input through the real app lifecycle: every bad request gets the SPEC's JSON error
+"""Hostile input through the real app lifecycle: every bad request gets the API's JSON error
 body and a 4xx, never a 500. One table row per kind of bad input; the regressions that
 schemathesis found are at the end."""
 
