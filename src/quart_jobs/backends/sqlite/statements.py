@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 
 from ..base import JOB_COLUMNS
-from ..shared_sql import fair, jobs, operator, workers
+from ..shared_sql import fair, jobs, operator, pauses, workers
 from ..shared_sql.dialect import SQLITE, render
 
 # --- shared, rendered ---------------------------------------------------------------------------
@@ -21,6 +21,7 @@ CANCEL = render(jobs.CANCEL, SQLITE)
 CANCEL_QUEUED = render(jobs.CANCEL_QUEUED, SQLITE)
 FINISHED_COUNTS = jobs.finished_counts_statement(SQLITE)
 TIERS = render(fair.TIERS, SQLITE)
+CLAIM_TIERS = render(fair.CLAIM_TIERS, SQLITE)
 OWNER_NEXT = render(fair.OWNER_NEXT, SQLITE)
 SAVE_OWNER = render(fair.SAVE_OWNER, SQLITE)
 SAVE_TIER = render(fair.SAVE_TIER, SQLITE)
@@ -37,6 +38,9 @@ RUNNING_GAUGES = render(operator.RUNNING_GAUGES, SQLITE)
 OPS = operator.statements(SQLITE)
 LIVE = workers.statements(SQLITE)
 READY = workers.ready_statements(SQLITE)
+PAUSE = render(pauses.PAUSE, SQLITE)
+RESUME = render(pauses.RESUME, SQLITE)
+PAUSED = render(pauses.PAUSED, SQLITE)
 
 # --- SQLite's own -------------------------------------------------------------------------------
 
