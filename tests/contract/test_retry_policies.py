@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from quart_jobs import Fail, Jobs, JobState, Retry, RetryPolicy, Why, WorkerSettings, current_job
-from quart_jobs.backends import Backend
+from quart_jobs.backends import Backend, Outcome
 from quart_jobs.backends.sqlite.backend import SQLiteBackend
-from quart_jobs.models import Job, NewJob, outcome_text
+from quart_jobs.models import Job, Lease, NewJob, outcome_text
 
 from ..conftest import Clock
 
@@ -299,3 +299,16 @@ async def test_show_tells_each_outcome_and_why(backend: Backend, clock: Clock) -
         as_json = await asyncio.to_thread(_show, backend, str(job_id), "--json")
         data = json.loads(as_json.stdout)
         assert data["why"] == why and text in data["outcome"]
+
+
+async def test_outcomes_recorded_together_keep_each_why(backend: Backend, clock: Clock) -> None:
+    jobs = make_jobs(backend, clock)
+    await backend.enqueue([NewJob("t"), NewJob("t"), NewJob("t")], clock())
+    claimed = await backend.claim("w", 3, clock(), LEASE)
+    whys = [Why.NOT_RETRYABLE, Why.FAILED_BY_TASK, Why.GAVE_UP]
+    outcomes = [
+        Outcome(Lease(j.id, j.lease_token or ""), JobState.FAILED, error="E: x", why=why)
+        for j, why in zip(claimed, whys, strict=True)
+    ]
+    assert await backend.finish(outcomes, clock()) == [True] * 3  # one statement on PostgreSQL
+    assert [(await jobs.get(j.id)).why for j in claimed] == whys
