@@ -7,7 +7,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import replace
 
-from ... import policy
+from ... import policy, rate
 from ...models import Job, JobEvent, JobState
 from ..base import Candidate, ClaimScope
 from .transitions import moved
@@ -22,9 +22,11 @@ def claim(
     now: float,
     lease_seconds: float,
     scope: ClaimScope,
+    keys: dict[str, rate.KeyState],
 ) -> list[Job]:
     """Claim up to ``limit`` jobs of ``jobs`` (changed in place); ``tags`` holds the tags of
-    the ready ones, ``book`` the tier clocks and the owners' next tags."""
+    the ready ones, ``book`` the tier clocks and the owners' next tags, ``keys`` the rate
+    keys' logs (changed in place)."""
     tag_due(jobs, tags, book, now)
     heads: dict[tuple[str, int], list[Candidate]] = {}
     running: dict[str, int] = {}
@@ -42,7 +44,12 @@ def claim(
     queues = scope.queues
     clocks = [c for c in book.clocks.values() if queues is None or c.queue in queues]
     now = policy.claim_time(clocks, now)  # as the SQL backends do (one process here)
-    chosen = book.start(heads, limit, scope.weights, now, running, scope.queues)
+    limits = rate.limits_of(c for found in heads.values() for c in found)
+    if limits:
+        now = rate.floor({k: keys[k] for k in limits if k in keys}, now)
+    budgets = rate.budgets(limits, keys, now)
+    chosen = book.start(heads, limit, scope.weights, now, running, scope.queues, budgets)
+    keys.update(rate.settle(limits, keys, rate.started(chosen), now))
     claimed = []
     for candidate in chosen:
         job = jobs[candidate.id]
@@ -74,6 +81,15 @@ def tag_due(
 
 
 def _candidate(job: Job, tags: dict[int, float]) -> Candidate:
+    limit = job.rate_limit
     return Candidate(
-        job.id, job.queue, job.priority, tags[job.id], job.concurrency_key, job.concurrency_limit
+        job.id,
+        job.queue,
+        job.priority,
+        tags[job.id],
+        job.concurrency_key,
+        job.concurrency_limit,
+        job.rate_key,
+        None if limit is None else limit.n,
+        None if limit is None else limit.period,
     )

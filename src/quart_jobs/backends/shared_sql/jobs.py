@@ -36,8 +36,9 @@ def filter_sql(flt: JobFilter) -> tuple[str, list[Any]]:
 
 def insert_params(job: NewJob, now: float, offset: float = 0.0) -> tuple[Any, ...]:
     """One job's insert parameters: task, args, kwargs, priority, max_attempts, enqueued_at,
-    run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit (both backends'
-    INSERT take them in this order, then the job's tag). ``now`` is the store's time already;
+    run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit, rate_key,
+    rate_limit, rate_period (both backends' INSERT take them in this order, then the job's
+    tag). ``now`` is the store's time already;
     ``offset`` moves the job's own ``run_at`` (the caller's clock) onto the store's."""
     args_json, kwargs_json = job.encoded or (
         json.dumps(list(job.args), separators=(",", ":"), allow_nan=False),
@@ -57,6 +58,9 @@ def insert_params(job: NewJob, now: float, offset: float = 0.0) -> tuple[Any, ..
         job.queue,
         job.concurrency_key,
         job.concurrency_limit,
+        job.rate_key,
+        None if job.rate_limit is None else job.rate_limit.n,
+        None if job.rate_limit is None else job.rate_limit.period,
     )
 
 
@@ -83,12 +87,17 @@ STATS_BY_QUEUE = "SELECT queue, state, COUNT(*) FROM qj_jobs GROUP BY queue, sta
 # When the next queued job is ready: the earliest run_at of the jobs not yet tagged (one step
 # down qj_jobs_due), or, when a ready (tagged) job exists, the run_at of one of them, which has
 # passed (one step down qj_jobs_fair, in its order so that PostgreSQL walks it too).
+# Ready jobs with a rate key are ready when their key's window opens: the earliest opening
+# among the keys that have ready jobs (a key without a row has never started a job: open).
 NEXT_RUN_AT = (
     "SELECT MIN(at) FROM ("
     "SELECT at FROM (SELECT run_at AS at FROM qj_jobs{fair} "
-    "WHERE state = 'queued' AND tag IS NOT NULL ORDER BY queue, priority, task, tag, id "
-    "LIMIT 1) AS ready "
-    "UNION ALL SELECT MIN(run_at) FROM qj_jobs{due} WHERE state = 'queued' AND tag IS NULL"
+    "WHERE state = 'queued' AND tag IS NOT NULL AND rate_key IS NULL "
+    "ORDER BY queue, priority, task, tag, id LIMIT 1) AS ready "
+    "UNION ALL SELECT MIN(run_at) FROM qj_jobs{due} WHERE state = 'queued' AND tag IS NULL "
+    "UNION ALL SELECT MIN(COALESCE(k.open_at, 0)) FROM (SELECT DISTINCT rate_key FROM "
+    "qj_jobs{rated} WHERE state = 'queued' AND tag IS NOT NULL AND rate_key IS NOT NULL) AS r "
+    "LEFT JOIN qj_rate_keys AS k ON k.key = r.rate_key"
     ") AS parts"
 )
 # The lease a finishing or beating worker must still hold, and clearing it.
