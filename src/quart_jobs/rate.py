@@ -102,7 +102,7 @@ class StartLog:
 
     def budget(self, limit: RateLimit, now: float) -> int:
         """Starts that may happen at ``now`` keeping every window within ``limit``."""
-        since = now - limit.period - margin(limit.period)
+        since = now - _span(limit.period)
         return max(0, limit.n - self.count_after(since))
 
     def open_at(self, limit: RateLimit, now: float) -> float:
@@ -110,8 +110,8 @@ class StartLog:
         seen = 0
         for at, count in reversed(self.entries):
             seen += count
-            if seen >= limit.n:  # this entry holds the n-th latest start
-                return max(now, at + limit.period + margin(limit.period))
+            if seen >= limit.n:  # this entry holds the n-th latest start: it must leave
+                return max(now, _after(at, _span(limit.period)))
         return now
 
     def charge(self, at: float, count: int) -> None:
@@ -128,7 +128,7 @@ class StartLog:
 
     def prune(self, now: float, period: float) -> None:
         """Forget entries no window of ``period`` seconds ending at ``now`` or later counts."""
-        since = now - period - margin(period)
+        since = now - _span(period)
         keep = 0
         while keep < len(self.entries) and self.entries[keep][0] <= since:
             keep += 1
@@ -139,6 +139,19 @@ class StartLog:
         i = gaps.index(min(gaps))
         (_, first), (later, second) = self.entries[i], self.entries[i + 1]
         self.entries[i : i + 2] = [(later, first + second)]
+
+
+def _span(period: float) -> float:
+    """How far back from a start its window is counted: the period and the margin."""
+    return period + margin(period)
+
+
+def _after(at: float, span: float) -> float:
+    """The first time ``t`` at which ``t - span > at`` holds in floating point."""
+    t = at + span
+    while t - span <= at:
+        t = math.nextafter(t, math.inf)
+    return t
 
 
 @dataclass(slots=True)

@@ -35,6 +35,8 @@ def claim(
             running[job.concurrency_key] = running.get(job.concurrency_key, 0) + 1
         if job.state is not JobState.QUEUED or job.id not in tags:
             continue
+        if job.rate_key is not None and job.rate_key in keys and keys[job.rate_key].open_at > now:
+            continue  # its key's window is full: as the SQL backends, not even read
         if (scope.tasks is None or job.task in scope.tasks) and (
             scope.queues is None or job.queue in scope.queues
         ):
