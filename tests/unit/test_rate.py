@@ -103,7 +103,6 @@ def test_open_at_is_the_first_time_with_a_budget(
 def test_a_full_log_merges_into_later_times_and_never_admits_more(gaps: list[float]) -> None:
     """Past the cap the log merges neighbours into the later one: it counts at least what the
     brute force counts at every time (so it never admits more), and keeps its size."""
-    limit = RateLimit(10_000, 10.0)
     log, starts, now = StartLog(), [], 0.0
     for gap in gaps:
         now += gap + 1e-4
