@@ -10,7 +10,6 @@ from .backends.database import AppDatabase
 from .backends.operator import OperatorStore
 from .backends.sqlite.database import SQLiteDatabase
 from .builder import Enqueuer
-from .drain import Drained
 from .errors import (
     ArgumentsNotSerializable,
     BackendUnavailable,
@@ -27,12 +26,13 @@ from .errors import (
 )
 from .extension import QuartJobs, get_jobs
 from .jobs import Jobs
+from .maintenance.retention import parse_retention
 from .metrics import register_metrics
 from .models import MAX_JOB_ID, Job, JobEvent, JobState, Stats, Tier
 from .periodic import Schedule
 from .policy import RetryPolicy, vip_weights
 from .registry import Task
-from .retention import parse_retention
+from .testing import Drained
 from .transaction import Transaction, TransactionEnqueuer
 from .worker import Worker, WorkerSettings, current_job
 

@@ -59,3 +59,7 @@ class QueueFull(JobsError):
     def __init__(self, message: str | None = None, *, scope: str = "global") -> None:
         super().__init__(message)
         self.scope = scope
+
+
+#: What a store out of reach raises: a worker's loops log it and wait it out, never crash on it.
+STORE_DOWN = (BackendUnavailable, OSError)

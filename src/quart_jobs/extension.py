@@ -21,6 +21,7 @@ from quart.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, NotFound
 
 from . import settings
+from .commands import jobs_command_group
 from .errors import JobNotFound
 from .jobs import Jobs
 from .worker import Worker
@@ -84,9 +85,6 @@ class QuartJobs(Jobs):
         app.after_serving(self._after_serving)
         if JobNotFound not in app.error_handler_spec.get(None, {}).get(None, {}):
             app.register_error_handler(JobNotFound, _job_not_found)
-
-        from .cli import jobs_command_group
-
         app.cli.add_command(jobs_command_group(self._configured_from_app), "jobs")
 
     def _configured_from_app(self) -> QuartJobs:

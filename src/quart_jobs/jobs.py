@@ -16,7 +16,6 @@ own keyword arguments, so a task may have a parameter called ``priority`` or ``t
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import contextlib
 import logging
@@ -40,8 +39,8 @@ from .builder import (
     OptionKeywords,
     enqueue_options,
 )
-from .drain import Drained
 from .errors import ConfigurationError, JobNotFound, RetryRefused
+from .maintenance.retention import Retention, parse_retention
 from .models import (
     DEFAULT_QUEUE,
     FINISHED_STATES,
@@ -67,7 +66,7 @@ from .periodic import (
 from .policy import Weights
 from .rate import RateLimit
 from .registry import Registry, Task, TaskFunc, TaskOptions
-from .retention import Retention, parse_retention
+from .testing import Drained, burst_drain
 from .transaction import Transaction
 from .unserved import read_serving
 from .waiting import Waiters, wait_until_finished
@@ -532,13 +531,31 @@ class Jobs:
         self._notify_workers()
         return job
 
+    async def pause(self, queue: str) -> bool:
+        """Stop starting ``queue``'s jobs, in every process, until :meth:`resume` (durable:
+        it outlives restarts). Running jobs finish; enqueues are still accepted; a queue no
+        job has used yet may be paused. ``False`` when it was paused already."""
+        return await self._store.pause(queue_names([queue])[0], self.clock())
+
+    async def resume(self, queue: str) -> bool:
+        """Start ``queue``'s jobs again (workers are woken as by an enqueue). ``False`` when
+        it was not paused."""
+        resumed = await self._store.resume(queue_names([queue])[0])
+        self._notify_workers()
+        return resumed
+
+    async def paused(self) -> set[str]:
+        """The paused queues."""
+        return set(await self._store.paused())
+
     async def stats(self) -> Stats:
         """Counts by state and priority, and the oldest queued job per priority; the live
-        workers (every process's, from the store's registry) and the ready jobs none of them
-        serves (:attr:`Stats.unserved`)."""
+        workers (every process's, from the store's registry), the ready jobs none of them
+        serves (:attr:`Stats.unserved`) and the paused queues (:attr:`Stats.paused`)."""
         stats = await self._store.stats()
         workers, unserved = await self.serving()
-        return replace(stats, workers=tuple(workers), unserved=tuple(unserved))
+        paused = await self._store.paused()
+        return replace(stats, workers=tuple(workers), unserved=tuple(unserved), paused=paused)
 
     async def serving(self) -> tuple[builtins.list[WorkerRecord], builtins.list[UnservedTask]]:
         """The live workers and the ready jobs that none of them may claim (by queue and task):
@@ -689,21 +706,13 @@ class Jobs:
         the same). Jobs delayed into the future (including retries waiting for their backoff)
         are not waited for. After ``timeout`` seconds the running jobs are put back in the
         queue and :class:`TimeoutError` is raised."""
-        drained = Drained()
-
-        def on_event(event: str, job: Job, elapsed: float | None) -> None:
-            drained.record(event, job, elapsed)
-            self._emit(event, job, elapsed)
-
-        worker = self._start(replace(self.worker_settings, burst=True), on_event)
-        try:
-            async with asyncio.timeout(timeout):
-                await worker.wait()
-        except TimeoutError:
-            raise TimeoutError(f"drain: jobs were still running after {timeout:g}s") from None
-        finally:
-            await self.stop_worker(worker, timeout=0)
-        return drained
+        burst = replace(self.worker_settings, burst=True)
+        return await burst_drain(
+            lambda hook: self._start(burst, hook),
+            lambda worker: self.stop_worker(worker, timeout=0),
+            self._emit,
+            timeout,
+        )
 
     @contextlib.asynccontextmanager
     async def run_worker(self, **overrides: Any) -> AsyncIterator[Worker]:

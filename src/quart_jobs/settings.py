@@ -24,9 +24,9 @@ from .backends.base import queue_names
 from .backends.sqlite.writer import SYNCHRONOUS_MODES
 from .builder import DEFAULT_MAX_ARGS_BYTES, DEFAULT_MAX_ATTEMPTS
 from .errors import ConfigurationError
+from .maintenance.retention import parse_retention
 from .policy import RetryPolicy, Weights
-from .retention import parse_retention
-from .worker import WorkerSettings
+from .worker_settings import WorkerSettings
 
 PREFIX = "QUART_JOBS_"
 

@@ -1,26 +1,19 @@
-"""Jobs that nobody serves (SPEC: a task that no worker knows is visible).
+"""Jobs that nobody serves: ready jobs of a task that no live worker may claim are shown, not
+left to wait unseen.
 
 :func:`unserved` compares the ready jobs, counted by (queue, task), with the live-workers
 registry (:meth:`Backend.live_workers`): ``stats``, the dashboard and ``/metrics`` show its
 answer. A worker also warns in its log about ready jobs of its queues that no live worker
-serves, once they are still there at a second check (:class:`UnservedWatch`).
+serves (:mod:`quart_jobs.maintenance.unserved_check`).
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .backends.base import Backend
 from .models import UnservedTask, WorkerRecord
-
-log = logging.getLogger("quart_jobs.worker")
-
-#: Seconds between two checks; jobs still waiting at the second are reported.
-CHECK_EVERY = 60.0
-#: A worker's registry row expires after this many lease intervals without a heartbeat.
-EXPIRY_LEASES = 3.0
 
 
 def unserved(
@@ -53,45 +46,6 @@ async def read_serving(
             n = await backend.ready_count(queue, priority, task)
             counts[(queue, task)] = counts.get((queue, task), 0) + n
     return workers, unserved(counts, workers)
-
-
-class UnservedWatch:
-    """Remembers the previous check's unserved (queue, task) pairs of this worker's queues;
-    warns for those still there."""
-
-    def __init__(self, tasks: Collection[str], queues: Collection[str] | None) -> None:
-        self._tasks = set(tasks)
-        self._queues = None if queues is None else set(queues)
-        self._seen: set[tuple[str, str]] = set()
-        self.last_check = float("-inf")
-
-    async def check(
-        self, backend: Backend, now: float, worker: str, me: WorkerRecord | None = None
-    ) -> list[tuple[str, str, int]]:
-        """Read the ready tasks and the live workers (``me``: this worker's own record, counted
-        live even if its last registry write failed); warn (and return) the unserved pairs of
-        this worker's queues already seen at the previous check."""
-        self.last_check = now
-        _, waiting = await read_serving(backend, now, me)
-        unknown = {
-            (u.queue, u.task): u.count
-            for u in waiting
-            if u.task not in self._tasks and (self._queues is None or u.queue in self._queues)
-        }
-        stuck = sorted((q, t, n) for (q, t), n in unknown.items() if (q, t) in self._seen)
-        self._seen = set(unknown)
-        for queue, task, n in stuck:
-            log.warning(
-                "%d ready jobs of task %r in queue %r have waited over %.0fs: no running worker "
-                "serves that task (worker %s does not have that task registered); they stay queued "
-                "until a worker that imports the module defining it runs",
-                n,
-                task,
-                queue,
-                CHECK_EVERY,
-                worker,
-            )
-        return stuck
 
 
 def worker_summary(worker: WorkerRecord, now: float) -> dict[str, Any]:

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import os
 
-import quart_jobs.unserved
-import quart_jobs.worker
+import quart_jobs.maintenance.unserved_check
 from quart_jobs import Jobs, WorkerSettings
 
-quart_jobs.worker.CHECK_EVERY = quart_jobs.unserved.CHECK_EVERY = 1.0
+quart_jobs.maintenance.unserved_check.CHECK_EVERY = 1.0
 
 jobs = Jobs(os.environ["DATABASE_URL"], worker_settings=WorkerSettings(lease_seconds=3))
 

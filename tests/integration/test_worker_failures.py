@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from quart_jobs import BackendUnavailable, Jobs, JobState
-from quart_jobs.cli import Failed, run_worker_until_signal
+from quart_jobs.commands.session import Failed
+from quart_jobs.commands.worker import run_worker_until_signal
 
 from . import tasks
 from .conftest import wait_state

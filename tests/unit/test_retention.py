@@ -7,8 +7,8 @@ import pytest
 from order_service.config import SettingError, Settings
 from quart_jobs import ConfigurationError, Jobs, JobState
 from quart_jobs.backends.memory.backend import MemoryBackend
+from quart_jobs.maintenance.retention import Retention, check_interval, parse_retention
 from quart_jobs.models import NewJob
-from quart_jobs.retention import Retention, check_interval, parse_retention
 
 from ..conftest import Clock
 

@@ -8,8 +8,9 @@ import logging
 import pytest
 
 from quart_jobs.backends.memory.backend import MemoryBackend
+from quart_jobs.maintenance.unserved_check import UnservedWatch
 from quart_jobs.models import NewJob, UnservedTask, WorkerRecord
-from quart_jobs.unserved import UnservedWatch, unserved
+from quart_jobs.unserved import unserved
 
 
 async def test_jobs_of_an_unknown_task_are_reported_at_the_second_check(

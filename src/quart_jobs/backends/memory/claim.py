@@ -5,6 +5,7 @@ the SQL backends do (one process here: no lock)."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from dataclasses import replace
 
 from ... import policy, rate
@@ -22,12 +23,19 @@ def claim(
     now: float,
     lease_seconds: float,
     scope: ClaimScope,
-    keys: dict[str, rate.KeyState],
+    paused: Collection[str] = (),
+    keys: dict[str, rate.KeyState] | None = None,
 ) -> list[Job]:
     """Claim up to ``limit`` jobs of ``jobs`` (changed in place); ``tags`` holds the tags of
-    the ready ones, ``book`` the tier clocks and the owners' next tags, ``keys`` the rate
-    keys' logs (changed in place)."""
+    the ready ones, ``book`` the tier clocks and the owners' next tags. Jobs of the ``paused``
+    queues stay queued; their tiers are left out, as the SQL backends leave them out. ``keys``
+    holds the rate keys' logs (changed in place)."""
+    keys = {} if keys is None else keys
     tag_due(jobs, tags, book, now)
+
+    def allowed(queue: str) -> bool:
+        return queue not in paused and (scope.queues is None or queue in scope.queues)
+
     heads: dict[tuple[str, int], list[Candidate]] = {}
     running: dict[str, int] = {}
     for job in jobs.values():
@@ -37,20 +45,18 @@ def claim(
             continue
         if job.rate_key is not None and job.rate_key in keys and keys[job.rate_key].open_at > now:
             continue  # its key's window is full: as the SQL backends, not even read
-        if (scope.tasks is None or job.task in scope.tasks) and (
-            scope.queues is None or job.queue in scope.queues
-        ):
+        if (scope.tasks is None or job.task in scope.tasks) and allowed(job.queue):
             heads.setdefault((job.queue, job.priority), []).append(_candidate(job, tags))
     for candidates in heads.values():
         candidates.sort(key=lambda c: (c.tag, c.id))
-    queues = scope.queues
-    clocks = [c for c in book.clocks.values() if queues is None or c.queue in queues]
+    clocks = [c for c in book.clocks.values() if allowed(c.queue)]
     now = policy.claim_time(clocks, now)  # as the SQL backends do (one process here)
     limits = rate.limits_of(c for found in heads.values() for c in found)
     if limits:
         now = rate.floor({k: keys[k] for k in limits if k in keys}, now)
     budgets = rate.budgets(limits, keys, now)
-    chosen = book.start(heads, limit, scope.weights, now, running, scope.queues, budgets)
+    queues = {c.queue for c in clocks} | {queue for queue, _ in heads}
+    chosen = book.start(heads, limit, scope.weights, now, running, queues, budgets)
     keys.update(rate.settle(limits, keys, rate.started(chosen), now))
     claimed = []
     for candidate in chosen:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..base import CANDIDATE_COLUMNS, JOB_COLUMNS
-from ..shared_sql import fair, jobs, operator, rate, workers
+from ..shared_sql import fair, jobs, operator, pauses, rate, workers
 from ..shared_sql.dialect import POSTGRESQL, render
 
 # --- shared, rendered ---------------------------------------------------------------------------
@@ -26,6 +26,7 @@ RATED_KEYS = render(rate.RATED_KEYS, POSTGRESQL)
 #: The first ready jobs of one open rate key, locked (``FOR UPDATE SKIP LOCKED``).
 RATED_HEADS = render(rate.RATED_HEADS, POSTGRESQL)
 SAVE_KEY = render(rate.SAVE_KEY, POSTGRESQL)
+CLAIM_TIERS = render(fair.CLAIM_TIERS, POSTGRESQL)
 SAVE_OWNER = render(fair.SAVE_OWNER, POSTGRESQL)
 SAVE_TIER = render(fair.SAVE_TIER, POSTGRESQL)
 ENSURE_TIER = render(fair.ENSURE_TIER, POSTGRESQL)
@@ -40,6 +41,8 @@ RUNNING_GAUGES = render(operator.RUNNING_GAUGES, POSTGRESQL)
 OPS = operator.statements(POSTGRESQL)
 LIVE = workers.statements(POSTGRESQL)
 READY = workers.ready_statements(POSTGRESQL)
+PAUSE = render(pauses.PAUSE, POSTGRESQL)
+PAUSED = render(pauses.PAUSED, POSTGRESQL)
 
 # --- PostgreSQL's own ---------------------------------------------------------------------------
 
@@ -157,8 +160,15 @@ SET_TAGS = (
     "UPDATE qj_jobs AS j SET tag = t.tag FROM unnest(%s::bigint[], %s::double precision[]) "
     "AS t(id, tag) WHERE j.id = t.id"
 )
-LOCK_TIERS = render(fair.CLAIM_TIERS, POSTGRESQL) + (
-    " WHERE %s::text[] IS NULL OR t.queue = ANY(%s) ORDER BY t.queue, t.priority FOR UPDATE OF t"
+# The claimable tiers (queues not paused) of the claimed queues, locked in one order.
+LOCK_TIERS = (
+    CLAIM_TIERS
+    + " AND (%s::text[] IS NULL OR queue = ANY(%s)) ORDER BY queue, priority FOR UPDATE OF t"
+)
+# Resuming a queue wakes the workers as an enqueue does, in the same transaction.
+RESUME = (
+    f"WITH gone AS ({render(pauses.RESUME, POSTGRESQL)} RETURNING queue) "
+    "SELECT pg_notify(%s, %s) FROM gone"
 )
 # A claim that may start jobs of rate keys creates their rows (an empty log) and locks them,
 # in key order, after the tier rows and before the concurrency keys' advisory locks: the row
@@ -199,11 +209,11 @@ FINISH_ENDS = (
     "AS v(id, token, state, result, error, traceback) "
     "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running' RETURNING j.id"
 )
-# HEADS over every tier of the claimed queues (the rows LOCK_TIERS locks) and the tasks given:
-# sent in the same pipeline as LOCK_TIERS, so the claim needs no round trip in between.
+# HEADS over every claimable tier of the claimed queues (the rows LOCK_TIERS locks) and the
+# tasks given: sent in the same pipeline as LOCK_TIERS, so the claim needs no round trip in between.
 HEADS_OF_TIERS = (
     "SELECT c.* FROM (SELECT t.queue, t.priority FROM qj_fair_tiers AS t "
-    "WHERE %s::text[] IS NULL OR t.queue = ANY(%s)) AS r "
+    f"WHERE {pauses.NOT_PAUSED} AND (%s::text[] IS NULL OR t.queue = ANY(%s))) AS r "
     "CROSS JOIN unnest(%s::text[]) AS k(task) "
     f"CROSS JOIN LATERAL (SELECT {CANDIDATE_COLUMNS} FROM qj_jobs AS j WHERE j.state = 'queued' "
     "AND j.tag IS NOT NULL AND j.rate_key IS NULL AND j.queue = r.queue "

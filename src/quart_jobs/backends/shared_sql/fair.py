@@ -15,12 +15,15 @@ from typing import Any
 from ...policy import FairBook, TierClock, owner_key
 from ..base import CANDIDATE_COLUMNS
 from .jobs import OWNER, PRIORITY, QUEUE, RUN_AT
+from .pauses import NOT_PAUSED
 
 #: Jobs whose run_at passed are tagged by the claim in batches of at most this many.
 TAG_BATCH = 5000
 
 
 TIERS = "SELECT queue, priority, vtime, start, finish, served FROM qj_fair_tiers"
+#: The tiers a claim may start jobs from: those of queues not paused (one primary-key probe of
+#: ``qj_queue_pauses`` per tier row). Tagging reads every tier (:data:`TIERS`).
 OWNER_NEXT = "SELECT next_tag FROM qj_fair_owners WHERE queue = ? AND priority = ? AND owner = ?"
 SAVE_OWNER = (
     "INSERT INTO qj_fair_owners (queue, priority, owner, next_tag) VALUES (?, ?, ?, ?) "
@@ -56,13 +59,14 @@ READY_TASKS = (
     f"UNION ALL SELECT queue, task, COUNT(*) FROM qj_jobs{{rated}} WHERE {RATED} "
     "GROUP BY queue, task) AS parts GROUP BY queue, task"
 )
-#: The tier clocks a claim reads, and whether the tier has ready jobs with a rate key (one
-#: probe of ``qj_jobs_rated`` per tier: the claim takes the rated steps only then).
+#: The tier clocks a claim reads (queues not paused), and whether the tier has ready jobs with
+#: a rate key (one probe of ``qj_jobs_rated`` per tier: the claim takes the rated steps only
+#: then).
 CLAIM_TIERS = (
     "SELECT t.queue, t.priority, t.vtime, t.start, t.finish, t.served, "
     "EXISTS (SELECT 1 FROM qj_jobs AS j{rated} WHERE j.state = 'queued' AND j.tag IS NOT NULL "
     "AND j.rate_key IS NOT NULL AND j.queue = t.queue AND j.priority = t.priority) "
-    "FROM qj_fair_tiers AS t"
+    f"FROM qj_fair_tiers AS t WHERE {NOT_PAUSED}"
 )
 QUEUED_TASKS = "SELECT DISTINCT task FROM qj_jobs WHERE state = 'queued' AND tag IS NOT NULL"
 RUNNING_KEYS = (

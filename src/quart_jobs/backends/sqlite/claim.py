@@ -32,7 +32,7 @@ def claim(
     first jobs. Named, because without statistics the planner would scan and sort. A tier with
     ready jobs that have a rate key adds the first jobs of each open key (``qj_jobs_rated``)."""
     tag_due(conn, now)
-    rows = conn.execute(s.CLAIM_TIERS).fetchall()
+    rows = conn.execute(s.CLAIM_TIERS).fetchall()  # tiers of queues not paused
     clocks = [fair.clock_from_row(r) for r in rows]
     rated_tiers = {(r[0], r[1]) for r in rows if r[6]}
     if scope.queues is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 
 from ..base import JOB_COLUMNS
-from ..shared_sql import fair, jobs, operator, rate, workers
+from ..shared_sql import fair, jobs, operator, pauses, rate, workers
 from ..shared_sql.dialect import SQLITE, render
 
 # --- shared, rendered ---------------------------------------------------------------------------
@@ -41,6 +41,9 @@ RUNNING_GAUGES = render(operator.RUNNING_GAUGES, SQLITE)
 OPS = operator.statements(SQLITE)
 LIVE = workers.statements(SQLITE)
 READY = workers.ready_statements(SQLITE)
+PAUSE = render(pauses.PAUSE, SQLITE)
+RESUME = render(pauses.RESUME, SQLITE)
+PAUSED = render(pauses.PAUSED, SQLITE)
 
 # --- SQLite's own -------------------------------------------------------------------------------
 

@@ -1,12 +1,20 @@
-"""What ``await jobs.drain()`` returns: how the jobs it ran ended, and the attempts that did
-not end their job."""
+"""The test-mode drain: ``await jobs.drain()`` runs, in the test's process, every job that is
+ready (and the jobs they enqueue) until none is ready and none runs, then answers how they
+ended (:class:`Drained`).
+
+A burst worker does it: the worker of production, so retries, timeouts and hooks behave the
+same. (Not to be confused with the drain of a worker's shutdown, :mod:`quart_jobs.shutdown`.)
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from .execution import EventHook
 from .models import Job, JobState
+from .worker import Worker
 
 #: Worker events that end a job, and its end state.
 _ENDED = {
@@ -79,3 +87,30 @@ class Drained(Mapping[JobState, int]):
             if n
         ]
         return f"Drained({', '.join(shown)})"
+
+
+async def burst_drain(
+    start: Callable[[EventHook], Worker],
+    stop: Callable[[Worker], Awaitable[None]],
+    on_event: EventHook,
+    timeout: float | None,
+) -> Drained:
+    """Run the ready jobs with the burst worker that ``start(hook)`` starts, reporting each job
+    event to the returned :class:`Drained` and then to ``on_event``; ``stop`` it when it is done.
+    After ``timeout`` seconds the running jobs are put back in the queue and
+    :class:`TimeoutError` is raised."""
+    drained = Drained()
+
+    def both(event: str, job: Job, elapsed: float | None) -> None:
+        drained.record(event, job, elapsed)
+        on_event(event, job, elapsed)
+
+    worker = start(both)
+    try:
+        async with asyncio.timeout(timeout):
+            await worker.wait()
+    except TimeoutError:
+        raise TimeoutError(f"drain: jobs were still running after {timeout:g}s") from None
+    finally:
+        await stop(worker)
+    return drained

@@ -14,8 +14,8 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 
-from .errors import ConfigurationError
-from .models import JobState
+from ..errors import ConfigurationError
+from ..models import JobState
 
 log = logging.getLogger("quart_jobs")
 

@@ -1,0 +1,220 @@
+"""One job's execution: the task called with its arguments, its timeout and the application's
+context, and whatever happens turned into the job's outcome.
+
+Async tasks run on the event loop; sync tasks on threads the worker can abandon (``runner.py``).
+Whatever a task raises (``SystemExit``, ``KeyboardInterrupt``, its own ``CancelledError``, any
+``BaseException``) is that job's failure, recorded with its traceback; the worker runs on. Only
+the worker itself stops a job, for one of three reasons (:class:`StopReason`): a shutdown
+(put back in the queue, attempt refunded), a cancel request (recorded as cancelled) or a lost
+lease (another worker owns the job now: nothing is written).
+
+Outcomes are not written here: they wait in :attr:`Execution.outcomes` for the claim loop,
+which records them together with its next claim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import enum
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import policy
+from .backends.base import Outcome
+from .backends.running import running_job
+from .errors import JobsError
+from .job_log import log_outcome, log_started
+from .models import Job, JobEvent, JobState, Lease
+from .registry import Registry
+from .runner import SyncThreads, call_task, describe, result_json
+
+log = logging.getLogger("quart_jobs.worker")
+
+#: A worker's job event hook: (event, job, seconds it ran or ``None`` when it starts).
+EventHook = Callable[[str, Job, float | None], None]
+
+_current_job: contextvars.ContextVar[Job] = contextvars.ContextVar("quart_jobs_current_job")
+
+
+def current_job() -> Job:
+    """The job being run, as claimed (id, attempt number, arguments); inside a task only."""
+    try:
+        return _current_job.get()
+    except LookupError:
+        raise JobsError("current_job() is only available inside a running task") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A job's outcome, waiting to be recorded by the claim loop."""
+
+    job: Job
+    outcome: Outcome
+    elapsed: float
+
+
+class StopReason(enum.Enum):
+    """Why the worker stopped a running job."""
+
+    SHUTDOWN = "shutdown"  # put back in the queue, attempt refunded
+    CANCEL = "cancel"  # cancelled on request: recorded as cancelled
+    LOST = "lost"  # lease lost: another worker owns the job now; write nothing
+
+
+class Execution:
+    """The jobs one worker runs, one asyncio task each (see the module).
+
+    ``on_change`` is called when a job ends (an outcome to record, a slot free): it wakes the
+    claim loop. ``on_event`` is the worker's job event hook.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        retry: policy.RetryPolicy,
+        worker: str,
+        *,
+        clock: Callable[[], float],
+        on_change: Callable[[], None],
+        on_event: EventHook | None = None,
+        job_context: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None,
+    ) -> None:
+        self.registry = registry
+        self._retry = retry
+        self._worker = worker
+        self._clock = clock
+        self._on_change = on_change
+        self._on_event = on_event
+        self._job_context = job_context
+        #: The jobs running now, by id: their asyncio task and lease.
+        self.running: dict[int, tuple[asyncio.Task[None], Lease]] = {}
+        #: Outcomes of finished jobs, recorded by the claim loop together with its next claim.
+        self.outcomes: list[Finished] = []
+        self.threads = SyncThreads("quart-jobs-sync")
+        self._stop_reasons: dict[int, StopReason] = {}
+
+    def start(self, job: Job) -> asyncio.Task[None]:
+        """Start running a job the claim loop just claimed."""
+        lease = Lease(job.id, job.lease_token or "")
+        task = asyncio.create_task(self._run_job(job, lease), name=f"quart-jobs job {job.id}")
+        self.running[job.id] = (task, lease)
+        task.add_done_callback(lambda _: self._done(job.id))
+        log_started(job, self._worker)
+        self.emit(JobEvent.STARTED, job, None)
+        return task
+
+    def stop(self, job_id: int, reason: StopReason) -> bool:
+        """Stop a running job (``False``: it does not run here); ``reason`` decides its outcome."""
+        entry = self.running.get(job_id)
+        if entry is None:
+            return False
+        self._stop_reasons[job_id] = reason
+        entry[0].cancel()
+        return True
+
+    def stopping(self, job_id: int) -> bool:
+        """Whether the worker already stopped this job (its outcome is decided)."""
+        return job_id in self._stop_reasons
+
+    def leases(self) -> list[Lease]:
+        return [lease for _, lease in self.running.values()]
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        return [task for task, _ in self.running.values()]
+
+    def recorded(self, finished: Finished, held: bool) -> None:
+        """Log and announce an outcome the store took (or refused: the lease was lost)."""
+        job, outcome, elapsed = finished.job, finished.outcome, finished.elapsed
+        if not held:
+            log.warning(
+                "job %s: lease lost before the outcome (%s) was written; write refused",
+                job.id,
+                outcome.state.value,
+            )
+            return
+        self.emit(log_outcome(job, outcome, elapsed, self._worker), job, elapsed)
+
+    def emit(self, event: str, job: Job, elapsed: float | None) -> None:
+        if self._on_event is not None:
+            try:
+                self._on_event(event, job, elapsed)
+            except BaseException:  # SystemExit too: logged, and the worker goes on
+                log.exception("job event hook failed")
+
+    def _done(self, job_id: int) -> None:
+        self.running.pop(job_id, None)
+        self._stop_reasons.pop(job_id, None)
+        self._on_change()
+
+    async def _run_job(self, job: Job, lease: Lease) -> None:
+        started = time.monotonic()
+        outcome: Outcome | None
+        try:
+            outcome = await self._call(job, lease)
+        except asyncio.CancelledError:
+            reason = self._stop_reasons.get(job.id)
+            if reason is None:
+                raise
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            outcome = self._stopped_outcome(job, lease, reason)
+        if outcome is None:
+            return
+        self.outcomes.append(Finished(job, outcome, time.monotonic() - started))
+        self._on_change()
+
+    async def _call(self, job: Job, lease: Lease) -> Outcome:
+        """Run the job's task; whatever it raises is its failure. Only the worker's own
+        cancellation (shutdown, cancel request, lost lease) leaves as ``CancelledError``."""
+        _current_job.set(job)  # this asyncio task's own context: no reset needed
+        running_job.set(True)  # its writes are processing: they go ahead of enqueues
+        deadline: asyncio.Timeout | None = None
+        try:
+            task = self.registry.get(job.task)
+            timeout = job.timeout if job.timeout is not None else task.options.timeout
+            if timeout is None and self._job_context is None:
+                # the common case: no timer and no context manager per job
+                value = await call_task(task, job.args, dict(job.kwargs), self.threads)
+            else:
+                deadline = asyncio.timeout(timeout)
+                async with (self._job_context or contextlib.nullcontext)(), deadline:
+                    value = await call_task(task, job.args, dict(job.kwargs), self.threads)
+            return Outcome(lease, JobState.SUCCEEDED, result=result_json(value))
+        except TimeoutError as exc:
+            if deadline is not None and deadline.expired():
+                error = f"TimeoutError: job exceeded its timeout ({timeout:g}s)"
+                return self._failure(job, lease, error, "")
+            return self._failure(job, lease, describe(exc), traceback.format_exc())
+        except BaseException as exc:
+            if self._cancelled_by_worker(job.id):
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                raise asyncio.CancelledError from exc  # the stop reason decides the outcome
+            return self._failure(job, lease, describe(exc), traceback.format_exc())
+
+    def _cancelled_by_worker(self, job_id: int) -> bool:
+        """Whether this job's asyncio task was asked to stop (not: the task raised
+        ``CancelledError`` itself)."""
+        current = asyncio.current_task()
+        return job_id in self._stop_reasons or (current is not None and current.cancelling() > 0)
+
+    def _failure(self, job: Job, lease: Lease, error: str, tb: str) -> Outcome:
+        run_at = policy.next_run_after_failure(
+            job.attempts, job.max_attempts, self._clock(), self._retry
+        )
+        return Outcome(lease, JobState.FAILED, error=error, traceback=tb or None, run_at=run_at)
+
+    def _stopped_outcome(self, job: Job, lease: Lease, reason: StopReason) -> Outcome | None:
+        if reason is StopReason.SHUTDOWN:
+            return Outcome(lease, JobState.QUEUED, refund=True)
+        if reason is StopReason.CANCEL:
+            return Outcome(lease, JobState.CANCELLED, error="cancelled while running")
+        log.warning("job %s: lease lost; another worker may run it, not recording a result", job.id)
+        return None
