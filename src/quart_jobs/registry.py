@@ -17,6 +17,7 @@ from .errors import (
     TaskNotRegistered,
     TaskRegistrationError,
 )
+from .rate import RateLimit
 
 TaskFunc = Callable[..., Any]
 
@@ -29,6 +30,8 @@ class TaskOptions:
     timeout: float | None = None
     priority: int | None = None
     queue: str | None = None
+    #: At most this many of the task's jobs start per period (key: the task's name).
+    rate_limit: RateLimit | None = None
 
 
 @dataclass(frozen=True, slots=True)
