@@ -31,6 +31,7 @@ from .metrics import register_metrics
 from .models import MAX_JOB_ID, Job, JobEvent, JobState, Stats, Tier, Why
 from .periodic import Schedule
 from .policy import RetryPolicy, vip_weights
+from .rate import RateLimit
 from .registry import Task
 from .retries import Fail, JobSignal, Retry
 from .testing import Drained
@@ -62,6 +63,7 @@ __all__ = [
     "QuartJobs",
     "QueueFull",
     "QueueLimits",
+    "RateLimit",
     "ResultNotSerializable",
     "Retry",
     "RetryPolicy",

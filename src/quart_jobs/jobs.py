@@ -64,6 +64,7 @@ from .periodic import (
     checked_timing,
 )
 from .policy import Weights
+from .rate import RateLimit
 from .registry import Registry, Task, TaskFunc, TaskOptions
 from .retries import Backoff, RetryOn
 from .testing import Drained, burst_drain
@@ -251,6 +252,7 @@ class Jobs:
         timeout: float | None = None,
         priority: int | Tier | str | None = None,
         queue: str | None = None,
+        rate_limit: str | None = None,
         retry_on: RetryOn | None = None,
         backoff: Backoff | None = None,
     ) -> Callable[[TaskFunc], Task]: ...
@@ -265,6 +267,7 @@ class Jobs:
         timeout: float | None = None,
         priority: int | Tier | str | None = None,
         queue: str | None = None,
+        rate_limit: str | None = None,
         retry_on: RetryOn | None = None,
         backoff: Backoff | None = None,
     ) -> Task | Callable[[TaskFunc], Task]:
@@ -284,6 +287,9 @@ class Jobs:
         :param max_attempts: Attempts for this task's jobs (default: the ``Jobs`` setting).
         :param timeout: Seconds an attempt may run before it fails with ``TimeoutError``.
         :param priority: This task's default priority (a :class:`Tier`, its name, or an int).
+        :param rate_limit: ``"N/PERIOD"`` (``"10/s"``, ``"100/m"``, ``"5/h"``, ``"20/5s"``): at
+            most N of this task's jobs start in any window of the period, across every
+            process on the store (the key is the task's name); the others wait, queued.
         :param retry_on: Retry only these exceptions (a tuple of classes); any other fails the
             job at once. Default: retry every exception.
         :param backoff: ``attempt -> seconds`` before the next attempt (1 for the first
@@ -299,6 +305,7 @@ class Jobs:
             timeout=timeout,
             priority=None if priority is None else Tier.parse(priority),
             queue=None if queue is None else queue_names([queue])[0],
+            rate_limit=None if rate_limit is None else RateLimit.parse(rate_limit),
             retry_on=retry_on,
             backoff=backoff,
         )
@@ -378,12 +385,14 @@ class Jobs:
         The keywords: ``priority`` (a :class:`Tier`, its name, or an int), ``delay`` (seconds)
         or ``run_at`` (seconds since the epoch), ``key`` (one job per key), ``owner``,
         ``max_attempts``, ``timeout`` (seconds per attempt), ``limits``, ``queue``,
-        ``concurrency_key`` and ``concurrency_limit``.
+        ``concurrency_key`` and ``concurrency_limit``, ``rate_key`` and ``rate_limit``.
 
         ``limits`` caps the queue for this enqueue (:class:`~quart_jobs.errors.QueueFull` past
         them), checked atomically with the insert; an existing ``key`` is returned regardless.
         ``queue`` overrides the task's queue. ``concurrency_key`` with ``concurrency_limit``: at
-        most that many jobs with this key run at once, across every process."""
+        most that many jobs with this key run at once, across every process. ``rate_limit``
+        (``"N/PERIOD"``, e.g. ``"100/m"``) with ``rate_key`` (default: the task's name): at most
+        N jobs with this key start in any window of the period, across every process."""
         return Enqueuer(self.enqueue_many, enqueue_options(**options))
 
     async def enqueue(self, target: Task | TaskFunc | str, /, *args: Any, **kwargs: Any) -> Job:

@@ -17,6 +17,7 @@ from .errors import (
     TaskNotRegistered,
     TaskRegistrationError,
 )
+from .rate import RateLimit
 from .retries import Backoff, RetryOn, check_backoff, check_retry_on
 
 TaskFunc = Callable[..., Any]
@@ -30,6 +31,8 @@ class TaskOptions:
     timeout: float | None = None
     priority: int | None = None
     queue: str | None = None
+    #: At most this many of the task's jobs start per period (key: the task's name).
+    rate_limit: RateLimit | None = None
     #: Only these exceptions are retried (``None``: every one); see :mod:`quart_jobs.retries`.
     retry_on: RetryOn | None = None
     #: ``attempt -> seconds`` before the next attempt (``None``: the worker's backoff).
