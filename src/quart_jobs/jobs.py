@@ -24,7 +24,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any, TypeVar, Unpack, overload
 
-from .backends import DEFAULT_DATABASE_URL, Backend, backend_from_url
+from .backends import DEFAULT_DATABASE_URL, Backend
 from .backends.base import QueueLimits
 from .backends.database import AppDatabase
 from .backends.operator import OperatorStore
@@ -39,9 +39,10 @@ from .builder import (
     OptionKeywords,
     enqueue_options,
 )
-from .errors import ConfigurationError, JobNotFound, RetryRefused
+from .errors import ConfigurationError
 from .events import JobEvents
 from .execution import EventHook
+from .job_operations import JobOperations
 from .local_workers import LocalWorkers
 from .maintenance.retention import parse_retention
 from .models import (
@@ -55,22 +56,18 @@ from .models import (
     Tier,
     UnservedTask,
     WorkerRecord,
-    job_id_in_range,
 )
 from .periodic import Schedule, Scheduler, Schedules
 from .policy import Weights
 from .registry import Registry, Task, TaskFunc, task_options
+from .store_handle import StoreHandle
 from .testing import Drained, burst_drain
-from .transaction import Transaction, run_transaction
+from .transaction import Transaction
 from .unserved import read_serving
 from .waiting import Waiters
 from .worker import Worker, WorkerSettings
 
 T = TypeVar("T")
-
-
-def _not_found(job_id: int) -> JobNotFound:
-    return JobNotFound(f"no job has id {job_id}")
 
 
 class Jobs:
@@ -114,9 +111,7 @@ class Jobs:
         if max_attempts < 1:
             raise ConfigurationError(f"JOB_MAX_ATTEMPTS must be at least 1, not {max_attempts}")
         self.registry = Registry()
-        self._url = url
-        self._backend_options = backend_options or {}
-        self._backend: Backend | None = url if isinstance(url, Backend) else None
+        self._handle = StoreHandle(url, backend_options)
         self._builder = JobBuilder(
             self.registry,
             clock=clock,
@@ -132,7 +127,6 @@ class Jobs:
         #: Seconds a finished job is kept before a running worker (or served app) deletes it;
         #: ``None`` keeps them until ``quart-jobs purge``. Accepts ``"7d"``, ``"12h"``, ``"off"``.
         self.retention = parse_retention(retention)
-        self._opened = False
         #: Entered around every job this process runs (the Quart extension: an app context).
         self.job_context: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None
         #: Called for every job event (a :class:`JobEvent`: ``ENQUEUED`` by this process,
@@ -148,6 +142,9 @@ class Jobs:
         #: or the reason it is refused (say, "the order was cancelled"), which
         #: :class:`~quart_jobs.errors.RetryRefused` carries to the admin (409) and the CLI.
         self.retry_guards: list[Callable[[Job], Awaitable[str | None]]] = []
+        self._operations = JobOperations(
+            self._handle, self._builder, self._events, self._local, self.retry_guards
+        )
 
     # --- configuration -----------------------------------------------------------------------
 
@@ -156,12 +153,7 @@ class Jobs:
     ) -> None:
         """Change the store or settings before :meth:`open` (the Quart extension does, from
         ``app.config``)."""
-        if self._opened:
-            raise ConfigurationError("configure() must be called before the jobs store is opened")
-        self._url = url
-        self._backend = url if isinstance(url, Backend) else None
-        if backend_options is not None:
-            self._backend_options = backend_options
+        self._handle.configure(url, backend_options)
         for name, value in settings.items():
             if not hasattr(self, name):
                 raise ConfigurationError(f"unknown setting {name!r}")
@@ -183,10 +175,7 @@ class Jobs:
     @property
     def _store(self) -> Backend:
         """The store, created from the URL on first use (opened by :meth:`open`)."""
-        if self._backend is None:
-            assert isinstance(self._url, str)
-            self._backend = backend_from_url(self._url, **self._backend_options)
-        return self._backend
+        return self._handle.backend
 
     # --- tasks -------------------------------------------------------------------------------
 
@@ -304,12 +293,7 @@ class Jobs:
         self, calls: Calls, options: EnqueueOptions | None = None
     ) -> list[EnqueueResult]:
         """Enqueue several calls, ``(task, args, kwargs)`` each, in one transaction."""
-        new = self._builder.build_all(calls, options)
-        limits = self._builder.limits(options)
-        results = await self._store.enqueue(new, self.clock(), limits=limits)
-        self._notify_workers()
-        self._events.each(JobEvent.ENQUEUED, (result.job for result in results if result.created))
-        return results
+        return await self._operations.enqueue_many(calls, options)
 
     async def transaction(self, func: Callable[[Transaction], T]) -> T:
         """Run ``func(tx)`` in one transaction of the jobs' database and return its value once
@@ -317,13 +301,7 @@ class Jobs:
         (``tx.enqueue``) are kept together or, if ``func`` raises, not at all. ``func`` is
         synchronous and should be short (no network calls): on SQLite it runs on the writer
         thread, inside a group commit. Workers are woken after the commit."""
-        value, done = await run_transaction(self._store, self._builder, func, self.clock())
-        for tx in done:
-            if tx.created:
-                self._notify_workers()
-            self._events.each(JobEvent.ENQUEUED, tx.created)
-            self._events.each(JobEvent.CANCELLED, tx.cancelled)
-        return value
+        return await self._operations.transaction(func)
 
     def _notify_workers(self) -> None:
         self._local.notify()
@@ -332,17 +310,12 @@ class Jobs:
 
     async def get(self, job_id: int) -> Job:
         """The job with this id, as stored now; :class:`JobNotFound` if there is none."""
-        job = await self.find(job_id)
-        if job is None:
-            raise _not_found(job_id)
-        return job
+        return await self._operations.get(job_id)
 
     async def find(self, job_id: int) -> Job | None:
         """The job with this id, or ``None`` (also for an id no job can have: 0, negative, or
         past :data:`~quart_jobs.models.MAX_JOB_ID`)."""
-        if not job_id_in_range(job_id):
-            return None
-        return await self._store.get(job_id)
+        return await self._operations.find(job_id)
 
     async def wait(self, job_id: int, timeout: float | None = None) -> Job:
         """The job once it is succeeded, failed or cancelled, whichever process runs it.
@@ -382,34 +355,12 @@ class Jobs:
     async def cancel(self, job_id: int, *, running: bool = True) -> Job:
         """Cancel a queued job, or (``running=True``) ask a running one to stop: it ends
         ``cancelled``. Look at the returned job's state to see what happened."""
-        if not job_id_in_range(job_id):
-            raise _not_found(job_id)
-        now = self.clock()
-        job = await self._store.cancel(job_id, now, running=running)
-        if job is None:
-            raise _not_found(job_id)
-        if job.state is JobState.CANCELLED and job.finished_at == now:
-            self._events.emit(JobEvent.CANCELLED, job, None)  # cancelled by this call, while queued
-        if job.state is JobState.RUNNING and running:
-            await self._local.cancel_running(job_id)
-        return job
+        return await self._operations.cancel(job_id, running=running)
 
     async def retry(self, job_id: int) -> Job:
         """Queue a failed or cancelled job again, with a fresh set of attempts, unless a
         :attr:`retry_guards` refuses (:class:`~quart_jobs.errors.RetryRefused`)."""
-        if not job_id_in_range(job_id):
-            raise _not_found(job_id)
-        if self.retry_guards:
-            current = await self.get(job_id)
-            for guard in self.retry_guards:
-                refusal = await guard(current)
-                if refusal:
-                    raise RetryRefused(refusal)
-        job = await self._store.retry(job_id, self.clock())
-        if job is None:
-            raise _not_found(job_id)
-        self._notify_workers()
-        return job
+        return await self._operations.retry(job_id)
 
     async def stats(self) -> Stats:
         """Counts by state and priority, and the oldest queued job per priority; the live
@@ -462,25 +413,18 @@ class Jobs:
     async def store_only(self) -> AsyncIterator[Jobs]:
         """``async with jobs.store_only():`` the store opened alone, closed on exit: no worker,
         no retention, no :attr:`QuartJobs.on_open` hook (for commands that read or purge)."""
-        await self._store.open()
-        try:
+        async with self._handle.opened_alone():
             yield self
-        finally:
-            await self._store.close()
 
     async def open(self) -> None:
         """Open the store, creating or upgrading its schema. ``async with jobs:`` calls it."""
-        if not self._opened:
-            await self._store.open()
-            self._opened = True
+        await self._handle.open()
 
     async def close(self) -> None:
         """Stop this object's workers gracefully, then close the store."""
         await self._local.close()
         self._waiters.unwatch()
-        if self._opened:
-            await self._store.close()
-            self._opened = False
+        await self._handle.close()
 
     async def __aenter__(self) -> Jobs:
         await self.open()
