@@ -28,6 +28,10 @@ from .worker_settings import WorkerSettings
 
 log = logging.getLogger("quart_jobs.worker")
 
+#: Seconds a worker waits after a claim that left slots free while jobs it may not take look
+#: ready (see :meth:`ClaimLoop._idle_wait`).
+MIN_IDLE_WAIT = 0.05
+
 
 class ClaimLoop:
     """Records outcomes and claims jobs for one worker (see the module).
@@ -137,7 +141,7 @@ class ClaimLoop:
                 look_first = False  # full: there may be more, go again
                 continue
             if free > 0:  # fewer ready than free slots: wait for news or the next poll
-                look_first = not await self._sleep(await self._idle_wait())
+                look_first = not await self._sleep(await self._idle_wait(after_claim=True))
 
     async def _ready_or_down(self) -> bool:
         """Whether to claim after an idle poll: a job is ready (or the store cannot tell)."""
@@ -149,17 +153,25 @@ class ClaimLoop:
     async def _work_ready(self) -> bool:
         """Whether a queued job is ready now: a cheap read, so idle workers of several processes
         do not take turns holding the database's write lock to find nothing."""
-        next_at = await self._backend.next_run_at()
+        next_at = await self._backend.next_run_at(self.scope())
         return next_at is not None and next_at <= self._clock()
 
-    async def _idle_wait(self) -> float:
+    async def _idle_wait(self, *, after_claim: bool = False) -> float:
+        """How long to sleep before looking again: until the next job this worker could take
+        is due, at most ``poll_interval``. When a claim that left slots free (``after_claim``)
+        still sees a ready job, it is one the claim could not take (an unregistered task's, a
+        concurrency key at its limit, one another process took meanwhile): the worker waits
+        :data:`MIN_IDLE_WAIT` (or ``poll_interval``, if shorter) instead of claiming again at
+        once, in a loop. An enqueue or a finished job still wakes it at once."""
         wait = self._settings.poll_interval
         try:
-            next_at = await self._backend.next_run_at()
+            next_at = await self._backend.next_run_at(self.scope())
         except STORE_DOWN:
             return wait
         if next_at is not None:
             wait = max(0.0, min(wait, next_at - self._clock()))
+        if after_claim and wait <= 0.0:
+            wait = min(self._settings.poll_interval, MIN_IDLE_WAIT)
         return wait
 
     async def _sleep(self, seconds: float) -> bool:

@@ -362,13 +362,31 @@ class Jobs:
         :attr:`retry_guards` refuses (:class:`~quart_jobs.errors.RetryRefused`)."""
         return await self._operations.retry(job_id)
 
+    async def pause(self, queue: str) -> bool:
+        """Stop starting ``queue``'s jobs, in every process, until :meth:`resume` (durable:
+        it outlives restarts). Running jobs finish; enqueues are still accepted; a queue no
+        job has used yet may be paused. ``False`` when it was paused already."""
+        return await self._store.pause(queue_names([queue])[0], self.clock())
+
+    async def resume(self, queue: str) -> bool:
+        """Start ``queue``'s jobs again (workers are woken as by an enqueue). ``False`` when
+        it was not paused."""
+        resumed = await self._store.resume(queue_names([queue])[0])
+        self._notify_workers()
+        return resumed
+
+    async def paused(self) -> set[str]:
+        """The paused queues."""
+        return set(await self._store.paused())
+
     async def stats(self) -> Stats:
         """Counts by state and priority, and the oldest queued job per priority; the live
-        workers (every process's, from the store's registry) and the ready jobs none of them
-        serves (:attr:`Stats.unserved`)."""
+        workers (every process's, from the store's registry), the ready jobs none of them
+        serves (:attr:`Stats.unserved`) and the paused queues (:attr:`Stats.paused`)."""
         stats = await self._store.stats()
         workers, unserved = await self.serving()
-        return replace(stats, workers=tuple(workers), unserved=tuple(unserved))
+        paused = await self._store.paused()
+        return replace(stats, workers=tuple(workers), unserved=tuple(unserved), paused=paused)
 
     async def serving(self) -> tuple[builtins.list[WorkerRecord], builtins.list[UnservedTask]]:
         """The live workers and the ready jobs that none of them may claim (by queue and task):

@@ -20,6 +20,8 @@ Two kinds of numbers, with different scopes:
   ``quart_jobs_unserved_jobs{queue,task}`` (ready jobs that no live worker may claim: they stay
   queued) come with the same refresh: a read of the small registry table and one of the
   ready-jobs index. Alert on ``max(quart_jobs_unserved_jobs) > 0``.
+* ``quart_jobs_queue_paused{queue}``: 1 while a queue is paused (it starts nothing), 0 for the
+  queues this app's tasks and the live workers use; same refresh, a read of a tiny table.
 * ``token``: when set, ``GET /metrics`` needs ``Authorization: Bearer <token>`` (else 401).
 
 Each :class:`JobMetrics` has its own :class:`~prometheus_client.CollectorRegistry` (not the
@@ -42,7 +44,7 @@ from quart import Quart, Response, jsonify, request
 from quart_schema import hide
 
 from .jobs import Jobs
-from .models import Job, JobState, Stats, Tier, UnservedTask, WorkerRecord
+from .models import DEFAULT_QUEUE, Job, JobState, Stats, Tier, UnservedTask, WorkerRecord
 
 #: The states the depth gauge reports (finished jobs are the counters' business).
 LIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
@@ -93,6 +95,10 @@ class QueueCollector(Collector):
         self.stats: Stats | None = None
         self.workers: list[WorkerRecord] = []
         self.unserved: list[UnservedTask] = []
+        #: Paused queues, and the queues reported at 0 (so a resumed queue's series goes to 0
+        #: rather than vanishing): operator-chosen names, a bounded set.
+        self.paused: set[str] = set()
+        self.queues: set[str] = set()
         self.now = 0.0
         self.up = False
 
@@ -143,6 +149,16 @@ class QueueCollector(Collector):
         for item in self.unserved:
             unserved.add_metric([item.queue, item.task], item.count)
         yield unserved
+        paused = GaugeMetricFamily(
+            f"{NAMESPACE}_queue_paused",
+            "1 for a paused queue (it starts no job until resumed), 0 for a queue that runs: "
+            "the queues of this app's tasks and live workers, and any paused since this "
+            "process started.",
+            labels=["queue"],
+        )
+        for queue in sorted(self.queues | self.paused):
+            paused.add_metric([queue], 1.0 if queue in self.paused else 0.0)
+        yield paused
 
 
 class JobMetrics:
@@ -205,6 +221,7 @@ class JobMetrics:
         try:
             stats = await self.jobs.operator.queue_gauges()
             workers, unserved = await self.jobs.serving()
+            paused = await self.jobs.paused()
         except Exception as exc:
             log.error("metrics: cannot read queue statistics: %s", exc)
             self.queue.up = False
@@ -213,6 +230,9 @@ class JobMetrics:
             self._refreshed_at = self._monotonic()
         self.queue.stats = stats
         self.queue.workers, self.queue.unserved = workers, unserved
+        self.queue.paused = paused
+        self.queue.queues |= paused | self.jobs.registry.queues(DEFAULT_QUEUE)
+        self.queue.queues |= {q for w in workers for q in w.queues or ()}
         self.queue.now = self.jobs.clock()
         self.queue.up = True
 

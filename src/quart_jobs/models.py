@@ -285,6 +285,9 @@ class Stats:
     workers: tuple[WorkerRecord, ...] = ()
     #: Ready jobs that no live worker serves, by queue and task (filled by :meth:`Jobs.stats`).
     unserved: tuple[UnservedTask, ...] = ()
+    #: The paused queues and when each was paused (filled by :meth:`Jobs.stats`); what waits
+    #: in one is in :attr:`queues`.
+    paused: Mapping[str, float] = field(default_factory=dict)
 
     def count(self, state: JobState | None = None, priority: int | None = None) -> int:
         """How many jobs are in ``state`` with ``priority`` (``None``: any)."""

@@ -6,12 +6,14 @@
 mounts, under ``/admin``:
 
 * ``GET /admin/``: the dashboard (counts by state and tier, throughput, oldest waiting job
-  per tier, running and failed jobs with retry and cancel buttons, job details), refreshed
+  per tier, running and failed jobs with retry and cancel buttons, queues with pause and resume
+  buttons, job details), refreshed
   every 2 seconds; a login form when the visitor has no session yet;
 * ``POST /admin/login``, ``POST /admin/logout``: the session (see :mod:`.auth`);
 * ``/admin/api/stats``, ``/admin/api/throughput``, ``/admin/api/jobs``,
   ``/admin/api/jobs/<id>``, ``POST /admin/api/jobs/<id>/retry`` and ``…/cancel``,
-  ``/admin/api/schedules`` (periodic tasks, their next run): JSON for scripts
+  ``/admin/api/schedules`` (periodic tasks, their next run), ``POST
+  /admin/api/queues/<queue>/pause`` and ``…/resume``: JSON for scripts
   (``Authorization: Bearer <token>``) and for the page (the cookie).
 
 With no token (``None`` or empty) every admin route answers 404 "admin disabled".
@@ -32,6 +34,7 @@ from .api import add_api_routes
 from .auth import MIN_TOKEN_LENGTH, AdminAuth, AdminError, TokenSource
 from .clients import ClientView, parse_networks
 from .pages import PAGE_HEADERS, add_page_routes
+from .queues import add_queue_routes
 from .routing import ID_CONVERTER, DigitsConverter, harden_routing, refuse_bad_hosts
 from .schedules import add_schedule_routes
 
@@ -103,6 +106,7 @@ def admin_blueprint(
     add_page_routes(bp, auth, prefix)
     add_api_routes(bp, jobs, auth)
     add_schedule_routes(bp, jobs, auth)
+    add_queue_routes(bp, jobs, auth)
     return bp
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from quart_schema import document_response, security_scheme, tag
 
 from ..models import MAX_JOB_ID, JobState, Stats, Tier
+from ..pausing import paused_summary
 from ..unserved import unserved_summary, worker_summary
 
 STATES = [s.value for s in JobState]
@@ -122,6 +123,15 @@ class UnservedTasks(BaseModel):
     message: str
 
 
+class PausedQueue(BaseModel):
+    queue: str
+    paused: bool
+    paused_at: float | None = Field(description="when it was paused")
+    queued: int = Field(description="queued jobs in it: they wait until it is resumed")
+    running: int = Field(description="running jobs in it (started before the pause)")
+    known: bool = Field(description="false: no stored job has used this queue (yet)")
+
+
 class StatsAnswer(BaseModel):
     now: float
     tiers: list[str] = Field(description="tier names, most urgent first")
@@ -133,6 +143,10 @@ class StatsAnswer(BaseModel):
     workers: list[LiveWorker] = Field(description="the live workers of every process, by name")
     unserved: list[UnservedTasks] = Field(
         description="ready jobs that no live worker may claim, by queue and task: they stay queued"
+    )
+    queues: dict[str, dict[str, int]] = Field(description="queue -> state -> number of jobs")
+    paused: list[PausedQueue] = Field(
+        description="the paused queues, by name, with what waits in each (it starts nothing)"
     )
 
 
@@ -194,6 +208,7 @@ def stats_answer(stats: Stats, now: float) -> dict[str, Any]:
         },
         "workers": [worker_summary(w, now) for w in stats.workers],
         "unserved": [unserved_summary(u) for u in stats.unserved],
+        "paused": paused_summary(stats),
     }
 
 

@@ -312,9 +312,31 @@ class Backend(abc.ABC):
         small table: one row per running worker)."""
 
     @abc.abstractmethod
-    async def next_run_at(self) -> float | None:
-        """When the next queued job is ready: the earliest ``run_at`` among queued jobs, or,
-        when some are ready already, a ``run_at`` that has passed (``None``: nothing queued)."""
+    async def next_run_at(self, scope: ClaimScope = ANY_SCOPE) -> float | None:
+        """When the next queued job a claim with ``scope`` could take is ready: the earliest
+        ``run_at`` among queued jobs not yet ready, or, when some are ready already, a
+        ``run_at`` that has passed (``None``: nothing queued). Ready jobs of paused queues and
+        of queues outside ``scope.queues`` do not count (a worker would find nothing to claim:
+        it sleeps instead); ``scope.tasks`` is not looked at."""
+
+    # --- pausing queues ------------------------------------------------------------------------
+    # Queue operations, not operator bookkeeping: a pause changes what every claim and
+    # ``next_run_at`` answer, and a resume wakes the workers the way an enqueue does.
+
+    @abc.abstractmethod
+    async def pause(self, queue: str, now: float) -> bool:
+        """Stop every claim, in every process, from starting jobs of ``queue`` (running jobs
+        are left alone; enqueues are still accepted), durably; ``now`` is recorded as the
+        pause's start. ``False`` when it was paused already (its start is kept)."""
+
+    @abc.abstractmethod
+    async def resume(self, queue: str) -> bool:
+        """Let claims take ``queue``'s jobs again, and wake the workers as an enqueue does.
+        ``False`` when it was not paused."""
+
+    @abc.abstractmethod
+    async def paused(self) -> dict[str, float]:
+        """The paused queues and when each was paused (the caller's clock), by name."""
 
     @abc.abstractmethod
     async def purge(

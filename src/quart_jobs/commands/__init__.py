@@ -3,6 +3,7 @@
 
 - :mod:`.inspect`: ``stats``, ``list``, ``show``, ``schedules`` (read only);
 - :mod:`.change`: ``retry``, ``cancel``, ``purge``, ``migrate``;
+- :mod:`.pause`: ``pause``, ``resume`` (a queue);
 - :mod:`.worker`: ``worker``;
 - :mod:`.session` opens the store for a command and turns failures into exit codes;
   :mod:`.output` prints tables and JSON.
@@ -18,6 +19,7 @@ import click
 
 from .change import add_change_commands
 from .inspect import add_inspect_commands
+from .pause import add_pause_commands
 from .session import JobsFactory
 from .worker import worker_command
 
@@ -33,5 +35,6 @@ def jobs_command_group(factory: JobsFactory) -> click.Group:
 
     add_inspect_commands(group, factory)
     add_change_commands(group, factory)
+    add_pause_commands(group, factory)
     group.add_command(worker_command(factory))
     return group

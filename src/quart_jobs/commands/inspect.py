@@ -9,6 +9,7 @@ import click
 
 from ..jobs import Jobs
 from ..models import JobState, Stats, Tier, job_detail
+from ..pausing import describe
 from .output import JOB_ID, age, echo_serving, emit_json, json_option, stats_dict, table, when
 from .session import JobsFactory, run_action
 
@@ -43,6 +44,8 @@ def add_inspect_commands(group: click.Group, factory: JobsFactory) -> None:
             ]
             click.echo("")
             click.echo(table(["queue", *states], queue_rows, right=set(range(1, len(states) + 1))))
+        for state in data["paused"]:
+            click.echo(f"paused: {describe(state)}, since {when(state['paused_at'])} UTC")
         click.echo("")
         echo_serving(result, now)
 

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..models import MAX_JOB_ID, JobState, Stats, Tier
+from ..pausing import paused_summary
 from ..unserved import tasks_text, unserved_summary, worker_summary
 
 #: A job id: a larger one (or 0) is a usage error (exit 2), never asked of the store.
@@ -49,6 +50,7 @@ def stats_dict(stats: Stats, now: float) -> dict[str, Any]:
         },
         "workers": [worker_summary(w, now) for w in stats.workers],
         "unserved": [unserved_summary(u) for u in stats.unserved],
+        "paused": paused_summary(stats),
     }
 
 

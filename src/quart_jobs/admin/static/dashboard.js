@@ -159,14 +159,50 @@
     });
     body.replaceChildren(...rows);
     const queues = stats.queues || {};
+    const paused = new Map((stats.paused || []).map((p) => [p.queue, p]));
+    const names = [...new Set([...Object.keys(queues), ...paused.keys()])].sort();
     document.querySelector("#queues tbody").replaceChildren(
-      ...Object.keys(queues).map((queue) => el(
-        "tr",
-        { "data-queue": queue },
-        el("td", { class: "queue", text: queue }),
-        ...STATES.map((s) => el("td", { class: `num ${s}`, text: queues[queue][s] })),
-      )),
+      ...names.map((queue) => {
+        const counts = queues[queue] || {};
+        const pause = paused.get(queue);
+        return el(
+          "tr",
+          { "data-queue": queue, class: pause ? "paused" : "" },
+          el("td", { class: "queue" }, el("span", { class: "name", text: queue }), ...(pause
+            ? [" ", el("span", { class: "badge state-paused", title: `paused since ${when(pause.paused_at)}`,
+              text: `paused since ${clock(pause.paused_at)}` })]
+            : [])),
+          ...STATES.map((s) => el("td", { class: `num ${s}`, text: counts[s] || 0 })),
+          el("td", { class: "actions" }, queueButton(queue, pause ? "resume" : "pause")),
+        );
+      }),
     );
+  }
+
+  // Pause or resume a queue: every process stops (or starts again) taking its jobs.
+  function queueButton(queue, action) {
+    return el("button", {
+      type: "button",
+      class: action === "pause" ? "danger pause" : "resume",
+      "data-action": action,
+      text: action === "pause" ? "Pause" : "Resume",
+      onclick: (e) => toggleQueue(queue, action, e.currentTarget),
+    });
+  }
+
+  async function toggleQueue(queue, action, button) {
+    if (button) button.disabled = true;
+    try {
+      const state = await api(`queues/${encodeURIComponent(queue)}/${action}`, "POST");
+      toast(action === "pause"
+        ? `Queue '${queue}' paused: ${state.queued} waiting, ${state.running} running finish`
+        : `Queue '${queue}' resumed: ${state.queued} waiting start`);
+    } catch (error) {
+      toast(`Queue '${queue}': ${error.message}`, true);
+    } finally {
+      if (button) button.disabled = false;
+      refreshSoon(0);
+    }
   }
 
   function renderServing(stats) {

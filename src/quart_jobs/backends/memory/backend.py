@@ -66,6 +66,7 @@ class MemoryBackend(Backend):
         self._app_db_image: bytes | None = None
         self._workers: dict[str, WorkerRecord] = {}
         self._clock = StoreClock()  # a backward step of the caller's clock is clamped
+        self._paused: dict[str, float] = {}  # queue -> when it was paused
 
     async def open(self) -> None:
         return None
@@ -169,7 +170,17 @@ class MemoryBackend(Backend):
         scope: ClaimScope = ANY_SCOPE,
     ) -> list[Job]:
         now = self._clock.now(now)
-        return claim(self._jobs, self._tags, self._book, worker, limit, now, lease_seconds, scope)
+        return claim(
+            self._jobs,
+            self._tags,
+            self._book,
+            worker,
+            limit,
+            now,
+            lease_seconds,
+            scope,
+            self._paused,
+        )
 
     def _held(self, lease: Lease) -> Job | None:
         job = self._jobs.get(lease.job_id)
@@ -316,10 +327,28 @@ class MemoryBackend(Backend):
                 counts[(job.queue, job.task)] = counts.get((job.queue, job.task), 0) + 1
         return counts
 
-    async def next_run_at(self) -> float | None:
-        return self._clock.local(
-            min((j.run_at for j in self._jobs.values() if j.state is JobState.QUEUED), default=None)
-        )
+    async def next_run_at(self, scope: ClaimScope = ANY_SCOPE) -> float | None:
+        def counts(job: Job) -> bool:
+            if job.id not in self._tags:  # not ready yet: when it will be
+                return True
+            return job.queue not in self._paused and (
+                scope.queues is None or job.queue in scope.queues
+            )
+
+        queued = (j for j in self._jobs.values() if j.state is JobState.QUEUED and counts(j))
+        return self._clock.local(min((j.run_at for j in queued), default=None))
+
+    async def pause(self, queue: str, now: float) -> bool:
+        if queue in self._paused:
+            return False
+        self._paused[queue] = self._clock.now(now)
+        return True
+
+    async def resume(self, queue: str) -> bool:
+        return self._paused.pop(queue, None) is not None
+
+    async def paused(self) -> dict[str, float]:
+        return dict(sorted(self._paused.items()))
 
     async def ready_kinds(self) -> set[tuple[str, int, str]]:
         return {(j.queue, j.priority, j.task) for j in self._ready()}

@@ -5,6 +5,7 @@ the SQL backends do (one process here: no lock)."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from dataclasses import replace
 
 from ... import policy
@@ -22,10 +23,16 @@ def claim(
     now: float,
     lease_seconds: float,
     scope: ClaimScope,
+    paused: Collection[str] = (),
 ) -> list[Job]:
     """Claim up to ``limit`` jobs of ``jobs`` (changed in place); ``tags`` holds the tags of
-    the ready ones, ``book`` the tier clocks and the owners' next tags."""
+    the ready ones, ``book`` the tier clocks and the owners' next tags. Jobs of the ``paused``
+    queues stay queued; their tiers are left out, as the SQL backends leave them out."""
     tag_due(jobs, tags, book, now)
+
+    def allowed(queue: str) -> bool:
+        return queue not in paused and (scope.queues is None or queue in scope.queues)
+
     heads: dict[tuple[str, int], list[Candidate]] = {}
     running: dict[str, int] = {}
     for job in jobs.values():
@@ -33,16 +40,14 @@ def claim(
             running[job.concurrency_key] = running.get(job.concurrency_key, 0) + 1
         if job.state is not JobState.QUEUED or job.id not in tags:
             continue
-        if (scope.tasks is None or job.task in scope.tasks) and (
-            scope.queues is None or job.queue in scope.queues
-        ):
+        if (scope.tasks is None or job.task in scope.tasks) and allowed(job.queue):
             heads.setdefault((job.queue, job.priority), []).append(_candidate(job, tags))
     for candidates in heads.values():
         candidates.sort(key=lambda c: (c.tag, c.id))
-    queues = scope.queues
-    clocks = [c for c in book.clocks.values() if queues is None or c.queue in queues]
+    clocks = [c for c in book.clocks.values() if allowed(c.queue)]
     now = policy.claim_time(clocks, now)  # as the SQL backends do (one process here)
-    chosen = book.start(heads, limit, scope.weights, now, running, scope.queues)
+    queues = {c.queue for c in clocks} | {queue for queue, _ in heads}
+    chosen = book.start(heads, limit, scope.weights, now, running, queues)
     claimed = []
     for candidate in chosen:
         job = jobs[candidate.id]

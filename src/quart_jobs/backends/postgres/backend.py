@@ -323,11 +323,29 @@ class PostgresBackend(Backend):
             cur = await conn.execute(q.READY_TASKS)
             return {(str(q), str(t)): int(n) for q, t, n in await cur.fetchall()}
 
-    async def next_run_at(self) -> float | None:
+    async def next_run_at(self, scope: ClaimScope = ANY_SCOPE) -> float | None:
         async with self._connection() as conn:
             cur = await conn.execute(q.NEXT_RUN_AT)
-            row = await cur.fetchone()
-        return None if row is None else self._db.clock.local(row[0])
+            rows = await cur.fetchall()
+        return self._db.clock.local(shared.next_run_at(rows, scope.queues))
+
+    async def pause(self, queue: str, now: float) -> bool:
+        now = self._now(now)
+        async with self._connection() as conn:
+            cur = await conn.execute(q.PAUSE, (queue, now))
+            return cur.rowcount > 0
+
+    async def resume(self, queue: str) -> bool:
+        async with self._connection() as conn:
+            cur = await conn.execute(q.RESUME, (queue, CHANNEL, self.schema))
+            return len(await cur.fetchall()) > 0
+
+    async def paused(self) -> dict[str, float]:
+        async with self._connection() as conn:
+            cur = await conn.execute(q.PAUSED)
+            rows = await cur.fetchall()
+        offset = self._db.clock.offset
+        return {str(queue): float(at) - offset for queue, at in rows}
 
     async def ready_kinds(self) -> set[tuple[str, int, str]]:
         scan = live.skip_scan()

@@ -94,6 +94,12 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX qj_jobs_due;
     CREATE INDEX qj_jobs_due ON qj_jobs (run_at, id, priority)
         WHERE state = 'queued' AND tag IS NULL;
+    """,  # Paused queues: a row per paused queue (resuming deletes it); claims skip their tiers.
+    """
+    CREATE TABLE qj_queue_pauses (
+        queue TEXT PRIMARY KEY,
+        paused_at DOUBLE PRECISION NOT NULL
+    );
     """,
 )
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..base import CANDIDATE_COLUMNS, JOB_COLUMNS
-from ..shared_sql import fair, jobs, operator, workers
+from ..shared_sql import fair, jobs, operator, pauses, workers
 from ..shared_sql.dialect import POSTGRESQL, render
 
 # --- shared, rendered ---------------------------------------------------------------------------
@@ -22,6 +22,7 @@ RETRY = render(jobs.RETRY, POSTGRESQL)
 CANCEL = render(jobs.CANCEL, POSTGRESQL)
 FINISHED_COUNTS = jobs.finished_counts_statement(POSTGRESQL)
 TIERS = render(fair.TIERS, POSTGRESQL)
+CLAIM_TIERS = render(fair.CLAIM_TIERS, POSTGRESQL)
 SAVE_OWNER = render(fair.SAVE_OWNER, POSTGRESQL)
 SAVE_TIER = render(fair.SAVE_TIER, POSTGRESQL)
 ENSURE_TIER = render(fair.ENSURE_TIER, POSTGRESQL)
@@ -36,6 +37,8 @@ RUNNING_GAUGES = render(operator.RUNNING_GAUGES, POSTGRESQL)
 OPS = operator.statements(POSTGRESQL)
 LIVE = workers.statements(POSTGRESQL)
 READY = workers.ready_statements(POSTGRESQL)
+PAUSE = render(pauses.PAUSE, POSTGRESQL)
+PAUSED = render(pauses.PAUSED, POSTGRESQL)
 
 # --- PostgreSQL's own ---------------------------------------------------------------------------
 
@@ -146,8 +149,15 @@ SET_TAGS = (
     "UPDATE qj_jobs AS j SET tag = t.tag FROM unnest(%s::bigint[], %s::double precision[]) "
     "AS t(id, tag) WHERE j.id = t.id"
 )
+# The claimable tiers (queues not paused) of the claimed queues, locked in one order.
 LOCK_TIERS = (
-    TIERS + " WHERE %s::text[] IS NULL OR queue = ANY(%s) ORDER BY queue, priority FOR UPDATE"
+    CLAIM_TIERS
+    + " AND (%s::text[] IS NULL OR queue = ANY(%s)) ORDER BY queue, priority FOR UPDATE OF t"
+)
+# Resuming a queue wakes the workers as an enqueue does, in the same transaction.
+RESUME = (
+    f"WITH gone AS ({render(pauses.RESUME, POSTGRESQL)} RETURNING queue) "
+    "SELECT pg_notify(%s, %s) FROM gone"
 )
 # Owner rows are created (next tag 0: no effect) then locked, in one order: no deadlock.
 ADD_OWNERS = (
@@ -177,11 +187,11 @@ FINISH_ENDS = (
     "AS v(id, token, state, result, error, traceback) "
     "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running' RETURNING j.id"
 )
-# HEADS over every tier of the claimed queues (the rows LOCK_TIERS locks) and the tasks given:
-# sent in the same pipeline as LOCK_TIERS, so the claim needs no round trip in between.
+# HEADS over every claimable tier of the claimed queues (the rows LOCK_TIERS locks) and the
+# tasks given: sent in the same pipeline as LOCK_TIERS, so the claim needs no round trip in between.
 HEADS_OF_TIERS = (
     "SELECT c.* FROM (SELECT t.queue, t.priority FROM qj_fair_tiers AS t "
-    "WHERE %s::text[] IS NULL OR t.queue = ANY(%s)) AS r "
+    f"WHERE {pauses.NOT_PAUSED} AND (%s::text[] IS NULL OR t.queue = ANY(%s))) AS r "
     "CROSS JOIN unnest(%s::text[]) AS k(task) "
     f"CROSS JOIN LATERAL (SELECT {CANDIDATE_COLUMNS} FROM qj_jobs AS j WHERE j.state = 'queued' "
     "AND j.tag IS NOT NULL AND j.queue = r.queue AND j.priority = r.priority AND j.task = k.task "

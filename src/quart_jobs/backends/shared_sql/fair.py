@@ -15,12 +15,16 @@ from typing import Any
 from ...policy import FairBook, TierClock, owner_key
 from ..base import CANDIDATE_COLUMNS
 from .jobs import OWNER, PRIORITY, QUEUE, RUN_AT
+from .pauses import NOT_PAUSED
 
 #: Jobs whose run_at passed are tagged by the claim in batches of at most this many.
 TAG_BATCH = 5000
 
 
 TIERS = "SELECT queue, priority, vtime, start, finish, served FROM qj_fair_tiers"
+#: The tiers a claim may start jobs from: those of queues not paused (one primary-key probe of
+#: ``qj_queue_pauses`` per tier row). Tagging reads every tier (:data:`TIERS`).
+CLAIM_TIERS = f"{TIERS} AS t WHERE {NOT_PAUSED}"
 OWNER_NEXT = "SELECT next_tag FROM qj_fair_owners WHERE queue = ? AND priority = ? AND owner = ?"
 SAVE_OWNER = (
     "INSERT INTO qj_fair_owners (queue, priority, owner, next_tag) VALUES (?, ?, ?, ?) "

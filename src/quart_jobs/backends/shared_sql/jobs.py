@@ -11,6 +11,7 @@ from typing import Any
 from ...models import JobFilter, JobState, Lease, NewJob
 from ..base import JOB_COLUMNS, Heartbeat, Outcome
 from .dialect import render
+from .pauses import NOT_PAUSED
 
 
 def filter_sql(flt: JobFilter) -> tuple[str, list[Any]]:
@@ -80,17 +81,32 @@ STATS_OLDEST = (
     "SELECT priority, MIN(enqueued_at) FROM qj_jobs WHERE state = 'queued' GROUP BY priority"
 )
 STATS_BY_QUEUE = "SELECT queue, state, COUNT(*) FROM qj_jobs GROUP BY queue, state"
-# When the next queued job is ready: the earliest run_at of the jobs not yet tagged (one step
-# down qj_jobs_due), or, when a ready (tagged) job exists, the run_at of one of them, which has
-# passed (one step down qj_jobs_fair, in its order so that PostgreSQL walks it too).
+# When the next queued job is ready, per tier of a queue that is not paused: the run_at of one
+# of its ready (tagged) jobs, which has passed (one step down qj_jobs_fair, in its order so that
+# PostgreSQL walks it too), or NULL; then, queue NULL, the earliest run_at of the jobs not yet
+# tagged (one step down qj_jobs_due). The caller keeps the rows of the queues it claims from.
 NEXT_RUN_AT = (
-    "SELECT MIN(at) FROM ("
-    "SELECT at FROM (SELECT run_at AS at FROM qj_jobs{fair} "
-    "WHERE state = 'queued' AND tag IS NOT NULL ORDER BY queue, priority, task, tag, id "
-    "LIMIT 1) AS ready "
-    "UNION ALL SELECT MIN(run_at) FROM qj_jobs{due} WHERE state = 'queued' AND tag IS NULL"
-    ") AS parts"
+    "SELECT t.queue, (SELECT run_at FROM qj_jobs{fair} WHERE state = 'queued' "
+    "AND tag IS NOT NULL AND queue = t.queue AND priority = t.priority "
+    "ORDER BY task, tag, id LIMIT 1) FROM qj_fair_tiers AS t "
+    f"WHERE {NOT_PAUSED} "
+    "UNION ALL SELECT NULL, MIN(run_at) FROM qj_jobs{due} WHERE state = 'queued' AND tag IS NULL"
 )
+
+
+def next_run_at(rows: Sequence[tuple[Any, ...]], queues: Sequence[str] | None) -> float | None:
+    """The earliest time in the rows of :data:`NEXT_RUN_AT` of the queues given (``None``:
+    every queue), on the store's clock."""
+    return min(
+        (
+            float(at)
+            for queue, at in rows
+            if at is not None and (queue is None or queues is None or queue in queues)
+        ),
+        default=None,
+    )
+
+
 # The lease a finishing or beating worker must still hold, and clearing it.
 HELD = "id = ? AND lease_token = ? AND state = 'running'"
 CLEAR_LEASE = "worker = NULL, lease_token = NULL, lease_expires_at = NULL"

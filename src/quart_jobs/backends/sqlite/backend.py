@@ -342,11 +342,30 @@ class SQLiteBackend(Backend):
             lambda conn: {(q, t): int(n) for q, t, n in conn.execute(s.READY_TASKS)}
         )
 
-    async def next_run_at(self) -> float | None:
+    async def next_run_at(self, scope: ClaimScope = ANY_SCOPE) -> float | None:
         def run(conn: sqlite3.Connection) -> float | None:
-            return self._clock.local(conn.execute(s.NEXT_RUN_AT).fetchone()[0])
+            rows = conn.execute(s.NEXT_RUN_AT).fetchall()
+            return self._clock.local(shared.next_run_at(rows, scope.queues))
 
         return await self._readers.run(run)
+
+    async def pause(self, queue: str, now: float) -> bool:
+        now = self._clock.now(now)
+        return bool(
+            await self._writer.run(lambda conn: conn.execute(s.PAUSE, (queue, now)).rowcount)
+        )
+
+    async def resume(self, queue: str) -> bool:
+        resumed = bool(
+            await self._writer.run(lambda conn: conn.execute(s.RESUME, (queue,)).rowcount)
+        )
+        if resumed:
+            self.wakeup.jobs_ready()
+        return resumed
+
+    async def paused(self) -> dict[str, float]:
+        rows = await self._readers.run(lambda conn: conn.execute(s.PAUSED).fetchall())
+        return {str(q): float(at) - self._clock.offset for q, at in rows}
 
     async def ready_kinds(self) -> set[tuple[str, int, str]]:
         def run(conn: sqlite3.Connection) -> set[tuple[str, int, str]]:

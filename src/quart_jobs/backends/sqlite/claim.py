@@ -29,7 +29,7 @@ def claim(
     ``qj_jobs_fair`` in ``(tag, id)`` order; :mod:`quart_jobs.policy` picks among the ranges'
     first jobs. Named, because without statistics the planner would scan and sort."""
     tag_due(conn, now)
-    clocks = [fair.clock_from_row(r) for r in conn.execute(s.TIERS)]
+    clocks = [fair.clock_from_row(r) for r in conn.execute(s.CLAIM_TIERS)]  # not paused
     if scope.queues is not None:
         clocks = [c for c in clocks if c.queue in scope.queues]
     tasks = scope.tasks

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 
 from ..base import JOB_COLUMNS
-from ..shared_sql import fair, jobs, operator, workers
+from ..shared_sql import fair, jobs, operator, pauses, workers
 from ..shared_sql.dialect import SQLITE, render
 
 # --- shared, rendered ---------------------------------------------------------------------------
@@ -20,6 +20,7 @@ RETRY = render(jobs.RETRY, SQLITE)
 CANCEL = render(jobs.CANCEL, SQLITE)
 FINISHED_COUNTS = jobs.finished_counts_statement(SQLITE)
 TIERS = render(fair.TIERS, SQLITE)
+CLAIM_TIERS = render(fair.CLAIM_TIERS, SQLITE)
 OWNER_NEXT = render(fair.OWNER_NEXT, SQLITE)
 SAVE_OWNER = render(fair.SAVE_OWNER, SQLITE)
 SAVE_TIER = render(fair.SAVE_TIER, SQLITE)
@@ -36,6 +37,9 @@ RUNNING_GAUGES = render(operator.RUNNING_GAUGES, SQLITE)
 OPS = operator.statements(SQLITE)
 LIVE = workers.statements(SQLITE)
 READY = workers.ready_statements(SQLITE)
+PAUSE = render(pauses.PAUSE, SQLITE)
+RESUME = render(pauses.RESUME, SQLITE)
+PAUSED = render(pauses.PAUSED, SQLITE)
 
 # --- SQLite's own -------------------------------------------------------------------------------
 
