@@ -1,22 +1,34 @@
-"""The operations of a :class:`~quart_jobs.Jobs` on the jobs in its store, each with what
-follows it in this process: an enqueue (built by the job builder) and a transaction of the
-application's wake the workers here and tell the ``enqueued`` hooks after the commit; a cancel
-reaches the worker here that runs the job; a retry asks the retry guards first. An id no job
-can have is answered without asking the store.
+"""The operations of a :class:`~quart_jobs.Jobs` on the jobs and queues in its store, each
+with what follows it in this process: an enqueue (built by the job builder) and a transaction
+of the application's wake the workers here and tell the ``enqueued`` hooks after the commit; a
+cancel reaches the worker here that runs the job; a retry asks the retry guards first; resuming
+a queue wakes the workers. An id no job can have is answered without asking the store.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TypeVar
 
+from .backends.base import queue_names
 from .builder import Calls, EnqueueOptions, JobBuilder
 from .errors import JobNotFound, RetryRefused
 from .events import JobEvents
 from .local_workers import LocalWorkers
-from .models import EnqueueResult, Job, JobEvent, JobState, job_id_in_range
+from .models import (
+    EnqueueResult,
+    Job,
+    JobEvent,
+    JobState,
+    Stats,
+    UnservedTask,
+    WorkerRecord,
+    job_id_in_range,
+)
 from .store_handle import StoreHandle
 from .transaction import Transaction, run_transaction
+from .unserved import read_serving
 
 T = TypeVar("T")
 
@@ -29,8 +41,9 @@ def _not_found(job_id: int) -> JobNotFound:
 
 
 class JobOperations:
-    """Enqueue, run a transaction, read, cancel and retry jobs, on ``handle``'s store at the
-    builder's clock. ``retry_guards`` is the list of ``jobs.retry_guards`` itself."""
+    """Enqueue, run a transaction, read, cancel and retry jobs, pause and resume queues, on
+    ``handle``'s store at the builder's clock. ``retry_guards`` is the list of
+    ``jobs.retry_guards`` itself."""
 
     def __init__(
         self,
@@ -104,3 +117,23 @@ class JobOperations:
             raise _not_found(job_id)
         self._workers.notify()
         return job
+
+    async def pause(self, queue: str) -> bool:
+        return await self._handle.backend.pause(queue_names([queue])[0], self._builder.clock())
+
+    async def resume(self, queue: str) -> bool:
+        resumed = await self._handle.backend.resume(queue_names([queue])[0])
+        self._workers.notify()
+        return resumed
+
+    async def paused(self) -> set[str]:
+        return set(await self._handle.backend.paused())
+
+    async def stats(self) -> Stats:
+        stats = await self._handle.backend.stats()
+        workers, unserved = await self.serving()
+        paused = await self._handle.backend.paused()
+        return replace(stats, workers=tuple(workers), unserved=tuple(unserved), paused=paused)
+
+    async def serving(self) -> tuple[list[WorkerRecord], list[UnservedTask]]:
+        return await read_serving(self._handle.backend, self._builder.clock())

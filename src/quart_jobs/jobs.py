@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import replace
-from types import TracebackType
 from typing import Any, TypeVar, Unpack, overload
 
 from .backends import DEFAULT_DATABASE_URL, Backend
@@ -61,9 +61,8 @@ from .periodic import Schedule, Scheduler, Schedules
 from .policy import Weights
 from .registry import Registry, Task, TaskFunc, task_options
 from .store_handle import StoreHandle
-from .testing import Drained, burst_drain
+from .testing import Drained
 from .transaction import Transaction
-from .unserved import read_serving
 from .waiting import Waiters
 from .worker import Worker, WorkerSettings
 
@@ -303,9 +302,6 @@ class Jobs:
         thread, inside a group commit. Workers are woken after the commit."""
         return await self._operations.transaction(func)
 
-    def _notify_workers(self) -> None:
-        self._local.notify()
-
     # --- inspect and control -----------------------------------------------------------------
 
     async def get(self, job_id: int) -> Job:
@@ -366,33 +362,28 @@ class Jobs:
         """Stop starting ``queue``'s jobs, in every process, until :meth:`resume` (durable:
         it outlives restarts). Running jobs finish; enqueues are still accepted; a queue no
         job has used yet may be paused. ``False`` when it was paused already."""
-        return await self._store.pause(queue_names([queue])[0], self.clock())
+        return await self._operations.pause(queue)
 
     async def resume(self, queue: str) -> bool:
         """Start ``queue``'s jobs again (workers are woken as by an enqueue). ``False`` when
         it was not paused."""
-        resumed = await self._store.resume(queue_names([queue])[0])
-        self._notify_workers()
-        return resumed
+        return await self._operations.resume(queue)
 
     async def paused(self) -> set[str]:
         """The paused queues."""
-        return set(await self._store.paused())
+        return await self._operations.paused()
 
     async def stats(self) -> Stats:
         """Counts by state and priority, and the oldest queued job per priority; the live
         workers (every process's, from the store's registry), the ready jobs none of them
         serves (:attr:`Stats.unserved`) and the paused queues (:attr:`Stats.paused`)."""
-        stats = await self._store.stats()
-        workers, unserved = await self.serving()
-        paused = await self._store.paused()
-        return replace(stats, workers=tuple(workers), unserved=tuple(unserved), paused=paused)
+        return await self._operations.stats()
 
     async def serving(self) -> tuple[builtins.list[WorkerRecord], builtins.list[UnservedTask]]:
         """The live workers and the ready jobs that none of them may claim (by queue and task):
         a few index lookups (:func:`~quart_jobs.unserved.read_serving`), what ``/metrics``
         reports."""
-        return await read_serving(self._store, self.clock())
+        return await self._operations.serving()
 
     async def find_by_key(self, key: str) -> Job | None:
         """The job enqueued with this ``key`` (``options(key=…)``), or ``None``."""
@@ -448,12 +439,7 @@ class Jobs:
         await self.open()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     def start_worker(self, **overrides: Any) -> Worker:
@@ -488,12 +474,8 @@ class Jobs:
         are not waited for. After ``timeout`` seconds the running jobs are put back in the
         queue and :class:`TimeoutError` is raised."""
         burst = replace(self.worker_settings, burst=True)
-        return await burst_drain(
-            lambda hook: self._start(burst, hook),
-            lambda worker: self.stop_worker(worker, timeout=0),
-            self._events.emit,
-            timeout,
-        )
+        start = functools.partial(self._start, burst)
+        return await self._local.drain(start, self._events.emit, timeout)
 
     @contextlib.asynccontextmanager
     async def run_worker(self, **overrides: Any) -> AsyncIterator[Worker]:

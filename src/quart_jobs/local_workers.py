@@ -18,6 +18,7 @@ from .maintenance.retention import Retention
 from .models import DEFAULT_QUEUE, JobState
 from .periodic import Schedules
 from .registry import Registry
+from .testing import Drained, burst_drain
 from .worker import Worker
 from .worker_settings import WorkerSettings
 
@@ -85,6 +86,13 @@ class LocalWorkers:
         if not settings.burst and self._schedules:
             self._schedules.scheduler(clock).start()  # keeps the schedules while a worker runs
         return worker
+
+    async def drain(
+        self, start: Callable[[EventHook], Worker], on_event: EventHook, timeout: float | None
+    ) -> Drained:
+        """Run the ready jobs on a burst worker from ``start`` until none is ready and none
+        runs (:func:`~quart_jobs.testing.burst_drain`); stopped at once after ``timeout``."""
+        return await burst_drain(start, lambda worker: self.stop(worker, 0), on_event, timeout)
 
     def start_retention(
         self, seconds: float | None, purge: Purge, clock: Callable[[], float]
