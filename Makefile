@@ -1,10 +1,11 @@
-# The front door: `make run` (the order service, demo mode) and `make test` (everything).
+# The front door: `make run` (the order service, demo mode) and `make test` (everything: the
+# library's tests/ and the order service's service/tests/, the `testpaths` of pyproject.toml).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
-CODE := src service/src tests bench
+CODE := src service/src tests service/tests bench
 
 .PHONY: install run test lint format typecheck docs docs-serve system-deps bench clean
 

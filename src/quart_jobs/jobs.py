@@ -192,6 +192,7 @@ class Jobs:
         timeout: float | None = None,
         priority: int | Tier | str | None = None,
         queue: str | None = None,
+        rate_limit: str | None = None,
     ) -> Callable[[TaskFunc], Task]: ...
 
     def task(
@@ -204,6 +205,7 @@ class Jobs:
         timeout: float | None = None,
         priority: int | Tier | str | None = None,
         queue: str | None = None,
+        rate_limit: str | None = None,
     ) -> Task | Callable[[TaskFunc], Task]:
         """Register a sync or async function as a task: ``@jobs.task`` or ``@jobs.task(...)``.
 
@@ -221,15 +223,16 @@ class Jobs:
         :param max_attempts: Attempts for this task's jobs (default: the ``Jobs`` setting).
         :param timeout: Seconds an attempt may run before it fails with ``TimeoutError``.
         :param priority: This task's default priority (a :class:`Tier`, its name, or an int).
+        :param rate_limit: ``"N/PERIOD"`` (``"10/s"``, ``"100/m"``, ``"5/h"``, ``"20/5s"``): at
+            most N of this task's jobs start in any window of the period, across every
+            process on the store (the key is the task's name); the others wait, queued.
 
         The function must be defined with ``def`` at module level (another process imports it
         by name); its arguments and its result must be JSON. Sync functions run on worker
         threads (abandoned past their timeout), async ones on the event loop. The returned
         :class:`Task` can still be called directly.
         """
-        options = task_options(
-            max_attempts=max_attempts, timeout=timeout, priority=priority, queue=queue
-        )
+        options = task_options(max_attempts, timeout, priority, queue, rate_limit)
         return self.registry.task(func, name=name, options=options)
 
     def register(self, func: TaskFunc, *, name: str | None = None) -> Task:
@@ -252,9 +255,7 @@ class Jobs:
         The function takes no required argument; if it accepts a ``timestamp`` keyword, it gets
         the scheduled moment (seconds since the epoch). Every process running a worker enqueues
         the schedule's moments; each moment becomes one job (see :mod:`quart_jobs.periodic`)."""
-        return self._schedules.decorator(
-            cron, every, name=name, timezone=timezone, queue=queue, priority=priority
-        )
+        return self._schedules.decorator(cron, every, name, timezone, queue, priority)
 
     @property
     def schedules(self) -> builtins.list[Schedule]:
@@ -275,12 +276,14 @@ class Jobs:
         The keywords: ``priority`` (a :class:`Tier`, its name, or an int), ``delay`` (seconds)
         or ``run_at`` (seconds since the epoch), ``key`` (one job per key), ``owner``,
         ``max_attempts``, ``timeout`` (seconds per attempt), ``limits``, ``queue``,
-        ``concurrency_key`` and ``concurrency_limit``.
+        ``concurrency_key`` and ``concurrency_limit``, ``rate_key`` and ``rate_limit``.
 
         ``limits`` caps the queue for this enqueue (:class:`~quart_jobs.errors.QueueFull` past
         them), checked atomically with the insert; an existing ``key`` is returned regardless.
         ``queue`` overrides the task's queue. ``concurrency_key`` with ``concurrency_limit``: at
-        most that many jobs with this key run at once, across every process."""
+        most that many jobs with this key run at once, across every process. ``rate_limit``
+        (``"N/PERIOD"``, e.g. ``"100/m"``) with ``rate_key`` (default: the task's name): at most
+        N jobs with this key start in any window of the period, across every process."""
         return Enqueuer(self.enqueue_many, enqueue_options(**options))
 
     async def enqueue(self, target: Task | TaskFunc | str, /, *args: Any, **kwargs: Any) -> Job:
@@ -448,9 +451,7 @@ class Jobs:
         return self._start(self._local.settings(self.worker_settings, overrides), self._events.emit)
 
     def _start(self, settings: WorkerSettings, on_event: EventHook) -> Worker:
-        worker = self._local.start(
-            self._store, settings, clock=self.clock, on_event=on_event, job_context=self.job_context
-        )
+        worker = self._local.start(self._store, settings, self.clock, on_event, self.job_context)
         if not settings.burst:
             self.start_retention()
         return worker

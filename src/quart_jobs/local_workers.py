@@ -66,7 +66,6 @@ class LocalWorkers:
         self,
         store: Backend,
         settings: WorkerSettings,
-        *,
         clock: Callable[[], float],
         on_event: EventHook,
         job_context: JobContext | None,

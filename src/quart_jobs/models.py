@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .rate import RateLimit
+
 
 class JobState(enum.StrEnum):
     """Where a job is in its life. ``queued`` includes jobs waiting for their ``run_at``.
@@ -145,6 +147,9 @@ class NewJob:
     #: At most ``concurrency_limit`` jobs with this key run at once.
     concurrency_key: str | None = None
     concurrency_limit: int | None = None
+    #: At most ``rate_limit.n`` jobs with this key start in any ``rate_limit.period`` seconds.
+    rate_key: str | None = None
+    rate_limit: RateLimit | None = None
     #: ``args`` and ``kwargs`` as JSON text, when the caller encoded them already.
     encoded: tuple[str, str] | None = None
 
@@ -179,6 +184,9 @@ class Job:
     :ivar result: What the task returned, decoded from JSON (``None`` until it succeeded).
     :ivar error: ``ExceptionType: message`` of the latest failed attempt.
     :ivar traceback: The traceback of the latest failed attempt.
+    :ivar rate_key: Its rate key (``options(rate_key=...)``, or the task's name for a task
+        with a ``rate_limit``): at most ``rate_limit`` jobs with the key start per period.
+    :ivar rate_limit: The :class:`~quart_jobs.rate.RateLimit` it was enqueued with.
     """
 
     id: int
@@ -206,6 +214,8 @@ class Job:
     queue: str = "default"
     concurrency_key: str | None = None
     concurrency_limit: int | None = None
+    rate_key: str | None = None
+    rate_limit: RateLimit | None = None
 
     @property
     def tier(self) -> str:

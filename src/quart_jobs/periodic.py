@@ -337,7 +337,6 @@ class Schedules:
         self,
         cron: str | None,
         every: float | None,
-        *,
         name: str | None,
         timezone: str,
         queue: str,

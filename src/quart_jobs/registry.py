@@ -19,6 +19,7 @@ from .errors import (
     TaskRegistrationError,
 )
 from .models import Tier
+from .rate import RateLimit
 
 TaskFunc = Callable[..., Any]
 
@@ -31,6 +32,8 @@ class TaskOptions:
     timeout: float | None = None
     priority: int | None = None
     queue: str | None = None
+    #: At most this many of the task's jobs start per period (key: the task's name).
+    rate_limit: RateLimit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,19 +51,20 @@ class Task:
 
 
 def task_options(
-    *,
     max_attempts: int | None = None,
     timeout: float | None = None,
     priority: int | Tier | str | None = None,
     queue: str | None = None,
+    rate_limit: str | None = None,
 ) -> TaskOptions:
     """A task's options from what ``@jobs.task(...)`` takes: a tier's name or number, a
-    checked queue name."""
+    checked queue name, a rate limit's text (``"10/s"``)."""
     return TaskOptions(
         max_attempts=max_attempts,
         timeout=timeout,
         priority=None if priority is None else Tier.parse(priority),
         queue=None if queue is None else queue_names([queue])[0],
+        rate_limit=None if rate_limit is None else RateLimit.parse(rate_limit),
     )
 
 

@@ -1,5 +1,5 @@
-"""PostgreSQL helpers for acceptance tests: a fresh database per test, the verdict (with its
-witness), and a TCP relay that a test can cut to make the database unreachable."""
+"""PostgreSQL helpers for acceptance tests: a fresh database per test, and a TCP relay that a
+test can cut to make the database unreachable."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from collections.abc import Iterator
 import pytest
 
 from ..conftest import IN_CI, TEST_POSTGRES_URL
-from .order_checks import Verdict, install_witness, verdict
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -36,49 +35,6 @@ def fresh_database() -> Iterator[str]:
     finally:
         with _admin_conn() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def witness(url: str) -> None:
-    """Install the witness of writes (see :mod:`.order_checks`) in the service's tables."""
-    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-        install_witness(conn.execute, "postgresql")
-
-
-def pg_verdict(url: str, accepted: set[int]) -> Verdict:
-    with psycopg.connect(url, connect_timeout=5) as conn:
-        return verdict(lambda sql: conn.execute(sql).fetchall(), accepted)
-
-
-def outcome(url: str, accepted: set[int]) -> tuple[int, int, int]:
-    """(done, lost, doubled) among the accepted orders; an order that disagrees with its job
-    counts as doubled (something was done that the other does not show)."""
-    result = pg_verdict(url, accepted)
-    return result.done, result.lost, result.doubled + result.disagreeing
-
-
-def finished(url: str, accepted: set[int]) -> bool:
-    try:
-        return outcome(url, accepted)[0] == len(accepted)
-    except psycopg.OperationalError:
-        return False
-
-
-def held_by(url: str, pid: int) -> set[int]:
-    """Ids of the jobs that the worker process ``pid`` holds (running under its lease)."""
-    with psycopg.connect(url, connect_timeout=5) as conn:
-        rows = conn.execute(
-            "SELECT id FROM qj_jobs WHERE state = 'running' AND worker LIKE %s", (f"%:{pid}:%",)
-        ).fetchall()
-    return {int(i) for (i,) in rows}
-
-
-def attempts_of(url: str, ids: set[int]) -> dict[int, tuple[str, int]]:
-    """Each job's state and attempts."""
-    with psycopg.connect(url, connect_timeout=5) as conn:
-        rows = conn.execute(
-            "SELECT id, state, attempts FROM qj_jobs WHERE id = ANY(%s)", (sorted(ids),)
-        ).fetchall()
-    return {int(i): (str(s), int(a)) for i, s, a in rows}
 
 
 class Relay:

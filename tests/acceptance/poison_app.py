@@ -1,6 +1,6 @@
 """Tasks that try to take their worker down, for the acceptance tests' real processes:
-``quart-jobs --app tests.acceptance.poison_app:jobs worker`` runs them, and
-``python -m tests.acceptance.poison_serve serve`` runs ``orders serve`` with them added."""
+``quart-jobs --app tests.acceptance.poison_app:jobs worker`` runs them (the order service's
+tests add them to ``orders serve`` too)."""
 
 from __future__ import annotations
 

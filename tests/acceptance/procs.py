@@ -1,4 +1,4 @@
-"""Real processes for acceptance tests: ``orders serve`` / ``orders worker`` on a free port,
+"""Real processes for acceptance tests: a command (``quart-jobs`` by default) on a free port,
 with helpers to wait for readiness, send signals and read their output."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +20,7 @@ import pytest
 from ..conftest import IN_CI
 
 BIN = Path(sys.executable).parent
-VIP_KEY = "demo-vip-key"
-REGULAR_KEY = "demo-regular-key"
-ADMIN_TOKEN = "demo-admin-token"
+ROOT = Path(__file__).resolve().parents[2]
 #: The full fault and signal set runs under ``CI=true`` (``.ci/run``) or ``FULL_FAULTS=1``;
 #: ``make test`` runs a short one that still makes every check.
 FULL = IN_CI or bool(os.environ.get("FULL_FAULTS"))
@@ -49,15 +47,17 @@ def auth(key: str) -> dict[str, str]:
 
 @dataclass
 class Service:
-    """One ``orders`` process; output goes to a log file that tests can read."""
+    """One process; output goes to a log file that tests can read."""
 
     args: list[str]
     env: dict[str, str]
     log_path: Path
     port: int | None = None
     proc: subprocess.Popen[bytes] | None = None
-    #: The command line before ``args`` (default: the ``orders`` command).
-    program: list[str] = field(default_factory=lambda: [str(BIN / "orders")])
+    #: The command line before ``args`` (default: the ``quart-jobs`` command).
+    program: list[str] = field(default_factory=lambda: [str(BIN / "quart-jobs")])
+    #: The path that answers 200 once the process serves.
+    ready_path: str = "/readyz"
     _log: object = field(default=None, repr=False)
 
     @property
@@ -83,7 +83,7 @@ class Service:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"service exited with {self.proc.returncode}:\n{self.output()}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
+                if httpx.get(f"{self.url}{self.ready_path}", timeout=1.0).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
@@ -128,15 +128,16 @@ class Service:
             return ""
 
 
-def service_env(database_url: str, port: int | None, **extra: str) -> dict[str, str]:
+def process_env(database_url: str, port: int | None, **extra: str) -> dict[str, str]:
+    """This process's environment without ``ORDERS_*`` and ``QUART_*`` settings, with the
+    database, short leases (a killed process's jobs come back within a test's patience) and
+    quick polling."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORDERS_", "QUART_"))}
     env.update(
         {
             "DATABASE_URL": database_url,
             "HOST": "127.0.0.1",
-            "ORDERS_DEMO": "1",
             "PYTHONUNBUFFERED": "1",
-            # Short leases so a killed process's jobs come back within a test's patience.
             "LEASE_SECONDS": "3",
             "POLL_INTERVAL": "0.2",
         }
@@ -148,36 +149,24 @@ def service_env(database_url: str, port: int | None, **extra: str) -> dict[str, 
 
 
 @contextmanager
-def running(
-    tmp_path: Path,
-    database_url: str,
-    *,
-    command: str = "serve",
-    name: str = "serve",
-    env: Mapping[str, str] | None = None,
-    ready: bool = True,
-) -> Iterator[Service]:
-    port = free_port() if command == "serve" else None
+def admin_server(tmp_path: Path, database_url: str, **env: str) -> Iterator[Service]:
+    """The small app with the admin and an embedded worker (``tests.integration.admin_app``)
+    served by Hypercorn on a free port, ready; stopped after."""
+    port = free_port()
     svc = Service(
-        args=[command],
-        env=service_env(database_url, port, **dict(env or {})),
-        log_path=tmp_path / f"{name}.log",
+        args=["--bind", f"127.0.0.1:{port}", "tests.integration.admin_app:serve()"],
+        env=process_env(
+            database_url, port, ADMIN_APP_DATABASE_URL=database_url, PYTHONPATH=str(ROOT), **env
+        ),
+        log_path=tmp_path / "admin.log",
         port=port,
+        program=[str(BIN / "hypercorn")],
+        ready_path="/metrics",
     ).start()
     try:
-        if ready and command == "serve":
-            svc.wait_ready()
-        yield svc
+        yield svc.wait_ready()
     finally:
         svc.stop()
-
-
-def place(client: httpx.Client, key: str, **body: object) -> dict[str, object]:
-    payload = {"items": [{"sku": "A-1", "quantity": 1}], **body}
-    response = client.post("/orders", json=payload, headers=auth(key))
-    assert response.status_code == 202, response.text
-    data: dict[str, object] = response.json()
-    return data
 
 
 def wait_until(predicate: object, timeout: float, interval: float = 0.1) -> bool:

@@ -272,23 +272,32 @@ def test_migrate_and_configuration_errors(tmp_path: Path) -> None:
     assert as_json(from_env)["totals"]["queued"] == 0
 
 
+#: A small app with the jobs extension (its ``jobs`` commands) and the admin.
+APP = "tests.integration.admin_app:serve"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def app_env(url: str) -> dict[str, str]:
+    return {"ADMIN_APP_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+
+
 def test_the_same_commands_as_quart_jobs_in_the_app_cli(db: Seeded) -> None:
     result = subprocess.run(
-        [str(BIN / "quart"), "--app", "order_service.app:create_app", "jobs", "stats", "--json"],
+        [str(BIN / "quart"), "--app", APP, "jobs", "stats", "--json"],
         capture_output=True,
         text=True,
         timeout=60,
-        env={**env(), "DATABASE_URL": db.url},
+        env={**env(), **app_env(db.url)},
         check=False,
     )
     data = as_json(result)
     assert data["totals"]["failed"] == 3
     show = subprocess.run(
-        [str(BIN / "quart"), "--app", "order_service.app:create_app", "jobs", "show", "99999"],
+        [str(BIN / "quart"), "--app", APP, "jobs", "show", "99999"],
         capture_output=True,
         text=True,
         timeout=60,
-        env={**env(), "DATABASE_URL": db.url},
+        env={**env(), **app_env(db.url)},
         check=False,
     )
     assert show.returncode == 1 and "no job has id 99999" in show.stderr

@@ -1,9 +1,10 @@
 """The dashboard in a real browser: Debian's headless Chromium, driven by Playwright.
 
-``orders serve`` runs as a real process. The test places a normal order and one that fails
-(``fail_times`` above ``JOB_MAX_ATTEMPTS``), logs in with the admin token, reads the counts (by
-state, tier and queue), opens the failed job's details, clicks Retry and sees the order
-processing again. Screenshots go to ``test-output/`` at the repository root (``dashboard.png``
+A small app with the admin and an embedded worker (``tests.integration.admin_app``) runs under
+Hypercorn as a real process. The test enqueues a job that succeeds and one that fails (more
+failing attempts than its one allowed attempt), logs in with the admin token, reads the counts
+(by state, tier and queue), opens the failed job's details, clicks Retry and sees the job
+running again. Screenshots go to ``test-output/`` at the repository root (``dashboard.png``
 is the last state).
 
 Needs ``/usr/bin/chromium`` (``apt-get install -y chromium chromium-driver``) and the
@@ -29,7 +30,10 @@ from quart_jobs import Jobs
 from quart_jobs.models import NewJob
 
 from ..conftest import IN_CI
-from .procs import ADMIN_TOKEN, REGULAR_KEY, VIP_KEY, auth, place, running, wait_until
+from ..integration import admin_app
+from ..integration.admin_app import TASK
+from ..integration.admin_app import TOKEN as ADMIN_TOKEN
+from .procs import admin_server, auth, wait_until
 
 pytestmark = pytest.mark.acceptance
 
@@ -87,18 +91,32 @@ def browser_page() -> Iterator[Any]:
 
 
 async def enqueue_unknown(database: str, task: str) -> None:
-    """Store, from this process, a job of a task that no worker of the service has (as another
+    """Store, from this process, a job of a task that no worker of the app has (as another
     application on the same database would)."""
     async with Jobs(database) as jobs:
         await jobs._store.enqueue([NewJob(task)], jobs.clock())
 
 
-def order_status(client: httpx.Client, order_id: int) -> str:
-    response = client.get(f"/orders/{order_id}", headers=auth(REGULAR_KEY))
-    return str(response.json()["status"])
+def enqueue_work(database: str, tier: str, *args: object) -> int:
+    """A job of the app's task, stored from this process (in a thread of its own: Playwright's
+    loop runs in this one); its id."""
+
+    async def enqueue() -> int:
+        jobs = Jobs(database, max_attempts=1)  # one attempt: a failure is final
+        jobs.register(admin_app.run, name=TASK)
+        async with jobs:
+            return (await admin_app.enqueue(jobs, tier, *args)).id
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, enqueue()).result()
 
 
-def test_log_in_see_the_counts_and_retry_a_failed_order(tmp_path: Path, browser_page: Any) -> None:
+def job_state(client: httpx.Client, job_id: int) -> str:
+    response = client.get(f"/admin/api/jobs/{job_id}", headers=auth(ADMIN_TOKEN))
+    return str(response.json()["job"]["state"])
+
+
+def test_log_in_see_the_counts_and_retry_a_failed_job(tmp_path: Path, browser_page: Any) -> None:
     from playwright.sync_api import expect
 
     page = browser_page
@@ -115,19 +133,14 @@ def test_log_in_see_the_counts_and_retry_a_failed_order(tmp_path: Path, browser_
 
     database = f"sqlite:///{tmp_path}/x.sqlite3"
     with (
-        running(tmp_path, database, env={"JOB_MAX_ATTEMPTS": "1"}) as svc,
+        admin_server(tmp_path, database, ADMIN_APP_MAX_ATTEMPTS="1") as svc,
         httpx.Client(base_url=svc.url, timeout=10) as client,
     ):
-        ok = int(str(place(client, VIP_KEY, processing_seconds=0.1)["id"]))
-        # Each run takes 2 s and fails: long enough to be seen processing after the retry.
-        doomed = int(str(place(client, REGULAR_KEY, processing_seconds=2, fail_times=3)["id"]))
-        assert wait_until(lambda: order_status(client, doomed) == "failed", 20)
-        assert wait_until(
-            lambda: (
-                client.get(f"/orders/{ok}", headers=auth(VIP_KEY)).json()["status"] == "completed"
-            ),
-            10,
-        )
+        ok = enqueue_work(database, "vip", 1, 0.1)
+        # Each run takes 2 s and fails: long enough to be seen running after the retry.
+        doomed = enqueue_work(database, "regular", 42, 2, 3)
+        assert wait_until(lambda: job_state(client, doomed) == "failed", 20)
+        assert wait_until(lambda: job_state(client, ok) == "succeeded", 10)
 
         # Not logged in: the login form, not the data.
         page.goto(f"{svc.url}/admin/")
@@ -144,7 +157,7 @@ def test_log_in_see_the_counts_and_retry_a_failed_order(tmp_path: Path, browser_
         expect(page.locator("#total-queued")).to_have_text("0")
         expect(page.locator('#tiers tr[data-tier="vip"] td.succeeded')).to_have_text("1")
         expect(page.locator('#tiers tr[data-tier="regular"] td.failed')).to_have_text("1")
-        # And by queue: both orders went to the default queue.
+        # And by queue: both jobs went to the default queue.
         default_queue = page.locator('#queues tr[data-queue="default"]')
         expect(default_queue.locator("td.queue")).to_have_text("default")
         expect(default_queue.locator("td.succeeded")).to_have_text("1")
@@ -167,8 +180,9 @@ def test_log_in_see_the_counts_and_retry_a_failed_order(tmp_path: Path, browser_
         drawer = page.locator("#detail")
         expect(drawer).to_be_visible()
         expect(page.locator("#detail-title")).to_contain_text(f"Job #{doomed}")
-        # The job carries the order's id only (the order itself is in the orders table).
-        expect(page.locator("#detail-args")).to_contain_text(f'"args": [\n    {doomed}\n  ]')
+        expect(page.locator("#detail-args")).to_contain_text(
+            '"args": [\n    42,\n    2,\n    3\n  ]'
+        )
         expect(page.locator("#detail-error")).to_contain_text("Traceback")
         expect(page.locator("#detail-error")).to_contain_text("SimulatedFailure")
         expect(page.locator("#detail-fields")).to_contain_text("1 of 1")
@@ -183,22 +197,22 @@ def test_log_in_see_the_counts_and_retry_a_failed_order(tmp_path: Path, browser_
         page.click("#detail-close")
         expect(drawer).to_be_hidden()
 
-        # Retry from the page: the order is queued and processing again.
+        # Retry from the page: the job is queued and running again.
         failed_row.locator("button.retry").click()
         expect(page.locator("#toast")).to_contain_text(f"Job #{doomed} queued again")
         expect(page.locator(f'#running tr[data-job-id="{doomed}"]')).to_be_visible()
         expect(page.locator(f'#failed tr[data-job-id="{doomed}"]')).to_have_count(0)
         expect(page.locator("#total-running")).to_have_text("1")
-        assert order_status(client, doomed) in ("queued", "processing")
+        assert job_state(client, doomed) in ("queued", "running")
         page.screenshot(path=str(OUTPUT / "dashboard.png"), full_page=True)
 
         # And it fails again (fail_times 3 > 1 attempt): back in the failed list, by itself.
         expect(page.locator(f'#failed tr[data-job-id="{doomed}"]')).to_be_visible()
-        assert order_status(client, doomed) == "failed"
+        assert job_state(client, doomed) == "failed"
 
         # Who serves what: the embedded worker is live, and nothing waits for nobody ...
         expect(page.locator("#workers tbody tr")).to_have_count(1)
-        expect(page.locator("#workers tbody tr td.tasks")).to_contain_text("orders.process")
+        expect(page.locator("#workers tbody tr td.tasks")).to_contain_text(TASK)
         expect(page.locator("#unserved")).to_be_hidden()
         # ... until a job of a task that no running worker has arrives: a visible warning.
         with ThreadPoolExecutor(1) as pool:  # Playwright's loop runs in this thread

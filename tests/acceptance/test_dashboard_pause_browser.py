@@ -1,7 +1,7 @@
 """Pausing a queue from the dashboard, in a real browser (Debian's headless Chromium, driven by
-Playwright, as in :mod:`.test_dashboard_browser`): ``orders serve`` runs with its embedded
-worker; the Pause button of the default queue stops the orders from being processed (they
-wait, counted in the queue's row, under a "paused since" badge); Resume lets them complete."""
+Playwright, as in :mod:`.test_dashboard_browser`): the small admin app runs with its embedded
+worker; the Pause button of the default queue stops its jobs from starting (they wait,
+counted in the queue's row, under a "paused since" badge); Resume lets them run."""
 
 from __future__ import annotations
 
@@ -11,16 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
-from .procs import ADMIN_TOKEN, REGULAR_KEY, auth, place, running
-from .test_dashboard_browser import OUTPUT, browser_page
+from ..integration.admin_app import TOKEN as ADMIN_TOKEN
+from .procs import admin_server, wait_until
+from .test_dashboard_browser import OUTPUT, browser_page, enqueue_work, job_state
 
 pytestmark = pytest.mark.acceptance
 
 __all__ = ["browser_page"]  # the fixture, used by name
-
-
-def order_status(client: httpx.Client, order_id: int) -> str:
-    return str(client.get(f"/orders/{order_id}", headers=auth(REGULAR_KEY)).json()["status"])
 
 
 def test_pause_a_queue_from_the_page_and_resume_it(tmp_path: Path, browser_page: Any) -> None:
@@ -32,16 +29,16 @@ def test_pause_a_queue_from_the_page_and_resume_it(tmp_path: Path, browser_page:
     page.on("pageerror", lambda e: problems.append(str(e)))
     database = f"sqlite:///{tmp_path}/x.sqlite3"
     with (
-        running(tmp_path, database) as svc,
+        admin_server(tmp_path, database) as svc,
         httpx.Client(base_url=svc.url, timeout=10) as client,
     ):
-        first = int(str(place(client, REGULAR_KEY, processing_seconds=0)["id"]))
+        first = enqueue_work(database, "regular", 1, 0)
         page.goto(f"{svc.url}/admin/")
         page.fill("#token", ADMIN_TOKEN)
         page.click("#login")
         row = page.locator('#queues tr[data-queue="default"]')
         expect(row.locator("td.succeeded")).to_have_text("1")
-        assert order_status(client, first) == "completed"
+        assert wait_until(lambda: job_state(client, first) == "succeeded", 10)
         expect(row.locator(".badge")).to_have_count(0)
 
         row.locator("button.pause").click()
@@ -49,18 +46,20 @@ def test_pause_a_queue_from_the_page_and_resume_it(tmp_path: Path, browser_page:
         expect(row.locator(".badge.state-paused")).to_contain_text("paused since")
         expect(row.locator("button.resume")).to_be_visible()
 
-        # Orders placed now wait: counted in the paused queue's row, none processed.
-        waiting = [int(str(place(client, REGULAR_KEY, processing_seconds=0)["id"])) for _ in "ab"]
+        # Jobs enqueued now wait: counted in the paused queue's row, none started.
+        waiting = [enqueue_work(database, "regular", n, 0) for n in (2, 3)]
         expect(row.locator("td.queued")).to_have_text("2")
         admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         (paused,) = client.get("/admin/api/stats", headers=admin).json()["paused"]
         assert (paused["queue"], paused["queued"]) == ("default", 2)
-        assert [order_status(client, o) for o in waiting] == ["queued", "queued"]
+        assert [job_state(client, j) for j in waiting] == ["queued", "queued"]
         page.screenshot(path=str(OUTPUT / "dashboard-paused.png"), full_page=True)
 
         row.locator("button.resume").click()
         expect(page.locator("#toast")).to_contain_text("Queue 'default' resumed")
         expect(row.locator("td.succeeded")).to_have_text("3")
         expect(row.locator(".badge")).to_have_count(0)
-        assert [order_status(client, o) for o in waiting] == ["completed", "completed"]
+        assert wait_until(
+            lambda: [job_state(client, j) for j in waiting] == ["succeeded", "succeeded"], 10
+        )
     assert problems == [], problems

@@ -1,36 +1,24 @@
 """A task cannot take its worker process down, not even through the function it gives to
 ``jobs.transaction`` (on SQLite it runs on the process's one writer thread), and a sync thread
-that never returns does not keep it alive after SIGTERM or SIGINT: ``quart-jobs worker`` and
-``orders serve`` as real processes."""
+that never returns does not keep it alive after SIGTERM or SIGINT: ``quart-jobs worker`` as a
+real process."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-import httpx
 import pytest
 
 from quart_jobs import Job, Jobs, JobState
 
 from . import poison_app
-from .procs import (
-    BIN,
-    VIP_KEY,
-    Service,
-    auth,
-    free_port,
-    full_only,
-    place,
-    service_env,
-    wait_until,
-)
+from .procs import BIN, Service, full_only, process_env, wait_until
 
 pytestmark = pytest.mark.acceptance
 
@@ -72,7 +60,7 @@ def processes() -> Iterator[list[Service]]:
 
 
 def start(processes: list[Service], tmp_path: Path, program: list[str], url: str) -> Service:
-    env = service_env(url, None, SHUTDOWN_TIMEOUT=str(SHUTDOWN_TIMEOUT), WORKER_CONCURRENCY="2")
+    env = process_env(url, None, SHUTDOWN_TIMEOUT=str(SHUTDOWN_TIMEOUT), WORKER_CONCURRENCY="2")
     env["PYTHONPATH"] = str(ROOT)
     svc = Service(args=[], env=env, log_path=tmp_path / "process.log", program=program)
     processes.append(svc)
@@ -132,30 +120,4 @@ def test_quart_jobs_worker_survives_poison_tasks_and_exits_on_a_signal(
     assert "job 1 failed" in svc.output()  # failed for good is visible without logging set-up
     later = enqueue(url, "poison.done", 99)
     assert wait_until(lambda: get(url, later).state is JobState.SUCCEEDED, 30), svc.output()
-    assert_signal_leaves_in_time(svc, url, enqueue(url, "poison.block_forever"), sig)
-
-
-@signals(signal.SIGTERM)
-def test_orders_serve_survives_poison_tasks_and_exits_on_a_signal(
-    tmp_path: Path, processes: list[Service], sig: signal.Signals
-) -> None:
-    url = f"sqlite:///{tmp_path}/orders.sqlite3"
-    program = [sys.executable, "-m", "tests.acceptance.poison_serve", "serve"]
-    svc = start(processes, tmp_path, program, url)
-    svc.port = free_port()
-    svc.env["PORT"] = str(svc.port)
-    svc.start().wait_ready()
-    poisoned = [enqueue(url, name) for name in poison_app.POISONS]
-    with httpx.Client(base_url=svc.url, timeout=10) as client:
-        order = place(client, VIP_KEY, processing_seconds=0)
-        assert wait_until(lambda: in_state(url, poisoned, JobState.FAILED), 30), svc.output()
-        assert [get(url, i).error for i in poisoned] == poison_app.POISON_ERRORS
-        assert_transaction_rolled_back(url)
-
-        def completed() -> bool:
-            found = client.get(f"/orders/{order['id']}", headers=auth(VIP_KEY)).json()
-            return bool(found["status"] == "completed")
-
-        assert wait_until(completed, 30), svc.output()
-        assert client.get("/readyz").status_code == 200  # the web server and its worker live
     assert_signal_leaves_in_time(svc, url, enqueue(url, "poison.block_forever"), sig)

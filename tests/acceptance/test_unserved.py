@@ -1,9 +1,9 @@
 """Jobs nobody serves, through real processes: a job of a task that no running ``quart-jobs
-worker`` has stays queued, uncharged, and ``quart-jobs stats`` and ``/admin/api/stats`` (of an
-``orders serve`` with EMBEDDED_WORKERS=0 on the same database) say so while a worker without
-the task runs; once a worker that has it starts, the job runs and the warning goes away; a
-worker that stops leaves the live-workers list, and one killed with SIGKILL drops out of it
-once its row expired."""
+worker`` has stays queued, uncharged, and ``quart-jobs stats`` and ``/admin/api/stats`` (of
+the small admin app on the same database) say so while a worker without the task runs; once
+a worker that has it starts, the job runs and the warning goes away; a worker that stops
+leaves the live-workers list, and one killed with SIGKILL drops out of it once its row
+expired."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from .procs import ADMIN_TOKEN, BIN, auth, running, wait_until
+from ..integration.admin_app import TOKEN
+from .procs import BIN, admin_server, auth, wait_until
 from .test_fair_claim import APPS, enqueue, job_states, workers
 
 pytestmark = pytest.mark.acceptance
@@ -78,7 +79,7 @@ def test_a_task_nobody_serves_is_reported_until_a_worker_that_has_it_runs(
         """,
     )
     with (
-        running(tmp_path, url, env={"EMBEDDED_WORKERS": "0"}) as svc,
+        admin_server(tmp_path, url, ADMIN_APP_EMBEDDED_WORKER="0") as svc,
         httpx.Client(base_url=svc.url, timeout=10) as admin,
         worker(tmp_path, "app_a:jobs") as a,
     ):
@@ -93,7 +94,7 @@ def test_a_task_nobody_serves_is_reported_until_a_worker_that_has_it_runs(
         text = stats(url)
         assert REPORT_LINE in text.splitlines(), text
         assert "live workers: 1" in text
-        body = admin.get("/admin/api/stats", headers=auth(ADMIN_TOKEN)).json()
+        body = admin.get("/admin/api/stats", headers=auth(TOKEN)).json()
         assert [w["pid"] for w in body["workers"]] == [a.pid]
         assert [u["message"] for u in body["unserved"]] == [REPORT_LINE.removeprefix("unserved: ")]
         # Queued, no attempt charged.
@@ -106,7 +107,7 @@ def test_a_task_nobody_serves_is_reported_until_a_worker_that_has_it_runs(
             assert data["unserved"] == []
             assert sorted(w["pid"] for w in data["workers"]) == sorted([a.pid, b.pid])
             assert "unserved:" not in stats(url)
-            body = admin.get("/admin/api/stats", headers=auth(ADMIN_TOKEN)).json()
+            body = admin.get("/admin/api/stats", headers=auth(TOKEN)).json()
             assert body["unserved"] == [] and len(body["workers"]) == 2
         # Worker B stopped: it left the registry at once.
         assert [w["pid"] for w in stats_json(url)["workers"]] == [a.pid]

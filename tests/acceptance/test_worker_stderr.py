@@ -16,7 +16,7 @@ import pytest
 from quart_jobs import Jobs
 
 from .pg import Relay
-from .procs import free_port, service_env, wait_until
+from .procs import free_port, process_env, wait_until
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.postgres]
 
@@ -55,7 +55,7 @@ def test_a_task_nobody_serves_and_an_unreachable_store_are_warned_on_stderr(
 
     with contextlib.ExitStack() as stack:
         relay = stack.enter_context(Relay("127.0.0.1", port, ("127.0.0.1", 5432)))
-        env = service_env(relayed, None, PYTHONPATH=str(ROOT))
+        env = process_env(relayed, None, PYTHONPATH=str(ROOT))
         err = stack.enter_context(open(stderr, "wb"))
         proc = subprocess.Popen(WORKER, env=env, stdout=subprocess.DEVNULL, stderr=err)
         stack.callback(lambda: (proc.poll() is None and proc.kill(), proc.wait(10)))

@@ -1,6 +1,7 @@
-"""The order service through its real lifecycle: one settings builder and app fixture for every
-integration test module; a module adjusts them by overriding ``settings_overrides``. And the
-library alone: a ``jobs`` fixture over the memory and SQLite backends with quick workers."""
+"""The library through its real lifecycle: a ``jobs`` fixture over the memory and SQLite
+backends with quick workers, and a small Quart app with the admin and metrics
+(:mod:`.admin_app`) for every module that tests them; a module adjusts that app by overriding
+``app_options``."""
 
 from __future__ import annotations
 
@@ -13,11 +14,9 @@ import pytest
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
-from order_service.app import create_app
-from order_service.config import Settings
 from quart_jobs import Jobs, JobState, RetryPolicy, WorkerSettings
 
-from . import tasks
+from . import admin_app, tasks
 
 FAST = WorkerSettings(
     concurrency=2,
@@ -44,27 +43,19 @@ async def wait_state(jobs: Jobs, job_id: int, *states: JobState, timeout: float 
             await asyncio.sleep(0.02)
 
 
-def order_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    """A fresh SQLite file in ``tmp_path``, the demo customers, and quick polling."""
-    values: dict[str, Any] = {
-        "database_url": f"sqlite:///{tmp_path}/orders.sqlite3",
-        "orders_demo": True,
-        "admin_token": "admin-secret-0123456789",
-        "poll_interval": 0.05,
-        "sqlite_synchronous": "NORMAL",
-        **overrides,
-    }
-    return Settings(**values)
+def admin_url(tmp_path: Path) -> str:
+    """The SQLite file of the admin app's jobs, in ``tmp_path``."""
+    return f"sqlite:///{tmp_path}/jobs.sqlite3"
 
 
 @pytest.fixture
-def settings_overrides() -> dict[str, Any]:
+def app_options() -> dict[str, Any]:
     return {}
 
 
 @pytest.fixture
-async def app(tmp_path: Path, settings_overrides: dict[str, Any]) -> AsyncIterator[Quart]:
-    app = create_app(order_settings(tmp_path, **settings_overrides))
+async def app(tmp_path: Path, app_options: dict[str, Any]) -> AsyncIterator[Quart]:
+    app = admin_app.create_app(admin_url(tmp_path), **app_options)
     async with app.test_app():
         yield app
 

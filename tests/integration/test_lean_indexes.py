@@ -1,4 +1,4 @@
-"""Fewer indexes per state change (issue 15): a database of the release before drops the
+"""Fewer indexes per state change: a database of the release before drops the
 pre-fairness ``qj_jobs_claim`` and ``qj_jobs_ready`` with its jobs intact, and the queued gauges
 and ``next_run_at`` read the partial indexes that remain (no scan of the table)."""
 

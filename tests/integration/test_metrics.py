@@ -1,11 +1,9 @@
-"""``GET /metrics`` of the order service, parsed with prometheus-client's own parser and checked
-against the database."""
+"""``GET /metrics`` of a small app with the metrics (:mod:`.admin_app`), parsed with
+prometheus-client's own parser and checked against the database."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,31 +14,25 @@ from prometheus_client.parser import text_string_to_metric_families
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
-from order_service.app import create_app
-from order_service.config import Settings
-from order_service.logs import JsonFormatter
 from quart_jobs import JobState, get_jobs
 from quart_jobs.metrics import LIVE_STATES
 from quart_jobs.models import WorkerRecord
 
-from .conftest import order_settings
-
-VIP = {"Authorization": "Bearer demo-vip-key"}
-REGULAR = {"Authorization": "Bearer demo-regular-key"}
-ORDER = {"items": [{"sku": "A-1", "quantity": 1}], "processing_seconds": 0}
-TASK = "orders.process"
+from . import admin_app
+from .admin_app import TASK
+from .conftest import admin_url
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
-    return order_settings(tmp_path, **{"job_max_attempts": 2, **overrides})
+def app_for(tmp_path: Path, **options: Any) -> Quart:
+    return admin_app.create_app(admin_url(tmp_path), **{"max_attempts": 2, **options})
 
 
 @pytest.fixture
 async def idle_app(tmp_path: Path) -> AsyncIterator[Quart]:
     """No embedded worker: jobs stay queued."""
-    app = create_app(settings_for(tmp_path, embedded_workers=False))
+    app = app_for(tmp_path)
     async with app.test_app():
         yield app
 
@@ -60,10 +52,9 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-async def place(client: Client, headers: dict[str, str], **body: Any) -> int:
-    response = await client.post("/orders", json={**ORDER, **body}, headers=headers)
-    assert response.status_code == 202
-    return int((await response.get_json())["id"])
+async def place(app: Quart, tier: str, fail_times: int = 0) -> int:
+    """One job of the app's task in ``tier``, failing its first ``fail_times`` attempts."""
+    return (await admin_app.enqueue(get_jobs(app), tier, 0, 0, fail_times)).id
 
 
 async def wait_state(app: Quart, job_id: int, state: JobState) -> None:
@@ -74,17 +65,17 @@ async def wait_state(app: Quart, job_id: int, state: JobState) -> None:
 
 
 def db_depth(tmp_path: Path) -> dict[tuple[str, str], int]:
-    with sqlite3.connect(tmp_path / "orders.sqlite3") as conn:
+    with sqlite3.connect(tmp_path / "jobs.sqlite3") as conn:
         rows = conn.execute("SELECT state, priority, COUNT(*) FROM qj_jobs GROUP BY 1, 2")
         return {(state, {0: "vip", 10: "regular"}[p]): n for state, p, n in rows}
 
 
 async def test_counters_and_histograms_follow_the_jobs_run(tmp_path: Path) -> None:
-    app = create_app(settings_for(tmp_path))
+    app = app_for(tmp_path, embedded_worker=True)
     async with app.test_app():
         client = app.test_client()
-        ok = await place(client, VIP)
-        doomed = await place(client, REGULAR, fail_times=5)  # fails twice: retried, failed
+        ok = await place(app, "vip")
+        doomed = await place(app, "regular", fail_times=5)  # fails twice: retried, failed
         await wait_state(app, ok, JobState.SUCCEEDED)
         await wait_state(app, doomed, JobState.FAILED)
         samples = await scrape(client)
@@ -115,14 +106,14 @@ async def test_counters_and_histograms_follow_the_jobs_run(tmp_path: Path) -> No
 async def test_gauges_match_the_database(idle_app: Quart, tmp_path: Path) -> None:
     client = idle_app.test_client()
     for _ in range(3):
-        await place(client, REGULAR)
+        await place(idle_app, "regular")
     await asyncio.sleep(0.3)
     for _ in range(2):
-        await place(client, VIP)
-    cancelled = await place(client, VIP)
-    assert (await client.post(f"/orders/{cancelled}/cancel", headers=VIP)).status_code == 200
+        await place(idle_app, "vip")
+    cancelled = await place(idle_app, "vip")
     jobs = get_jobs(idle_app)
-    await jobs._store.claim("w", 1, jobs.clock(), 30)  # one VIP order running
+    assert (await jobs.cancel(cancelled)).state is JobState.CANCELLED
+    await jobs._store.claim("w", 1, jobs.clock(), 30)  # one VIP job running
 
     samples = await scrape(client)
     expected = db_depth(tmp_path)
@@ -133,7 +124,7 @@ async def test_gauges_match_the_database(idle_app: Quart, tmp_path: Path) -> Non
     assert value(samples, "quart_jobs_queue_depth", state="queued", tier="regular") == 3
     assert value(samples, "quart_jobs_queue_depth", state="running", tier="vip") == 1
 
-    with sqlite3.connect(tmp_path / "orders.sqlite3") as conn:
+    with sqlite3.connect(tmp_path / "jobs.sqlite3") as conn:
         (oldest_regular,) = conn.execute(
             "SELECT MIN(enqueued_at) FROM qj_jobs WHERE state = 'queued' AND priority = 10"
         ).fetchone()
@@ -145,7 +136,7 @@ async def test_gauges_match_the_database(idle_app: Quart, tmp_path: Path) -> Non
     assert value(samples, "quart_jobs_cancelled_total", task=TASK, tier="vip") == 1
 
     # Within max_age a scrape serves the cached gauges (the counters are always live) ...
-    await place(client, REGULAR)
+    await place(idle_app, "regular")
     cached = await scrape(client)
     assert value(cached, "quart_jobs_queue_depth", state="queued", tier="regular") == 3
     assert value(cached, "quart_jobs_enqueued_total", task=TASK, tier="regular") == 4
@@ -167,10 +158,10 @@ async def test_an_empty_queue_reports_zero_not_nothing(idle_app: Quart) -> None:
 async def test_two_apps_in_one_process_keep_their_own_metrics(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    first = create_app(settings_for(tmp_path / "a", embedded_workers=False))
-    second = create_app(settings_for(tmp_path / "b", embedded_workers=False))
+    first = app_for(tmp_path / "a")
+    second = app_for(tmp_path / "b")
     async with first.test_app(), second.test_app():
-        await place(first.test_client(), VIP)
+        await place(first, "vip")
         one = await scrape(first.test_client())
         other = await scrape(second.test_client())
     assert value(one, "quart_jobs_enqueued_total", task=TASK, tier="vip") == 1
@@ -191,28 +182,6 @@ async def test_a_store_that_cannot_answer_reports_store_up_zero(idle_app: Quart)
         jobs.operator.queue_gauges = real  # type: ignore[method-assign]
     assert value(samples, "quart_jobs_store_up") == 0
     assert not any(name == "quart_jobs_queue_depth" for name, _ in samples)
-
-
-async def test_each_job_event_is_one_log_line_with_its_fields(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.INFO, logger="quart_jobs.worker")
-    app = create_app(settings_for(tmp_path))
-    async with app.test_app():
-        client = app.test_client()
-        doomed = await place(client, REGULAR, fail_times=5)
-        await wait_state(app, doomed, JobState.FAILED)
-    lines = [
-        json.loads(JsonFormatter().format(r))
-        for r in caplog.records
-        if getattr(r, "job_id", None) == doomed
-    ]
-    assert [line["event"] for line in lines] == ["started", "retried", "started", "failed"]
-    for line in lines:
-        assert line["task"] == TASK and line["tier"] == "regular" and line["worker"]
-    assert [line["attempt"] for line in lines] == [1, 1, 2, 2]
-    assert "duration" not in lines[0] and lines[1]["duration"] >= 0
-    assert lines[3]["error"].startswith("SimulatedFailure")
 
 
 async def test_many_concurrent_scrapes_cost_one_database_read(idle_app: Quart) -> None:
@@ -236,7 +205,7 @@ async def test_many_concurrent_scrapes_cost_one_database_read(idle_app: Quart) -
     assert all(value(r, "quart_jobs_store_up") == 1 for r in results)
 
 
-@pytest.mark.parametrize("settings_overrides", [{"metrics_token": "m" * 20}])
+@pytest.mark.parametrize("app_options", [{"metrics_token": "m" * 20}])
 async def test_a_metrics_token_guards_the_scrape(client: Client) -> None:
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic " + "m" * 20}):
         response = await client.get("/metrics", headers=headers)
@@ -250,10 +219,10 @@ async def test_a_metrics_token_guards_the_scrape(client: Client) -> None:
 async def test_ready_jobs_nobody_serves_and_the_live_workers_are_gauges(
     idle_app: Quart, tmp_path: Path
 ) -> None:
-    # No embedded worker: every ready order job is unserved, and no worker is live.
+    # No embedded worker: every ready job is unserved, and no worker is live.
     client = idle_app.test_client()
     for _ in range(2):
-        await place(client, REGULAR)
+        await place(idle_app, "regular")
     samples = await scrape(client)
     assert value(samples, "quart_jobs_workers") == 0
     assert value(samples, "quart_jobs_unserved_jobs", queue="default", task=TASK) == 2

@@ -1,4 +1,4 @@
-"""The order service's settings, from the environment (SPEC "Configuration").
+"""The order service's settings, from the environment (the README's configuration table).
 
 A bad value stops start-up with one line naming the setting (exit code 2).
 """

@@ -3,7 +3,7 @@
 ``RATE_LIMIT_PER_CUSTOMER`` is the refill rate in requests per second; a bucket holds twice that
 (at least one request), so a customer may burst briefly and then runs at the rate. VIP customers
 get :data:`VIP_FACTOR` times the rate and burst: they pay for priority, and a VIP's intake must
-not be throttled before a regular customer's (SPEC "Priority"). The limit is per process: with
+not be throttled before a regular customer's (VIP orders go first). The limit is per process: with
 N web processes a customer gets up to N times the rate (documented in docs/security.md).
 
 Memory is bounded: a bucket that has refilled completely is the same as no bucket, so idle ones

@@ -1,7 +1,7 @@
 """Serving the app under Hypercorn in this process, with graceful SIGTERM/SIGINT.
 
 Not Hypercorn's CLI: with its default of one child worker, a SIGTERM sent to the process
-group kills the child at once and skips the drain (STACK.md). Here the signal only sets an
+group kills the child at once and skips the drain. Here the signal only sets an
 event; Hypercorn stops accepting, the app's shutdown drains the workers, and the exit code
 tells whether start-up worked.
 

@@ -30,6 +30,7 @@ from ..models import (
     WorkerRecord,
 )
 from ..policy import Weights
+from ..rate import RateLimit
 from .database import AppDatabase
 from .operator import OperatorStore
 
@@ -386,17 +387,24 @@ class Candidate(NamedTuple):
     tag: float
     concurrency_key: str | None
     concurrency_limit: int | None
+    #: Read only for jobs with a rate key (from their own index): ``None`` for the others.
+    rate_key: str | None = None
+    rate_limit: int | None = None
+    rate_period: float | None = None
 
 
-#: The columns of :class:`Candidate`, in order.
+#: The columns of :class:`Candidate` a job without a rate key needs, in order.
 CANDIDATE_COLUMNS = "id, queue, priority, tag, concurrency_key, concurrency_limit"
+#: Every column of :class:`Candidate`, for jobs with a rate key.
+RATED_CANDIDATE_COLUMNS = f"{CANDIDATE_COLUMNS}, rate_key, rate_limit, rate_period"
 
 
 # Column order shared by the SQL backends' SELECTs and row conversion.
 JOB_COLUMNS = (
     "id, task, args, kwargs, priority, state, attempts, max_attempts, enqueued_at, run_at, "
     "owner, key, timeout, started_at, finished_at, worker, lease_token, lease_expires_at, "
-    "cancel_requested, result, error, traceback, queue, concurrency_key, concurrency_limit"
+    "cancel_requested, result, error, traceback, queue, concurrency_key, concurrency_limit, "
+    "rate_key, rate_limit, rate_period"
 )
 
 
@@ -431,6 +439,8 @@ def job_from_row(row: Sequence[Any]) -> Job:
         row[22],
         row[23],
         row[24],
+        row[25],
+        None if row[26] is None else RateLimit(int(row[26]), float(row[27])),
     )
 
 
@@ -478,6 +488,8 @@ def new_job_record(new: NewJob, job_id: int, enqueued_at: float, run_at: float) 
         queue=new.queue,
         concurrency_key=new.concurrency_key,
         concurrency_limit=new.concurrency_limit,
+        rate_key=new.rate_key,
+        rate_limit=new.rate_limit,
     )
 
 

@@ -37,8 +37,9 @@ def filter_sql(flt: JobFilter) -> tuple[str, list[Any]]:
 
 def insert_params(job: NewJob, now: float, offset: float = 0.0) -> tuple[Any, ...]:
     """One job's insert parameters: task, args, kwargs, priority, max_attempts, enqueued_at,
-    run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit (both backends'
-    INSERT take them in this order, then the job's tag). ``now`` is the store's time already;
+    run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit, rate_key,
+    rate_limit, rate_period (both backends' INSERT take them in this order, then the job's
+    tag). ``now`` is the store's time already;
     ``offset`` moves the job's own ``run_at`` (the caller's clock) onto the store's."""
     args_json, kwargs_json = job.encoded or (
         json.dumps(list(job.args), separators=(",", ":"), allow_nan=False),
@@ -58,6 +59,9 @@ def insert_params(job: NewJob, now: float, offset: float = 0.0) -> tuple[Any, ..
         job.queue,
         job.concurrency_key,
         job.concurrency_limit,
+        job.rate_key,
+        None if job.rate_limit is None else job.rate_limit.n,
+        None if job.rate_limit is None else job.rate_limit.period,
     )
 
 
@@ -82,13 +86,20 @@ STATS_OLDEST = (
 )
 STATS_BY_QUEUE = "SELECT queue, state, COUNT(*) FROM qj_jobs GROUP BY queue, state"
 # When the next queued job is ready, per tier of a queue that is not paused: the run_at of one
-# of its ready (tagged) jobs, which has passed (one step down qj_jobs_fair, in its order so that
-# PostgreSQL walks it too), or NULL; then, queue NULL, the earliest run_at of the jobs not yet
-# tagged (one step down qj_jobs_due). The caller keeps the rows of the queues it claims from.
+# of its ready (tagged) jobs without a rate key, which has passed (one step down qj_jobs_fair,
+# in its order so that PostgreSQL walks it too), or NULL; the earliest opening among the rate
+# keys with ready jobs in the tier (a key without a row never started a job: open), or NULL;
+# then, queue NULL, the earliest run_at of the jobs not yet tagged (one step down qj_jobs_due).
+# The caller keeps the rows of the queues it claims from.
 NEXT_RUN_AT = (
     "SELECT t.queue, (SELECT run_at FROM qj_jobs{fair} WHERE state = 'queued' "
-    "AND tag IS NOT NULL AND queue = t.queue AND priority = t.priority "
+    "AND tag IS NOT NULL AND rate_key IS NULL AND queue = t.queue AND priority = t.priority "
     "ORDER BY task, tag, id LIMIT 1) FROM qj_fair_tiers AS t "
+    f"WHERE {NOT_PAUSED} "
+    "UNION ALL SELECT t.queue, (SELECT MIN(COALESCE(k.open_at, 0)) FROM (SELECT DISTINCT "
+    "rate_key FROM qj_jobs{rated} WHERE state = 'queued' AND tag IS NOT NULL "
+    "AND rate_key IS NOT NULL AND queue = t.queue AND priority = t.priority) AS r "
+    "LEFT JOIN qj_rate_keys AS k ON k.key = r.rate_key) FROM qj_fair_tiers AS t "
     f"WHERE {NOT_PAUSED} "
     "UNION ALL SELECT NULL, MIN(run_at) FROM qj_jobs{due} WHERE state = 'queued' AND tag IS NULL"
 )

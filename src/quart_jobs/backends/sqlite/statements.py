@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 
 from ..base import JOB_COLUMNS
-from ..shared_sql import fair, jobs, operator, pauses, workers
+from ..shared_sql import fair, jobs, operator, pauses, rate, workers
 from ..shared_sql.dialect import SQLITE, render
 
 # --- shared, rendered ---------------------------------------------------------------------------
@@ -21,6 +21,10 @@ CANCEL = render(jobs.CANCEL, SQLITE)
 FINISHED_COUNTS = jobs.finished_counts_statement(SQLITE)
 TIERS = render(fair.TIERS, SQLITE)
 CLAIM_TIERS = render(fair.CLAIM_TIERS, SQLITE)
+RATED_KEYS = render(rate.RATED_KEYS, SQLITE)
+RATED_HEADS = render(rate.RATED_HEADS, SQLITE)
+KEY_STATE = render(rate.KEY_STATE, SQLITE)
+SAVE_KEY = render(rate.SAVE_KEY, SQLITE)
 OWNER_NEXT = render(fair.OWNER_NEXT, SQLITE)
 SAVE_OWNER = render(fair.SAVE_OWNER, SQLITE)
 SAVE_TIER = render(fair.SAVE_TIER, SQLITE)
@@ -59,12 +63,13 @@ QUEUED_OF_OWNER = "SELECT n FROM qj_queued_by_owner WHERE owner = ?"
 
 _INSERT_COLUMNS = (
     "INSERT INTO qj_jobs (task, args, kwargs, priority, state, max_attempts, enqueued_at, "
-    "run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit, tag) VALUES "
+    "run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit, rate_key, "
+    "rate_limit, rate_period, tag) VALUES "
 )
-_INSERT_ROW = "(?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_ROW = "(?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 #: One job (a key that exists inserts nothing).
 INSERT = f"{_INSERT_COLUMNS}{_INSERT_ROW} ON CONFLICT DO NOTHING RETURNING id"
-#: Rows per multi-row INSERT (15 parameters each).
+#: Rows per multi-row INSERT (18 parameters each).
 INSERT_CHUNK = 500
 
 

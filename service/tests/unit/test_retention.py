@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from tests.conftest import Clock
 
 from order_service.config import SettingError, Settings
 from quart_jobs import ConfigurationError, Jobs, JobState
 from quart_jobs.backends.memory.backend import MemoryBackend
 from quart_jobs.maintenance.retention import Retention, check_interval, parse_retention
 from quart_jobs.models import NewJob
-
-from ..conftest import Clock
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
+from tests.conftest import TEST_POSTGRES_URL
 
 from order_service import orders
 from order_service.app import create_app
@@ -31,7 +32,6 @@ from quart_jobs.backends.sqlite.schema import migrate_component
 from quart_jobs.models import JobFilter, Lease, NewJob, Tier
 from quart_jobs.policy import Weights
 
-from ..conftest import TEST_POSTGRES_URL
 from .conftest import order_settings
 
 VIP = {"Authorization": "Bearer demo-vip-key"}

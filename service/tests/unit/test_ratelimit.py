@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from tests.conftest import Clock
 
 from order_service.ratelimit import RateLimiter
-
-from ..conftest import Clock
 
 
 def test_burst_is_twice_the_rate_then_the_rate_holds(clock: Clock) -> None:

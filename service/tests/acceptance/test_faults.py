@@ -92,14 +92,14 @@ class Store:
         if self.dialect == "sqlite":
             sqlite_witness(self.path)
         else:
-            from .pg import witness
+            from .order_checks import pg_witness
 
-            witness(self.url)
+            pg_witness(self.url)
 
     def verdict(self, accepted: set[int]) -> Verdict:
         if self.dialect == "sqlite":
             return db_verdict(self.path, accepted)
-        from .pg import pg_verdict
+        from .order_checks import pg_verdict
 
         return pg_verdict(self.url, accepted)
 

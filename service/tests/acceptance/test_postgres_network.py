@@ -20,9 +20,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.acceptance.pg import Relay
+from tests.conftest import IN_CI
 
-from ..conftest import IN_CI
-from .pg import Relay, finished, outcome, witness
+from .order_checks import finished, outcome, pg_witness
 from .procs import BIN, VIP_KEY, auth, running, service_env, wait_until
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.postgres]
@@ -95,7 +96,7 @@ def test_workers_on_two_hosts_and_one_cut_off_mid_job(tmp_path: Path, database: 
             stack.callback(lambda p=proc: (p.poll() is None and p.kill(), p.wait(10)))
             workers.append(proc)
         web = stack.enter_context(running(tmp_path, database, env={"EMBEDDED_WORKERS": "0"}))
-        witness(database)
+        pg_witness(database)
         http = stack.enter_context(httpx.Client(base_url=web.url, timeout=10))
         slow = {"items": [{"sku": "N-1", "quantity": 1}], "processing_seconds": 1.5}
         accepted = {

@@ -1,4 +1,4 @@
-"""Hostile input through the real app lifecycle: every bad request gets the SPEC's JSON error
+"""Hostile input through the real app lifecycle: every bad request gets the API's JSON error
 body and a 4xx, never a 500. One table row per kind of bad input; the regressions that
 schemathesis found are at the end."""
 
@@ -650,7 +650,7 @@ async def test_admin_api_needs_the_token(client: Client) -> None:
     assert ok.status_code == 200
 
 
-# --- regressions found by schemathesis (tests/acceptance/test_fuzz_openapi.py) -------------
+# --- regressions found by schemathesis (service/tests/acceptance/test_fuzz_openapi.py) -----
 
 
 async def test_an_integral_float_is_an_integer(client: Client) -> None:

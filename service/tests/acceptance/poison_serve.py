@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from quart import Quart
+from tests.acceptance import poison_app
 
 from order_service import cli
 from order_service.config import Settings
 from quart_jobs import get_jobs
-
-from . import poison_app
 
 _create_app = cli.create_app
 

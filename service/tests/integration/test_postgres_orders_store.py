@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import psycopg
 import pytest
+from tests.conftest import TEST_POSTGRES_URL
 
 from order_service import orders
 from order_service.service import process_order
@@ -16,8 +17,6 @@ from order_service.store import CustomerExists, store_for
 from order_service.store_postgres import PostgresOrdersStore
 from quart_jobs import Jobs
 from quart_jobs.backends.postgres.backend import PostgresBackend
-
-from ..conftest import TEST_POSTGRES_URL
 
 NEW = orders.NewOrder("alice", "vip", [{"sku": "A-1", "quantity": 1}], 0.0, 0)
 

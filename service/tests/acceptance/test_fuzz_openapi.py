@@ -2,7 +2,7 @@
 matches the documented schema, status codes and headers, schema-valid orders are accepted and
 invalid ones rejected. Bounded (``FUZZ_EXAMPLES`` per operation, a fixed ``FUZZ_SEED``) so
 CI stays under two minutes. Each failure it ever found has a regression test in
-tests/integration/test_http_hostile.py.
+service/tests/integration/test_http_hostile.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 from .procs import ADMIN_TOKEN, BIN, VIP_KEY, running
 
 pytestmark = pytest.mark.acceptance
-ROOT = str(Path(__file__).resolve().parents[2])
+ROOT = str(Path(__file__).resolve().parents[3])
 
 EXAMPLES = os.environ.get("FUZZ_EXAMPLES", "40")
 SEED = os.environ.get("FUZZ_SEED", "20261125")
@@ -93,7 +93,7 @@ def test_schemathesis_finds_nothing(tmp_path: Path, api: str) -> None:
             # Valid ?wait=S values are shortened (a long poll would take the whole budget).
             env={
                 **os.environ,
-                "SCHEMATHESIS_HOOKS": "tests.acceptance.fuzz_hooks",
+                "SCHEMATHESIS_HOOKS": "service.tests.acceptance.fuzz_hooks",
                 "PYTHONPATH": ROOT,
             },
         )

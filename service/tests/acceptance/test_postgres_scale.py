@@ -17,9 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.conftest import IN_CI
 
-from ..conftest import IN_CI
-from .pg import attempts_of, finished, held_by, outcome, witness
+from .order_checks import attempts_of, finished, held_by, outcome, pg_witness
 from .procs import REGULAR_KEY, VIP_KEY, auth, freeze_holding, running, wait_until
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.postgres]
@@ -72,7 +72,7 @@ def test_three_workers_one_killed_every_order_exactly_once(tmp_path: Path, datab
     worker_env = {"WORKER_CONCURRENCY": "8"}
     with contextlib.ExitStack() as stack:
         web = stack.enter_context(running(tmp_path, database, env=web_env))
-        witness(database)
+        pg_witness(database)
         workers = [
             stack.enter_context(
                 running(tmp_path, database, command="worker", name=f"w{i}", env=worker_env)
@@ -118,7 +118,7 @@ def test_workers_reconnect_after_a_postgresql_restart(tmp_path: Path, database: 
     web_env = {"EMBEDDED_WORKERS": "0"}
     with contextlib.ExitStack() as stack:
         web = stack.enter_context(running(tmp_path, database, env=web_env))
-        witness(database)
+        pg_witness(database)
         for i in range(2):
             stack.enter_context(running(tmp_path, database, command="worker", name=f"w{i}"))
         accepted: set[int] = set()

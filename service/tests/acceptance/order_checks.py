@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 #: An order's status for each state of its job.
 STATUS_OF_STATE = {
     "queued": "queued",
@@ -138,3 +140,49 @@ def sqlite_verdict(db: Path, accepted: set[int]) -> Verdict:
     """The verdict, read straight from the database file."""
     with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
         return verdict(lambda sql: conn.execute(sql).fetchall(), accepted)
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+
+def pg_witness(url: str) -> None:
+    """Install the witness of writes  in the service's tables."""
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        install_witness(conn.execute, "postgresql")
+
+
+def pg_verdict(url: str, accepted: set[int]) -> Verdict:
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        return verdict(lambda sql: conn.execute(sql).fetchall(), accepted)
+
+
+def outcome(url: str, accepted: set[int]) -> tuple[int, int, int]:
+    """(done, lost, doubled) among the accepted orders; an order that disagrees with its job
+    counts as doubled (something was done that the other does not show)."""
+    result = pg_verdict(url, accepted)
+    return result.done, result.lost, result.doubled + result.disagreeing
+
+
+def finished(url: str, accepted: set[int]) -> bool:
+    try:
+        return outcome(url, accepted)[0] == len(accepted)
+    except psycopg.OperationalError:
+        return False
+
+
+def held_by(url: str, pid: int) -> set[int]:
+    """Ids of the jobs that the worker process ``pid`` holds (running under its lease)."""
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        rows = conn.execute(
+            "SELECT id FROM qj_jobs WHERE state = 'running' AND worker LIKE %s", (f"%:{pid}:%",)
+        ).fetchall()
+    return {int(i) for (i,) in rows}
+
+
+def attempts_of(url: str, ids: set[int]) -> dict[int, tuple[str, int]]:
+    """Each job's state and attempts."""
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        rows = conn.execute(
+            "SELECT id, state, attempts FROM qj_jobs WHERE id = ANY(%s)", (sorted(ids),)
+        ).fetchall()
+    return {int(i): (str(s), int(a)) for i, s, a in rows}
