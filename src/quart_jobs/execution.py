@@ -22,7 +22,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import policy
@@ -31,6 +31,7 @@ from .backends.running import running_job
 from .errors import JobsError
 from .job_log import log_outcome, log_started
 from .models import Job, JobEvent, JobState, Lease
+from .progress import Current, ProgressBook, RunningJob
 from .registry import Registry
 from .runner import SyncThreads, call_task, describe, result_json
 
@@ -39,15 +40,18 @@ log = logging.getLogger("quart_jobs.worker")
 #: A worker's job event hook: (event, job, seconds it ran or ``None`` when it starts).
 EventHook = Callable[[str, Job, float | None], None]
 
-_current_job: contextvars.ContextVar[Job] = contextvars.ContextVar("quart_jobs_current_job")
+_current_job: contextvars.ContextVar[Current] = contextvars.ContextVar("quart_jobs_current_job")
 
 
-def current_job() -> Job:
-    """The job being run, as claimed (id, attempt number, arguments); inside a task only."""
+def current_job() -> RunningJob:
+    """The job being run, as claimed (id, attempt number, arguments), and its
+    :meth:`~quart_jobs.progress.RunningJob.progress` to report how far it got; inside a task
+    only (sync tasks too: they run with the caller's context)."""
     try:
-        return _current_job.get()
+        current = _current_job.get()
     except LookupError:
         raise JobsError("current_job() is only available inside a running task") from None
+    return current.running()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +101,8 @@ class Execution:
         #: Outcomes of finished jobs, recorded by the claim loop together with its next claim.
         self.outcomes: list[Finished] = []
         self.threads = SyncThreads("quart-jobs-sync")
+        #: Progress the running tasks reported and the store does not have yet.
+        self.progress = ProgressBook()
         self._stop_reasons: dict[int, StopReason] = {}
 
     def start(self, job: Job) -> asyncio.Task[None]:
@@ -149,6 +155,7 @@ class Execution:
 
     def _done(self, job_id: int) -> None:
         self.running.pop(job_id, None)
+        self.progress.take(job_id)  # what a task abandoned on its thread reports after it
         self._stop_reasons.pop(job_id, None)
         self._on_change()
 
@@ -165,15 +172,18 @@ class Execution:
             if current is not None:
                 current.uncancel()
             outcome = self._stopped_outcome(job, lease, reason)
+        reported = self.progress.take(job.id)
         if outcome is None:
             return
+        if reported is not None:
+            outcome = replace(outcome, progress=reported)
         self.outcomes.append(Finished(job, outcome, time.monotonic() - started))
         self._on_change()
 
     async def _call(self, job: Job, lease: Lease) -> Outcome:
         """Run the job's task; whatever it raises is its failure. Only the worker's own
         cancellation (shutdown, cancel request, lost lease) leaves as ``CancelledError``."""
-        _current_job.set(job)  # this asyncio task's own context: no reset needed
+        _current_job.set(Current(job, self.progress))  # this asyncio task's own context
         running_job.set(True)  # its writes are processing: they go ahead of enqueues
         deadline: asyncio.Timeout | None = None
         try:

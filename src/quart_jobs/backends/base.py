@@ -26,6 +26,7 @@ from ..models import (
     JobState,
     Lease,
     NewJob,
+    Progress,
     Stats,
     WorkerRecord,
 )
@@ -53,6 +54,8 @@ class Outcome:
     traceback: str | None = None
     run_at: float | None = None
     refund: bool = False
+    #: Progress the task reported that was not written yet: written with the outcome.
+    progress: Progress | None = None
 
     @property
     def event(self) -> JobEvent:
@@ -231,9 +234,17 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def heartbeat(
-        self, leases: Sequence[Lease], now: float, lease_seconds: float
+        self,
+        leases: Sequence[Lease],
+        now: float,
+        lease_seconds: float,
+        progress: Sequence[tuple[Lease, Progress]] = (),
     ) -> list[Heartbeat]:
-        """Extend the leases that are still held; report lost ones and cancel requests."""
+        """Extend the leases that are still held; report lost ones and cancel requests.
+
+        ``progress``: the latest progress of some running jobs, written in the same
+        transaction, each only where its lease is still held (empty, the common case: no
+        statement more)."""
 
     @abc.abstractmethod
     async def finish(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
@@ -404,7 +415,7 @@ JOB_COLUMNS = (
     "id, task, args, kwargs, priority, state, attempts, max_attempts, enqueued_at, run_at, "
     "owner, key, timeout, started_at, finished_at, worker, lease_token, lease_expires_at, "
     "cancel_requested, result, error, traceback, queue, concurrency_key, concurrency_limit, "
-    "rate_key, rate_limit, rate_period"
+    "rate_key, rate_limit, rate_period, progress, progress_message"
 )
 
 
@@ -441,6 +452,8 @@ def job_from_row(row: Sequence[Any]) -> Job:
         row[24],
         row[25],
         None if row[26] is None else RateLimit(int(row[26]), float(row[27])),
+        row[28],
+        row[29],
     )
 
 

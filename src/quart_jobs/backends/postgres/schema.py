@@ -118,6 +118,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX qj_jobs_rated ON qj_jobs (queue, priority, task, rate_key, tag, id)
         WHERE state = 'queued' AND tag IS NOT NULL AND rate_key IS NOT NULL;
     """,
+    # Progress a running task reports (see the SQLite schema): no index.
+    """
+    ALTER TABLE qj_jobs ADD COLUMN progress double precision, ADD COLUMN progress_message text;
+    """,
 )
 
 #: Admin sessions and the readiness write probe (component ``quart_jobs_operator``).

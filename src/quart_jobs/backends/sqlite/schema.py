@@ -151,6 +151,12 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX qj_jobs_rated ON qj_jobs (queue, priority, task, rate_key, tag, id)
         WHERE state = 'queued' AND tag IS NOT NULL AND rate_key IS NOT NULL;
     """,
+    # Progress a running task reports (``current_job().progress``): no index, and NULL for
+    # every job that never reports, so the other writes carry nothing more.
+    """
+    ALTER TABLE qj_jobs ADD COLUMN progress REAL;
+    ALTER TABLE qj_jobs ADD COLUMN progress_message TEXT;
+    """,
 )
 
 #: Admin sessions and the readiness write probe (component ``quart_jobs_operator``).
