@@ -5,7 +5,8 @@ the jobs the worker runs, and stops those whose lease was lost (another worker o
 now) or whose cancel was requested, and writes the progress the tasks reported (between
 beats too, at most once a second, when some changed: :mod:`.progress`). Then it runs the
 maintenance tasks that are due (:mod:`quart_jobs.maintenance`): lease recovery, the worker's
-row in the live-workers registry and the unserved check. A store out of reach is logged and tried again at the next beat.
+row in the live-workers registry and the unserved check. A store out of reach is logged and
+tried again at the next beat.
 """
 
 from __future__ import annotations

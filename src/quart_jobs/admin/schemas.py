@@ -72,6 +72,10 @@ class JobSummary(BaseModel):
     worker: str | None
     cancel_requested: bool
     error: str | None
+    progress: float | None = Field(
+        description="how far the latest attempt got (0 to 1) as its task reported, or null"
+    )
+    progress_message: str | None
 
 
 class JobDetail(JobSummary):
