@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 
 from ...errors import ConfigurationError
 from ...models import (
+    DEPENDANTS_SHOWN,
+    Dependencies,
     FINISHED_STATES,
     EnqueueResult,
     Job,
@@ -45,6 +47,7 @@ from ..base import (
     purge_states,
     stats_from_rows,
 )
+from ..shared_sql import deps
 from ..shared_sql import jobs as shared
 from ..shared_sql import workers as live
 from ..shared_sql.dialect import POSTGRESQL, render
@@ -301,6 +304,14 @@ class PostgresBackend(Backend):
             cur = await conn.execute(f"{q.SELECT} WHERE key = %s", (key,))
             row = await cur.fetchone()
         return None if row is None else job_from_row(row)
+
+    async def dependencies(self, job_id: int) -> Dependencies:
+        async with self._connection() as conn, conn.pipeline():
+            parents = await conn.execute(q.PARENTS, (job_id,))
+            children = await conn.execute(q.CHILDREN, (job_id, DEPENDANTS_SHOWN))
+            return deps.dependencies_from_rows(
+                await parents.fetchall(), await children.fetchall()
+            )
 
     async def list_jobs(self, flt: JobFilter) -> list[Job]:
         where, params = shared.filter_sql(flt)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..base import CANDIDATE_COLUMNS, JOB_COLUMNS
-from ..shared_sql import fair, jobs, operator, pauses, workers
+from ..shared_sql import deps, fair, jobs, operator, pauses, workers
 from ..shared_sql.dialect import POSTGRESQL, render
 
 # --- shared, rendered ---------------------------------------------------------------------------
@@ -40,15 +40,19 @@ READY = workers.ready_statements(POSTGRESQL)
 PAUSE = render(pauses.PAUSE, POSTGRESQL)
 PAUSED = render(pauses.PAUSED, POSTGRESQL)
 
+PARENTS = render(deps.PARENTS, POSTGRESQL)
+CHILDREN = render(deps.CHILDREN, POSTGRESQL)
+
 # --- PostgreSQL's own ---------------------------------------------------------------------------
 
 NOTIFY = "SELECT pg_notify(%s, %s)"
 #: The server's clock, read as late in the statement as possible.
 SERVER_TIME = "SELECT extract(epoch FROM clock_timestamp())::double precision"
 ENQUEUED_AT = "SELECT id, enqueued_at FROM qj_jobs WHERE id = ANY(%s)"
-#: The application's transaction cancels a queued job (other states are unchanged).
+#: The application's transaction cancels a queued or waiting job (other states are unchanged).
 CANCEL_QUEUED = (
-    "UPDATE qj_jobs SET state = 'cancelled', finished_at = %s WHERE id = %s AND state = 'queued'"
+    "UPDATE qj_jobs SET state = 'cancelled', finished_at = %s WHERE id = %s "
+    "AND state IN ('queued', 'waiting')"
 )
 LOCK_LIMITS = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
 QUEUED_TOTAL = "SELECT COUNT(*) FROM qj_jobs WHERE state = 'queued'"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 
 from ..base import JOB_COLUMNS
-from ..shared_sql import fair, jobs, operator, pauses, workers
+from ..shared_sql import deps, fair, jobs, operator, pauses, workers
 from ..shared_sql.dialect import SQLITE, render
 
 # --- shared, rendered ---------------------------------------------------------------------------
@@ -40,6 +40,9 @@ READY = workers.ready_statements(SQLITE)
 PAUSE = render(pauses.PAUSE, SQLITE)
 RESUME = render(pauses.RESUME, SQLITE)
 PAUSED = render(pauses.PAUSED, SQLITE)
+
+PARENTS = render(deps.PARENTS, SQLITE)
+CHILDREN = render(deps.CHILDREN, SQLITE)
 
 # --- SQLite's own -------------------------------------------------------------------------------
 
@@ -97,9 +100,10 @@ def succeed_statement(n: int) -> str:
     )
 
 
-#: The application's transaction cancels a queued job (other states are unchanged).
+#: The application's transaction cancels a queued or waiting job (other states are unchanged).
 CANCEL_QUEUED = (
-    "UPDATE qj_jobs SET state = 'cancelled', finished_at = ? WHERE id = ? AND state = 'queued'"
+    "UPDATE qj_jobs SET state = 'cancelled', finished_at = ? WHERE id = ? "
+    "AND state IN ('queued', 'waiting')"
 )
 
 
