@@ -23,18 +23,20 @@ from .errors import (
     SchemaTooNew,
     TaskNotRegistered,
     TaskRegistrationError,
+    UnknownDependency,
 )
 from .extension import QuartJobs, get_jobs
 from .jobs import Jobs
 from .maintenance.retention import parse_retention
 from .metrics import register_metrics
-from .models import MAX_JOB_ID, Job, JobEvent, JobState, Stats, Tier
+from .models import MAX_JOB_ID, Dependencies, Job, JobEvent, JobLink, JobState, Stats, Tier
 from .periodic import Schedule
 from .policy import RetryPolicy, vip_weights
 from .registry import Task
 from .testing import Drained
 from .transaction import Transaction, TransactionEnqueuer
 from .worker import Worker, WorkerSettings, current_job
+from .workflows import Group, RunningJob, Step, step
 
 if TYPE_CHECKING:  # imported on first use: it needs the ``postgres`` extra (psycopg)
     from .backends.postgres.database import PostgresDatabase
@@ -45,10 +47,13 @@ __all__ = [
     "ArgumentsNotSerializable",
     "BackendUnavailable",
     "ConfigurationError",
+    "Dependencies",
     "Drained",
     "Enqueuer",
+    "Group",
     "Job",
     "JobEvent",
+    "JobLink",
     "JobNotFound",
     "JobState",
     "Jobs",
@@ -62,16 +67,19 @@ __all__ = [
     "ResultNotSerializable",
     "RetryPolicy",
     "RetryRefused",
+    "RunningJob",
     "SQLiteDatabase",
     "Schedule",
     "SchemaTooNew",
     "Stats",
+    "Step",
     "Task",
     "TaskNotRegistered",
     "TaskRegistrationError",
     "Tier",
     "Transaction",
     "TransactionEnqueuer",
+    "UnknownDependency",
     "Worker",
     "WorkerSettings",
     "current_job",
@@ -81,6 +89,7 @@ __all__ = [
     "queue_names",
     "register_admin",
     "register_metrics",
+    "step",
     "vip_weights",
 ]
 

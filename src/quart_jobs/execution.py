@@ -26,13 +26,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import policy
-from .backends.base import Outcome
+from .backends.base import Backend, Outcome
 from .backends.running import running_job
 from .errors import JobsError
 from .job_log import log_outcome, log_started
 from .models import Job, JobEvent, JobState, Lease
 from .registry import Registry
 from .runner import SyncThreads, call_task, describe, result_json
+from .workflows import RunningJob
 
 log = logging.getLogger("quart_jobs.worker")
 
@@ -40,14 +41,19 @@ log = logging.getLogger("quart_jobs.worker")
 EventHook = Callable[[str, Job, float | None], None]
 
 _current_job: contextvars.ContextVar[Job] = contextvars.ContextVar("quart_jobs_current_job")
+_current_store: contextvars.ContextVar[Backend | None] = contextvars.ContextVar(
+    "quart_jobs_current_store", default=None
+)
 
 
-def current_job() -> Job:
-    """The job being run, as claimed (id, attempt number, arguments); inside a task only."""
+def current_job() -> RunningJob:
+    """The job being run, as claimed (id, attempt number, arguments), with the reads a task
+    may make about it (:meth:`RunningJob.parent_results`); inside a task only."""
     try:
-        return _current_job.get()
+        job = _current_job.get()
     except LookupError:
         raise JobsError("current_job() is only available inside a running task") from None
+    return RunningJob.of(job, _current_store.get())
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +90,10 @@ class Execution:
         on_change: Callable[[], None],
         on_event: EventHook | None = None,
         job_context: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None,
+        store: Backend | None = None,
     ) -> None:
         self.registry = registry
+        self._store = store
         self._retry = retry
         self._worker = worker
         self._clock = clock
@@ -174,6 +182,7 @@ class Execution:
         """Run the job's task; whatever it raises is its failure. Only the worker's own
         cancellation (shutdown, cancel request, lost lease) leaves as ``CancelledError``."""
         _current_job.set(job)  # this asyncio task's own context: no reset needed
+        _current_store.set(self._store)
         running_job.set(True)  # its writes are processing: they go ahead of enqueues
         deadline: asyncio.Timeout | None = None
         try:

@@ -44,6 +44,7 @@ from .maintenance.retention import Retention, parse_retention
 from .models import (
     DEFAULT_QUEUE,
     FINISHED_STATES,
+    Dependencies,
     EnqueueResult,
     Job,
     JobEvent,
@@ -70,6 +71,7 @@ from .transaction import Transaction
 from .unserved import read_serving
 from .waiting import Waiters, wait_until_finished
 from .worker import Worker, WorkerSettings
+from .workflows import Group, Step
 
 T = TypeVar("T")
 
@@ -384,6 +386,8 @@ class Jobs:
         self, calls: Calls, options: EnqueueOptions | None = None
     ) -> list[EnqueueResult]:
         """Enqueue several calls, ``(task, args, kwargs)`` each, in one transaction."""
+        if options is not None and options.after is not None:  # jobs that wait for others
+            return await self.transaction(lambda tx: tx.enqueue_many(calls, options))
         new = self._builder.build_all(calls, options)
         limits = self._builder.limits(options)
         results = await self._store.enqueue(new, self.clock(), limits=limits)
@@ -393,6 +397,22 @@ class Jobs:
                 if result.created:
                     self._emit(JobEvent.ENQUEUED, result.job, None)
         return results
+
+    async def chain(self, *steps: Step) -> builtins.list[Job]:
+        """Enqueue ``steps`` (:func:`~quart_jobs.step`) in one transaction, each to start once
+        the one before succeeded; a failure cancels the rest. The jobs, in order."""
+        return await self.transaction(lambda tx: tx.chain(*steps))
+
+    async def group(self, members: Sequence[Step], *, then: Step) -> Group:
+        """Enqueue ``members`` and a callback ``then`` in one transaction; the callback runs
+        once, after every member ended, whatever their outcome."""
+        return await self.transaction(lambda tx: tx.group(members, then=then))
+
+    async def dependencies(self, job_id: int) -> Dependencies:
+        """The jobs ``job_id`` depends on (with their results) and the jobs that depend on it."""
+        if not job_id_in_range(job_id):
+            raise _not_found(job_id)
+        return await self._store.dependencies(job_id)
 
     async def transaction(self, func: Callable[[Transaction], T]) -> T:
         """Run ``func(tx)`` in one transaction of the jobs' database and return its value once

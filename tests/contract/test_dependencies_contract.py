@@ -27,7 +27,10 @@ async def _after(
     backend: Backend, clock: Clock, parents: list[int], *, run_always: bool = False, **kw: object
 ) -> Job:
     (result,) = await backend.enqueue_after(
-        [NewJob(task="child", **kw)], parents, clock(), run_always=run_always  # type: ignore[arg-type]
+        [NewJob(task="child", **kw)],
+        parents,
+        clock(),
+        run_always=run_always,  # type: ignore[arg-type]
     )
     return result.job
 
@@ -36,7 +39,9 @@ async def _claim_all(backend: Backend, clock: Clock) -> list[Job]:
     return await backend.claim("w", 100, clock(), LEASE)
 
 
-async def _end(backend: Backend, clock: Clock, jobs: list[Job], state: JobState, **kw: object) -> None:
+async def _end(
+    backend: Backend, clock: Clock, jobs: list[Job], state: JobState, **kw: object
+) -> None:
     outcomes = [
         Outcome(Lease(j.id, j.lease_token or ""), state, **kw)  # type: ignore[arg-type]
         for j in jobs
@@ -71,7 +76,9 @@ async def test_a_dependant_starts_only_after_every_parent_succeeded(
     clock.advance(1)
     # the last success and the claim in one call: the child is claimed in that same call
     rest = [j for j in running if j.id == b.id]
-    outcomes = [Outcome(Lease(rest[0].id, rest[0].lease_token or ""), JobState.SUCCEEDED, result="2")]
+    outcomes = [
+        Outcome(Lease(rest[0].id, rest[0].lease_token or ""), JobState.SUCCEEDED, result="2")
+    ]
     held, claimed = await backend.finish_and_claim(outcomes, "w", 10, clock(), LEASE)
     assert held == [True] and [j.id for j in claimed] == [child.id]
     links = await backend.dependencies(child.id)

@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 from ...errors import ConfigurationError
 from ...models import (
     DEPENDANTS_SHOWN,
-    Dependencies,
     FINISHED_STATES,
+    Dependencies,
     EnqueueResult,
     Job,
     JobFilter,
@@ -309,9 +309,7 @@ class PostgresBackend(Backend):
         async with self._connection() as conn, conn.pipeline():
             parents = await conn.execute(q.PARENTS, (job_id,))
             children = await conn.execute(q.CHILDREN, (job_id, DEPENDANTS_SHOWN))
-            return deps.dependencies_from_rows(
-                await parents.fetchall(), await children.fetchall()
-            )
+            return deps.dependencies_from_rows(await parents.fetchall(), await children.fetchall())
 
     async def list_jobs(self, flt: JobFilter) -> list[Job]:
         where, params = shared.filter_sql(flt)

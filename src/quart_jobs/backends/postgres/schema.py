@@ -100,7 +100,7 @@ MIGRATIONS: tuple[str, ...] = (
         queue TEXT PRIMARY KEY,
         paused_at DOUBLE PRECISION NOT NULL
     );
-    """,    # Dependencies between jobs (see the SQLite schema). The trigger's function runs only for
+    """,  # Dependencies between jobs (see the SQLite schema). The trigger's function runs only for
     # a job with dependants entering an end state; it wakes the workers when it may have made a
     # job ready and announces the cancels it made.
     f"""

@@ -63,9 +63,7 @@ READY_NOW = (
     "WHERE id = ?"
 )
 #: A new job one of whose parents failed or was cancelled already.
-CANCEL_NOW = (
-    "UPDATE qj_jobs SET state = 'cancelled', finished_at = ?, error = ? WHERE id = ?"
-)
+CANCEL_NOW = "UPDATE qj_jobs SET state = 'cancelled', finished_at = ?, error = ? WHERE id = ?"
 ADD_DEPENDANTS = "UPDATE qj_jobs SET dependants = dependants + ? WHERE id IN ({ids})"
 INSERT_EDGES = "INSERT INTO qj_job_deps (child_id, parent_id, position, resolved) VALUES {rows}"
 
@@ -134,17 +132,14 @@ def enqueue_after(
     missing = [i for i in order if i not in states]
     if missing:
         raise UnknownDependency(
-            f"job {missing[0]} does not exist (retention may have deleted it); nothing was "
-            "enqueued"
+            f"job {missing[0]} does not exist (retention may have deleted it); nothing was enqueued"
         )
     waiting_on = sum(1 for i in order if states[i] in _UNFINISHED)
-    bad = next(
-        (i for i in order if states[i] in ("failed", "cancelled") and not run_always), None
-    )
+    bad = next((i for i in order if states[i] in ("failed", "cancelled") and not run_always), None)
     results: list[EnqueueResult] = []
     created: list[int] = []
     insert = render(INSERT_WAITING, dialect)
-    for new, row in zip(jobs, rows, strict=True):
+    for row in rows:
         inserted = tx.fetchone(insert, (*row, waiting_on, len(order), run_always))
         if inserted is None:  # its key exists: that job, as it is
             existing = tx.fetchone(
@@ -170,11 +165,11 @@ def enqueue_after(
             for position, parent in enumerate(order)
         ]
         for start in range(0, len(edges), EDGE_CHUNK):
-            chunk = edges[start : start + EDGE_CHUNK]
-            rows_sql = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+            batch = edges[start : start + EDGE_CHUNK]
+            rows_sql = ", ".join(["(?, ?, ?, ?)"] * len(batch))
             tx.execute(
                 render(INSERT_EDGES.format(rows=rows_sql), dialect),
-                [v for edge in chunk for v in edge],
+                [v for edge in batch for v in edge],
             )
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
@@ -183,7 +178,6 @@ def enqueue_after(
                 (len(created), *chunk),
             )
     return results
-
 
 
 def dependencies_from_rows(

@@ -130,7 +130,7 @@ MIGRATIONS: tuple[str, ...] = (
         queue TEXT PRIMARY KEY,
         paused_at DOUBLE PRECISION NOT NULL
     );
-    """,    # Dependencies between jobs: a job waits (state 'waiting') until its parents end; edges
+    """,  # Dependencies between jobs: a job waits (state 'waiting') until its parents end; edges
     # point from an older job to a newer one, so no cycle can be stored. Jobs without parents
     # or dependants keep zeros here and no edge rows; the trigger's WHEN rejects them at once.
     f"""
