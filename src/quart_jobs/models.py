@@ -388,3 +388,41 @@ def job_detail(job: Job) -> dict[str, Any]:
         "result": job.result,
         "traceback": job.traceback,
     }
+
+
+def dependencies_detail(deps: Dependencies) -> dict[str, Any]:
+    """A job's :class:`Dependencies` as JSON-able data: parents and dependants (id, task,
+    state) and the parents' counts by state (a group's callback)."""
+
+    def link(item: JobLink) -> dict[str, Any]:
+        return {
+            "id": item.id,
+            "task": item.task,
+            "state": None if item.state is None else item.state.value,
+        }
+
+    return {
+        "parents": [link(p) for p in deps.parents],
+        "dependants": [link(d) for d in deps.dependants],
+        "counts": deps.counts() if deps.parents else None,
+    }
+
+
+def describe_dependencies(deps: Dependencies) -> list[tuple[str, str]]:
+    """``(label, text)`` lines for people: what a job depends on, what depends on it, and the
+    parents' counts (a group's callback)."""
+
+    def links(items: tuple[JobLink, ...]) -> str:
+        return ", ".join(
+            f"{i.id} {i.task} ({i.state.value})" if i.state else f"{i.id} (deleted)" for i in items
+        )
+
+    lines = []
+    if deps.parents:
+        counts = deps.counts()
+        summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+        lines.append(("depends on", links(deps.parents)))
+        lines.append(("parents", f"{summary} of {len(deps.parents)}"))
+    if deps.dependants:
+        lines.append(("dependants", links(deps.dependants)))
+    return lines
