@@ -7,6 +7,7 @@ queued, and no job has two attempts that overlap in time."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -131,7 +132,7 @@ def test_workflows_survive_a_killed_worker(url: str, tmp_path: Path) -> None:
     assert callback.started_at >= last_member_end  # type: ignore[attr-defined]
     doomed = [found[i] for i in ids["doomed"]]
     assert doomed[0].state is JobState.FAILED  # type: ignore[attr-defined]
-    for before, job in zip(doomed, doomed[1:], strict=False):
+    for before, job in itertools.pairwise(doomed):
         assert job.state is JobState.CANCELLED  # type: ignore[attr-defined]
         assert job.error == f"dependency {before.id} {before.state.value}"  # type: ignore[attr-defined]
     # Runs recorded by the tasks: the callback's exactly once, no two attempts of a job overlap.
@@ -142,6 +143,6 @@ def test_workflows_survive_a_killed_worker(url: str, tmp_path: Path) -> None:
         by_job.setdefault(int(job_id), []).append((float(began), float(ended)))
     for spans in by_job.values():
         spans.sort()
-        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        for (_, end), (start, _) in itertools.pairwise(spans):
             assert start >= end
     assert sum(1 for task, *_ in lines if task == "flow.add_one") == 2  # the doomed never ran
