@@ -29,10 +29,22 @@ from .extension import QuartJobs, get_jobs
 from .jobs import Jobs
 from .maintenance.retention import parse_retention
 from .metrics import register_metrics
-from .models import MAX_JOB_ID, Dependencies, Job, JobEvent, JobLink, JobState, Stats, Tier
+from .models import (
+    MAX_JOB_ID,
+    Dependencies,
+    Job,
+    JobEvent,
+    JobLink,
+    JobState,
+    Stats,
+    Tier,
+    Why,
+)
 from .periodic import Schedule
 from .policy import RetryPolicy, vip_weights
+from .rate import RateLimit
 from .registry import Task
+from .retries import Fail, JobSignal, Retry
 from .testing import Drained
 from .transaction import Transaction, TransactionEnqueuer
 from .worker import Worker, WorkerSettings, current_job
@@ -50,11 +62,13 @@ __all__ = [
     "Dependencies",
     "Drained",
     "Enqueuer",
+    "Fail",
     "Group",
     "Job",
     "JobEvent",
     "JobLink",
     "JobNotFound",
+    "JobSignal",
     "JobState",
     "Jobs",
     "JobsError",
@@ -64,7 +78,9 @@ __all__ = [
     "QuartJobs",
     "QueueFull",
     "QueueLimits",
+    "RateLimit",
     "ResultNotSerializable",
+    "Retry",
     "RetryPolicy",
     "RetryRefused",
     "RunningJob",
@@ -80,6 +96,7 @@ __all__ = [
     "Transaction",
     "TransactionEnqueuer",
     "UnknownDependency",
+    "Why",
     "Worker",
     "WorkerSettings",
     "current_job",

@@ -14,11 +14,12 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypedDict, Unpack
+from typing import Any, Generic, Self, TypedDict, TypeVar, Unpack, overload
 
 from .backends.base import QueueLimits, queue_names
 from .errors import PayloadTooLarge
 from .models import DEFAULT_QUEUE, EnqueueResult, Job, NewJob, Tier
+from .rate import RateLimit
 from .registry import Registry, Task, TaskFunc, dump_json
 
 DEFAULT_MAX_ATTEMPTS = 5
@@ -44,6 +45,8 @@ class EnqueueOptions:
     queue: str | None = None
     concurrency_key: str | None = None
     concurrency_limit: int | None = None
+    rate_key: str | None = None
+    rate_limit: RateLimit | None = None
     #: Start only once these jobs (or ids) succeeded; ``run_always``: once they ended at all.
     after: Sequence[Job | int] | None = None
     run_always: bool = False
@@ -69,6 +72,8 @@ class OptionKeywords(TypedDict, total=False):
     queue: str | None
     concurrency_key: str | None
     concurrency_limit: int | None
+    rate_key: str | None
+    rate_limit: RateLimit | str | None
     after: Sequence[Job | int] | None
     run_always: bool
 
@@ -76,7 +81,11 @@ class OptionKeywords(TypedDict, total=False):
 def enqueue_options(**keywords: Unpack[OptionKeywords]) -> EnqueueOptions:
     """The keywords of :meth:`Jobs.options` and :meth:`Transaction.options`, checked:
     ``ValueError`` for a combination that cannot hold."""
-    options = EnqueueOptions(**keywords)
+    given: dict[str, Any] = dict(keywords)
+    rate_limit = given.pop("rate_limit", None)
+    options = EnqueueOptions(
+        **given, rate_limit=None if rate_limit is None else RateLimit.parse(rate_limit)
+    )
     if options.delay is not None and options.run_at is not None:
         raise ValueError("give delay= or run_at=, not both")
     key, limit = options.concurrency_key, options.concurrency_limit
@@ -86,6 +95,11 @@ def enqueue_options(**keywords: Unpack[OptionKeywords]) -> EnqueueOptions:
         raise ValueError(f"concurrency_limit must be an integer >= 1, not {limit!r}")
     if key is not None and not 1 <= len(key) <= 200:
         raise ValueError("concurrency_key must have 1 to 200 characters")
+    if options.rate_key is not None:
+        if options.rate_limit is None:
+            raise ValueError('give rate_limit= with rate_key= (e.g. rate_limit="10/s")')
+        if not 1 <= len(options.rate_key) <= 200:
+            raise ValueError("rate_key must have 1 to 200 characters")
     if options.queue is not None:
         options = replace(options, queue=queue_names([options.queue])[0])
     if options.after is not None:
@@ -155,6 +169,7 @@ class JobBuilder:
         max_attempts = opts.max_attempts or task.options.max_attempts or self.max_attempts
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")
+        rate_limit = opts.rate_limit or task.options.rate_limit
         run_at = opts.run_at
         if opts.delay is not None:
             if opts.delay < 0:
@@ -173,6 +188,10 @@ class JobBuilder:
             queue=opts.queue or task.options.queue or DEFAULT_QUEUE,
             concurrency_key=opts.concurrency_key,
             concurrency_limit=opts.concurrency_limit,
+            # A limit given with the enqueue, else the task's: keyed by the task's name unless
+            # the enqueue names a key.
+            rate_key=opts.rate_key or (task.name if rate_limit is not None else None),
+            rate_limit=rate_limit,
             encoded=(args_json, kwargs_json),
         )
 
@@ -204,3 +223,35 @@ class Enqueuer:
         """Like :meth:`enqueue`, also telling whether a job was created (``False``: same key)."""
         (result,) = await self._enqueue_many([(target, args, kwargs)], self._options)
         return result
+
+
+V = TypeVar("V")
+
+
+class BuilderSetting(Generic[V]):
+    """A setting of a :class:`JobBuilder` shown as an attribute of the object that keeps the
+    builder (in ``_builder``): ``jobs.max_attempts = 3`` sets the builder's, through
+    ``convert`` when one is given."""
+
+    def __init__(self, convert: Callable[[Any], V] | None = None) -> None:
+        self._convert = convert
+        self._name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> Self: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type) -> V: ...
+
+    def __get__(self, instance: Any, owner: type) -> Self | V:
+        if instance is None:
+            return self
+        value: V = getattr(instance._builder, self._name)
+        return value
+
+    def __set__(self, instance: Any, value: V) -> None:
+        converted = value if self._convert is None else self._convert(value)
+        setattr(instance._builder, self._name, converted)

@@ -110,6 +110,8 @@ class Head(Protocol):
     def concurrency_key(self) -> str | None: ...
     @property
     def concurrency_limit(self) -> int | None: ...
+    @property
+    def rate_key(self) -> str | None: ...
 
 
 H = TypeVar("H", bound=Head)
@@ -159,10 +161,11 @@ class FairBook:
         now: float,
         running: Mapping[str, int] | None = None,
         queues: Collection[str] | None = None,
+        budgets: Mapping[str, int] | None = None,
     ) -> list[H]:
         """:func:`choose_starts` over this book's clocks (of ``queues``, or all), updating them."""
         clocks = [c for c in self.clocks.values() if queues is None or c.queue in queues]
-        chosen, changed = choose_starts(clocks, heads, limit, weights, now, running)
+        chosen, changed = choose_starts(clocks, heads, limit, weights, now, running, budgets)
         for clock in changed:
             self.clocks[(clock.queue, clock.priority)] = clock
             self.clocks_changed.add((clock.queue, clock.priority))
@@ -189,17 +192,21 @@ def choose_starts(
     weights: Weights,
     now: float,
     running: Mapping[str, int] | None = None,
+    budgets: Mapping[str, int] | None = None,
 ) -> tuple[list[H], list[TierClock]]:
     """Pick up to ``limit`` jobs to start, in order, and return the changed clocks.
 
     ``heads[(queue, priority)]`` are that tier's first claimable jobs in ``(tag, id)`` order;
     ``clocks`` every tier clock of the queues the worker serves (missing ones start at zero).
     ``running`` counts running jobs per concurrency key: a job whose key is at its limit is
-    skipped (it keeps its place)."""
+    skipped (it keeps its place). ``budgets`` are the starts each rate key may still have
+    (:mod:`quart_jobs.rate`): a job whose key has none left is skipped the same way."""
     state = {(c.queue, c.priority): c for c in clocks}
     for q, p in heads:
         state.setdefault((q, p), TierClock(q, p))
     busy = dict(running or {})
+    if budgets:  # a rate key's spent budget counts as busy: one test for both kinds of key
+        busy.update({_RATED + key: -n for key, n in budgets.items()})
     cursor = {k: 0 for k in heads}
     changed: set[tuple[str, int]] = set()
     chosen: list[H] = []
@@ -225,6 +232,8 @@ def choose_starts(
         changed.add((queue, priority))
         if job.concurrency_key is not None:
             busy[job.concurrency_key] = busy.get(job.concurrency_key, 0) + 1
+        if job.rate_key is not None:
+            busy[_RATED + job.rate_key] = busy.get(_RATED + job.rate_key, 0) + 1
         chosen.append(job)
     return chosen, [state[k] for k in sorted(changed)]
 
@@ -281,8 +290,15 @@ def _first_startable(
     return None
 
 
+#: Where a rate key's spent budget is kept among the busy counts (minus the budget left).
+_RATED = "\0rate:"
+
+
 def blocked(job: Head, busy: Mapping[str, int]) -> bool:
-    """Whether ``job``'s concurrency key already has ``concurrency_limit`` jobs running."""
+    """Whether ``job``'s concurrency key already has ``concurrency_limit`` jobs running, or
+    its rate key has no start left in this claim's budget."""
+    if job.rate_key is not None and busy.get(_RATED + job.rate_key, 0) >= 0:
+        return True
     if job.concurrency_key is None or job.concurrency_limit is None:
         return False
     return busy.get(job.concurrency_key, 0) >= job.concurrency_limit

@@ -186,6 +186,7 @@ class _Job:
     tag: float
     concurrency_key: str | None = None
     concurrency_limit: int | None = None
+    rate_key: str | None = None
 
 
 class _Model:

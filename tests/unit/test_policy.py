@@ -38,6 +38,7 @@ class J:
     queue: str = "default"
     concurrency_key: str | None = None
     concurrency_limit: int | None = None
+    rate_key: str | None = None
 
 
 class Sim:

@@ -28,9 +28,11 @@ from ..models import (
     Lease,
     NewJob,
     Stats,
+    Why,
     WorkerRecord,
 )
 from ..policy import Weights
+from ..rate import RateLimit
 from .database import AppDatabase
 from .operator import OperatorStore
 
@@ -44,6 +46,9 @@ class Outcome:
     * ``CANCELLED``;
     * ``QUEUED`` with ``refund=True``: put back untouched (graceful shutdown): the attempt
       it used is not charged.
+
+    ``why`` is stored as the job's :attr:`~quart_jobs.models.Job.why` (a failure's reason;
+    ``CANCELLED`` stores :attr:`~quart_jobs.models.Why.CANCELLED` whatever it says).
     """
 
     lease: Lease
@@ -53,6 +58,7 @@ class Outcome:
     traceback: str | None = None
     run_at: float | None = None
     refund: bool = False
+    why: Why | None = None
 
     @property
     def event(self) -> JobEvent:
@@ -64,6 +70,20 @@ class Outcome:
             JobState.CANCELLED: JobEvent.CANCELLED,
             JobState.QUEUED: JobEvent.REQUEUED,
         }[self.state]
+
+    @property
+    def stored_why(self) -> Why | None:
+        """The ``why`` this outcome stores: a cancel's is :attr:`Why.CANCELLED`, a success's
+        and a refund's none."""
+        if self.state is JobState.CANCELLED:
+            return Why.CANCELLED
+        return None if self.state in (JobState.SUCCEEDED, JobState.QUEUED) else self.why
+
+    @property
+    def why_text(self) -> str | None:
+        """:attr:`stored_why` as the text a SQL row stores."""
+        why = self.stored_why
+        return None if why is None else why.value
 
     @property
     def ends_job(self) -> bool:
@@ -415,17 +435,24 @@ class Candidate(NamedTuple):
     tag: float
     concurrency_key: str | None
     concurrency_limit: int | None
+    #: Read only for jobs with a rate key (from their own index): ``None`` for the others.
+    rate_key: str | None = None
+    rate_limit: int | None = None
+    rate_period: float | None = None
 
 
-#: The columns of :class:`Candidate`, in order.
+#: The columns of :class:`Candidate` a job without a rate key needs, in order.
 CANDIDATE_COLUMNS = "id, queue, priority, tag, concurrency_key, concurrency_limit"
+#: Every column of :class:`Candidate`, for jobs with a rate key.
+RATED_CANDIDATE_COLUMNS = f"{CANDIDATE_COLUMNS}, rate_key, rate_limit, rate_period"
 
 
 # Column order shared by the SQL backends' SELECTs and row conversion.
 JOB_COLUMNS = (
     "id, task, args, kwargs, priority, state, attempts, max_attempts, enqueued_at, run_at, "
     "owner, key, timeout, started_at, finished_at, worker, lease_token, lease_expires_at, "
-    "cancel_requested, result, error, traceback, queue, concurrency_key, concurrency_limit"
+    "cancel_requested, result, error, traceback, queue, concurrency_key, concurrency_limit, "
+    "rate_key, rate_limit, rate_period, why"
 )
 
 
@@ -460,10 +487,14 @@ def job_from_row(row: Sequence[Any]) -> Job:
         row[22],
         row[23],
         row[24],
+        row[25],
+        None if row[26] is None else RateLimit(int(row[26]), float(row[27])),
+        None if row[28] is None else _WHYS.get(row[28]),
     )
 
 
 _STATES = {state.value: state for state in JobState}
+_WHYS = {why.value: why for why in Why}
 
 
 def stats_from_rows(
@@ -507,6 +538,8 @@ def new_job_record(new: NewJob, job_id: int, enqueued_at: float, run_at: float) 
         queue=new.queue,
         concurrency_key=new.concurrency_key,
         concurrency_limit=new.concurrency_limit,
+        rate_key=new.rate_key,
+        rate_limit=new.rate_limit,
     )
 
 

@@ -354,6 +354,7 @@
       ["Finished", when(job.finished_at)],
       ["Timeout", job.timeout === null ? "–" : `${job.timeout}s`],
     ];
+    if (job.outcome) fields.splice(3, 0, ["Outcome", job.outcome]);
     const deps = job.dependencies;
     const links = (items) =>
       items.map((d) => `#${d.id} ${d.task || "(deleted)"} ${d.state || ""}`).join(", ");

@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
-from ... import policy
+from ... import policy, rate
 from ...models import (
     FINISHED_STATES,
     Dependencies,
@@ -26,6 +26,7 @@ from ...models import (
     Lease,
     NewJob,
     Stats,
+    Why,
     WorkerRecord,
     transition,
 )
@@ -61,6 +62,7 @@ class MemoryBackend(Backend):
         # Tags of the ready queued jobs (and of running ones, kept should they come back).
         self._tags: dict[int, float] = {}
         self._book = policy.FairBook()
+        self._rate_keys: dict[str, rate.KeyState] = {}
         self.operator = MemoryOperator(lambda: self._jobs.values())
         # The application's tables (transactions' SQL): connected on first use; kept as an
         # image while the backend is closed, as its jobs are kept.
@@ -137,6 +139,8 @@ class MemoryBackend(Backend):
                 queue=new.queue,
                 concurrency_key=new.concurrency_key,
                 concurrency_limit=new.concurrency_limit,
+                rate_key=new.rate_key,
+                rate_limit=new.rate_limit,
             )
             if job.run_at <= now:
                 self._tags[job.id] = self._book.tag(job.queue, job.priority, job.owner)
@@ -183,6 +187,7 @@ class MemoryBackend(Backend):
             lease_seconds,
             scope,
             self._paused,
+            self._rate_keys,
         )
 
     def _held(self, lease: Lease) -> Job | None:
@@ -285,7 +290,9 @@ class MemoryBackend(Backend):
         if job is None:
             return None
         if job.state in (JobState.QUEUED, JobState.WAITING):
-            job = replace(job, state=moved(job.state, JobEvent.CANCELLED), finished_at=now)
+            job = replace(
+                job, state=moved(job.state, JobEvent.CANCELLED), finished_at=now, why=Why.CANCELLED
+            )
             self._jobs[job_id] = job
             self._tags.pop(job_id, None)
             self._announce([job_id, *self._resolve([job_id])])
@@ -363,7 +370,14 @@ class MemoryBackend(Backend):
             )
 
         queued = (j for j in self._jobs.values() if j.state is JobState.QUEUED and counts(j))
-        return self._clock.local(min((j.run_at for j in queued), default=None))
+        return self._clock.local(min((self._ready_at(j) for j in queued), default=None))
+
+    def _ready_at(self, job: Job) -> float:
+        """When a queued job may start: its ``run_at``; for a ready job with a rate key, when
+        its key's window opens."""
+        if job.rate_key is None or job.id not in self._tags:
+            return job.run_at
+        return self._rate_keys.get(job.rate_key, rate.KeyState()).open_at
 
     async def pause(self, queue: str, now: float) -> bool:
         if queue in self._paused:

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Collection
 from dataclasses import replace
 
-from ... import policy
+from ... import policy, rate
 from ...models import Job, JobEvent, JobState
 from ..base import Candidate, ClaimScope
 from .transitions import moved
@@ -24,10 +24,13 @@ def claim(
     lease_seconds: float,
     scope: ClaimScope,
     paused: Collection[str] = (),
+    keys: dict[str, rate.KeyState] | None = None,
 ) -> list[Job]:
     """Claim up to ``limit`` jobs of ``jobs`` (changed in place); ``tags`` holds the tags of
     the ready ones, ``book`` the tier clocks and the owners' next tags. Jobs of the ``paused``
-    queues stay queued; their tiers are left out, as the SQL backends leave them out."""
+    queues stay queued; their tiers are left out, as the SQL backends leave them out. ``keys``
+    holds the rate keys' logs (changed in place)."""
+    keys = {} if keys is None else keys
     tag_due(jobs, tags, book, now)
 
     def allowed(queue: str) -> bool:
@@ -40,14 +43,21 @@ def claim(
             running[job.concurrency_key] = running.get(job.concurrency_key, 0) + 1
         if job.state is not JobState.QUEUED or job.id not in tags:
             continue
+        if job.rate_key is not None and job.rate_key in keys and keys[job.rate_key].open_at > now:
+            continue  # its key's window is full: as the SQL backends, not even read
         if (scope.tasks is None or job.task in scope.tasks) and allowed(job.queue):
             heads.setdefault((job.queue, job.priority), []).append(_candidate(job, tags))
     for candidates in heads.values():
         candidates.sort(key=lambda c: (c.tag, c.id))
     clocks = [c for c in book.clocks.values() if allowed(c.queue)]
     now = policy.claim_time(clocks, now)  # as the SQL backends do (one process here)
+    limits = rate.limits_of(c for found in heads.values() for c in found)
+    if limits:
+        now = rate.floor({k: keys[k] for k in limits if k in keys}, now)
+    budgets = rate.budgets(limits, keys, now)
     queues = {c.queue for c in clocks} | {queue for queue, _ in heads}
-    chosen = book.start(heads, limit, scope.weights, now, running, queues)
+    chosen = book.start(heads, limit, scope.weights, now, running, queues, budgets)
+    keys.update(rate.settle(limits, keys, rate.started(chosen), now))
     claimed = []
     for candidate in chosen:
         job = jobs[candidate.id]
@@ -79,6 +89,15 @@ def tag_due(
 
 
 def _candidate(job: Job, tags: dict[int, float]) -> Candidate:
+    limit = job.rate_limit
     return Candidate(
-        job.id, job.queue, job.priority, tags[job.id], job.concurrency_key, job.concurrency_limit
+        job.id,
+        job.queue,
+        job.priority,
+        tags[job.id],
+        job.concurrency_key,
+        job.concurrency_limit,
+        job.rate_key,
+        None if limit is None else limit.n,
+        None if limit is None else limit.period,
     )

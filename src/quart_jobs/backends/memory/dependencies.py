@@ -17,6 +17,7 @@ from ...models import (
     JobEvent,
     JobLink,
     JobState,
+    Why,
 )
 from .transitions import moved
 
@@ -171,4 +172,5 @@ def _cancelled(job: Job, parent: Job, now: float) -> Job:
         state=moved(job.state, JobEvent.DEPENDENCY_FAILED),
         finished_at=now,
         error=f"dependency {parent.id} {parent.state.value}",
+        why=Why.DEPENDENCY,
     )

@@ -357,22 +357,26 @@ class PostgresBackend(Backend):
         return {str(queue): float(at) - offset for queue, at in rows}
 
     async def ready_kinds(self) -> set[tuple[str, int, str]]:
-        scan = live.skip_scan()
+        kinds: set[tuple[str, int, str]] = set()
         async with self._connection() as conn:
-            try:
-                name, params = next(scan)
-                while True:
-                    row = await (await conn.execute(q.READY[name], params)).fetchone()
-                    name, params = scan.send(row)
-            except StopIteration as done:
-                kinds: set[tuple[str, int, str]] = done.value
-                return kinds
+            for scan in (live.skip_scan(), live.skip_scan(live.RATED)):
+                try:
+                    name, params = next(scan)
+                    while True:
+                        row = await (await conn.execute(q.READY[name], params)).fetchone()
+                        name, params = scan.send(row)
+                except StopIteration as done:
+                    kinds |= done.value
+        return kinds
 
     async def ready_count(self, queue: str, priority: int, task: str) -> int:
+        total = 0
         async with self._connection() as conn:
-            cur = await conn.execute(q.READY["count"], (queue, priority, task))
-            row = await cur.fetchone()
-        return 0 if row is None else int(row[0])
+            for name in ("count", live.RATED + "count"):
+                cur = await conn.execute(q.READY[name], (queue, priority, task))
+                row = await cur.fetchone()
+                total += 0 if row is None else int(row[0])
+        return total
 
     async def register_worker(self, worker: WorkerRecord, now: float) -> None:
         offset = self._db.clock.offset

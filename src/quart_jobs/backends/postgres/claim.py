@@ -4,7 +4,8 @@ next starts, under row locks, around :mod:`quart_jobs.policy` (the SQL is in
 
 Claims lock the tier clocks of their queues (``FOR UPDATE``, in one order), so concurrent
 claims of one queue take turns and the shares stay exact; tagging locks the owners' rows;
-starting a job with a concurrency key holds an advisory lock on the key until commit.
+starting a job with a concurrency key holds an advisory lock on the key until commit; a
+claim that may start jobs with a rate key locks the key's row (its log of starts).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from collections.abc import Awaitable, Callable
 import psycopg
 from psycopg.rows import TupleRow
 
-from ... import policy
+from ... import policy, rate
 from ...models import Job
 from ..base import Candidate, ClaimScope, job_from_row
 from ..shared_sql import fair
+from ..shared_sql import rate as rated
 from . import statements as q
 from .book import save_book, tag
 
@@ -54,7 +56,8 @@ async def claim(
         await tag(conn, due)
         tiers_cur = await conn.execute(q.LOCK_TIERS, (queues, queues))
         heads_cur = await conn.execute(q.HEADS_OF_TIERS, heads_params) if tasks else None
-    clocks = [fair.clock_from_row(r) for r in await tiers_cur.fetchall()]
+    tier_rows = await tiers_cur.fetchall()
+    clocks = [fair.clock_from_row(r) for r in tier_rows]
     if heads_cur is None:
         return _nothing
     locked = {(c.queue, c.priority) for c in clocks}
@@ -63,6 +66,10 @@ async def claim(
         candidate = Candidate(*row)
         if (candidate.queue, candidate.priority) in locked:  # a tier created meanwhile waits
             heads.setdefault((candidate.queue, candidate.priority), []).append(candidate)
+    rate_keys: dict[str, rate.KeyState] = {}
+    rated_tiers = sorted((str(r[0]), int(r[1])) for r in tier_rows if r[6])
+    if rated_tiers:  # only then: the claim of jobs without a rate key takes no step more
+        await _rated_heads(conn, rated_tiers, tasks, 2 * limit + 4, now, heads, rate_keys)
     if not heads:
         return _nothing
     for found in heads.values():
@@ -75,7 +82,16 @@ async def claim(
         running = {str(k): int(n) for k, n in await cur.fetchall()}
     book = policy.FairBook(clocks)
     now = policy.claim_time(clocks, now)  # started_at in the order of the claims' commits
-    chosen = [c.id for c in book.start(heads, limit, scope.weights, now, running)]
+    limits = rate.limits_of(c for f in heads.values() for c in f) if rate_keys else {}
+    if limits:
+        now = rate.floor(rate_keys, now)  # a key's starts never go back in time
+    budgets = rate.budgets(limits, rate_keys, now) if limits else None
+    starts = book.start(heads, limit, scope.weights, now, running, budgets=budgets)
+    if limits:
+        changed = rate.settle(limits, rate_keys, rate.started(starts), now)
+        for params in rated.save_params(changed):
+            await conn.execute(q.SAVE_KEY, params)
+    chosen = [c.id for c in starts]
     if not chosen:
         return _nothing
     await save_book(conn, book)
@@ -91,3 +107,39 @@ async def claim(
 
 async def _nothing() -> list[Job]:
     return []
+
+
+async def _rated_heads(
+    conn: Connection,
+    tiers: list[tuple[str, int]],
+    tasks: tuple[str, ...],
+    fetch: int,
+    now: float,
+    heads: dict[tuple[str, int], list[Candidate]],
+    keys: dict[str, rate.KeyState],
+) -> None:
+    """Add the first ``fetch`` jobs of each open rate key of ``tiers`` to ``heads``, and the
+    keys' rows, locked, to ``keys``: two round trips, one to find the open keys of each range,
+    one to lock their rows and read their jobs."""
+    ranges = [(queue, priority, task) for queue, priority in tiers for task in tasks]
+    cursors = [await conn.execute(q.RATED_KEYS, rated.rated_keys_params(*r)) for r in ranges]
+    open_keys = {
+        r: rated.open_keys(await cur.fetchall(), now)
+        for r, cur in zip(ranges, cursors, strict=True)
+    }
+    names = sorted({key for found in open_keys.values() for key in found})
+    if not names:
+        return
+    await conn.execute(q.ENSURE_RATE_KEYS, (names,))
+    lock_cur = await conn.execute(q.LOCK_RATE_KEYS, (names,))
+    head_cursors = [
+        await conn.execute(q.RATED_HEADS, (*r, key, fetch))
+        for r, found in open_keys.items()
+        for key in found
+    ]
+    for row in await lock_cur.fetchall():
+        keys[str(row[0])] = rated.state_from_row(row[1:])
+    for cur in head_cursors:
+        for row in await cur.fetchall():
+            candidate = Candidate(*row)
+            heads.setdefault((candidate.queue, candidate.priority), []).append(candidate)

@@ -100,7 +100,30 @@ MIGRATIONS: tuple[str, ...] = (
         queue TEXT PRIMARY KEY,
         paused_at DOUBLE PRECISION NOT NULL
     );
-    """,  # Dependencies between jobs (see the SQLite schema). The trigger's function runs only for
+    """,
+    # Rate limits: ready jobs with a rate key in their own index (see the SQLite schema), each
+    # key's log of starts in ``qj_rate_keys`` (its row lock is the key's lock in a claim).
+    """
+    ALTER TABLE qj_jobs ADD COLUMN rate_key text, ADD COLUMN rate_limit integer,
+        ADD COLUMN rate_period double precision;
+    CREATE TABLE qj_rate_keys (
+        key text PRIMARY KEY,
+        log text NOT NULL DEFAULT '[]',
+        open_at double precision NOT NULL DEFAULT 0,
+        period double precision NOT NULL DEFAULT 0
+    );
+    DROP INDEX qj_jobs_fair;
+    CREATE INDEX qj_jobs_fair ON qj_jobs (queue, priority, task, tag, id, concurrency_key)
+        WHERE state = 'queued' AND tag IS NOT NULL AND rate_key IS NULL;
+    CREATE INDEX qj_jobs_rated ON qj_jobs (queue, priority, task, rate_key, tag, id)
+        WHERE state = 'queued' AND tag IS NOT NULL AND rate_key IS NOT NULL;
+    """,
+    # Why a job's latest attempt ended as it did (a failure's reason, a cancel, a lost worker):
+    # the values of ``quart_jobs.models.Why``.
+    """
+    ALTER TABLE qj_jobs ADD COLUMN why text;
+    """,
+    # Dependencies between jobs (see the SQLite schema). The trigger's function runs only for
     # a job with dependants entering an end state; it wakes the workers when it may have made a
     # job ready and announces the cancels it made.
     f"""

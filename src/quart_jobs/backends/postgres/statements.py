@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..base import CANDIDATE_COLUMNS, JOB_COLUMNS
-from ..shared_sql import deps, fair, jobs, operator, pauses, workers
+from ..shared_sql import deps, fair, jobs, operator, pauses, rate, workers
 from ..shared_sql.dialect import POSTGRESQL, render
 
 # --- shared, rendered ---------------------------------------------------------------------------
@@ -20,8 +20,14 @@ STATS_BY_QUEUE = render(jobs.STATS_BY_QUEUE, POSTGRESQL)
 NEXT_RUN_AT = render(jobs.NEXT_RUN_AT, POSTGRESQL)
 RETRY = render(jobs.RETRY, POSTGRESQL)
 CANCEL = render(jobs.CANCEL, POSTGRESQL)
+#: The application's transaction cancels a queued job (other states are unchanged).
+CANCEL_QUEUED = render(jobs.CANCEL_QUEUED, POSTGRESQL)
 FINISHED_COUNTS = jobs.finished_counts_statement(POSTGRESQL)
 TIERS = render(fair.TIERS, POSTGRESQL)
+RATED_KEYS = render(rate.RATED_KEYS, POSTGRESQL)
+#: The first ready jobs of one open rate key, locked (``FOR UPDATE SKIP LOCKED``).
+RATED_HEADS = render(rate.RATED_HEADS, POSTGRESQL)
+SAVE_KEY = render(rate.SAVE_KEY, POSTGRESQL)
 CLAIM_TIERS = render(fair.CLAIM_TIERS, POSTGRESQL)
 SAVE_OWNER = render(fair.SAVE_OWNER, POSTGRESQL)
 SAVE_TIER = render(fair.SAVE_TIER, POSTGRESQL)
@@ -49,11 +55,6 @@ NOTIFY = "SELECT pg_notify(%s, %s)"
 #: The server's clock, read as late in the statement as possible.
 SERVER_TIME = "SELECT extract(epoch FROM clock_timestamp())::double precision"
 ENQUEUED_AT = "SELECT id, enqueued_at FROM qj_jobs WHERE id = ANY(%s)"
-#: The application's transaction cancels a queued or waiting job (other states are unchanged).
-CANCEL_QUEUED = (
-    "UPDATE qj_jobs SET state = 'cancelled', finished_at = %s WHERE id = %s "
-    "AND state IN ('queued', 'waiting')"
-)
 LOCK_LIMITS = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
 QUEUED_TOTAL = "SELECT COUNT(*) FROM qj_jobs WHERE state = 'queued'"
 QUEUED_BY_OWNER = (
@@ -82,9 +83,11 @@ INSERT = (
     "row_number() OVER (PARTITION BY n.key ORDER BY n.ord) AS key_rank "
     "FROM unnest(%s::text[], %s::text[], %s::text[], %s::integer[], "
     "%s::integer[], %s::double precision[], %s::double precision[], %s::text[], %s::text[], "
-    "%s::double precision[], %s::text[], %s::text[], %s::integer[]) "
+    "%s::double precision[], %s::text[], %s::text[], %s::integer[], %s::text[], %s::integer[], "
+    "%s::double precision[]) "
     "WITH ORDINALITY AS n (task, args, kwargs, priority, max_attempts, enqueued_at, run_at, "
-    "owner, key, timeout, queue, concurrency_key, concurrency_limit, ord)), "
+    "owner, key, timeout, queue, concurrency_key, concurrency_limit, rate_key, rate_limit, "
+    "rate_period, ord)), "
     "fresh AS (SELECT new.ord, new.queue, new.priority, coalesce(new.owner, '') AS okey, "
     "(row_number() OVER (PARTITION BY new.queue, new.priority, coalesce(new.owner, '') "
     "ORDER BY new.ord) - 1)::double precision AS k FROM new WHERE new.ready AND "
@@ -105,10 +108,12 @@ INSERT = (
     "SELECT DISTINCT c.queue, c.priority FROM counts AS c WHERE c.no_tier "
     "ON CONFLICT (queue, priority) DO NOTHING), "
     "ins AS (INSERT INTO qj_jobs (task, args, kwargs, priority, state, max_attempts, "
-    "enqueued_at, run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit, tag) "
+    "enqueued_at, run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit, "
+    "rate_key, rate_limit, rate_period, tag) "
     "SELECT new.task, new.args, new.kwargs, new.priority, 'queued', new.max_attempts, "
     "new.enqueued_at, new.run_at, new.owner, new.key, new.timeout, new.queue, "
-    "new.concurrency_key, new.concurrency_limit, o.next_tag - c.n + f.k FROM new "
+    "new.concurrency_key, new.concurrency_limit, new.rate_key, new.rate_limit, "
+    "new.rate_period, o.next_tag - c.n + f.k FROM new "
     "LEFT JOIN fresh AS f ON f.ord = new.ord "
     "LEFT JOIN counts AS c ON c.queue = f.queue AND c.priority = f.priority AND c.okey = f.okey "
     "LEFT JOIN owners AS o ON o.queue = f.queue AND o.priority = f.priority "
@@ -126,7 +131,8 @@ INSERT_ONE = (
     "%s::integer AS priority, %s::integer AS max_attempts, %s::double precision AS enqueued_at, "
     "%s::double precision AS run_at, %s::text AS owner, %s::text AS key, "
     "%s::double precision AS timeout, %s::text AS queue, %s::text AS concurrency_key, "
-    "%s::integer AS concurrency_limit), "
+    "%s::integer AS concurrency_limit, %s::text AS rate_key, %s::integer AS rate_limit, "
+    "%s::double precision AS rate_period), "
     "fresh AS (SELECT new.queue, new.priority, coalesce(new.owner, '') AS okey, "
     "coalesce(t.vtime, 0) AS vtime, t.queue IS NULL AS no_tier FROM new "
     "LEFT JOIN qj_fair_tiers AS t ON t.queue = new.queue AND t.priority = new.priority "
@@ -140,10 +146,12 @@ INSERT_ONE = (
     "SELECT f.queue, f.priority FROM fresh AS f WHERE f.no_tier "
     "ON CONFLICT (queue, priority) DO NOTHING), "
     "ins AS (INSERT INTO qj_jobs (task, args, kwargs, priority, state, max_attempts, "
-    "enqueued_at, run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit, tag) "
+    "enqueued_at, run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit, "
+    "rate_key, rate_limit, rate_period, tag) "
     "SELECT new.task, new.args, new.kwargs, new.priority, 'queued', new.max_attempts, "
     "new.enqueued_at, new.run_at, new.owner, new.key, new.timeout, new.queue, "
-    "new.concurrency_key, new.concurrency_limit, (SELECT o.next_tag - 1 FROM owners AS o) FROM new "
+    "new.concurrency_key, new.concurrency_limit, new.rate_key, new.rate_limit, "
+    "new.rate_period, (SELECT o.next_tag - 1 FROM owners AS o) FROM new "
     f"ON CONFLICT DO NOTHING RETURNING {JOB_COLUMNS}), "
     "woken AS (SELECT pg_notify(%s, %s) WHERE EXISTS (SELECT 1 FROM ins)) "
     "SELECT ins.* FROM ins, (SELECT count(*) FROM woken) AS w"
@@ -163,6 +171,16 @@ RESUME = (
     f"WITH gone AS ({render(pauses.RESUME, POSTGRESQL)} RETURNING queue) "
     "SELECT pg_notify(%s, %s) FROM gone"
 )
+# A claim that may start jobs of rate keys creates their rows (an empty log) and locks them,
+# in key order, after the tier rows and before the concurrency keys' advisory locks: the row
+# lock makes the read, the budget and the write of a key's log one step across processes.
+ENSURE_RATE_KEYS = (
+    "INSERT INTO qj_rate_keys (key) SELECT k FROM unnest(%s::text[]) AS k ORDER BY k "
+    "ON CONFLICT DO NOTHING"
+)
+LOCK_RATE_KEYS = (
+    "SELECT key, log, open_at, period FROM qj_rate_keys WHERE key = ANY(%s) ORDER BY key FOR UPDATE"
+)
 # Owner rows are created (next tag 0: no effect) then locked, in one order: no deadlock.
 ADD_OWNERS = (
     "INSERT INTO qj_fair_owners (queue, priority, owner, next_tag) "
@@ -178,7 +196,8 @@ LOCK_OWNERS = (
 HEADS = (
     f"SELECT c.* FROM unnest(%s::text[], %s::integer[], %s::text[]) AS r(queue, priority, task) "
     f"CROSS JOIN LATERAL (SELECT {CANDIDATE_COLUMNS} FROM qj_jobs AS j WHERE j.state = 'queued' "
-    "AND j.tag IS NOT NULL AND j.queue = r.queue AND j.priority = r.priority AND j.task = r.task "
+    "AND j.tag IS NOT NULL AND j.rate_key IS NULL AND j.queue = r.queue "
+    "AND j.priority = r.priority AND j.task = r.task "
     "ORDER BY j.tag, j.id LIMIT %s FOR UPDATE SKIP LOCKED) AS c"
 )
 # Outcomes that end their jobs (shared FINISH_END), many in one statement; returns the ids
@@ -186,9 +205,9 @@ HEADS = (
 # tracebacks.
 FINISH_ENDS = (
     "UPDATE qj_jobs AS j SET state = v.state, finished_at = %s, result = v.result, "
-    "error = v.error, traceback = v.traceback, lease_token = NULL, lease_expires_at = NULL "
-    "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
-    "AS v(id, token, state, result, error, traceback) "
+    "error = v.error, traceback = v.traceback, why = v.why, lease_token = NULL, "
+    "lease_expires_at = NULL FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], "
+    "%s::text[], %s::text[], %s::text[]) AS v(id, token, state, result, error, traceback, why) "
     "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running' RETURNING j.id"
 )
 # HEADS over every claimable tier of the claimed queues (the rows LOCK_TIERS locks) and the
@@ -198,7 +217,8 @@ HEADS_OF_TIERS = (
     f"WHERE {pauses.NOT_PAUSED} AND (%s::text[] IS NULL OR t.queue = ANY(%s))) AS r "
     "CROSS JOIN unnest(%s::text[]) AS k(task) "
     f"CROSS JOIN LATERAL (SELECT {CANDIDATE_COLUMNS} FROM qj_jobs AS j WHERE j.state = 'queued' "
-    "AND j.tag IS NOT NULL AND j.queue = r.queue AND j.priority = r.priority AND j.task = k.task "
+    "AND j.tag IS NOT NULL AND j.rate_key IS NULL AND j.queue = r.queue "
+    "AND j.priority = r.priority AND j.task = k.task "
     "ORDER BY j.tag, j.id LIMIT %s FOR UPDATE SKIP LOCKED) AS c"
 )
 # Claims that may start jobs of a concurrency key hold its lock until they commit.

@@ -24,11 +24,12 @@ from typing import Any
 from ...errors import UnknownDependency
 from ...models import Dependencies, EnqueueResult, JobLink, JobState, NewJob
 from ..base import JOB_COLUMNS, BackendTransaction, job_from_row
+from . import jobs as job_sql
 from .dialect import render
 
 #: The trigger's three statements, in order (``NEW`` is the parent's row after its update).
 CANCEL_CHILDREN = (
-    "UPDATE qj_jobs SET state = 'cancelled', finished_at = NEW.finished_at, "
+    "UPDATE qj_jobs SET state = 'cancelled', finished_at = NEW.finished_at, why = 'dependency', "
     "error = 'dependency ' || NEW.id || ' ' || NEW.state "
     "WHERE NEW.state <> 'succeeded' AND state = 'waiting' AND NOT run_always AND id IN "
     "(SELECT child_id FROM qj_job_deps WHERE parent_id = NEW.id AND NOT resolved)"
@@ -53,8 +54,9 @@ PARENT_STATES = "SELECT id, state FROM qj_jobs WHERE id IN ({ids}) ORDER BY id"
 #: A job that waits: the INSERT of :func:`~.jobs.insert_params`'s row plus its counters.
 INSERT_WAITING = (
     "INSERT INTO qj_jobs (task, args, kwargs, priority, max_attempts, enqueued_at, run_at, "
-    "owner, key, timeout, queue, concurrency_key, concurrency_limit, state, waiting_on, "
-    "parents, run_always) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?, ?, ?) "
+    "owner, key, timeout, queue, concurrency_key, concurrency_limit, rate_key, rate_limit, "
+    "rate_period, state, waiting_on, parents, run_always) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?, ?, ?) "
     "ON CONFLICT DO NOTHING RETURNING id"
 )
 #: A new job whose parents all ended as it needs: ready now (the next claim tags it).
@@ -143,7 +145,8 @@ def enqueue_after(
         inserted = tx.fetchone(insert, (*row, waiting_on, len(order), run_always))
         if inserted is None:  # its key exists: that job, as it is
             existing = tx.fetchone(
-                render(f"SELECT {JOB_COLUMNS} FROM qj_jobs WHERE key = ?", dialect), (row[8],)
+                render(f"SELECT {JOB_COLUMNS} FROM qj_jobs WHERE key = ?", dialect),
+                (row[job_sql.KEY],),
             )
             assert existing is not None
             results.append(EnqueueResult(job_from_row(existing), created=False))

@@ -23,6 +23,7 @@ POSTGRESQL = "postgresql"
 SLOTS: dict[str, dict[str, str]] = {
     SQLITE: {
         "fair": " INDEXED BY qj_jobs_fair",
+        "rated": " INDEXED BY qj_jobs_rated",
         "due": " INDEXED BY qj_jobs_due",
         "leases": " INDEXED BY qj_jobs_leases",
         "skip_locked": "",
@@ -30,6 +31,7 @@ SLOTS: dict[str, dict[str, str]] = {
     },
     POSTGRESQL: {
         "fair": "",
+        "rated": "",
         "due": "",
         "leases": "",
         "skip_locked": " FOR UPDATE SKIP LOCKED",

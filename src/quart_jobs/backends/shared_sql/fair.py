@@ -24,7 +24,6 @@ TAG_BATCH = 5000
 TIERS = "SELECT queue, priority, vtime, start, finish, served FROM qj_fair_tiers"
 #: The tiers a claim may start jobs from: those of queues not paused (one primary-key probe of
 #: ``qj_queue_pauses`` per tier row). Tagging reads every tier (:data:`TIERS`).
-CLAIM_TIERS = f"{TIERS} AS t WHERE {NOT_PAUSED}"
 OWNER_NEXT = "SELECT next_tag FROM qj_fair_owners WHERE queue = ? AND priority = ? AND owner = ?"
 SAVE_OWNER = (
     "INSERT INTO qj_fair_owners (queue, priority, owner, next_tag) VALUES (?, ?, ?, ?) "
@@ -46,14 +45,28 @@ DUE = (
     "{skip_locked}"
 )
 SET_TAG = "UPDATE qj_jobs SET tag = ? WHERE id = ?"
+#: Ready jobs without a rate key (``qj_jobs_fair``), and with one (``qj_jobs_rated``).
+UNRATED = "state = 'queued' AND tag IS NOT NULL AND rate_key IS NULL"
+RATED = "state = 'queued' AND tag IS NOT NULL AND rate_key IS NOT NULL"
 HEADS = (
     f"SELECT {CANDIDATE_COLUMNS} FROM qj_jobs{{fair}} "
-    "WHERE state = 'queued' AND tag IS NOT NULL AND queue = ? AND priority = ? AND task = ? "
+    f"WHERE {UNRATED} AND queue = ? AND priority = ? AND task = ? "
     "ORDER BY tag, id LIMIT ?"
 )
 READY_TASKS = (
-    "SELECT queue, task, COUNT(*) FROM qj_jobs{fair} WHERE state = 'queued' AND tag IS NOT NULL "
-    "GROUP BY queue, task"
+    "SELECT queue, task, SUM(n) FROM ("
+    f"SELECT queue, task, COUNT(*) AS n FROM qj_jobs{{fair}} WHERE {UNRATED} GROUP BY queue, task "
+    f"UNION ALL SELECT queue, task, COUNT(*) FROM qj_jobs{{rated}} WHERE {RATED} "
+    "GROUP BY queue, task) AS parts GROUP BY queue, task"
+)
+#: The tier clocks a claim reads (queues not paused), and whether the tier has ready jobs with
+#: a rate key (one probe of ``qj_jobs_rated`` per tier: the claim takes the rated steps only
+#: then).
+CLAIM_TIERS = (
+    "SELECT t.queue, t.priority, t.vtime, t.start, t.finish, t.served, "
+    "EXISTS (SELECT 1 FROM qj_jobs AS j{rated} WHERE j.state = 'queued' AND j.tag IS NOT NULL "
+    "AND j.rate_key IS NOT NULL AND j.queue = t.queue AND j.priority = t.priority) "
+    f"FROM qj_fair_tiers AS t WHERE {NOT_PAUSED}"
 )
 QUEUED_TASKS = "SELECT DISTINCT task FROM qj_jobs WHERE state = 'queued' AND tag IS NOT NULL"
 RUNNING_KEYS = (

@@ -38,8 +38,9 @@ def filter_sql(flt: JobFilter) -> tuple[str, list[Any]]:
 
 def insert_params(job: NewJob, now: float, offset: float = 0.0) -> tuple[Any, ...]:
     """One job's insert parameters: task, args, kwargs, priority, max_attempts, enqueued_at,
-    run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit (both backends'
-    INSERT take them in this order, then the job's tag). ``now`` is the store's time already;
+    run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit, rate_key,
+    rate_limit, rate_period (both backends' INSERT take them in this order, then the job's
+    tag). ``now`` is the store's time already;
     ``offset`` moves the job's own ``run_at`` (the caller's clock) onto the store's."""
     args_json, kwargs_json = job.encoded or (
         json.dumps(list(job.args), separators=(",", ":"), allow_nan=False),
@@ -59,6 +60,9 @@ def insert_params(job: NewJob, now: float, offset: float = 0.0) -> tuple[Any, ..
         job.queue,
         job.concurrency_key,
         job.concurrency_limit,
+        job.rate_key,
+        None if job.rate_limit is None else job.rate_limit.n,
+        None if job.rate_limit is None else job.rate_limit.period,
     )
 
 
@@ -74,7 +78,8 @@ RECOVER_EXPIRED = (
     "lease_token = NULL, lease_expires_at = NULL, "
     "finished_at = CASE WHEN attempts >= max_attempts THEN CAST(? AS DOUBLE PRECISION) END, "
     "worker = CASE WHEN attempts >= max_attempts THEN worker END, "
-    "state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END "
+    "state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END, "
+    "why = 'lease_expired' "
     "WHERE state = 'running' AND lease_expires_at < ?"
 )
 STATS_BY_STATE = "SELECT state, priority, COUNT(*) FROM qj_jobs GROUP BY state, priority"
@@ -83,13 +88,20 @@ STATS_OLDEST = (
 )
 STATS_BY_QUEUE = "SELECT queue, state, COUNT(*) FROM qj_jobs GROUP BY queue, state"
 # When the next queued job is ready, per tier of a queue that is not paused: the run_at of one
-# of its ready (tagged) jobs, which has passed (one step down qj_jobs_fair, in its order so that
-# PostgreSQL walks it too), or NULL; then, queue NULL, the earliest run_at of the jobs not yet
-# tagged (one step down qj_jobs_due). The caller keeps the rows of the queues it claims from.
+# of its ready (tagged) jobs without a rate key, which has passed (one step down qj_jobs_fair,
+# in its order so that PostgreSQL walks it too), or NULL; the earliest opening among the rate
+# keys with ready jobs in the tier (a key without a row never started a job: open), or NULL;
+# then, queue NULL, the earliest run_at of the jobs not yet tagged (one step down qj_jobs_due).
+# The caller keeps the rows of the queues it claims from.
 NEXT_RUN_AT = (
     "SELECT t.queue, (SELECT run_at FROM qj_jobs{fair} WHERE state = 'queued' "
-    "AND tag IS NOT NULL AND queue = t.queue AND priority = t.priority "
+    "AND tag IS NOT NULL AND rate_key IS NULL AND queue = t.queue AND priority = t.priority "
     "ORDER BY task, tag, id LIMIT 1) FROM qj_fair_tiers AS t "
+    f"WHERE {NOT_PAUSED} "
+    "UNION ALL SELECT t.queue, (SELECT MIN(COALESCE(k.open_at, 0)) FROM (SELECT DISTINCT "
+    "rate_key FROM qj_jobs{rated} WHERE state = 'queued' AND tag IS NOT NULL "
+    "AND rate_key IS NOT NULL AND queue = t.queue AND priority = t.priority) AS r "
+    "LEFT JOIN qj_rate_keys AS k ON k.key = r.rate_key) FROM qj_fair_tiers AS t "
     f"WHERE {NOT_PAUSED} "
     "UNION ALL SELECT NULL, MIN(run_at) FROM qj_jobs{due} WHERE state = 'queued' AND tag IS NULL"
 )
@@ -115,24 +127,26 @@ CLEAR_LEASE = "worker = NULL, lease_token = NULL, lease_expires_at = NULL"
 # the tag, so the job takes a new place), a retry after a failure, or an end state. A job whose
 # cancel was requested while it ran ends cancelled instead of going back to the queue (the
 # cancel arrived after its attempt ended, before the outcome was written). Parameters of both
-# start with the store's time (its ``finished_at`` then).
+# start with the store's time (its ``finished_at`` then). ``why`` says why the attempt ended.
 _BACK_OR_CANCELLED = (
     "state = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END, "
     "finished_at = CASE WHEN cancel_requested THEN CAST(? AS DOUBLE PRECISION) END"
 )
 FINISH_REQUEUE = (
     f"UPDATE qj_jobs SET {_BACK_OR_CANCELLED}, attempts = attempts - ?, "
+    "why = CASE WHEN cancel_requested THEN 'cancelled' ELSE why END, "
     "run_at = COALESCE(CAST(? AS DOUBLE PRECISION), run_at), "
     "tag = CASE WHEN CAST(? AS DOUBLE PRECISION) IS NULL THEN tag END, "
     f"cancel_requested = false, {CLEAR_LEASE} WHERE {HELD}"
 )
 FINISH_RETRY_LATER = (
     f"UPDATE qj_jobs SET {_BACK_OR_CANCELLED}, run_at = ?, tag = NULL, error = ?, "
-    f"traceback = ?, cancel_requested = false, {CLEAR_LEASE} WHERE {HELD}"
+    "traceback = ?, why = CASE WHEN cancel_requested THEN 'cancelled' ELSE ? END, "
+    f"cancel_requested = false, {CLEAR_LEASE} WHERE {HELD}"
 )
 FINISH_END = (
     "UPDATE qj_jobs SET state = ?, finished_at = ?, result = ?, error = ?, traceback = ?, "
-    f"lease_token = NULL, lease_expires_at = NULL WHERE {HELD}"
+    f"why = ?, lease_token = NULL, lease_expires_at = NULL WHERE {HELD}"
 )
 
 
@@ -148,9 +162,9 @@ def finish_statement(
         params: tuple[Any, ...] = (now, 1 if o.refund else 0, run_at, run_at, *held)
         return render(FINISH_REQUEUE, dialect), params
     if o.state is JobState.FAILED and o.run_at is not None:
-        params = (now, run_at, o.error, o.traceback, *held)
+        params = (now, run_at, o.error, o.traceback, o.why_text, *held)
         return render(FINISH_RETRY_LATER, dialect), params
-    params = (o.state.value, now, o.result, o.error, o.traceback, *held)
+    params = (o.state.value, now, o.result, o.error, o.traceback, o.why_text, *held)
     return render(FINISH_END, dialect), params
 
 
@@ -160,9 +174,14 @@ def finish_statement(
 RETRY = (
     "UPDATE qj_jobs SET state = 'queued', attempts = 0, run_at = ?, tag = NULL, "
     "finished_at = NULL, cancel_requested = false, result = NULL, error = NULL, "
-    f"traceback = NULL, {CLEAR_LEASE} "
+    f"traceback = NULL, why = NULL, {CLEAR_LEASE} "
     f"WHERE id = ? AND state IN ('failed', 'cancelled') AND {deps.PARENTS_ALLOW_RUN} "
     f"RETURNING {JOB_COLUMNS}"
+)
+# The application's transaction cancels a queued or waiting job (other states are unchanged).
+CANCEL_QUEUED = (
+    "UPDATE qj_jobs SET state = 'cancelled', finished_at = ?, why = 'cancelled' "
+    "WHERE id = ? AND state IN ('queued', 'waiting')"
 )
 # Cancel: a queued (or waiting) job ends now; a running one (when asked) is flagged for its worker.
 # Parameters: now, job id, whether to flag a running job.
@@ -171,6 +190,7 @@ CANCEL = (
     "finished_at = CASE WHEN state IN ('queued', 'waiting') THEN CAST(? AS DOUBLE PRECISION) "
     "ELSE finished_at END, "
     "cancel_requested = cancel_requested OR state = 'running', "
+    "why = CASE WHEN state IN ('queued', 'waiting') THEN 'cancelled' ELSE why END, "
     "state = CASE WHEN state IN ('queued', 'waiting') THEN 'cancelled' ELSE state END "
     "WHERE id = ? AND (state IN ('queued', 'waiting') OR (state = 'running' AND ?)) "
     f"RETURNING {JOB_COLUMNS}"

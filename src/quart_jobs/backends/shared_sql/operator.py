@@ -40,7 +40,9 @@ def statements(dialect: str) -> dict[str, str]:
 QUEUED_GAUGES = (
     "SELECT priority, SUM(n), MIN(first) FROM ("
     "SELECT priority, COUNT(*) AS n, MIN(id) AS first FROM qj_jobs{fair} "
-    "WHERE state = 'queued' AND tag IS NOT NULL GROUP BY queue, priority "
+    "WHERE state = 'queued' AND tag IS NOT NULL AND rate_key IS NULL GROUP BY queue, priority "
+    "UNION ALL SELECT priority, COUNT(*), MIN(id) FROM qj_jobs{rated} "
+    "WHERE state = 'queued' AND tag IS NOT NULL AND rate_key IS NOT NULL GROUP BY queue, priority "
     "UNION ALL SELECT priority, COUNT(*), MIN(id) FROM qj_jobs{due} "
     "WHERE state = 'queued' AND tag IS NULL GROUP BY priority"
     ") AS parts GROUP BY priority"

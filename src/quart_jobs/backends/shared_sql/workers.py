@@ -81,24 +81,34 @@ def worker_from_row(row: Sequence[Any], offset: float = 0.0) -> WorkerRecord:
 # of the fair claim's index of ready jobs (``qj_jobs_fair``: queue, priority, task, ...): a few
 # seeks per triple, however many jobs each holds (:func:`skip_scan`). Each seek fixes a prefix
 # with equalities and moves one column on (a row-value ``>`` is not a seek on SQLite).
-_READY = "FROM qj_jobs{fair} WHERE state = 'queued' AND tag IS NOT NULL"
-READY_SEEKS = {
-    "first": f"SELECT queue, priority, task {_READY} ORDER BY queue, priority, task LIMIT 1",
-    "next_task": (
-        f"SELECT task {_READY} AND queue = ? AND priority = ? AND task > ? ORDER BY task LIMIT 1"
-    ),
-    "next_priority": (
-        f"SELECT priority, task {_READY} AND queue = ? AND priority > ? "
-        "ORDER BY priority, task LIMIT 1"
-    ),
-    "next_queue": (
-        f"SELECT queue, priority, task {_READY} AND queue > ? "
-        "ORDER BY queue, priority, task LIMIT 1"
-    ),
-    # The ready jobs of one triple: a count over its range of the index (only asked for the
-    # triples nobody serves).
-    "count": f"SELECT COUNT(*) {_READY} AND queue = ? AND priority = ? AND task = ?",
-}
+_READY = "FROM qj_jobs{fair} WHERE state = 'queued' AND tag IS NOT NULL AND rate_key IS NULL"
+# Ready jobs with a rate key have their own index, in the same (queue, priority, task) order.
+_RATED = "FROM qj_jobs{rated} WHERE state = 'queued' AND tag IS NOT NULL AND rate_key IS NOT NULL"
+
+
+def _seeks(ready: str) -> dict[str, str]:
+    return {
+        "first": f"SELECT queue, priority, task {ready} ORDER BY queue, priority, task LIMIT 1",
+        "next_task": (
+            f"SELECT task {ready} AND queue = ? AND priority = ? AND task > ? ORDER BY task LIMIT 1"
+        ),
+        "next_priority": (
+            f"SELECT priority, task {ready} AND queue = ? AND priority > ? "
+            "ORDER BY priority, task LIMIT 1"
+        ),
+        "next_queue": (
+            f"SELECT queue, priority, task {ready} AND queue > ? "
+            "ORDER BY queue, priority, task LIMIT 1"
+        ),
+        # The ready jobs of one triple: a count over its range of the index (only asked for
+        # the triples nobody serves).
+        "count": f"SELECT COUNT(*) {ready} AND queue = ? AND priority = ? AND task = ?",
+    }
+
+
+#: The seeks over jobs without a rate key, then (names prefixed :data:`RATED`) with one.
+RATED = "rated_"
+READY_SEEKS = {**_seeks(_READY), **{RATED + k: v for k, v in _seeks(_RATED).items()}}
 
 Kind = tuple[str, int, str]
 #: A seek :func:`skip_scan` asks for (a key of :func:`ready_statements`, its parameters).
@@ -110,25 +120,25 @@ def ready_statements(dialect: str) -> dict[str, str]:
     return {name: render(text, dialect) for name, text in READY_SEEKS.items()}
 
 
-def skip_scan() -> Generator[Seek, Sequence[Any] | None, set[Kind]]:
+def skip_scan(prefix: str = "") -> Generator[Seek, Sequence[Any] | None, set[Kind]]:
     """The skip scan, written once for both backends: it yields the seeks to run, is sent
     each one's row (or ``None``), and returns the triples found. A backend drives it with its
-    own connection (:func:`drive`)."""
+    own connection (:func:`drive`). ``prefix`` :data:`RATED` scans the jobs with a rate key."""
     kinds: set[Kind] = set()
-    row = yield ("first", ())
+    row = yield (prefix + "first", ())
     while row is not None:
         kind = (str(row[0]), int(row[1]), str(row[2]))
         queue, priority = kind[0], kind[1]
         kinds.add(kind)
-        found = yield ("next_task", kind)
+        found = yield (prefix + "next_task", kind)
         if found is not None:
             row = (queue, priority, found[0])
             continue
-        found = yield ("next_priority", (queue, priority))
+        found = yield (prefix + "next_priority", (queue, priority))
         if found is not None:
             row = (queue, found[0], found[1])
             continue
-        row = yield ("next_queue", (queue,))
+        row = yield (prefix + "next_queue", (queue,))
     return kinds
 
 

@@ -383,14 +383,20 @@ class SQLiteBackend(Backend):
             def fetchone(name: str, params: tuple[Any, ...]) -> Any:
                 return conn.execute(s.READY[name], params).fetchone()
 
-            return live.drive(live.skip_scan(), fetchone)
+            return live.drive(live.skip_scan(), fetchone) | live.drive(
+                live.skip_scan(live.RATED), fetchone
+            )
 
         return await self._readers.run(run)
 
     async def ready_count(self, queue: str, priority: int, task: str) -> int:
-        return await self._readers.run(
-            lambda conn: int(conn.execute(s.READY["count"], (queue, priority, task)).fetchone()[0])
-        )
+        def run(conn: sqlite3.Connection) -> int:
+            return sum(
+                int(conn.execute(s.READY[name], (queue, priority, task)).fetchone()[0])
+                for name in ("count", live.RATED + "count")
+            )
+
+        return await self._readers.run(run)
 
     async def register_worker(self, worker: WorkerRecord, now: float) -> None:
         def run(conn: sqlite3.Connection) -> None:

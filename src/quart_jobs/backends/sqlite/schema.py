@@ -130,7 +130,33 @@ MIGRATIONS: tuple[str, ...] = (
         queue TEXT PRIMARY KEY,
         paused_at DOUBLE PRECISION NOT NULL
     );
-    """,  # Dependencies between jobs: a job waits (state 'waiting') until its parents end; edges
+    """,
+    # Rate limits. Ready jobs with a rate key leave ``qj_jobs_fair`` for ``qj_jobs_rated``, so
+    # a closed key's backlog is never in front of other jobs; jobs without a key keep exactly
+    # the entry they had. ``qj_rate_keys`` holds each key's log of starts (rebuilding the fair
+    # index is one pass over the queued jobs, in this script's transaction).
+    """
+    ALTER TABLE qj_jobs ADD COLUMN rate_key TEXT;
+    ALTER TABLE qj_jobs ADD COLUMN rate_limit INTEGER;
+    ALTER TABLE qj_jobs ADD COLUMN rate_period REAL;
+    CREATE TABLE qj_rate_keys (
+        key TEXT PRIMARY KEY,
+        log TEXT NOT NULL DEFAULT '[]',
+        open_at DOUBLE PRECISION NOT NULL DEFAULT 0,
+        period DOUBLE PRECISION NOT NULL DEFAULT 0
+    );
+    DROP INDEX qj_jobs_fair;
+    CREATE INDEX qj_jobs_fair ON qj_jobs (queue, priority, task, tag, id, concurrency_key)
+        WHERE state = 'queued' AND tag IS NOT NULL AND rate_key IS NULL;
+    CREATE INDEX qj_jobs_rated ON qj_jobs (queue, priority, task, rate_key, tag, id)
+        WHERE state = 'queued' AND tag IS NOT NULL AND rate_key IS NOT NULL;
+    """,
+    # Why a job's latest attempt ended as it did (a failure's reason, a cancel, a lost worker):
+    # the values of ``quart_jobs.models.Why``.
+    """
+    ALTER TABLE qj_jobs ADD COLUMN why TEXT;
+    """,
+    # Dependencies between jobs: a job waits (state 'waiting') until its parents end; edges
     # point from an older job to a newer one, so no cycle can be stored. Jobs without parents
     # or dependants keep zeros here and no edge rows; the trigger's WHEN rejects them at once.
     f"""

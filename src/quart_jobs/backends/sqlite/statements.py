@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 
 from ..base import JOB_COLUMNS
-from ..shared_sql import deps, fair, jobs, operator, pauses, workers
+from ..shared_sql import deps, fair, jobs, operator, pauses, rate, workers
 from ..shared_sql.dialect import SQLITE, render
 
 # --- shared, rendered ---------------------------------------------------------------------------
@@ -18,9 +18,14 @@ STATS_BY_QUEUE = render(jobs.STATS_BY_QUEUE, SQLITE)
 NEXT_RUN_AT = render(jobs.NEXT_RUN_AT, SQLITE)
 RETRY = render(jobs.RETRY, SQLITE)
 CANCEL = render(jobs.CANCEL, SQLITE)
+CANCEL_QUEUED = render(jobs.CANCEL_QUEUED, SQLITE)
 FINISHED_COUNTS = jobs.finished_counts_statement(SQLITE)
 TIERS = render(fair.TIERS, SQLITE)
 CLAIM_TIERS = render(fair.CLAIM_TIERS, SQLITE)
+RATED_KEYS = render(rate.RATED_KEYS, SQLITE)
+RATED_HEADS = render(rate.RATED_HEADS, SQLITE)
+KEY_STATE = render(rate.KEY_STATE, SQLITE)
+SAVE_KEY = render(rate.SAVE_KEY, SQLITE)
 OWNER_NEXT = render(fair.OWNER_NEXT, SQLITE)
 SAVE_OWNER = render(fair.SAVE_OWNER, SQLITE)
 SAVE_TIER = render(fair.SAVE_TIER, SQLITE)
@@ -62,12 +67,13 @@ QUEUED_OF_OWNER = "SELECT n FROM qj_queued_by_owner WHERE owner = ?"
 
 _INSERT_COLUMNS = (
     "INSERT INTO qj_jobs (task, args, kwargs, priority, state, max_attempts, enqueued_at, "
-    "run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit, tag) VALUES "
+    "run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit, rate_key, "
+    "rate_limit, rate_period, tag) VALUES "
 )
-_INSERT_ROW = "(?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_ROW = "(?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 #: One job (a key that exists inserts nothing).
 INSERT = f"{_INSERT_COLUMNS}{_INSERT_ROW} ON CONFLICT DO NOTHING RETURNING id"
-#: Rows per multi-row INSERT (15 parameters each).
+#: Rows per multi-row INSERT (18 parameters each).
 INSERT_CHUNK = 500
 
 
@@ -93,18 +99,11 @@ def succeed_statement(n: int) -> str:
     the results by job id, then each lease's job id and token; returns the ids recorded."""
     return (
         "UPDATE qj_jobs SET state = 'succeeded', finished_at = ?, error = NULL, "
-        "traceback = NULL, lease_token = NULL, lease_expires_at = NULL, "
+        "traceback = NULL, why = NULL, lease_token = NULL, lease_expires_at = NULL, "
         "result = json_extract(?, '$.\"' || id || '\"') "
         "WHERE state = 'running' AND (id, lease_token) IN "
         f"(VALUES {','.join(['(?, ?)'] * n)}) RETURNING id"
     )
-
-
-#: The application's transaction cancels a queued or waiting job (other states are unchanged).
-CANCEL_QUEUED = (
-    "UPDATE qj_jobs SET state = 'cancelled', finished_at = ? WHERE id = ? "
-    "AND state IN ('queued', 'waiting')"
-)
 
 
 def enqueued_at_statement(n: int) -> str:
