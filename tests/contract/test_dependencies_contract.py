@@ -11,7 +11,7 @@ import pytest
 
 from quart_jobs.backends import Backend, Outcome
 from quart_jobs.errors import UnknownDependency
-from quart_jobs.models import Job, JobState, Lease, NewJob
+from quart_jobs.models import Job, JobState, Lease, NewJob, Why
 
 from ..conftest import Clock
 
@@ -114,7 +114,7 @@ async def test_a_failed_parent_cancels_its_dependants_transitively_naming_the_ca
         after = await backend.get(job.id)
         assert after is not None and after.state is JobState.CANCELLED
         assert after.error == f"dependency {cause} {'failed' if cause == head.id else 'cancelled'}"
-        assert after.finished_at is not None
+        assert after.finished_at is not None and after.why is Why.DEPENDENCY
     assert await _state(backend, cleanup.id) is JobState.QUEUED  # it runs whatever happens
     assert [j.id for j in await _claim_all(backend, clock)] == [cleanup.id]
 

@@ -24,7 +24,6 @@ from typing import Any
 from ...errors import UnknownDependency
 from ...models import Dependencies, EnqueueResult, JobLink, JobState, NewJob
 from ..base import JOB_COLUMNS, BackendTransaction, job_from_row
-from . import jobs as job_sql
 from .dialect import render
 
 #: The trigger's three statements, in order (``NEW`` is the parent's row after its update).
@@ -141,12 +140,12 @@ def enqueue_after(
     results: list[EnqueueResult] = []
     created: list[int] = []
     insert = render(INSERT_WAITING, dialect)
-    for row in rows:
+    for new, row in zip(jobs, rows, strict=True):
         inserted = tx.fetchone(insert, (*row, waiting_on, len(order), run_always))
         if inserted is None:  # its key exists: that job, as it is
             existing = tx.fetchone(
                 render(f"SELECT {JOB_COLUMNS} FROM qj_jobs WHERE key = ?", dialect),
-                (row[job_sql.KEY],),
+                (new.key,),
             )
             assert existing is not None
             results.append(EnqueueResult(job_from_row(existing), created=False))
