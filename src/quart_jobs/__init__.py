@@ -26,6 +26,7 @@ from .errors import (
     UnknownDependency,
 )
 from .extension import QuartJobs, get_jobs
+from .fairness import vip_weights
 from .jobs import Jobs
 from .maintenance.retention import parse_retention
 from .metrics import register_metrics
@@ -41,10 +42,9 @@ from .models import (
     Why,
 )
 from .periodic import Schedule
-from .policy import RetryPolicy, vip_weights
 from .rate import RateLimit
 from .registry import Task
-from .retries import Fail, JobSignal, Retry
+from .retries import Fail, JobSignal, Retry, RetryPolicy
 from .testing import Drained
 from .transaction import Transaction, TransactionEnqueuer
 from .worker import Worker, WorkerSettings, current_job

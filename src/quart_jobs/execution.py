@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import enum
 import logging
 import time
@@ -25,36 +24,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import policy
 from .backends.base import Backend, Outcome
 from .backends.running import running_job
-from .errors import JobsError, TaskNotRegistered
+from .current import set_current_job
+from .errors import TaskNotRegistered
 from .job_log import log_outcome, log_started
 from .models import Job, JobEvent, JobState, Lease
 from .registry import Registry, TaskOptions
-from .retries import Retry, after_failure
+from .retries import Retry, RetryPolicy, after_failure
 from .runner import SyncThreads, call_task, describe, result_json
-from .workflows import RunningJob
 
 log = logging.getLogger("quart_jobs.worker")
 
 #: A worker's job event hook: (event, job, seconds it ran or ``None`` when it starts).
 EventHook = Callable[[str, Job, float | None], None]
-
-_current_job: contextvars.ContextVar[Job] = contextvars.ContextVar("quart_jobs_current_job")
-_current_store: contextvars.ContextVar[Backend | None] = contextvars.ContextVar(
-    "quart_jobs_current_store", default=None
-)
-
-
-def current_job() -> RunningJob:
-    """The job being run, as claimed (id, attempt number, arguments), with the reads a task
-    may make about it (:meth:`RunningJob.parent_results`); inside a task only."""
-    try:
-        job = _current_job.get()
-    except LookupError:
-        raise JobsError("current_job() is only available inside a running task") from None
-    return RunningJob.of(job, _current_store.get())
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +67,7 @@ class Execution:
     def __init__(
         self,
         registry: Registry,
-        retry: policy.RetryPolicy,
+        retry: RetryPolicy,
         worker: str,
         *,
         clock: Callable[[], float],
@@ -182,8 +165,7 @@ class Execution:
     async def _call(self, job: Job, lease: Lease) -> Outcome:
         """Run the job's task; whatever it raises is its failure. Only the worker's own
         cancellation (shutdown, cancel request, lost lease) leaves as ``CancelledError``."""
-        _current_job.set(job)  # this asyncio task's own context: no reset needed
-        _current_store.set(self._store)
+        set_current_job(job, self._store)  # this asyncio task's own context: no reset needed
         running_job.set(True)  # its writes are processing: they go ahead of enqueues
         deadline: asyncio.Timeout | None = None
         try:

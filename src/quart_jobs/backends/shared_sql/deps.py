@@ -23,7 +23,8 @@ from typing import Any
 
 from ...errors import UnknownDependency
 from ...models import Dependencies, EnqueueResult, JobLink, JobState, NewJob
-from ..base import JOB_COLUMNS, BackendTransaction, job_from_row
+from ..base import BackendTransaction
+from ..rows import JOB_COLUMNS, job_from_row
 from .dialect import render
 
 #: The trigger's three statements, in order (``NEW`` is the parent's row after its update).
