@@ -369,6 +369,16 @@
       ["Timeout", job.timeout === null ? "–" : `${job.timeout}s`],
     ];
     if (job.outcome) fields.splice(3, 0, ["Outcome", job.outcome]);
+    const deps = job.dependencies;
+    const links = (items) =>
+      items.map((d) => `#${d.id} ${d.task || "(deleted)"} ${d.state || ""}`).join(", ");
+    if (deps && deps.parents.length) {
+      fields.push(["Depends on", links(deps.parents)]);
+      const c = deps.counts;
+      fields.push(["Parents", `${c.succeeded} succeeded, ${c.failed} failed, ` +
+        `${c.cancelled} cancelled, ${c.unfinished} unfinished of ${deps.parents.length}`]);
+    }
+    if (deps && deps.dependants.length) fields.push(["Dependants", links(deps.dependants)]);
     if (job.state === "running" && now !== null) {
       fields.push(["Elapsed", duration(now - job.started_at)]);
       fields.push(["Cancel asked", job.cancel_requested ? "yes" : "no"]);

@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from ...errors import SchemaTooNew
-from ..shared_sql import versions
+from ..shared_sql import deps, versions
 
 #: The job table, its fair-claim state and the queued-job counters (component ``quart_jobs``).
 MIGRATIONS: tuple[str, ...] = (
@@ -161,6 +161,35 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE qj_jobs ADD COLUMN progress REAL;
     ALTER TABLE qj_jobs ADD COLUMN progress_message TEXT;
+    """,
+    # Dependencies between jobs: a job waits (state 'waiting') until its parents end; edges
+    # point from an older job to a newer one, so no cycle can be stored. Jobs without parents
+    # or dependants keep zeros here and no edge rows; the trigger's WHEN rejects them at once.
+    f"""
+    ALTER TABLE qj_jobs ADD COLUMN waiting_on INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE qj_jobs ADD COLUMN parents INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE qj_jobs ADD COLUMN dependants INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE qj_jobs ADD COLUMN run_always INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE qj_job_deps (
+        child_id INTEGER NOT NULL,
+        parent_id INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        resolved INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (child_id, parent_id),
+        CHECK (parent_id < child_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX qj_job_deps_parent ON qj_job_deps (parent_id, resolved);
+    CREATE TRIGGER qj_jobs_resolve AFTER UPDATE OF state ON qj_jobs
+    WHEN {deps.RESOLVE_WHEN}
+    BEGIN
+        {deps.CANCEL_CHILDREN};
+        {deps.STEP_CHILDREN};
+        {deps.RESOLVE_EDGES};
+    END;
+    CREATE TRIGGER qj_jobs_forget_edges AFTER DELETE ON qj_jobs WHEN OLD.parents > 0
+    BEGIN
+        {deps.FORGET_EDGES};
+    END;
     """,
 )
 
