@@ -28,7 +28,7 @@ from .extension import QuartJobs, get_jobs
 from .jobs import Jobs
 from .maintenance.retention import parse_retention
 from .metrics import register_metrics
-from .models import MAX_JOB_ID, Job, JobEvent, JobState, Stats, Tier
+from .models import MAX_JOB_ID, Job, JobEvent, JobState, Stats, Tier, Waiting, WaitReason
 from .periodic import Schedule
 from .policy import RetryPolicy, vip_weights
 from .registry import Task
@@ -72,6 +72,8 @@ __all__ = [
     "Tier",
     "Transaction",
     "TransactionEnqueuer",
+    "WaitReason",
+    "Waiting",
     "Worker",
     "WorkerSettings",
     "current_job",

@@ -551,11 +551,15 @@ class Jobs:
     async def stats(self) -> Stats:
         """Counts by state and priority, and the oldest queued job per priority; the live
         workers (every process's, from the store's registry), the ready jobs none of them
-        serves (:attr:`Stats.unserved`) and the paused queues (:attr:`Stats.paused`)."""
+        serves (:attr:`Stats.unserved`), the paused queues (:attr:`Stats.paused`) and why the
+        jobs that are not starting wait (:attr:`Stats.waiting`)."""
         stats = await self._store.stats()
         workers, unserved = await self.serving()
         paused = await self._store.paused()
-        return replace(stats, workers=tuple(workers), unserved=tuple(unserved), paused=paused)
+        waiting = await self._store.operator.waiting_jobs(self.clock(), workers)
+        return replace(
+            stats, workers=tuple(workers), unserved=tuple(unserved), paused=paused, waiting=waiting
+        )
 
     async def serving(self) -> tuple[builtins.list[WorkerRecord], builtins.list[UnservedTask]]:
         """The live workers and the ready jobs that none of them may claim (by queue and task):
