@@ -322,9 +322,20 @@ class Waiting:
         return dict(sorted(found.items()))
 
     def describe(self, queue: str, reason: WaitReason) -> str:
-        """A count as people read it: ``12`` or ``at least 10000``."""
+        """A count as people read it: ``12``, or ``10000+`` for a count that reached the cap."""
         n = self.counts.get((queue, reason), 0)
-        return f"at least {n}" if (queue, reason) in self.at_least else str(n)
+        return f"{n}+" if (queue, reason) in self.at_least else str(n)
+
+    def summary(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """JSON-able: ``{queue: {reason: {"count": n, "at_least": bool}}}`` (reasons that hold
+        no job are left out)."""
+        return {
+            queue: {
+                reason.value: {"count": n, "at_least": (queue, reason) in self.at_least}
+                for reason, n in reasons.items()
+            }
+            for queue, reasons in self.by_queue().items()
+        }
 
 
 @dataclass(frozen=True, slots=True)

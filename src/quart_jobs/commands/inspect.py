@@ -10,7 +10,17 @@ import click
 from ..jobs import Jobs
 from ..models import JobState, Stats, Tier, job_detail
 from ..pausing import describe
-from .output import JOB_ID, age, echo_serving, emit_json, json_option, stats_dict, table, when
+from .output import (
+    JOB_ID,
+    age,
+    echo_serving,
+    echo_waiting,
+    emit_json,
+    json_option,
+    stats_dict,
+    table,
+    when,
+)
 from .session import JobsFactory, run_action
 
 
@@ -47,6 +57,7 @@ def add_inspect_commands(group: click.Group, factory: JobsFactory) -> None:
         for state in data["paused"]:
             click.echo(f"paused: {describe(state)}, since {when(state['paused_at'])} UTC")
         click.echo("")
+        echo_waiting(result)
         echo_serving(result, now)
 
     @group.command("list", help="Jobs, newest first.")
