@@ -57,7 +57,7 @@ def test_pause_a_queue_from_the_page_and_resume_it(tmp_path: Path, browser_page:
         # Why they wait: the queue's row of the "why jobs wait" table says paused.
         why = page.locator('#waiting tr[data-queue="default"]')
         expect(why.locator('td[data-reason="paused"]')).to_have_text("2")
-        expect(why.locator('td[data-reason="unserved"]')).to_have_text("–")
+        expect(why.locator('td[data-reason="unserved"]')).to_have_text("\u2013")  # an en dash: none
         page.screenshot(path=str(OUTPUT / "dashboard-paused.png"), full_page=True)
 
         row.locator("button.resume").click()
