@@ -31,6 +31,7 @@ from .metrics import register_metrics
 from .models import MAX_JOB_ID, Job, JobEvent, JobState, Stats, Tier, Waiting, WaitReason
 from .periodic import Schedule
 from .policy import RetryPolicy, vip_weights
+from .rate import RateLimit
 from .registry import Task
 from .testing import Drained
 from .transaction import Transaction, TransactionEnqueuer
@@ -59,6 +60,7 @@ __all__ = [
     "QuartJobs",
     "QueueFull",
     "QueueLimits",
+    "RateLimit",
     "ResultNotSerializable",
     "RetryPolicy",
     "RetryRefused",

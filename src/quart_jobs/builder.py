@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypedDict, Unpack
+from typing import Any, Generic, Self, TypedDict, TypeVar, Unpack, overload
 
 from .backends.base import QueueLimits, queue_names
 from .errors import PayloadTooLarge
@@ -201,3 +201,35 @@ class Enqueuer:
         """Like :meth:`enqueue`, also telling whether a job was created (``False``: same key)."""
         (result,) = await self._enqueue_many([(target, args, kwargs)], self._options)
         return result
+
+
+V = TypeVar("V")
+
+
+class BuilderSetting(Generic[V]):
+    """A setting of a :class:`JobBuilder` shown as an attribute of the object that keeps the
+    builder (in ``_builder``): ``jobs.max_attempts = 3`` sets the builder's, through
+    ``convert`` when one is given."""
+
+    def __init__(self, convert: Callable[[Any], V] | None = None) -> None:
+        self._convert = convert
+        self._name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> Self: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type) -> V: ...
+
+    def __get__(self, instance: Any, owner: type) -> Self | V:
+        if instance is None:
+            return self
+        value: V = getattr(instance._builder, self._name)
+        return value
+
+    def __set__(self, instance: Any, value: V) -> None:
+        converted = value if self._convert is None else self._convert(value)
+        setattr(instance._builder, self._name, converted)

@@ -11,12 +11,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .backends.base import queue_names
 from .errors import (
     ArgumentsNotSerializable,
     PayloadTooLarge,
     TaskNotRegistered,
     TaskRegistrationError,
 )
+from .models import Tier
 from .rate import RateLimit
 
 TaskFunc = Callable[..., Any]
@@ -46,6 +48,24 @@ class Task:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the function directly, in this process, now."""
         return self.func(*args, **kwargs)
+
+
+def task_options(
+    max_attempts: int | None = None,
+    timeout: float | None = None,
+    priority: int | Tier | str | None = None,
+    queue: str | None = None,
+    rate_limit: str | None = None,
+) -> TaskOptions:
+    """A task's options from what ``@jobs.task(...)`` takes: a tier's name or number, a
+    checked queue name, a rate limit's text (``"10/s"``)."""
+    return TaskOptions(
+        max_attempts=max_attempts,
+        timeout=timeout,
+        priority=None if priority is None else Tier.parse(priority),
+        queue=None if queue is None else queue_names([queue])[0],
+        rate_limit=None if rate_limit is None else RateLimit.parse(rate_limit),
+    )
 
 
 def default_name(func: TaskFunc) -> str:
@@ -170,6 +190,17 @@ class Registry:
         self._by_name[task_name] = task
         self._by_func[func] = task
         return task
+
+    def task(
+        self, func: TaskFunc | None = None, /, *, name: str | None, options: TaskOptions
+    ) -> Task | Callable[[TaskFunc], Task]:
+        """:meth:`register` as a decorator: ``func`` registered now, or without it the function
+        that registers one (``@jobs.task`` and ``@jobs.task(...)``)."""
+
+        def register(f: TaskFunc) -> Task:
+            return self.register(f, name=name, options=options)
+
+        return register(func) if func is not None else register
 
     def get(self, name: str) -> Task:
         try:

@@ -15,12 +15,32 @@ the caller. Workers are woken only after the commit. See ``docs/transactions.md`
 
 from __future__ import annotations
 
-from typing import Any, Unpack
+from collections.abc import Callable
+from typing import Any, TypeVar, Unpack
 
-from .backends.base import BackendTransaction, Params
+from .backends.base import Backend, BackendTransaction, Params
 from .builder import Calls, EnqueueOptions, JobBuilder, OptionKeywords, enqueue_options
 from .models import EnqueueResult, Job, JobState, job_id_in_range
 from .registry import Task, TaskFunc
+
+T = TypeVar("T")
+
+
+async def run_transaction(
+    store: Backend, builder: JobBuilder, func: Callable[[Transaction], T], now: float
+) -> tuple[T, list[Transaction]]:
+    """Run ``func(tx)`` in one transaction of ``store``; return its value once committed, and
+    the :class:`Transaction` of each run of ``func`` that returned (their jobs, for the
+    wake-ups and events after the commit)."""
+    done: list[Transaction] = []
+
+    def run(inner: BackendTransaction) -> T:
+        tx = Transaction(builder, inner, now)
+        value = func(tx)
+        done.append(tx)
+        return value
+
+    return await store.run_transaction(run, now), done
 
 
 class Transaction:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, TypeVar
 
-from quart_jobs import ConfigurationError, parse_retention, queue_names
+from quart_jobs import ConfigurationError, RateLimit, parse_retention, queue_names
 
 T = TypeVar("T")
 
@@ -45,6 +45,9 @@ class Settings:
     max_queued: int = 100_000
     max_queued_per_customer: int = 10_000
     rate_limit_per_customer: float = 0.0
+    #: At most this many fulfilments start per customer per period, across every process
+    #: (``FULFILMENT_RATE_LIMIT``: ``5/s``, ``100/m``, ``20/5s``); ``None``: off.
+    fulfilment_rate_limit: RateLimit | None = None
     log_format: str = "text"
     vip_weight: float = 9.0
     #: The queues an ``orders worker`` claims from ("a,b"); empty: every queue.
@@ -188,6 +191,16 @@ def _number(kind: Callable[[str], T], *, infinite: bool = False) -> Callable[[st
     return parse
 
 
+def _rate_limit(name: str, raw: str) -> RateLimit | None:
+    if raw.strip().lower() == "off":
+        return None
+    try:
+        return RateLimit.parse(raw.strip())
+    except ValueError as exc:
+        detail = str(exc).split(": ", 1)[-1]  # the format, or what is out of range
+        raise SettingError(f"{name}={raw!r}: {detail}") from None
+
+
 def _bool(name: str, raw: str) -> bool:
     value = raw.strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -208,6 +221,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "max_queued": _number(int),
     "max_queued_per_customer": _number(int),
     "rate_limit_per_customer": _number(float),
+    "fulfilment_rate_limit": _rate_limit,
     "vip_weight": _number(float, infinite=True),
     "lease_seconds": _number(float),
     "poll_interval": _number(float),

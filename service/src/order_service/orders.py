@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from quart_jobs import Job, JobState, QueueLimits, Tier, Transaction
+from quart_jobs import Job, JobState, QueueLimits, RateLimit, Tier, Transaction
 
 TASK = "orders.process"
 
@@ -161,11 +161,20 @@ def _exec(tx: Transaction, statement: str, params: Sequence[Any]) -> int:
 # --- writes: each a function of one transaction -----------------------------------------------
 
 
+def fulfilment_key(customer: str) -> str:
+    """The rate key of a customer's fulfilments (``FULFILMENT_RATE_LIMIT``)."""
+    return f"fulfilment:{customer}"
+
+
 def place(
-    new: NewOrder, now: float, limits: QueueLimits | None
+    new: NewOrder,
+    now: float,
+    limits: QueueLimits | None,
+    fulfilment_rate: RateLimit | None = None,
 ) -> Callable[[Transaction], tuple[Order, bool]]:
     """The order and its job, or (same key, same request) the order placed before: ``(order,
-    created)``. :class:`IdempotencyKeyReused` for the same key with another request."""
+    created)``. :class:`IdempotencyKeyReused` for the same key with another request. With
+    ``fulfilment_rate``, the job counts against its customer's fulfilment rate limit."""
 
     # Encoded here, on the caller's thread: the function below runs on the SQLite writer, which
     # every write of the process waits for.
@@ -203,9 +212,13 @@ def place(
         )
         assert row is not None
         order_id = int(row[0])
-        job = tx.options(priority=Tier.parse(new.tier), owner=new.customer, limits=limits).enqueue(
-            TASK, order_id
-        )
+        job = tx.options(
+            priority=Tier.parse(new.tier),
+            owner=new.customer,
+            limits=limits,
+            rate_key=None if fulfilment_rate is None else fulfilment_key(new.customer),
+            rate_limit=fulfilment_rate,
+        ).enqueue(TASK, order_id)
         _exec(tx, "UPDATE orders SET job_id = ? WHERE id = ?", (job.id, order_id))
         # The row just written, without reading it back (W3's profile: one statement and a
         # JSON parse less per order).

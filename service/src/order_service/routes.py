@@ -82,7 +82,9 @@ def register_routes(app: Quart, readiness: Readiness) -> None:
             fail_times=body.fail_times,
             idempotency_key=key,
         )
-        place = place_in_tx(new, state.jobs.clock(), queue_limits())
+        place = place_in_tx(
+            new, state.jobs.clock(), queue_limits(), state.settings.fulfilment_rate_limit
+        )
         try:
             try:
                 order, created = await state.jobs.transaction(place)

@@ -172,3 +172,12 @@ def test_an_existing_database_keeps_the_mode_its_operator_gave_it(tmp_path: Path
         place(client, VIP_KEY, processing_seconds=0)
         seen = modes(db)
     assert seen["o.sqlite3"] == "0o640"
+
+
+def test_a_malformed_fulfilment_rate_limit_stops_start_up_naming_it(tmp_path: Path) -> None:
+    result = serve_once(
+        f"sqlite:///{tmp_path}/o.sqlite3", free_port(), FULFILMENT_RATE_LIMIT="5 per second"
+    )
+    assert result.returncode == 2, result.stderr
+    line = one_line(result)
+    assert line.startswith("orders: ") and ": FULFILMENT_RATE_LIMIT='5 per second': " in line

@@ -13,6 +13,7 @@ from quart.typing import TestClientProtocol as Client
 from order_service.app import create_app
 from order_service.config import Settings
 from order_service.service import EXTENSION_KEY, OrdersState
+from quart_jobs import RateLimit
 
 VIP = {"Authorization": "Bearer demo-vip-key"}
 REGULAR = {"Authorization": "Bearer demo-regular-key"}
@@ -201,3 +202,41 @@ async def test_health_readiness_and_openapi(client: Client) -> None:
     assert (await ready.get_json())["checks"] == {"database": "ok", "worker": "ok"}
     spec = await (await client.get("/openapi.json")).get_json()
     assert {"/orders", "/orders/{order_id}"} <= set(spec["paths"])
+
+
+@pytest.mark.parametrize("settings_overrides", [{"fulfilment_rate_limit": RateLimit.parse("1/h")}])
+async def test_a_fulfilment_rate_limit_holds_a_customers_orders_not_the_others(
+    app: Quart, client: Client
+) -> None:
+    """``FULFILMENT_RATE_LIMIT=1/h``: one of alice's orders is fulfilled, her others wait
+    queued (no attempt charged) under her key, and bob's order is not held up by them."""
+    alice = [
+        (await (await client.post("/orders", json=ORDER, headers=VIP)).get_json())["id"]
+        for _ in range(3)
+    ]
+    bob = (await (await client.post("/orders", json=ORDER, headers=REGULAR)).get_json())["id"]
+    await wait_status(client, alice[0], "completed")
+    async with asyncio.timeout(10):
+        while (await (await client.get(f"/orders/{bob}", headers=REGULAR)).get_json())[
+            "status"
+        ] != "completed":
+            await asyncio.sleep(0.02)
+    jobs = app.extensions[EXTENSION_KEY].jobs
+    held = [await jobs.get(job_id) for job_id in await job_ids(app, alice[1:])]
+    assert [(j.state.value, j.attempts, j.rate_key) for j in held] == [
+        ("queued", 0, "fulfilment:alice")
+    ] * 2
+    for order_id in alice[1:]:
+        body = await (await client.get(f"/orders/{order_id}", headers=VIP)).get_json()
+        assert body["status"] == "queued"
+
+
+async def job_ids(app: Quart, order_ids: list[int]) -> list[int]:
+    state: OrdersState = app.extensions[EXTENSION_KEY]
+    store = state.require_store()
+    ids = []
+    for order_id in order_ids:
+        order = await store.get_order(order_id)
+        assert order is not None and order.job_id is not None
+        ids.append(order.job_id)
+    return ids

@@ -41,8 +41,21 @@ def test_demo_mode_brings_the_demo_admin_token() -> None:
         ({"SHUTDOWN_TIMEOUT": "-2"}, "SHUTDOWN_TIMEOUT"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"SERVER": "gunicorn"}, "SERVER"),
+        ({"FULFILMENT_RATE_LIMIT": "5 per second"}, "FULFILMENT_RATE_LIMIT"),
+        ({"FULFILMENT_RATE_LIMIT": "0/s"}, "FULFILMENT_RATE_LIMIT"),
     ],
 )
 def test_a_bad_value_names_the_setting(env: dict[str, str], name: str) -> None:
     with pytest.raises(SettingError, match=name):
         Settings.from_env(env)
+
+
+def test_the_fulfilment_rate_limit_is_n_per_period_or_off() -> None:
+    assert Settings.from_env({}).fulfilment_rate_limit is None
+    assert Settings.from_env({"FULFILMENT_RATE_LIMIT": "off"}).fulfilment_rate_limit is None
+    limit = Settings.from_env({"FULFILMENT_RATE_LIMIT": "20/5s"}).fulfilment_rate_limit
+    assert limit is not None and (limit.n, limit.period) == (20, 5.0)
+    with pytest.raises(SettingError) as refused:
+        Settings.from_env({"FULFILMENT_RATE_LIMIT": "5 per second"})
+    assert str(refused.value).startswith("FULFILMENT_RATE_LIMIT='5 per second': ")
+    assert "10/s" in str(refused.value)  # the message shows the format
