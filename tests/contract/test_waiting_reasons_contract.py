@@ -5,7 +5,12 @@ store as it changes (a window that opens, a resume)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from quart_jobs.backends import Backend
+from quart_jobs.backends.shared_sql import reasons
+from quart_jobs.backends.shared_sql.dialect import SQLITE
+from quart_jobs.backends.sqlite.backend import SQLiteBackend
 from quart_jobs.models import NewJob, WaitReason, WorkerRecord
 from quart_jobs.rate import RateLimit
 
@@ -14,6 +19,7 @@ from ..conftest import Clock
 LEASE = 30.0
 ONE_PER_MINUTE = RateLimit(1, 60.0)
 R = WaitReason
+STATEMENTS = reasons.statements(SQLITE)
 
 
 def worker(clock: Clock, tasks: tuple[str, ...] = ("t",)) -> WorkerRecord:
@@ -117,3 +123,24 @@ async def test_jobs_that_started_or_ended_are_not_counted(backend: Backend, cloc
     [job, _] = await backend.claim("w1", 2, clock(), LEASE)
     assert job is not None
     assert await waiting(backend, clock, w) == {}
+
+
+async def test_a_count_that_reaches_the_cap_says_at_least(tmp_path: Path, clock: Clock) -> None:
+    store = SQLiteBackend(tmp_path / "jobs.sqlite3")
+    await store.open()
+    try:
+        later = clock() + 60
+        await store.enqueue([NewJob("t", run_at=later) for _ in range(3)], clock())
+        await store.enqueue([NewJob("nobody", queue="orphans")], clock())
+        found = await store.read(
+            lambda conn: reasons.drive(
+                reasons.count_waiting(clock(), [worker(clock)], cap=2),
+                lambda name, params: conn.execute(STATEMENTS[name], params).fetchall(),
+            )
+        )
+    finally:
+        await store.close()
+    assert dict(found.counts) == {("default", R.NOT_DUE): 2, ("orphans", R.UNSERVED): 1}
+    assert found.at_least == {("default", R.NOT_DUE)}
+    assert found.describe("default", R.NOT_DUE) == "2+"
+    assert found.summary()["default"] == {"not_due": {"count": 2, "at_least": True}}
