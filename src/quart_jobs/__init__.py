@@ -28,11 +28,12 @@ from .extension import QuartJobs, get_jobs
 from .jobs import Jobs
 from .maintenance.retention import parse_retention
 from .metrics import register_metrics
-from .models import MAX_JOB_ID, Job, JobEvent, JobState, Stats, Tier, Waiting, WaitReason
+from .models import MAX_JOB_ID, Job, JobEvent, JobState, Stats, Tier, Waiting, WaitReason, Why
 from .periodic import Schedule
 from .policy import RetryPolicy, vip_weights
 from .rate import RateLimit
 from .registry import Task
+from .retries import Fail, JobSignal, Retry
 from .testing import Drained
 from .transaction import Transaction, TransactionEnqueuer
 from .worker import Worker, WorkerSettings, current_job
@@ -48,9 +49,11 @@ __all__ = [
     "ConfigurationError",
     "Drained",
     "Enqueuer",
+    "Fail",
     "Job",
     "JobEvent",
     "JobNotFound",
+    "JobSignal",
     "JobState",
     "Jobs",
     "JobsError",
@@ -62,6 +65,7 @@ __all__ = [
     "QueueLimits",
     "RateLimit",
     "ResultNotSerializable",
+    "Retry",
     "RetryPolicy",
     "RetryRefused",
     "SQLiteDatabase",
@@ -76,6 +80,7 @@ __all__ = [
     "TransactionEnqueuer",
     "WaitReason",
     "Waiting",
+    "Why",
     "Worker",
     "WorkerSettings",
     "current_job",

@@ -28,10 +28,11 @@ from typing import Any
 from . import policy
 from .backends.base import Outcome
 from .backends.running import running_job
-from .errors import JobsError
+from .errors import JobsError, TaskNotRegistered
 from .job_log import log_outcome, log_started
 from .models import Job, JobEvent, JobState, Lease
-from .registry import Registry
+from .registry import Registry, TaskOptions
+from .retries import Retry, after_failure
 from .runner import SyncThreads, call_task, describe, result_json
 
 log = logging.getLogger("quart_jobs.worker")
@@ -190,14 +191,15 @@ class Execution:
         except TimeoutError as exc:
             if deadline is not None and deadline.expired():
                 error = f"TimeoutError: job exceeded its timeout ({timeout:g}s)"
-                return self._failure(job, lease, error, "")
-            return self._failure(job, lease, describe(exc), traceback.format_exc())
+                return self._failure(job, lease, exc, error, "")
+            return self._failure(job, lease, exc, describe(exc), traceback.format_exc())
         except BaseException as exc:
             if self._cancelled_by_worker(job.id):
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 raise asyncio.CancelledError from exc  # the stop reason decides the outcome
-            return self._failure(job, lease, describe(exc), traceback.format_exc())
+            error = exc.describe() if isinstance(exc, Retry) else describe(exc)
+            return self._failure(job, lease, exc, error, traceback.format_exc())
 
     def _cancelled_by_worker(self, job_id: int) -> bool:
         """Whether this job's asyncio task was asked to stop (not: the task raised
@@ -205,11 +207,37 @@ class Execution:
         current = asyncio.current_task()
         return job_id in self._stop_reasons or (current is not None and current.cancelling() > 0)
 
-    def _failure(self, job: Job, lease: Lease, error: str, tb: str) -> Outcome:
-        run_at = policy.next_run_after_failure(
-            job.attempts, job.max_attempts, self._clock(), self._retry
+    def _failure(self, job: Job, lease: Lease, exc: BaseException, error: str, tb: str) -> Outcome:
+        """The outcome of an attempt that raised ``exc``: whether and when it runs again is
+        decided by :func:`~.retries.after_failure` with the task's retry options."""
+        try:
+            options = self.registry.get(job.task).options
+        except TaskNotRegistered:
+            options = TaskOptions()
+        decision = after_failure(
+            exc,
+            job.attempts,
+            job.max_attempts,
+            self._clock(),
+            retry_on=options.retry_on,
+            backoff=options.backoff,
+            default=self._retry,
         )
-        return Outcome(lease, JobState.FAILED, error=error, traceback=tb or None, run_at=run_at)
+        if decision.warning is not None:
+            log.warning(
+                "job %s: task %s: %s; the worker's backoff applies instead",
+                job.id,
+                job.task,
+                decision.warning,
+            )
+        return Outcome(
+            lease,
+            JobState.FAILED,
+            error=error,
+            traceback=tb or None,
+            run_at=decision.run_at,
+            why=decision.why,
+        )
 
     def _stopped_outcome(self, job: Job, lease: Lease, reason: StopReason) -> Outcome | None:
         if reason is StopReason.SHUTDOWN:

@@ -60,6 +60,7 @@ from .models import (
 from .periodic import Schedule, Scheduler, Schedules
 from .policy import Weights
 from .registry import Registry, Task, TaskFunc, task_options
+from .retries import Backoff, RetryOn
 from .store_handle import StoreHandle
 from .testing import Drained
 from .transaction import Transaction
@@ -193,6 +194,8 @@ class Jobs:
         priority: int | Tier | str | None = None,
         queue: str | None = None,
         rate_limit: str | None = None,
+        retry_on: RetryOn | None = None,
+        backoff: Backoff | None = None,
     ) -> Callable[[TaskFunc], Task]: ...
 
     def task(
@@ -206,6 +209,8 @@ class Jobs:
         priority: int | Tier | str | None = None,
         queue: str | None = None,
         rate_limit: str | None = None,
+        retry_on: RetryOn | None = None,
+        backoff: Backoff | None = None,
     ) -> Task | Callable[[TaskFunc], Task]:
         """Register a sync or async function as a task: ``@jobs.task`` or ``@jobs.task(...)``.
 
@@ -226,13 +231,19 @@ class Jobs:
         :param rate_limit: ``"N/PERIOD"`` (``"10/s"``, ``"100/m"``, ``"5/h"``, ``"20/5s"``): at
             most N of this task's jobs start in any window of the period, across every
             process on the store (the key is the task's name); the others wait, queued.
+        :param retry_on: Retry only these exceptions (a tuple of classes); any other fails the
+            job at once. Default: retry every exception.
+        :param backoff: ``attempt -> seconds`` before the next attempt (1 for the first
+            failed attempt). Default: the worker's exponential backoff with jitter.
 
         The function must be defined with ``def`` at module level (another process imports it
         by name); its arguments and its result must be JSON. Sync functions run on worker
         threads (abandoned past their timeout), async ones on the event loop. The returned
         :class:`Task` can still be called directly.
         """
-        options = task_options(max_attempts, timeout, priority, queue, rate_limit)
+        options = task_options(
+            max_attempts, timeout, priority, queue, rate_limit, retry_on, backoff
+        )
         return self.registry.task(func, name=name, options=options)
 
     def register(self, func: TaskFunc, *, name: str | None = None) -> Task:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -80,6 +81,26 @@ TRANSITIONS: dict[tuple[JobState, JobEvent], JobState] = {
 def transition(state: JobState, event: JobEvent) -> JobState | None:
     """The state ``event`` moves a job in ``state`` to, or ``None`` if it does not apply."""
     return TRANSITIONS.get((state, event))
+
+
+class Why(enum.StrEnum):
+    """Why a job's latest attempt ended the way it did (:attr:`Job.why`); ``None`` while a job
+    has not failed, been cancelled or lost its worker. A ``str`` enum, stored by its value.
+
+    A failed attempt queued again: ``BACKOFF`` (the task's or the worker's backoff) or
+    ``RETRY_REQUESTED`` (the task raised :class:`~quart_jobs.Retry`). A job that ended
+    ``failed``: ``GAVE_UP`` (no attempts left), ``NOT_RETRYABLE`` (the exception is not in the
+    task's ``retry_on``) or ``FAILED_BY_TASK`` (the task raised :class:`~quart_jobs.Fail`).
+    ``LEASE_EXPIRED``: the worker stopped answering (queued again, or failed on its last
+    attempt). ``CANCELLED``: cancelled, queued or running."""
+
+    BACKOFF = "backoff"
+    RETRY_REQUESTED = "retry_requested"
+    GAVE_UP = "gave_up"
+    NOT_RETRYABLE = "not_retryable"
+    FAILED_BY_TASK = "failed_by_task"
+    LEASE_EXPIRED = "lease_expired"
+    CANCELLED = "cancelled"
 
 
 class Tier(enum.IntEnum):
@@ -187,6 +208,8 @@ class Job:
     :ivar rate_key: Its rate key (``options(rate_key=...)``, or the task's name for a task
         with a ``rate_limit``): at most ``rate_limit`` jobs with the key start per period.
     :ivar rate_limit: The :class:`~quart_jobs.rate.RateLimit` it was enqueued with.
+    :ivar why: Why the latest attempt ended as it did (:class:`Why`), ``None`` if it has not
+        failed nor been cancelled; :func:`outcome_text` says it in words.
     """
 
     id: int
@@ -216,6 +239,7 @@ class Job:
     concurrency_limit: int | None = None
     rate_key: str | None = None
     rate_limit: RateLimit | None = None
+    why: Why | None = None
 
     @property
     def tier(self) -> str:
@@ -397,6 +421,7 @@ def job_summary(job: Job) -> dict[str, Any]:
         "worker": job.worker,
         "cancel_requested": job.cancel_requested,
         "error": job.error,
+        "why": None if job.why is None else job.why.value,
     }
 
 
@@ -413,4 +438,40 @@ def job_detail(job: Job) -> dict[str, Any]:
         "lease_expires_at": job.lease_expires_at,
         "result": job.result,
         "traceback": job.traceback,
+        "outcome": outcome_text(job),
     }
+
+
+def _utc(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _attempts_left(job: Job) -> str:
+    left = max(0, job.max_attempts - job.attempts)
+    return "no attempts left" if left == 0 else f"{left} attempt{'s' if left > 1 else ''} left"
+
+
+def outcome_text(job: Job) -> str | None:
+    """What became of the job's latest attempt and why, in the words ``quart-jobs show``, the
+    dashboard and the job log use; ``None`` when nothing went wrong (yet)."""
+    why, error = job.why, job.error or "no error recorded"
+    attempt = f"attempt {job.attempts}/{job.max_attempts}"
+    if job.state is JobState.QUEUED and why is Why.BACKOFF:
+        return f"{attempt} failed: {error} — retry at {_utc(job.run_at)} (backoff)"
+    if job.state is JobState.QUEUED and why is Why.RETRY_REQUESTED:
+        return f"{attempt} — retry at {_utc(job.run_at)} (the task asked: {error})"
+    if job.state is JobState.QUEUED and why is Why.LEASE_EXPIRED:
+        return f"{attempt} lost: {error} — runs again"
+    if job.state is JobState.FAILED:
+        if why is Why.NOT_RETRYABLE:
+            return f"failed: {error} — not retried (not in retry_on)"
+        if why is Why.FAILED_BY_TASK:
+            return f"failed by the task: {error}, {_attempts_left(job)}"
+        if why is Why.LEASE_EXPIRED:
+            return f"failed: {error} — on its last attempt ({attempt})"
+        if why is Why.GAVE_UP:
+            return f"failed: {error} — gave up after {attempt}"
+        return f"failed: {error}"
+    if job.state is JobState.CANCELLED:
+        return f"cancelled: {job.error}" if job.error else "cancelled"
+    return None

@@ -20,6 +20,7 @@ from .errors import (
 )
 from .models import Tier
 from .rate import RateLimit
+from .retries import Backoff, RetryOn, check_backoff, check_retry_on
 
 TaskFunc = Callable[..., Any]
 
@@ -34,6 +35,17 @@ class TaskOptions:
     queue: str | None = None
     #: At most this many of the task's jobs start per period (key: the task's name).
     rate_limit: RateLimit | None = None
+    #: Only these exceptions are retried (``None``: every one); see :mod:`quart_jobs.retries`.
+    retry_on: RetryOn | None = None
+    #: ``attempt -> seconds`` before the next attempt (``None``: the worker's backoff).
+    backoff: Backoff | None = None
+
+    def checked(self, task: str) -> TaskOptions:
+        """These options, or a :class:`~quart_jobs.errors.ConfigurationError` naming ``task``
+        when a retry option is malformed."""
+        check_retry_on(task, self.retry_on)
+        check_backoff(task, self.backoff)
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,15 +68,20 @@ def task_options(
     priority: int | Tier | str | None = None,
     queue: str | None = None,
     rate_limit: str | None = None,
+    retry_on: RetryOn | None = None,
+    backoff: Backoff | None = None,
 ) -> TaskOptions:
     """A task's options from what ``@jobs.task(...)`` takes: a tier's name or number, a
-    checked queue name, a rate limit's text (``"10/s"``)."""
+    checked queue name, a rate limit's text (``"10/s"``), the retry policy (checked when the
+    task is registered, naming it)."""
     return TaskOptions(
         max_attempts=max_attempts,
         timeout=timeout,
         priority=None if priority is None else Tier.parse(priority),
         queue=None if queue is None else queue_names([queue])[0],
         rate_limit=None if rate_limit is None else RateLimit.parse(rate_limit),
+        retry_on=retry_on,
+        backoff=backoff,
     )
 
 
@@ -184,7 +201,7 @@ class Registry:
         task = Task(
             name=task_name,
             func=func,
-            options=options or TaskOptions(),
+            options=(options or TaskOptions()).checked(task_name),
             is_async=inspect.iscoroutinefunction(func),
         )
         self._by_name[task_name] = task

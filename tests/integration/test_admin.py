@@ -20,7 +20,7 @@ import pytest
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
-from quart_jobs import Job, Jobs, JobState, QuartJobs, get_jobs
+from quart_jobs import Job, Jobs, JobState, QuartJobs, Why, get_jobs
 from quart_jobs.admin import register_admin
 from quart_jobs.backends import Outcome
 from quart_jobs.backends.base import ClaimScope
@@ -327,6 +327,21 @@ async def test_job_detail_has_arguments_attempts_times_and_traceback(
     for missing in (job_id + 1, 2**63 - 1, 2**64):
         response = await client.get(f"/admin/api/jobs/{missing}", headers=ADMIN)
         assert response.status_code == 404
+
+
+async def test_job_detail_says_why_the_job_failed(app: Quart, client: Client) -> None:
+    job_id = await place(app)
+    await run_as_worker(
+        app, JobState.FAILED, error="Fail: card declined", traceback="tb", why=Why.FAILED_BY_TASK
+    )
+    response = await client.get(f"/admin/api/jobs/{job_id}", headers=ADMIN)
+    job = (await response.get_json())["job"]
+    assert job["why"] == "failed_by_task"
+    assert job["outcome"] == "failed by the task: Fail: card declined, 4 attempts left"
+    listed = await client.get("/admin/api/jobs?state=failed", headers=ADMIN)
+    assert [j["why"] for j in (await listed.get_json())["jobs"]] == ["failed_by_task"]
+    script = await (await client.get("/admin/static/dashboard.js")).get_data(True)
+    assert '["Outcome", job.outcome]' in script  # the detail drawer shows it
 
 
 async def test_retry_queues_a_failed_job_and_refuses_others(app: Quart, client: Client) -> None:

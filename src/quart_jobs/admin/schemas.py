@@ -72,6 +72,10 @@ class JobSummary(BaseModel):
     worker: str | None
     cancel_requested: bool
     error: str | None
+    why: str | None = Field(
+        description="why the latest attempt ended as it did: backoff, retry_requested, "
+        "gave_up, not_retryable, failed_by_task, lease_expired or cancelled"
+    )
 
 
 class JobDetail(JobSummary):
@@ -84,6 +88,7 @@ class JobDetail(JobSummary):
     lease_expires_at: float | None
     result: Any
     traceback: str | None
+    outcome: str | None = Field(description="the latest attempt's outcome and why, in words")
 
 
 class JobList(BaseModel):

@@ -27,6 +27,7 @@ from ..models import (
     Lease,
     NewJob,
     Stats,
+    Why,
     WorkerRecord,
 )
 from ..policy import Weights
@@ -44,6 +45,9 @@ class Outcome:
     * ``CANCELLED``;
     * ``QUEUED`` with ``refund=True``: put back untouched (graceful shutdown): the attempt
       it used is not charged.
+
+    ``why`` is stored as the job's :attr:`~quart_jobs.models.Job.why` (a failure's reason;
+    ``CANCELLED`` stores :attr:`~quart_jobs.models.Why.CANCELLED` whatever it says).
     """
 
     lease: Lease
@@ -53,6 +57,7 @@ class Outcome:
     traceback: str | None = None
     run_at: float | None = None
     refund: bool = False
+    why: Why | None = None
 
     @property
     def event(self) -> JobEvent:
@@ -64,6 +69,20 @@ class Outcome:
             JobState.CANCELLED: JobEvent.CANCELLED,
             JobState.QUEUED: JobEvent.REQUEUED,
         }[self.state]
+
+    @property
+    def stored_why(self) -> Why | None:
+        """The ``why`` this outcome stores: a cancel's is :attr:`Why.CANCELLED`, a success's
+        and a refund's none."""
+        if self.state is JobState.CANCELLED:
+            return Why.CANCELLED
+        return None if self.state in (JobState.SUCCEEDED, JobState.QUEUED) else self.why
+
+    @property
+    def why_text(self) -> str | None:
+        """:attr:`stored_why` as the text a SQL row stores."""
+        why = self.stored_why
+        return None if why is None else why.value
 
     @property
     def ends_job(self) -> bool:
@@ -404,7 +423,7 @@ JOB_COLUMNS = (
     "id, task, args, kwargs, priority, state, attempts, max_attempts, enqueued_at, run_at, "
     "owner, key, timeout, started_at, finished_at, worker, lease_token, lease_expires_at, "
     "cancel_requested, result, error, traceback, queue, concurrency_key, concurrency_limit, "
-    "rate_key, rate_limit, rate_period"
+    "rate_key, rate_limit, rate_period, why"
 )
 
 
@@ -441,10 +460,12 @@ def job_from_row(row: Sequence[Any]) -> Job:
         row[24],
         row[25],
         None if row[26] is None else RateLimit(int(row[26]), float(row[27])),
+        None if row[28] is None else _WHYS.get(row[28]),
     )
 
 
 _STATES = {state.value: state for state in JobState}
+_WHYS = {why.value: why for why in Why}
 
 
 def stats_from_rows(

@@ -378,6 +378,7 @@
       ["Finished", when(job.finished_at)],
       ["Timeout", job.timeout === null ? "–" : `${job.timeout}s`],
     ];
+    if (job.outcome) fields.splice(3, 0, ["Outcome", job.outcome]);
     if (job.state === "running" && now !== null) {
       fields.push(["Elapsed", duration(now - job.started_at)]);
       fields.push(["Cancel asked", job.cancel_requested ? "yes" : "no"]);

@@ -25,6 +25,7 @@ from ...models import (
     Lease,
     NewJob,
     Stats,
+    Why,
     WorkerRecord,
     transition,
 )
@@ -266,7 +267,9 @@ class MemoryBackend(Backend):
         if job is None:
             return None
         if job.state is JobState.QUEUED:
-            job = replace(job, state=moved(job.state, JobEvent.CANCELLED), finished_at=now)
+            job = replace(
+                job, state=moved(job.state, JobEvent.CANCELLED), finished_at=now, why=Why.CANCELLED
+            )
             self._jobs[job_id] = job
             self._tags.pop(job_id, None)
             self._announce([job_id])

@@ -71,4 +71,5 @@ def _ends_params(outcomes: Sequence[Outcome], now: float) -> tuple[Any, ...]:
         [o.result for o in outcomes],
         [o.error for o in outcomes],
         [o.traceback for o in outcomes],
+        [o.why_text for o in outcomes],
     )

@@ -20,6 +20,8 @@ STATS_BY_QUEUE = render(jobs.STATS_BY_QUEUE, POSTGRESQL)
 NEXT_RUN_AT = render(jobs.NEXT_RUN_AT, POSTGRESQL)
 RETRY = render(jobs.RETRY, POSTGRESQL)
 CANCEL = render(jobs.CANCEL, POSTGRESQL)
+#: The application's transaction cancels a queued job (other states are unchanged).
+CANCEL_QUEUED = render(jobs.CANCEL_QUEUED, POSTGRESQL)
 FINISHED_COUNTS = jobs.finished_counts_statement(POSTGRESQL)
 TIERS = render(fair.TIERS, POSTGRESQL)
 RATED_KEYS = render(rate.RATED_KEYS, POSTGRESQL)
@@ -50,10 +52,6 @@ NOTIFY = "SELECT pg_notify(%s, %s)"
 #: The server's clock, read as late in the statement as possible.
 SERVER_TIME = "SELECT extract(epoch FROM clock_timestamp())::double precision"
 ENQUEUED_AT = "SELECT id, enqueued_at FROM qj_jobs WHERE id = ANY(%s)"
-#: The application's transaction cancels a queued job (other states are unchanged).
-CANCEL_QUEUED = (
-    "UPDATE qj_jobs SET state = 'cancelled', finished_at = %s WHERE id = %s AND state = 'queued'"
-)
 LOCK_LIMITS = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
 QUEUED_TOTAL = "SELECT COUNT(*) FROM qj_jobs WHERE state = 'queued'"
 QUEUED_BY_OWNER = (
@@ -204,9 +202,9 @@ HEADS = (
 # tracebacks.
 FINISH_ENDS = (
     "UPDATE qj_jobs AS j SET state = v.state, finished_at = %s, result = v.result, "
-    "error = v.error, traceback = v.traceback, lease_token = NULL, lease_expires_at = NULL "
-    "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
-    "AS v(id, token, state, result, error, traceback) "
+    "error = v.error, traceback = v.traceback, why = v.why, lease_token = NULL, "
+    "lease_expires_at = NULL FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], "
+    "%s::text[], %s::text[], %s::text[]) AS v(id, token, state, result, error, traceback, why) "
     "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running' RETURNING j.id"
 )
 # HEADS over every claimable tier of the claimed queues (the rows LOCK_TIERS locks) and the

@@ -77,7 +77,8 @@ RECOVER_EXPIRED = (
     "lease_token = NULL, lease_expires_at = NULL, "
     "finished_at = CASE WHEN attempts >= max_attempts THEN CAST(? AS DOUBLE PRECISION) END, "
     "worker = CASE WHEN attempts >= max_attempts THEN worker END, "
-    "state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END "
+    "state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END, "
+    "why = 'lease_expired' "
     "WHERE state = 'running' AND lease_expires_at < ?"
 )
 STATS_BY_STATE = "SELECT state, priority, COUNT(*) FROM qj_jobs GROUP BY state, priority"
@@ -125,24 +126,26 @@ CLEAR_LEASE = "worker = NULL, lease_token = NULL, lease_expires_at = NULL"
 # the tag, so the job takes a new place), a retry after a failure, or an end state. A job whose
 # cancel was requested while it ran ends cancelled instead of going back to the queue (the
 # cancel arrived after its attempt ended, before the outcome was written). Parameters of both
-# start with the store's time (its ``finished_at`` then).
+# start with the store's time (its ``finished_at`` then). ``why`` says why the attempt ended.
 _BACK_OR_CANCELLED = (
     "state = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END, "
     "finished_at = CASE WHEN cancel_requested THEN CAST(? AS DOUBLE PRECISION) END"
 )
 FINISH_REQUEUE = (
     f"UPDATE qj_jobs SET {_BACK_OR_CANCELLED}, attempts = attempts - ?, "
+    "why = CASE WHEN cancel_requested THEN 'cancelled' ELSE why END, "
     "run_at = COALESCE(CAST(? AS DOUBLE PRECISION), run_at), "
     "tag = CASE WHEN CAST(? AS DOUBLE PRECISION) IS NULL THEN tag END, "
     f"cancel_requested = false, {CLEAR_LEASE} WHERE {HELD}"
 )
 FINISH_RETRY_LATER = (
     f"UPDATE qj_jobs SET {_BACK_OR_CANCELLED}, run_at = ?, tag = NULL, error = ?, "
-    f"traceback = ?, cancel_requested = false, {CLEAR_LEASE} WHERE {HELD}"
+    "traceback = ?, why = CASE WHEN cancel_requested THEN 'cancelled' ELSE ? END, "
+    f"cancel_requested = false, {CLEAR_LEASE} WHERE {HELD}"
 )
 FINISH_END = (
     "UPDATE qj_jobs SET state = ?, finished_at = ?, result = ?, error = ?, traceback = ?, "
-    f"lease_token = NULL, lease_expires_at = NULL WHERE {HELD}"
+    f"why = ?, lease_token = NULL, lease_expires_at = NULL WHERE {HELD}"
 )
 
 
@@ -158,9 +161,9 @@ def finish_statement(
         params: tuple[Any, ...] = (now, 1 if o.refund else 0, run_at, run_at, *held)
         return render(FINISH_REQUEUE, dialect), params
     if o.state is JobState.FAILED and o.run_at is not None:
-        params = (now, run_at, o.error, o.traceback, *held)
+        params = (now, run_at, o.error, o.traceback, o.why_text, *held)
         return render(FINISH_RETRY_LATER, dialect), params
-    params = (o.state.value, now, o.result, o.error, o.traceback, *held)
+    params = (o.state.value, now, o.result, o.error, o.traceback, o.why_text, *held)
     return render(FINISH_END, dialect), params
 
 
@@ -168,8 +171,13 @@ def finish_statement(
 RETRY = (
     "UPDATE qj_jobs SET state = 'queued', attempts = 0, run_at = ?, tag = NULL, "
     "finished_at = NULL, cancel_requested = false, result = NULL, error = NULL, "
-    f"traceback = NULL, {CLEAR_LEASE} "
+    f"traceback = NULL, why = NULL, {CLEAR_LEASE} "
     f"WHERE id = ? AND state IN ('failed', 'cancelled') RETURNING {JOB_COLUMNS}"
+)
+# The application's transaction cancels a queued job (other states are unchanged).
+CANCEL_QUEUED = (
+    "UPDATE qj_jobs SET state = 'cancelled', finished_at = ?, why = 'cancelled' "
+    "WHERE id = ? AND state = 'queued'"
 )
 # Cancel: a queued job ends now; a running one (when asked) is flagged for its worker.
 # Parameters: now, job id, whether to flag a running job.
@@ -178,6 +186,7 @@ CANCEL = (
     "finished_at = CASE WHEN state = 'queued' THEN CAST(? AS DOUBLE PRECISION) "
     "ELSE finished_at END, "
     "cancel_requested = cancel_requested OR state = 'running', "
+    "why = CASE WHEN state = 'queued' THEN 'cancelled' ELSE why END, "
     "state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END "
     "WHERE id = ? AND (state = 'queued' OR (state = 'running' AND ?)) "
     f"RETURNING {JOB_COLUMNS}"

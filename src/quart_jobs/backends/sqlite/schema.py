@@ -151,6 +151,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX qj_jobs_rated ON qj_jobs (queue, priority, task, rate_key, tag, id)
         WHERE state = 'queued' AND tag IS NOT NULL AND rate_key IS NOT NULL;
     """,
+    # Why a job's latest attempt ended as it did (a failure's reason, a cancel, a lost worker):
+    # the values of ``quart_jobs.models.Why``.
+    """
+    ALTER TABLE qj_jobs ADD COLUMN why TEXT;
+    """,
 )
 
 #: Admin sessions, the readiness write probe and the index behind the count of jobs a full
