@@ -25,15 +25,15 @@ from .errors import (
     TaskRegistrationError,
 )
 from .extension import QuartJobs, get_jobs
+from .fairness import vip_weights
 from .jobs import Jobs
 from .maintenance.retention import parse_retention
 from .metrics import register_metrics
 from .models import MAX_JOB_ID, Job, JobEvent, JobState, Stats, Tier, Waiting, WaitReason, Why
 from .periodic import Schedule
-from .policy import RetryPolicy, vip_weights
 from .rate import RateLimit
 from .registry import Task
-from .retries import Fail, JobSignal, Retry
+from .retries import Fail, JobSignal, Retry, RetryPolicy
 from .testing import Drained
 from .transaction import Transaction, TransactionEnqueuer
 from .worker import Worker, WorkerSettings, current_job

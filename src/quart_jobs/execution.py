@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import enum
 import logging
 import time
@@ -25,30 +24,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import policy
 from .backends.base import Outcome
 from .backends.running import running_job
-from .errors import JobsError, TaskNotRegistered
+from .current import set_current_job
+from .errors import TaskNotRegistered
 from .job_log import log_outcome, log_started
 from .models import Job, JobEvent, JobState, Lease
 from .registry import Registry, TaskOptions
-from .retries import Retry, after_failure
+from .retries import Retry, RetryPolicy, after_failure
 from .runner import SyncThreads, call_task, describe, result_json
 
 log = logging.getLogger("quart_jobs.worker")
 
 #: A worker's job event hook: (event, job, seconds it ran or ``None`` when it starts).
 EventHook = Callable[[str, Job, float | None], None]
-
-_current_job: contextvars.ContextVar[Job] = contextvars.ContextVar("quart_jobs_current_job")
-
-
-def current_job() -> Job:
-    """The job being run, as claimed (id, attempt number, arguments); inside a task only."""
-    try:
-        return _current_job.get()
-    except LookupError:
-        raise JobsError("current_job() is only available inside a running task") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +67,7 @@ class Execution:
     def __init__(
         self,
         registry: Registry,
-        retry: policy.RetryPolicy,
+        retry: RetryPolicy,
         worker: str,
         *,
         clock: Callable[[], float],
@@ -174,7 +163,7 @@ class Execution:
     async def _call(self, job: Job, lease: Lease) -> Outcome:
         """Run the job's task; whatever it raises is its failure. Only the worker's own
         cancellation (shutdown, cancel request, lost lease) leaves as ``CancelledError``."""
-        _current_job.set(job)  # this asyncio task's own context: no reset needed
+        set_current_job(job)  # this asyncio task's own context: no reset needed
         running_job.set(True)  # its writes are processing: they go ahead of enqueues
         deadline: asyncio.Timeout | None = None
         try:

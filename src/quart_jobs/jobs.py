@@ -42,6 +42,7 @@ from .builder import (
 from .errors import ConfigurationError
 from .events import JobEvents
 from .execution import EventHook
+from .fairness import Weights
 from .job_operations import JobOperations
 from .local_workers import LocalWorkers
 from .maintenance.retention import parse_retention
@@ -58,7 +59,6 @@ from .models import (
     WorkerRecord,
 )
 from .periodic import Schedule, Scheduler, Schedules
-from .policy import Weights
 from .registry import Registry, Task, TaskFunc, task_options
 from .retries import Backoff, RetryOn
 from .store_handle import StoreHandle
@@ -214,20 +214,13 @@ class Jobs:
     ) -> Task | Callable[[TaskFunc], Task]:
         """Register a sync or async function as a task: ``@jobs.task`` or ``@jobs.task(...)``.
 
-        A job stores its task's name, and any process that runs the job looks the task up by
-        it, so the name must be the same in every process. It is ``name`` when given, otherwise
-        ``module.qualname``, where a module that runs as ``__main__`` is named as it would be
-        imported: ``python -m pkg.tasks`` and ``python tasks.py`` register ``pkg.tasks.send``
-        and ``tasks.send`` (a file inside a package, a directory with an ``__init__.py``, gets
-        the package's prefix, as Quart's ``--app`` loader names it), the names a worker
-        started with ``--app pkg.tasks:jobs`` or ``--app tasks:jobs`` registers. Without a
-        file (``python -c``, a REPL) the module stays ``__main__``; pass ``name=`` there.
-
-        :param name: The name jobs store to find the task; default ``module.qualname``
-            (see above). Every process that runs the task must register it under the same name.
+        :param name: The name jobs store to find the task; every process that runs it must
+            register it under the same name. Default ``module.qualname``, a ``__main__`` module
+            named as it would be imported (``python tasks.py`` registers ``tasks.send``).
         :param max_attempts: Attempts for this task's jobs (default: the ``Jobs`` setting).
         :param timeout: Seconds an attempt may run before it fails with ``TimeoutError``.
         :param priority: This task's default priority (a :class:`Tier`, its name, or an int).
+        :param queue: The queue of this task's jobs (default ``"default"``).
         :param rate_limit: ``"N/PERIOD"`` (``"10/s"``, ``"100/m"``, ``"5/h"``, ``"20/5s"``): at
             most N of this task's jobs start in any window of the period, across every
             process on the store (the key is the task's name); the others wait, queued.
@@ -237,9 +230,8 @@ class Jobs:
             failed attempt). Default: the worker's exponential backoff with jitter.
 
         The function must be defined with ``def`` at module level (another process imports it
-        by name); its arguments and its result must be JSON. Sync functions run on worker
-        threads (abandoned past their timeout), async ones on the event loop. The returned
-        :class:`Task` can still be called directly.
+        by name); its arguments and result must be JSON. Sync functions run on worker threads
+        (abandoned past their timeout), async ones on the event loop.
         """
         options = task_options(
             max_attempts, timeout, priority, queue, rate_limit, retry_on, backoff

@@ -26,14 +26,47 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .current import current_job
 from .errors import ConfigurationError
 from .models import Why
-from .policy import RetryPolicy
 
 #: A task's backoff: the number of the attempt that failed (1 for the first) -> seconds.
 Backoff = Callable[[int], float]
 #: The exception classes a task retries on.
 RetryOn = tuple[type[BaseException], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter: attempt n waits up to ``base * factor**(n-1)``,
+    capped at ``max_delay``, and at least ``min_delay``."""
+
+    base: float = 1.0
+    factor: float = 2.0
+    max_delay: float = 300.0
+    min_delay: float = 0.0
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1 for the first)."""
+        ceiling = min(self.max_delay, self.base * self.factor ** max(0, attempt - 1))
+        draw = (rng or _rng).uniform(0.0, ceiling)
+        return max(self.min_delay, draw)
+
+
+_rng = random.Random()
+
+
+def next_run_after_failure(
+    attempts: int,
+    max_attempts: int,
+    now: float,
+    retry: RetryPolicy,
+    rng: random.Random | None = None,
+) -> float | None:
+    """When a job that just failed its ``attempts``-th attempt runs again, or ``None``: give up."""
+    if attempts >= max_attempts:
+        return None
+    return now + retry.delay(attempts, rng)
 
 
 class JobSignal(Exception):
@@ -81,8 +114,6 @@ class Fail(JobSignal):
 
 def _in_task() -> str:
     """``task 'name': `` when called inside a running task, else nothing."""
-    from .execution import current_job  # a running task's context; imported late (cycle)
-
     try:
         return f"task {current_job().task!r}: "
     except Exception:

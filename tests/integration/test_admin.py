@@ -24,8 +24,8 @@ from quart_jobs import Job, Jobs, JobState, QuartJobs, Why, get_jobs
 from quart_jobs.admin import register_admin
 from quart_jobs.backends import Outcome
 from quart_jobs.backends.base import ClaimScope
+from quart_jobs.fairness import Weights
 from quart_jobs.models import Lease
-from quart_jobs.policy import Weights
 
 from . import admin_app
 from .admin_app import TASK, TOKEN

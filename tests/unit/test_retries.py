@@ -13,8 +13,14 @@ from hypothesis import strategies as st
 
 from quart_jobs import ConfigurationError, Jobs
 from quart_jobs.models import Why
-from quart_jobs.policy import RetryPolicy
-from quart_jobs.retries import Decision, Fail, Retry, after_failure
+from quart_jobs.retries import (
+    Decision,
+    Fail,
+    Retry,
+    RetryPolicy,
+    after_failure,
+    next_run_after_failure,
+)
 
 NOW = 1_000.0
 #: The worker's backoff in this table: always 2 s.
@@ -209,3 +215,19 @@ def test_malformed_retry_options_are_refused_where_written_naming_the_task(
     with pytest.raises(ConfigurationError, match=message) as caught:
         jobs.task(**options)(charge)
     assert "task 'tests.unit.test_retries.charge'" in str(caught.value)
+
+
+def test_backoff_grows_exponentially_with_full_jitter_and_a_cap() -> None:
+    policy = RetryPolicy(base=1, factor=2, max_delay=10)
+    rng = random.Random(7)
+    for attempt, ceiling in ((1, 1), (2, 2), (3, 4), (4, 8), (5, 10), (9, 10)):
+        delays = [policy.delay(attempt, rng) for _ in range(200)]
+        assert all(0 <= d <= ceiling for d in delays)
+        assert max(delays) > ceiling * 0.8  # the jitter spreads over the whole range
+
+
+def test_no_retry_once_out_of_attempts() -> None:
+    policy = RetryPolicy(base=1)
+    assert next_run_after_failure(3, 3, NOW, policy) is None
+    run_at = next_run_after_failure(1, 3, NOW, policy, random.Random(1))
+    assert run_at is not None and NOW <= run_at <= NOW + 1

@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
-from ... import policy, rate
+from ... import fairness, rate
 from ...models import (
     FINISHED_STATES,
     EnqueueResult,
@@ -37,8 +37,8 @@ from ..base import (
     Heartbeat,
     Outcome,
     QueueLimits,
-    purge_states,
 )
+from ..rows import purge_states
 from ..shared_sql import workers as workers_sql
 from ..store_clock import StoreClock
 from .claim import claim
@@ -59,7 +59,7 @@ class MemoryBackend(Backend):
         self._watchers: list[Callable[[Collection[int] | None], None]] = []
         # Tags of the ready queued jobs (and of running ones, kept should they come back).
         self._tags: dict[int, float] = {}
-        self._book = policy.FairBook()
+        self._book = fairness.FairBook()
         self._rate_keys: dict[str, rate.KeyState] = {}
         self.operator = MemoryOperator(
             lambda: self._jobs.values(), lambda: (self._tags, self._paused, self._rate_keys)

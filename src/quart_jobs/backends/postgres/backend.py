@@ -2,7 +2,7 @@
 
 Claiming locks its candidates with ``FOR UPDATE SKIP LOCKED``, so concurrent workers never
 wait for each other nor get the same job; the order among the candidates is decided by
-:mod:`quart_jobs.policy`, as in every backend (see :mod:`.claim`). Times are the
+:mod:`quart_jobs.fairness`, as in every backend (see :mod:`.claim`). Times are the
 server's clock (seconds since the epoch in ``double precision`` columns): the backend measures
 the server's clock against this process's at open and every 30 s and moves every time a caller
 passes onto it (:mod:`.store_clock`), so processes whose clocks disagree still agree on which
@@ -41,10 +41,8 @@ from ..base import (
     Heartbeat,
     Outcome,
     QueueLimits,
-    job_from_row,
-    purge_states,
-    stats_from_rows,
 )
+from ..rows import job_from_row, purge_states, stats_from_rows
 from ..shared_sql import jobs as shared
 from ..shared_sql import workers as live
 from ..shared_sql.dialect import POSTGRESQL, render

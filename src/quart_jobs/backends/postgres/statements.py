@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..base import CANDIDATE_COLUMNS, JOB_COLUMNS
+from ..rows import CANDIDATE_COLUMNS, JOB_COLUMNS
 from ..shared_sql import fair, jobs, operator, pauses, rate, workers
 from ..shared_sql.dialect import POSTGRESQL, render
 
@@ -69,7 +69,7 @@ SELECT = f"SELECT {JOB_COLUMNS} FROM qj_jobs"
 # One statement for a whole batch, in the caller's transaction or on its own (autocommit: one
 # round trip, one commit). Rows are inserted in ``ord`` order, so their identities ascend in the
 # callers' order (FIFO); a duplicate key is skipped, its first row kept. A job ready now is
-# tagged (see :mod:`quart_jobs.policy`): the owner's row is upserted, its next tag moved past
+# tagged (see :mod:`quart_jobs.fairness`): the owner's row is upserted, its next tag moved past
 # the owner's n jobs of the batch in one update (``max(vtime, next) + n``; the row lock of the
 # upsert serializes concurrent enqueues of one owner), the k-th of them tagged
 # ``max(vtime, next) + k``. Rows whose key is already stored take no tag. The tier row is

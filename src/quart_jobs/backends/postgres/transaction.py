@@ -16,7 +16,8 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from ...models import EnqueueResult, Job, NewJob
-from ..base import BackendTransaction, Params, QueueLimits, job_from_row
+from ..base import BackendTransaction, Params, QueueLimits
+from ..rows import job_from_row
 from ..shared_sql.jobs import insert_params
 from . import statements as q
 from .enqueue import EnqueueCall, enqueue_in

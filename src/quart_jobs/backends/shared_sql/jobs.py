@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...models import JobFilter, JobState, Lease, NewJob
-from ..base import JOB_COLUMNS, Heartbeat, Outcome
+from ..base import Heartbeat, Outcome
+from ..rows import JOB_COLUMNS
 from .dialect import render
 from .pauses import NOT_PAUSED
 

@@ -36,11 +36,9 @@ from ..base import (
     Heartbeat,
     Outcome,
     QueueLimits,
-    job_from_row,
-    purge_states,
-    stats_from_rows,
 )
 from ..events import outcome_events
+from ..rows import job_from_row, purge_states, stats_from_rows
 from ..running import in_job
 from ..shared_sql import jobs as shared
 from ..shared_sql import workers as live

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 
-from ..base import JOB_COLUMNS
+from ..rows import JOB_COLUMNS
 from ..shared_sql import fair, jobs, operator, pauses, rate, workers
 from ..shared_sql.dialect import SQLITE, render
 
