@@ -6,19 +6,22 @@ from __future__ import annotations
 import contextvars
 
 from .errors import JobsError
-from .models import Job
+from .progress import Current, RunningJob
 
-_current_job: contextvars.ContextVar[Job] = contextvars.ContextVar("quart_jobs_current_job")
+_current_job: contextvars.ContextVar[Current] = contextvars.ContextVar("quart_jobs_current_job")
 
 
-def current_job() -> Job:
-    """The job being run, as claimed (id, attempt number, arguments); inside a task only."""
+def current_job() -> RunningJob:
+    """The job being run, as claimed (id, attempt number, arguments), and its
+    :meth:`~quart_jobs.progress.RunningJob.progress` to report how far it got; inside a task
+    only (sync tasks too: they run with the caller's context)."""
     try:
-        return _current_job.get()
+        current = _current_job.get()
     except LookupError:
         raise JobsError("current_job() is only available inside a running task") from None
+    return current.running()
 
 
-def set_current_job(job: Job) -> None:
-    """Make ``job`` the current job of this context (the worker, at an attempt's start)."""
-    _current_job.set(job)
+def set_current_job(current: Current) -> None:
+    """Make ``current`` this context's running job (the worker, at an attempt's start)."""
+    _current_job.set(current)

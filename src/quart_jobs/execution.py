@@ -21,7 +21,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .backends.base import Outcome
@@ -30,6 +30,7 @@ from .current import set_current_job
 from .errors import TaskNotRegistered
 from .job_log import log_outcome, log_started
 from .models import Job, JobEvent, JobState, Lease
+from .progress import Current, ProgressBook
 from .registry import Registry, TaskOptions
 from .retries import Retry, RetryPolicy, after_failure
 from .runner import SyncThreads, call_task, describe, result_json
@@ -87,6 +88,8 @@ class Execution:
         #: Outcomes of finished jobs, recorded by the claim loop together with its next claim.
         self.outcomes: list[Finished] = []
         self.threads = SyncThreads("quart-jobs-sync")
+        #: Progress the running tasks reported and the store does not have yet.
+        self.progress = ProgressBook()
         self._stop_reasons: dict[int, StopReason] = {}
 
     def start(self, job: Job) -> asyncio.Task[None]:
@@ -139,6 +142,7 @@ class Execution:
 
     def _done(self, job_id: int) -> None:
         self.running.pop(job_id, None)
+        self.progress.take(job_id)  # what a task abandoned on its thread reports after it
         self._stop_reasons.pop(job_id, None)
         self._on_change()
 
@@ -155,15 +159,18 @@ class Execution:
             if current is not None:
                 current.uncancel()
             outcome = self._stopped_outcome(job, lease, reason)
+        reported = self.progress.take(job.id)
         if outcome is None:
             return
+        if reported is not None:
+            outcome = replace(outcome, progress=reported)
         self.outcomes.append(Finished(job, outcome, time.monotonic() - started))
         self._on_change()
 
     async def _call(self, job: Job, lease: Lease) -> Outcome:
         """Run the job's task; whatever it raises is its failure. Only the worker's own
         cancellation (shutdown, cancel request, lost lease) leaves as ``CancelledError``."""
-        set_current_job(job)  # this asyncio task's own context: no reset needed
+        set_current_job(Current(job, self.progress))  # this asyncio task's own context
         running_job.set(True)  # its writes are processing: they go ahead of enqueues
         deadline: asyncio.Timeout | None = None
         try:

@@ -210,6 +210,11 @@ class Job:
     :ivar rate_limit: The :class:`~quart_jobs.rate.RateLimit` it was enqueued with.
     :ivar why: Why the latest attempt ended as it did (:class:`Why`), ``None`` if it has not
         failed nor been cancelled; :func:`outcome_text` says it in words.
+    :ivar progress: How far its latest attempt got, 0 to 1, as the task last reported it
+        (``current_job().progress``), or ``None`` when it reported nothing. Written with the
+        worker's next heartbeat (within about a second) and with the outcome; a new attempt
+        starts at ``None``; an ended job keeps the last value reported.
+    :ivar progress_message: The message reported with :attr:`progress`, if any.
     """
 
     id: int
@@ -240,6 +245,8 @@ class Job:
     rate_key: str | None = None
     rate_limit: RateLimit | None = None
     why: Why | None = None
+    progress: float | None = None
+    progress_message: str | None = None
 
     @property
     def tier(self) -> str:
@@ -253,6 +260,31 @@ class Lease:
 
     job_id: int
     token: str
+
+
+#: The longest progress message kept; a longer one is cut to this many characters.
+PROGRESS_MESSAGE_MAX = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a running job got, as its task reported it: ``fraction`` from 0 to 1 and a
+    short message (cut at :data:`PROGRESS_MESSAGE_MAX` characters)."""
+
+    fraction: float
+    message: str | None = None
+
+    @classmethod
+    def of(cls, fraction: float, message: str | None = None) -> Progress:
+        """Checked: ``ValueError`` for a fraction that is not a number from 0 to 1, or a message
+        that is not a string."""
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float):
+            raise ValueError(f"progress must be a number from 0 to 1, not {fraction!r}")
+        if not 0.0 <= fraction <= 1.0:  # NaN fails this too
+            raise ValueError(f"progress must be from 0 to 1, not {fraction!r}")
+        if message is not None and not isinstance(message, str):
+            raise ValueError(f"a progress message must be a string, not {type(message).__name__}")
+        return cls(float(fraction), None if message is None else message[:PROGRESS_MESSAGE_MAX])
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,6 +454,8 @@ def job_summary(job: Job) -> dict[str, Any]:
         "cancel_requested": job.cancel_requested,
         "error": job.error,
         "why": None if job.why is None else job.why.value,
+        "progress": job.progress,
+        "progress_message": job.progress_message,
     }
 
 

@@ -25,7 +25,7 @@ from quart_jobs.admin import register_admin
 from quart_jobs.backends import Outcome
 from quart_jobs.backends.base import ClaimScope
 from quart_jobs.fairness import Weights
-from quart_jobs.models import Lease
+from quart_jobs.models import Lease, Progress
 
 from . import admin_app
 from .admin_app import TASK, TOKEN
@@ -379,6 +379,21 @@ async def test_cancel_a_queued_a_running_and_a_finished_job(app: Quart, client: 
     response = await client.post(f"/admin/api/jobs/{done}/cancel", headers=ADMIN)
     assert response.status_code == 409
     assert (await jobs.get(done)).state is JobState.SUCCEEDED
+
+
+async def test_job_json_carries_the_progress_a_running_job_reported(
+    app: Quart, client: Client
+) -> None:
+    running = await place(app)
+    jobs = get_jobs(app)
+    (claimed,) = await jobs._store.claim("w", 1, jobs.clock(), 30, STRICT)
+    lease = Lease(running, claimed.lease_token or "")
+    await jobs._store.heartbeat([lease], jobs.clock(), 30, [(lease, Progress(0.4, "4 of 10"))])
+
+    detail = await (await client.get(f"/admin/api/jobs/{running}", headers=ADMIN)).get_json()
+    assert (detail["job"]["progress"], detail["job"]["progress_message"]) == (0.4, "4 of 10")
+    listed = await (await client.get("/admin/api/jobs?state=running", headers=ADMIN)).get_json()
+    assert [(j["id"], j["progress"]) for j in listed["jobs"]] == [(running, 0.4)]
 
 
 async def test_throughput_counts_jobs_finished_per_minute(app: Quart, client: Client) -> None:

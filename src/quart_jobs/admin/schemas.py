@@ -76,6 +76,10 @@ class JobSummary(BaseModel):
         description="why the latest attempt ended as it did: backoff, retry_requested, "
         "gave_up, not_retryable, failed_by_task, lease_expired or cancelled"
     )
+    progress: float | None = Field(
+        description="how far the latest attempt got (0 to 1) as its task reported, or null"
+    )
+    progress_message: str | None
 
 
 class JobDetail(JobSummary):

@@ -26,6 +26,7 @@ from ..models import (
     JobState,
     Lease,
     NewJob,
+    Progress,
     Stats,
     Why,
     WorkerRecord,
@@ -56,6 +57,8 @@ class Outcome:
     run_at: float | None = None
     refund: bool = False
     why: Why | None = None
+    #: Progress the task reported that was not written yet: written with the outcome.
+    progress: Progress | None = None
 
     @property
     def event(self) -> JobEvent:
@@ -248,9 +251,17 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def heartbeat(
-        self, leases: Sequence[Lease], now: float, lease_seconds: float
+        self,
+        leases: Sequence[Lease],
+        now: float,
+        lease_seconds: float,
+        progress: Sequence[tuple[Lease, Progress]] = (),
     ) -> list[Heartbeat]:
-        """Extend the leases that are still held; report lost ones and cancel requests."""
+        """Extend the leases that are still held; report lost ones and cancel requests.
+
+        ``progress``: the latest progress of some running jobs, written in the same
+        transaction, each only where its lease is still held (empty, the common case: no
+        statement more)."""
 
     @abc.abstractmethod
     async def finish(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:

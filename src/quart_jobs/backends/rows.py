@@ -37,7 +37,7 @@ JOB_COLUMNS = (
     "id, task, args, kwargs, priority, state, attempts, max_attempts, enqueued_at, run_at, "
     "owner, key, timeout, started_at, finished_at, worker, lease_token, lease_expires_at, "
     "cancel_requested, result, error, traceback, queue, concurrency_key, concurrency_limit, "
-    "rate_key, rate_limit, rate_period, why"
+    "rate_key, rate_limit, rate_period, why, progress, progress_message"
 )
 
 
@@ -75,6 +75,8 @@ def job_from_row(row: Sequence[Any]) -> Job:
         row[25],
         None if row[26] is None else RateLimit(int(row[26]), float(row[27])),
         None if row[28] is None else _WHYS.get(row[28]),
+        row[29],
+        row[30],
     )
 
 

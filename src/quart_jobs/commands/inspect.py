@@ -113,8 +113,11 @@ def add_inspect_commands(group: click.Group, factory: JobsFactory) -> None:
         if as_json:
             emit_json(data)
             return
+        message = data.pop("progress_message")
         for key, value in data.items():
-            if key.endswith("_at"):
+            if key == "progress" and value is not None:
+                value = f"{value:.0%} {message or ''}".rstrip()
+            elif key.endswith("_at"):
                 value = when(value) + (" UTC" if value is not None else "")
             elif key in ("args", "kwargs", "result"):
                 value = json.dumps(value)

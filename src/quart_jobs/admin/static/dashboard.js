@@ -321,11 +321,25 @@
     if (count) count.textContent = jobs.length === 50 ? "50+" : String(jobs.length);
   }
 
+  // How far a job's task said it got: a bar and its percentage (and message), or "–".
+  function progressBar(job) {
+    if (job.progress === null || job.progress === undefined) return "–";
+    const percent = `${Math.round(job.progress * 100)}%`;
+    const label = job.progress_message ? `${percent} ${job.progress_message}` : percent;
+    return el(
+      "span",
+      { class: "progress", title: label },
+      el("progress", { max: "1", value: String(job.progress), "aria-label": label }),
+      ` ${label}`,
+    );
+  }
+
   function renderLists(running, failed, queued) {
     renderTable("running", running.jobs, running.now, (job, now) => [
       el("td", { class: "mono", text: job.worker || "–" }),
       el("td", { class: "num", text: duration(now - job.started_at) }),
       el("td", { class: "num", text: `${job.attempts}/${job.max_attempts}` }),
+      el("td", {}, progressBar(job)),
     ]);
     renderTable("failed", failed.jobs, failed.now, (job) => [
       el("td", { text: when(job.finished_at) }),
@@ -383,8 +397,11 @@
       fields.push(["Elapsed", duration(now - job.started_at)]);
       fields.push(["Cancel asked", job.cancel_requested ? "yes" : "no"]);
     }
+    if (job.progress !== null && job.progress !== undefined) {
+      fields.push(["Progress", progressBar(job)]);
+    }
     document.getElementById("detail-fields").replaceChildren(
-      ...fields.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]),
+      ...fields.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", {}, v)]),
     );
     document.getElementById("detail-args").textContent =
       JSON.stringify({ args: job.args, kwargs: job.kwargs }, null, 2);

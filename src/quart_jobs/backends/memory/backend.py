@@ -24,6 +24,7 @@ from ...models import (
     JobState,
     Lease,
     NewJob,
+    Progress,
     Stats,
     Why,
     WorkerRecord,
@@ -196,9 +197,15 @@ class MemoryBackend(Backend):
         return job
 
     async def heartbeat(
-        self, leases: Sequence[Lease], now: float, lease_seconds: float
+        self,
+        leases: Sequence[Lease],
+        now: float,
+        lease_seconds: float,
+        progress: Sequence[tuple[Lease, Progress]] = (),
     ) -> list[Heartbeat]:
         now = self._clock.now(now)
+        for lease, reported in progress:
+            self._write_progress(lease, reported)
         beats = []
         for lease in leases:
             job = self._held(lease)
@@ -213,6 +220,8 @@ class MemoryBackend(Backend):
         now = self._clock.now(now)
         done = []
         for outcome in outcomes:
+            if outcome.progress is not None:
+                self._write_progress(outcome.lease, outcome.progress)
             job = self._held(outcome.lease)
             if job is None:
                 done.append(False)
@@ -230,6 +239,14 @@ class MemoryBackend(Backend):
             ]
         )
         return done
+
+    def _write_progress(self, lease: Lease, reported: Progress) -> None:
+        """A running job's progress, where its lease is still held."""
+        job = self._held(lease)
+        if job is not None:
+            self._jobs[job.id] = replace(
+                job, progress=reported.fraction, progress_message=reported.message
+            )
 
     async def recover_expired(self, now: float) -> int:
         now = self._clock.now(now)

@@ -28,6 +28,8 @@ def _queued(job: Job, event: JobEvent, **changes: Any) -> Job:
         worker=None,
         lease_token=None,
         lease_expires_at=None,
+        progress=None,  # the next attempt starts without progress
+        progress_message=None,
         **changes,
     )
 

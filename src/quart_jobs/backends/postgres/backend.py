@@ -30,6 +30,7 @@ from ...models import (
     JobState,
     Lease,
     NewJob,
+    Progress,
     Stats,
     WorkerRecord,
 )
@@ -52,7 +53,7 @@ from .claim import claim
 from .connections import Connection, Connections, GroupCommit, pipelined_transaction
 from .database import PostgresDatabase
 from .enqueue import EnqueueCall, flush, write
-from .finish import finish
+from .finish import finish, write_progress
 from .operator import PostgresOperator
 from .schema import SCHEMA_NAME, migrate
 from .transaction import PostgresTransaction
@@ -241,13 +242,18 @@ class PostgresBackend(Backend):
             return await held(), claimed
 
     async def heartbeat(
-        self, leases: Sequence[Lease], now: float, lease_seconds: float
+        self,
+        leases: Sequence[Lease],
+        now: float,
+        lease_seconds: float,
+        progress: Sequence[tuple[Lease, Progress]] = (),
     ) -> list[Heartbeat]:
         if not leases:
             return []
         now = self._now(now)
         rows: list[tuple[Any, ...]] = []
         async with self._connection() as conn:
+            await write_progress(conn, progress)
             for start in range(0, len(leases), shared.LEASE_CHUNK):
                 chunk = leases[start : start + shared.LEASE_CHUNK]
                 statement = shared.heartbeat_statement(len(chunk), POSTGRESQL)

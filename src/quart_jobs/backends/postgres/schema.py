@@ -123,6 +123,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE qj_jobs ADD COLUMN why text;
     """,
+    # Progress a running task reports (see the SQLite schema): no index.
+    """
+    ALTER TABLE qj_jobs ADD COLUMN progress double precision, ADD COLUMN progress_message text;
+    """,
 )
 
 #: Admin sessions, the readiness write probe and the index behind the count of jobs a full

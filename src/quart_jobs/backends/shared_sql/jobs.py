@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ...models import JobFilter, JobState, Lease, NewJob
+from ...models import JobFilter, JobState, Lease, NewJob, Progress
 from ..base import Heartbeat, Outcome
 from ..rows import JOB_COLUMNS
 from .dialect import render
@@ -70,6 +70,12 @@ def insert_params(job: NewJob, now: float, offset: float = 0.0) -> tuple[Any, ..
 TASK, PRIORITY, ENQUEUED_AT, RUN_AT, OWNER, KEY, QUEUE = 0, 3, 5, 6, 7, 8, 10
 
 
+# A job back in the queue starts its next attempt without progress; one that ends keeps it.
+_PROGRESS_IF = (
+    "progress = CASE WHEN {ends} THEN progress END, "
+    "progress_message = CASE WHEN {ends} THEN progress_message END"
+)
+
 # Requeue (or fail, when out of attempts) the running jobs whose lease expired; a requeued job
 # keeps its tag, so it keeps its place.
 RECOVER_EXPIRED = (
@@ -78,7 +84,8 @@ RECOVER_EXPIRED = (
     "lease_token = NULL, lease_expires_at = NULL, "
     "finished_at = CASE WHEN attempts >= max_attempts THEN CAST(? AS DOUBLE PRECISION) END, "
     "worker = CASE WHEN attempts >= max_attempts THEN worker END, "
-    "state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END, "
+    + _PROGRESS_IF.format(ends="attempts >= max_attempts")
+    + ", state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END, "
     "why = 'lease_expired' "
     "WHERE state = 'running' AND lease_expires_at < ?"
 )
@@ -130,7 +137,8 @@ CLEAR_LEASE = "worker = NULL, lease_token = NULL, lease_expires_at = NULL"
 # start with the store's time (its ``finished_at`` then). ``why`` says why the attempt ended.
 _BACK_OR_CANCELLED = (
     "state = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END, "
-    "finished_at = CASE WHEN cancel_requested THEN CAST(? AS DOUBLE PRECISION) END"
+    "finished_at = CASE WHEN cancel_requested THEN CAST(? AS DOUBLE PRECISION) END, "
+    + _PROGRESS_IF.format(ends="cancel_requested")
 )
 FINISH_REQUEUE = (
     f"UPDATE qj_jobs SET {_BACK_OR_CANCELLED}, attempts = attempts - ?, "
@@ -172,7 +180,7 @@ def finish_statement(
 RETRY = (
     "UPDATE qj_jobs SET state = 'queued', attempts = 0, run_at = ?, tag = NULL, "
     "finished_at = NULL, cancel_requested = false, result = NULL, error = NULL, "
-    f"traceback = NULL, why = NULL, {CLEAR_LEASE} "
+    f"traceback = NULL, why = NULL, progress = NULL, progress_message = NULL, {CLEAR_LEASE} "
     f"WHERE id = ? AND state IN ('failed', 'cancelled') RETURNING {JOB_COLUMNS}"
 )
 # The application's transaction cancels a queued job (other states are unchanged).
@@ -256,3 +264,28 @@ def heartbeats(backend_rows: Sequence[tuple[Any, ...]], leases: Sequence[Lease])
         )
         for x in leases
     ]
+
+
+def progress_statement(jobs: int, dialect: str) -> str:
+    """Write the latest progress of ``jobs`` running jobs, each only where its lease is still
+    held. Parameters: each job's id, lease token, fraction and message."""
+    rows = ", ".join(
+        ["(CAST(? AS BIGINT), ?, CAST(? AS DOUBLE PRECISION), CAST(? AS TEXT))"] * jobs
+    )
+    return render(
+        f"WITH reported (id, token, fraction, message) AS (VALUES {rows}) "
+        "UPDATE qj_jobs SET progress = reported.fraction, progress_message = reported.message "
+        "FROM reported WHERE qj_jobs.id = reported.id AND qj_jobs.lease_token = reported.token "
+        "AND qj_jobs.state = 'running'",
+        dialect,
+    )
+
+
+def progress_params(reports: Sequence[tuple[Lease, Progress]]) -> list[Any]:
+    """The parameters of :func:`progress_statement` for ``reports``."""
+    return [v for lease, p in reports for v in (lease.job_id, lease.token, p.fraction, p.message)]
+
+
+def outcome_progress(outcomes: Sequence[Outcome]) -> list[tuple[Lease, Progress]]:
+    """The progress the ``outcomes`` carry (reported since the last write), to write first."""
+    return [(o.lease, o.progress) for o in outcomes if o.progress is not None]

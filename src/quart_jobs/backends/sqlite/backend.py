@@ -25,6 +25,7 @@ from ...models import (
     JobState,
     Lease,
     NewJob,
+    Progress,
     Stats,
     WorkerRecord,
 )
@@ -49,7 +50,7 @@ from . import statements as s
 from .claim import claim
 from .database import SQLiteDatabase
 from .enqueue import Call, enqueue, enqueue_plain_calls, get, get_by_key
-from .finish import finish
+from .finish import finish, write_progress
 from .operator import SQLiteOperator
 from .schema import migrate
 from .transaction import SQLiteTransaction
@@ -257,11 +258,16 @@ class SQLiteBackend(Backend):
         return held, claimed
 
     async def heartbeat(
-        self, leases: Sequence[Lease], now: float, lease_seconds: float
+        self,
+        leases: Sequence[Lease],
+        now: float,
+        lease_seconds: float,
+        progress: Sequence[tuple[Lease, Progress]] = (),
     ) -> list[Heartbeat]:
         now = self._clock.now(now)
 
         def run(conn: sqlite3.Connection) -> list[Heartbeat]:
+            write_progress(conn, progress)
             rows: list[tuple[Any, ...]] = []
             for start in range(0, len(leases), shared.LEASE_CHUNK):
                 chunk = leases[start : start + shared.LEASE_CHUNK]

@@ -156,6 +156,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE qj_jobs ADD COLUMN why TEXT;
     """,
+    # Progress a running task reports (``current_job().progress``): no index, and NULL for
+    # every job that never reports, so the other writes carry nothing more.
+    """
+    ALTER TABLE qj_jobs ADD COLUMN progress REAL;
+    ALTER TABLE qj_jobs ADD COLUMN progress_message TEXT;
+    """,
 )
 
 #: Admin sessions, the readiness write probe and the index behind the count of jobs a full
