@@ -39,6 +39,8 @@ from .models import (
     JobState,
     Stats,
     Tier,
+    Waiting,
+    WaitReason,
     Why,
 )
 from .periodic import Schedule
@@ -97,6 +99,8 @@ __all__ = [
     "Transaction",
     "TransactionEnqueuer",
     "UnknownDependency",
+    "WaitReason",
+    "Waiting",
     "Why",
     "Worker",
     "WorkerSettings",

@@ -141,7 +141,10 @@ class JobOperations:
         stats = await self._handle.backend.stats()
         workers, unserved = await self.serving()
         paused = await self._handle.backend.paused()
-        return replace(stats, workers=tuple(workers), unserved=tuple(unserved), paused=paused)
+        waiting = await self._handle.backend.operator.waiting_jobs(self._builder.clock(), workers)
+        return replace(
+            stats, workers=tuple(workers), unserved=tuple(unserved), paused=paused, waiting=waiting
+        )
 
     async def serving(self) -> tuple[list[WorkerRecord], list[UnservedTask]]:
         return await read_serving(self._handle.backend, self._builder.clock())

@@ -398,7 +398,8 @@ class Jobs:
     async def stats(self) -> Stats:
         """Counts by state and priority, and the oldest queued job per priority; the live
         workers (every process's, from the store's registry), the ready jobs none of them
-        serves (:attr:`Stats.unserved`) and the paused queues (:attr:`Stats.paused`)."""
+        serves (:attr:`Stats.unserved`), the paused queues (:attr:`Stats.paused`) and why the
+        jobs that are not starting wait (:attr:`Stats.waiting`)."""
         return await self._operations.stats()
 
     async def serving(self) -> tuple[builtins.list[WorkerRecord], builtins.list[UnservedTask]]:

@@ -382,6 +382,55 @@ class UnservedTask:
         return f"{self.count} ready {jobs} of task {self.task!r} in queue {self.queue!r}: {why}"
 
 
+class WaitReason(enum.StrEnum):
+    """Why a job that has not ended is not starting, in the order the reasons are tried: a job
+    is counted under the first that holds it (:class:`Waiting`)."""
+
+    DEPENDENCY = "dependency"  # it waits for other jobs to end
+    NOT_DUE = "not_due"  # its run_at is in the future (delayed, or a retry's backoff)
+    PAUSED = "paused"  # its queue is paused
+    UNSERVED = "unserved"  # no live worker may claim its task in its queue
+    RATE_LIMIT = "rate_limit"  # its rate key's window is full
+    CONCURRENCY = "concurrency"  # its concurrency key has its limit of jobs running
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """Jobs that are not starting, by queue and the first :class:`WaitReason` that holds them;
+    each job is counted once. Ready jobs that simply wait for a free slot are not counted.
+
+    Every count comes from a capped read: a count in :attr:`at_least` reached the cap, and the
+    true number is that or more."""
+
+    counts: Mapping[tuple[str, WaitReason], int] = field(default_factory=dict)
+    at_least: frozenset[tuple[str, WaitReason]] = frozenset()
+
+    def by_queue(self) -> dict[str, dict[WaitReason, int]]:
+        """``{queue: {reason: count}}``, queues sorted, reasons in their order of precedence."""
+        found: dict[str, dict[WaitReason, int]] = {}
+        for reason in WaitReason:
+            for (queue, r), n in sorted(self.counts.items()):
+                if r is reason and n > 0:
+                    found.setdefault(queue, {})[reason] = n
+        return dict(sorted(found.items()))
+
+    def describe(self, queue: str, reason: WaitReason) -> str:
+        """A count as people read it: ``12``, or ``10000+`` for a count that reached the cap."""
+        n = self.counts.get((queue, reason), 0)
+        return f"{n}+" if (queue, reason) in self.at_least else str(n)
+
+    def summary(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """JSON-able: ``{queue: {reason: {"count": n, "at_least": bool}}}`` (reasons that hold
+        no job are left out)."""
+        return {
+            queue: {
+                reason.value: {"count": n, "at_least": (queue, reason) in self.at_least}
+                for reason, n in reasons.items()
+            }
+            for queue, reasons in self.by_queue().items()
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class Stats:
     """Counts by state and priority, and the enqueue time of the oldest queued job per priority."""
@@ -397,6 +446,8 @@ class Stats:
     #: The paused queues and when each was paused (filled by :meth:`Jobs.stats`); what waits
     #: in one is in :attr:`queues`.
     paused: Mapping[str, float] = field(default_factory=dict)
+    #: Jobs that are not starting, by queue and why (filled by :meth:`Jobs.stats`).
+    waiting: Waiting = field(default_factory=Waiting)
 
     def count(self, state: JobState | None = None, priority: int | None = None) -> int:
         """How many jobs are in ``state`` with ``priority`` (``None``: any)."""

@@ -19,7 +19,17 @@ from ..models import (
     job_detail,
 )
 from ..pausing import describe
-from .output import JOB_ID, age, echo_serving, emit_json, json_option, stats_dict, table, when
+from .output import (
+    JOB_ID,
+    age,
+    echo_serving,
+    echo_waiting,
+    emit_json,
+    json_option,
+    stats_dict,
+    table,
+    when,
+)
 from .session import JobsFactory, run_action
 
 
@@ -56,6 +66,7 @@ def add_inspect_commands(group: click.Group, factory: JobsFactory) -> None:
         for state in data["paused"]:
             click.echo(f"paused: {describe(state)}, since {when(state['paused_at'])} UTC")
         click.echo("")
+        echo_waiting(result)
         echo_serving(result, now)
 
     @group.command("list", help="Jobs, newest first.")

@@ -177,6 +177,30 @@
         );
       }),
     );
+    renderWaiting(stats.waiting || {});
+  }
+
+  // Why queued jobs are not starting: a row per queue that has any, a cell per reason (the
+  // order the store tries them; "10000+" when a count reached the read's cap).
+  const REASONS = ["dependency", "not_due", "paused", "unserved", "rate_limit", "concurrency"];
+  function renderWaiting(waiting) {
+    const names = Object.keys(waiting).sort();
+    const panel = document.getElementById("waiting");
+    panel.querySelector("tbody").replaceChildren(
+      ...names.map((queue) => el(
+        "tr",
+        { "data-queue": queue },
+        el("td", { class: "queue", text: queue }),
+        ...REASONS.map((reason) => {
+          const held = waiting[queue][reason];
+          return el("td", {
+            class: "num", "data-reason": reason,
+            text: held ? `${held.count}${held.at_least ? "+" : ""}` : "–",
+          });
+        }),
+      )),
+    );
+    panel.hidden = names.length === 0;
   }
 
   // Pause or resume a queue: every process stops (or starts again) taking its jobs.

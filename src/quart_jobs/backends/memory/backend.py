@@ -64,7 +64,9 @@ class MemoryBackend(Backend):
         self._tags: dict[int, float] = {}
         self._book = fairness.FairBook()
         self._rate_keys: dict[str, rate.KeyState] = {}
-        self.operator = MemoryOperator(lambda: self._jobs.values())
+        self.operator = MemoryOperator(
+            lambda: self._jobs.values(), lambda: (self._tags, self._paused, self._rate_keys)
+        )
         # The application's tables (transactions' SQL): connected on first use; kept as an
         # image while the backend is closed, as its jobs are kept.
         self._app_db: sqlite3.Connection | None = None

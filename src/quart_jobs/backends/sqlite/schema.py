@@ -193,13 +193,21 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-#: Admin sessions and the readiness write probe (component ``quart_jobs_operator``).
+#: Admin sessions, the readiness write probe and the index behind the count of jobs a full
+#: concurrency key holds (component ``quart_jobs_operator``: what the operator surface reads).
 OPERATOR_MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE qj_admin_sessions (id TEXT PRIMARY KEY, expires_at REAL NOT NULL);
     CREATE INDEX qj_admin_sessions_expiry ON qj_admin_sessions (expires_at);
     CREATE TABLE qj_write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at REAL NOT NULL,
         pad TEXT NOT NULL);
+    """,
+    # Why jobs wait: the ready jobs with a concurrency key, by key, so that the jobs a full key
+    # holds are a range count (entries only for keyed jobs; a job without a key has none).
+    """
+    CREATE INDEX qj_jobs_keyed
+        ON qj_jobs (concurrency_key, concurrency_limit, queue, task, rate_key)
+        WHERE state = 'queued' AND tag IS NOT NULL AND concurrency_key IS NOT NULL;
     """,
 )
 
