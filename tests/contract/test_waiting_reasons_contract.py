@@ -1,7 +1,7 @@
 """Why jobs wait, on every backend: one job held by each reason is counted once under it;
 a job two reasons hold is counted under the first (dependency, not due, paused, unserved, rate
-limit, concurrency); ready jobs that only wait for a free slot are not counted; the counts follow the
-store as it changes (a window that opens, a resume)."""
+limit, concurrency); ready jobs that only wait for a free slot are not counted; the counts
+follow the store as it changes (a window that opens, a resume)."""
 
 from __future__ import annotations
 
