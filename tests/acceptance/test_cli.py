@@ -133,6 +133,7 @@ def test_stats_matches_the_database(db: Seeded) -> None:
         for state, n in counts.items():
             assert n == expected.get((state, tier), 0), (tier, state)
     assert data["totals"] == {
+        "waiting": 0,
         "queued": 1,
         "running": 1,
         "succeeded": 2,
