@@ -104,7 +104,7 @@ def serve(host: str | None, port: int | None) -> None:
         # An operator's token stays out of the output: whoever reads the logs must not learn it.
         lines.append(f"  admin: enabled with ADMIN_TOKEN (dashboard: {url}/admin/)")
     lines.append(f"  OpenAPI: {url}/openapi.json   stop: Ctrl-C")
-    processes = settings.web_process_count
+    processes = settings.web_processes
     if processes > 1:
         lines.append(f"  {processes} web processes (WEB_PROCESSES)")
     click.echo("\n".join(lines), err=True)

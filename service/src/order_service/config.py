@@ -33,9 +33,11 @@ class Settings:
     server: str = "uvicorn"
     worker_concurrency: int = 4
     embedded_workers: bool = True
-    #: Web processes of ``orders serve`` on one port under one supervisor (``WEB_PROCESSES``);
-    #: ``None``: :func:`default_web_processes`.
-    web_processes: int | None = None
+    #: Web processes of ``orders serve`` on one port under one supervisor (``WEB_PROCESSES``).
+    #: 1 by default: measured on 2 cores (docs/deployment.md), a second process added no
+    #: intake on SQLite or PostgreSQL (the durable commit, not request parsing, is the limit)
+    #: and multiplied p99 on SQLite, where the processes queue for the file's one write lock.
+    web_processes: int = 1
     shutdown_timeout: float = 20.0
     job_max_attempts: int = 5
     orders_demo: bool = False
@@ -95,7 +97,7 @@ class Settings:
             raise SettingError(f"PORT={self.port}: use a port between 1 and 65535")
         for name, value, low in (
             ("WORKER_CONCURRENCY", self.worker_concurrency, 1),
-            ("WEB_PROCESSES", 1 if self.web_processes is None else self.web_processes, 1),
+            ("WEB_PROCESSES", self.web_processes, 1),
             ("JOB_MAX_ATTEMPTS", self.job_max_attempts, 1),
             ("MAX_BODY_BYTES", self.max_body_bytes, 1),
             ("MAX_QUEUED", self.max_queued, 1),
@@ -130,11 +132,11 @@ class Settings:
                     f"least {MIN_TOKEN_LENGTH} (for example: python3 -c 'import secrets; "
                     "print(secrets.token_urlsafe(24))')"
                 )
-        if self.web_processes is not None and self.web_processes > MAX_WEB_PROCESSES:
+        if self.web_processes > MAX_WEB_PROCESSES:
             raise SettingError(
                 f"WEB_PROCESSES={self.web_processes}: use at most {MAX_WEB_PROCESSES}"
             )
-        if scheme == "memory" and self.web_processes not in (None, 1):
+        if scheme == "memory" and self.web_processes != 1:
             raise SettingError(
                 f"WEB_PROCESSES={self.web_processes}: a memory:// database lives in one "
                 "process; use 1, or a sqlite:// or postgresql:// DATABASE_URL"
@@ -148,15 +150,6 @@ class Settings:
             raise SettingError(
                 f"SQLITE_SYNCHRONOUS={self.sqlite_synchronous!r}: use NORMAL, FULL or EXTRA"
             )
-
-    @property
-    def web_process_count(self) -> int:
-        """``WEB_PROCESSES``, or its default for this machine and database."""
-        if self.web_processes is not None:
-            return self.web_processes
-        if self.database_url.split(":", 1)[0].lower() == "memory":
-            return 1
-        return default_web_processes()
 
     def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """``TRUSTED_PROXIES`` as networks (a bare address is a network of one)."""
@@ -178,14 +171,6 @@ SERVERS = ("uvicorn", "hypercorn")
 
 #: More web processes than this is a typo, not a plan.
 MAX_WEB_PROCESSES = 256
-
-
-def default_web_processes() -> int:
-    """The CPUs this process may run on (a container's or ``taskset``'s limit included)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 #: Admin and metrics tokens shorter than this are refused at start-up.
