@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypedDict, Unpack
+from typing import Any, Generic, Self, TypedDict, TypeVar, Unpack, overload
 
 from .backends.base import QueueLimits, queue_names
 from .errors import PayloadTooLarge
@@ -47,6 +47,15 @@ class EnqueueOptions:
     concurrency_limit: int | None = None
     rate_key: str | None = None
     rate_limit: RateLimit | None = None
+    #: Start only once these jobs (or ids) succeeded; ``run_always``: once they ended at all.
+    after: Sequence[Job | int] | None = None
+    run_always: bool = False
+
+    def parent_ids(self) -> list[int] | None:
+        """The ids of :attr:`after` (``None``: no dependencies)."""
+        if self.after is None:
+            return None
+        return [a.id if isinstance(a, Job) else a for a in self.after]
 
 
 class OptionKeywords(TypedDict, total=False):
@@ -65,6 +74,8 @@ class OptionKeywords(TypedDict, total=False):
     concurrency_limit: int | None
     rate_key: str | None
     rate_limit: RateLimit | str | None
+    after: Sequence[Job | int] | None
+    run_always: bool
 
 
 def enqueue_options(**keywords: Unpack[OptionKeywords]) -> EnqueueOptions:
@@ -91,6 +102,17 @@ def enqueue_options(**keywords: Unpack[OptionKeywords]) -> EnqueueOptions:
             raise ValueError("rate_key must have 1 to 200 characters")
     if options.queue is not None:
         options = replace(options, queue=queue_names([options.queue])[0])
+    if options.after is not None:
+        after = options.after
+        if isinstance(after, Job | int) or not all(
+            isinstance(a, Job) or (isinstance(a, int) and not isinstance(a, bool)) for a in after
+        ):
+            raise ValueError(f"after= takes a list of jobs or job ids, not {after!r}")
+        if not after:
+            raise ValueError("after= needs at least one job; leave it out for none")
+        options = replace(options, after=tuple(after))
+    elif options.run_always:
+        raise ValueError("run_always=True needs after=[...]: the jobs to run after")
     return options
 
 
@@ -201,3 +223,35 @@ class Enqueuer:
         """Like :meth:`enqueue`, also telling whether a job was created (``False``: same key)."""
         (result,) = await self._enqueue_many([(target, args, kwargs)], self._options)
         return result
+
+
+V = TypeVar("V")
+
+
+class BuilderSetting(Generic[V]):
+    """A setting of a :class:`JobBuilder` shown as an attribute of the object that keeps the
+    builder (in ``_builder``): ``jobs.max_attempts = 3`` sets the builder's, through
+    ``convert`` when one is given."""
+
+    def __init__(self, convert: Callable[[Any], V] | None = None) -> None:
+        self._convert = convert
+        self._name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> Self: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type) -> V: ...
+
+    def __get__(self, instance: Any, owner: type) -> Self | V:
+        if instance is None:
+            return self
+        value: V = getattr(instance._builder, self._name)
+        return value
+
+    def __set__(self, instance: Any, value: V) -> None:
+        converted = value if self._convert is None else self._convert(value)
+        setattr(instance._builder, self._name, converted)

@@ -16,38 +16,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import enum
 import logging
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from . import policy
-from .backends.base import Outcome
+from .backends.base import Backend, Outcome
 from .backends.running import running_job
-from .errors import JobsError
+from .current import set_current_job
+from .errors import TaskNotRegistered
 from .job_log import log_outcome, log_started
 from .models import Job, JobEvent, JobState, Lease
-from .registry import Registry
+from .progress import Current, ProgressBook
+from .registry import Registry, TaskOptions
+from .retries import Retry, RetryPolicy, after_failure
 from .runner import SyncThreads, call_task, describe, result_json
 
 log = logging.getLogger("quart_jobs.worker")
 
 #: A worker's job event hook: (event, job, seconds it ran or ``None`` when it starts).
 EventHook = Callable[[str, Job, float | None], None]
-
-_current_job: contextvars.ContextVar[Job] = contextvars.ContextVar("quart_jobs_current_job")
-
-
-def current_job() -> Job:
-    """The job being run, as claimed (id, attempt number, arguments); inside a task only."""
-    try:
-        return _current_job.get()
-    except LookupError:
-        raise JobsError("current_job() is only available inside a running task") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,15 +68,17 @@ class Execution:
     def __init__(
         self,
         registry: Registry,
-        retry: policy.RetryPolicy,
+        retry: RetryPolicy,
         worker: str,
         *,
         clock: Callable[[], float],
         on_change: Callable[[], None],
         on_event: EventHook | None = None,
         job_context: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None,
+        store: Backend | None = None,
     ) -> None:
         self.registry = registry
+        self._store = store
         self._retry = retry
         self._worker = worker
         self._clock = clock
@@ -97,6 +90,8 @@ class Execution:
         #: Outcomes of finished jobs, recorded by the claim loop together with its next claim.
         self.outcomes: list[Finished] = []
         self.threads = SyncThreads("quart-jobs-sync")
+        #: Progress the running tasks reported and the store does not have yet.
+        self.progress = ProgressBook()
         self._stop_reasons: dict[int, StopReason] = {}
 
     def start(self, job: Job) -> asyncio.Task[None]:
@@ -149,6 +144,7 @@ class Execution:
 
     def _done(self, job_id: int) -> None:
         self.running.pop(job_id, None)
+        self.progress.take(job_id)  # what a task abandoned on its thread reports after it
         self._stop_reasons.pop(job_id, None)
         self._on_change()
 
@@ -165,15 +161,18 @@ class Execution:
             if current is not None:
                 current.uncancel()
             outcome = self._stopped_outcome(job, lease, reason)
+        reported = self.progress.take(job.id)
         if outcome is None:
             return
+        if reported is not None:
+            outcome = replace(outcome, progress=reported)
         self.outcomes.append(Finished(job, outcome, time.monotonic() - started))
         self._on_change()
 
     async def _call(self, job: Job, lease: Lease) -> Outcome:
         """Run the job's task; whatever it raises is its failure. Only the worker's own
         cancellation (shutdown, cancel request, lost lease) leaves as ``CancelledError``."""
-        _current_job.set(job)  # this asyncio task's own context: no reset needed
+        set_current_job(Current(job, self.progress, self._store))  # this task's own context
         running_job.set(True)  # its writes are processing: they go ahead of enqueues
         deadline: asyncio.Timeout | None = None
         try:
@@ -190,14 +189,15 @@ class Execution:
         except TimeoutError as exc:
             if deadline is not None and deadline.expired():
                 error = f"TimeoutError: job exceeded its timeout ({timeout:g}s)"
-                return self._failure(job, lease, error, "")
-            return self._failure(job, lease, describe(exc), traceback.format_exc())
+                return self._failure(job, lease, exc, error, "")
+            return self._failure(job, lease, exc, describe(exc), traceback.format_exc())
         except BaseException as exc:
             if self._cancelled_by_worker(job.id):
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 raise asyncio.CancelledError from exc  # the stop reason decides the outcome
-            return self._failure(job, lease, describe(exc), traceback.format_exc())
+            error = exc.describe() if isinstance(exc, Retry) else describe(exc)
+            return self._failure(job, lease, exc, error, traceback.format_exc())
 
     def _cancelled_by_worker(self, job_id: int) -> bool:
         """Whether this job's asyncio task was asked to stop (not: the task raised
@@ -205,11 +205,37 @@ class Execution:
         current = asyncio.current_task()
         return job_id in self._stop_reasons or (current is not None and current.cancelling() > 0)
 
-    def _failure(self, job: Job, lease: Lease, error: str, tb: str) -> Outcome:
-        run_at = policy.next_run_after_failure(
-            job.attempts, job.max_attempts, self._clock(), self._retry
+    def _failure(self, job: Job, lease: Lease, exc: BaseException, error: str, tb: str) -> Outcome:
+        """The outcome of an attempt that raised ``exc``: whether and when it runs again is
+        decided by :func:`~.retries.after_failure` with the task's retry options."""
+        try:
+            options = self.registry.get(job.task).options
+        except TaskNotRegistered:
+            options = TaskOptions()
+        decision = after_failure(
+            exc,
+            job.attempts,
+            job.max_attempts,
+            self._clock(),
+            retry_on=options.retry_on,
+            backoff=options.backoff,
+            default=self._retry,
         )
-        return Outcome(lease, JobState.FAILED, error=error, traceback=tb or None, run_at=run_at)
+        if decision.warning is not None:
+            log.warning(
+                "job %s: task %s: %s; the worker's backoff applies instead",
+                job.id,
+                job.task,
+                decision.warning,
+            )
+        return Outcome(
+            lease,
+            JobState.FAILED,
+            error=error,
+            traceback=tb or None,
+            run_at=decision.run_at,
+            why=decision.why,
+        )
 
     def _stopped_outcome(self, job: Job, lease: Lease, reason: StopReason) -> Outcome | None:
         if reason is StopReason.SHUTDOWN:

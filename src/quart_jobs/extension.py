@@ -114,7 +114,7 @@ class QuartJobs(Jobs):
         (the app's own migrations). Serving, the CLI and scripts all come through here. If a
         hook fails, the store is closed again before the error propagates, so the next open
         (of the next app, say, with another database) starts from its own configuration."""
-        if self._opened:
+        if self._handle.opened:
             return
         if self.app is not None:
             self.configure_from(self.app)

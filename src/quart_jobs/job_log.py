@@ -7,10 +7,11 @@ logging; every other event is ``INFO``.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from .backends.base import Outcome
-from .models import Job, JobEvent
+from .models import Job, JobEvent, JobState, outcome_text
 
 log = logging.getLogger("quart_jobs.worker")
 
@@ -52,9 +53,14 @@ def log_outcome(job: Job, outcome: Outcome, elapsed: float, worker: str) -> JobE
     fields = job_log_fields(job, event, worker, elapsed)
     if outcome.error:
         fields["error"] = outcome.error
+    why = outcome.stored_why
+    text = None
+    if why is not None:
+        fields["why"] = why.value
+        text = outcome_text(after(job, outcome))
     log.log(
         level,
-        "job %s %s task=%s tier=%s attempt=%d duration=%.3fs%s",
+        "job %s %s task=%s tier=%s attempt=%d duration=%.3fs%s%s",
         job.id,
         event,
         job.task,
@@ -62,6 +68,23 @@ def log_outcome(job: Job, outcome: Outcome, elapsed: float, worker: str) -> JobE
         job.attempts,
         elapsed,
         f" error={outcome.error!r}" if outcome.error else "",
+        f" why={why.value}: {text}" if why is not None else "",
         extra=fields,
     )
     return event
+
+
+def after(job: Job, outcome: Outcome) -> Job:
+    """``job`` as ``outcome`` leaves it (what reading it back would show, near enough)."""
+    if outcome.state is JobState.FAILED and outcome.run_at is not None:
+        state, run_at = JobState.QUEUED, outcome.run_at
+    else:
+        state, run_at = outcome.state, job.run_at
+    return replace(
+        job,
+        state=state,
+        run_at=run_at,
+        error=outcome.error,
+        traceback=outcome.traceback,
+        why=outcome.stored_why,
+    )

@@ -18,20 +18,20 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import logging
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import replace
-from types import TracebackType
 from typing import Any, TypeVar, Unpack, overload
 
-from .backends import DEFAULT_DATABASE_URL, Backend, backend_from_url
-from .backends.base import BackendTransaction, QueueLimits, queue_names
+from .backends import DEFAULT_DATABASE_URL, Backend
+from .backends.base import QueueLimits
 from .backends.database import AppDatabase
 from .backends.operator import OperatorStore
 from .builder import (
     DEFAULT_MAX_ARGS_BYTES,
     DEFAULT_MAX_ATTEMPTS,
+    BuilderSetting,
     Calls,
     EnqueueOptions,
     Enqueuer,
@@ -39,11 +39,16 @@ from .builder import (
     OptionKeywords,
     enqueue_options,
 )
-from .errors import ConfigurationError, JobNotFound, RetryRefused
-from .maintenance.retention import Retention, parse_retention
+from .errors import ConfigurationError
+from .events import JobEvents
+from .execution import EventHook
+from .fairness import Weights
+from .job_operations import JobOperations
+from .local_workers import LocalWorkers
+from .maintenance.retention import parse_retention
 from .models import (
-    DEFAULT_QUEUE,
     FINISHED_STATES,
+    Dependencies,
     EnqueueResult,
     Job,
     JobEvent,
@@ -53,35 +58,18 @@ from .models import (
     Tier,
     UnservedTask,
     WorkerRecord,
-    job_id_in_range,
 )
-from .periodic import (
-    TIMESTAMP_ARGUMENT,
-    Schedule,
-    Scheduler,
-    accepts_timestamp,
-    check_no_required_arguments,
-    checked_timing,
-)
-from .policy import Weights
-from .rate import RateLimit
-from .registry import Registry, Task, TaskFunc, TaskOptions
-from .testing import Drained, burst_drain
+from .periodic import Schedule, Scheduler, Schedules
+from .registry import Registry, Task, TaskFunc, task_options
+from .retries import Backoff, RetryOn
+from .store_handle import StoreHandle
+from .testing import Drained
 from .transaction import Transaction
-from .unserved import read_serving
-from .waiting import Waiters, wait_until_finished
+from .waiting import Waiters
 from .worker import Worker, WorkerSettings
+from .workflows import Group, Step
 
 T = TypeVar("T")
-
-log = logging.getLogger("quart_jobs")
-
-#: Events after which a job is in an end state (they wake its waiters).
-_ENDING_EVENTS = frozenset({JobEvent.SUCCEEDED, JobEvent.FAILED, JobEvent.CANCELLED})
-
-
-def _not_found(job_id: int) -> JobNotFound:
-    return JobNotFound(f"no job has id {job_id}")
 
 
 class Jobs:
@@ -125,9 +113,7 @@ class Jobs:
         if max_attempts < 1:
             raise ConfigurationError(f"JOB_MAX_ATTEMPTS must be at least 1, not {max_attempts}")
         self.registry = Registry()
-        self._url = url
-        self._backend_options = backend_options or {}
-        self._backend: Backend | None = url if isinstance(url, Backend) else None
+        self._handle = StoreHandle(url, backend_options)
         self._builder = JobBuilder(
             self.registry,
             clock=clock,
@@ -143,9 +129,6 @@ class Jobs:
         #: Seconds a finished job is kept before a running worker (or served app) deletes it;
         #: ``None`` keeps them until ``quart-jobs purge``. Accepts ``"7d"``, ``"12h"``, ``"off"``.
         self.retention = parse_retention(retention)
-        self._retention: Retention | None = None
-        self._workers: list[Worker] = []
-        self._opened = False
         #: Entered around every job this process runs (the Quart extension: an app context).
         self.job_context: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None
         #: Called for every job event (a :class:`JobEvent`: ``ENQUEUED`` by this process,
@@ -153,14 +136,17 @@ class Jobs:
         #: attempt scheduled, ``CANCELLED``, ``REQUEUED`` on shutdown), with the run time in
         #: seconds for the events that end an attempt. A hook that raises is logged and ignored.
         self.event_hooks: list[Callable[[JobEvent, Job, float | None], None]] = []
-        self._schedules: dict[str, Schedule] = {}
-        self._scheduler: Scheduler | None = None
         self._waiters = Waiters()
-        self._store_notifies: bool | None = None  # watching the store's finished jobs?
+        self._events = JobEvents(self._waiters, self.event_hooks)
+        self._schedules = Schedules(self.registry, self.enqueue_many)
+        self._local = LocalWorkers(self.registry, self._schedules)
         #: Asked before :meth:`retry` queues a job again: a guard returns ``None`` to allow it,
         #: or the reason it is refused (say, "the order was cancelled"), which
         #: :class:`~quart_jobs.errors.RetryRefused` carries to the admin (409) and the CLI.
         self.retry_guards: list[Callable[[Job], Awaitable[str | None]]] = []
+        self._operations = JobOperations(
+            self._handle, self._builder, self._events, self._local, self.retry_guards
+        )
 
     # --- configuration -----------------------------------------------------------------------
 
@@ -169,12 +155,7 @@ class Jobs:
     ) -> None:
         """Change the store or settings before :meth:`open` (the Quart extension does, from
         ``app.config``)."""
-        if self._opened:
-            raise ConfigurationError("configure() must be called before the jobs store is opened")
-        self._url = url
-        self._backend = url if isinstance(url, Backend) else None
-        if backend_options is not None:
-            self._backend_options = backend_options
+        self._handle.configure(url, backend_options)
         for name, value in settings.items():
             if not hasattr(self, name):
                 raise ConfigurationError(f"unknown setting {name!r}")
@@ -182,58 +163,21 @@ class Jobs:
                 value = parse_retention(value)
             setattr(self, name, value)
 
-    @property
-    def max_attempts(self) -> int:
-        """Attempts a job gets when neither its task nor ``options()`` says."""
-        return self._builder.max_attempts
-
-    @max_attempts.setter
-    def max_attempts(self, value: int) -> None:
-        self._builder.max_attempts = value
-
-    @property
-    def default_priority(self) -> int:
-        """The priority of a job when neither its task nor ``options()`` says."""
-        return self._builder.default_priority
-
-    @default_priority.setter
-    def default_priority(self, value: int | Tier) -> None:
-        self._builder.default_priority = int(value)
-
-    @property
-    def max_args_bytes(self) -> int:
-        """The largest JSON encoding of a job's arguments (:class:`PayloadTooLarge` past it)."""
-        return self._builder.max_args_bytes
-
-    @max_args_bytes.setter
-    def max_args_bytes(self, value: int) -> None:
-        self._builder.max_args_bytes = value
-
-    @property
-    def queue_limits(self) -> QueueLimits | None:
-        """Caps on queued jobs checked at every enqueue (``options(limits=…)`` overrides them)."""
-        return self._builder.queue_limits
-
-    @queue_limits.setter
-    def queue_limits(self, value: QueueLimits | None) -> None:
-        self._builder.queue_limits = value
-
-    @property
-    def clock(self) -> Callable[[], float]:
-        """Seconds since the epoch: the time of enqueues, delays and leases."""
-        return self._builder.clock
-
-    @clock.setter
-    def clock(self, value: Callable[[], float]) -> None:
-        self._builder.clock = value
+    max_attempts = BuilderSetting[int]()
+    """Attempts a job gets when neither its task nor ``options()`` says."""
+    default_priority = BuilderSetting[int](int)
+    """The priority of a job when neither its task nor ``options()`` says."""
+    max_args_bytes = BuilderSetting[int]()
+    """The largest JSON encoding of a job's arguments (:class:`PayloadTooLarge` past it)."""
+    queue_limits = BuilderSetting[QueueLimits | None]()
+    """Caps on queued jobs checked at every enqueue (``options(limits=…)`` overrides them)."""
+    clock = BuilderSetting[Callable[[], float]]()
+    """Seconds since the epoch: the time of enqueues, delays and leases."""
 
     @property
     def _store(self) -> Backend:
         """The store, created from the URL on first use (opened by :meth:`open`)."""
-        if self._backend is None:
-            assert isinstance(self._url, str)
-            self._backend = backend_from_url(self._url, **self._backend_options)
-        return self._backend
+        return self._handle.backend
 
     # --- tasks -------------------------------------------------------------------------------
 
@@ -252,6 +196,8 @@ class Jobs:
         priority: int | Tier | str | None = None,
         queue: str | None = None,
         rate_limit: str | None = None,
+        retry_on: RetryOn | None = None,
+        backoff: Backoff | None = None,
     ) -> Callable[[TaskFunc], Task]: ...
 
     def task(
@@ -265,44 +211,34 @@ class Jobs:
         priority: int | Tier | str | None = None,
         queue: str | None = None,
         rate_limit: str | None = None,
+        retry_on: RetryOn | None = None,
+        backoff: Backoff | None = None,
     ) -> Task | Callable[[TaskFunc], Task]:
         """Register a sync or async function as a task: ``@jobs.task`` or ``@jobs.task(...)``.
 
-        A job stores its task's name, and any process that runs the job looks the task up by
-        it, so the name must be the same in every process. It is ``name`` when given, otherwise
-        ``module.qualname``, where a module that runs as ``__main__`` is named as it would be
-        imported: ``python -m pkg.tasks`` and ``python tasks.py`` register ``pkg.tasks.send``
-        and ``tasks.send`` (a file inside a package, a directory with an ``__init__.py``, gets
-        the package's prefix, as Quart's ``--app`` loader names it), the names a worker
-        started with ``--app pkg.tasks:jobs`` or ``--app tasks:jobs`` registers. Without a
-        file (``python -c``, a REPL) the module stays ``__main__``; pass ``name=`` there.
-
-        :param name: The name jobs store to find the task; default ``module.qualname``
-            (see above). Every process that runs the task must register it under the same name.
+        :param name: The name jobs store to find the task; every process that runs it must
+            register it under the same name. Default ``module.qualname``, a ``__main__`` module
+            named as it would be imported (``python tasks.py`` registers ``tasks.send``).
         :param max_attempts: Attempts for this task's jobs (default: the ``Jobs`` setting).
         :param timeout: Seconds an attempt may run before it fails with ``TimeoutError``.
         :param priority: This task's default priority (a :class:`Tier`, its name, or an int).
+        :param queue: The queue of this task's jobs (default ``"default"``).
         :param rate_limit: ``"N/PERIOD"`` (``"10/s"``, ``"100/m"``, ``"5/h"``, ``"20/5s"``): at
             most N of this task's jobs start in any window of the period, across every
             process on the store (the key is the task's name); the others wait, queued.
+        :param retry_on: Retry only these exceptions (a tuple of classes); any other fails the
+            job at once. Default: retry every exception.
+        :param backoff: ``attempt -> seconds`` before the next attempt (1 for the first
+            failed attempt). Default: the worker's exponential backoff with jitter.
 
         The function must be defined with ``def`` at module level (another process imports it
-        by name); its arguments and its result must be JSON. Sync functions run on worker
-        threads (abandoned past their timeout), async ones on the event loop. The returned
-        :class:`Task` can still be called directly.
+        by name); its arguments and result must be JSON. Sync functions run on worker threads
+        (abandoned past their timeout), async ones on the event loop.
         """
-        options = TaskOptions(
-            max_attempts=max_attempts,
-            timeout=timeout,
-            priority=None if priority is None else Tier.parse(priority),
-            queue=None if queue is None else queue_names([queue])[0],
-            rate_limit=None if rate_limit is None else RateLimit.parse(rate_limit),
+        options = task_options(
+            max_attempts, timeout, priority, queue, rate_limit, retry_on, backoff
         )
-
-        def register(f: TaskFunc) -> Task:
-            return self.registry.register(f, name=name, options=options)
-
-        return register(func) if func is not None else register
+        return self.registry.task(func, name=name, options=options)
 
     def register(self, func: TaskFunc, *, name: str | None = None) -> Task:
         """Register ``func`` as a task without decorating it (``@jobs.task`` does the same)."""
@@ -324,47 +260,18 @@ class Jobs:
         The function takes no required argument; if it accepts a ``timestamp`` keyword, it gets
         the scheduled moment (seconds since the epoch). Every process running a worker enqueues
         the schedule's moments; each moment becomes one job (see :mod:`quart_jobs.periodic`)."""
-        where = f"@jobs.periodic({cron or f'every={every}'!r})"
-        cron_text, seconds = checked_timing(where, cron, every, timezone)
-        tier = None if priority is None else Tier.parse(priority)
-
-        def register(func: TaskFunc) -> Task:
-            check_no_required_arguments(func)
-            task = self.task(name=name, priority=tier, queue=queue)(func)
-            self._schedules[task.name] = Schedule(
-                task=task,
-                cron=cron_text,
-                every=seconds,
-                timezone=timezone,
-                queue=queue,
-                priority=tier,
-                passes_timestamp=accepts_timestamp(func),
-            )
-            self._scheduler = None  # rebuilt with every schedule when next needed
-            return task
-
-        return register
+        return self._schedules.decorator(cron, every, name, timezone, queue, priority)
 
     @property
     def schedules(self) -> builtins.list[Schedule]:
         """The periodic tasks registered here, by name."""
-        return [self._schedules[name] for name in sorted(self._schedules)]
+        return self._schedules.listed()
 
     @property
     def scheduler(self) -> Scheduler:
         """What enqueues the schedules' moments; started with this process's first worker.
         ``await jobs.scheduler.tick()`` runs one round now (tests, with their own clock)."""
-        if self._scheduler is None:
-            self._scheduler = Scheduler(self.schedules, self._enqueue_moment, self.clock)
-        return self._scheduler
-
-    async def _enqueue_moment(self, schedule: Schedule, moment: float) -> bool:
-        kwargs = {TIMESTAMP_ARGUMENT: moment} if schedule.passes_timestamp else {}
-        enqueuer = self.options(
-            key=schedule.key(moment), priority=schedule.priority, queue=schedule.queue
-        )
-        result = await enqueuer.enqueue_result(schedule.task, **kwargs)
-        return result.created
+        return self._schedules.scheduler(self.clock)
 
     # --- enqueue -----------------------------------------------------------------------------
 
@@ -393,15 +300,21 @@ class Jobs:
         self, calls: Calls, options: EnqueueOptions | None = None
     ) -> list[EnqueueResult]:
         """Enqueue several calls, ``(task, args, kwargs)`` each, in one transaction."""
-        new = self._builder.build_all(calls, options)
-        limits = self._builder.limits(options)
-        results = await self._store.enqueue(new, self.clock(), limits=limits)
-        self._notify_workers()
-        if self.event_hooks:
-            for result in results:
-                if result.created:
-                    self._emit(JobEvent.ENQUEUED, result.job, None)
-        return results
+        return await self._operations.enqueue_many(calls, options)
+
+    async def chain(self, *steps: Step) -> builtins.list[Job]:
+        """Enqueue ``steps`` (:func:`~quart_jobs.step`) in one transaction, each to start once
+        the one before succeeded; a failure cancels the rest. The jobs, in order."""
+        return await self.transaction(lambda tx: tx.chain(*steps))
+
+    async def group(self, members: Sequence[Step], *, then: Step) -> Group:
+        """Enqueue ``members`` and a callback ``then`` in one transaction; the callback runs
+        once, after every member ended, whatever their outcome."""
+        return await self.transaction(lambda tx: tx.group(members, then=then))
+
+    async def dependencies(self, job_id: int) -> Dependencies:
+        """The jobs ``job_id`` depends on (with their results) and the jobs that depend on it."""
+        return await self._operations.dependencies(job_id)
 
     async def transaction(self, func: Callable[[Transaction], T]) -> T:
         """Run ``func(tx)`` in one transaction of the jobs' database and return its value once
@@ -409,54 +322,18 @@ class Jobs:
         (``tx.enqueue``) are kept together or, if ``func`` raises, not at all. ``func`` is
         synchronous and should be short (no network calls): on SQLite it runs on the writer
         thread, inside a group commit. Workers are woken after the commit."""
-        now = self.clock()
-        done: list[Transaction] = []
-
-        def run(inner: BackendTransaction) -> T:
-            tx = Transaction(self._builder, inner, now)
-            value = func(tx)
-            done.append(tx)
-            return value
-
-        value = await self._store.run_transaction(run, now)
-        for tx in done:
-            if tx.created:
-                self._notify_workers()
-            for job in tx.created:
-                self._emit(JobEvent.ENQUEUED, job, None)
-            for job in tx.cancelled:
-                self._emit(JobEvent.CANCELLED, job, None)
-        return value
-
-    def _emit(self, name: str, job: Job, elapsed: float | None) -> None:
-        event = JobEvent(name)
-        if event in _ENDING_EVENTS and self._waiters:
-            self._waiters.wake((job.id,))
-        for hook in self.event_hooks:
-            try:
-                hook(event, job, elapsed)
-            except BaseException:  # SystemExit too: a hook never stops a worker or the caller
-                log.exception("job event hook failed (%s, job %s)", event, job.id)
-
-    def _notify_workers(self) -> None:
-        for worker in self._workers:
-            worker.notify()
+        return await self._operations.transaction(func)
 
     # --- inspect and control -----------------------------------------------------------------
 
     async def get(self, job_id: int) -> Job:
         """The job with this id, as stored now; :class:`JobNotFound` if there is none."""
-        job = await self.find(job_id)
-        if job is None:
-            raise _not_found(job_id)
-        return job
+        return await self._operations.get(job_id)
 
     async def find(self, job_id: int) -> Job | None:
         """The job with this id, or ``None`` (also for an id no job can have: 0, negative, or
         past :data:`~quart_jobs.models.MAX_JOB_ID`)."""
-        if not job_id_in_range(job_id):
-            return None
-        return await self._store.get(job_id)
+        return await self._operations.find(job_id)
 
     async def wait(self, job_id: int, timeout: float | None = None) -> Job:
         """The job once it is succeeded, failed or cancelled, whichever process runs it.
@@ -467,12 +344,7 @@ class Jobs:
         another process's outcome is seen by reading again after 10 ms, doubling up to 1 s."""
         if timeout is not None and timeout < 0:
             raise ValueError(f"timeout must not be negative, not {timeout}")
-        if self._store_notifies is None:
-            self._store_notifies = self._store.watch_finished(self._waiters.wake)
-        with self._waiters.watch(job_id) as woken:
-            return await wait_until_finished(
-                lambda: self.get(job_id), woken, timeout, notified=self._store_notifies
-            )
+        return await self._waiters.wait(self._store, job_id, lambda: self.get(job_id), timeout)
 
     async def list(
         self,
@@ -501,67 +373,40 @@ class Jobs:
     async def cancel(self, job_id: int, *, running: bool = True) -> Job:
         """Cancel a queued job, or (``running=True``) ask a running one to stop: it ends
         ``cancelled``. Look at the returned job's state to see what happened."""
-        if not job_id_in_range(job_id):
-            raise _not_found(job_id)
-        now = self.clock()
-        job = await self._store.cancel(job_id, now, running=running)
-        if job is None:
-            raise _not_found(job_id)
-        if job.state is JobState.CANCELLED and job.finished_at == now:
-            self._emit(JobEvent.CANCELLED, job, None)  # cancelled by this call, while queued
-        if job.state is JobState.RUNNING and running:
-            for worker in self._workers:
-                await worker.cancel_local(job_id)
-        return job
+        return await self._operations.cancel(job_id, running=running)
 
     async def retry(self, job_id: int) -> Job:
         """Queue a failed or cancelled job again, with a fresh set of attempts, unless a
         :attr:`retry_guards` refuses (:class:`~quart_jobs.errors.RetryRefused`)."""
-        if not job_id_in_range(job_id):
-            raise _not_found(job_id)
-        if self.retry_guards:
-            current = await self.get(job_id)
-            for guard in self.retry_guards:
-                refusal = await guard(current)
-                if refusal:
-                    raise RetryRefused(refusal)
-        job = await self._store.retry(job_id, self.clock())
-        if job is None:
-            raise _not_found(job_id)
-        self._notify_workers()
-        return job
+        return await self._operations.retry(job_id)
 
     async def pause(self, queue: str) -> bool:
         """Stop starting ``queue``'s jobs, in every process, until :meth:`resume` (durable:
         it outlives restarts). Running jobs finish; enqueues are still accepted; a queue no
         job has used yet may be paused. ``False`` when it was paused already."""
-        return await self._store.pause(queue_names([queue])[0], self.clock())
+        return await self._operations.pause(queue)
 
     async def resume(self, queue: str) -> bool:
         """Start ``queue``'s jobs again (workers are woken as by an enqueue). ``False`` when
         it was not paused."""
-        resumed = await self._store.resume(queue_names([queue])[0])
-        self._notify_workers()
-        return resumed
+        return await self._operations.resume(queue)
 
     async def paused(self) -> set[str]:
         """The paused queues."""
-        return set(await self._store.paused())
+        return await self._operations.paused()
 
     async def stats(self) -> Stats:
         """Counts by state and priority, and the oldest queued job per priority; the live
         workers (every process's, from the store's registry), the ready jobs none of them
-        serves (:attr:`Stats.unserved`) and the paused queues (:attr:`Stats.paused`)."""
-        stats = await self._store.stats()
-        workers, unserved = await self.serving()
-        paused = await self._store.paused()
-        return replace(stats, workers=tuple(workers), unserved=tuple(unserved), paused=paused)
+        serves (:attr:`Stats.unserved`), the paused queues (:attr:`Stats.paused`) and why the
+        jobs that are not starting wait (:attr:`Stats.waiting`)."""
+        return await self._operations.stats()
 
     async def serving(self) -> tuple[builtins.list[WorkerRecord], builtins.list[UnservedTask]]:
         """The live workers and the ready jobs that none of them may claim (by queue and task):
         a few index lookups (:func:`~quart_jobs.unserved.read_serving`), what ``/metrics``
         reports."""
-        return await read_serving(self._store, self.clock())
+        return await self._operations.serving()
 
     async def find_by_key(self, key: str) -> Job | None:
         """The job enqueued with this ``key`` (``options(key=…)``), or ``None``."""
@@ -600,82 +445,34 @@ class Jobs:
     async def store_only(self) -> AsyncIterator[Jobs]:
         """``async with jobs.store_only():`` the store opened alone, closed on exit: no worker,
         no retention, no :attr:`QuartJobs.on_open` hook (for commands that read or purge)."""
-        await self._store.open()
-        try:
+        async with self._handle.opened_alone():
             yield self
-        finally:
-            await self._store.close()
 
     async def open(self) -> None:
         """Open the store, creating or upgrading its schema. ``async with jobs:`` calls it."""
-        if not self._opened:
-            await self._store.open()
-            self._opened = True
+        await self._handle.open()
 
     async def close(self) -> None:
         """Stop this object's workers gracefully, then close the store."""
-        for worker in list(self._workers):
-            await self.stop_worker(worker)
-        if self._store_notifies is not None:
-            self._store.unwatch_finished(self._waiters.wake)
-            self._store_notifies = None
-        if self._retention is not None:
-            await self._retention.stop()
-            self._retention = None
-        if self._opened:
-            await self._store.close()
-            self._opened = False
+        await self._local.close()
+        self._waiters.unwatch()
+        await self._handle.close()
 
     async def __aenter__(self) -> Jobs:
         await self.open()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     def start_worker(self, **overrides: Any) -> Worker:
         """Start a worker in this process, with :attr:`worker_settings` plus ``overrides``
         (``queues=["emails"]``: claim only from those queues)."""
-        if overrides.get("queues") is not None:
-            overrides["queues"] = queue_names(overrides["queues"])
-        settings = replace(self.worker_settings, **overrides)
-        self._warn_unused_queues(settings.queues)
-        return self._start(settings, self._emit)
+        return self._start(self._local.settings(self.worker_settings, overrides), self._events.emit)
 
-    def _warn_unused_queues(self, queues: Sequence[str] | None) -> None:
-        """A worker told to claim from a queue that no registered task uses is most often a
-        typo: it waits there for jobs that only ``options(queue=…)`` could send."""
-        known = self.registry.queues(DEFAULT_QUEUE)
-        unused = [q for q in queues or () if q not in known]
-        if unused and known:
-            log.warning(
-                "a worker claims from queue %s that no registered task uses (the tasks' "
-                "queues: %s); only jobs enqueued with options(queue=...) reach it",
-                ", ".join(unused),
-                ", ".join(sorted(known)),
-            )
-
-    def _start(
-        self, settings: WorkerSettings, on_event: Callable[[str, Job, float | None], None]
-    ) -> Worker:
-        worker = Worker(
-            self._store,
-            self.registry,
-            settings,
-            clock=self.clock,
-            on_event=on_event,
-            job_context=self.job_context,
-        )
-        self._workers.append(worker)
-        worker.start()
+    def _start(self, settings: WorkerSettings, on_event: EventHook) -> Worker:
+        worker = self._local.start(self._store, settings, self.clock, on_event, self.job_context)
         if not settings.burst:
-            if self._schedules:
-                self.scheduler.start()  # keeps the schedules while a worker runs here
             self.start_retention()
         return worker
 
@@ -683,20 +480,11 @@ class Jobs:
         """Start deleting finished jobs past :attr:`retention` (at least once a minute) in
         this process, until :meth:`close`; nothing when retention is off. Workers and a
         serving Quart app call it."""
-        if self.retention is None or (self._retention is not None and self._retention.running):
-            return
-        self._retention = Retention(self.purge, self.retention, self.clock)
-        self._retention.start()
+        self._local.start_retention(self.retention, self.purge, self.clock)
 
     async def stop_worker(self, worker: Worker, timeout: float | None = None) -> None:
         """Stop a worker from :meth:`start_worker` gracefully (see :meth:`Worker.stop`)."""
-        try:
-            await worker.stop(timeout)
-        finally:
-            if worker in self._workers:
-                self._workers.remove(worker)
-            if self._scheduler is not None and not any(not w.settings.burst for w in self._workers):
-                await self._scheduler.stop()
+        await self._local.stop(worker, timeout)
 
     async def drain(self, timeout: float | None = None) -> Drained:
         """Run, in this process, every job that is ready, and the jobs they enqueue, until no
@@ -707,12 +495,8 @@ class Jobs:
         are not waited for. After ``timeout`` seconds the running jobs are put back in the
         queue and :class:`TimeoutError` is raised."""
         burst = replace(self.worker_settings, burst=True)
-        return await burst_drain(
-            lambda hook: self._start(burst, hook),
-            lambda worker: self.stop_worker(worker, timeout=0),
-            self._emit,
-            timeout,
-        )
+        start = functools.partial(self._start, burst)
+        return await self._local.drain(start, self._events.emit, timeout)
 
     @contextlib.asynccontextmanager
     async def run_worker(self, **overrides: Any) -> AsyncIterator[Worker]:
@@ -730,4 +514,4 @@ class Jobs:
     @property
     def workers(self) -> builtins.list[Worker]:
         """The workers running in this process."""
-        return list(self._workers)
+        return list(self._local)

@@ -37,8 +37,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
+from .builder import EnqueueMany, Enqueuer, enqueue_options
 from .errors import BackendUnavailable, TaskRegistrationError
-from .registry import Task, TaskFunc
+from .models import Tier
+from .registry import Registry, Task, TaskFunc, task_options
 
 log = logging.getLogger("quart_jobs.periodic")
 
@@ -318,6 +320,77 @@ class Scheduler:
                 pause = min(MAX_SLEEP, 0.5 * 2**failures)
                 log.exception("scheduler: a round failed (retry in %.1fs)", pause)
             await asyncio.sleep(min(MAX_SLEEP, max(0.0, pause)))
+
+
+class Schedules:
+    """The periodic tasks registered on one :class:`~quart_jobs.Jobs` (``@jobs.periodic``),
+    and the :class:`Scheduler` that enqueues their moments through ``enqueue_many``: built
+    when first needed, built anew after a registration."""
+
+    def __init__(self, registry: Registry, enqueue_many: EnqueueMany) -> None:
+        self._registry = registry
+        self._enqueue_many = enqueue_many
+        self._by_name: dict[str, Schedule] = {}
+        self._scheduler: Scheduler | None = None
+
+    def decorator(
+        self,
+        cron: str | None,
+        every: float | None,
+        name: str | None,
+        timezone: str,
+        queue: str,
+        priority: int | Tier | str | None,
+    ) -> Callable[[TaskFunc], Task]:
+        """What ``@jobs.periodic(...)`` returns: registers the function as a task and its
+        schedule; the timing is checked now, the function when it is decorated."""
+        where = f"@jobs.periodic({cron or f'every={every}'!r})"
+        cron_text, seconds = checked_timing(where, cron, every, timezone)
+        tier = None if priority is None else Tier.parse(priority)
+
+        def register(func: TaskFunc) -> Task:
+            check_no_required_arguments(func)
+            options = task_options(priority=tier, queue=queue)
+            task = self._registry.register(func, name=name, options=options)
+            self._by_name[task.name] = Schedule(
+                task=task,
+                cron=cron_text,
+                every=seconds,
+                timezone=timezone,
+                queue=queue,
+                priority=tier,
+                passes_timestamp=accepts_timestamp(func),
+            )
+            self._scheduler = None  # rebuilt with every schedule when next needed
+            return task
+
+        return register
+
+    def __bool__(self) -> bool:
+        return bool(self._by_name)
+
+    def listed(self) -> list[Schedule]:
+        """The schedules, by name."""
+        return [self._by_name[name] for name in sorted(self._by_name)]
+
+    def scheduler(self, clock: Callable[[], float]) -> Scheduler:
+        """The scheduler of every schedule registered so far, built on ``clock`` if needed."""
+        if self._scheduler is None:
+            self._scheduler = Scheduler(self.listed(), self._enqueue_moment, clock)
+        return self._scheduler
+
+    async def stop(self) -> None:
+        """Stop the scheduler, if one was built."""
+        if self._scheduler is not None:
+            await self._scheduler.stop()
+
+    async def _enqueue_moment(self, schedule: Schedule, moment: float) -> bool:
+        kwargs = {TIMESTAMP_ARGUMENT: moment} if schedule.passes_timestamp else {}
+        options = enqueue_options(
+            key=schedule.key(moment), priority=schedule.priority, queue=schedule.queue
+        )
+        result = await Enqueuer(self._enqueue_many, options).enqueue_result(schedule.task, **kwargs)
+        return result.created
 
 
 def _log_end(task: asyncio.Task[None]) -> None:

@@ -11,13 +11,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .backends.base import queue_names
 from .errors import (
     ArgumentsNotSerializable,
     PayloadTooLarge,
     TaskNotRegistered,
     TaskRegistrationError,
 )
+from .models import Tier
 from .rate import RateLimit
+from .retries import Backoff, RetryOn, check_backoff, check_retry_on
 
 TaskFunc = Callable[..., Any]
 
@@ -32,6 +35,17 @@ class TaskOptions:
     queue: str | None = None
     #: At most this many of the task's jobs start per period (key: the task's name).
     rate_limit: RateLimit | None = None
+    #: Only these exceptions are retried (``None``: every one); see :mod:`quart_jobs.retries`.
+    retry_on: RetryOn | None = None
+    #: ``attempt -> seconds`` before the next attempt (``None``: the worker's backoff).
+    backoff: Backoff | None = None
+
+    def checked(self, task: str) -> TaskOptions:
+        """These options, or a :class:`~quart_jobs.errors.ConfigurationError` naming ``task``
+        when a retry option is malformed."""
+        check_retry_on(task, self.retry_on)
+        check_backoff(task, self.backoff)
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +60,29 @@ class Task:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the function directly, in this process, now."""
         return self.func(*args, **kwargs)
+
+
+def task_options(
+    max_attempts: int | None = None,
+    timeout: float | None = None,
+    priority: int | Tier | str | None = None,
+    queue: str | None = None,
+    rate_limit: str | None = None,
+    retry_on: RetryOn | None = None,
+    backoff: Backoff | None = None,
+) -> TaskOptions:
+    """A task's options from what ``@jobs.task(...)`` takes: a tier's name or number, a
+    checked queue name, a rate limit's text (``"10/s"``), the retry policy (checked when the
+    task is registered, naming it)."""
+    return TaskOptions(
+        max_attempts=max_attempts,
+        timeout=timeout,
+        priority=None if priority is None else Tier.parse(priority),
+        queue=None if queue is None else queue_names([queue])[0],
+        rate_limit=None if rate_limit is None else RateLimit.parse(rate_limit),
+        retry_on=retry_on,
+        backoff=backoff,
+    )
 
 
 def default_name(func: TaskFunc) -> str:
@@ -164,12 +201,23 @@ class Registry:
         task = Task(
             name=task_name,
             func=func,
-            options=options or TaskOptions(),
+            options=(options or TaskOptions()).checked(task_name),
             is_async=inspect.iscoroutinefunction(func),
         )
         self._by_name[task_name] = task
         self._by_func[func] = task
         return task
+
+    def task(
+        self, func: TaskFunc | None = None, /, *, name: str | None, options: TaskOptions
+    ) -> Task | Callable[[TaskFunc], Task]:
+        """:meth:`register` as a decorator: ``func`` registered now, or without it the function
+        that registers one (``@jobs.task`` and ``@jobs.task(...)``)."""
+
+        def register(f: TaskFunc) -> Task:
+            return self.register(f, name=name, options=options)
+
+        return register(func) if func is not None else register
 
     def get(self, name: str) -> Task:
         try:

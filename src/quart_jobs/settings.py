@@ -24,8 +24,9 @@ from .backends.base import queue_names
 from .backends.sqlite.writer import SYNCHRONOUS_MODES
 from .builder import DEFAULT_MAX_ARGS_BYTES, DEFAULT_MAX_ATTEMPTS
 from .errors import ConfigurationError
+from .fairness import Weights
 from .maintenance.retention import parse_retention
-from .policy import RetryPolicy, Weights
+from .retries import RetryPolicy
 from .worker_settings import WorkerSettings
 
 PREFIX = "QUART_JOBS_"

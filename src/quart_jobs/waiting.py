@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Collection, Iterator
 
+from .backends.base import Backend
 from .models import Job
 
 #: The first pause between two reads of a job that has not ended, for stores without
@@ -29,6 +30,28 @@ class Waiters:
 
     def __init__(self) -> None:
         self._events: dict[int, set[asyncio.Event]] = {}
+        self._watched: Backend | None = None  # the store whose finishes wake the waiters
+        self._notified = False  # does it announce other processes' finishes?
+
+    async def wait(
+        self,
+        store: Backend,
+        job_id: int,
+        read: Callable[[], Awaitable[Job]],
+        timeout: float | None,
+    ) -> Job:
+        """``read()`` the job until it has ended (:func:`wait_until_finished`), woken by this
+        process's outcomes and, from the first wait on, by the finishes ``store`` announces."""
+        if self._watched is None:
+            self._watched, self._notified = store, store.watch_finished(self.wake)
+        with self.watch(job_id) as woken:
+            return await wait_until_finished(read, woken, timeout, notified=self._notified)
+
+    def unwatch(self) -> None:
+        """Stop watching the store's finishes (the next wait watches again)."""
+        if self._watched is not None:
+            self._watched.unwatch_finished(self.wake)
+            self._watched = None
 
     @contextlib.contextmanager
     def watch(self, job_id: int) -> Iterator[asyncio.Event]:

@@ -32,8 +32,9 @@ from typing import Any
 
 from .backends.base import Backend, ClaimScope
 from .claim_loop import ClaimLoop
+from .current import current_job
 from .errors import JobsError
-from .execution import EventHook, Execution, StopReason, current_job
+from .execution import EventHook, Execution, StopReason
 from .heartbeat import Heartbeat
 from .maintenance.lease_recovery import LeaseRecovery
 from .maintenance.unserved_check import UnservedWatch
@@ -84,6 +85,7 @@ class Worker:
             on_change=self.notify,
             on_event=on_event,
             job_context=job_context,
+            store=backend,
         )
         self._registration = WorkerRegistration(backend, name, registry, settings)
         self._claims = ClaimLoop(

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import policy
+from . import fairness
 from .backends.base import queue_names
+from .retries import RetryPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +22,7 @@ class WorkerSettings:
     :ivar poll_interval: Seconds between looks for jobs that another process enqueued (jobs
         enqueued by this process wake the worker at once).
     :ivar weights: The priority levels' shares when several have jobs waiting
-        (:class:`~quart_jobs.policy.Weights`; default VIP 9 starts per regular start).
+        (:class:`~quart_jobs.fairness.Weights`; default VIP 9 starts per regular start).
     :ivar queues: The queues this worker claims from (``None``: every queue).
     :ivar shutdown_timeout: Seconds that running jobs get to finish when the worker stops;
         then they are cancelled and queued again without charging the attempt.
@@ -33,14 +34,14 @@ class WorkerSettings:
     heartbeat_interval: float | None = None  # default: a third of the lease
     poll_interval: float = 0.5
     shutdown_timeout: float = 20.0
-    retry: policy.RetryPolicy = field(default_factory=policy.RetryPolicy)
-    weights: policy.Weights = field(default_factory=policy.Weights)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    weights: fairness.Weights = field(default_factory=fairness.Weights)
     queues: tuple[str, ...] | None = None
     #: Burst mode (``jobs.drain``): claim until no job is ready and none runs, then stop.
     burst: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "weights", policy.Weights.of(self.weights))
+        object.__setattr__(self, "weights", fairness.Weights.of(self.weights))
         if self.queues is not None:
             object.__setattr__(self, "queues", queue_names(self.queues))
         if self.concurrency < 1:

@@ -19,7 +19,7 @@ import pytest
 
 from quart_jobs.backends import Outcome
 from quart_jobs.backends.sqlite.backend import SQLiteBackend
-from quart_jobs.models import JobState, Lease, NewJob, Tier
+from quart_jobs.models import JobState, Lease, NewJob, Progress, Tier
 
 BIN = Path(sys.executable).parent
 DAY = 86400.0
@@ -71,7 +71,9 @@ async def _seed(path: Path) -> Seeded:
     succeeded_new = await add("report.build")
     await end(succeeded_new, JobState.SUCCEEDED, now, result='{"ok":true}')
     running = await add("report.build", int(Tier.VIP))
-    await backend.claim("cli-test", 1, now, 300)
+    (claimed,) = await backend.claim("cli-test", 1, now, 300)
+    lease = Lease(claimed.id, claimed.lease_token or "")
+    await backend.heartbeat([lease], now, 300, [(lease, Progress(0.4, "resized 4 of 10"))])
     queued = await add("mail.send")
     await backend.close()
     return Seeded(
@@ -196,6 +198,16 @@ def test_show_prints_a_whole_job_or_exits_1(db: Seeded) -> None:
     assert "mail.send" in text.stdout and text.stdout.rstrip().endswith("TB here")
     missing = qj("show", "99999", url=db.url)
     assert missing.returncode == 1 and "no job has id 99999" in missing.stderr
+
+
+def test_show_prints_the_progress_a_running_job_reported(db: Seeded) -> None:
+    job = as_json(qj("show", str(db.running), "--json", url=db.url))
+    assert (job["state"], job["progress"]) == ("running", 0.4)
+    assert job["progress_message"] == "resized 4 of 10"
+    text = qj("show", str(db.running), url=db.url).stdout
+    assert "progress: 40% resized 4 of 10" in text, text
+    queued = qj("show", str(db.queued), url=db.url).stdout
+    assert "progress: -" in queued, queued
 
 
 def test_retry_one_job_then_refuse_a_second_time(db: Seeded) -> None:
@@ -355,3 +367,27 @@ def test_reading_commands_do_not_run_the_apps_on_open_hooks(tmp_path: Path) -> N
         assert marker.read_text() == "ran\n", command
     assert run("cancel", "1").returncode == 1  # changes jobs: the app's set-up runs
     assert marker.read_text() == "ran\nran\n"
+
+
+def test_stats_say_why_jobs_wait(db: Seeded) -> None:
+    # The seeded store has one ready job and no live worker: nobody serves it.
+    data = as_json(qj("stats", "--json", url=db.url))
+    assert data["waiting"] == {"default": {"unserved": {"count": 1, "at_least": False}}}
+    lines = qj("stats", url=db.url).stdout.splitlines()
+    at = lines.index("why jobs wait (each job under the first reason that holds it):")
+    assert lines[at + 1].split() == [
+        "queue",
+        "dependency",
+        "not",
+        "due",
+        "paused",
+        "unserved",
+        "rate",
+        "limit",
+        "concurrency",
+    ]
+    assert lines[at + 3].split() == ["default", "-", "-", "-", "1", "-", "-"]
+    # A paused queue holds its jobs first, whoever serves them.
+    assert qj("pause", "default", url=db.url).returncode == 0
+    data = as_json(qj("stats", "--json", url=db.url))
+    assert data["waiting"] == {"default": {"paused": {"count": 1, "at_least": False}}}

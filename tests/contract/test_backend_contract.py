@@ -9,8 +9,8 @@ import pytest
 
 from quart_jobs.backends import Backend, Outcome
 from quart_jobs.backends.base import ANY_SCOPE, ClaimScope
+from quart_jobs.fairness import Weights
 from quart_jobs.models import JobFilter, JobState, Lease, NewJob, Tier
-from quart_jobs.policy import Weights
 
 from ..conftest import Clock
 

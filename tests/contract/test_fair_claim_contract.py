@@ -12,8 +12,8 @@ from quart_jobs.backends import Backend, Outcome
 from quart_jobs.backends.base import ANY_SCOPE, ClaimScope
 from quart_jobs.backends.memory.backend import MemoryBackend
 from quart_jobs.backends.sqlite.backend import SQLiteBackend
+from quart_jobs.fairness import FairBook, Weights
 from quart_jobs.models import JobState, Lease, NewJob, Tier
-from quart_jobs.policy import FairBook, Weights
 
 from ..conftest import TEST_POSTGRES_URL, Clock
 

@@ -20,12 +20,12 @@ import pytest
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
-from quart_jobs import Job, Jobs, JobState, QuartJobs, get_jobs
+from quart_jobs import Job, Jobs, JobState, QuartJobs, Why, get_jobs
 from quart_jobs.admin import register_admin
 from quart_jobs.backends import Outcome
 from quart_jobs.backends.base import ClaimScope
-from quart_jobs.models import Lease
-from quart_jobs.policy import Weights
+from quart_jobs.fairness import Weights
+from quart_jobs.models import Lease, Progress
 
 from . import admin_app
 from .admin_app import TASK, TOKEN
@@ -257,6 +257,7 @@ async def test_stats_match_the_database(app: Quart, client: Client, tmp_path: Pa
         for state in JobState:
             assert body["counts"][tier][state.value] == expected.get((state.value, priority), 0)
     assert body["counts"]["vip"] == {
+        "waiting": 0,
         "queued": 0,
         "running": 0,
         "succeeded": 2,
@@ -264,6 +265,7 @@ async def test_stats_match_the_database(app: Quart, client: Client, tmp_path: Pa
         "cancelled": 0,
     }
     assert body["counts"]["regular"] == {
+        "waiting": 0,
         "queued": 3,
         "running": 1,
         "succeeded": 0,
@@ -329,6 +331,21 @@ async def test_job_detail_has_arguments_attempts_times_and_traceback(
         assert response.status_code == 404
 
 
+async def test_job_detail_says_why_the_job_failed(app: Quart, client: Client) -> None:
+    job_id = await place(app)
+    await run_as_worker(
+        app, JobState.FAILED, error="Fail: card declined", traceback="tb", why=Why.FAILED_BY_TASK
+    )
+    response = await client.get(f"/admin/api/jobs/{job_id}", headers=ADMIN)
+    job = (await response.get_json())["job"]
+    assert job["why"] == "failed_by_task"
+    assert job["outcome"] == "failed by the task: Fail: card declined, 4 attempts left"
+    listed = await client.get("/admin/api/jobs?state=failed", headers=ADMIN)
+    assert [j["why"] for j in (await listed.get_json())["jobs"]] == ["failed_by_task"]
+    script = await (await client.get("/admin/static/dashboard.js")).get_data(True)
+    assert '["Outcome", job.outcome]' in script  # the detail drawer shows it
+
+
 async def test_retry_queues_a_failed_job_and_refuses_others(app: Quart, client: Client) -> None:
     job_id = await failed_job(app)
     response = await client.post(f"/admin/api/jobs/{job_id}/retry", headers=ADMIN)
@@ -364,6 +381,21 @@ async def test_cancel_a_queued_a_running_and_a_finished_job(app: Quart, client: 
     response = await client.post(f"/admin/api/jobs/{done}/cancel", headers=ADMIN)
     assert response.status_code == 409
     assert (await jobs.get(done)).state is JobState.SUCCEEDED
+
+
+async def test_job_json_carries_the_progress_a_running_job_reported(
+    app: Quart, client: Client
+) -> None:
+    running = await place(app)
+    jobs = get_jobs(app)
+    (claimed,) = await jobs._store.claim("w", 1, jobs.clock(), 30, STRICT)
+    lease = Lease(running, claimed.lease_token or "")
+    await jobs._store.heartbeat([lease], jobs.clock(), 30, [(lease, Progress(0.4, "4 of 10"))])
+
+    detail = await (await client.get(f"/admin/api/jobs/{running}", headers=ADMIN)).get_json()
+    assert (detail["job"]["progress"], detail["job"]["progress_message"]) == (0.4, "4 of 10")
+    listed = await (await client.get("/admin/api/jobs?state=running", headers=ADMIN)).get_json()
+    assert [(j["id"], j["progress"]) for j in listed["jobs"]] == [(running, 0.4)]
 
 
 async def test_throughput_counts_jobs_finished_per_minute(app: Quart, client: Client) -> None:

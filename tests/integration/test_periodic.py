@@ -119,7 +119,7 @@ async def test_a_failing_round_is_logged_and_tried_again(
     jobs: Jobs, caplog: pytest.LogCaptureFixture
 ) -> None:
     calls = 0
-    real = jobs._enqueue_moment
+    real = jobs.scheduler._enqueue_moment
 
     async def flaky(schedule: object, moment: float) -> bool:
         nonlocal calls

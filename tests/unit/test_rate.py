@@ -1,5 +1,5 @@
 """Rate limits, pure: parsing, the start log against a brute-force list of every start, and the
-claim's budgets composed with tiers and concurrency keys (``policy.choose_starts``)."""
+claim's budgets composed with tiers and concurrency keys (``fairness.choose_starts``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quart_jobs import policy
+from quart_jobs import fairness
 from quart_jobs.rate import MAX_ENTRIES, KeyState, RateLimit, StartLog, margin, settle
 
 
@@ -182,8 +182,8 @@ def test_choose_starts_keeps_every_budget_and_concurrency_limit_and_order(
     heads: dict[tuple[str, int], list[Job]] = {}
     for job in jobs:
         heads.setdefault((job.queue, job.priority), []).append(job)
-    chosen, _ = policy.choose_starts(
-        [], heads, limit, policy.Weights(), 0.0, {"c": running}, budgets
+    chosen, _ = fairness.choose_starts(
+        [], heads, limit, fairness.Weights(), 0.0, {"c": running}, budgets
     )
     for key in ("a", "b"):
         assert sum(1 for j in chosen if j.rate_key == key) <= budgets.get(key, 0)

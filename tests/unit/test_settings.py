@@ -44,7 +44,7 @@ def effective(jobs: QuartJobs) -> dict[str, Any]:
     """What a setting changes, read back from the objects that use it."""
     w = jobs.worker_settings
     return {
-        "database_url": jobs._url,
+        "database_url": jobs._handle.url,
         "embedded_worker": jobs.embedded_worker,
         "max_attempts": jobs.max_attempts,
         "max_args_bytes": jobs.max_args_bytes,
@@ -70,11 +70,11 @@ def test_every_setting_is_covered_here() -> None:
 def test_defaults_are_those_of_jobs_and_worker_settings() -> None:
     jobs = QuartJobs(Quart(__name__))
     plain, worker = Jobs(), WorkerSettings()
-    assert jobs._url == plain._url == "sqlite:///var/jobs.sqlite3"
+    assert jobs._handle.url == plain._handle.url == "sqlite:///var/jobs.sqlite3"
     assert jobs.max_attempts == plain.max_attempts
     assert jobs.worker_settings == worker
     assert jobs.worker_settings.retry == RetryPolicy()
-    assert jobs._backend_options == {}  # the backend's own defaults apply
+    assert jobs._handle.options == {}  # the backend's own defaults apply
 
 
 def test_constructor_keywords_become_the_config_defaults() -> None:
@@ -84,7 +84,7 @@ def test_constructor_keywords_become_the_config_defaults() -> None:
         assert app.config[setting.key] == CHANGED[setting.name], setting.key
     jobs.configure_from(app)  # what opening the store does: the keywords survive it
     assert effective(jobs) == {k: v for k, v in CHANGED.items() if k in effective(jobs)}
-    assert jobs._backend_options == {
+    assert jobs._handle.options == {
         "synchronous": "NORMAL",
         "busy_timeout_ms": 900,
         "reader_threads": 3,
@@ -99,7 +99,7 @@ def test_the_apps_config_wins_over_the_constructor() -> None:
     jobs.configure_from(app)
     assert jobs.worker_settings.concurrency == 7
     assert jobs.worker_settings.retry.max_delay == 40.0
-    assert jobs._backend_options == {  # a PostgreSQL URL: only PostgreSQL's options
+    assert jobs._handle.options == {  # a PostgreSQL URL: only PostgreSQL's options
         "schema": "jobs_here",
         "min_size": 3,
         "max_size": 5,

@@ -137,7 +137,11 @@ def register_routes(app: Quart, readiness: Readiness) -> None:
                 # Its job ended: bring the order along now (as the worker's event does).
                 await state.jobs.transaction(orders.sync_with_job([order.id]))
             order = await state.require_store().get_order(order.id) or order
-        return jsonify(order_json(order))
+        progress = None
+        if order.status == "processing" and order.job_id is not None:
+            job = await state.jobs.get(order.job_id)  # what its task reported, written coalesced
+            progress = job.progress
+        return jsonify(order_json(order, progress))
 
     @app.get("/orders")
     @validate_querystring(OrderQuery)

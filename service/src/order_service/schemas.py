@@ -52,6 +52,13 @@ class Order(BaseModel):
     started_at: str | None
     completed_at: str | None
     error: str | None
+    progress: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="how far its fulfilment got, 0 to 1, while it is processing (reported by "
+        "the fulfilment task, written within about a second); null otherwise",
+    )
 
 
 class OrderList(BaseModel):

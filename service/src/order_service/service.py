@@ -82,7 +82,8 @@ def iso(ts: float | None) -> str | None:
     )
 
 
-def order_json(order: Order) -> dict[str, Any]:
+def order_json(order: Order, progress: float | None = None) -> dict[str, Any]:
+    """The order as the API shows it; ``progress`` (0 to 1) is shown while it is processing."""
     return {
         "id": order.id,
         "customer": order.customer,
@@ -95,6 +96,7 @@ def order_json(order: Order) -> dict[str, Any]:
         "started_at": iso(order.started_at),
         "completed_at": iso(order.completed_at),
         "error": order.error,
+        "progress": progress if order.status == "processing" else None,
     }
 
 
@@ -114,7 +116,11 @@ async def process_order(order_id: int) -> dict[str, Any]:
     if order.final:  # completed by an earlier attempt, or cancelled: nothing left to do
         return {"fulfilled": order.status == "completed", "first_write": False}
     if order.processing_seconds > 0:
-        await asyncio.sleep(order.processing_seconds)
+        # One item after another, each its share of the time, reporting how far it got.
+        count = max(1, len(order.items))
+        for done in range(1, count + 1):
+            await asyncio.sleep(order.processing_seconds / count)
+            job.progress(done / count, f"{done} of {count} items")
     if job.attempts <= order.fail_times:
         raise SimulatedFailure(
             f"simulated failure (attempt {job.attempts} of {order.fail_times} set)"

@@ -20,8 +20,10 @@ REGULAR = {"Authorization": "Bearer demo-regular-key"}
 ORDER = {"items": [{"sku": "A-1", "quantity": 2}], "processing_seconds": 0}
 
 
-async def wait_status(client: Client, order_id: int, status: str) -> dict[str, Any]:
-    async with asyncio.timeout(5):
+async def wait_status(
+    client: Client, order_id: int, status: str, seconds: float = 5
+) -> dict[str, Any]:
+    async with asyncio.timeout(seconds):
         while True:
             body = await (await client.get(f"/orders/{order_id}", headers=VIP)).get_json()
             if body["status"] == status:
@@ -39,6 +41,24 @@ async def test_post_answers_202_with_the_order_and_its_location(client: Client) 
     assert body["created_at"].endswith("Z") and body["completed_at"] is None
     done = await wait_status(client, body["id"], "completed")
     assert done["attempts"] == 1 and done["started_at"] and done["completed_at"]
+
+
+async def test_a_processing_order_shows_how_far_its_fulfilment_got(client: Client) -> None:
+    items = [{"sku": f"A-{n}", "quantity": 1} for n in range(4)]
+    order = {"items": items, "processing_seconds": 4}  # one second per item
+    body = await (await client.post("/orders", json=order, headers=VIP)).get_json()
+    assert body["progress"] is None  # queued
+    async with asyncio.timeout(10):
+        while True:
+            seen = await (await client.get(f"/orders/{body['id']}", headers=VIP)).get_json()
+            if seen["progress"] is not None:
+                break
+            await asyncio.sleep(0.05)
+    assert seen["status"] == "processing" and seen["progress"] in (0.25, 0.5, 0.75), seen
+    done = await wait_status(client, body["id"], "completed", seconds=10)
+    assert done["progress"] is None  # shown while processing only
+    spec = await (await client.get("/openapi.json")).get_json()
+    assert "progress" in spec["components"]["schemas"]["Order"]["properties"]
 
 
 async def test_tier_comes_from_the_customer_not_the_body(client: Client) -> None:

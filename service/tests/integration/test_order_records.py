@@ -29,8 +29,8 @@ from quart_jobs.backends.postgres.backend import PostgresBackend
 from quart_jobs.backends.postgres.schema import migrate_component as pg_migrate_component
 from quart_jobs.backends.sqlite.backend import SQLiteBackend
 from quart_jobs.backends.sqlite.schema import migrate_component
+from quart_jobs.fairness import Weights
 from quart_jobs.models import JobFilter, Lease, NewJob, Tier
-from quart_jobs.policy import Weights
 
 from .conftest import order_settings
 

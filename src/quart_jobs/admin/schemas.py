@@ -72,6 +72,14 @@ class JobSummary(BaseModel):
     worker: str | None
     cancel_requested: bool
     error: str | None
+    why: str | None = Field(
+        description="why the latest attempt ended as it did: backoff, retry_requested, "
+        "gave_up, not_retryable, failed_by_task, lease_expired or cancelled"
+    )
+    progress: float | None = Field(
+        description="how far the latest attempt got (0 to 1) as its task reported, or null"
+    )
+    progress_message: str | None
 
 
 class JobDetail(JobSummary):
@@ -84,6 +92,7 @@ class JobDetail(JobSummary):
     lease_expires_at: float | None
     result: Any
     traceback: str | None
+    outcome: str | None = Field(description="the latest attempt's outcome and why, in words")
 
 
 class JobList(BaseModel):
@@ -132,6 +141,11 @@ class PausedQueue(BaseModel):
     known: bool = Field(description="false: no stored job has used this queue (yet)")
 
 
+class WaitingCount(BaseModel):
+    count: int = Field(description="jobs this reason holds")
+    at_least: bool = Field(description="true: the count reached the read's cap; there may be more")
+
+
 class StatsAnswer(BaseModel):
     now: float
     tiers: list[str] = Field(description="tier names, most urgent first")
@@ -147,6 +161,13 @@ class StatsAnswer(BaseModel):
     queues: dict[str, dict[str, int]] = Field(description="queue -> state -> number of jobs")
     paused: list[PausedQueue] = Field(
         description="the paused queues, by name, with what waits in each (it starts nothing)"
+    )
+    waiting: dict[str, dict[str, WaitingCount]] = Field(
+        description="queue -> reason -> jobs that are not starting, each under the first reason "
+        "that holds it, in this order: dependency (waits for other jobs), not_due (run_at in "
+        "the future), paused (its queue), unserved (no live worker may claim it), rate_limit "
+        "(its rate key's window is full), concurrency (its key has its limit running); reasons "
+        "that hold no job are left out"
     )
 
 
@@ -209,6 +230,7 @@ def stats_answer(stats: Stats, now: float) -> dict[str, Any]:
         "workers": [worker_summary(w, now) for w in stats.workers],
         "unserved": [unserved_summary(u) for u in stats.unserved],
         "paused": paused_summary(stats),
+        "waiting": stats.waiting.summary(),
     }
 
 

@@ -1,7 +1,7 @@
 """The one storage contract every backend implements, at the level of queue operations.
 
 Backends record decisions; policy (fair claim order, retry timing) is decided in
-:mod:`quart_jobs.policy` and passed in. Every write a worker makes presents its
+:mod:`quart_jobs.fairness` and passed in. Every write a worker makes presents its
 :class:`~quart_jobs.models.Lease`; a write with a lease that is no longer current is refused
 (fencing), so a worker that lost a job can never overwrite the new owner's result.
 
@@ -11,14 +11,15 @@ Times are seconds since the epoch, passed in by the caller, so tests can drive t
 from __future__ import annotations
 
 import abc
-import json
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 from ..errors import ConfigurationError, QueueFull
+from ..fairness import Weights
 from ..models import (
     FINISHED_STATES,
+    Dependencies,
     EnqueueResult,
     Job,
     JobEvent,
@@ -26,11 +27,11 @@ from ..models import (
     JobState,
     Lease,
     NewJob,
+    Progress,
     Stats,
+    Why,
     WorkerRecord,
 )
-from ..policy import Weights
-from ..rate import RateLimit
 from .database import AppDatabase
 from .operator import OperatorStore
 
@@ -44,6 +45,9 @@ class Outcome:
     * ``CANCELLED``;
     * ``QUEUED`` with ``refund=True``: put back untouched (graceful shutdown): the attempt
       it used is not charged.
+
+    ``why`` is stored as the job's :attr:`~quart_jobs.models.Job.why` (a failure's reason;
+    ``CANCELLED`` stores :attr:`~quart_jobs.models.Why.CANCELLED` whatever it says).
     """
 
     lease: Lease
@@ -53,6 +57,9 @@ class Outcome:
     traceback: str | None = None
     run_at: float | None = None
     refund: bool = False
+    why: Why | None = None
+    #: Progress the task reported that was not written yet: written with the outcome.
+    progress: Progress | None = None
 
     @property
     def event(self) -> JobEvent:
@@ -64,6 +71,20 @@ class Outcome:
             JobState.CANCELLED: JobEvent.CANCELLED,
             JobState.QUEUED: JobEvent.REQUEUED,
         }[self.state]
+
+    @property
+    def stored_why(self) -> Why | None:
+        """The ``why`` this outcome stores: a cancel's is :attr:`Why.CANCELLED`, a success's
+        and a refund's none."""
+        if self.state is JobState.CANCELLED:
+            return Why.CANCELLED
+        return None if self.state in (JobState.SUCCEEDED, JobState.QUEUED) else self.why
+
+    @property
+    def why_text(self) -> str | None:
+        """:attr:`stored_why` as the text a SQL row stores."""
+        why = self.stored_why
+        return None if why is None else why.value
 
     @property
     def ends_job(self) -> bool:
@@ -132,6 +153,16 @@ class BackendTransaction(abc.ABC):
         self, jobs: Sequence[NewJob], *, limits: QueueLimits | None = None
     ) -> list[EnqueueResult]:
         """:meth:`Backend.enqueue` inside this transaction (durable once it commits)."""
+
+    @abc.abstractmethod
+    def enqueue_after(
+        self, jobs: Sequence[NewJob], after: Sequence[int], *, run_always: bool = False
+    ) -> list[EnqueueResult]:
+        """Enqueue ``jobs``, each to start only once every job of ``after`` (ids) succeeded
+        (``run_always``: once each ended, however). Until then they are ``waiting``; a parent
+        that fails or is cancelled for good cancels them (and, transitively, their own
+        dependants) unless ``run_always``. Raises
+        :class:`~quart_jobs.errors.UnknownDependency` for an id that names no job."""
 
     @abc.abstractmethod
     def get(self, job_id: int) -> Job | None:
@@ -227,13 +258,21 @@ class Backend(abc.ABC):
         scope: ClaimScope = ANY_SCOPE,
     ) -> list[Job]:
         """Mark up to ``limit`` ready jobs within ``scope`` running under new leases, in the
-        order :mod:`quart_jobs.policy` decides (fair, weighted, within concurrency limits)."""
+        order :mod:`quart_jobs.fairness` decides (fair, weighted, within concurrency limits)."""
 
     @abc.abstractmethod
     async def heartbeat(
-        self, leases: Sequence[Lease], now: float, lease_seconds: float
+        self,
+        leases: Sequence[Lease],
+        now: float,
+        lease_seconds: float,
+        progress: Sequence[tuple[Lease, Progress]] = (),
     ) -> list[Heartbeat]:
-        """Extend the leases that are still held; report lost ones and cancel requests."""
+        """Extend the leases that are still held; report lost ones and cancel requests.
+
+        ``progress``: the latest progress of some running jobs, written in the same
+        transaction, each only where its lease is still held (empty, the common case: no
+        statement more)."""
 
     @abc.abstractmethod
     async def finish(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
@@ -273,6 +312,24 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def get_by_key(self, key: str) -> Job | None: ...
+
+    async def enqueue_after(
+        self,
+        jobs: Sequence[NewJob],
+        after: Sequence[int],
+        now: float,
+        *,
+        run_always: bool = False,
+    ) -> list[EnqueueResult]:
+        """:meth:`BackendTransaction.enqueue_after` in a transaction of its own."""
+        return await self.run_transaction(
+            lambda tx: tx.enqueue_after(jobs, after, run_always=run_always), now
+        )
+
+    @abc.abstractmethod
+    async def dependencies(self, job_id: int) -> Dependencies:
+        """The jobs ``job_id`` depends on, with their results, and the jobs that depend on it
+        (empty for a job without either, or an unknown id)."""
 
     @abc.abstractmethod
     async def list_jobs(self, flt: JobFilter) -> list[Job]:
@@ -376,123 +433,3 @@ class Backend(abc.ABC):
 
     def unwatch_finished(self, callback: Callable[[Collection[int] | None], None]) -> None:
         return None
-
-
-class Candidate(NamedTuple):
-    """A ready, tagged, queued job as a claim reads it from its tier's index range."""
-
-    id: int
-    queue: str
-    priority: int
-    tag: float
-    concurrency_key: str | None
-    concurrency_limit: int | None
-    #: Read only for jobs with a rate key (from their own index): ``None`` for the others.
-    rate_key: str | None = None
-    rate_limit: int | None = None
-    rate_period: float | None = None
-
-
-#: The columns of :class:`Candidate` a job without a rate key needs, in order.
-CANDIDATE_COLUMNS = "id, queue, priority, tag, concurrency_key, concurrency_limit"
-#: Every column of :class:`Candidate`, for jobs with a rate key.
-RATED_CANDIDATE_COLUMNS = f"{CANDIDATE_COLUMNS}, rate_key, rate_limit, rate_period"
-
-
-# Column order shared by the SQL backends' SELECTs and row conversion.
-JOB_COLUMNS = (
-    "id, task, args, kwargs, priority, state, attempts, max_attempts, enqueued_at, run_at, "
-    "owner, key, timeout, started_at, finished_at, worker, lease_token, lease_expires_at, "
-    "cancel_requested, result, error, traceback, queue, concurrency_key, concurrency_limit, "
-    "rate_key, rate_limit, rate_period"
-)
-
-
-def job_from_row(row: Sequence[Any]) -> Job:
-    """A :class:`Job` from a row in :data:`JOB_COLUMNS` order (args, kwargs, result as JSON)."""
-    # Positional, in Job's field order (one Job per claimed row: the worker's hot path); jobs
-    # without arguments, the common case, skip the JSON decoder.
-    args, kwargs, result = row[2], row[3], row[19]
-    return Job(
-        row[0],
-        row[1],
-        () if args == "[]" else tuple(json.loads(args)),
-        {} if kwargs == "{}" else json.loads(kwargs),
-        row[4],
-        _STATES[row[5]],
-        row[6],
-        row[7],
-        row[8],
-        row[9],
-        row[10],
-        row[11],
-        row[12],
-        row[13],
-        row[14],
-        row[15],
-        row[16],
-        row[17],
-        bool(row[18]),
-        None if result is None else json.loads(result),
-        row[20],
-        row[21],
-        row[22],
-        row[23],
-        row[24],
-        row[25],
-        None if row[26] is None else RateLimit(int(row[26]), float(row[27])),
-    )
-
-
-_STATES = {state.value: state for state in JobState}
-
-
-def stats_from_rows(
-    by_state: Iterable[Sequence[Any]],
-    oldest: Iterable[Sequence[Any]],
-    by_queue: Iterable[Sequence[Any]],
-) -> Stats:
-    """:class:`Stats` from the rows of the shared stats statements (:mod:`.shared_sql.jobs`)."""
-    return Stats(
-        counts={(JobState(s), int(p)): int(n) for s, p, n in by_state},
-        oldest_queued={int(p): float(t) for p, t in oldest},
-        queues={(str(q), JobState(s)): int(n) for q, s, n in by_queue},
-    )
-
-
-def purge_states(states: Collection[JobState]) -> list[str]:
-    """The state names a purge may delete, refusing any state that is not an end state."""
-    chosen = [JobState(s) for s in states]
-    live = [s.value for s in chosen if not s.finished]
-    if live:
-        raise ValueError(f"only finished jobs can be purged, not {', '.join(live)} ones")
-    return sorted(s.value for s in chosen)
-
-
-def new_job_record(new: NewJob, job_id: int, enqueued_at: float, run_at: float) -> Job:
-    """The :class:`Job` a backend stored for ``new`` (what reading it back would return)."""
-    return Job(
-        id=job_id,
-        task=new.task,
-        args=tuple(json.loads(json.dumps(list(new.args)))) if _needs_copy(new.args) else new.args,
-        kwargs=dict(new.kwargs),
-        priority=new.priority,
-        state=JobState.QUEUED,
-        attempts=0,
-        max_attempts=new.max_attempts,
-        enqueued_at=enqueued_at,
-        run_at=run_at,
-        owner=new.owner,
-        key=new.key,
-        timeout=new.timeout,
-        queue=new.queue,
-        concurrency_key=new.concurrency_key,
-        concurrency_limit=new.concurrency_limit,
-        rate_key=new.rate_key,
-        rate_limit=new.rate_limit,
-    )
-
-
-def _needs_copy(args: tuple[Any, ...]) -> bool:
-    """Whether JSON would change ``args`` (tuples become lists): plain scalars are kept as is."""
-    return not all(a is None or isinstance(a, str | int | float | bool) for a in args)

@@ -177,6 +177,30 @@
         );
       }),
     );
+    renderWaiting(stats.waiting || {});
+  }
+
+  // Why queued jobs are not starting: a row per queue that has any, a cell per reason (the
+  // order the store tries them; "10000+" when a count reached the read's cap).
+  const REASONS = ["dependency", "not_due", "paused", "unserved", "rate_limit", "concurrency"];
+  function renderWaiting(waiting) {
+    const names = Object.keys(waiting).sort();
+    const panel = document.getElementById("waiting");
+    panel.querySelector("tbody").replaceChildren(
+      ...names.map((queue) => el(
+        "tr",
+        { "data-queue": queue },
+        el("td", { class: "queue", text: queue }),
+        ...REASONS.map((reason) => {
+          const held = waiting[queue][reason];
+          return el("td", {
+            class: "num", "data-reason": reason,
+            text: held ? `${held.count}${held.at_least ? "+" : ""}` : "–",
+          });
+        }),
+      )),
+    );
+    panel.hidden = names.length === 0;
   }
 
   // Pause or resume a queue: every process stops (or starts again) taking its jobs.
@@ -297,11 +321,25 @@
     if (count) count.textContent = jobs.length === 50 ? "50+" : String(jobs.length);
   }
 
+  // How far a job's task said it got: a bar and its percentage (and message), or "–".
+  function progressBar(job) {
+    if (job.progress === null || job.progress === undefined) return "–";
+    const percent = `${Math.round(job.progress * 100)}%`;
+    const label = job.progress_message ? `${percent} ${job.progress_message}` : percent;
+    return el(
+      "span",
+      { class: "progress", title: label },
+      el("progress", { max: "1", value: String(job.progress), "aria-label": label }),
+      ` ${label}`,
+    );
+  }
+
   function renderLists(running, failed, queued) {
     renderTable("running", running.jobs, running.now, (job, now) => [
       el("td", { class: "mono", text: job.worker || "–" }),
       el("td", { class: "num", text: duration(now - job.started_at) }),
       el("td", { class: "num", text: `${job.attempts}/${job.max_attempts}` }),
+      el("td", {}, progressBar(job)),
     ]);
     renderTable("failed", failed.jobs, failed.now, (job) => [
       el("td", { text: when(job.finished_at) }),
@@ -354,12 +392,26 @@
       ["Finished", when(job.finished_at)],
       ["Timeout", job.timeout === null ? "–" : `${job.timeout}s`],
     ];
+    if (job.outcome) fields.splice(3, 0, ["Outcome", job.outcome]);
+    const deps = job.dependencies;
+    const links = (items) =>
+      items.map((d) => `#${d.id} ${d.task || "(deleted)"} ${d.state || ""}`).join(", ");
+    if (deps && deps.parents.length) {
+      fields.push(["Depends on", links(deps.parents)]);
+      const c = deps.counts;
+      fields.push(["Parents", `${c.succeeded} succeeded, ${c.failed} failed, ` +
+        `${c.cancelled} cancelled, ${c.unfinished} unfinished of ${deps.parents.length}`]);
+    }
+    if (deps && deps.dependants.length) fields.push(["Dependants", links(deps.dependants)]);
     if (job.state === "running" && now !== null) {
       fields.push(["Elapsed", duration(now - job.started_at)]);
       fields.push(["Cancel asked", job.cancel_requested ? "yes" : "no"]);
     }
+    if (job.progress !== null && job.progress !== undefined) {
+      fields.push(["Progress", progressBar(job)]);
+    }
     document.getElementById("detail-fields").replaceChildren(
-      ...fields.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]),
+      ...fields.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", {}, v)]),
     );
     document.getElementById("detail-args").textContent =
       JSON.stringify({ args: job.args, kwargs: job.kwargs }, null, 2);

@@ -1,5 +1,5 @@
 """Where a job is claimed on the memory backend: ready jobs tagged as they come due, and the
-next starts picked by :mod:`quart_jobs.policy` from each tier's jobs in ``(tag, id)`` order, as
+next starts picked by :mod:`quart_jobs.fairness` from each tier's jobs in ``(tag, id)`` order, as
 the SQL backends do (one process here: no lock)."""
 
 from __future__ import annotations
@@ -8,16 +8,17 @@ import secrets
 from collections.abc import Collection
 from dataclasses import replace
 
-from ... import policy, rate
+from ... import fairness, rate
 from ...models import Job, JobEvent, JobState
-from ..base import Candidate, ClaimScope
+from ..base import ClaimScope
+from ..rows import Candidate
 from .transitions import moved
 
 
 def claim(
     jobs: dict[int, Job],
     tags: dict[int, float],
-    book: policy.FairBook,
+    book: fairness.FairBook,
     worker: str,
     limit: int,
     now: float,
@@ -50,7 +51,7 @@ def claim(
     for candidates in heads.values():
         candidates.sort(key=lambda c: (c.tag, c.id))
     clocks = [c for c in book.clocks.values() if allowed(c.queue)]
-    now = policy.claim_time(clocks, now)  # as the SQL backends do (one process here)
+    now = fairness.claim_time(clocks, now)  # as the SQL backends do (one process here)
     limits = rate.limits_of(c for found in heads.values() for c in found)
     if limits:
         now = rate.floor({k: keys[k] for k in limits if k in keys}, now)
@@ -76,7 +77,7 @@ def claim(
 
 
 def tag_due(
-    jobs: dict[int, Job], tags: dict[int, float], book: policy.FairBook, now: float
+    jobs: dict[int, Job], tags: dict[int, float], book: fairness.FairBook, now: float
 ) -> None:
     """Tag the queued jobs that became ready (delayed, retried), in the order they did."""
     due = [

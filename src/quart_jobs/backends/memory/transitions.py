@@ -7,7 +7,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from ...models import Job, JobEvent, JobState, transition
+from ...models import Job, JobEvent, JobState, Why, transition
 from ..base import Outcome
 
 
@@ -28,6 +28,8 @@ def _queued(job: Job, event: JobEvent, **changes: Any) -> Job:
         worker=None,
         lease_token=None,
         lease_expires_at=None,
+        progress=None,  # the next attempt starts without progress
+        progress_message=None,
         **changes,
     )
 
@@ -43,6 +45,7 @@ def requeued_fresh(job: Job, now: float) -> Job:
         error=None,
         traceback=None,
         result=None,
+        why=None,
     )
 
 
@@ -56,6 +59,7 @@ def apply_outcome(job: Job, outcome: Outcome, now: float) -> Job:
             finished_at=now,
             error=outcome.error if event is JobEvent.RETRIED else job.error,
             traceback=outcome.traceback if event is JobEvent.RETRIED else job.traceback,
+            why=Why.CANCELLED,
             cancel_requested=False,
             worker=None,
             lease_token=None,
@@ -71,7 +75,12 @@ def apply_outcome(job: Job, outcome: Outcome, now: float) -> Job:
         )
     if event is JobEvent.RETRIED:
         return _queued(
-            job, event, run_at=outcome.run_at, error=outcome.error, traceback=outcome.traceback
+            job,
+            event,
+            run_at=outcome.run_at,
+            error=outcome.error,
+            traceback=outcome.traceback,
+            why=outcome.why,
         )
     return replace(
         job,
@@ -80,6 +89,7 @@ def apply_outcome(job: Job, outcome: Outcome, now: float) -> Job:
         result=None if outcome.result is None else json.loads(outcome.result),
         error=outcome.error,
         traceback=outcome.traceback,
+        why=outcome.stored_why,
         lease_token=None,
         lease_expires_at=None,
     )
@@ -93,8 +103,9 @@ def expire(job: Job, now: float) -> Job:
             state=moved(job.state, JobEvent.LEASE_EXPIRED_LAST),
             finished_at=now,
             error=error,
+            why=Why.LEASE_EXPIRED,
             lease_token=None,
             lease_expires_at=None,
         )
     # The job keeps its place (its run_at): it was already waiting its turn.
-    return _queued(job, JobEvent.LEASE_EXPIRED, error=error)
+    return _queued(job, JobEvent.LEASE_EXPIRED, error=error, why=Why.LEASE_EXPIRED)

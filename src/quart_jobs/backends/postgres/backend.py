@@ -2,7 +2,7 @@
 
 Claiming locks its candidates with ``FOR UPDATE SKIP LOCKED``, so concurrent workers never
 wait for each other nor get the same job; the order among the candidates is decided by
-:mod:`quart_jobs.policy`, as in every backend (see :mod:`.claim`). Times are the
+:mod:`quart_jobs.fairness`, as in every backend (see :mod:`.claim`). Times are the
 server's clock (seconds since the epoch in ``double precision`` columns): the backend measures
 the server's clock against this process's at open and every 30 s and moves every time a caller
 passes onto it (:mod:`.store_clock`), so processes whose clocks disagree still agree on which
@@ -23,13 +23,16 @@ from typing import Any, TypeVar
 
 from ...errors import ConfigurationError
 from ...models import (
+    DEPENDANTS_SHOWN,
     FINISHED_STATES,
+    Dependencies,
     EnqueueResult,
     Job,
     JobFilter,
     JobState,
     Lease,
     NewJob,
+    Progress,
     Stats,
     WorkerRecord,
 )
@@ -41,10 +44,9 @@ from ..base import (
     Heartbeat,
     Outcome,
     QueueLimits,
-    job_from_row,
-    purge_states,
-    stats_from_rows,
 )
+from ..rows import job_from_row, purge_states, stats_from_rows
+from ..shared_sql import deps
 from ..shared_sql import jobs as shared
 from ..shared_sql import workers as live
 from ..shared_sql.dialect import POSTGRESQL, render
@@ -54,7 +56,7 @@ from .claim import claim
 from .connections import Connection, Connections, GroupCommit, pipelined_transaction
 from .database import PostgresDatabase
 from .enqueue import EnqueueCall, flush, write
-from .finish import finish
+from .finish import finish, write_progress
 from .operator import PostgresOperator
 from .schema import SCHEMA_NAME, migrate
 from .transaction import PostgresTransaction
@@ -243,13 +245,18 @@ class PostgresBackend(Backend):
             return await held(), claimed
 
     async def heartbeat(
-        self, leases: Sequence[Lease], now: float, lease_seconds: float
+        self,
+        leases: Sequence[Lease],
+        now: float,
+        lease_seconds: float,
+        progress: Sequence[tuple[Lease, Progress]] = (),
     ) -> list[Heartbeat]:
         if not leases:
             return []
         now = self._now(now)
         rows: list[tuple[Any, ...]] = []
         async with self._connection() as conn:
+            await write_progress(conn, progress)
             for start in range(0, len(leases), shared.LEASE_CHUNK):
                 chunk = leases[start : start + shared.LEASE_CHUNK]
                 statement = shared.heartbeat_statement(len(chunk), POSTGRESQL)
@@ -301,6 +308,12 @@ class PostgresBackend(Backend):
             cur = await conn.execute(f"{q.SELECT} WHERE key = %s", (key,))
             row = await cur.fetchone()
         return None if row is None else job_from_row(row)
+
+    async def dependencies(self, job_id: int) -> Dependencies:
+        async with self._connection() as conn, conn.pipeline():
+            parents = await conn.execute(q.PARENTS, (job_id,))
+            children = await conn.execute(q.CHILDREN, (job_id, DEPENDANTS_SHOWN))
+            return deps.dependencies_from_rows(await parents.fetchall(), await children.fetchall())
 
     async def list_jobs(self, flt: JobFilter) -> list[Job]:
         where, params = shared.filter_sql(flt)

@@ -1,5 +1,5 @@
 """The fair book on PostgreSQL: the tier clocks and the owners' next tags
-(:mod:`quart_jobs.policy`) read under row locks and written back in the claim's transaction.
+(:mod:`quart_jobs.fairness`) read under row locks and written back in the claim's transaction.
 Owner rows are locked in one order, so concurrent claims and tags never deadlock."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import TupleRow
 
-from ... import policy
+from ... import fairness
 from ..shared_sql import fair
 from . import statements as q
 
@@ -19,7 +19,7 @@ Connection = psycopg.AsyncConnection[TupleRow]
 
 async def load_book(
     conn: Connection, keys: Sequence[tuple[str, int, str | None]]
-) -> policy.FairBook:
+) -> fairness.FairBook:
     """The tier clocks and the next tags of the owners in ``keys``, their rows locked."""
     owners = fair.owner_keys(keys)
     columns = [list(c) for c in zip(*owners, strict=True)] if owners else [[], [], []]
@@ -28,10 +28,10 @@ async def load_book(
     next_tags = {(str(a), int(b), str(c)): float(t) for a, b, c, t in await cur.fetchall()}
     cur = await conn.execute(q.TIERS)
     clocks = [fair.clock_from_row(r) for r in await cur.fetchall()]
-    return policy.FairBook(clocks, next_tags)
+    return fairness.FairBook(clocks, next_tags)
 
 
-async def save_book(conn: Connection, book: policy.FairBook) -> None:
+async def save_book(conn: Connection, book: fairness.FairBook) -> None:
     """Write back the owners' next tags and the tier clocks that changed (one statement per
     row: in pipeline mode they cost no round trip, where ``executemany`` would sync)."""
     if book.owners_changed:

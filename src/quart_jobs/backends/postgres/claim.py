@@ -1,5 +1,5 @@
 """Where a job is claimed on PostgreSQL: tagging jobs as they become ready and picking the
-next starts, under row locks, around :mod:`quart_jobs.policy` (the SQL is in
+next starts, under row locks, around :mod:`quart_jobs.fairness` (the SQL is in
 :mod:`.statements`; the fair book's reads and writes in :mod:`.book`).
 
 Claims lock the tier clocks of their queues (``FOR UPDATE``, in one order), so concurrent
@@ -16,9 +16,10 @@ from collections.abc import Awaitable, Callable
 import psycopg
 from psycopg.rows import TupleRow
 
-from ... import policy, rate
+from ... import fairness, rate
 from ...models import Job
-from ..base import Candidate, ClaimScope, job_from_row
+from ..base import ClaimScope
+from ..rows import Candidate, job_from_row
 from ..shared_sql import fair
 from ..shared_sql import rate as rated
 from . import statements as q
@@ -80,8 +81,8 @@ async def claim(
         await conn.execute(q.LOCK_KEYS, (q.CONCURRENCY_LOCK, keys))
         cur = await conn.execute(q.RUNNING_KEYS)
         running = {str(k): int(n) for k, n in await cur.fetchall()}
-    book = policy.FairBook(clocks)
-    now = policy.claim_time(clocks, now)  # started_at in the order of the claims' commits
+    book = fairness.FairBook(clocks)
+    now = fairness.claim_time(clocks, now)  # started_at in the order of the claims' commits
     limits = rate.limits_of(c for f in heads.values() for c in f) if rate_keys else {}
     if limits:
         now = rate.floor(rate_keys, now)  # a key's starts never go back in time

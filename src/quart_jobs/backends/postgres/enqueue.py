@@ -19,7 +19,8 @@ from psycopg.rows import TupleRow
 
 from ...errors import BackendUnavailable, QueueFull
 from ...models import EnqueueResult, Job
-from ..base import QueueLimits, job_from_row
+from ..base import QueueLimits
+from ..rows import job_from_row
 from ..shared_sql.jobs import KEY, OWNER, TASK
 from . import statements as q
 from .connections import RETRYABLE, Connections, unavailable

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import TupleRow
 
-from ...models import JobState
+from ...models import JobState, Lease, Progress
 from ..base import Outcome
 from ..shared_sql import jobs
 from ..shared_sql.dialect import POSTGRESQL
@@ -26,6 +26,7 @@ async def finish(
     """Send the statements recording ``outcomes``; returns how to read, once the transaction
     ended, which leases were still held. Outcomes that end their jobs go in one statement
     (one per job otherwise)."""
+    await write_progress(conn, jobs.outcome_progress(outcomes))
     ends = [i for i, o in enumerate(outcomes) if _plain_end(o)]
     if len({outcomes[i].lease.job_id for i in ends}) < len(ends) or len(ends) < 2:
         ends = []
@@ -71,4 +72,15 @@ def _ends_params(outcomes: Sequence[Outcome], now: float) -> tuple[Any, ...]:
         [o.result for o in outcomes],
         [o.error for o in outcomes],
         [o.traceback for o in outcomes],
+        [o.why_text for o in outcomes],
     )
+
+
+async def write_progress(conn: Connection, reports: Sequence[tuple[Lease, Progress]]) -> None:
+    """Send the write of reported progress where the lease is still held (nothing to do: no
+    statement)."""
+    for start in range(0, len(reports), jobs.LEASE_CHUNK // 2):
+        chunk = reports[start : start + jobs.LEASE_CHUNK // 2]
+        await conn.execute(
+            jobs.progress_statement(len(chunk), POSTGRESQL), jobs.progress_params(chunk)
+        )

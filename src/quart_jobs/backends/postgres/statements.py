@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..base import CANDIDATE_COLUMNS, JOB_COLUMNS
-from ..shared_sql import fair, jobs, operator, pauses, rate, workers
+from ..rows import CANDIDATE_COLUMNS, JOB_COLUMNS
+from ..shared_sql import deps, fair, jobs, operator, pauses, rate, workers
 from ..shared_sql.dialect import POSTGRESQL, render
 
 # --- shared, rendered ---------------------------------------------------------------------------
@@ -20,6 +20,8 @@ STATS_BY_QUEUE = render(jobs.STATS_BY_QUEUE, POSTGRESQL)
 NEXT_RUN_AT = render(jobs.NEXT_RUN_AT, POSTGRESQL)
 RETRY = render(jobs.RETRY, POSTGRESQL)
 CANCEL = render(jobs.CANCEL, POSTGRESQL)
+#: The application's transaction cancels a queued job (other states are unchanged).
+CANCEL_QUEUED = render(jobs.CANCEL_QUEUED, POSTGRESQL)
 FINISHED_COUNTS = jobs.finished_counts_statement(POSTGRESQL)
 TIERS = render(fair.TIERS, POSTGRESQL)
 RATED_KEYS = render(rate.RATED_KEYS, POSTGRESQL)
@@ -44,16 +46,15 @@ READY = workers.ready_statements(POSTGRESQL)
 PAUSE = render(pauses.PAUSE, POSTGRESQL)
 PAUSED = render(pauses.PAUSED, POSTGRESQL)
 
+PARENTS = render(deps.PARENTS, POSTGRESQL)
+CHILDREN = render(deps.CHILDREN, POSTGRESQL)
+
 # --- PostgreSQL's own ---------------------------------------------------------------------------
 
 NOTIFY = "SELECT pg_notify(%s, %s)"
 #: The server's clock, read as late in the statement as possible.
 SERVER_TIME = "SELECT extract(epoch FROM clock_timestamp())::double precision"
 ENQUEUED_AT = "SELECT id, enqueued_at FROM qj_jobs WHERE id = ANY(%s)"
-#: The application's transaction cancels a queued job (other states are unchanged).
-CANCEL_QUEUED = (
-    "UPDATE qj_jobs SET state = 'cancelled', finished_at = %s WHERE id = %s AND state = 'queued'"
-)
 LOCK_LIMITS = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
 QUEUED_TOTAL = "SELECT COUNT(*) FROM qj_jobs WHERE state = 'queued'"
 QUEUED_BY_OWNER = (
@@ -71,7 +72,7 @@ SELECT = f"SELECT {JOB_COLUMNS} FROM qj_jobs"
 # One statement for a whole batch, in the caller's transaction or on its own (autocommit: one
 # round trip, one commit). Rows are inserted in ``ord`` order, so their identities ascend in the
 # callers' order (FIFO); a duplicate key is skipped, its first row kept. A job ready now is
-# tagged (see :mod:`quart_jobs.policy`): the owner's row is upserted, its next tag moved past
+# tagged (see :mod:`quart_jobs.fairness`): the owner's row is upserted, its next tag moved past
 # the owner's n jobs of the batch in one update (``max(vtime, next) + n``; the row lock of the
 # upsert serializes concurrent enqueues of one owner), the k-th of them tagged
 # ``max(vtime, next) + k``. Rows whose key is already stored take no tag. The tier row is
@@ -204,9 +205,9 @@ HEADS = (
 # tracebacks.
 FINISH_ENDS = (
     "UPDATE qj_jobs AS j SET state = v.state, finished_at = %s, result = v.result, "
-    "error = v.error, traceback = v.traceback, lease_token = NULL, lease_expires_at = NULL "
-    "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
-    "AS v(id, token, state, result, error, traceback) "
+    "error = v.error, traceback = v.traceback, why = v.why, lease_token = NULL, "
+    "lease_expires_at = NULL FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], "
+    "%s::text[], %s::text[], %s::text[]) AS v(id, token, state, result, error, traceback, why) "
     "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running' RETURNING j.id"
 )
 # HEADS over every claimable tier of the claimed queues (the rows LOCK_TIERS locks) and the

@@ -1,8 +1,8 @@
 """The fair claim's SQL, written once for SQLite and PostgreSQL (rendered per dialect by
 :func:`~.dialect.render`), and the steps both SQL backends take around
-:mod:`quart_jobs.policy`.
+:mod:`quart_jobs.fairness`.
 
-State: ``qj_fair_tiers`` holds a :class:`~quart_jobs.policy.TierClock` per (queue, priority);
+State: ``qj_fair_tiers`` holds a :class:`~quart_jobs.fairness.TierClock` per (queue, priority);
 ``qj_fair_owners`` each owner's next tag per (queue, priority). A queued job's ``tag`` is set
 when it becomes ready (at enqueue, or by the claim that finds it due) and ``NULL`` before.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ...policy import FairBook, TierClock, owner_key
-from ..base import CANDIDATE_COLUMNS
+from ...fairness import FairBook, TierClock, owner_key
+from ..rows import CANDIDATE_COLUMNS
 from .jobs import OWNER, PRIORITY, QUEUE, RUN_AT
 from .pauses import NOT_PAUSED
 

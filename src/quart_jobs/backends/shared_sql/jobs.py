@@ -8,8 +8,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ...models import JobFilter, JobState, Lease, NewJob
-from ..base import JOB_COLUMNS, Heartbeat, Outcome
+from ...models import JobFilter, JobState, Lease, NewJob, Progress
+from ..base import Heartbeat, Outcome
+from ..rows import JOB_COLUMNS
+from . import deps
 from .dialect import render
 from .pauses import NOT_PAUSED
 
@@ -69,6 +71,12 @@ def insert_params(job: NewJob, now: float, offset: float = 0.0) -> tuple[Any, ..
 TASK, PRIORITY, ENQUEUED_AT, RUN_AT, OWNER, KEY, QUEUE = 0, 3, 5, 6, 7, 8, 10
 
 
+# A job back in the queue starts its next attempt without progress; one that ends keeps it.
+_PROGRESS_IF = (
+    "progress = CASE WHEN {ends} THEN progress END, "
+    "progress_message = CASE WHEN {ends} THEN progress_message END"
+)
+
 # Requeue (or fail, when out of attempts) the running jobs whose lease expired; a requeued job
 # keeps its tag, so it keeps its place.
 RECOVER_EXPIRED = (
@@ -77,7 +85,9 @@ RECOVER_EXPIRED = (
     "lease_token = NULL, lease_expires_at = NULL, "
     "finished_at = CASE WHEN attempts >= max_attempts THEN CAST(? AS DOUBLE PRECISION) END, "
     "worker = CASE WHEN attempts >= max_attempts THEN worker END, "
-    "state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END "
+    + _PROGRESS_IF.format(ends="attempts >= max_attempts")
+    + ", state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END, "
+    "why = 'lease_expired' "
     "WHERE state = 'running' AND lease_expires_at < ?"
 )
 STATS_BY_STATE = "SELECT state, priority, COUNT(*) FROM qj_jobs GROUP BY state, priority"
@@ -125,24 +135,27 @@ CLEAR_LEASE = "worker = NULL, lease_token = NULL, lease_expires_at = NULL"
 # the tag, so the job takes a new place), a retry after a failure, or an end state. A job whose
 # cancel was requested while it ran ends cancelled instead of going back to the queue (the
 # cancel arrived after its attempt ended, before the outcome was written). Parameters of both
-# start with the store's time (its ``finished_at`` then).
+# start with the store's time (its ``finished_at`` then). ``why`` says why the attempt ended.
 _BACK_OR_CANCELLED = (
     "state = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END, "
-    "finished_at = CASE WHEN cancel_requested THEN CAST(? AS DOUBLE PRECISION) END"
+    "finished_at = CASE WHEN cancel_requested THEN CAST(? AS DOUBLE PRECISION) END, "
+    + _PROGRESS_IF.format(ends="cancel_requested")
 )
 FINISH_REQUEUE = (
     f"UPDATE qj_jobs SET {_BACK_OR_CANCELLED}, attempts = attempts - ?, "
+    "why = CASE WHEN cancel_requested THEN 'cancelled' ELSE why END, "
     "run_at = COALESCE(CAST(? AS DOUBLE PRECISION), run_at), "
     "tag = CASE WHEN CAST(? AS DOUBLE PRECISION) IS NULL THEN tag END, "
     f"cancel_requested = false, {CLEAR_LEASE} WHERE {HELD}"
 )
 FINISH_RETRY_LATER = (
     f"UPDATE qj_jobs SET {_BACK_OR_CANCELLED}, run_at = ?, tag = NULL, error = ?, "
-    f"traceback = ?, cancel_requested = false, {CLEAR_LEASE} WHERE {HELD}"
+    "traceback = ?, why = CASE WHEN cancel_requested THEN 'cancelled' ELSE ? END, "
+    f"cancel_requested = false, {CLEAR_LEASE} WHERE {HELD}"
 )
 FINISH_END = (
     "UPDATE qj_jobs SET state = ?, finished_at = ?, result = ?, error = ?, traceback = ?, "
-    f"lease_token = NULL, lease_expires_at = NULL WHERE {HELD}"
+    f"why = ?, lease_token = NULL, lease_expires_at = NULL WHERE {HELD}"
 )
 
 
@@ -158,28 +171,37 @@ def finish_statement(
         params: tuple[Any, ...] = (now, 1 if o.refund else 0, run_at, run_at, *held)
         return render(FINISH_REQUEUE, dialect), params
     if o.state is JobState.FAILED and o.run_at is not None:
-        params = (now, run_at, o.error, o.traceback, *held)
+        params = (now, run_at, o.error, o.traceback, o.why_text, *held)
         return render(FINISH_RETRY_LATER, dialect), params
-    params = (o.state.value, now, o.result, o.error, o.traceback, *held)
+    params = (o.state.value, now, o.result, o.error, o.traceback, o.why_text, *held)
     return render(FINISH_END, dialect), params
 
 
-# An operator's retry of a failed or cancelled job: queued afresh, attempts reset.
+# An operator's retry of a failed or cancelled job: queued afresh, attempts reset. A job with
+# parents is retried only when it could run now: each parent succeeded (or ended, for a job
+# that runs whatever happens).
 RETRY = (
     "UPDATE qj_jobs SET state = 'queued', attempts = 0, run_at = ?, tag = NULL, "
     "finished_at = NULL, cancel_requested = false, result = NULL, error = NULL, "
-    f"traceback = NULL, {CLEAR_LEASE} "
-    f"WHERE id = ? AND state IN ('failed', 'cancelled') RETURNING {JOB_COLUMNS}"
+    f"traceback = NULL, why = NULL, progress = NULL, progress_message = NULL, {CLEAR_LEASE} "
+    f"WHERE id = ? AND state IN ('failed', 'cancelled') AND {deps.PARENTS_ALLOW_RUN} "
+    f"RETURNING {JOB_COLUMNS}"
 )
-# Cancel: a queued job ends now; a running one (when asked) is flagged for its worker.
+# The application's transaction cancels a queued or waiting job (other states are unchanged).
+CANCEL_QUEUED = (
+    "UPDATE qj_jobs SET state = 'cancelled', finished_at = ?, why = 'cancelled' "
+    "WHERE id = ? AND state IN ('queued', 'waiting')"
+)
+# Cancel: a queued (or waiting) job ends now; a running one (when asked) is flagged for its worker.
 # Parameters: now, job id, whether to flag a running job.
 CANCEL = (
     "UPDATE qj_jobs SET "
-    "finished_at = CASE WHEN state = 'queued' THEN CAST(? AS DOUBLE PRECISION) "
+    "finished_at = CASE WHEN state IN ('queued', 'waiting') THEN CAST(? AS DOUBLE PRECISION) "
     "ELSE finished_at END, "
     "cancel_requested = cancel_requested OR state = 'running', "
-    "state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END "
-    "WHERE id = ? AND (state = 'queued' OR (state = 'running' AND ?)) "
+    "why = CASE WHEN state IN ('queued', 'waiting') THEN 'cancelled' ELSE why END, "
+    "state = CASE WHEN state IN ('queued', 'waiting') THEN 'cancelled' ELSE state END "
+    "WHERE id = ? AND (state IN ('queued', 'waiting') OR (state = 'running' AND ?)) "
     f"RETURNING {JOB_COLUMNS}"
 )
 
@@ -201,13 +223,15 @@ PURGE_BATCH_ROWS = 1000
 
 
 def purge_statement(states: int, dialect: str) -> str:
-    """Delete one batch of finished jobs, returning each removed row's state. Parameters:
+    """Delete one batch of finished jobs (not those a job still unfinished depends on),
+    returning each removed row's state. Parameters:
     the cutoff, the ``states`` state names, the batch size. PostgreSQL skips rows another
     transaction holds (SQLite's writer is alone)."""
     marks = ", ".join("?" for _ in range(states))
     return render(
         "DELETE FROM qj_jobs WHERE id IN (SELECT id FROM qj_jobs "
-        f"WHERE finished_at < ? AND state IN ({marks}) LIMIT ?{{skip_locked}}) RETURNING state",
+        f"WHERE finished_at < ? AND state IN ({marks}) AND {deps.KEEP_PARENTS} "
+        "LIMIT ?{skip_locked}) RETURNING state",
         dialect,
     )
 
@@ -246,3 +270,28 @@ def heartbeats(backend_rows: Sequence[tuple[Any, ...]], leases: Sequence[Lease])
         )
         for x in leases
     ]
+
+
+def progress_statement(jobs: int, dialect: str) -> str:
+    """Write the latest progress of ``jobs`` running jobs, each only where its lease is still
+    held. Parameters: each job's id, lease token, fraction and message."""
+    rows = ", ".join(
+        ["(CAST(? AS BIGINT), ?, CAST(? AS DOUBLE PRECISION), CAST(? AS TEXT))"] * jobs
+    )
+    return render(
+        f"WITH reported (id, token, fraction, message) AS (VALUES {rows}) "
+        "UPDATE qj_jobs SET progress = reported.fraction, progress_message = reported.message "
+        "FROM reported WHERE qj_jobs.id = reported.id AND qj_jobs.lease_token = reported.token "
+        "AND qj_jobs.state = 'running'",
+        dialect,
+    )
+
+
+def progress_params(reports: Sequence[tuple[Lease, Progress]]) -> list[Any]:
+    """The parameters of :func:`progress_statement` for ``reports``."""
+    return [v for lease, p in reports for v in (lease.job_id, lease.token, p.fraction, p.message)]
+
+
+def outcome_progress(outcomes: Sequence[Outcome]) -> list[tuple[Lease, Progress]]:
+    """The progress the ``outcomes`` carry (reported since the last write), to write first."""
+    return [(o.lease, o.progress) for o in outcomes if o.progress is not None]

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...rate import KeyState, StartLog
-from ..base import RATED_CANDIDATE_COLUMNS
+from ..rows import RATED_CANDIDATE_COLUMNS
 
 _RATED = "state = 'queued' AND tag IS NOT NULL AND rate_key IS NOT NULL"
 _J_RATED = "j.state = 'queued' AND j.tag IS NOT NULL AND j.rate_key IS NOT NULL"

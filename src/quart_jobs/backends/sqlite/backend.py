@@ -18,13 +18,16 @@ from typing import Any, TypeVar
 
 from ...errors import BackendUnavailable, ConfigurationError
 from ...models import (
+    DEPENDANTS_SHOWN,
     FINISHED_STATES,
+    Dependencies,
     EnqueueResult,
     Job,
     JobFilter,
     JobState,
     Lease,
     NewJob,
+    Progress,
     Stats,
     WorkerRecord,
 )
@@ -36,12 +39,11 @@ from ..base import (
     Heartbeat,
     Outcome,
     QueueLimits,
-    job_from_row,
-    purge_states,
-    stats_from_rows,
 )
 from ..events import outcome_events
+from ..rows import job_from_row, purge_states, stats_from_rows
 from ..running import in_job
+from ..shared_sql import deps
 from ..shared_sql import jobs as shared
 from ..shared_sql import workers as live
 from ..shared_sql.dialect import SQLITE, render
@@ -51,7 +53,7 @@ from . import statements as s
 from .claim import claim
 from .database import SQLiteDatabase
 from .enqueue import Call, enqueue, enqueue_plain_calls, get, get_by_key
-from .finish import finish
+from .finish import finish, write_progress
 from .operator import SQLiteOperator
 from .schema import migrate
 from .transaction import SQLiteTransaction
@@ -259,11 +261,16 @@ class SQLiteBackend(Backend):
         return held, claimed
 
     async def heartbeat(
-        self, leases: Sequence[Lease], now: float, lease_seconds: float
+        self,
+        leases: Sequence[Lease],
+        now: float,
+        lease_seconds: float,
+        progress: Sequence[tuple[Lease, Progress]] = (),
     ) -> list[Heartbeat]:
         now = self._clock.now(now)
 
         def run(conn: sqlite3.Connection) -> list[Heartbeat]:
+            write_progress(conn, progress)
             rows: list[tuple[Any, ...]] = []
             for start in range(0, len(leases), shared.LEASE_CHUNK):
                 chunk = leases[start : start + shared.LEASE_CHUNK]
@@ -319,6 +326,14 @@ class SQLiteBackend(Backend):
 
     async def get_by_key(self, key: str) -> Job | None:
         return await self._readers.run(lambda conn: get_by_key(conn, key))
+
+    async def dependencies(self, job_id: int) -> Dependencies:
+        def run(conn: sqlite3.Connection) -> Dependencies:
+            parents = conn.execute(s.PARENTS, (job_id,)).fetchall()
+            children = conn.execute(s.CHILDREN, (job_id, DEPENDANTS_SHOWN)).fetchall()
+            return deps.dependencies_from_rows(parents, children)
+
+        return await self._readers.run(run)
 
     async def list_jobs(self, flt: JobFilter) -> list[Job]:
         where, params = shared.filter_sql(flt)

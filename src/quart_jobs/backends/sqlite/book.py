@@ -1,4 +1,4 @@
-"""The fair book on SQLite: the tier clocks and the owners' next tags (:mod:`quart_jobs.policy`)
+"""The fair book on SQLite: the tier clocks and the owners' next tags (:mod:`quart_jobs.fairness`)
 read in the writer's transaction and written back to it. The write lock serializes every
 enqueue and claim of the file, so no row lock is needed."""
 
@@ -7,14 +7,14 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from ... import policy
+from ... import fairness
 from ..shared_sql import fair
 from . import statements as s
 
 
 def load_book(
     conn: sqlite3.Connection, keys: Sequence[tuple[str, int, str | None]]
-) -> policy.FairBook:
+) -> fairness.FairBook:
     """A book with the tier clocks and the next tags of the owners in ``keys``."""
     clocks = [fair.clock_from_row(r) for r in conn.execute(s.TIERS)]
     owners = {}
@@ -22,10 +22,10 @@ def load_book(
         row = conn.execute(s.OWNER_NEXT, key).fetchone()
         if row is not None:
             owners[key] = float(row[0])
-    return policy.FairBook(clocks, owners)
+    return fairness.FairBook(clocks, owners)
 
 
-def save_book(conn: sqlite3.Connection, book: policy.FairBook) -> None:
+def save_book(conn: sqlite3.Connection, book: fairness.FairBook) -> None:
     """Write back the owners' next tags that changed and create the tiers not read (tiers the
     book read in this transaction exist: no statement for them)."""
     owners = fair.owner_params(book)

@@ -8,9 +8,10 @@ import secrets
 import sqlite3
 from collections.abc import Sequence
 
-from ... import policy, rate
+from ... import fairness, rate
 from ...models import Job
-from ..base import Candidate, ClaimScope, job_from_row
+from ..base import ClaimScope
+from ..rows import Candidate, job_from_row
 from ..shared_sql import fair
 from ..shared_sql import rate as rated
 from . import statements as s
@@ -28,7 +29,7 @@ def claim(
     """Claim up to ``limit`` jobs in the caller's transaction.
 
     Each (queue, priority, task) the worker may claim is one range of the named partial index
-    ``qj_jobs_fair`` in ``(tag, id)`` order; :mod:`quart_jobs.policy` picks among the ranges'
+    ``qj_jobs_fair`` in ``(tag, id)`` order; :mod:`quart_jobs.fairness` picks among the ranges'
     first jobs. Named, because without statistics the planner would scan and sort. A tier with
     ready jobs that have a rate key adds the first jobs of each open key (``qj_jobs_rated``)."""
     tag_due(conn, now)
@@ -61,8 +62,8 @@ def claim(
         return []
     keyed = any(c.concurrency_key is not None for found in heads.values() for c in found)
     running = dict(conn.execute(s.RUNNING_KEYS).fetchall()) if keyed else {}
-    book = policy.FairBook(clocks)
-    now = policy.claim_time(clocks, now)  # started_at in the order of the claims' commits
+    book = fairness.FairBook(clocks)
+    now = fairness.claim_time(clocks, now)  # started_at in the order of the claims' commits
     limits = rate.limits_of(c for found in heads.values() for c in found) if keys else {}
     if limits:
         now = rate.floor(keys, now)  # a key's starts never go back in time
@@ -84,7 +85,7 @@ def claim(
 
 
 def _heads(
-    conn: sqlite3.Connection, clock: policy.TierClock, tasks: Sequence[str], fetch: int
+    conn: sqlite3.Connection, clock: fairness.TierClock, tasks: Sequence[str], fetch: int
 ) -> list[Candidate]:
     """The first ``fetch`` claimable jobs of each task in the tier, in ``(tag, id)`` order."""
     found = [
@@ -99,7 +100,7 @@ def _heads(
 
 def _rated_heads(
     conn: sqlite3.Connection,
-    clock: policy.TierClock,
+    clock: fairness.TierClock,
     tasks: Sequence[str],
     fetch: int,
     now: float,

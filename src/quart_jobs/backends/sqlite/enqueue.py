@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...models import EnqueueResult, Job, NewJob
-from ..base import QueueLimits, job_from_row, new_job_record
+from ..base import QueueLimits
+from ..rows import job_from_row, new_job_record
 from ..shared_sql import fair
 from ..shared_sql.jobs import ENQUEUED_AT, KEY, OWNER, PRIORITY, QUEUE, RUN_AT
 from . import statements as s

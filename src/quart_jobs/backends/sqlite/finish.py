@@ -7,7 +7,7 @@ import json
 import sqlite3
 from collections.abc import Sequence
 
-from ...models import JobState
+from ...models import JobState, Lease, Progress
 from ..base import Outcome
 from ..shared_sql import jobs
 from ..shared_sql.dialect import SQLITE
@@ -17,6 +17,7 @@ from . import statements as s
 def finish(conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: float) -> list[bool]:
     """Record outcomes in the caller's transaction; ``False`` for each refused (lease lost).
     Successes, the common case, are written by one statement per batch of 400."""
+    write_progress(conn, jobs.outcome_progress(outcomes))
     held = [False] * len(outcomes)
     successes = [n for n, o in enumerate(outcomes) if o.state is JobState.SUCCEEDED]
     for start in range(0, len(successes), jobs.LEASE_CHUNK):
@@ -40,3 +41,10 @@ def finish(conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: float) ->
             statement, params = jobs.finish_statement(o, now, SQLITE)
             held[n] = conn.execute(statement, params).rowcount == 1
     return held
+
+
+def write_progress(conn: sqlite3.Connection, reports: Sequence[tuple[Lease, Progress]]) -> None:
+    """Write reported progress where the lease is still held (nothing to do: no statement)."""
+    for start in range(0, len(reports), jobs.LEASE_CHUNK // 2):
+        chunk = reports[start : start + jobs.LEASE_CHUNK // 2]
+        conn.execute(jobs.progress_statement(len(chunk), SQLITE), jobs.progress_params(chunk))

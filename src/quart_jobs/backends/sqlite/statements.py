@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import functools
 
-from ..base import JOB_COLUMNS
-from ..shared_sql import fair, jobs, operator, pauses, rate, workers
+from ..rows import JOB_COLUMNS
+from ..shared_sql import deps, fair, jobs, operator, pauses, rate, workers
 from ..shared_sql.dialect import SQLITE, render
 
 # --- shared, rendered ---------------------------------------------------------------------------
@@ -18,6 +18,7 @@ STATS_BY_QUEUE = render(jobs.STATS_BY_QUEUE, SQLITE)
 NEXT_RUN_AT = render(jobs.NEXT_RUN_AT, SQLITE)
 RETRY = render(jobs.RETRY, SQLITE)
 CANCEL = render(jobs.CANCEL, SQLITE)
+CANCEL_QUEUED = render(jobs.CANCEL_QUEUED, SQLITE)
 FINISHED_COUNTS = jobs.finished_counts_statement(SQLITE)
 TIERS = render(fair.TIERS, SQLITE)
 CLAIM_TIERS = render(fair.CLAIM_TIERS, SQLITE)
@@ -44,6 +45,9 @@ READY = workers.ready_statements(SQLITE)
 PAUSE = render(pauses.PAUSE, SQLITE)
 RESUME = render(pauses.RESUME, SQLITE)
 PAUSED = render(pauses.PAUSED, SQLITE)
+
+PARENTS = render(deps.PARENTS, SQLITE)
+CHILDREN = render(deps.CHILDREN, SQLITE)
 
 # --- SQLite's own -------------------------------------------------------------------------------
 
@@ -95,17 +99,11 @@ def succeed_statement(n: int) -> str:
     the results by job id, then each lease's job id and token; returns the ids recorded."""
     return (
         "UPDATE qj_jobs SET state = 'succeeded', finished_at = ?, error = NULL, "
-        "traceback = NULL, lease_token = NULL, lease_expires_at = NULL, "
+        "traceback = NULL, why = NULL, lease_token = NULL, lease_expires_at = NULL, "
         "result = json_extract(?, '$.\"' || id || '\"') "
         "WHERE state = 'running' AND (id, lease_token) IN "
         f"(VALUES {','.join(['(?, ?)'] * n)}) RETURNING id"
     )
-
-
-#: The application's transaction cancels a queued job (other states are unchanged).
-CANCEL_QUEUED = (
-    "UPDATE qj_jobs SET state = 'cancelled', finished_at = ? WHERE id = ? AND state = 'queued'"
-)
 
 
 def enqueued_at_statement(n: int) -> str:

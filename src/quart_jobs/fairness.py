@@ -1,4 +1,4 @@
-"""Pure scheduling policy: which queued job starts next, and when a failed job runs again.
+"""Where the tier is decided: which queued job starts next (pure, no I/O).
 
 Backends store and read; the order is decided here, so every backend orders jobs the same way
 and the rules are tested without a database (see ``docs/guarantees.md`` for the bounds).
@@ -24,7 +24,6 @@ Fair claim, in two levels, per queue (start-time fair queuing, unit cost per sta
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -302,36 +301,3 @@ def blocked(job: Head, busy: Mapping[str, int]) -> bool:
     if job.concurrency_key is None or job.concurrency_limit is None:
         return False
     return busy.get(job.concurrency_key, 0) >= job.concurrency_limit
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter: attempt n waits up to ``base * factor**(n-1)``,
-    capped at ``max_delay``, and at least ``min_delay``."""
-
-    base: float = 1.0
-    factor: float = 2.0
-    max_delay: float = 300.0
-    min_delay: float = 0.0
-
-    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1 for the first)."""
-        ceiling = min(self.max_delay, self.base * self.factor ** max(0, attempt - 1))
-        draw = (rng or _rng).uniform(0.0, ceiling)
-        return max(self.min_delay, draw)
-
-
-_rng = random.Random()
-
-
-def next_run_after_failure(
-    attempts: int,
-    max_attempts: int,
-    now: float,
-    retry: RetryPolicy,
-    rng: random.Random | None = None,
-) -> float | None:
-    """When a job that just failed its ``attempts``-th attempt runs again, or ``None``: give up."""
-    if attempts >= max_attempts:
-        return None
-    return now + retry.delay(attempts, rng)

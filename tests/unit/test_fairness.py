@@ -1,4 +1,4 @@
-"""Pure scheduling policy: the fair, weighted claim order and retry timing, on plain lists.
+"""Where the tier is decided: the fair, weighted claim order, on plain lists.
 
 The properties are checked over random arrival sequences (hypothesis): no starvation, tier
 shares within the start-time fair queuing bound, owners round-robin, FIFO per owner.
@@ -7,23 +7,20 @@ shares within the start-time fair queuing bound, owners round-robin, FIFO per ow
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quart_jobs.models import Tier
-from quart_jobs.policy import (
+from quart_jobs.fairness import (
     FairBook,
-    RetryPolicy,
     TierClock,
     Weights,
     choose_starts,
     claim_time,
-    next_run_after_failure,
 )
+from quart_jobs.models import Tier
 
 VIP, REGULAR = int(Tier.VIP), int(Tier.REGULAR)
 NOW = 10_000.0
@@ -285,22 +282,6 @@ def test_a_vips_wait_does_not_grow_with_the_regular_backlog(
     bound = vip_owners_waiting + 1 + math.ceil((vip_owners_waiting + 1) / 9)
     started = sim.step(bound)
     assert newcomer in started
-
-
-def test_backoff_grows_exponentially_with_full_jitter_and_a_cap() -> None:
-    policy = RetryPolicy(base=1, factor=2, max_delay=10)
-    rng = random.Random(7)
-    for attempt, ceiling in ((1, 1), (2, 2), (3, 4), (4, 8), (5, 10), (9, 10)):
-        delays = [policy.delay(attempt, rng) for _ in range(200)]
-        assert all(0 <= d <= ceiling for d in delays)
-        assert max(delays) > ceiling * 0.8  # the jitter spreads over the whole range
-
-
-def test_no_retry_once_out_of_attempts() -> None:
-    policy = RetryPolicy(base=1)
-    assert next_run_after_failure(3, 3, NOW, policy) is None
-    run_at = next_run_after_failure(1, 3, NOW, policy, random.Random(1))
-    assert run_at is not None and NOW <= run_at <= NOW + 1
 
 
 @pytest.mark.parametrize(("value", "expected"), [("vip", 0), ("REGULAR", 10), ("5", 5), (3, 3)])

@@ -1,0 +1,135 @@
+"""Rows and records: the columns a claim and a read select, and the records built from them
+(shared by every backend, so a job reads the same from each)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any, NamedTuple
+
+from ..models import Job, JobState, NewJob, Stats, Why
+from ..rate import RateLimit
+
+
+class Candidate(NamedTuple):
+    """A ready, tagged, queued job as a claim reads it from its tier's index range."""
+
+    id: int
+    queue: str
+    priority: int
+    tag: float
+    concurrency_key: str | None
+    concurrency_limit: int | None
+    #: Read only for jobs with a rate key (from their own index): ``None`` for the others.
+    rate_key: str | None = None
+    rate_limit: int | None = None
+    rate_period: float | None = None
+
+
+#: The columns of :class:`Candidate` a job without a rate key needs, in order.
+CANDIDATE_COLUMNS = "id, queue, priority, tag, concurrency_key, concurrency_limit"
+#: Every column of :class:`Candidate`, for jobs with a rate key.
+RATED_CANDIDATE_COLUMNS = f"{CANDIDATE_COLUMNS}, rate_key, rate_limit, rate_period"
+
+
+# Column order shared by the SQL backends' SELECTs and row conversion.
+JOB_COLUMNS = (
+    "id, task, args, kwargs, priority, state, attempts, max_attempts, enqueued_at, run_at, "
+    "owner, key, timeout, started_at, finished_at, worker, lease_token, lease_expires_at, "
+    "cancel_requested, result, error, traceback, queue, concurrency_key, concurrency_limit, "
+    "rate_key, rate_limit, rate_period, why, progress, progress_message"
+)
+
+
+def job_from_row(row: Sequence[Any]) -> Job:
+    """A :class:`Job` from a row in :data:`JOB_COLUMNS` order (args, kwargs, result as JSON)."""
+    # Positional, in Job's field order (one Job per claimed row: the worker's hot path); jobs
+    # without arguments, the common case, skip the JSON decoder.
+    args, kwargs, result = row[2], row[3], row[19]
+    return Job(
+        row[0],
+        row[1],
+        () if args == "[]" else tuple(json.loads(args)),
+        {} if kwargs == "{}" else json.loads(kwargs),
+        row[4],
+        _STATES[row[5]],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+        row[11],
+        row[12],
+        row[13],
+        row[14],
+        row[15],
+        row[16],
+        row[17],
+        bool(row[18]),
+        None if result is None else json.loads(result),
+        row[20],
+        row[21],
+        row[22],
+        row[23],
+        row[24],
+        row[25],
+        None if row[26] is None else RateLimit(int(row[26]), float(row[27])),
+        None if row[28] is None else _WHYS.get(row[28]),
+        row[29],
+        row[30],
+    )
+
+
+_STATES = {state.value: state for state in JobState}
+_WHYS = {why.value: why for why in Why}
+
+
+def stats_from_rows(
+    by_state: Iterable[Sequence[Any]],
+    oldest: Iterable[Sequence[Any]],
+    by_queue: Iterable[Sequence[Any]],
+) -> Stats:
+    """:class:`Stats` from the rows of the shared stats statements (:mod:`.shared_sql.jobs`)."""
+    return Stats(
+        counts={(JobState(s), int(p)): int(n) for s, p, n in by_state},
+        oldest_queued={int(p): float(t) for p, t in oldest},
+        queues={(str(q), JobState(s)): int(n) for q, s, n in by_queue},
+    )
+
+
+def purge_states(states: Collection[JobState]) -> list[str]:
+    """The state names a purge may delete, refusing any state that is not an end state."""
+    chosen = [JobState(s) for s in states]
+    live = [s.value for s in chosen if not s.finished]
+    if live:
+        raise ValueError(f"only finished jobs can be purged, not {', '.join(live)} ones")
+    return sorted(s.value for s in chosen)
+
+
+def new_job_record(new: NewJob, job_id: int, enqueued_at: float, run_at: float) -> Job:
+    """The :class:`Job` a backend stored for ``new`` (what reading it back would return)."""
+    return Job(
+        id=job_id,
+        task=new.task,
+        args=tuple(json.loads(json.dumps(list(new.args)))) if _needs_copy(new.args) else new.args,
+        kwargs=dict(new.kwargs),
+        priority=new.priority,
+        state=JobState.QUEUED,
+        attempts=0,
+        max_attempts=new.max_attempts,
+        enqueued_at=enqueued_at,
+        run_at=run_at,
+        owner=new.owner,
+        key=new.key,
+        timeout=new.timeout,
+        queue=new.queue,
+        concurrency_key=new.concurrency_key,
+        concurrency_limit=new.concurrency_limit,
+        rate_key=new.rate_key,
+        rate_limit=new.rate_limit,
+    )
+
+
+def _needs_copy(args: tuple[Any, ...]) -> bool:
+    """Whether JSON would change ``args`` (tuples become lists): plain scalars are kept as is."""
+    return not all(a is None or isinstance(a, str | int | float | bool) for a in args)

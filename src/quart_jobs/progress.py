@@ -1,0 +1,136 @@
+"""Progress a running task reports, kept in memory and written coalesced.
+
+``current_job().progress(0.4, "resized 4 of 10")`` only records the latest value in the
+worker's :class:`ProgressBook` (one dict assignment: safe from a sync task's thread, cheap in a
+tight loop). The heartbeat loop writes what changed with its next beat, and at most once a
+second in between (:data:`PROGRESS_EVERY`); a job's outcome carries what is still unwritten. So
+a thousand calls cost at most one write a second per worker, each fenced by the job's lease,
+and a worker that dies loses at most the last second of progress. Jobs that report nothing
+cost nothing: no statement is added when the book is empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .backends.base import Backend
+from .errors import JobsError
+from .models import Job, JobState, Lease, Progress
+
+#: Seconds between the heartbeat loop's writes of progress that changed (between its beats).
+PROGRESS_EVERY = 1.0
+
+
+class ProgressBook:
+    """The latest unwritten progress of each running job of one worker, by job id."""
+
+    def __init__(self) -> None:
+        self._pending: dict[int, Progress] = {}
+
+    def report(self, job_id: int, progress: Progress) -> None:
+        self._pending[job_id] = progress  # atomic: tasks' threads call it too
+
+    def pending(self) -> bool:
+        return bool(self._pending)
+
+    def take(self, job_id: int) -> Progress | None:
+        """The job's unwritten progress, now the caller's to write."""
+        return self._pending.pop(job_id, None)
+
+    def take_all(self, leases: Sequence[Lease]) -> list[tuple[Lease, Progress]]:
+        """The unwritten progress of the jobs of ``leases`` (the running ones), now the
+        caller's to write; progress of jobs that no longer run is dropped."""
+        by_id = {lease.job_id: lease for lease in leases}
+        taken = []
+        for job_id in list(self._pending):
+            progress = self._pending.pop(job_id, None)
+            if progress is not None and job_id in by_id:
+                taken.append((by_id[job_id], progress))
+        return taken
+
+    def put_back(self, reports: Sequence[tuple[Lease, Progress]]) -> None:
+        """Reports whose write failed: written next time, unless newer ones came meanwhile."""
+        for lease, progress in reports:
+            self._pending.setdefault(lease.job_id, progress)
+
+
+#: The slot descriptor that holds :attr:`Job.progress`.
+_PROGRESS_SLOT: Any = Job.__dict__["progress"]
+
+
+class _ProgressMethod:
+    """``RunningJob.progress``: the reporting method on a running job, where a stored
+    :class:`Job` has its ``progress`` value (the dataclass's ``__init__`` stores that value
+    in :class:`Job`'s slot, through :meth:`__set__`)."""
+
+    def __get__(self, obj: RunningJob | None, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return obj._report
+
+    def __set__(self, obj: RunningJob, value: float | None) -> None:
+        _PROGRESS_SLOT.__set__(obj, value)
+
+
+class RunningJob(Job):
+    """The job a task runs (:func:`~quart_jobs.current_job`): every field of :class:`Job` as
+    it was claimed, :meth:`progress` to say how far the task got, and reads about the jobs it
+    depended on (:meth:`parent_results`, :meth:`parent_counts`)."""
+
+    __slots__ = ("_reporter", "_store")
+    _reporter: Callable[[Progress], None]
+    _store: Backend | None
+
+    progress = _ProgressMethod()
+
+    @classmethod
+    def of(
+        cls, job: Job, reporter: Callable[[Progress], None], store: Backend | None = None
+    ) -> RunningJob:
+        fields = {name: getattr(job, name) for name in Job.__dataclass_fields__}
+        running = cls(**fields)
+        object.__setattr__(running, "_reporter", reporter)
+        object.__setattr__(running, "_store", store)
+        return running
+
+    async def parent_results(self) -> list[Any]:
+        """The results of the jobs this one was enqueued ``after``, in the order given there
+        (``None`` for one that did not succeed; ``[]`` for a job without dependencies)."""
+        dependencies = await self._claimed_from().dependencies(self.id)
+        return [p.result if p.state is JobState.SUCCEEDED else None for p in dependencies.parents]
+
+    async def parent_counts(self) -> dict[str, int]:
+        """How many of the jobs this one depended on ``succeeded``, ``failed`` or were
+        ``cancelled`` (and ``unfinished``: 0 once it runs, unless it was retried by hand)."""
+        return (await self._claimed_from().dependencies(self.id)).counts()
+
+    def _claimed_from(self) -> Backend:
+        if self._store is None:
+            raise JobsError("this job was not claimed by a worker: it has no store to read")
+        return self._store
+
+    def _report(self, fraction: float, message: str | None = None) -> None:
+        """Report how far the task got: ``fraction`` from 0 to 1 (``ValueError`` otherwise)
+        and a short message (cut at 200 characters). Kept in memory and written with the
+        worker's next heartbeat (within about a second) and with the job's outcome."""
+        self._reporter(Progress.of(fraction, message))
+
+
+class Current:
+    """A running task's job and its worker's book, in the task's context; the
+    :class:`RunningJob` is built when the task first asks for it (most never do)."""
+
+    __slots__ = ("_running", "book", "job", "store")
+
+    def __init__(self, job: Job, book: ProgressBook, store: Backend | None = None) -> None:
+        self.job = job
+        self.book = book
+        self.store = store
+        self._running: RunningJob | None = None
+
+    def running(self) -> RunningJob:
+        if self._running is None:
+            job_id, book = self.job.id, self.book
+            self._running = RunningJob.of(self.job, lambda p: book.report(job_id, p), self.store)
+        return self._running
