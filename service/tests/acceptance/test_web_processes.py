@@ -199,8 +199,13 @@ def test_a_signal_drains_every_web_process_and_the_group_exits_0(
         client = stack.enter_context(httpx.Client(base_url=svc.url, timeout=10))
         long = [place(client, VIP_KEY, processing_seconds=30)["id"] for _ in range(4)]
         # Both web processes run two each (WORKER_CONCURRENCY=2 apiece).
-        assert wait_until(lambda: len(running_workers(rows)) == 2, 30), svc.output()
-        assert len(rows("SELECT 1 FROM qj_jobs WHERE state = 'running'")) == 4
+        assert wait_until(
+            lambda: (
+                len(rows("SELECT 1 FROM qj_jobs WHERE state = 'running'")) == 4
+                and len(running_workers(rows)) == 2
+            ),
+            30,
+        ), svc.output()
         svc.signal(sig, group=group)
         assert svc.wait(timeout=SHUTDOWN_TIMEOUT + 5) == 0, svc.output()
     log = svc.output()
