@@ -86,9 +86,8 @@ def admin_blueprint(
     @bp.record_once
     def routing(state: BlueprintSetupState) -> None:
         # Before the routes that use the converter are added to the app's map.
-        state.app.url_map.converters[ID_CONVERTER] = DigitsConverter
         if isinstance(state.app, Quart):
-            refuse_bad_hosts(state.app)  # a bad Host on an admin route was a 500
+            harden_routing(state.app)  # ids and queue names in URLs; a bad Host is a 400
 
     @bp.errorhandler(AdminError)
     async def admin_error(exc: AdminError) -> Response:

@@ -41,7 +41,7 @@ def add_queue_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
         state = queue_state(await jobs.stats(), queue.strip())
         return jsonify({"now": jobs.clock(), "changed": changed, **state})
 
-    @bp.post("/api/queues/<queue>/pause")
+    @bp.post("/api/queues/<qj_queue:queue>/pause")
     @document_response(QueueAnswer, 200)
     @admin_operation(400, 403)
     async def admin_pause_queue(queue: str) -> Response:
@@ -49,7 +49,7 @@ def add_queue_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
         finish; enqueues are still accepted). A queue no job has used yet may be paused."""
         return await change(queue, jobs.pause)
 
-    @bp.post("/api/queues/<queue>/resume")
+    @bp.post("/api/queues/<qj_queue:queue>/resume")
     @document_response(QueueAnswer, 200)
     @admin_operation(400, 403)
     async def admin_resume_queue(queue: str) -> Response:

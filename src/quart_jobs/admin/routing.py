@@ -24,10 +24,12 @@ from typing import Any, NoReturn
 from quart import Quart
 from quart.wrappers import BaseRequestWebsocket
 from werkzeug.exceptions import BadHost
-from werkzeug.routing import IntegerConverter, Map, MapAdapter
+from werkzeug.routing import BaseConverter, IntegerConverter, Map, MapAdapter
 
 #: The converter's name in ``app.url_map.converters`` (``/jobs/<qj_id:job_id>``).
 ID_CONVERTER = "qj_id"
+#: The converter of a queue name in a URL (``/queues/<qj_queue:queue>``).
+QUEUE_CONVERTER = "qj_queue"
 _REFUSES_BAD_HOSTS = "quart_jobs_refuses_bad_hosts"
 
 
@@ -35,6 +37,13 @@ class DigitsConverter(IntegerConverter):
     """A non-negative integer written in ASCII digits."""
 
     regex = r"[0-9]+"
+
+
+class QueueNameConverter(BaseConverter):
+    """A queue name as queues are named: 1 to 100 characters, no comma, no slash, no white
+    space at either end (anything else matches no route: 404)."""
+
+    regex = r"[^\s,/](?:[^,/]{0,98}[^\s,/])?"
 
 
 class _RefusedHost(MapAdapter):
@@ -80,4 +89,5 @@ def harden_routing(app: Quart) -> None:
     and answer a ``Host`` header that is no host name with a 400 (:func:`refuse_bad_hosts`).
     Call it before adding routes that use the converter; calling it again changes nothing."""
     app.url_map.converters[ID_CONVERTER] = DigitsConverter
+    app.url_map.converters[QUEUE_CONVERTER] = QueueNameConverter
     refuse_bad_hosts(app)
