@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from ...models import Job, JobState, Stats
-from ..operator import OperatorStore
+from ..operator import OperatorStore, StartedWaits, started_waits_of
 
 
 class MemoryOperator(OperatorStore):
@@ -47,3 +47,6 @@ class MemoryOperator(OperatorStore):
                 bucket = (int((job.finished_at - since) // bucket_seconds), job.state)
                 counts[bucket] = counts.get(bucket, 0) + 1
         return counts
+
+    async def started_waits(self, since: float, bucket_seconds: float, owners: int) -> StartedWaits:
+        return started_waits_of(self._jobs(), since, bucket_seconds, owners)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 
 from ...models import JobState, Stats
-from ..operator import OperatorStore
+from ..operator import OperatorStore, StartedWaits
 from ..shared_sql import operator as ops
 from . import statements as q
 from .connections import Connections
@@ -53,3 +53,13 @@ class PostgresOperator(OperatorStore):
             cur = await conn.execute(q.FINISHED_COUNTS, (since, bucket_seconds, since))
             rows = await cur.fetchall()
         return {(int(bucket), JobState(state)): int(n) for bucket, state, n in rows}
+
+    async def started_waits(self, since: float, bucket_seconds: float, owners: int) -> StartedWaits:
+        since = self._db.clock.at(since)
+        window = (since, since, since)
+        async with self._db.connection() as conn:
+            cur = await conn.execute(q.STARTED_WAITS, (*window, since, bucket_seconds))
+            counts = await cur.fetchall()
+            cur = await conn.execute(q.LONGEST_WAITING_OWNERS, (*window, owners))
+            longest = await cur.fetchall()
+        return ops.started_waits_from_rows(counts, longest)
