@@ -15,13 +15,16 @@ the caller. Workers are woken only after the commit. See ``docs/transactions.md`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar, Unpack
 
 from .backends.base import Backend, BackendTransaction, Params
 from .builder import Calls, EnqueueOptions, JobBuilder, OptionKeywords, enqueue_options
+from .errors import UnknownDependency
 from .models import EnqueueResult, Job, JobState, job_id_in_range
 from .registry import Task, TaskFunc
+from .workflows import Group, Step
 
 T = TypeVar("T")
 
@@ -95,9 +98,49 @@ class Transaction:
     ) -> list[EnqueueResult]:
         """Enqueue several calls in this transaction (:meth:`Jobs.enqueue_many`'s arguments)."""
         new = self._builder.build_all(calls, options)
+        parents = None if options is None else options.parent_ids()
+        if parents is not None:
+            assert options is not None
+            if not all(job_id_in_range(i) for i in parents):
+                bad = next(i for i in parents if not job_id_in_range(i))
+                raise UnknownDependency(f"job {bad} does not exist; nothing was enqueued")
+            results = self._inner.enqueue_after(new, parents, run_always=options.run_always)
+            self.created.extend(result.job for result in results if result.created)
+            return results
         results = self._inner.enqueue(new, limits=self._builder.limits(options))
         self.created.extend(result.job for result in results if result.created)
         return results
+
+    def chain(self, *steps: Step) -> list[Job]:
+        """Enqueue ``steps`` in this transaction, each to start once the one before succeeded
+        (a step's own ``after`` is kept too); the jobs, in order."""
+        if not steps:
+            raise ValueError("chain() needs at least one step")
+        created: list[Job] = []
+        for step in steps:
+            extra = [created[-1]] if created else []
+            created.append(self._enqueue_step(step, extra))
+        return created
+
+    def group(self, members: Sequence[Step], *, then: Step) -> Group:
+        """Enqueue ``members`` and a callback ``then`` that runs once after every member
+        ended, whatever their outcome (the callback reads the counts with
+        ``await current_job().parent_counts()``), in this transaction."""
+        if not members:
+            raise ValueError("group() needs at least one member")
+        jobs = [self._enqueue_step(member, []) for member in members]
+        callback = self._enqueue_step(then, jobs, run_always=True)
+        return Group(jobs, callback)
+
+    def _enqueue_step(self, step: Step, after: list[Job], *, run_always: bool = False) -> Job:
+        options = step.options
+        if after or run_always:
+            parents = [*after, *(options.after or ())]
+            options = replace(
+                options, after=tuple(parents), run_always=run_always or options.run_always
+            )
+        (result,) = self.enqueue_many([(step.target, step.args, step.kwargs)], options)
+        return result.job
 
     def get_job(self, job_id: int) -> Job | None:
         """A job as this transaction sees it (``None`` if there is none)."""

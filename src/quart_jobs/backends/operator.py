@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import abc
 import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ..models import Job, JobState, Stats
+from ..models import Job, JobState, Stats, Waiting, WorkerRecord
 
 #: Upper bounds (seconds) of the wait buckets the dashboard's percentiles are read from: a
 #: 1-2-5 scale from 10 ms to a day. A wait falls in the first bucket whose bound is at least
@@ -130,3 +130,11 @@ class OperatorStore(abc.ABC):
         their ``finished_at`` index (as :meth:`finished_counts` does) and the running ones
         through the lease index: the cost grows with the jobs of the window, never with
         older ones."""
+
+    @abc.abstractmethod
+    async def waiting_jobs(self, now: float, workers: Sequence[WorkerRecord]) -> Waiting:
+        """Jobs that are not starting at ``now``, by queue and the first reason that holds each
+        (:class:`~quart_jobs.models.WaitReason`, in its order): waiting for other jobs, not
+        due, paused queue, served by none of the live ``workers``, rate key closed, concurrency
+        key at its limit. Each count is a capped read (:attr:`Waiting.at_least`); SQL stores
+        answer from partial indexes and small tables, a few seeks and range counts."""
