@@ -1,18 +1,6 @@
-"""``Jobs``: the one object an application talks to: register tasks, enqueue, inspect, run workers.
-
-    jobs = Jobs("sqlite:///var/app.sqlite3")
-
-    @jobs.task(max_attempts=3)
-    async def send_receipt(order_id: int) -> None: ...
-
-    async with jobs:
-        await jobs.enqueue(send_receipt, 42)                    # task arguments only
-        await jobs.options(priority=Tier.VIP, delay=5).enqueue(send_receipt, 43)
-        async with jobs.run_worker(concurrency=4): ...
-
-Job options (priority, delay, key, …) go through :meth:`Jobs.options`, never through the task's
-own keyword arguments, so a task may have a parameter called ``priority`` or ``timeout``.
-"""
+"""``Jobs``: the one object an application talks to (register tasks, enqueue, inspect, run
+workers). Each call is done by the module named for it: :mod:`.builder` builds jobs,
+:mod:`.job_operations` reaches the store, :mod:`.local_workers` runs this process's workers."""
 
 from __future__ import annotations
 
@@ -358,17 +346,10 @@ class Jobs:
         queue: str | None = None,
     ) -> list[Job]:
         """Jobs, newest first, filtered by each argument given; ``before_id`` pages back."""
-        return await self._store.list_jobs(
-            JobFilter(
-                state=None if state is None else JobState(state),
-                priority=None if priority is None else Tier.parse(priority),
-                task=task,
-                owner=owner,
-                queue=queue,
-                limit=limit,
-                before_id=before_id,
-            )
-        )
+        state_ = None if state is None else JobState(state)
+        tier = None if priority is None else Tier.parse(priority)
+        flt = JobFilter(state_, tier, task, owner, queue, limit, before_id)
+        return await self._store.list_jobs(flt)
 
     async def cancel(self, job_id: int, *, running: bool = True) -> Job:
         """Cancel a queued job, or (``running=True``) ask a running one to stop: it ends

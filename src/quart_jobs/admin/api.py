@@ -15,15 +15,8 @@ from quart_schema import document_querystring, document_response
 
 from ..errors import JobNotFound, RetryRefused
 from ..jobs import Jobs
-from ..models import (
-    MAX_JOB_ID,
-    Job,
-    JobState,
-    Tier,
-    dependencies_detail,
-    job_detail,
-    job_summary,
-)
+from ..models import MAX_JOB_ID, Job, JobState, Tier
+from ..presenting import dependencies_detail, job_detail, job_summary
 from .auth import AdminAuth, AdminError
 from .schemas import (
     JobAnswer,

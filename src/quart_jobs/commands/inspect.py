@@ -8,17 +8,9 @@ import json
 import click
 
 from ..jobs import Jobs
-from ..models import (
-    Dependencies,
-    Job,
-    JobState,
-    Stats,
-    Tier,
-    dependencies_detail,
-    describe_dependencies,
-    job_detail,
-)
+from ..models import Dependencies, Job, JobState, Stats, Tier
 from ..pausing import describe
+from ..presenting import dependencies_detail, describe_dependencies, job_detail
 from .output import (
     JOB_ID,
     age,
