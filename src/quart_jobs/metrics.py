@@ -7,7 +7,10 @@ Two kinds of numbers, with different scopes:
 
 * **Counters and histograms** count the events of *this process* (jobs it enqueued, started,
   finished; run and wait times of the jobs its workers ran). Sum them over all processes:
-  ``sum by (tier) (rate(quart_jobs_succeeded_total[5m]))``.
+  ``sum by (tier) (rate(quart_jobs_succeeded_total[5m]))``. The counters are labelled by task
+  and tier, the wait and run histograms by tier and queue: every label is a name the
+  application chose (tasks, queues) or one of a few tiers, so the series stay bounded. No
+  label names an owner (a customer): the dashboard lists the owners who waited longest.
 * **Gauges** (queued and running jobs by tier, oldest waiting job per tier) are read from the
   database, so every process reports the same, correct, queue-wide values however many
   processes share it. Aggregate them with ``max``, never ``sum``. They come from the partial
@@ -218,15 +221,16 @@ class JobMetrics:
         }
         self.run_seconds = Histogram(
             f"{NAMESPACE}_run_seconds",
-            "Run time of one attempt, from start to its outcome, by tier.",
-            ["tier"],
+            "Run time of one attempt, from start to its outcome, by tier and queue.",
+            ["tier", "queue"],
             buckets=RUN_BUCKETS,
             registry=self.registry,
         )
         self.wait_seconds = Histogram(
             f"{NAMESPACE}_wait_seconds",
-            "Time a job waited: start minus the later of its enqueue time and its run_at.",
-            ["tier"],
+            "Time a job waited: start minus the later of its enqueue time and its run_at, "
+            "by tier and queue.",
+            ["tier", "queue"],
             buckets=WAIT_BUCKETS,
             registry=self.registry,
         )
@@ -241,9 +245,10 @@ class JobMetrics:
             counter.labels(job.task, job.tier).inc()
         if event == "started" and job.started_at is not None:
             ready = max(job.enqueued_at, job.run_at)
-            self.wait_seconds.labels(job.tier).observe(max(0.0, job.started_at - ready))
+            wait = max(0.0, job.started_at - ready)
+            self.wait_seconds.labels(job.tier, job.queue).observe(wait)
         elif elapsed is not None and event != "requeued":
-            self.run_seconds.labels(job.tier).observe(elapsed)
+            self.run_seconds.labels(job.tier, job.queue).observe(elapsed)
 
     async def refresh(self) -> None:
         """Read the queue-wide gauges from the database (a failure reports the store down)."""

@@ -111,6 +111,20 @@ def enqueue_work(database: str, tier: str, *args: object) -> int:
         return pool.submit(asyncio.run, enqueue()).result()
 
 
+def page_problems(page: Any) -> list[str]:
+    """The page's script errors and CSP violations, as they come (the login page's own 401
+    status is expected, not one)."""
+    problems: list[str] = []
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(m.text) if m.type == "error" and "status of 401" not in m.text else None
+        ),
+    )
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    return problems
+
+
 def job_state(client: httpx.Client, job_id: int) -> str:
     response = client.get(f"/admin/api/jobs/{job_id}", headers=auth(ADMIN_TOKEN))
     return str(response.json()["job"]["state"])
@@ -121,15 +135,7 @@ def test_log_in_see_the_counts_and_retry_a_failed_job(tmp_path: Path, browser_pa
 
     page = browser_page
     OUTPUT.mkdir(exist_ok=True)
-    problems: list[str] = []
-    # Script errors and CSP violations; the login page's own 401 status is expected.
-    page.on(
-        "console",
-        lambda m: (
-            problems.append(m.text) if m.type == "error" and "status of 401" not in m.text else None
-        ),
-    )
-    page.on("pageerror", lambda e: problems.append(str(e)))
+    problems = page_problems(page)
 
     database = f"sqlite:///{tmp_path}/x.sqlite3"
     with (

@@ -3,11 +3,21 @@ here. Admin sessions, the write probe and the dashboard's counts live beside the
 
 from __future__ import annotations
 
-from quart_jobs.backends import Backend
+from quart_jobs.backends import Backend, Outcome
+from quart_jobs.backends.operator import StartedWaits, wait_slot
 from quart_jobs.models import JobState
 
 from ..conftest import Clock
-from .test_backend_contract import REGULAR, VIP, _finish_all, claim, enqueue, new
+from .test_backend_contract import (
+    LEASE,
+    REGULAR,
+    VIP,
+    _finish_all,
+    claim,
+    enqueue,
+    lease_of,
+    new,
+)
 
 
 async def test_finished_counts_by_bucket_and_state(backend: Backend, clock: Clock) -> None:
@@ -79,3 +89,45 @@ async def test_a_write_probe_succeeds_on_a_writable_store(backend: Backend, cloc
     clock.advance(1)
     await backend.operator.probe_write(clock())
     assert (await backend.stats()).count() == 0  # it touches no job
+
+
+async def test_started_waits_by_minute_tier_and_slot_with_the_longest_waiting_owners(
+    backend: Backend, clock: Clock
+) -> None:
+    since = clock()
+    (_, dan) = await enqueue(
+        backend, clock, new(owner="bob"), new(owner="dan", run_at=since + 20, max_attempts=1)
+    )
+    clock.advance(4)
+    await enqueue(backend, clock, new(owner="ann", priority=VIP), new(owner="cat"))
+    clock.advance(3)  # bob waited 7 s, ann and cat 3 s; dan is not due yet
+    claimed = {j.owner: j for j in await backend.claim("w", 5, clock(), LEASE)}
+    assert set(claimed) == {"ann", "bob", "cat"}
+    done = [Outcome(lease_of(claimed[o]), JobState.SUCCEEDED) for o in ("ann", "bob")]
+    assert await backend.finish(done, clock()) == [True, True]  # cat still runs
+    clock.advance(63)  # dan waited 50 s after its run_at
+    (late,) = await backend.claim("w", 5, clock(), LEASE)
+    assert late.id == dan
+    assert await backend.finish([Outcome(lease_of(late), JobState.FAILED)], clock()) == [True]
+    await enqueue(backend, clock, new(owner="eve"))  # still queued: not counted
+
+    waits = await backend.operator.started_waits(since, 60, 5)
+    assert waits.counts == {
+        (0, VIP, wait_slot(3)): 1,
+        (0, REGULAR, wait_slot(3)): 1,
+        (0, REGULAR, wait_slot(7)): 1,
+        (1, REGULAR, wait_slot(50)): 1,
+    }
+    assert wait_slot(7) == wait_slot(10) == wait_slot(5.01) != wait_slot(5)
+    assert [(o.priority, o.owner, o.longest, o.jobs) for o in waits.owners] == [
+        (VIP, "ann", 3, 1),
+        (REGULAR, "dan", 50, 1),
+        (REGULAR, "bob", 7, 1),
+        (REGULAR, "cat", 3, 1),
+    ]
+    two = await backend.operator.started_waits(since, 60, 2)
+    assert [o.owner for o in two.owners] == ["ann", "dan", "bob"]
+    later = await backend.operator.started_waits(since + 60, 60, 5)
+    assert later.counts == {(0, REGULAR, wait_slot(50)): 1}
+    assert [o.owner for o in later.owners] == ["dan"]
+    assert await backend.operator.started_waits(clock() + 1, 60, 5) == StartedWaits()

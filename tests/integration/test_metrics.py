@@ -76,25 +76,41 @@ async def test_counters_and_histograms_follow_the_jobs_run(tmp_path: Path) -> No
         client = app.test_client()
         ok = await place(app, "vip")
         doomed = await place(app, "regular", fail_times=5)  # fails twice: retried, failed
+        report = await get_jobs(app).options(priority="regular", queue="reports").enqueue(TASK)
         await wait_state(app, ok, JobState.SUCCEEDED)
         await wait_state(app, doomed, JobState.FAILED)
+        await wait_state(app, report.id, JobState.SUCCEEDED)
         samples = await scrape(client)
 
     def count(event: str, tier: str) -> float:
         return value(samples, f"quart_jobs_{event}_total", task=TASK, tier=tier)
 
-    assert (count("enqueued", "vip"), count("enqueued", "regular")) == (1, 1)
-    assert (count("started", "vip"), count("started", "regular")) == (1, 2)
-    assert count("succeeded", "vip") == 1 and count("succeeded", "regular") == 0
+    assert (count("enqueued", "vip"), count("enqueued", "regular")) == (1, 2)
+    assert (count("started", "vip"), count("started", "regular")) == (1, 3)
+    assert count("succeeded", "vip") == 1 and count("succeeded", "regular") == 1
     assert count("retried", "regular") == 1 and count("failed", "regular") == 1
     assert count("failed", "vip") == 0 and count("cancelled", "regular") == 0
-    assert value(samples, "quart_jobs_run_seconds_count", tier="vip") == 1
-    assert value(samples, "quart_jobs_run_seconds_count", tier="regular") == 2
-    assert value(samples, "quart_jobs_wait_seconds_count", tier="regular") == 2
+
+    def seconds(name: str, tier: str, queue: str = "default", **labels: str) -> float:
+        return value(samples, f"quart_jobs_{name}", tier=tier, queue=queue, **labels)
+
+    assert seconds("run_seconds_count", "vip") == 1
+    assert seconds("run_seconds_count", "regular") == 2
+    assert seconds("wait_seconds_count", "regular") == 2
+    # The histograms are by tier and queue (and nothing else: no task, no owner).
+    assert seconds("run_seconds_count", "regular", "reports") == 1
+    assert seconds("wait_seconds_count", "regular", "reports") == 1
+    assert seconds("wait_seconds_count", "vip", "reports") == 0
+    histogram_labels = {
+        frozenset(k for k, _ in labels)
+        for name, labels in samples
+        if name.startswith(("quart_jobs_wait_seconds", "quart_jobs_run_seconds"))
+    }
+    assert histogram_labels == {frozenset({"tier", "queue"}), frozenset({"tier", "queue", "le"})}
     # Every observation falls in the +Inf bucket; the retry waited for its backoff, not its
     # enqueue: the wait is measured from max(enqueued_at, run_at).
-    assert value(samples, "quart_jobs_wait_seconds_bucket", tier="vip", le="+Inf") == 1
-    assert value(samples, "quart_jobs_wait_seconds_sum", tier="regular") < 5
+    assert seconds("wait_seconds_bucket", "vip", le="+Inf") == 1
+    assert seconds("wait_seconds_sum", "regular") < 5
     assert value(samples, "quart_jobs_store_up") == 1
     # Finished jobs are the counters' business: the depth gauge reports live jobs only.
     assert not any(

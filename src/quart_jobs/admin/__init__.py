@@ -5,12 +5,13 @@
 
 mounts, under ``/admin``:
 
-* ``GET /admin/``: the dashboard (counts by state and tier, throughput, oldest waiting job
+* ``GET /admin/``: the dashboard (counts by state and tier, throughput and the waits' p50
+  and p99 per tier over the last hour, the owners who waited longest, oldest waiting job
   per tier, running and failed jobs with retry and cancel buttons, queues with pause and resume
   buttons, job details), refreshed
   every 2 seconds; a login form when the visitor has no session yet;
 * ``POST /admin/login``, ``POST /admin/logout``: the session (see :mod:`.auth`);
-* ``/admin/api/stats``, ``/admin/api/throughput``, ``/admin/api/jobs``,
+* ``/admin/api/stats``, ``/admin/api/throughput``, ``/admin/api/waits``, ``/admin/api/jobs``,
   ``/admin/api/jobs/<id>``, ``POST /admin/api/jobs/<id>/retry`` and ``…/cancel``,
   ``/admin/api/schedules`` (periodic tasks, their next run), ``POST
   /admin/api/queues/<queue>/pause`` and ``…/resume``: JSON for scripts
@@ -37,6 +38,7 @@ from .pages import PAGE_HEADERS, add_page_routes
 from .queues import add_queue_routes
 from .routing import ID_CONVERTER, DigitsConverter, harden_routing, refuse_bad_hosts
 from .schedules import add_schedule_routes
+from .waits import add_wait_routes
 
 __all__ = [
     "ID_CONVERTER",
@@ -106,6 +108,7 @@ def admin_blueprint(
     add_api_routes(bp, jobs, auth)
     add_schedule_routes(bp, jobs, auth)
     add_queue_routes(bp, jobs, auth)
+    add_wait_routes(bp, jobs, auth)
     return bp
 
 

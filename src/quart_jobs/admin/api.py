@@ -7,9 +7,9 @@ Errors are ``{"error": {"code", "message"}}`` like the rest of an order-service 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from quart import Blueprint, Response, jsonify, request
 from quart_schema import document_querystring, document_response
 
@@ -32,8 +32,11 @@ from .schemas import (
 
 BUCKET_SECONDS = 60
 
+Q = TypeVar("Q", bound=BaseModel)
 
-def _query(model: type[JobsQuery] | type[ThroughputQuery]) -> Any:
+
+def parse_query(model: type[Q]) -> Q:
+    """The request's query string as ``model``; a bad one answers 400 ``invalid_query``."""
     try:
         return model.model_validate(request.args.to_dict())
     except ValidationError as exc:
@@ -79,7 +82,7 @@ def add_api_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
     async def admin_throughput() -> Response:
         """Jobs finished per minute (succeeded, failed, cancelled) over the last minutes."""
         await auth.authenticate(request)
-        query: ThroughputQuery = _query(ThroughputQuery)
+        query: ThroughputQuery = parse_query(ThroughputQuery)
         now = jobs.clock()
         # Whole minutes, the last one still filling: bars keep their place between refreshes.
         first = (math.floor(now / BUCKET_SECONDS) - query.minutes + 1) * BUCKET_SECONDS
@@ -95,7 +98,7 @@ def add_api_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
         """Jobs, newest first, filtered by state, tier and task."""
         await auth.authenticate(request)
         # JobsQuery's schema already bounds state, tier and before_id (answered 400 there).
-        query: JobsQuery = _query(JobsQuery)
+        query: JobsQuery = parse_query(JobsQuery)
         found = await jobs.list(
             state=query.state,
             priority=None if query.tier is None else Tier.parse(query.tier),

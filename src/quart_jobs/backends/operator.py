@@ -11,9 +11,77 @@ Times are seconds since the epoch on the caller's clock, as in the backend contr
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import bisect
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
-from ..models import JobState, Stats, Waiting, WorkerRecord
+from ..models import Job, JobState, Stats, Waiting, WorkerRecord
+
+#: Upper bounds (seconds) of the wait buckets the dashboard's percentiles are read from: a
+#: 1-2-5 scale from 10 ms to a day. A wait falls in the first bucket whose bound is at least
+#: the wait; one past the last bound is the overflow bucket (waits over a day).
+WAIT_BOUNDS: tuple[float, ...] = (
+    *(m * 10.0**e for e in range(-2, 5) for m in (1, 2, 5)),
+    86400.0,
+)
+
+
+def wait_slot(wait: float) -> int:
+    """The index of the bucket of :data:`WAIT_BOUNDS` that holds ``wait``."""
+    return bisect.bisect_left(WAIT_BOUNDS, wait)
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerWait:
+    """One owner's jobs started in a tier since the window began: the longest of their waits."""
+
+    priority: int
+    owner: str
+    longest: float
+    jobs: int
+
+
+@dataclass(frozen=True, slots=True)
+class StartedWaits:
+    """The waits of the jobs that started since ``since`` (each job's latest attempt): the wait
+    is ``started_at - max(enqueued_at, run_at)``.
+
+    ``counts[(bucket, priority, slot)]`` is how many jobs of that priority started in time
+    bucket ``bucket`` (``[since + i * bucket_seconds, ...)``) with a wait in :data:`WAIT_BOUNDS`
+    slot ``slot`` (absent: none). ``owners`` holds, per priority, the owners whose longest wait
+    was the longest, longest first (ties by owner name), at most the number asked."""
+
+    counts: dict[tuple[int, int, int], int] = field(default_factory=dict)
+    owners: list[OwnerWait] = field(default_factory=list)
+
+
+def started_waits_of(
+    jobs: Iterable[Job], since: float, bucket_seconds: float, owners: int
+) -> StartedWaits:
+    """:class:`StartedWaits` computed from jobs in memory (the memory store; and the reference
+    the SQL stores' statements are tested against)."""
+    counts: dict[tuple[int, int, int], int] = {}
+    by_owner: dict[tuple[int, str], tuple[float, int]] = {}
+    for job in jobs:
+        started = job.started_at
+        if started is None or started < since:
+            continue
+        if job.state is not JobState.RUNNING and not job.state.finished:
+            continue  # queued again for another attempt: its next start counts
+        wait = started - max(job.enqueued_at, job.run_at)
+        key = (int((started - since) // bucket_seconds), job.priority, wait_slot(wait))
+        counts[key] = counts.get(key, 0) + 1
+        if job.owner is not None:
+            longest, n = by_owner.get((job.priority, job.owner), (float("-inf"), 0))
+            by_owner[(job.priority, job.owner)] = (max(longest, wait), n + 1)
+    ranked = sorted(by_owner.items(), key=lambda item: (item[0][0], -item[1][0], item[0][1]))
+    top: list[OwnerWait] = []
+    shown: dict[int, int] = {}
+    for (priority, owner), (longest, n) in ranked:
+        if shown.get(priority, 0) < owners:
+            shown[priority] = shown.get(priority, 0) + 1
+            top.append(OwnerWait(priority, owner, longest, n))
+    return StartedWaits(counts, top)
 
 
 class OperatorStore(abc.ABC):
@@ -52,6 +120,16 @@ class OperatorStore(abc.ABC):
         Bucket ``i`` holds the jobs whose ``finished_at`` lies in
         ``[since + i * bucket_seconds, since + (i + 1) * bucket_seconds)`` (throughput charts).
         Buckets with no jobs are absent."""
+
+    @abc.abstractmethod
+    async def started_waits(self, since: float, bucket_seconds: float, owners: int) -> StartedWaits:
+        """How long the jobs that started at or after ``since`` had waited, by time bucket,
+        priority and wait slot, and the ``owners`` owners per priority who waited longest
+        (:class:`StartedWaits`). Jobs still queued are not in it (the queue gauges' oldest
+        waiting job covers them). SQL stores read the jobs finished since ``since`` through
+        their ``finished_at`` index (as :meth:`finished_counts` does) and the running ones
+        through the lease index: the cost grows with the jobs of the window, never with
+        older ones."""
 
     @abc.abstractmethod
     async def waiting_jobs(self, now: float, workers: Sequence[WorkerRecord]) -> Waiting:

@@ -290,7 +290,7 @@
           bar.append(title);
         }
       }
-      if (i % 5 === 0 || i === buckets.length - 1) {
+      if ((i % 10 === 0 && i < buckets.length - 5) || i === buckets.length - 1) {
         const label = i === buckets.length - 1 ? "now" : clock(bucket.start).slice(0, 5);
         add("text", { x: left + i * slot + slot / 2, y: height - 4, "text-anchor": "middle" }, label);
       }
@@ -455,7 +455,7 @@
     try {
       const [stats, throughput, running, failed, queued] = await Promise.all([
         api("stats"),
-        api("throughput?minutes=15"),
+        api("throughput?minutes=60"),
         api("jobs?state=running&limit=50"),
         api("jobs?state=failed&limit=50"),
         api("jobs?state=queued&limit=50"),

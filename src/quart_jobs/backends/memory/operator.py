@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from ...models import Job, JobState, Stats, Waiting, WaitReason, WorkerRecord
 from ...rate import KeyState
-from ..operator import OperatorStore
+from ..operator import OperatorStore, StartedWaits, started_waits_of
 
 #: What the memory backend holds beside its jobs and a claim reads: the ready jobs' tags, the
 #: paused queues, the rate keys' rows.
@@ -55,6 +55,9 @@ class MemoryOperator(OperatorStore):
                 bucket = (int((job.finished_at - since) // bucket_seconds), job.state)
                 counts[bucket] = counts.get(bucket, 0) + 1
         return counts
+
+    async def started_waits(self, since: float, bucket_seconds: float, owners: int) -> StartedWaits:
+        return started_waits_of(self._jobs(), since, bucket_seconds, owners)
 
     async def waiting_jobs(self, now: float, workers: Sequence[WorkerRecord]) -> Waiting:
         tags, paused, keys = self._claim_state()

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Sequence
 
 from ...models import JobState, Stats, Waiting, WorkerRecord
-from ..operator import OperatorStore
+from ..operator import OperatorStore, StartedWaits
 from ..shared_sql import operator as ops
 from ..shared_sql import reasons
 from ..shared_sql.dialect import POSTGRESQL
@@ -58,6 +58,16 @@ class PostgresOperator(OperatorStore):
             cur = await conn.execute(q.FINISHED_COUNTS, (since, bucket_seconds, since))
             rows = await cur.fetchall()
         return {(int(bucket), JobState(state)): int(n) for bucket, state, n in rows}
+
+    async def started_waits(self, since: float, bucket_seconds: float, owners: int) -> StartedWaits:
+        since = self._db.clock.at(since)
+        window = (since, since, since)
+        async with self._db.connection() as conn:
+            cur = await conn.execute(q.STARTED_WAITS, (*window, since, bucket_seconds))
+            counts = await cur.fetchall()
+            cur = await conn.execute(q.LONGEST_WAITING_OWNERS, (*window, owners))
+            longest = await cur.fetchall()
+        return ops.started_waits_from_rows(counts, longest)
 
     async def waiting_jobs(self, now: float, workers: Sequence[WorkerRecord]) -> Waiting:
         counting = reasons.count_waiting(self._db.clock.at(now), workers)

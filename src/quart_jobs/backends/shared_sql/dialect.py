@@ -17,9 +17,10 @@ SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
 
 #: What each slot becomes per dialect: SQLite's ``INDEXED BY`` hints (its planner has no
-#: statistics on the partial indexes), PostgreSQL's row locks, and the one expression the two
-#: spell differently (a time bucket's integer division; rows are at or after ``since``, so
-#: truncating is flooring).
+#: statistics on the partial indexes, and none on ``qj_jobs_finished`` either: without the hint
+#: it reads every finished job through ``qj_jobs_state``), PostgreSQL's row locks, and the one
+#: expression the two spell differently (a time bucket's integer division, of finish or start
+#: times; rows are at or after ``since``, so truncating is flooring).
 SLOTS: dict[str, dict[str, str]] = {
     SQLITE: {
         "fair": " INDEXED BY qj_jobs_fair",
@@ -27,8 +28,10 @@ SLOTS: dict[str, dict[str, str]] = {
         "due": " INDEXED BY qj_jobs_due",
         "keyed": " INDEXED BY qj_jobs_keyed",
         "leases": " INDEXED BY qj_jobs_leases",
+        "finished": " INDEXED BY qj_jobs_finished",
         "skip_locked": "",
         "bucket": "CAST((finished_at - ?) / ? AS INTEGER)",
+        "started_bucket": "CAST((started_at - ?) / ? AS INTEGER)",
     },
     POSTGRESQL: {
         "fair": "",
@@ -36,8 +39,10 @@ SLOTS: dict[str, dict[str, str]] = {
         "due": "",
         "keyed": "",
         "leases": "",
+        "finished": "",
         "skip_locked": " FOR UPDATE SKIP LOCKED",
         "bucket": "floor((finished_at - ?) / ?)::bigint",
+        "started_bucket": "floor((started_at - ?) / ?)::bigint",
     },
 }
 

@@ -211,7 +211,7 @@ CANCEL = (
 def finished_counts_statement(dialect: str) -> str:
     """Parameters: since, bucket seconds, since."""
     return render(
-        "SELECT {bucket} AS bucket, state, COUNT(*) FROM qj_jobs "
+        "SELECT {bucket} AS bucket, state, COUNT(*) FROM qj_jobs{finished} "
         "WHERE finished_at >= ? AND state IN ('succeeded', 'failed', 'cancelled') "
         "GROUP BY bucket, state",
         dialect,

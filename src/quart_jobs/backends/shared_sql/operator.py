@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ...models import JobState, Stats
+from ..operator import WAIT_BOUNDS, OwnerWait, StartedWaits
 from .dialect import render
 
 #: Bytes the write probe rewrites each time: a page or so, so it needs room like an order does.
@@ -69,3 +70,50 @@ def gauges_from_rows(
     for priority, n in running:
         counts[(JobState.RUNNING, int(priority))] = int(n)
     return Stats(counts=counts, oldest_queued=oldest)
+
+
+#: The jobs that started at or after a time (parameters: since three times), each with its wait:
+#: the finished ones through ``qj_jobs_finished`` (a job finished after it started, so a range
+#: of that index holds every one), the running ones through the lease index. A job queued again
+#: for another attempt is in neither: its next start counts.
+_STARTED = (
+    "WITH started AS ("
+    "SELECT priority, owner, started_at, started_at - "
+    "CASE WHEN run_at > enqueued_at THEN run_at ELSE enqueued_at END AS wait "
+    "FROM qj_jobs{finished} WHERE finished_at >= ? AND started_at >= ? "
+    "AND state IN ('succeeded', 'failed', 'cancelled') "
+    "UNION ALL SELECT priority, owner, started_at, started_at - "
+    "CASE WHEN run_at > enqueued_at THEN run_at ELSE enqueued_at END "
+    "FROM qj_jobs{leases} WHERE state = 'running' AND started_at >= ?) "
+)
+_SLOT = (
+    "CASE "
+    + " ".join(f"WHEN wait <= {bound!r} THEN {i}" for i, bound in enumerate(WAIT_BOUNDS))
+    + f" ELSE {len(WAIT_BOUNDS)} END"
+)
+#: Jobs started per time bucket, priority and wait slot. Parameters: since (three times, for
+#: the window), since and the bucket's seconds.
+STARTED_WAITS = (
+    _STARTED + f"SELECT {{started_bucket}} AS bucket, priority, {_SLOT} AS slot, COUNT(*) "
+    "FROM started GROUP BY bucket, priority, slot"
+)
+#: Per priority, the owners whose longest wait was longest. Parameters: since (three times),
+#: how many owners per priority.
+LONGEST_WAITING_OWNERS = (
+    _STARTED + "SELECT priority, owner, longest, n FROM ("
+    "SELECT priority, owner, MAX(wait) AS longest, COUNT(*) AS n, ROW_NUMBER() OVER "
+    "(PARTITION BY priority ORDER BY MAX(wait) DESC, owner) AS place "
+    "FROM started WHERE owner IS NOT NULL GROUP BY priority, owner) AS ranked "
+    "WHERE place <= ? ORDER BY priority, place"
+)
+
+
+def started_waits_from_rows(
+    counts: Iterable[tuple[int, int, int, int]], owners: Iterable[tuple[int, str, float, int]]
+) -> StartedWaits:
+    """:class:`StartedWaits` from :data:`STARTED_WAITS` and :data:`LONGEST_WAITING_OWNERS`
+    rows."""
+    return StartedWaits(
+        {(int(b), int(p), int(s)): int(n) for b, p, s, n in counts},
+        [OwnerWait(int(p), str(o), float(w), int(n)) for p, o, w, n in owners],
+    )

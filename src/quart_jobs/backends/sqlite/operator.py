@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from ...models import JobState, Stats, Waiting, WorkerRecord
-from ..operator import OperatorStore
+from ..operator import OperatorStore, StartedWaits
 from ..shared_sql import operator as ops
 from ..shared_sql import reasons
 from ..shared_sql.dialect import SQLITE
@@ -62,6 +62,15 @@ class SQLiteOperator(OperatorStore):
         def run(conn: sqlite3.Connection) -> dict[tuple[int, JobState], int]:
             rows = conn.execute(s.FINISHED_COUNTS, (since, bucket_seconds, since))
             return {(int(bucket), JobState(state)): n for bucket, state, n in rows}
+
+        return await self._readers.run(run)
+
+    async def started_waits(self, since: float, bucket_seconds: float, owners: int) -> StartedWaits:
+        def run(conn: sqlite3.Connection) -> StartedWaits:
+            window = (since, since, since)
+            counts = conn.execute(s.STARTED_WAITS, (*window, since, bucket_seconds))
+            longest = conn.execute(s.LONGEST_WAITING_OWNERS, (*window, owners))
+            return ops.started_waits_from_rows(counts.fetchall(), longest.fetchall())
 
         return await self._readers.run(run)
 
