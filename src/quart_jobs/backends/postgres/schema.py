@@ -127,6 +127,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE qj_jobs ADD COLUMN progress double precision, ADD COLUMN progress_message text;
     """,
+    # The trace context of a job's enqueue (see the SQLite schema): NULL when untraced.
+    """
+    ALTER TABLE qj_jobs ADD COLUMN trace_context text;
+    """,
 )
 
 #: Admin sessions and the readiness write probe (component ``quart_jobs_operator``).

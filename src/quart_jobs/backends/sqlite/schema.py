@@ -162,6 +162,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE qj_jobs ADD COLUMN progress REAL;
     ALTER TABLE qj_jobs ADD COLUMN progress_message TEXT;
     """,
+    # The trace context of a job's enqueue (a JSON object of W3C trace headers), written with
+    # the job when tracing is on: its attempts continue that trace. NULL otherwise.
+    """
+    ALTER TABLE qj_jobs ADD COLUMN trace_context TEXT;
+    """,
 )
 
 #: Admin sessions and the readiness write probe (component ``quart_jobs_operator``).
