@@ -211,6 +211,12 @@ class _Attempt:
         self.span.end()
 
 
+def tracer_provider_set() -> bool:
+    """Whether the process set a global tracer provider (an SDK's, say), as opposed to the
+    API's placeholder: what ``QUART_JOBS_TRACING=auto`` instruments on."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
 # Log records made in a traced span carry its ids (``trace_id``, ``span_id``): a record
 # factory wrapping the one in force, installed by ``instrument()`` and removed by
 # ``uninstrument()``.

@@ -16,6 +16,8 @@ one attribute of :data:`HOOKS` and go on.
 from __future__ import annotations
 
 import contextlib
+import importlib
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -63,3 +65,27 @@ class TracingHooks:
 #: The process's hooks: set by an instrumentation's ``instrument()``, cleared by its
 #: ``uninstrument()``.
 HOOKS = TracingHooks()
+
+
+def instrument(setting: str) -> Callable[[], None] | None:
+    """Instrument jobs with OpenTelemetry as the ``tracing`` setting says: ``on``, or ``auto``
+    when the process set a tracer provider of its own; ``off`` never. Returns the undo of what
+    it did, or ``None`` when it did nothing (off, no tracer provider, or an instrumentation
+    installed already). ``auto`` imports nothing in a process that never imported
+    OpenTelemetry (it cannot have set a tracer provider)."""
+    if setting == "off" or HOOKS.enqueue is not None:
+        return None
+    if setting == "auto" and "opentelemetry.trace" not in sys.modules:
+        return None
+    try:
+        otel = importlib.import_module("quart_jobs.otel")
+    except ImportError as exc:
+        from .errors import ConfigurationError
+
+        raise ConfigurationError(f"QUART_JOBS_TRACING is on, but {exc}") from None
+    if setting == "auto" and not otel.tracer_provider_set():
+        return None
+    instrumentor = otel.JobsInstrumentor()
+    instrumentor.instrument()
+    undo: Callable[[], None] = instrumentor.uninstrument
+    return undo
