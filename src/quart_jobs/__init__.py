@@ -23,20 +23,35 @@ from .errors import (
     SchemaTooNew,
     TaskNotRegistered,
     TaskRegistrationError,
+    UnknownDependency,
 )
 from .extension import QuartJobs, get_jobs
 from .fairness import vip_weights
 from .jobs import Jobs
 from .maintenance.retention import parse_retention
 from .metrics import register_metrics
-from .models import MAX_JOB_ID, Job, JobEvent, JobState, Stats, Tier, Why
+from .models import (
+    MAX_JOB_ID,
+    Dependencies,
+    Job,
+    JobEvent,
+    JobLink,
+    JobState,
+    Stats,
+    Tier,
+    Waiting,
+    WaitReason,
+    Why,
+)
 from .periodic import Schedule
+from .progress import RunningJob
 from .rate import RateLimit
 from .registry import Task
 from .retries import Fail, JobSignal, Retry, RetryPolicy
 from .testing import Drained
 from .transaction import Transaction, TransactionEnqueuer
 from .worker import Worker, WorkerSettings, current_job
+from .workflows import Group, Step, step
 
 if TYPE_CHECKING:  # imported on first use: it needs the ``postgres`` extra (psycopg)
     from .backends.postgres.database import PostgresDatabase
@@ -47,11 +62,14 @@ __all__ = [
     "ArgumentsNotSerializable",
     "BackendUnavailable",
     "ConfigurationError",
+    "Dependencies",
     "Drained",
     "Enqueuer",
     "Fail",
+    "Group",
     "Job",
     "JobEvent",
+    "JobLink",
     "JobNotFound",
     "JobSignal",
     "JobState",
@@ -68,16 +86,21 @@ __all__ = [
     "Retry",
     "RetryPolicy",
     "RetryRefused",
+    "RunningJob",
     "SQLiteDatabase",
     "Schedule",
     "SchemaTooNew",
     "Stats",
+    "Step",
     "Task",
     "TaskNotRegistered",
     "TaskRegistrationError",
     "Tier",
     "Transaction",
     "TransactionEnqueuer",
+    "UnknownDependency",
+    "WaitReason",
+    "Waiting",
     "Why",
     "Worker",
     "WorkerSettings",
@@ -88,6 +111,7 @@ __all__ = [
     "queue_names",
     "register_admin",
     "register_metrics",
+    "step",
     "vip_weights",
 ]
 

@@ -47,6 +47,15 @@ class EnqueueOptions:
     concurrency_limit: int | None = None
     rate_key: str | None = None
     rate_limit: RateLimit | None = None
+    #: Start only once these jobs (or ids) succeeded; ``run_always``: once they ended at all.
+    after: Sequence[Job | int] | None = None
+    run_always: bool = False
+
+    def parent_ids(self) -> list[int] | None:
+        """The ids of :attr:`after` (``None``: no dependencies)."""
+        if self.after is None:
+            return None
+        return [a.id if isinstance(a, Job) else a for a in self.after]
 
 
 class OptionKeywords(TypedDict, total=False):
@@ -65,6 +74,8 @@ class OptionKeywords(TypedDict, total=False):
     concurrency_limit: int | None
     rate_key: str | None
     rate_limit: RateLimit | str | None
+    after: Sequence[Job | int] | None
+    run_always: bool
 
 
 def enqueue_options(**keywords: Unpack[OptionKeywords]) -> EnqueueOptions:
@@ -91,6 +102,17 @@ def enqueue_options(**keywords: Unpack[OptionKeywords]) -> EnqueueOptions:
             raise ValueError("rate_key must have 1 to 200 characters")
     if options.queue is not None:
         options = replace(options, queue=queue_names([options.queue])[0])
+    if options.after is not None:
+        after = options.after
+        if isinstance(after, Job | int) or not all(
+            isinstance(a, Job) or (isinstance(a, int) and not isinstance(a, bool)) for a in after
+        ):
+            raise ValueError(f"after= takes a list of jobs or job ids, not {after!r}")
+        if not after:
+            raise ValueError("after= needs at least one job; leave it out for none")
+        options = replace(options, after=tuple(after))
+    elif options.run_always:
+        raise ValueError("run_always=True needs after=[...]: the jobs to run after")
     return options
 
 

@@ -45,6 +45,15 @@ class RetryRefused(JobsError):
     """The application refuses to retry this job (a retry guard said why)."""
 
 
+class UnknownDependency(JobsError):
+    """A job named in ``after=`` does not exist (retention may have deleted it); nothing was
+    enqueued."""
+
+
+class DependencyFailed(JobsError):
+    """A job this one depends on failed or was cancelled: retry that job first."""
+
+
 class BackendUnavailable(JobsError):
     """The job store cannot be reached or written; nothing was changed."""
 

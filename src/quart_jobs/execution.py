@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .backends.base import Outcome
+from .backends.base import Backend, Outcome
 from .backends.running import running_job
 from .current import set_current_job
 from .errors import TaskNotRegistered
@@ -78,8 +78,10 @@ class Execution:
         on_change: Callable[[], None],
         on_event: EventHook | None = None,
         job_context: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None,
+        store: Backend | None = None,
     ) -> None:
         self.registry = registry
+        self._store = store
         self._retry = retry
         self._worker = worker
         self._clock = clock
@@ -196,7 +198,7 @@ class Execution:
     async def _call(self, job: Job, lease: Lease, trace: Attempt | None) -> Outcome:
         """Run the job's task; whatever it raises is its failure. Only the worker's own
         cancellation (shutdown, cancel request, lost lease) leaves as ``CancelledError``."""
-        set_current_job(Current(job, self.progress))  # this asyncio task's own context
+        set_current_job(Current(job, self.progress, self._store))  # this task's own context
         running_job.set(True)  # its writes are processing: they go ahead of enqueues
         deadline: asyncio.Timeout | None = None
         try:

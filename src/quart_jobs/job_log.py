@@ -14,7 +14,8 @@ from dataclasses import replace
 from typing import Any
 
 from .backends.base import Outcome
-from .models import Job, JobEvent, JobState, outcome_text
+from .models import Job, JobEvent, JobState
+from .presenting import outcome_text
 from .tracing import Attempt
 
 log = logging.getLogger("quart_jobs.worker")

@@ -17,6 +17,7 @@ from .errors import JobNotFound, RetryRefused
 from .events import JobEvents
 from .local_workers import LocalWorkers
 from .models import (
+    Dependencies,
     EnqueueResult,
     Job,
     JobEvent,
@@ -63,6 +64,8 @@ class JobOperations:
     async def enqueue_many(
         self, calls: Calls, options: EnqueueOptions | None = None
     ) -> list[EnqueueResult]:
+        if options is not None and options.after is not None:  # jobs that wait for others
+            return await self.transaction(lambda tx: tx.enqueue_many(calls, options))
         new = self._builder.build_all(calls, options)
         limits = self._builder.limits(options)
         if HOOKS.enqueue is None:
@@ -108,6 +111,11 @@ class JobOperations:
             raise _not_found(job_id)
         return job
 
+    async def dependencies(self, job_id: int) -> Dependencies:
+        if not job_id_in_range(job_id):
+            raise _not_found(job_id)
+        return await self._handle.backend.dependencies(job_id)
+
     async def cancel(self, job_id: int, *, running: bool) -> Job:
         if not job_id_in_range(job_id):
             raise _not_found(job_id)
@@ -151,7 +159,10 @@ class JobOperations:
         stats = await self._handle.backend.stats()
         workers, unserved = await self.serving()
         paused = await self._handle.backend.paused()
-        return replace(stats, workers=tuple(workers), unserved=tuple(unserved), paused=paused)
+        waiting = await self._handle.backend.operator.waiting_jobs(self._builder.clock(), workers)
+        return replace(
+            stats, workers=tuple(workers), unserved=tuple(unserved), paused=paused, waiting=waiting
+        )
 
     async def serving(self) -> tuple[list[WorkerRecord], list[UnservedTask]]:
         return await read_serving(self._handle.backend, self._builder.clock())

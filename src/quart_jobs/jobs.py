@@ -1,18 +1,6 @@
-"""``Jobs``: the one object an application talks to: register tasks, enqueue, inspect, run workers.
-
-    jobs = Jobs("sqlite:///var/app.sqlite3")
-
-    @jobs.task(max_attempts=3)
-    async def send_receipt(order_id: int) -> None: ...
-
-    async with jobs:
-        await jobs.enqueue(send_receipt, 42)                    # task arguments only
-        await jobs.options(priority=Tier.VIP, delay=5).enqueue(send_receipt, 43)
-        async with jobs.run_worker(concurrency=4): ...
-
-Job options (priority, delay, key, …) go through :meth:`Jobs.options`, never through the task's
-own keyword arguments, so a task may have a parameter called ``priority`` or ``timeout``.
-"""
+"""``Jobs``: the one object an application talks to (register tasks, enqueue, inspect, run
+workers). Each call is done by the module named for it: :mod:`.builder` builds jobs,
+:mod:`.job_operations` reaches the store, :mod:`.local_workers` runs this process's workers."""
 
 from __future__ import annotations
 
@@ -20,7 +8,7 @@ import builtins
 import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar, Unpack, overload
 
@@ -48,6 +36,7 @@ from .local_workers import LocalWorkers
 from .maintenance.retention import parse_retention
 from .models import (
     FINISHED_STATES,
+    Dependencies,
     EnqueueResult,
     Job,
     JobEvent,
@@ -66,6 +55,7 @@ from .testing import Drained
 from .transaction import Transaction
 from .waiting import Waiters
 from .worker import Worker, WorkerSettings
+from .workflows import Group, Step
 
 T = TypeVar("T")
 
@@ -300,6 +290,20 @@ class Jobs:
         """Enqueue several calls, ``(task, args, kwargs)`` each, in one transaction."""
         return await self._operations.enqueue_many(calls, options)
 
+    async def chain(self, *steps: Step) -> builtins.list[Job]:
+        """Enqueue ``steps`` (:func:`~quart_jobs.step`) in one transaction, each to start once
+        the one before succeeded; a failure cancels the rest. The jobs, in order."""
+        return await self.transaction(lambda tx: tx.chain(*steps))
+
+    async def group(self, members: Sequence[Step], *, then: Step) -> Group:
+        """Enqueue ``members`` and a callback ``then`` in one transaction; the callback runs
+        once, after every member ended, whatever their outcome."""
+        return await self.transaction(lambda tx: tx.group(members, then=then))
+
+    async def dependencies(self, job_id: int) -> Dependencies:
+        """The jobs ``job_id`` depends on (with their results) and the jobs that depend on it."""
+        return await self._operations.dependencies(job_id)
+
     async def transaction(self, func: Callable[[Transaction], T]) -> T:
         """Run ``func(tx)`` in one transaction of the jobs' database and return its value once
         committed: the application's statements (``tx.execute``) and its enqueues
@@ -342,17 +346,10 @@ class Jobs:
         queue: str | None = None,
     ) -> list[Job]:
         """Jobs, newest first, filtered by each argument given; ``before_id`` pages back."""
-        return await self._store.list_jobs(
-            JobFilter(
-                state=None if state is None else JobState(state),
-                priority=None if priority is None else Tier.parse(priority),
-                task=task,
-                owner=owner,
-                queue=queue,
-                limit=limit,
-                before_id=before_id,
-            )
-        )
+        state_ = None if state is None else JobState(state)
+        tier = None if priority is None else Tier.parse(priority)
+        flt = JobFilter(state_, tier, task, owner, queue, limit, before_id)
+        return await self._store.list_jobs(flt)
 
     async def cancel(self, job_id: int, *, running: bool = True) -> Job:
         """Cancel a queued job, or (``running=True``) ask a running one to stop: it ends
@@ -382,7 +379,8 @@ class Jobs:
     async def stats(self) -> Stats:
         """Counts by state and priority, and the oldest queued job per priority; the live
         workers (every process's, from the store's registry), the ready jobs none of them
-        serves (:attr:`Stats.unserved`) and the paused queues (:attr:`Stats.paused`)."""
+        serves (:attr:`Stats.unserved`), the paused queues (:attr:`Stats.paused`) and why the
+        jobs that are not starting wait (:attr:`Stats.waiting`)."""
         return await self._operations.stats()
 
     async def serving(self) -> tuple[builtins.list[WorkerRecord], builtins.list[UnservedTask]]:

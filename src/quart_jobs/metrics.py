@@ -22,6 +22,11 @@ Two kinds of numbers, with different scopes:
   ready-jobs index. Alert on ``max(quart_jobs_unserved_jobs) > 0``.
 * ``quart_jobs_queue_paused{queue}``: 1 while a queue is paused (it starts nothing), 0 for the
   queues this app's tasks and the live workers use; same refresh, a read of a tiny table.
+* ``quart_jobs_waiting_jobs{queue,reason}``: jobs that are not starting, by queue and the
+  first reason that holds them (``dependency``, ``not_due``, ``paused``, ``unserved``,
+  ``rate_limit``, ``concurrency``: :meth:`.OperatorStore.waiting_jobs`), each job counted
+  once; every reason of the queues above is reported (0 when none), so the labels stay
+  bounded: queues times 6 reasons. Same refresh: a few seeks and capped range counts.
 * ``token``: when set, ``GET /metrics`` needs ``Authorization: Bearer <token>`` (else 401).
 
 Each :class:`JobMetrics` has its own :class:`~prometheus_client.CollectorRegistry` (not the
@@ -44,7 +49,17 @@ from quart import Quart, Response, jsonify, request
 from quart_schema import hide
 
 from .jobs import Jobs
-from .models import DEFAULT_QUEUE, Job, JobState, Stats, Tier, UnservedTask, WorkerRecord
+from .models import (
+    DEFAULT_QUEUE,
+    Job,
+    JobState,
+    Stats,
+    Tier,
+    UnservedTask,
+    Waiting,
+    WaitReason,
+    WorkerRecord,
+)
 
 #: The states the depth gauge reports (finished jobs are the counters' business).
 LIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
@@ -99,6 +114,7 @@ class QueueCollector(Collector):
         #: rather than vanishing): operator-chosen names, a bounded set.
         self.paused: set[str] = set()
         self.queues: set[str] = set()
+        self.waiting = Waiting()
         self.now = 0.0
         self.up = False
 
@@ -159,6 +175,19 @@ class QueueCollector(Collector):
         for queue in sorted(self.queues | self.paused):
             paused.add_metric([queue], 1.0 if queue in self.paused else 0.0)
         yield paused
+        waiting = GaugeMetricFamily(
+            f"{NAMESPACE}_waiting_jobs",
+            "Jobs that are not starting, by queue and the first reason that holds them "
+            "(each job counted once; a capped count: at least this many).",
+            labels=["queue", "reason"],
+        )
+        counted = {queue for queue, _ in self.waiting.counts}
+        for queue in sorted(self.queues | counted):
+            for reason in WaitReason:
+                waiting.add_metric(
+                    [queue, reason.value], self.waiting.counts.get((queue, reason), 0)
+                )
+        yield waiting
 
 
 class JobMetrics:
@@ -222,6 +251,7 @@ class JobMetrics:
             stats = await self.jobs.operator.queue_gauges()
             workers, unserved = await self.jobs.serving()
             paused = await self.jobs.paused()
+            waiting = await self.jobs.operator.waiting_jobs(self.jobs.clock(), workers)
         except Exception as exc:
             log.error("metrics: cannot read queue statistics: %s", exc)
             self.queue.up = False
@@ -231,6 +261,7 @@ class JobMetrics:
         self.queue.stats = stats
         self.queue.workers, self.queue.unserved = workers, unserved
         self.queue.paused = paused
+        self.queue.waiting = waiting
         self.queue.queues |= paused | self.jobs.registry.queues(DEFAULT_QUEUE)
         self.queue.queues |= {q for w in workers for q in w.queues or ()}
         self.queue.now = self.jobs.clock()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,8 +16,11 @@ class JobState(enum.StrEnum):
     ``queued`` → ``running`` → ``succeeded``; a failed attempt goes back to ``queued`` (later,
     with backoff) until ``max_attempts``, then ``failed``. ``cancelled`` from ``queued``, or from
     ``running`` on request. :meth:`Jobs.retry` queues a ``failed`` or ``cancelled`` job again.
+    A job enqueued ``after`` others is ``waiting`` until they end, then ``queued`` (or
+    ``cancelled``, when one of them failed or was cancelled).
     """
 
+    WAITING = "waiting"
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -56,6 +58,8 @@ class JobEvent(enum.StrEnum):
     LEASE_EXPIRED = "lease_expired"  # the worker stopped answering; attempts left
     LEASE_EXPIRED_LAST = "lease_expired_last"  # the same, on its last attempt
     RETRIED_BY_OPERATOR = "retried_by_operator"  # an operator queues a finished job again
+    DEPENDENCIES_MET = "dependencies_met"  # the last job it waited on ended as it needed
+    DEPENDENCY_FAILED = "dependency_failed"  # a job it waited on failed or was cancelled
 
 
 #: Every allowed state change: ``(state, event) -> new state``. An event absent for a state
@@ -75,6 +79,9 @@ TRANSITIONS: dict[tuple[JobState, JobEvent], JobState] = {
     (JobState.RUNNING, JobEvent.LEASE_EXPIRED_LAST): JobState.FAILED,
     (JobState.FAILED, JobEvent.RETRIED_BY_OPERATOR): JobState.QUEUED,
     (JobState.CANCELLED, JobEvent.RETRIED_BY_OPERATOR): JobState.QUEUED,
+    (JobState.WAITING, JobEvent.DEPENDENCIES_MET): JobState.QUEUED,
+    (JobState.WAITING, JobEvent.DEPENDENCY_FAILED): JobState.CANCELLED,
+    (JobState.WAITING, JobEvent.CANCELLED): JobState.CANCELLED,
 }
 
 
@@ -92,7 +99,8 @@ class Why(enum.StrEnum):
     ``failed``: ``GAVE_UP`` (no attempts left), ``NOT_RETRYABLE`` (the exception is not in the
     task's ``retry_on``) or ``FAILED_BY_TASK`` (the task raised :class:`~quart_jobs.Fail`).
     ``LEASE_EXPIRED``: the worker stopped answering (queued again, or failed on its last
-    attempt). ``CANCELLED``: cancelled, queued or running."""
+    attempt). ``CANCELLED``: cancelled, queued or running. ``DEPENDENCY``: cancelled because
+    a job it depended on failed or was cancelled."""
 
     BACKOFF = "backoff"
     RETRY_REQUESTED = "retry_requested"
@@ -101,6 +109,7 @@ class Why(enum.StrEnum):
     FAILED_BY_TASK = "failed_by_task"
     LEASE_EXPIRED = "lease_expired"
     CANCELLED = "cancelled"
+    DEPENDENCY = "dependency"
 
 
 class Tier(enum.IntEnum):
@@ -262,6 +271,39 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
+class JobLink:
+    """A job at the other end of a dependency: its id, task and state (``None`` for both when
+    retention deleted it), and, for a parent, its result."""
+
+    id: int
+    task: str | None
+    state: JobState | None
+    result: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dependencies:
+    """The jobs a job depends on (``parents``, in the order given at enqueue) and the jobs that
+    depend on it (``dependants``, oldest first, at most :data:`DEPENDANTS_SHOWN`)."""
+
+    parents: tuple[JobLink, ...] = ()
+    dependants: tuple[JobLink, ...] = ()
+
+    def counts(self) -> dict[str, int]:
+        """The parents by state: ``succeeded``, ``failed``, ``cancelled`` and ``unfinished``
+        (what a group's callback is told, and what ``quart-jobs show`` prints)."""
+        out = {"succeeded": 0, "failed": 0, "cancelled": 0, "unfinished": 0}
+        for link in self.parents:
+            name = link.state.value if link.state is not None and link.state.finished else None
+            out[name or "unfinished"] += 1
+        return out
+
+
+#: The dependants :class:`Dependencies` lists at most.
+DEPENDANTS_SHOWN = 1000
+
+
+@dataclass(frozen=True, slots=True)
 class Lease:
     """Proof that a worker holds a running job; every worker write must present it."""
 
@@ -346,6 +388,55 @@ class UnservedTask:
         return f"{self.count} ready {jobs} of task {self.task!r} in queue {self.queue!r}: {why}"
 
 
+class WaitReason(enum.StrEnum):
+    """Why a job that has not ended is not starting, in the order the reasons are tried: a job
+    is counted under the first that holds it (:class:`Waiting`)."""
+
+    DEPENDENCY = "dependency"  # it waits for other jobs to end
+    NOT_DUE = "not_due"  # its run_at is in the future (delayed, or a retry's backoff)
+    PAUSED = "paused"  # its queue is paused
+    UNSERVED = "unserved"  # no live worker may claim its task in its queue
+    RATE_LIMIT = "rate_limit"  # its rate key's window is full
+    CONCURRENCY = "concurrency"  # its concurrency key has its limit of jobs running
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """Jobs that are not starting, by queue and the first :class:`WaitReason` that holds them;
+    each job is counted once. Ready jobs that simply wait for a free slot are not counted.
+
+    Every count comes from a capped read: a count in :attr:`at_least` reached the cap, and the
+    true number is that or more."""
+
+    counts: Mapping[tuple[str, WaitReason], int] = field(default_factory=dict)
+    at_least: frozenset[tuple[str, WaitReason]] = frozenset()
+
+    def by_queue(self) -> dict[str, dict[WaitReason, int]]:
+        """``{queue: {reason: count}}``, queues sorted, reasons in their order of precedence."""
+        found: dict[str, dict[WaitReason, int]] = {}
+        for reason in WaitReason:
+            for (queue, r), n in sorted(self.counts.items()):
+                if r is reason and n > 0:
+                    found.setdefault(queue, {})[reason] = n
+        return dict(sorted(found.items()))
+
+    def describe(self, queue: str, reason: WaitReason) -> str:
+        """A count as people read it: ``12``, or ``10000+`` for a count that reached the cap."""
+        n = self.counts.get((queue, reason), 0)
+        return f"{n}+" if (queue, reason) in self.at_least else str(n)
+
+    def summary(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """JSON-able: ``{queue: {reason: {"count": n, "at_least": bool}}}`` (reasons that hold
+        no job are left out)."""
+        return {
+            queue: {
+                reason.value: {"count": n, "at_least": (queue, reason) in self.at_least}
+                for reason, n in reasons.items()
+            }
+            for queue, reasons in self.by_queue().items()
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class Stats:
     """Counts by state and priority, and the enqueue time of the oldest queued job per priority."""
@@ -361,6 +452,8 @@ class Stats:
     #: The paused queues and when each was paused (filled by :meth:`Jobs.stats`); what waits
     #: in one is in :attr:`queues`.
     paused: Mapping[str, float] = field(default_factory=dict)
+    #: Jobs that are not starting, by queue and why (filled by :meth:`Jobs.stats`).
+    waiting: Waiting = field(default_factory=Waiting)
 
     def count(self, state: JobState | None = None, priority: int | None = None) -> int:
         """How many jobs are in ``state`` with ``priority`` (``None``: any)."""
@@ -382,80 +475,3 @@ class JobFilter:
     queue: str | None = None
     limit: int = 50
     before_id: int | None = None
-
-
-def job_summary(job: Job) -> dict[str, Any]:
-    """A job as JSON-able data, without its arguments and result (lists, dashboards)."""
-    return {
-        "id": job.id,
-        "task": job.task,
-        "tier": job.tier,
-        "priority": job.priority,
-        "state": job.state.value,
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "owner": job.owner,
-        "queue": job.queue,
-        "enqueued_at": job.enqueued_at,
-        "run_at": job.run_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "worker": job.worker,
-        "cancel_requested": job.cancel_requested,
-        "error": job.error,
-        "why": None if job.why is None else job.why.value,
-        "progress": job.progress,
-        "progress_message": job.progress_message,
-    }
-
-
-def job_detail(job: Job) -> dict[str, Any]:
-    """A job as JSON-able data, whole."""
-    return {
-        **job_summary(job),
-        "args": list(job.args),
-        "kwargs": dict(job.kwargs),
-        "key": job.key,
-        "timeout": job.timeout,
-        "concurrency_key": job.concurrency_key,
-        "concurrency_limit": job.concurrency_limit,
-        "lease_expires_at": job.lease_expires_at,
-        "result": job.result,
-        "traceback": job.traceback,
-        "outcome": outcome_text(job),
-    }
-
-
-def _utc(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _attempts_left(job: Job) -> str:
-    left = max(0, job.max_attempts - job.attempts)
-    return "no attempts left" if left == 0 else f"{left} attempt{'s' if left > 1 else ''} left"
-
-
-def outcome_text(job: Job) -> str | None:
-    """What became of the job's latest attempt and why, in the words ``quart-jobs show``, the
-    dashboard and the job log use; ``None`` when nothing went wrong (yet)."""
-    why, error = job.why, job.error or "no error recorded"
-    attempt = f"attempt {job.attempts}/{job.max_attempts}"
-    if job.state is JobState.QUEUED and why is Why.BACKOFF:
-        return f"{attempt} failed: {error} — retry at {_utc(job.run_at)} (backoff)"
-    if job.state is JobState.QUEUED and why is Why.RETRY_REQUESTED:
-        return f"{attempt} — retry at {_utc(job.run_at)} (the task asked: {error})"
-    if job.state is JobState.QUEUED and why is Why.LEASE_EXPIRED:
-        return f"{attempt} lost: {error} — runs again"
-    if job.state is JobState.FAILED:
-        if why is Why.NOT_RETRYABLE:
-            return f"failed: {error} — not retried (not in retry_on)"
-        if why is Why.FAILED_BY_TASK:
-            return f"failed by the task: {error}, {_attempts_left(job)}"
-        if why is Why.LEASE_EXPIRED:
-            return f"failed: {error} — on its last attempt ({attempt})"
-        if why is Why.GAVE_UP:
-            return f"failed: {error} — gave up after {attempt}"
-        return f"failed: {error}"
-    if job.state is JobState.CANCELLED:
-        return f"cancelled: {job.error}" if job.error else "cancelled"
-    return None

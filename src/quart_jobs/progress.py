@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .models import Job, Lease, Progress
+from .backends.base import Backend
+from .errors import JobsError
+from .models import Job, JobState, Lease, Progress
 
 #: Seconds between the heartbeat loop's writes of progress that changed (between its beats).
 PROGRESS_EVERY = 1.0
@@ -73,19 +75,40 @@ class _ProgressMethod:
 
 class RunningJob(Job):
     """The job a task runs (:func:`~quart_jobs.current_job`): every field of :class:`Job` as
-    it was claimed, and :meth:`progress` to say how far the task got."""
+    it was claimed, :meth:`progress` to say how far the task got, and reads about the jobs it
+    depended on (:meth:`parent_results`, :meth:`parent_counts`)."""
 
-    __slots__ = ("_reporter",)
+    __slots__ = ("_reporter", "_store")
     _reporter: Callable[[Progress], None]
+    _store: Backend | None
 
     progress = _ProgressMethod()
 
     @classmethod
-    def of(cls, job: Job, reporter: Callable[[Progress], None]) -> RunningJob:
+    def of(
+        cls, job: Job, reporter: Callable[[Progress], None], store: Backend | None = None
+    ) -> RunningJob:
         fields = {name: getattr(job, name) for name in Job.__dataclass_fields__}
         running = cls(**fields)
         object.__setattr__(running, "_reporter", reporter)
+        object.__setattr__(running, "_store", store)
         return running
+
+    async def parent_results(self) -> list[Any]:
+        """The results of the jobs this one was enqueued ``after``, in the order given there
+        (``None`` for one that did not succeed; ``[]`` for a job without dependencies)."""
+        dependencies = await self._claimed_from().dependencies(self.id)
+        return [p.result if p.state is JobState.SUCCEEDED else None for p in dependencies.parents]
+
+    async def parent_counts(self) -> dict[str, int]:
+        """How many of the jobs this one depended on ``succeeded``, ``failed`` or were
+        ``cancelled`` (and ``unfinished``: 0 once it runs, unless it was retried by hand)."""
+        return (await self._claimed_from().dependencies(self.id)).counts()
+
+    def _claimed_from(self) -> Backend:
+        if self._store is None:
+            raise JobsError("this job was not claimed by a worker: it has no store to read")
+        return self._store
 
     def _report(self, fraction: float, message: str | None = None) -> None:
         """Report how far the task got: ``fraction`` from 0 to 1 (``ValueError`` otherwise)
@@ -98,15 +121,16 @@ class Current:
     """A running task's job and its worker's book, in the task's context; the
     :class:`RunningJob` is built when the task first asks for it (most never do)."""
 
-    __slots__ = ("_running", "book", "job")
+    __slots__ = ("_running", "book", "job", "store")
 
-    def __init__(self, job: Job, book: ProgressBook) -> None:
+    def __init__(self, job: Job, book: ProgressBook, store: Backend | None = None) -> None:
         self.job = job
         self.book = book
+        self.store = store
         self._running: RunningJob | None = None
 
     def running(self) -> RunningJob:
         if self._running is None:
             job_id, book = self.job.id, self.book
-            self._running = RunningJob.of(self.job, lambda p: book.report(job_id, p))
+            self._running = RunningJob.of(self.job, lambda p: book.report(job_id, p), self.store)
         return self._running

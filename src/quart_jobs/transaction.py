@@ -16,14 +16,17 @@ the caller. Workers are woken only after the commit. See ``docs/transactions.md`
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar, Unpack
 
 from .backends.base import Backend, BackendTransaction, Params
 from .builder import Calls, EnqueueOptions, JobBuilder, OptionKeywords, enqueue_options
-from .models import EnqueueResult, Job, JobState, job_id_in_range
+from .errors import UnknownDependency
+from .models import EnqueueResult, Job, JobState, NewJob, job_id_in_range
 from .registry import Task, TaskFunc
 from .tracing import HOOKS, Producing
+from .workflows import Group, Step
 
 T = TypeVar("T")
 
@@ -123,19 +126,60 @@ class Transaction:
     ) -> list[EnqueueResult]:
         """Enqueue several calls in this transaction (:meth:`Jobs.enqueue_many`'s arguments)."""
         new = self._builder.build_all(calls, options)
-        limits = self._builder.limits(options)
-        if HOOKS.enqueue is None:
-            results = self._inner.enqueue(new, limits=limits)
-        else:
-            producing = HOOKS.enqueue(new)
-            try:
-                results = self._inner.enqueue(producing.jobs, limits=limits)
-            except BaseException as exc:
+        producing = None if HOOKS.enqueue is None else HOOKS.enqueue(new)
+        if producing is not None:
+            new = producing.jobs  # each carries its producer span's context
+        try:
+            results = self._insert(new, options)
+        except BaseException as exc:
+            if producing is not None:
                 producing.end(None, exc)
-                raise
+            raise
+        if producing is not None:
             self._producing.append((producing, results))
         self.created.extend(result.job for result in results if result.created)
         return results
+
+    def _insert(self, new: list[NewJob], options: EnqueueOptions | None) -> list[EnqueueResult]:
+        parents = None if options is None else options.parent_ids()
+        if parents is not None:
+            assert options is not None
+            if not all(job_id_in_range(i) for i in parents):
+                bad = next(i for i in parents if not job_id_in_range(i))
+                raise UnknownDependency(f"job {bad} does not exist; nothing was enqueued")
+            return self._inner.enqueue_after(new, parents, run_always=options.run_always)
+        return self._inner.enqueue(new, limits=self._builder.limits(options))
+
+    def chain(self, *steps: Step) -> list[Job]:
+        """Enqueue ``steps`` in this transaction, each to start once the one before succeeded
+        (a step's own ``after`` is kept too); the jobs, in order."""
+        if not steps:
+            raise ValueError("chain() needs at least one step")
+        created: list[Job] = []
+        for step in steps:
+            extra = [created[-1]] if created else []
+            created.append(self._enqueue_step(step, extra))
+        return created
+
+    def group(self, members: Sequence[Step], *, then: Step) -> Group:
+        """Enqueue ``members`` and a callback ``then`` that runs once after every member
+        ended, whatever their outcome (the callback reads the counts with
+        ``await current_job().parent_counts()``), in this transaction."""
+        if not members:
+            raise ValueError("group() needs at least one member")
+        jobs = [self._enqueue_step(member, []) for member in members]
+        callback = self._enqueue_step(then, jobs, run_always=True)
+        return Group(jobs, callback)
+
+    def _enqueue_step(self, step: Step, after: list[Job], *, run_always: bool = False) -> Job:
+        options = step.options
+        if after or run_always:
+            parents = [*after, *(options.after or ())]
+            options = replace(
+                options, after=tuple(parents), run_always=run_always or options.run_always
+            )
+        (result,) = self.enqueue_many([(step.target, step.args, step.kwargs)], options)
+        return result.job
 
     def get_job(self, job_id: int) -> Job | None:
         """A job as this transaction sees it (``None`` if there is none)."""

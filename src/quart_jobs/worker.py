@@ -85,6 +85,7 @@ class Worker:
             on_change=self.notify,
             on_event=on_event,
             job_context=job_context,
+            store=backend,
         )
         self._registration = WorkerRegistration(backend, name, registry, settings)
         self._claims = ClaimLoop(

@@ -133,6 +133,7 @@ def test_stats_matches_the_database(db: Seeded) -> None:
         for state, n in counts.items():
             assert n == expected.get((state, tier), 0), (tier, state)
     assert data["totals"] == {
+        "waiting": 0,
         "queued": 1,
         "running": 1,
         "succeeded": 2,
@@ -367,3 +368,27 @@ def test_reading_commands_do_not_run_the_apps_on_open_hooks(tmp_path: Path) -> N
         assert marker.read_text() == "ran\n", command
     assert run("cancel", "1").returncode == 1  # changes jobs: the app's set-up runs
     assert marker.read_text() == "ran\nran\n"
+
+
+def test_stats_say_why_jobs_wait(db: Seeded) -> None:
+    # The seeded store has one ready job and no live worker: nobody serves it.
+    data = as_json(qj("stats", "--json", url=db.url))
+    assert data["waiting"] == {"default": {"unserved": {"count": 1, "at_least": False}}}
+    lines = qj("stats", url=db.url).stdout.splitlines()
+    at = lines.index("why jobs wait (each job under the first reason that holds it):")
+    assert lines[at + 1].split() == [
+        "queue",
+        "dependency",
+        "not",
+        "due",
+        "paused",
+        "unserved",
+        "rate",
+        "limit",
+        "concurrency",
+    ]
+    assert lines[at + 3].split() == ["default", "-", "-", "-", "1", "-", "-"]
+    # A paused queue holds its jobs first, whoever serves them.
+    assert qj("pause", "default", url=db.url).returncode == 0
+    data = as_json(qj("stats", "--json", url=db.url))
+    assert data["waiting"] == {"default": {"paused": {"count": 1, "at_least": False}}}

@@ -1,7 +1,8 @@
 """Pausing a queue from the dashboard, in a real browser (Debian's headless Chromium, driven by
 Playwright, as in :mod:`.test_dashboard_browser`): the small admin app runs with its embedded
 worker; the Pause button of the default queue stops its jobs from starting (they wait,
-counted in the queue's row, under a "paused since" badge); Resume lets them run."""
+counted in the queue's row, under a "paused since" badge, and under "paused" in the table of
+why jobs wait); Resume lets them run."""
 
 from __future__ import annotations
 
@@ -53,12 +54,17 @@ def test_pause_a_queue_from_the_page_and_resume_it(tmp_path: Path, browser_page:
         (paused,) = client.get("/admin/api/stats", headers=admin).json()["paused"]
         assert (paused["queue"], paused["queued"]) == ("default", 2)
         assert [job_state(client, j) for j in waiting] == ["queued", "queued"]
+        # Why they wait: the queue's row of the "why jobs wait" table says paused.
+        why = page.locator('#waiting tr[data-queue="default"]')
+        expect(why.locator('td[data-reason="paused"]')).to_have_text("2")
+        expect(why.locator('td[data-reason="unserved"]')).to_have_text("\u2013")  # an en dash: none
         page.screenshot(path=str(OUTPUT / "dashboard-paused.png"), full_page=True)
 
         row.locator("button.resume").click()
         expect(page.locator("#toast")).to_contain_text("Queue 'default' resumed")
         expect(row.locator("td.succeeded")).to_have_text("3")
         expect(row.locator(".badge")).to_have_count(0)
+        expect(page.locator("#waiting")).to_be_hidden()  # nothing waits any more
         assert wait_until(
             lambda: [job_state(client, j) for j in waiting] == ["succeeded", "succeeded"], 10
         )

@@ -21,7 +21,8 @@ import pytest
 from quart_jobs import Fail, Jobs, JobState, Retry, RetryPolicy, Why, WorkerSettings, current_job
 from quart_jobs.backends import Backend, Outcome
 from quart_jobs.backends.sqlite.backend import SQLiteBackend
-from quart_jobs.models import Job, Lease, NewJob, outcome_text
+from quart_jobs.models import Job, Lease, NewJob
+from quart_jobs.presenting import outcome_text
 
 from ..conftest import Clock
 

@@ -36,6 +36,10 @@ async def _in_state(backend: Backend, clock: Clock, state: JobState, max_attempt
     """A job in ``state`` (a running one carries its lease)."""
     if state is JobState.QUEUED:
         return await _queued(backend, clock, max_attempts)
+    if state is JobState.WAITING:  # after a parent of its own, still queued
+        parent = await _queued(backend, clock, max_attempts)
+        (result,) = await backend.enqueue_after([NewJob(task="t")], [parent.id], clock())
+        return result.job
     job = await _running(backend, clock, max_attempts)
     if state is not JobState.RUNNING:
         await _end(backend, clock, job, state)
@@ -79,6 +83,18 @@ async def _retry(backend: Backend, clock: Clock, job: Job) -> None:
     await backend.retry(job.id, clock())
 
 
+def _parent_ends(state: JobState) -> Driver:
+    """The waiting job's parent runs and ends in ``state``."""
+
+    async def drive(backend: Backend, clock: Clock, job: Job) -> None:
+        (parent,) = (await backend.dependencies(job.id)).parents
+        (running,) = await backend.claim("w2", 1, clock(), LEASE)
+        assert running.id == parent.id
+        await _end(backend, clock, running, state)
+
+    return drive
+
+
 DRIVERS: dict[JobEvent, tuple[Driver, int]] = {  # how to cause the event, and max_attempts
     JobEvent.STARTED: (_claim, 2),
     JobEvent.SUCCEEDED: (_finishing(JobState.SUCCEEDED), 2),
@@ -89,6 +105,8 @@ DRIVERS: dict[JobEvent, tuple[Driver, int]] = {  # how to cause the event, and m
     JobEvent.LEASE_EXPIRED: (_expire, 2),
     JobEvent.LEASE_EXPIRED_LAST: (_expire, 1),
     JobEvent.RETRIED_BY_OPERATOR: (_retry, 2),
+    JobEvent.DEPENDENCIES_MET: (_parent_ends(JobState.SUCCEEDED), 1),
+    JobEvent.DEPENDENCY_FAILED: (_parent_ends(JobState.FAILED), 1),
 }
 
 

@@ -257,6 +257,7 @@ async def test_stats_match_the_database(app: Quart, client: Client, tmp_path: Pa
         for state in JobState:
             assert body["counts"][tier][state.value] == expected.get((state.value, priority), 0)
     assert body["counts"]["vip"] == {
+        "waiting": 0,
         "queued": 0,
         "running": 0,
         "succeeded": 2,
@@ -264,6 +265,7 @@ async def test_stats_match_the_database(app: Quart, client: Client, tmp_path: Pa
         "cancelled": 0,
     }
     assert body["counts"]["regular"] == {
+        "waiting": 0,
         "queued": 3,
         "running": 1,
         "succeeded": 0,

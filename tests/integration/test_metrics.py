@@ -16,7 +16,7 @@ from quart.typing import TestClientProtocol as Client
 
 from quart_jobs import JobState, get_jobs
 from quart_jobs.metrics import LIVE_STATES
-from quart_jobs.models import WorkerRecord
+from quart_jobs.models import WaitReason, WorkerRecord
 
 from . import admin_app
 from .admin_app import TASK
@@ -236,3 +236,31 @@ async def test_ready_jobs_nobody_serves_and_the_live_workers_are_gauges(
     samples = await scrape(client)
     assert value(samples, "quart_jobs_workers") == 1
     assert not any(name == "quart_jobs_unserved_jobs" for name, _ in samples)
+
+
+async def test_why_jobs_wait_is_a_gauge_per_queue_and_reason(idle_app: Quart) -> None:
+    jobs = get_jobs(idle_app)
+    client = idle_app.test_client()
+    idle_app.extensions["quart_jobs_metrics"].max_age = 0
+    await place(idle_app, "regular")
+    await place(idle_app, "regular")
+    await jobs.options(delay=60).enqueue(TASK)
+    await jobs.options(queue="reports").enqueue(TASK)
+    # No worker is live: the ready jobs are unserved; the delayed one is not due.
+    samples = await scrape(client)
+    gauge = "quart_jobs_waiting_jobs"
+    assert value(samples, gauge, queue="default", reason="unserved") == 2
+    assert value(samples, gauge, queue="default", reason="not_due") == 1
+    assert value(samples, gauge, queue="reports", reason="unserved") == 1
+    # Every reason of a known queue is reported, 0 when none holds a job: bounded labels.
+    reported = {dict(labels)["reason"] for name, labels in samples if name == gauge}
+    assert reported == {r.value for r in WaitReason}
+    assert {dict(labels)["queue"] for name, labels in samples if name == gauge} == {
+        "default",
+        "reports",
+    }
+    # A paused queue holds its ready jobs first, whoever serves them.
+    await jobs.pause("reports")
+    samples = await scrape(client)
+    assert value(samples, gauge, queue="reports", reason="paused") == 1
+    assert value(samples, gauge, queue="reports", reason="unserved") == 0

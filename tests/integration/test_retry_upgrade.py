@@ -11,7 +11,8 @@ from quart_jobs.backends import Backend, Outcome
 from quart_jobs.backends.postgres.schema import MIGRATIONS as POSTGRES_MIGRATIONS
 from quart_jobs.backends.sqlite.backend import SQLiteBackend
 from quart_jobs.backends.sqlite.schema import MIGRATIONS as SQLITE_MIGRATIONS
-from quart_jobs.models import JobState, Lease, NewJob, Why, outcome_text
+from quart_jobs.models import JobState, Lease, NewJob, Why
+from quart_jobs.presenting import outcome_text
 
 from ..conftest import TEST_POSTGRES_URL, Clock
 from .older_schema import older_postgres, older_sqlite

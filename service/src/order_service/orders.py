@@ -38,6 +38,7 @@ FINAL = ("completed", "cancelled")
 UNSETTLED = ("queued", "processing")
 
 STATUS_OF_STATE = {
+    JobState.WAITING: "queued",  # waits for other jobs: not started yet
     JobState.QUEUED: "queued",
     JobState.RUNNING: "processing",
     JobState.SUCCEEDED: "completed",

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .procs import VIP_KEY, place, running, wait_until
+from .procs import VIP_KEY, auth, place, running, wait_until
 
 pytestmark = pytest.mark.acceptance
 
@@ -41,18 +41,18 @@ def spans(text: str) -> list[dict[str, Any]]:
 def test_a_post_orders_trace_continues_into_the_order_s_processing(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/o.sqlite3"
     env = {"OTEL_TRACES_EXPORTER": "console", "LOG_FORMAT": "json", "OTEL_SERVICE_NAME": "t"}
-    with running(tmp_path, url, env={**env, "EMBEDDED_WORKERS": "0"}) as web:
-        with running(tmp_path, url, command="worker", name="worker", env=env) as worker:
-            with httpx.Client(base_url=web.url, timeout=10) as client:
-                order = place(client, VIP_KEY, processing_seconds=0)
+    with (
+        running(tmp_path, url, env={**env, "EMBEDDED_WORKERS": "0"}) as web,
+        running(tmp_path, url, command="worker", name="worker", env=env) as worker,
+        httpx.Client(base_url=web.url, timeout=10) as client,
+    ):
+        order = place(client, VIP_KEY, processing_seconds=0)
 
-                def completed() -> bool:
-                    response = client.get(
-                        f"/orders/{order['id']}", headers={"Authorization": f"Bearer {VIP_KEY}"}
-                    )
-                    return bool(response.json()["status"] == "completed")
+        def completed() -> bool:
+            response = client.get(f"/orders/{order['id']}", headers=auth(VIP_KEY))
+            return bool(response.json()["status"] == "completed")
 
-                assert wait_until(completed, 30), worker.output()
+        assert wait_until(completed, 30), worker.output()
     # Both processes stopped: their spans are exported.
     web_spans, worker_spans = spans(web.output()), spans(worker.output())
     (request,) = [s for s in web_spans if s["name"] == "POST /orders"]

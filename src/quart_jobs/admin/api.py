@@ -15,7 +15,8 @@ from quart_schema import document_querystring, document_response
 
 from ..errors import JobNotFound, RetryRefused
 from ..jobs import Jobs
-from ..models import MAX_JOB_ID, Job, JobState, Tier, job_detail, job_summary
+from ..models import MAX_JOB_ID, Job, JobState, Tier
+from ..presenting import dependencies_detail, job_detail, job_summary
 from .auth import AdminAuth, AdminError
 from .schemas import (
     JobAnswer,
@@ -57,8 +58,10 @@ def add_api_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
             raise AdminError(404, "not_found", f"no job has id {job_id}")
         return job
 
-    def answer(job: Job) -> Response:
-        return jsonify({"now": jobs.clock(), "job": job_detail(job)})
+    async def answer(job: Job) -> Response:
+        detail = job_detail(job)
+        detail["dependencies"] = dependencies_detail(await jobs.dependencies(job.id))
+        return jsonify({"now": jobs.clock(), "job": detail})
 
     @bp.get("/api/stats")
     @document_response(StatsAnswer, 200)
@@ -108,7 +111,7 @@ def add_api_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
     async def admin_job(job_id: int) -> Response:
         """One job, whole: arguments, attempts, timestamps, error and traceback."""
         await auth.authenticate(request)
-        return answer(await load(job_id))
+        return await answer(await load(job_id))
 
     @bp.post("/api/jobs/<qj_id:job_id>/retry")
     @document_response(JobAnswer, 200)
@@ -132,7 +135,7 @@ def add_api_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
             raise AdminError(409, "retry_refused", f"job {job_id} not retried: {exc}") from None
         if job.state is not JobState.QUEUED:
             raise AdminError(409, "conflict", f"job {job_id} is {job.state.value}; not retried")
-        return answer(job)
+        return await answer(job)
 
     @bp.post("/api/jobs/<qj_id:job_id>/cancel")
     @document_response(JobAnswer, 200)
@@ -152,4 +155,4 @@ def add_api_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
             raise AdminError(404, "not_found", f"no job has id {job_id}") from None
         if job.state not in (JobState.CANCELLED, JobState.RUNNING):
             raise AdminError(409, "conflict", f"job {job_id} is {job.state.value}; not cancelled")
-        return answer(job)
+        return await answer(job)

@@ -141,6 +141,11 @@ class PausedQueue(BaseModel):
     known: bool = Field(description="false: no stored job has used this queue (yet)")
 
 
+class WaitingCount(BaseModel):
+    count: int = Field(description="jobs this reason holds")
+    at_least: bool = Field(description="true: the count reached the read's cap; there may be more")
+
+
 class StatsAnswer(BaseModel):
     now: float
     tiers: list[str] = Field(description="tier names, most urgent first")
@@ -156,6 +161,13 @@ class StatsAnswer(BaseModel):
     queues: dict[str, dict[str, int]] = Field(description="queue -> state -> number of jobs")
     paused: list[PausedQueue] = Field(
         description="the paused queues, by name, with what waits in each (it starts nothing)"
+    )
+    waiting: dict[str, dict[str, WaitingCount]] = Field(
+        description="queue -> reason -> jobs that are not starting, each under the first reason "
+        "that holds it, in this order: dependency (waits for other jobs), not_due (run_at in "
+        "the future), paused (its queue), unserved (no live worker may claim it), rate_limit "
+        "(its rate key's window is full), concurrency (its key has its limit running); reasons "
+        "that hold no job are left out"
     )
 
 
@@ -218,6 +230,7 @@ def stats_answer(stats: Stats, now: float) -> dict[str, Any]:
         "workers": [worker_summary(w, now) for w in stats.workers],
         "unserved": [unserved_summary(u) for u in stats.unserved],
         "paused": paused_summary(stats),
+        "waiting": stats.waiting.summary(),
     }
 
 

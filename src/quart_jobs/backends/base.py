@@ -19,6 +19,7 @@ from ..errors import ConfigurationError, QueueFull
 from ..fairness import Weights
 from ..models import (
     FINISHED_STATES,
+    Dependencies,
     EnqueueResult,
     Job,
     JobEvent,
@@ -152,6 +153,16 @@ class BackendTransaction(abc.ABC):
         self, jobs: Sequence[NewJob], *, limits: QueueLimits | None = None
     ) -> list[EnqueueResult]:
         """:meth:`Backend.enqueue` inside this transaction (durable once it commits)."""
+
+    @abc.abstractmethod
+    def enqueue_after(
+        self, jobs: Sequence[NewJob], after: Sequence[int], *, run_always: bool = False
+    ) -> list[EnqueueResult]:
+        """Enqueue ``jobs``, each to start only once every job of ``after`` (ids) succeeded
+        (``run_always``: once each ended, however). Until then they are ``waiting``; a parent
+        that fails or is cancelled for good cancels them (and, transitively, their own
+        dependants) unless ``run_always``. Raises
+        :class:`~quart_jobs.errors.UnknownDependency` for an id that names no job."""
 
     @abc.abstractmethod
     def get(self, job_id: int) -> Job | None:
@@ -301,6 +312,24 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def get_by_key(self, key: str) -> Job | None: ...
+
+    async def enqueue_after(
+        self,
+        jobs: Sequence[NewJob],
+        after: Sequence[int],
+        now: float,
+        *,
+        run_always: bool = False,
+    ) -> list[EnqueueResult]:
+        """:meth:`BackendTransaction.enqueue_after` in a transaction of its own."""
+        return await self.run_transaction(
+            lambda tx: tx.enqueue_after(jobs, after, run_always=run_always), now
+        )
+
+    @abc.abstractmethod
+    async def dependencies(self, job_id: int) -> Dependencies:
+        """The jobs ``job_id`` depends on, with their results, and the jobs that depend on it
+        (empty for a job without either, or an unknown id)."""
 
     @abc.abstractmethod
     async def list_jobs(self, flt: JobFilter) -> list[Job]:

@@ -11,8 +11,9 @@ Times are seconds since the epoch on the caller's clock, as in the backend contr
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 
-from ..models import JobState, Stats
+from ..models import JobState, Stats, Waiting, WorkerRecord
 
 
 class OperatorStore(abc.ABC):
@@ -51,3 +52,11 @@ class OperatorStore(abc.ABC):
         Bucket ``i`` holds the jobs whose ``finished_at`` lies in
         ``[since + i * bucket_seconds, since + (i + 1) * bucket_seconds)`` (throughput charts).
         Buckets with no jobs are absent."""
+
+    @abc.abstractmethod
+    async def waiting_jobs(self, now: float, workers: Sequence[WorkerRecord]) -> Waiting:
+        """Jobs that are not starting at ``now``, by queue and the first reason that holds each
+        (:class:`~quart_jobs.models.WaitReason`, in its order): waiting for other jobs, not
+        due, paused queue, served by none of the live ``workers``, rate key closed, concurrency
+        key at its limit. Each count is a capped read (:attr:`Waiting.at_least`); SQL stores
+        answer from partial indexes and small tables, a few seeks and range counts."""

@@ -12,7 +12,8 @@ import click
 from ..errors import JobNotFound, RetryRefused
 from ..jobs import Jobs
 from ..maintenance.retention import parse_duration
-from ..models import FINISHED_STATES, Job, JobState, job_detail
+from ..models import FINISHED_STATES, Job, JobState
+from ..presenting import job_detail
 from .output import JOB_ID, emit_json, json_option, when
 from .session import Failed, JobsFactory, run_action
 

@@ -8,9 +8,20 @@ import json
 import click
 
 from ..jobs import Jobs
-from ..models import JobState, Stats, Tier, job_detail
+from ..models import Dependencies, Job, JobState, Stats, Tier
 from ..pausing import describe
-from .output import JOB_ID, age, echo_serving, emit_json, json_option, stats_dict, table, when
+from ..presenting import dependencies_detail, describe_dependencies, job_detail
+from .output import (
+    JOB_ID,
+    age,
+    echo_serving,
+    echo_waiting,
+    emit_json,
+    json_option,
+    stats_dict,
+    table,
+    when,
+)
 from .session import JobsFactory, run_action
 
 
@@ -47,6 +58,7 @@ def add_inspect_commands(group: click.Group, factory: JobsFactory) -> None:
         for state in data["paused"]:
             click.echo(f"paused: {describe(state)}, since {when(state['paused_at'])} UTC")
         click.echo("")
+        echo_waiting(result)
         echo_serving(result, now)
 
     @group.command("list", help="Jobs, newest first.")
@@ -97,10 +109,13 @@ def add_inspect_commands(group: click.Group, factory: JobsFactory) -> None:
     @click.argument("job_id", type=JOB_ID)
     @json_option
     def show(job_id: int, as_json: bool) -> None:
-        job = run_action(factory, lambda j: j.get(job_id), reads_only=True)
+        async def read(j: Jobs) -> tuple[Job, Dependencies]:
+            return await j.get(job_id), await j.dependencies(job_id)
+
+        job, deps = run_action(factory, read, reads_only=True)
         data = job_detail(job)
         if as_json:
-            emit_json(data)
+            emit_json({**data, "dependencies": dependencies_detail(deps)})
             return
         message = data.pop("progress_message")
         for key, value in data.items():
@@ -112,6 +127,8 @@ def add_inspect_commands(group: click.Group, factory: JobsFactory) -> None:
                 value = json.dumps(value)
             if key != "traceback":
                 click.echo(f"{key:>16}: {value if value is not None else '-'}")
+        for label, text in describe_dependencies(deps):
+            click.echo(f"{label:>16}: {text}")
         if job.traceback:
             click.echo(job.traceback.rstrip())
 

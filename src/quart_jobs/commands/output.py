@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..models import MAX_JOB_ID, JobState, Stats, Tier
+from ..models import MAX_JOB_ID, JobState, Stats, Tier, WaitReason
 from ..pausing import paused_summary
 from ..unserved import tasks_text, unserved_summary, worker_summary
 
@@ -51,6 +51,7 @@ def stats_dict(stats: Stats, now: float) -> dict[str, Any]:
         "workers": [worker_summary(w, now) for w in stats.workers],
         "unserved": [unserved_summary(u) for u in stats.unserved],
         "paused": paused_summary(stats),
+        "waiting": stats.waiting.summary(),
     }
 
 
@@ -89,6 +90,22 @@ def echo_serving(stats: Stats, now: float) -> None:
         click.echo("live workers: none (start one: quart-jobs worker --app MODULE:APP)")
     for item in stats.unserved:
         click.echo(f"unserved: {item.describe()}")
+
+
+def echo_waiting(stats: Stats) -> None:
+    """Why jobs are not starting: a row per queue that has any, a column per reason."""
+    by_queue = stats.waiting.by_queue()
+    if not by_queue:
+        return
+    reasons = list(WaitReason)
+    rows = [
+        [queue, *(stats.waiting.describe(queue, r) if r in held else "-" for r in reasons)]
+        for queue, held in by_queue.items()
+    ]
+    click.echo("why jobs wait (each job under the first reason that holds it):")
+    headers = ["queue", *(r.value.replace("_", " ") for r in reasons)]
+    click.echo(table(headers, rows, right=set(range(1, len(headers)))))
+    click.echo("")
 
 
 def emit_json(data: Any) -> None:

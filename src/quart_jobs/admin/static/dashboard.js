@@ -177,6 +177,30 @@
         );
       }),
     );
+    renderWaiting(stats.waiting || {});
+  }
+
+  // Why queued jobs are not starting: a row per queue that has any, a cell per reason (the
+  // order the store tries them; "10000+" when a count reached the read's cap).
+  const REASONS = ["dependency", "not_due", "paused", "unserved", "rate_limit", "concurrency"];
+  function renderWaiting(waiting) {
+    const names = Object.keys(waiting).sort();
+    const panel = document.getElementById("waiting");
+    panel.querySelector("tbody").replaceChildren(
+      ...names.map((queue) => el(
+        "tr",
+        { "data-queue": queue },
+        el("td", { class: "queue", text: queue }),
+        ...REASONS.map((reason) => {
+          const held = waiting[queue][reason];
+          return el("td", {
+            class: "num", "data-reason": reason,
+            text: held ? `${held.count}${held.at_least ? "+" : ""}` : "–",
+          });
+        }),
+      )),
+    );
+    panel.hidden = names.length === 0;
   }
 
   // Pause or resume a queue: every process stops (or starts again) taking its jobs.
@@ -369,6 +393,16 @@
       ["Timeout", job.timeout === null ? "–" : `${job.timeout}s`],
     ];
     if (job.outcome) fields.splice(3, 0, ["Outcome", job.outcome]);
+    const deps = job.dependencies;
+    const links = (items) =>
+      items.map((d) => `#${d.id} ${d.task || "(deleted)"} ${d.state || ""}`).join(", ");
+    if (deps && deps.parents.length) {
+      fields.push(["Depends on", links(deps.parents)]);
+      const c = deps.counts;
+      fields.push(["Parents", `${c.succeeded} succeeded, ${c.failed} failed, ` +
+        `${c.cancelled} cancelled, ${c.unfinished} unfinished of ${deps.parents.length}`]);
+    }
+    if (deps && deps.dependants.length) fields.push(["Dependants", links(deps.dependants)]);
     if (job.state === "running" && now !== null) {
       fields.push(["Elapsed", duration(now - job.started_at)]);
       fields.push(["Cancel asked", job.cancel_requested ? "yes" : "no"]);

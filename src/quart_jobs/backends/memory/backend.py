@@ -17,6 +17,7 @@ from typing import TypeVar
 from ... import fairness, rate
 from ...models import (
     FINISHED_STATES,
+    Dependencies,
     EnqueueResult,
     Job,
     JobEvent,
@@ -43,6 +44,7 @@ from ..rows import purge_states
 from ..shared_sql import workers as workers_sql
 from ..store_clock import StoreClock
 from .claim import claim
+from .dependencies import Graph
 from .operator import MemoryOperator
 from .transaction import MemoryTransaction
 from .transitions import apply_outcome, expire, moved, requeued_fresh
@@ -62,7 +64,9 @@ class MemoryBackend(Backend):
         self._tags: dict[int, float] = {}
         self._book = fairness.FairBook()
         self._rate_keys: dict[str, rate.KeyState] = {}
-        self.operator = MemoryOperator(lambda: self._jobs.values())
+        self.operator = MemoryOperator(
+            lambda: self._jobs.values(), lambda: (self._tags, self._paused, self._rate_keys)
+        )
         # The application's tables (transactions' SQL): connected on first use; kept as an
         # image while the backend is closed, as its jobs are kept.
         self._app_db: sqlite3.Connection | None = None
@@ -70,6 +74,7 @@ class MemoryBackend(Backend):
         self._workers: dict[str, WorkerRecord] = {}
         self._clock = StoreClock()  # a backward step of the caller's clock is clamped
         self._paused: dict[str, float] = {}  # queue -> when it was paused
+        self._graph = Graph()  # dependencies between jobs
 
     async def open(self) -> None:
         return None
@@ -229,14 +234,12 @@ class MemoryBackend(Backend):
             if outcome.run_at is not None or outcome.state is not JobState.QUEUED:
                 self._tags.pop(job.id, None)  # a new turn when it is due again
             done.append(True)
-        ended = zip(outcomes, done, strict=True)
-        self._announce(
-            [
-                o.lease.job_id
-                for o, held in ended
-                if held and self._jobs[o.lease.job_id].state.finished
-            ]
-        )
+        ended = [
+            o.lease.job_id
+            for o, held in zip(outcomes, done, strict=True)
+            if held and self._jobs[o.lease.job_id].state.finished
+        ]
+        self._announce(ended + self._resolve(ended))
         return done
 
     def _write_progress(self, lease: Lease, reported: Progress) -> None:
@@ -247,6 +250,27 @@ class MemoryBackend(Backend):
                 job, progress=reported.fraction, progress_message=reported.message
             )
 
+    def _resolve(self, ended: list[int]) -> list[int]:
+        """Resolve the dependants of jobs that just ended (what the SQL backends' trigger
+        does in the same transaction); the dependants cancelled, transitively."""
+        cancelled = self._graph.resolve(self._jobs, ended)
+        for job_id in cancelled:
+            self._tags.pop(job_id, None)
+        return cancelled
+
+    def enqueue_after_now(
+        self, jobs: Sequence[NewJob], after: Sequence[int], now: float, run_always: bool
+    ) -> list[EnqueueResult]:
+        order = self._graph.check(self._jobs, after)
+        results = self.enqueue_now(jobs, now)
+        for result in results:
+            if result.created:
+                self._tags.pop(result.job.id, None)  # tagged by the claim once ready
+        return self._graph.attach(self._jobs, results, order, now, run_always)
+
+    async def dependencies(self, job_id: int) -> Dependencies:
+        return self._graph.dependencies(self._jobs, job_id)
+
     async def recover_expired(self, now: float) -> int:
         now = self._clock.now(now)
         expired = [
@@ -256,12 +280,14 @@ class MemoryBackend(Backend):
         ]
         for job in expired:
             self._jobs[job.id] = expire(job, now)
-        self._announce([j.id for j in expired if self._jobs[j.id].state.finished])
+        ended = [j.id for j in expired if self._jobs[j.id].state.finished]
+        self._announce(ended + self._resolve(ended))
         return len(expired)
 
     async def run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
         saved = dict(self._jobs), dict(self._keys), self._next_id, dict(self._tags)
         owners = dict(self._book.owners)
+        graph = self._graph.copy() if self._graph.parents else None
         tx = MemoryTransaction(self, self._clock.now(now))
         try:
             value = func(tx)
@@ -270,6 +296,7 @@ class MemoryBackend(Backend):
         except BaseException:
             self._jobs, self._keys, self._next_id, self._tags = saved
             self._book.owners = owners
+            self._graph = graph or Graph()
             tx.rollback_sql()
             raise
         finally:
@@ -282,13 +309,13 @@ class MemoryBackend(Backend):
         job = self._jobs.get(job_id)
         if job is None:
             return None
-        if job.state is JobState.QUEUED:
+        if job.state in (JobState.QUEUED, JobState.WAITING):
             job = replace(
                 job, state=moved(job.state, JobEvent.CANCELLED), finished_at=now, why=Why.CANCELLED
             )
             self._jobs[job_id] = job
             self._tags.pop(job_id, None)
-            self._announce([job_id])
+            self._announce([job_id, *self._resolve([job_id])])
         elif job.state is JobState.RUNNING and running:
             job = replace(job, cancel_requested=True)
             self._jobs[job_id] = job
@@ -299,7 +326,9 @@ class MemoryBackend(Backend):
         job = self._jobs.get(job_id)
         if job is None:
             return None
-        if transition(job.state, JobEvent.RETRIED_BY_OPERATOR) is not None:
+        if transition(
+            job.state, JobEvent.RETRIED_BY_OPERATOR
+        ) is not None and self._graph.allows_retry(self._jobs, job_id):
             job = requeued_fresh(job, now)
             self._jobs[job_id] = job
             self._tags.pop(job_id, None)
@@ -417,8 +446,14 @@ class MemoryBackend(Backend):
         chosen = {JobState(s) for s in purge_states(states)}
         removed: dict[JobState, int] = {}
         for job in list(self._jobs.values()):
-            if job.state in chosen and job.finished_at is not None and job.finished_at < before:
+            if (
+                job.state in chosen
+                and job.finished_at is not None
+                and job.finished_at < before
+                and not self._graph.keeps(self._jobs, job.id)
+            ):
                 del self._jobs[job.id]
+                self._graph.forget(job.id)
                 self._tags.pop(job.id, None)
                 if job.key is not None:
                     self._keys.pop(job.key, None)

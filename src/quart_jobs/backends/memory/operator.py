@@ -3,15 +3,23 @@ jobs as they are now."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from ...models import Job, JobState, Stats
+from ...models import Job, JobState, Stats, Waiting, WaitReason, WorkerRecord
+from ...rate import KeyState
 from ..operator import OperatorStore
+
+#: What the memory backend holds beside its jobs and a claim reads: the ready jobs' tags, the
+#: paused queues, the rate keys' rows.
+ClaimState = tuple[Mapping[int, float], Mapping[str, float], Mapping[str, KeyState]]
 
 
 class MemoryOperator(OperatorStore):
-    def __init__(self, jobs: Callable[[], Iterable[Job]]) -> None:
+    def __init__(
+        self, jobs: Callable[[], Iterable[Job]], claim_state: Callable[[], ClaimState]
+    ) -> None:
         self._jobs = jobs  # the backend's jobs now (a rolled-back transaction replaces them)
+        self._claim_state = claim_state
         self._sessions: dict[str, float] = {}
 
     async def create_session(self, session_id: str, expires_at: float, now: float) -> None:
@@ -47,3 +55,47 @@ class MemoryOperator(OperatorStore):
                 bucket = (int((job.finished_at - since) // bucket_seconds), job.state)
                 counts[bucket] = counts.get(bucket, 0) + 1
         return counts
+
+    async def waiting_jobs(self, now: float, workers: Sequence[WorkerRecord]) -> Waiting:
+        tags, paused, keys = self._claim_state()
+        jobs = list(self._jobs())
+        running: dict[str, int] = {}
+        for job in jobs:
+            if job.state is JobState.RUNNING and job.concurrency_key is not None:
+                running[job.concurrency_key] = running.get(job.concurrency_key, 0) + 1
+        counts: dict[tuple[str, WaitReason], int] = {}
+        for job in jobs:
+            reason = _reason(job, now, job.id in tags, paused, workers, keys, running)
+            if reason is not None:
+                counts[(job.queue, reason)] = counts.get((job.queue, reason), 0) + 1
+        return Waiting(counts)
+
+
+def _reason(
+    job: Job,
+    now: float,
+    tagged: bool,
+    paused: Mapping[str, float],
+    workers: Sequence[WorkerRecord],
+    keys: Mapping[str, KeyState],
+    running: Mapping[str, int],
+) -> WaitReason | None:
+    """The first reason that holds ``job`` (``None``: it is not held, or has started or ended).
+    A queued job that came due but is not tagged yet is held by nothing (the next claim tags
+    it), as the SQL stores count it."""
+    if job.state is JobState.WAITING:
+        return WaitReason.DEPENDENCY
+    if job.state is not JobState.QUEUED:
+        return None
+    if not tagged:
+        return WaitReason.NOT_DUE if job.run_at > now else None
+    if job.queue in paused:
+        return WaitReason.PAUSED
+    if not any(w.serves(job.queue, job.task) for w in workers):
+        return WaitReason.UNSERVED
+    if job.rate_key is not None and keys.get(job.rate_key, KeyState()).open_at > now:
+        return WaitReason.RATE_LIMIT
+    key, limit = job.concurrency_key, job.concurrency_limit
+    if key is not None and limit is not None and running.get(key, 0) >= limit:
+        return WaitReason.CONCURRENCY
+    return None

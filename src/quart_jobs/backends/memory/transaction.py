@@ -19,6 +19,10 @@ class Store(Protocol):
 
     def cancel_now(self, job_id: int, now: float, *, running: bool = True) -> Job | None: ...
 
+    def enqueue_after_now(
+        self, jobs: Sequence[NewJob], after: Sequence[int], now: float, run_always: bool
+    ) -> list[EnqueueResult]: ...
+
     def job(self, job_id: int) -> Job | None: ...
 
     def app_db(self) -> sqlite3.Connection: ...
@@ -72,6 +76,11 @@ class MemoryTransaction(BackendTransaction):
         self, jobs: Sequence[NewJob], *, limits: QueueLimits | None = None
     ) -> list[EnqueueResult]:
         return self._open().enqueue_now(jobs, self._now, limits)
+
+    def enqueue_after(
+        self, jobs: Sequence[NewJob], after: Sequence[int], *, run_always: bool = False
+    ) -> list[EnqueueResult]:
+        return self._open().enqueue_after_now(jobs, after, self._now, run_always)
 
     def get(self, job_id: int) -> Job | None:
         return self._open().job(job_id)

@@ -23,7 +23,9 @@ from typing import Any, TypeVar
 
 from ...errors import ConfigurationError
 from ...models import (
+    DEPENDANTS_SHOWN,
     FINISHED_STATES,
+    Dependencies,
     EnqueueResult,
     Job,
     JobFilter,
@@ -44,6 +46,7 @@ from ..base import (
     QueueLimits,
 )
 from ..rows import job_from_row, purge_states, stats_from_rows
+from ..shared_sql import deps
 from ..shared_sql import jobs as shared
 from ..shared_sql import workers as live
 from ..shared_sql.dialect import POSTGRESQL, render
@@ -305,6 +308,12 @@ class PostgresBackend(Backend):
             cur = await conn.execute(f"{q.SELECT} WHERE key = %s", (key,))
             row = await cur.fetchone()
         return None if row is None else job_from_row(row)
+
+    async def dependencies(self, job_id: int) -> Dependencies:
+        async with self._connection() as conn, conn.pipeline():
+            parents = await conn.execute(q.PARENTS, (job_id,))
+            children = await conn.execute(q.CHILDREN, (job_id, DEPENDANTS_SHOWN))
+            return deps.dependencies_from_rows(await parents.fetchall(), await children.fetchall())
 
     async def list_jobs(self, flt: JobFilter) -> list[Job]:
         where, params = shared.filter_sql(flt)

@@ -4,12 +4,17 @@ the backend's connection pool (times shifted to the server's clock, as the jobs'
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 
-from ...models import JobState, Stats
+from ...models import JobState, Stats, Waiting, WorkerRecord
 from ..operator import OperatorStore
 from ..shared_sql import operator as ops
+from ..shared_sql import reasons
+from ..shared_sql.dialect import POSTGRESQL
 from . import statements as q
 from .connections import Connections
+
+_WAITING = reasons.statements(POSTGRESQL)
 
 
 class PostgresOperator(OperatorStore):
@@ -53,3 +58,15 @@ class PostgresOperator(OperatorStore):
             cur = await conn.execute(q.FINISHED_COUNTS, (since, bucket_seconds, since))
             rows = await cur.fetchall()
         return {(int(bucket), JobState(state)): int(n) for bucket, state, n in rows}
+
+    async def waiting_jobs(self, now: float, workers: Sequence[WorkerRecord]) -> Waiting:
+        counting = reasons.count_waiting(self._db.clock.at(now), workers)
+        async with self._db.connection() as conn:
+            try:
+                step = next(counting)
+                while True:
+                    cur = await conn.execute(_WAITING[step[0]], step[1])
+                    step = counting.send(await cur.fetchall())
+            except StopIteration as done:
+                waiting: Waiting = done.value
+                return waiting

@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 
 from ...errors import SchemaTooNew
-from ..shared_sql import versions
+from ..shared_sql import deps, versions
 from ..shared_sql.dialect import POSTGRESQL, render
 
 #: The job table and its fair-claim state (component ``quart_jobs``).
@@ -127,19 +127,75 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE qj_jobs ADD COLUMN progress double precision, ADD COLUMN progress_message text;
     """,
+    # Dependencies between jobs (see the SQLite schema). The trigger's function runs only for
+    # a job with dependants entering an end state; it wakes the workers when it may have made a
+    # job ready and announces the cancels it made.
+    f"""
+    ALTER TABLE qj_jobs DROP CONSTRAINT qj_jobs_state_known;
+    ALTER TABLE qj_jobs ADD CONSTRAINT qj_jobs_state_known
+        CHECK (state IN ('waiting', 'queued', 'running', 'succeeded', 'failed', 'cancelled'));
+    ALTER TABLE qj_jobs ADD COLUMN waiting_on integer NOT NULL DEFAULT 0;
+    ALTER TABLE qj_jobs ADD COLUMN parents integer NOT NULL DEFAULT 0;
+    ALTER TABLE qj_jobs ADD COLUMN dependants integer NOT NULL DEFAULT 0;
+    ALTER TABLE qj_jobs ADD COLUMN run_always boolean NOT NULL DEFAULT false;
+    CREATE TABLE qj_job_deps (
+        child_id bigint NOT NULL,
+        parent_id bigint NOT NULL,
+        position integer NOT NULL,
+        resolved boolean NOT NULL DEFAULT false,
+        PRIMARY KEY (child_id, parent_id),
+        CHECK (parent_id < child_id)
+    );
+    CREATE INDEX qj_job_deps_parent ON qj_job_deps (parent_id, resolved);
+    CREATE FUNCTION qj_resolve_deps() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
+    DECLARE
+        cancelled integer;
+    BEGIN
+        {deps.CANCEL_CHILDREN};
+        GET DIAGNOSTICS cancelled = ROW_COUNT;
+        {deps.STEP_CHILDREN};
+        {deps.RESOLVE_EDGES};
+        PERFORM pg_notify('quart_jobs', current_schema());
+        IF cancelled > 0 THEN
+            PERFORM pg_notify('quart_jobs_finished', current_schema() || ':*');
+        END IF;
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER qj_jobs_resolve AFTER UPDATE OF state ON qj_jobs
+    FOR EACH ROW WHEN ({deps.RESOLVE_WHEN}) EXECUTE FUNCTION qj_resolve_deps();
+    CREATE FUNCTION qj_forget_edges() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
+    BEGIN
+        {deps.FORGET_EDGES};
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER qj_jobs_forget_edges AFTER DELETE ON qj_jobs
+    FOR EACH ROW WHEN (OLD.parents > 0) EXECUTE FUNCTION qj_forget_edges();
+    """,
     # The trace context of a job's enqueue (see the SQLite schema): NULL when untraced.
     """
     ALTER TABLE qj_jobs ADD COLUMN trace_context text;
     """,
 )
 
-#: Admin sessions and the readiness write probe (component ``quart_jobs_operator``).
+#: Admin sessions, the readiness write probe and the index behind the count of jobs a full
+#: concurrency key holds (component ``quart_jobs_operator``: what the operator surface reads).
 OPERATOR_MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE qj_admin_sessions (id text PRIMARY KEY, expires_at double precision NOT NULL);
     CREATE INDEX qj_admin_sessions_expiry ON qj_admin_sessions (expires_at);
     CREATE TABLE qj_write_probe (id integer PRIMARY KEY CHECK (id = 1),
         at double precision NOT NULL, pad text NOT NULL);
+    """,
+    # Why jobs wait: the ready jobs with a concurrency key, by key, so that the jobs a full key
+    # holds are a range count (entries only for keyed jobs; a job without a key has none).
+    """
+    CREATE INDEX qj_jobs_keyed
+        ON qj_jobs (concurrency_key, concurrency_limit, queue, task, rate_key)
+        WHERE state = 'queued' AND tag IS NOT NULL AND concurrency_key IS NOT NULL;
     """,
 )
 

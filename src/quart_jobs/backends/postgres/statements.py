@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..rows import CANDIDATE_COLUMNS, JOB_COLUMNS
-from ..shared_sql import fair, jobs, operator, pauses, rate, workers
+from ..shared_sql import deps, fair, jobs, operator, pauses, rate, workers
 from ..shared_sql.dialect import POSTGRESQL, render
 
 # --- shared, rendered ---------------------------------------------------------------------------
@@ -45,6 +45,9 @@ LIVE = workers.statements(POSTGRESQL)
 READY = workers.ready_statements(POSTGRESQL)
 PAUSE = render(pauses.PAUSE, POSTGRESQL)
 PAUSED = render(pauses.PAUSED, POSTGRESQL)
+
+PARENTS = render(deps.PARENTS, POSTGRESQL)
+CHILDREN = render(deps.CHILDREN, POSTGRESQL)
 
 # --- PostgreSQL's own ---------------------------------------------------------------------------
 

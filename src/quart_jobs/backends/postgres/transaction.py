@@ -18,6 +18,7 @@ from psycopg.rows import TupleRow
 from ...models import EnqueueResult, Job, NewJob
 from ..base import BackendTransaction, Params, QueueLimits
 from ..rows import job_from_row
+from ..shared_sql import deps
 from ..shared_sql.jobs import insert_params
 from . import statements as q
 from .enqueue import EnqueueCall, enqueue_in
@@ -82,6 +83,12 @@ class PostgresTransaction(BackendTransaction):
     ) -> list[EnqueueResult]:
         call = EnqueueCall([insert_params(job, self._now, self._offset) for job in jobs], limits)
         return self._call(enqueue_in(self._conn, call, self._channel, self._schema))
+
+    def enqueue_after(
+        self, jobs: Sequence[NewJob], after: Sequence[int], *, run_always: bool = False
+    ) -> list[EnqueueResult]:
+        rows = [insert_params(job, self._now, self._offset) for job in jobs]
+        return deps.enqueue_after(self, jobs, rows, after, self._now, run_always=run_always)
 
     def get(self, job_id: int) -> Job | None:
         row = self.fetchone(f"{q.SELECT} WHERE id = %s", (job_id,))

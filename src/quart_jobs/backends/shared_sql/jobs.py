@@ -11,6 +11,7 @@ from typing import Any
 from ...models import JobFilter, JobState, Lease, NewJob, Progress
 from ..base import Heartbeat, Outcome
 from ..rows import JOB_COLUMNS
+from . import deps
 from .dialect import render
 from .pauses import NOT_PAUSED
 
@@ -177,28 +178,31 @@ def finish_statement(
     return render(FINISH_END, dialect), params
 
 
-# An operator's retry of a failed or cancelled job: queued afresh, attempts reset.
+# An operator's retry of a failed or cancelled job: queued afresh, attempts reset. A job with
+# parents is retried only when it could run now: each parent succeeded (or ended, for a job
+# that runs whatever happens).
 RETRY = (
     "UPDATE qj_jobs SET state = 'queued', attempts = 0, run_at = ?, tag = NULL, "
     "finished_at = NULL, cancel_requested = false, result = NULL, error = NULL, "
     f"traceback = NULL, why = NULL, progress = NULL, progress_message = NULL, {CLEAR_LEASE} "
-    f"WHERE id = ? AND state IN ('failed', 'cancelled') RETURNING {JOB_COLUMNS}"
+    f"WHERE id = ? AND state IN ('failed', 'cancelled') AND {deps.PARENTS_ALLOW_RUN} "
+    f"RETURNING {JOB_COLUMNS}"
 )
-# The application's transaction cancels a queued job (other states are unchanged).
+# The application's transaction cancels a queued or waiting job (other states are unchanged).
 CANCEL_QUEUED = (
     "UPDATE qj_jobs SET state = 'cancelled', finished_at = ?, why = 'cancelled' "
-    "WHERE id = ? AND state = 'queued'"
+    "WHERE id = ? AND state IN ('queued', 'waiting')"
 )
-# Cancel: a queued job ends now; a running one (when asked) is flagged for its worker.
+# Cancel: a queued (or waiting) job ends now; a running one (when asked) is flagged for its worker.
 # Parameters: now, job id, whether to flag a running job.
 CANCEL = (
     "UPDATE qj_jobs SET "
-    "finished_at = CASE WHEN state = 'queued' THEN CAST(? AS DOUBLE PRECISION) "
+    "finished_at = CASE WHEN state IN ('queued', 'waiting') THEN CAST(? AS DOUBLE PRECISION) "
     "ELSE finished_at END, "
     "cancel_requested = cancel_requested OR state = 'running', "
-    "why = CASE WHEN state = 'queued' THEN 'cancelled' ELSE why END, "
-    "state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END "
-    "WHERE id = ? AND (state = 'queued' OR (state = 'running' AND ?)) "
+    "why = CASE WHEN state IN ('queued', 'waiting') THEN 'cancelled' ELSE why END, "
+    "state = CASE WHEN state IN ('queued', 'waiting') THEN 'cancelled' ELSE state END "
+    "WHERE id = ? AND (state IN ('queued', 'waiting') OR (state = 'running' AND ?)) "
     f"RETURNING {JOB_COLUMNS}"
 )
 
@@ -220,13 +224,15 @@ PURGE_BATCH_ROWS = 1000
 
 
 def purge_statement(states: int, dialect: str) -> str:
-    """Delete one batch of finished jobs, returning each removed row's state. Parameters:
+    """Delete one batch of finished jobs (not those a job still unfinished depends on),
+    returning each removed row's state. Parameters:
     the cutoff, the ``states`` state names, the batch size. PostgreSQL skips rows another
     transaction holds (SQLite's writer is alone)."""
     marks = ", ".join("?" for _ in range(states))
     return render(
         "DELETE FROM qj_jobs WHERE id IN (SELECT id FROM qj_jobs "
-        f"WHERE finished_at < ? AND state IN ({marks}) LIMIT ?{{skip_locked}}) RETURNING state",
+        f"WHERE finished_at < ? AND state IN ({marks}) AND {deps.KEEP_PARENTS} "
+        "LIMIT ?{skip_locked}) RETURNING state",
         dialect,
     )
 

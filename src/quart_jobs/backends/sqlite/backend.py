@@ -18,7 +18,9 @@ from typing import Any, TypeVar
 
 from ...errors import BackendUnavailable, ConfigurationError
 from ...models import (
+    DEPENDANTS_SHOWN,
     FINISHED_STATES,
+    Dependencies,
     EnqueueResult,
     Job,
     JobFilter,
@@ -41,6 +43,7 @@ from ..base import (
 from ..events import outcome_events
 from ..rows import job_from_row, purge_states, stats_from_rows
 from ..running import in_job
+from ..shared_sql import deps
 from ..shared_sql import jobs as shared
 from ..shared_sql import workers as live
 from ..shared_sql.dialect import SQLITE, render
@@ -323,6 +326,14 @@ class SQLiteBackend(Backend):
 
     async def get_by_key(self, key: str) -> Job | None:
         return await self._readers.run(lambda conn: get_by_key(conn, key))
+
+    async def dependencies(self, job_id: int) -> Dependencies:
+        def run(conn: sqlite3.Connection) -> Dependencies:
+            parents = conn.execute(s.PARENTS, (job_id,)).fetchall()
+            children = conn.execute(s.CHILDREN, (job_id, DEPENDANTS_SHOWN)).fetchall()
+            return deps.dependencies_from_rows(parents, children)
+
+        return await self._readers.run(run)
 
     async def list_jobs(self, flt: JobFilter) -> list[Job]:
         where, params = shared.filter_sql(flt)

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+from collections.abc import Sequence
 
-from ...models import JobState, Stats
+from ...models import JobState, Stats, Waiting, WorkerRecord
 from ..operator import OperatorStore
 from ..shared_sql import operator as ops
+from ..shared_sql import reasons
+from ..shared_sql.dialect import SQLITE
 from . import statements as s
 from .writer import Readers, Writer
+
+_WAITING = reasons.statements(SQLITE)
 
 
 class SQLiteOperator(OperatorStore):
@@ -57,5 +62,14 @@ class SQLiteOperator(OperatorStore):
         def run(conn: sqlite3.Connection) -> dict[tuple[int, JobState], int]:
             rows = conn.execute(s.FINISHED_COUNTS, (since, bucket_seconds, since))
             return {(int(bucket), JobState(state)): n for bucket, state, n in rows}
+
+        return await self._readers.run(run)
+
+    async def waiting_jobs(self, now: float, workers: Sequence[WorkerRecord]) -> Waiting:
+        def run(conn: sqlite3.Connection) -> Waiting:
+            return reasons.drive(
+                reasons.count_waiting(now, workers),
+                lambda name, params: conn.execute(_WAITING[name], params).fetchall(),
+            )
 
         return await self._readers.run(run)

@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from ...errors import SchemaTooNew
-from ..shared_sql import versions
+from ..shared_sql import deps, versions
 
 #: The job table, its fair-claim state and the queued-job counters (component ``quart_jobs``).
 MIGRATIONS: tuple[str, ...] = (
@@ -162,6 +162,35 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE qj_jobs ADD COLUMN progress REAL;
     ALTER TABLE qj_jobs ADD COLUMN progress_message TEXT;
     """,
+    # Dependencies between jobs: a job waits (state 'waiting') until its parents end; edges
+    # point from an older job to a newer one, so no cycle can be stored. Jobs without parents
+    # or dependants keep zeros here and no edge rows; the trigger's WHEN rejects them at once.
+    f"""
+    ALTER TABLE qj_jobs ADD COLUMN waiting_on INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE qj_jobs ADD COLUMN parents INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE qj_jobs ADD COLUMN dependants INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE qj_jobs ADD COLUMN run_always INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE qj_job_deps (
+        child_id INTEGER NOT NULL,
+        parent_id INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        resolved INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (child_id, parent_id),
+        CHECK (parent_id < child_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX qj_job_deps_parent ON qj_job_deps (parent_id, resolved);
+    CREATE TRIGGER qj_jobs_resolve AFTER UPDATE OF state ON qj_jobs
+    WHEN {deps.RESOLVE_WHEN}
+    BEGIN
+        {deps.CANCEL_CHILDREN};
+        {deps.STEP_CHILDREN};
+        {deps.RESOLVE_EDGES};
+    END;
+    CREATE TRIGGER qj_jobs_forget_edges AFTER DELETE ON qj_jobs WHEN OLD.parents > 0
+    BEGIN
+        {deps.FORGET_EDGES};
+    END;
+    """,
     # The trace context of a job's enqueue (a JSON object of W3C trace headers), written with
     # the job when tracing is on: its attempts continue that trace. NULL otherwise.
     """
@@ -169,13 +198,21 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-#: Admin sessions and the readiness write probe (component ``quart_jobs_operator``).
+#: Admin sessions, the readiness write probe and the index behind the count of jobs a full
+#: concurrency key holds (component ``quart_jobs_operator``: what the operator surface reads).
 OPERATOR_MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE qj_admin_sessions (id TEXT PRIMARY KEY, expires_at REAL NOT NULL);
     CREATE INDEX qj_admin_sessions_expiry ON qj_admin_sessions (expires_at);
     CREATE TABLE qj_write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at REAL NOT NULL,
         pad TEXT NOT NULL);
+    """,
+    # Why jobs wait: the ready jobs with a concurrency key, by key, so that the jobs a full key
+    # holds are a range count (entries only for keyed jobs; a job without a key has none).
+    """
+    CREATE INDEX qj_jobs_keyed
+        ON qj_jobs (concurrency_key, concurrency_limit, queue, task, rate_key)
+        WHERE state = 'queued' AND tag IS NOT NULL AND concurrency_key IS NOT NULL;
     """,
 )
 

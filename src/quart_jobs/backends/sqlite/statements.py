@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 
 from ..rows import JOB_COLUMNS
-from ..shared_sql import fair, jobs, operator, pauses, rate, workers
+from ..shared_sql import deps, fair, jobs, operator, pauses, rate, workers
 from ..shared_sql.dialect import SQLITE, render
 
 # --- shared, rendered ---------------------------------------------------------------------------
@@ -45,6 +45,9 @@ READY = workers.ready_statements(SQLITE)
 PAUSE = render(pauses.PAUSE, SQLITE)
 RESUME = render(pauses.RESUME, SQLITE)
 PAUSED = render(pauses.PAUSED, SQLITE)
+
+PARENTS = render(deps.PARENTS, SQLITE)
+CHILDREN = render(deps.CHILDREN, SQLITE)
 
 # --- SQLite's own -------------------------------------------------------------------------------
 

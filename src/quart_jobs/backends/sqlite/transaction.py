@@ -10,6 +10,7 @@ from typing import Any
 
 from ...models import EnqueueResult, Job, NewJob
 from ..base import BackendTransaction, Params, QueueLimits
+from ..shared_sql import deps
 from ..shared_sql.jobs import insert_params
 from . import statements as s
 from .enqueue import enqueue, get
@@ -44,6 +45,12 @@ class SQLiteTransaction(BackendTransaction):
     ) -> list[EnqueueResult]:
         rows = [insert_params(job, self._now) for job in jobs]
         return enqueue(self._open(), jobs, rows, limits)
+
+    def enqueue_after(
+        self, jobs: Sequence[NewJob], after: Sequence[int], *, run_always: bool = False
+    ) -> list[EnqueueResult]:
+        rows = [insert_params(job, self._now) for job in jobs]
+        return deps.enqueue_after(self, jobs, rows, after, self._now, run_always=run_always)
 
     def get(self, job_id: int) -> Job | None:
         return get(self._open(), job_id)

@@ -98,6 +98,9 @@ def connect(path: Path, *, synchronous: str, busy_timeout_ms: int) -> sqlite3.Co
         if str(mode).lower() != "wal":
             raise sqlite3.OperationalError(f"cannot switch to WAL journal mode (got {mode})")
         conn.execute(f"PRAGMA synchronous={synchronous}")
+        # A dependant cancelled by the trigger that resolves dependencies fires it in turn: the
+        # cancel reaches every job downstream (the schema's ``qj_jobs_resolve``).
+        conn.execute("PRAGMA recursive_triggers=ON")
     except BaseException:
         conn.close()
         raise
