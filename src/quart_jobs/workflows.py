@@ -14,13 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import Any, Unpack
 
+from .builder import EnqueueOptions, OptionKeywords, enqueue_options
 from .models import Job
-
-if TYPE_CHECKING:
-    from .builder import EnqueueOptions, OptionKeywords
-    from .registry import Task, TaskFunc
+from .registry import Task, TaskFunc
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,24 +29,16 @@ class Step:
     target: Task | TaskFunc | str
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
-    options: EnqueueOptions = field(default_factory=lambda: _default_options())
+    options: EnqueueOptions = field(default_factory=EnqueueOptions)
 
     def with_options(self, **options: Unpack[OptionKeywords]) -> Step:
         """This step with job options (the keywords of :meth:`Jobs.options`)."""
-        from .builder import enqueue_options
-
         return Step(self.target, self.args, self.kwargs, enqueue_options(**options))
 
 
 def step(target: Task | TaskFunc | str, /, *args: Any, **kwargs: Any) -> Step:
     """``target(*args, **kwargs)`` as a step of a chain or a group (Celery's ``task.s(...)``)."""
     return Step(target, args, kwargs)
-
-
-def _default_options() -> EnqueueOptions:
-    from .builder import EnqueueOptions
-
-    return EnqueueOptions()
 
 
 @dataclass(frozen=True, slots=True)

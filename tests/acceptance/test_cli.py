@@ -148,6 +148,7 @@ def test_stats_matches_the_database(db: Seeded) -> None:
     lines = table.stdout.splitlines()
     assert lines[0].split() == [
         "tier",
+        "waiting",
         "queued",
         "running",
         "succeeded",
@@ -156,9 +157,10 @@ def test_stats_matches_the_database(db: Seeded) -> None:
         "oldest",
         "waiting",
     ]
-    assert lines[2].split()[:6] == ["vip", "0", "1", "0", "1", "0"]
+    assert lines[2].split()[:7] == ["vip", "0", "0", "1", "0", "1", "0"]
     assert next(line for line in lines if line.startswith("all")).split() == [
         "all",
+        "0",
         "1",
         "1",
         "2",
@@ -167,7 +169,7 @@ def test_stats_matches_the_database(db: Seeded) -> None:
     ]
     # Then the counts by queue.
     queue_line = next(line for line in lines if line.startswith("default"))
-    assert queue_line.split() == ["default", "1", "1", "2", "3", "1"]
+    assert queue_line.split() == ["default", "0", "1", "1", "2", "3", "1"]
     # Then who serves what: no worker runs, so the ready job waits for nobody.
     assert "live workers: none (start one: quart-jobs worker --app MODULE:APP)" in lines
     (unserved,) = data["unserved"]

@@ -41,5 +41,5 @@ async def test_off_and_auto_without_a_tracer_provider_do_not(tmp_path: Path, val
 
 
 def test_a_value_that_is_no_choice_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="QUART_JOBS_TRACING.*auto, on"):
+    with pytest.raises(ConfigurationError, match=r"QUART_JOBS_TRACING.*auto, on"):
         QuartJobs(tracing="sometimes")

@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import NoReturn, TypeVar
 
 import click
+from hypercorn.config import Sockets
 from quart import Quart
 
 from quart_jobs import ConfigurationError, JobsError
@@ -88,7 +89,7 @@ def serve(host: str | None, port: int | None) -> None:
     settings = _settings(host=host, port=port)
     setup_logging(settings.log_format)
     _setup_tracing(settings)
-    from . import server, server_uvicorn
+    from . import server, supervisor
 
     # Order matters: the store (opened and migrated, no job touched), then the port, and
     # only then the lifespan that starts the embedded worker; any failure before it has
@@ -113,18 +114,51 @@ def serve(host: str | None, port: int | None) -> None:
         # An operator's token stays out of the output: whoever reads the logs must not learn it.
         lines.append(f"  admin: enabled with ADMIN_TOKEN (dashboard: {url}/admin/)")
     lines.append(f"  OpenAPI: {url}/openapi.json   stop: Ctrl-C")
+    processes = settings.web_processes
+    if processes > 1:
+        lines.append(f"  {processes} web processes (WEB_PROCESSES)")
     click.echo("\n".join(lines), err=True)
-    tune_gc()
+    if processes == 1:
+        tune_gc()
+        _serve_here(app, settings, sockets)
+    else:
+        del app  # each web process builds its own
+        group = supervisor.Group(
+            _web_process,
+            (settings, sockets),
+            processes,
+            stop_timeout=settings.shutdown_timeout + 4,
+        )
+        code = group.run()
+        if code:
+            sys.exit(code)
+    click.echo("order service stopped", err=True)
+
+
+def _serve_here(app: Quart, settings: Settings, sockets: Sockets) -> None:
+    """Serve ``app`` in this process on the bound ``sockets`` until SIGTERM/SIGINT."""
+    from . import server, server_uvicorn
+
     try:
         if settings.server == "hypercorn":
+            config = server.hypercorn_config(settings)
             asyncio.run(server.serve_until_signal(app, config, sockets))
         else:
             (sock,) = sockets.insecure_sockets
             server_uvicorn.run(server_uvicorn.serve_until_signal(app, settings, sock))
     except Exception as exc:  # start-up failed inside the lifespan
         _fail_start(settings, exc)
-    shutdown_tracing()
-    click.echo("order service stopped", err=True)
+    shutdown_tracing()  # this process's spans still buffered
+
+
+def _web_process(settings: Settings, sockets: Sockets) -> None:
+    """One web process of the group (:mod:`.supervisor`): the app, its server and its
+    embedded worker, on the sockets the supervisor bound."""
+    setup_logging(settings.log_format)
+    _setup_tracing(settings)
+    app = create_app(settings)
+    tune_gc()
+    _serve_here(app, settings, sockets)
 
 
 @contextlib.asynccontextmanager

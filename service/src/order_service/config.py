@@ -33,6 +33,11 @@ class Settings:
     server: str = "uvicorn"
     worker_concurrency: int = 4
     embedded_workers: bool = True
+    #: Web processes of ``orders serve`` on one port under one supervisor (``WEB_PROCESSES``).
+    #: 1 by default: measured on 2 cores (docs/deployment.md), a second process added no
+    #: intake on SQLite or PostgreSQL (the durable commit, not request parsing, is the limit)
+    #: and multiplied p99 on SQLite, where the processes queue for the file's one write lock.
+    web_processes: int = 1
     shutdown_timeout: float = 20.0
     job_max_attempts: int = 5
     orders_demo: bool = False
@@ -92,6 +97,7 @@ class Settings:
             raise SettingError(f"PORT={self.port}: use a port between 1 and 65535")
         for name, value, low in (
             ("WORKER_CONCURRENCY", self.worker_concurrency, 1),
+            ("WEB_PROCESSES", self.web_processes, 1),
             ("JOB_MAX_ATTEMPTS", self.job_max_attempts, 1),
             ("MAX_BODY_BYTES", self.max_body_bytes, 1),
             ("MAX_QUEUED", self.max_queued, 1),
@@ -126,6 +132,15 @@ class Settings:
                     f"least {MIN_TOKEN_LENGTH} (for example: python3 -c 'import secrets; "
                     "print(secrets.token_urlsafe(24))')"
                 )
+        if self.web_processes > MAX_WEB_PROCESSES:
+            raise SettingError(
+                f"WEB_PROCESSES={self.web_processes}: use at most {MAX_WEB_PROCESSES}"
+            )
+        if scheme == "memory" and self.web_processes != 1:
+            raise SettingError(
+                f"WEB_PROCESSES={self.web_processes}: a memory:// database lives in one "
+                "process; use 1, or a sqlite:// or postgresql:// DATABASE_URL"
+            )
         self.proxy_networks()
         if self.server not in SERVERS:
             raise SettingError(f"SERVER={self.server!r}: use {' or '.join(SERVERS)}")
@@ -153,6 +168,10 @@ class Settings:
 
 #: The servers ``orders serve`` can run the app under (``SERVER``), the default first.
 SERVERS = ("uvicorn", "hypercorn")
+
+#: More web processes than this is a typo, not a plan.
+MAX_WEB_PROCESSES = 256
+
 
 #: Admin and metrics tokens shorter than this are refused at start-up.
 MIN_TOKEN_LENGTH = 16
@@ -214,6 +233,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "port": _number(int),
     "worker_concurrency": _number(int),
     "embedded_workers": _bool,
+    "web_processes": _number(int),
     "shutdown_timeout": _number(float),
     "job_max_attempts": _number(int),
     "orders_demo": _bool,

@@ -24,6 +24,7 @@ from quart import Quart
 
 from .config import Settings
 from .service import STOPPING_KEY
+from .supervisor import unblock_stop_signals
 
 log = logging.getLogger("orders")
 
@@ -67,6 +68,7 @@ async def serve_until_signal(app: Quart, config: Config, sockets: Sockets) -> No
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    unblock_stop_signals()  # a web process of a group starts with them blocked
     try:
         await worker_serve(
             wrap_app(app, config.wsgi_max_body_size, None),

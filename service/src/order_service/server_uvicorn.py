@@ -27,6 +27,7 @@ from quart import Quart
 
 from .config import Settings
 from .service import STOPPING_KEY
+from .supervisor import unblock_stop_signals
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -97,6 +98,7 @@ async def serve_until_signal(app: Quart, settings: Settings, sock: socket.socket
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
+    unblock_stop_signals()  # a web process of a group starts with them blocked
     try:
         await server.serve(sockets=[sock])
     except SystemExit:  # uvicorn's answer to a failed lifespan start-up

@@ -42,6 +42,8 @@ def setup_tracing(env: Mapping[str, str] | None = None) -> bool:
     """Set the process's tracer provider as the environment asks; return whether tracing is
     on. Called once per process, before the app is created."""
     global _enabled
+    if _enabled:  # set up already (a web process forked from the supervisor)
+        return True
     env = os.environ if env is None else env
     name = exporter_name(env)
     if name is None:

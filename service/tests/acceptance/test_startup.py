@@ -103,6 +103,7 @@ def test_the_admin_token_is_printed_only_when_it_is_the_demo_token(
 NUMERIC_SETTINGS = [
     "PORT",
     "WORKER_CONCURRENCY",
+    "WEB_PROCESSES",
     "SHUTDOWN_TIMEOUT",
     "JOB_MAX_ATTEMPTS",
     "MAX_BODY_BYTES",

@@ -18,6 +18,7 @@ def test_defaults_match_the_spec() -> None:
     )
     assert (s.shutdown_timeout, s.job_max_attempts, s.orders_demo) == (20, 5, False)
     assert s.admin_token is None and s.max_body_bytes == 1_048_576
+    assert s.web_processes == 1
     assert (s.max_queued, s.max_queued_per_customer, s.rate_limit_per_customer) == (
         100_000,
         10_000,
@@ -41,6 +42,9 @@ def test_demo_mode_brings_the_demo_admin_token() -> None:
         ({"SHUTDOWN_TIMEOUT": "-2"}, "SHUTDOWN_TIMEOUT"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"SERVER": "gunicorn"}, "SERVER"),
+        ({"WEB_PROCESSES": "0"}, "WEB_PROCESSES"),
+        ({"WEB_PROCESSES": "1000"}, "WEB_PROCESSES"),
+        ({"WEB_PROCESSES": "2", "DATABASE_URL": "memory://"}, "WEB_PROCESSES"),
         ({"FULFILMENT_RATE_LIMIT": "5 per second"}, "FULFILMENT_RATE_LIMIT"),
         ({"FULFILMENT_RATE_LIMIT": "0/s"}, "FULFILMENT_RATE_LIMIT"),
     ],

@@ -10,12 +10,9 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
 
 from ..models import JobState
-
-if TYPE_CHECKING:
-    from .base import Outcome
+from .base import Outcome
 
 log = logging.getLogger("quart_jobs.events")
 
