@@ -28,12 +28,13 @@ from .backends.base import Backend, Outcome
 from .backends.running import running_job
 from .current import set_current_job
 from .errors import TaskNotRegistered
-from .job_log import log_outcome, log_started
+from .job_log import in_trace, log_outcome, log_started
 from .models import Job, JobEvent, JobState, Lease
 from .progress import Current, ProgressBook
 from .registry import Registry, TaskOptions
 from .retries import Retry, RetryPolicy, after_failure
 from .runner import SyncThreads, call_task, describe, result_json
+from .tracing import HOOKS, Attempt
 
 log = logging.getLogger("quart_jobs.worker")
 
@@ -48,6 +49,8 @@ class Finished:
     job: Job
     outcome: Outcome
     elapsed: float
+    #: The attempt's tracing side, when tracing is on (its ids go into the outcome's log line).
+    trace: Attempt | None = None
 
 
 class StopReason(enum.Enum):
@@ -93,14 +96,19 @@ class Execution:
         #: Progress the running tasks reported and the store does not have yet.
         self.progress = ProgressBook()
         self._stop_reasons: dict[int, StopReason] = {}
+        #: The tracing side of the attempts running now (only under tracing).
+        self._traces: dict[int, Attempt] = {}
 
     def start(self, job: Job) -> asyncio.Task[None]:
         """Start running a job the claim loop just claimed."""
         lease = Lease(job.id, job.lease_token or "")
+        trace = None if HOOKS.attempt is None else HOOKS.attempt(job)
+        if trace is not None:
+            self._traces[job.id] = trace
         task = asyncio.create_task(self._run_job(job, lease), name=f"quart-jobs job {job.id}")
         self.running[job.id] = (task, lease)
         task.add_done_callback(lambda _: self._done(job.id))
-        log_started(job, self._worker)
+        log_started(job, self._worker, trace)
         self.emit(JobEvent.STARTED, job, None)
         return task
 
@@ -127,13 +135,16 @@ class Execution:
         """Log and announce an outcome the store took (or refused: the lease was lost)."""
         job, outcome, elapsed = finished.job, finished.outcome, finished.elapsed
         if not held:
-            log.warning(
-                "job %s: lease lost before the outcome (%s) was written; write refused",
-                job.id,
-                outcome.state.value,
-            )
+            with in_trace(finished.trace):
+                log.warning(
+                    "job %s: lease lost before the outcome (%s) was written; write refused",
+                    job.id,
+                    outcome.state.value,
+                    extra={"job_id": job.id},
+                )
             return
-        self.emit(log_outcome(job, outcome, elapsed, self._worker), job, elapsed)
+        event = log_outcome(job, outcome, elapsed, self._worker, finished.trace)
+        self.emit(event, job, elapsed)
 
     def emit(self, event: str, job: Job, elapsed: float | None) -> None:
         if self._on_event is not None:
@@ -146,13 +157,27 @@ class Execution:
         self.running.pop(job_id, None)
         self.progress.take(job_id)  # what a task abandoned on its thread reports after it
         self._stop_reasons.pop(job_id, None)
+        self._traces.pop(job_id, None)
         self._on_change()
 
     async def _run_job(self, job: Job, lease: Lease) -> None:
+        trace = self._traces.get(job.id)
+        if trace is None:
+            await self._attempt(job, lease, None)
+            return
+        outcome = None
+        try:
+            with trace.running():
+                outcome = await self._attempt(job, lease, trace)
+        finally:
+            trace.end(outcome)
+
+    async def _attempt(self, job: Job, lease: Lease, trace: Attempt | None) -> Outcome | None:
+        """Run one attempt and leave its outcome for the claim loop; return it."""
         started = time.monotonic()
         outcome: Outcome | None
         try:
-            outcome = await self._call(job, lease)
+            outcome = await self._call(job, lease, trace)
         except asyncio.CancelledError:
             reason = self._stop_reasons.get(job.id)
             if reason is None:
@@ -163,13 +188,14 @@ class Execution:
             outcome = self._stopped_outcome(job, lease, reason)
         reported = self.progress.take(job.id)
         if outcome is None:
-            return
+            return None
         if reported is not None:
             outcome = replace(outcome, progress=reported)
-        self.outcomes.append(Finished(job, outcome, time.monotonic() - started))
+        self.outcomes.append(Finished(job, outcome, time.monotonic() - started, trace))
         self._on_change()
+        return outcome
 
-    async def _call(self, job: Job, lease: Lease) -> Outcome:
+    async def _call(self, job: Job, lease: Lease, trace: Attempt | None) -> Outcome:
         """Run the job's task; whatever it raises is its failure. Only the worker's own
         cancellation (shutdown, cancel request, lost lease) leaves as ``CancelledError``."""
         set_current_job(Current(job, self.progress, self._store))  # this task's own context
@@ -189,15 +215,15 @@ class Execution:
         except TimeoutError as exc:
             if deadline is not None and deadline.expired():
                 error = f"TimeoutError: job exceeded its timeout ({timeout:g}s)"
-                return self._failure(job, lease, exc, error, "")
-            return self._failure(job, lease, exc, describe(exc), traceback.format_exc())
+                return self._failure(job, lease, exc, error, "", trace)
+            return self._failure(job, lease, exc, describe(exc), traceback.format_exc(), trace)
         except BaseException as exc:
             if self._cancelled_by_worker(job.id):
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 raise asyncio.CancelledError from exc  # the stop reason decides the outcome
             error = exc.describe() if isinstance(exc, Retry) else describe(exc)
-            return self._failure(job, lease, exc, error, traceback.format_exc())
+            return self._failure(job, lease, exc, error, traceback.format_exc(), trace)
 
     def _cancelled_by_worker(self, job_id: int) -> bool:
         """Whether this job's asyncio task was asked to stop (not: the task raised
@@ -205,9 +231,19 @@ class Execution:
         current = asyncio.current_task()
         return job_id in self._stop_reasons or (current is not None and current.cancelling() > 0)
 
-    def _failure(self, job: Job, lease: Lease, exc: BaseException, error: str, tb: str) -> Outcome:
+    def _failure(
+        self,
+        job: Job,
+        lease: Lease,
+        exc: BaseException,
+        error: str,
+        tb: str,
+        trace: Attempt | None = None,
+    ) -> Outcome:
         """The outcome of an attempt that raised ``exc``: whether and when it runs again is
         decided by :func:`~.retries.after_failure` with the task's retry options."""
+        if trace is not None:
+            trace.failed(exc, error)
         try:
             options = self.registry.get(job.task).options
         except TaskNotRegistered:
@@ -227,6 +263,7 @@ class Execution:
                 job.id,
                 job.task,
                 decision.warning,
+                extra={"job_id": job.id},
             )
         return Outcome(
             lease,
@@ -242,5 +279,9 @@ class Execution:
             return Outcome(lease, JobState.QUEUED, refund=True)
         if reason is StopReason.CANCEL:
             return Outcome(lease, JobState.CANCELLED, error="cancelled while running")
-        log.warning("job %s: lease lost; another worker may run it, not recording a result", job.id)
+        log.warning(
+            "job %s: lease lost; another worker may run it, not recording a result",
+            job.id,
+            extra={"job_id": job.id},
+        )
         return None

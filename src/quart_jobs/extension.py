@@ -20,7 +20,7 @@ from quart import Quart, current_app
 from quart.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, NotFound
 
-from . import settings
+from . import settings, tracing
 from .commands import jobs_command_group
 from .errors import JobNotFound
 from .jobs import Jobs
@@ -71,6 +71,8 @@ class QuartJobs(Jobs):
         #: Coroutines run after the store is opened and before the embedded worker starts
         #: (the application's own migrations, seeding).
         self.on_open: list[Callable[[], Awaitable[None]]] = []
+        #: Undoes the tracing this extension turned on (``QUART_JOBS_TRACING``), at close.
+        self._untrace: Callable[[], None] | None = None
         if app is not None:
             self.init_app(app)
 
@@ -108,6 +110,7 @@ class QuartJobs(Jobs):
             embedded_worker=values["embedded_worker"],
             retention=values["retention"],
         )
+        self.tracing: str = values["tracing"]
 
     async def open(self) -> None:
         """Open the store configured by ``app.config``, then run the :attr:`on_open` hooks
@@ -118,6 +121,8 @@ class QuartJobs(Jobs):
             return
         if self.app is not None:
             self.configure_from(self.app)
+        if self._untrace is None:
+            self._untrace = tracing.instrument(self.tracing)
         await super().open()
         try:
             for hook in self.on_open:
@@ -125,6 +130,15 @@ class QuartJobs(Jobs):
         except BaseException:
             await self.close()
             raise
+
+    async def close(self) -> None:
+        """Close as :meth:`Jobs.close` does, and undo the tracing that :meth:`open` turned on."""
+        try:
+            await super().close()
+        finally:
+            if self._untrace is not None:
+                self._untrace()
+                self._untrace = None
 
     async def _before_serving(self) -> None:
         assert self.app is not None

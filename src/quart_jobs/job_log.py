@@ -1,11 +1,14 @@
 """The log lines of job events (started, succeeded, retried, failed, …) and their fields.
 
 A job that fails for good is logged at ``WARNING``, so it is visible with Python's default
-logging; every other event is ``INFO``.
+logging; every other event is ``INFO``. Every line carries the job's id (``job_id``); under
+tracing it is logged in its attempt's span (an instrumentation's log record factory adds
+``trace_id`` and ``span_id`` to the record) and its text ends with those ids.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import replace
 from typing import Any
@@ -13,6 +16,7 @@ from typing import Any
 from .backends.base import Outcome
 from .models import Job, JobEvent, JobState
 from .presenting import outcome_text
+from .tracing import Attempt
 
 log = logging.getLogger("quart_jobs.worker")
 
@@ -32,20 +36,35 @@ def job_log_fields(job: Job, event: str, worker: str, elapsed: float | None) -> 
     return fields
 
 
-def log_started(job: Job, worker: str) -> None:
+def in_trace(trace: Attempt | None) -> contextlib.AbstractContextManager[object]:
+    """Where a line about an attempt is logged: in its span, when it has one."""
+    return contextlib.nullcontext() if trace is None else trace.running()
+
+
+def _trace_text(trace: Attempt | None) -> str:
+    if trace is None:
+        return ""
+    return "".join(f" {name}={value}" for name, value in trace.log_fields.items())
+
+
+def log_started(job: Job, worker: str, trace: Attempt | None = None) -> None:
     if not log.isEnabledFor(logging.INFO):  # the fields below cost more than the check
         return
-    log.info(
-        "job %s started task=%s tier=%s attempt=%d",
-        job.id,
-        job.task,
-        job.tier,
-        job.attempts,
-        extra=job_log_fields(job, JobEvent.STARTED, worker, None),
-    )
+    with in_trace(trace):
+        log.info(
+            "job %s started task=%s tier=%s attempt=%d%s",
+            job.id,
+            job.task,
+            job.tier,
+            job.attempts,
+            _trace_text(trace),
+            extra=job_log_fields(job, JobEvent.STARTED, worker, None),
+        )
 
 
-def log_outcome(job: Job, outcome: Outcome, elapsed: float, worker: str) -> JobEvent:
+def log_outcome(
+    job: Job, outcome: Outcome, elapsed: float, worker: str, trace: Attempt | None = None
+) -> JobEvent:
     """Log an outcome the store recorded; returns its event."""
     event = outcome.event
     level = logging.WARNING if event is JobEvent.FAILED else logging.INFO
@@ -59,19 +78,21 @@ def log_outcome(job: Job, outcome: Outcome, elapsed: float, worker: str) -> JobE
     if why is not None:
         fields["why"] = why.value
         text = outcome_text(after(job, outcome))
-    log.log(
-        level,
-        "job %s %s task=%s tier=%s attempt=%d duration=%.3fs%s%s",
-        job.id,
-        event,
-        job.task,
-        job.tier,
-        job.attempts,
-        elapsed,
-        f" error={outcome.error!r}" if outcome.error else "",
-        f" why={why.value}: {text}" if why is not None else "",
-        extra=fields,
-    )
+    with in_trace(trace):
+        log.log(
+            level,
+            "job %s %s task=%s tier=%s attempt=%d duration=%.3fs%s%s%s",
+            job.id,
+            event,
+            job.task,
+            job.tier,
+            job.attempts,
+            elapsed,
+            f" error={outcome.error!r}" if outcome.error else "",
+            f" why={why.value}: {text}" if why is not None else "",
+            _trace_text(trace),
+            extra=fields,
+        )
     return event
 
 

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TypeVar
 
-from .backends.base import queue_names
+from .backends.base import QueueLimits, queue_names
 from .builder import Calls, EnqueueOptions, JobBuilder
 from .errors import JobNotFound, RetryRefused
 from .events import JobEvents
@@ -28,6 +28,7 @@ from .models import (
     job_id_in_range,
 )
 from .store_handle import StoreHandle
+from .tracing import HOOKS, Producing
 from .transaction import Transaction, run_transaction
 from .unserved import read_serving
 
@@ -67,9 +68,26 @@ class JobOperations:
             return await self.transaction(lambda tx: tx.enqueue_many(calls, options))
         new = self._builder.build_all(calls, options)
         limits = self._builder.limits(options)
-        results = await self._handle.backend.enqueue(new, self._builder.clock(), limits=limits)
+        if HOOKS.enqueue is None:
+            results = await self._handle.backend.enqueue(new, self._builder.clock(), limits=limits)
+        else:
+            results = await self._enqueue_traced(HOOKS.enqueue(new), limits)
         self._workers.notify()
         self._events.each(JobEvent.ENQUEUED, (result.job for result in results if result.created))
+        return results
+
+    async def _enqueue_traced(
+        self, producing: Producing, limits: QueueLimits | None
+    ) -> list[EnqueueResult]:
+        """Enqueue the jobs of ``producing``, which carry its trace context, and end it."""
+        try:
+            results = await self._handle.backend.enqueue(
+                producing.jobs, self._builder.clock(), limits=limits
+            )
+        except BaseException as exc:
+            producing.end(None, exc)
+            raise
+        producing.end(results, None)
         return results
 
     async def transaction(self, func: Callable[[Transaction], T]) -> T:

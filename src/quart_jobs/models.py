@@ -182,6 +182,9 @@ class NewJob:
     rate_limit: RateLimit | None = None
     #: ``args`` and ``kwargs`` as JSON text, when the caller encoded them already.
     encoded: tuple[str, str] | None = None
+    #: The enqueue's trace context (W3C ``traceparent``/``tracestate`` as a JSON object),
+    #: set by a tracing instrumentation (:mod:`quart_jobs.tracing`); ``None`` when untraced.
+    trace_context: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +227,9 @@ class Job:
         worker's next heartbeat (within about a second) and with the outcome; a new attempt
         starts at ``None``; an ended job keeps the last value reported.
     :ivar progress_message: The message reported with :attr:`progress`, if any.
+    :ivar trace_context: The trace context of its enqueue (W3C ``traceparent`` and
+        ``tracestate`` as a JSON object) when it was enqueued under tracing, else ``None``:
+        its attempts' spans continue that trace (:mod:`quart_jobs.otel`).
     """
 
     id: int
@@ -256,6 +262,7 @@ class Job:
     why: Why | None = None
     progress: float | None = None
     progress_message: str | None = None
+    trace_context: str | None = None
 
     @property
     def tier(self) -> str:

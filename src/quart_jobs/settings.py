@@ -80,6 +80,17 @@ def _boolean(value: Any) -> bool:
     raise _Invalid("use true or false (1 or 0)")
 
 
+def _tracing(value: Any) -> str:
+    """``auto``, ``on`` or ``off`` (booleans and 1/0 say on and off)."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return text
+    try:
+        return "on" if _boolean(value) else "off"
+    except _Invalid:
+        raise _Invalid("use auto, on (true, 1) or off (false, 0)") from None
+
+
 def _integer(minimum: int) -> Parse:
     def parse(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int | str):
@@ -177,6 +188,13 @@ SETTINGS: tuple[Setting, ...] = (
         "`postgresql://...` or `memory://`",
     ),
     Setting("embedded_worker", True, _boolean, "run a worker in the web process while it serves"),
+    Setting(
+        "tracing",
+        "auto",
+        _tracing,
+        "OpenTelemetry tracing of jobs (`quart-jobs[otel]`): `auto` when the process has set "
+        "a tracer provider, `on`, or `off`",
+    ),
     Setting("concurrency", _WORKER.concurrency, _integer(1), "jobs one worker runs at once"),
     Setting(
         "shutdown_timeout",

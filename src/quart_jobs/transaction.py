@@ -15,6 +15,7 @@ the caller. Workers are woken only after the commit. See ``docs/transactions.md`
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar, Unpack
@@ -22,8 +23,9 @@ from typing import Any, TypeVar, Unpack
 from .backends.base import Backend, BackendTransaction, Params
 from .builder import Calls, EnqueueOptions, JobBuilder, OptionKeywords, enqueue_options
 from .errors import UnknownDependency
-from .models import EnqueueResult, Job, JobState, job_id_in_range
+from .models import EnqueueResult, Job, JobState, NewJob, job_id_in_range
 from .registry import Task, TaskFunc
+from .tracing import HOOKS, Producing
 from .workflows import Group, Step
 
 T = TypeVar("T")
@@ -36,14 +38,28 @@ async def run_transaction(
     the :class:`Transaction` of each run of ``func`` that returned (their jobs, for the
     wake-ups and events after the commit)."""
     done: list[Transaction] = []
+    traced = HOOKS.enqueue is not None
+    # A store may run ``func`` on its own thread: it runs in the caller's context, so the
+    # jobs' producer spans have the caller's span (a request's) as their parent.
+    caller = contextvars.copy_context() if traced else None
 
     def run(inner: BackendTransaction) -> T:
         tx = Transaction(builder, inner, now)
-        value = func(tx)
         done.append(tx)
+        value = func(tx) if caller is None else caller.run(func, tx)
+        tx.returned = True
         return value
 
-    return await store.run_transaction(run, now), done
+    try:
+        value = await store.run_transaction(run, now)
+    except BaseException as exc:
+        for tx in done:
+            tx.end_producing(exc)
+        raise
+    done = [tx for tx in done if tx.returned]
+    for tx in done:
+        tx.end_producing(None)
+    return value, done
 
 
 class Transaction:
@@ -62,6 +78,18 @@ class Transaction:
         self.created: list[Job] = []
         #: The jobs this transaction cancelled (their ``cancelled`` events after commit).
         self.cancelled: list[Job] = []
+        #: Whether the function returned (its writes are the ones committed).
+        self.returned = False
+        #: Under tracing: each traced enqueue's producer side and what it enqueued, ended
+        #: once the commit is known.
+        self._producing: list[tuple[Producing, list[EnqueueResult]]] = []
+
+    def end_producing(self, error: BaseException | None) -> None:
+        """End the producer sides of this transaction's enqueues: committed (``error`` is
+        ``None``) or not."""
+        for producing, stored in self._producing:
+            producing.end(stored if error is None else None, error)
+        self._producing.clear()
 
     @property
     def dialect(self) -> str:
@@ -98,18 +126,29 @@ class Transaction:
     ) -> list[EnqueueResult]:
         """Enqueue several calls in this transaction (:meth:`Jobs.enqueue_many`'s arguments)."""
         new = self._builder.build_all(calls, options)
+        producing = None if HOOKS.enqueue is None else HOOKS.enqueue(new)
+        if producing is not None:
+            new = producing.jobs  # each carries its producer span's context
+        try:
+            results = self._insert(new, options)
+        except BaseException as exc:
+            if producing is not None:
+                producing.end(None, exc)
+            raise
+        if producing is not None:
+            self._producing.append((producing, results))
+        self.created.extend(result.job for result in results if result.created)
+        return results
+
+    def _insert(self, new: list[NewJob], options: EnqueueOptions | None) -> list[EnqueueResult]:
         parents = None if options is None else options.parent_ids()
         if parents is not None:
             assert options is not None
             if not all(job_id_in_range(i) for i in parents):
                 bad = next(i for i in parents if not job_id_in_range(i))
                 raise UnknownDependency(f"job {bad} does not exist; nothing was enqueued")
-            results = self._inner.enqueue_after(new, parents, run_always=options.run_always)
-            self.created.extend(result.job for result in results if result.created)
-            return results
-        results = self._inner.enqueue(new, limits=self._builder.limits(options))
-        self.created.extend(result.job for result in results if result.created)
-        return results
+            return self._inner.enqueue_after(new, parents, run_always=options.run_always)
+        return self._inner.enqueue(new, limits=self._builder.limits(options))
 
     def chain(self, *steps: Step) -> list[Job]:
         """Enqueue ``steps`` in this transaction, each to start once the one before succeeded

@@ -15,6 +15,7 @@ from quart_jobs.settings import SETTINGS
 CHANGED: dict[str, Any] = {
     "database_url": "sqlite:///elsewhere/jobs.sqlite3",
     "embedded_worker": False,
+    "tracing": "off",
     "concurrency": 7,
     "shutdown_timeout": 3.5,
     "max_attempts": 9,
@@ -46,6 +47,7 @@ def effective(jobs: QuartJobs) -> dict[str, Any]:
     return {
         "database_url": jobs._handle.url,
         "embedded_worker": jobs.embedded_worker,
+        "tracing": jobs.tracing,
         "max_attempts": jobs.max_attempts,
         "max_args_bytes": jobs.max_args_bytes,
         "retention": jobs.retention,

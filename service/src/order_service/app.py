@@ -39,6 +39,7 @@ from .service import (
     process_order,
 )
 from .store import store_for
+from .tracing import trace_requests
 
 
 def jobs_config(settings: Settings) -> dict[str, Any]:
@@ -122,4 +123,5 @@ def create_app(settings: Settings | None = None) -> Quart:
     readiness = Readiness(jobs, embedded_workers=settings.embedded_workers)
     app.extensions[READINESS_KEY] = readiness
     register_routes(app, readiness)
+    trace_requests(app)
     return app

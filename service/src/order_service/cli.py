@@ -27,6 +27,7 @@ from .logs import setup_logging
 from .runtime import tune_gc
 from .service import DEMO_CUSTOMERS, EXTENSION_KEY, OrdersState, hash_key, new_api_key
 from .store import CustomerExists, OrdersStore
+from .tracing import setup_tracing, shutdown_tracing
 
 T = TypeVar("T")
 log = logging.getLogger("orders")
@@ -49,6 +50,14 @@ def _fail_start(settings: Settings, exc: BaseException) -> NoReturn:
         cause = " ".join(str(exc).split()) or type(exc).__name__
     click.echo(f"orders: cannot start: {cause}", err=True)
     sys.exit(2)
+
+
+def _setup_tracing(settings: Settings) -> None:
+    """Tracing as OpenTelemetry's environment variables ask (see ``tracing.py``)."""
+    try:
+        setup_tracing()
+    except SettingError as exc:
+        _fail_start(settings, exc)
 
 
 def _redact(url: str) -> str:
@@ -79,6 +88,7 @@ def serve(host: str | None, port: int | None) -> None:
     """Serve the order service (under uvicorn, or SERVER=hypercorn) until SIGTERM/SIGINT."""
     settings = _settings(host=host, port=port)
     setup_logging(settings.log_format)
+    _setup_tracing(settings)
     from . import server, supervisor
 
     # Order matters: the store (opened and migrated, no job touched), then the port, and
@@ -138,12 +148,14 @@ def _serve_here(app: Quart, settings: Settings, sockets: Sockets) -> None:
             server_uvicorn.run(server_uvicorn.serve_until_signal(app, settings, sock))
     except Exception as exc:  # start-up failed inside the lifespan
         _fail_start(settings, exc)
+    shutdown_tracing()  # this process's spans still buffered
 
 
 def _web_process(settings: Settings, sockets: Sockets) -> None:
     """One web process of the group (:mod:`.supervisor`): the app, its server and its
     embedded worker, on the sockets the supervisor bound."""
     setup_logging(settings.log_format)
+    _setup_tracing(settings)
     app = create_app(settings)
     tune_gc()
     _serve_here(app, settings, sockets)
@@ -178,6 +190,7 @@ def worker(concurrency: int | None, queues: str | None) -> None:
     settings = _settings(worker_concurrency=concurrency, queues=queues)
     settings = replace(settings, embedded_workers=True)
     setup_logging(settings.log_format)
+    _setup_tracing(settings)
     tune_gc()
 
     async def until_signal(state: OrdersState) -> None:
@@ -204,6 +217,7 @@ def worker(concurrency: int | None, queues: str | None) -> None:
         click.echo("stopping: running orders get SHUTDOWN_TIMEOUT to finish", err=True)
 
     _run(settings, until_signal)
+    shutdown_tracing()
     click.echo("orders worker stopped", err=True)
 
 

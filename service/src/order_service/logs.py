@@ -1,4 +1,7 @@
-"""Logging for the service: readable text, or one JSON object per line (``LOG_FORMAT=json``)."""
+"""Logging for the service: readable text, or one JSON object per line (``LOG_FORMAT=json``).
+
+Under tracing, a line logged in a span carries its ``trace_id`` and ``span_id``: keys of the
+JSON object, and ``trace_id=… span_id=…`` at the end of a text line."""
 
 from __future__ import annotations
 
@@ -25,12 +28,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """The text lines, ending with the span's ids when the record has them."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        trace_id = getattr(record, "trace_id", None)
+        if trace_id is None or f"trace_id={trace_id}" in line:  # job lines say them already
+            return line
+        return f"{line} trace_id={trace_id} span_id={getattr(record, 'span_id', '')}"
+
+
 def setup_logging(log_format: str, level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -37,7 +37,7 @@ JOB_COLUMNS = (
     "id, task, args, kwargs, priority, state, attempts, max_attempts, enqueued_at, run_at, "
     "owner, key, timeout, started_at, finished_at, worker, lease_token, lease_expires_at, "
     "cancel_requested, result, error, traceback, queue, concurrency_key, concurrency_limit, "
-    "rate_key, rate_limit, rate_period, why, progress, progress_message"
+    "rate_key, rate_limit, rate_period, why, progress, progress_message, trace_context"
 )
 
 
@@ -77,6 +77,7 @@ def job_from_row(row: Sequence[Any]) -> Job:
         None if row[28] is None else _WHYS.get(row[28]),
         row[29],
         row[30],
+        row[31],
     )
 
 
@@ -127,6 +128,7 @@ def new_job_record(new: NewJob, job_id: int, enqueued_at: float, run_at: float) 
         concurrency_limit=new.concurrency_limit,
         rate_key=new.rate_key,
         rate_limit=new.rate_limit,
+        trace_context=new.trace_context,
     )
 
 

@@ -144,6 +144,7 @@ class MemoryBackend(Backend):
                 concurrency_limit=new.concurrency_limit,
                 rate_key=new.rate_key,
                 rate_limit=new.rate_limit,
+                trace_context=new.trace_context,
             )
             if job.run_at <= now:
                 self._tags[job.id] = self._book.tag(job.queue, job.priority, job.owner)

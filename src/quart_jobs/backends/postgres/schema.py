@@ -175,6 +175,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER qj_jobs_forget_edges AFTER DELETE ON qj_jobs
     FOR EACH ROW WHEN (OLD.parents > 0) EXECUTE FUNCTION qj_forget_edges();
     """,
+    # The trace context of a job's enqueue (see the SQLite schema): NULL when untraced.
+    """
+    ALTER TABLE qj_jobs ADD COLUMN trace_context text;
+    """,
 )
 
 #: Admin sessions, the readiness write probe and the index behind the count of jobs a full

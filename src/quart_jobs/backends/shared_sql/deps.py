@@ -55,8 +55,8 @@ PARENT_STATES = "SELECT id, state FROM qj_jobs WHERE id IN ({ids}) ORDER BY id"
 INSERT_WAITING = (
     "INSERT INTO qj_jobs (task, args, kwargs, priority, max_attempts, enqueued_at, run_at, "
     "owner, key, timeout, queue, concurrency_key, concurrency_limit, rate_key, rate_limit, "
-    "rate_period, state, waiting_on, parents, run_always) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?, ?, ?) "
+    "rate_period, trace_context, state, waiting_on, parents, run_always) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?, ?, ?) "
     "ON CONFLICT DO NOTHING RETURNING id"
 )
 #: A new job whose parents all ended as it needs: ready now (the next claim tags it).

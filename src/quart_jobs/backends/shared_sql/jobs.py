@@ -40,8 +40,8 @@ def filter_sql(flt: JobFilter) -> tuple[str, list[Any]]:
 def insert_params(job: NewJob, now: float, offset: float = 0.0) -> tuple[Any, ...]:
     """One job's insert parameters: task, args, kwargs, priority, max_attempts, enqueued_at,
     run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit, rate_key,
-    rate_limit, rate_period (both backends' INSERT take them in this order, then the job's
-    tag). ``now`` is the store's time already;
+    rate_limit, rate_period, trace_context (both backends' INSERT take them in this order,
+    then the job's tag). ``now`` is the store's time already;
     ``offset`` moves the job's own ``run_at`` (the caller's clock) onto the store's."""
     args_json, kwargs_json = job.encoded or (
         json.dumps(list(job.args), separators=(",", ":"), allow_nan=False),
@@ -64,6 +64,7 @@ def insert_params(job: NewJob, now: float, offset: float = 0.0) -> tuple[Any, ..
         job.rate_key,
         None if job.rate_limit is None else job.rate_limit.n,
         None if job.rate_limit is None else job.rate_limit.period,
+        job.trace_context,
     )
 
 

@@ -191,6 +191,11 @@ MIGRATIONS: tuple[str, ...] = (
         {deps.FORGET_EDGES};
     END;
     """,
+    # The trace context of a job's enqueue (a JSON object of W3C trace headers), written with
+    # the job when tracing is on: its attempts continue that trace. NULL otherwise.
+    """
+    ALTER TABLE qj_jobs ADD COLUMN trace_context TEXT;
+    """,
 )
 
 #: Admin sessions, the readiness write probe and the index behind the count of jobs a full

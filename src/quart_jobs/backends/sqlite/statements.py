@@ -70,12 +70,12 @@ QUEUED_OF_OWNER = "SELECT n FROM qj_queued_by_owner WHERE owner = ?"
 _INSERT_COLUMNS = (
     "INSERT INTO qj_jobs (task, args, kwargs, priority, state, max_attempts, enqueued_at, "
     "run_at, owner, key, timeout, queue, concurrency_key, concurrency_limit, rate_key, "
-    "rate_limit, rate_period, tag) VALUES "
+    "rate_limit, rate_period, trace_context, tag) VALUES "
 )
-_INSERT_ROW = "(?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_ROW = "(?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 #: One job (a key that exists inserts nothing).
 INSERT = f"{_INSERT_COLUMNS}{_INSERT_ROW} ON CONFLICT DO NOTHING RETURNING id"
-#: Rows per multi-row INSERT (18 parameters each).
+#: Rows per multi-row INSERT (19 parameters each).
 INSERT_CHUNK = 500
 
 
