@@ -28,10 +28,9 @@ class JobEvents:
         self._waiters = waiters
         self.hooks = hooks
 
-    def emit(self, name: str, job: Job, elapsed: float | None) -> None:
-        """Tell every hook that ``name`` (a :class:`JobEvent` value) happened to ``job``; a
-        hook that raises is logged and ignored."""
-        event = JobEvent(name)
+    def emit(self, event: JobEvent, job: Job, elapsed: float | None) -> None:
+        """Tell every hook that ``event`` happened to ``job``; a hook that raises is logged and
+        ignored."""
         if event in ENDING_EVENTS and self._waiters:
             self._waiters.wake((job.id,))
         for hook in self.hooks:

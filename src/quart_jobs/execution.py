@@ -28,6 +28,7 @@ from .backends.base import Backend, Outcome
 from .backends.running import running_job
 from .current import set_current_job
 from .errors import TaskNotRegistered
+from .events import EventHook
 from .job_log import in_trace, log_outcome, log_started
 from .models import Job, JobEvent, JobState, Lease
 from .progress import Current, ProgressBook
@@ -37,9 +38,6 @@ from .runner import SyncThreads, call_task, describe, result_json
 from .tracing import HOOKS, Attempt
 
 log = logging.getLogger("quart_jobs.worker")
-
-#: A worker's job event hook: (event, job, seconds it ran or ``None`` when it starts).
-EventHook = Callable[[str, Job, float | None], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +144,7 @@ class Execution:
         event = log_outcome(job, outcome, elapsed, self._worker, finished.trace)
         self.emit(event, job, elapsed)
 
-    def emit(self, event: str, job: Job, elapsed: float | None) -> None:
+    def emit(self, event: JobEvent, job: Job, elapsed: float | None) -> None:
         if self._on_event is not None:
             try:
                 self._on_event(event, job, elapsed)

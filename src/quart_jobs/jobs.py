@@ -28,8 +28,7 @@ from .builder import (
     enqueue_options,
 )
 from .errors import ConfigurationError
-from .events import JobEvents
-from .execution import EventHook
+from .events import EventHook, JobEvents
 from .fairness import Weights
 from .job_operations import JobOperations
 from .local_workers import LocalWorkers

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from .backends.base import Backend, queue_names
-from .execution import EventHook
+from .events import EventHook
 from .maintenance.retention import Retention
 from .models import DEFAULT_QUEUE, JobState
 from .periodic import Schedules

@@ -12,8 +12,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from .execution import EventHook
-from .models import Job, JobState
+from .events import EventHook
+from .models import Job, JobEvent, JobState
 from .worker import Worker
 
 #: Worker events that end a job, and its end state.
@@ -101,7 +101,7 @@ async def burst_drain(
     :class:`TimeoutError` is raised."""
     drained = Drained()
 
-    def both(event: str, job: Job, elapsed: float | None) -> None:
+    def both(event: JobEvent, job: Job, elapsed: float | None) -> None:
         drained.record(event, job, elapsed)
         on_event(event, job, elapsed)
 

@@ -34,7 +34,8 @@ from .backends.base import Backend, ClaimScope
 from .claim_loop import ClaimLoop
 from .current import current_job
 from .errors import JobsError
-from .execution import EventHook, Execution, StopReason
+from .events import EventHook
+from .execution import Execution, StopReason
 from .heartbeat import Heartbeat
 from .maintenance.lease_recovery import LeaseRecovery
 from .maintenance.unserved_check import UnservedWatch

@@ -35,6 +35,12 @@ from ..models import (
 from .database import AppDatabase
 from .operator import OperatorStore
 
+_OUTCOME_EVENTS = {
+    JobState.SUCCEEDED: JobEvent.SUCCEEDED,
+    JobState.CANCELLED: JobEvent.CANCELLED,
+    JobState.QUEUED: JobEvent.REQUEUED,
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -66,11 +72,7 @@ class Outcome:
         """The :class:`JobEvent` this outcome is (see :data:`~quart_jobs.models.TRANSITIONS`)."""
         if self.state is JobState.FAILED:
             return JobEvent.FAILED if self.run_at is None else JobEvent.RETRIED
-        return {
-            JobState.SUCCEEDED: JobEvent.SUCCEEDED,
-            JobState.CANCELLED: JobEvent.CANCELLED,
-            JobState.QUEUED: JobEvent.REQUEUED,
-        }[self.state]
+        return _OUTCOME_EVENTS[self.state]
 
     @property
     def stored_why(self) -> Why | None:
