@@ -43,44 +43,47 @@ JOB_COLUMNS = (
 
 def job_from_row(row: Sequence[Any]) -> Job:
     """A :class:`Job` from a row in :data:`JOB_COLUMNS` order (args, kwargs, result as JSON)."""
-    # Positional, in Job's field order (one Job per claimed row: the worker's hot path); jobs
-    # without arguments, the common case, skip the JSON decoder.
-    args, kwargs, result = row[2], row[3], row[19]
-    return Job(
-        row[0],
-        row[1],
-        () if args == "[]" else tuple(json.loads(args)),
-        {} if kwargs == "{}" else json.loads(kwargs),
-        row[4],
-        _STATES[row[5]],
-        row[6],
-        row[7],
-        row[8],
-        row[9],
-        row[10],
-        row[11],
-        row[12],
-        row[13],
-        row[14],
-        row[15],
-        row[16],
-        row[17],
-        bool(row[18]),
-        None if result is None else json.loads(result),
-        row[20],
-        row[21],
-        row[22],
-        row[23],
-        row[24],
-        row[25],
-        None if row[26] is None else RateLimit(int(row[26]), float(row[27])),
-        None if row[28] is None else _WHYS.get(row[28]),
-        row[29],
-        row[30],
-        row[31],
-    )
+    # One Job per claimed row: the worker's hot path. Its fields are set as a frozen dataclass's
+    # own ``__init__`` sets them, minus that call's lookups (twice as fast for 31 fields; a test
+    # checks it builds what ``Job(...)`` builds); jobs without arguments skip the JSON decoder.
+    args, kwargs, result, limit, why = row[2], row[3], row[19], row[26], row[28]
+    job = _new(Job)
+    _set(job, "id", row[0])
+    _set(job, "task", row[1])
+    _set(job, "args", () if args == "[]" else tuple(json.loads(args)))
+    _set(job, "kwargs", {} if kwargs == "{}" else json.loads(kwargs))
+    _set(job, "priority", row[4])
+    _set(job, "state", _STATES[row[5]])
+    _set(job, "attempts", row[6])
+    _set(job, "max_attempts", row[7])
+    _set(job, "enqueued_at", row[8])
+    _set(job, "run_at", row[9])
+    _set(job, "owner", row[10])
+    _set(job, "key", row[11])
+    _set(job, "timeout", row[12])
+    _set(job, "started_at", row[13])
+    _set(job, "finished_at", row[14])
+    _set(job, "worker", row[15])
+    _set(job, "lease_token", row[16])
+    _set(job, "lease_expires_at", row[17])
+    _set(job, "cancel_requested", bool(row[18]))
+    _set(job, "result", None if result is None else json.loads(result))
+    _set(job, "error", row[20])
+    _set(job, "traceback", row[21])
+    _set(job, "queue", row[22])
+    _set(job, "concurrency_key", row[23])
+    _set(job, "concurrency_limit", row[24])
+    _set(job, "rate_key", row[25])
+    _set(job, "rate_limit", None if limit is None else RateLimit(int(limit), float(row[27])))
+    _set(job, "why", None if why is None else _WHYS.get(why))
+    _set(job, "progress", row[29])
+    _set(job, "progress_message", row[30])
+    _set(job, "trace_context", row[31])
+    return job
 
 
+_new = object.__new__
+_set = object.__setattr__
 _STATES = {state.value: state for state in JobState}
 _WHYS = {why.value: why for why in Why}
 

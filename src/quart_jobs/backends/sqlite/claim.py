@@ -75,13 +75,14 @@ def claim(
     if not chosen:
         return []
     conn.executemany(s.SAVE_TIER, [fair.clock_params(book.clocks[k]) for k in book.clocks_changed])
-    order = {c.id: n for n, c in enumerate(chosen)}
+    ids = [c.id for c in chosen]
     # One fresh token for this claim: (job id, token) names each lease uniquely.
     rows = conn.execute(
-        s.claim_statement(len(chosen)),
-        (now, worker, secrets.token_hex(8), now + lease_seconds, *order),
-    ).fetchall()
-    return sorted((job_from_row(r) for r in rows), key=lambda j: order[j.id])
+        s.claim_statement(len(ids)),
+        (now, worker, secrets.token_hex(8), now + lease_seconds, *ids),
+    )
+    by_id = {r[0]: r for r in rows}
+    return [job_from_row(by_id[i]) for i in ids if i in by_id]  # in the order chosen
 
 
 def _heads(
