@@ -71,7 +71,7 @@ class JobOperations:
         if HOOKS.enqueue is None:
             results = await self._handle.backend.enqueue(new, self._builder.clock(), limits=limits)
         else:
-            results = await self._enqueue_traced(HOOKS.enqueue(new), limits)
+            results = await self._enqueue_traced(HOOKS.enqueue(new, False), limits)
         self._workers.notify()
         self._events.each(JobEvent.ENQUEUED, (result.job for result in results if result.created))
         return results

@@ -9,10 +9,12 @@ An enqueue makes a ``PRODUCER`` span per job (``send {queue}``), child of the sp
 the call (a request's), and stores its context with the job (W3C ``traceparent`` and
 ``tracestate``, :attr:`~quart_jobs.models.Job.trace_context`) in the same commit. Each attempt
 runs under a ``CONSUMER`` span (``process {queue}``), in whichever process or machine claims
-it: the first attempt is the producer span's child; a later attempt (a retry) starts its own
-trace, linked to the producer span. The spans carry the OpenTelemetry messaging attributes
-(``messaging.system`` ``quart_jobs``, ``messaging.destination.name`` the queue,
-``messaging.message.id`` the job id, ``messaging.operation.type``) and ``quart_jobs.task``,
+it: the first attempt is the producer span's child; a later attempt (a retry), and every
+attempt of a job that runs apart from its enqueue (a periodic moment, a job enqueued to wait
+for others), starts its own trace, linked to the producer span. The spans carry the
+OpenTelemetry messaging attributes (``messaging.system`` ``quart_jobs``,
+``messaging.destination.name`` the queue, ``messaging.message.id`` the job id,
+``messaging.operation.type``) and ``quart_jobs.task``,
 ``quart_jobs.attempt``, ``quart_jobs.tier``, ``quart_jobs.priority``. A failed attempt's span
 records the exception and has an error status.
 
@@ -46,6 +48,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess
 
 from . import tracing
 from .models import EnqueueResult, Job, NewJob, Tier
+from .periodic import is_moment_key
 
 if TYPE_CHECKING:
     from .backends.base import Outcome
@@ -55,6 +58,9 @@ __all__ = ["JobsInstrumentor"]
 #: The instrumentation's name and the ``messaging.system`` of its spans.
 SYSTEM = "quart_jobs"
 _INSTRUMENTS = ("quart-jobs",)
+#: The entry of a job's stored trace context that says its attempts are linked to the enqueue,
+#: not its children (a periodic moment's, a dependant's): they run apart from the request.
+LINKED = "quart_jobs.linked"
 
 
 def _version() -> str:
@@ -107,17 +113,18 @@ class _Hooks:
     def __init__(self, tracer: trace.Tracer) -> None:
         self.tracer = tracer
 
-    def enqueue(self, jobs: Sequence[NewJob]) -> _Producing:
-        return _Producing(self.tracer, jobs)
+    def enqueue(self, jobs: Sequence[NewJob], linked: bool) -> _Producing:
+        return _Producing(self.tracer, jobs, linked)
 
     def attempt(self, job: Job) -> _Attempt:
         return _Attempt(self.tracer, job)
 
 
 class _Producing:
-    """One enqueue: a producer span per job, each job carrying its own span's context."""
+    """One enqueue: a producer span per job, each job carrying its own span's context (and,
+    for a job whose attempts are linked rather than parented, :data:`LINKED`)."""
 
-    def __init__(self, tracer: trace.Tracer, jobs: Sequence[NewJob]) -> None:
+    def __init__(self, tracer: trace.Tracer, jobs: Sequence[NewJob], linked: bool) -> None:
         self.spans: list[Span] = []
         self.jobs: list[NewJob] = []
         for new in jobs:
@@ -128,6 +135,8 @@ class _Producing:
             )
             carrier: dict[str, str] = {}
             propagate.inject(carrier, context=trace.set_span_in_context(span))
+            if carrier and (linked or is_moment_key(new.key)):
+                carrier[LINKED] = "1"
             self.spans.append(span)
             self.jobs.append(_with_context(new, json.dumps(carrier) if carrier else None))
 
@@ -148,36 +157,40 @@ def _with_context(new: NewJob, trace_context: str | None) -> NewJob:
     return replace(new, trace_context=trace_context)
 
 
-def _producer_context(job: Job) -> otel_context.Context | None:
-    """The context stored with ``job`` at its enqueue, or ``None`` (untraced, unreadable)."""
+def _producer_context(job: Job) -> tuple[otel_context.Context | None, bool]:
+    """The context stored with ``job`` at its enqueue, or ``None`` (untraced, unreadable), and
+    whether its attempts are linked to it rather than its children."""
     if not job.trace_context:
-        return None
+        return None, False
     try:
         carrier = json.loads(job.trace_context)
     except ValueError:
-        return None
+        return None, False
     if not isinstance(carrier, dict):
-        return None
-    return propagate.extract({str(k): str(v) for k, v in carrier.items()})
+        return None, False
+    linked = carrier.pop(LINKED, None) is not None
+    return propagate.extract({str(k): str(v) for k, v in carrier.items()}), linked
 
 
 class _Attempt:
     """One attempt's consumer span: the producer's child on the first attempt, linked to the
-    producer on a later one (a retry, a job an operator queued again)."""
+    producer on a later one (a retry, a job an operator queued again) and on every attempt of a
+    periodic moment or a dependant."""
 
     def __init__(self, tracer: trace.Tracer, job: Job) -> None:
-        produced = _producer_context(job)
+        produced, linked = _producer_context(job)
         producer = None if produced is None else trace.get_current_span(produced)
         producer_ctx = None if producer is None else producer.get_span_context()
         if producer_ctx is not None and not producer_ctx.is_valid:
             producer_ctx = None
-        first = job.attempts <= 1
+        first = job.attempts <= 1 and not linked
         attributes = _attributes(job.queue, "process", job.priority, job.task)
         attributes["messaging.message.id"] = str(job.id)
         attributes["quart_jobs.attempt"] = job.attempts
         links = [] if producer_ctx is None or first else [Link(producer_ctx)]
-        # The first attempt continues the enqueue's trace; a retry starts a trace of its own
-        # (a new root: not under whatever span is current in the worker).
+        # The first attempt continues the enqueue's trace; a retry, a periodic moment and a
+        # dependant (they run apart from the request that enqueued them) start a trace of their
+        # own (a new root: not under whatever span is current in the worker).
         parent = produced if first and producer_ctx is not None else otel_context.Context()
         self.span = tracer.start_span(
             f"process {job.queue}",

@@ -56,6 +56,15 @@ RUNNING_GAP = 2 * MAX_SLEEP
 #: ones, owed after a long outage of the store, are logged at WARNING as skipped.
 MAX_CATCH_UP = 100
 
+#: How the key of every periodic moment's job begins (see :func:`is_moment_key`).
+MOMENT_KEY_PREFIX = "periodic:"
+
+
+def is_moment_key(key: str | None) -> bool:
+    """Whether a job's key is a periodic moment's (``periodic:<name>:<moment>``)."""
+    return key is not None and key.startswith(MOMENT_KEY_PREFIX)
+
+
 #: The keyword argument a periodic function may accept to receive its moment (epoch seconds).
 TIMESTAMP_ARGUMENT = "timestamp"
 
@@ -109,7 +118,7 @@ class Schedule:
 
     def key(self, moment: float) -> str:
         """The job key of ``moment``: one job per moment in the whole store."""
-        return f"periodic:{self.name}:{round(moment)}"
+        return f"{MOMENT_KEY_PREFIX}{self.name}:{round(moment)}"
 
     def as_dict(self, now: float) -> dict[str, Any]:
         """The schedule as JSON (the CLI's ``schedules --json`` and the admin API)."""

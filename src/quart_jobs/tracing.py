@@ -5,9 +5,11 @@ Nothing here imports a tracing library: without hooks, an enqueue and an attempt
 one attribute of :data:`HOOKS` and go on.
 
 * :attr:`TracingHooks.enqueue` is called with the jobs an enqueue built, before they are
-  written; it returns a :class:`Producing` whose :attr:`~Producing.jobs` carry the trace
-  context to store (:attr:`NewJob.trace_context`, written in the same commit) and whose
-  :meth:`~Producing.end` is called once the commit is known (the stored jobs, or the error).
+  written, and whether they wait for other jobs (their attempts then run apart from the
+  enqueue: linked to it, not its children); it returns a :class:`Producing` whose
+  :attr:`~Producing.jobs` carry the trace context to store (:attr:`NewJob.trace_context`,
+  written in the same commit) and whose :meth:`~Producing.end` is called once the commit is
+  known (the stored jobs, or the error).
 * :attr:`TracingHooks.attempt` is called when a worker starts a job; the :class:`Attempt` it
   returns is entered around the task's run (its span is the current one there), told of a
   failure and of the outcome, and gives the ids the job's log lines carry.
@@ -58,7 +60,7 @@ class Attempt(Protocol):
 class TracingHooks:
     """The hooks in force (``None``: not traced)."""
 
-    enqueue: Callable[[Sequence[NewJob]], Producing] | None = None
+    enqueue: Callable[[Sequence[NewJob], bool], Producing] | None = None
     attempt: Callable[[Job], Attempt] | None = None
 
 

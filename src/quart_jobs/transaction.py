@@ -126,7 +126,8 @@ class Transaction:
     ) -> list[EnqueueResult]:
         """Enqueue several calls in this transaction (:meth:`Jobs.enqueue_many`'s arguments)."""
         new = self._builder.build_all(calls, options)
-        producing = None if HOOKS.enqueue is None else HOOKS.enqueue(new)
+        after = options is not None and options.after is not None
+        producing = None if HOOKS.enqueue is None else HOOKS.enqueue(new, after)
         if producing is not None:
             new = producing.jobs  # each carries its producer span's context
         try:

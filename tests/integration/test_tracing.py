@@ -120,6 +120,43 @@ async def test_the_first_attempt_is_the_enqueue_s_child_and_a_retry_is_linked_to
     assert second.status.status_code is StatusCode.UNSET
 
 
+async def beat() -> str:
+    return "beat"
+
+
+async def test_a_periodic_moment_and_a_dependant_run_in_traces_of_their_own_linked_to_the_enqueue(
+    jobs: Jobs, exporter: InMemorySpanExporter
+) -> None:
+    """They run apart from the request or the scheduler round that enqueued them (a dependant
+    once its parents ended, a moment's job whenever it is claimed): linked, not children."""
+    jobs.periodic(every=3600, name="beat")(beat)
+    with exporter_tracer(exporter).start_as_current_span("request"):
+        first = await jobs.enqueue(tasks.record, "first")
+        then = await jobs.options(after=[first]).enqueue(tasks.record, "then")
+    assert await jobs.scheduler.tick() == 1
+    (moment,) = [job for job in await jobs.list() if job.key is not None]
+    async with jobs.run_worker():
+        await wait_state(jobs, then.id, JobState.SUCCEEDED)
+        await wait_state(jobs, moment.id, JobState.SUCCEEDED)
+        spans = await finished(exporter, "process default", 3)
+    sent = {_job_id(span): span.context for span in named(exporter, "send default")}
+    ran = {_job_id(span): span for span in spans}
+    assert sorted(sent) == sorted(ran) == sorted([first.id, then.id, moment.id])
+    parent, first_sent = ran[first.id].parent, sent[first.id]
+    assert parent is not None and first_sent is not None
+    assert parent.span_id == first_sent.span_id
+    for job_id in (then.id, moment.id):
+        sent_here = sent[job_id]
+        assert sent_here is not None
+        assert ran[job_id].parent is None, job_id
+        assert [link.context.span_id for link in ran[job_id].links] == [sent_here.span_id]
+
+
+def _job_id(span: ReadableSpan) -> int:
+    assert span.attributes is not None
+    return int(str(span.attributes["messaging.message.id"]))
+
+
 async def test_a_task_s_own_spans_and_logs_are_inside_its_attempt(
     jobs: Jobs, exporter: InMemorySpanExporter, caplog: pytest.LogCaptureFixture
 ) -> None:

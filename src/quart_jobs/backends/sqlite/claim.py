@@ -77,11 +77,11 @@ def claim(
     conn.executemany(s.SAVE_TIER, [fair.clock_params(book.clocks[k]) for k in book.clocks_changed])
     ids = [c.id for c in chosen]
     # One fresh token for this claim: (job id, token) names each lease uniquely.
-    rows = conn.execute(
+    claimed = conn.execute(
         s.claim_statement(len(ids)),
         (now, worker, secrets.token_hex(8), now + lease_seconds, *ids),
     )
-    by_id = {r[0]: r for r in rows}
+    by_id = {r[0]: r for r in claimed}
     return [job_from_row(by_id[i]) for i in ids if i in by_id]  # in the order chosen
 
 
