@@ -10,7 +10,8 @@ import pytest
 from quart_jobs.backends import Backend, Outcome
 from quart_jobs.backends.base import ANY_SCOPE, ClaimScope
 from quart_jobs.fairness import Weights
-from quart_jobs.models import JobFilter, JobState, Lease, NewJob, Tier
+from quart_jobs.models import JobFilter, JobState, Lease, NewJob, Progress, Tier, Why
+from quart_jobs.rate import RateLimit
 
 from ..conftest import Clock
 
@@ -82,6 +83,40 @@ async def test_claim_marks_running_with_a_lease_and_counts_the_attempt(
     assert (job.attempts, job.worker, job.started_at) == (1, "worker-a", clock())
     assert job.lease_token and job.lease_expires_at == clock() + LEASE
     assert await claim(backend, clock, 5) == []
+
+
+async def test_a_claimed_job_is_what_the_store_then_holds(backend: Backend, clock: Clock) -> None:
+    """The job a claim hands out (built from fewer columns and what the claim set) reads as
+    the store holds it: a new job, one queued again after a failure with its progress, one an
+    operator retried, one whose lease lapsed, and one with every option."""
+    full = new(
+        "mod.f", args=(1,), kwargs={"a": 2}, owner="o", key="k", timeout=2.0, queue="q",
+        concurrency_key="ck", concurrency_limit=3, rate_key="rk",
+        rate_limit=RateLimit(100, 1.0), trace_context='{"traceparent": "00-ab"}',
+    )  # fmt: skip
+    ids = await enqueue(backend, clock, new(), new(), new(), new())
+    jobs = await backend.claim("w", 4, clock(), LEASE)
+    assert [j.id for j in jobs] == ids
+    ids += await enqueue(backend, clock, full)
+    clock.advance(1)
+    progress = Progress(0.5, "half")
+    outcomes = [
+        Outcome(
+            lease_of(jobs[0]), JobState.FAILED, error="E: a", run_at=clock(), progress=progress
+        ),
+        Outcome(lease_of(jobs[1]), JobState.FAILED, error="E: b", traceback="tb", why=Why.GAVE_UP),
+        Outcome(lease_of(jobs[2]), JobState.CANCELLED, progress=progress),
+    ]
+    assert await backend.finish(outcomes, clock()) == [True] * 3
+    assert await backend.retry(ids[1], clock()) is not None
+    assert await backend.retry(ids[2], clock()) is not None
+    clock.advance(LEASE + 1)  # the fourth's lease lapses: it is queued again
+    assert await backend.recover_expired(clock()) == 1
+    claimed = await backend.claim("w2", 10, clock(), LEASE)
+    assert sorted(j.id for j in claimed) == sorted(ids)
+    for job in claimed:
+        assert job == await backend.get(job.id), job.id
+        assert job.state is JobState.RUNNING and job.worker == "w2" and job.progress is None
 
 
 async def test_delayed_job_waits_for_its_run_at(backend: Backend, clock: Clock) -> None:

@@ -19,7 +19,7 @@ from psycopg.rows import TupleRow
 from ... import fairness, rate
 from ...models import Job
 from ..base import ClaimScope
-from ..rows import Candidate, job_from_row
+from ..rows import Candidate, job_from_claimed
 from ..shared_sql import fair
 from ..shared_sql import rate as rated
 from . import statements as q
@@ -97,11 +97,16 @@ async def claim(
         return _nothing
     await save_book(conn, book)
     tokens = [secrets.token_hex(8) for _ in chosen]
-    claim_cur = await conn.execute(q.CLAIM, (now, worker, now + lease_seconds, chosen, tokens))
+    expires = now + lease_seconds
+    claim_cur = await conn.execute(q.CLAIM, (now, worker, expires, chosen, tokens))
 
     async def read() -> list[Job]:
-        by_id = {job.id: job for job in map(job_from_row, await claim_cur.fetchall())}
-        return [by_id[job_id] for job_id in chosen if job_id in by_id]
+        by_id = {row[0]: row for row in await claim_cur.fetchall()}
+        return [
+            job_from_claimed(by_id[job_id], now, worker, expires)
+            for job_id in chosen
+            if job_id in by_id
+        ]
 
     return read
 

@@ -163,7 +163,7 @@ MIGRATIONS: tuple[str, ...] = (
         RETURN NULL;
     END
     $$;
-    CREATE TRIGGER qj_jobs_resolve AFTER UPDATE OF state ON qj_jobs
+    CREATE TRIGGER qj_jobs_resolve AFTER UPDATE OF finished_at ON qj_jobs
     FOR EACH ROW WHEN ({deps.RESOLVE_WHEN}) EXECUTE FUNCTION qj_resolve_deps();
     CREATE FUNCTION qj_forget_edges() RETURNS trigger LANGUAGE plpgsql
     SET search_path FROM CURRENT AS $$

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..rows import CANDIDATE_COLUMNS, JOB_COLUMNS
+from ..rows import CANDIDATE_COLUMNS, CLAIMED_COLUMNS, JOB_COLUMNS
 from ..shared_sql import deps, fair, jobs, operator, pauses, rate, workers
 from ..shared_sql.dialect import POSTGRESQL, render
 
@@ -69,7 +69,7 @@ KEYS_KNOWN = "SELECT key FROM qj_jobs WHERE key = ANY(%s)"
 LIMITS_LOCK = int.from_bytes(b"qjlm", "big")
 
 
-J_COLUMNS = ", ".join(f"j.{column.strip()}" for column in JOB_COLUMNS.split(","))
+J_CLAIMED = ", ".join(f"j.{column.strip()}" for column in CLAIMED_COLUMNS.split(","))
 SELECT = f"SELECT {JOB_COLUMNS} FROM qj_jobs"
 # One statement for a whole batch, in the caller's transaction or on its own (autocommit: one
 # round trip, one commit). Rows are inserted in ``ord`` order, so their identities ascend in the
@@ -233,7 +233,7 @@ CLAIM = (
     "UPDATE qj_jobs AS j SET state = 'running', attempts = j.attempts + 1, started_at = %s, "
     "worker = %s, lease_token = c.token, lease_expires_at = %s, cancel_requested = false "
     "FROM unnest(%s::bigint[], %s::text[]) AS c(id, token) "
-    f"WHERE j.id = c.id AND j.state = 'queued' RETURNING {J_COLUMNS}"
+    f"WHERE j.id = c.id AND j.state = 'queued' RETURNING {J_CLAIMED}"
 )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from ... import fairness, rate
 from ...models import Job
 from ..base import ClaimScope
-from ..rows import Candidate, job_from_row
+from ..rows import Candidate, job_from_claimed
 from ..shared_sql import fair
 from ..shared_sql import rate as rated
 from . import statements as s
@@ -77,12 +77,12 @@ def claim(
     conn.executemany(s.SAVE_TIER, [fair.clock_params(book.clocks[k]) for k in book.clocks_changed])
     ids = [c.id for c in chosen]
     # One fresh token for this claim: (job id, token) names each lease uniquely.
+    expires = now + lease_seconds
     claimed = conn.execute(
-        s.claim_statement(len(ids)),
-        (now, worker, secrets.token_hex(8), now + lease_seconds, *ids),
+        s.claim_statement(len(ids)), (now, worker, secrets.token_hex(8), expires, *ids)
     )
     by_id = {r[0]: r for r in claimed}
-    return [job_from_row(by_id[i]) for i in ids if i in by_id]  # in the order chosen
+    return [job_from_claimed(by_id[i], now, worker, expires) for i in ids if i in by_id]
 
 
 def _heads(

@@ -165,6 +165,8 @@ MIGRATIONS: tuple[str, ...] = (
     # Dependencies between jobs: a job waits (state 'waiting') until its parents end; edges
     # point from an older job to a newer one, so no cycle can be stored. Jobs without parents
     # or dependants keep zeros here and no edge rows; the trigger's WHEN rejects them at once.
+    # Every write that ends a job sets finished_at, and a claim does not: the trigger is "OF
+    # finished_at" so that claims, the commonest write, do not run it at all.
     f"""
     ALTER TABLE qj_jobs ADD COLUMN waiting_on INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE qj_jobs ADD COLUMN parents INTEGER NOT NULL DEFAULT 0;
@@ -179,7 +181,7 @@ MIGRATIONS: tuple[str, ...] = (
         CHECK (parent_id < child_id)
     ) WITHOUT ROWID;
     CREATE INDEX qj_job_deps_parent ON qj_job_deps (parent_id, resolved);
-    CREATE TRIGGER qj_jobs_resolve AFTER UPDATE OF state ON qj_jobs
+    CREATE TRIGGER qj_jobs_resolve AFTER UPDATE OF finished_at ON qj_jobs
     WHEN {deps.RESOLVE_WHEN}
     BEGIN
         {deps.CANCEL_CHILDREN};

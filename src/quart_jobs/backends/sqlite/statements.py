@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 
-from ..rows import JOB_COLUMNS
+from ..rows import CLAIMED_COLUMNS, JOB_COLUMNS
 from ..shared_sql import deps, fair, jobs, operator, pauses, rate, workers
 from ..shared_sql.dialect import SQLITE, render
 
@@ -92,7 +92,7 @@ def claim_statement(n: int) -> str:
         "UPDATE qj_jobs SET state = 'running', attempts = attempts + 1, started_at = ?, "
         "worker = ?, lease_token = ?, lease_expires_at = ?, cancel_requested = 0 "
         f"WHERE id IN ({','.join('?' * n)}) AND state = 'queued' "
-        f"RETURNING {JOB_COLUMNS}"
+        f"RETURNING {CLAIMED_COLUMNS}"
     )
 
 
