@@ -36,9 +36,10 @@ MIN_IDLE_WAIT = 0.05
 class ClaimLoop:
     """Records outcomes and claims jobs for one worker (see the module).
 
-    ``launched(job_id, task)`` is called for each job it starts (the shutdown arms its
-    deadline on a job claimed while stopping); ``join_registry()`` lists the worker as live
-    before its first claim.
+    ``launched(job_id, task)`` is called for each job it starts once it is stopping (the
+    shutdown arms its deadline on such a job); ``join_registry()`` lists the worker as live
+    before its first claim; setting ``wake`` sends the loop round (the worker's execution sets
+    it when a job ends).
     """
 
     def __init__(
@@ -50,8 +51,9 @@ class ClaimLoop:
         *,
         clock: Callable[[], float],
         execution: Execution,
-        launched: Callable[[int, asyncio.Task[None]], None],
+        launched: Callable[[int, asyncio.Task[object]], None],
         join_registry: Callable[[], Awaitable[None]],
+        wake: asyncio.Event,
     ) -> None:
         self._backend = backend
         self._registry = registry
@@ -61,7 +63,7 @@ class ClaimLoop:
         self._execution = execution
         self._launched = launched
         self._join_registry = join_registry
-        self._wake = asyncio.Event()
+        self._wake = wake
         #: Set by :meth:`stop_claiming`: the loop records what ends and claims nothing more.
         self.stopping = False
 
@@ -134,7 +136,9 @@ class ClaimLoop:
             for finished, was_held in zip(outcomes, held, strict=True):
                 self._execution.recorded(finished, was_held)
             for job in claimed:
-                self._launched(job.id, self._execution.start(job))
+                task = self._execution.start(job)
+                if self.stopping:  # claimed by a round in flight at the stop
+                    self._launched(job.id, task)
             if settings.burst and not claimed and not running and not self._execution.outcomes:
                 return  # burst mode: nothing was ready, nothing runs, nothing to record
             if free > 0 and len(claimed) == free:

@@ -22,6 +22,5 @@ def current_job() -> RunningJob:
     return current.running()
 
 
-def set_current_job(current: Current) -> None:
-    """Make ``current`` this context's running job (the worker, at an attempt's start)."""
-    _current_job.set(current)
+#: Make a :class:`Current` this context's running job (the worker, at an attempt's start).
+set_current_job = _current_job.set

@@ -87,7 +87,7 @@ class Execution:
         self._on_event = on_event
         self._job_context = job_context
         #: The jobs running now, by id: their asyncio task and lease.
-        self.running: dict[int, tuple[asyncio.Task[None], Lease]] = {}
+        self.running: dict[int, tuple[asyncio.Task[object], Lease]] = {}
         #: Outcomes of finished jobs, recorded by the claim loop together with its next claim.
         self.outcomes: list[Finished] = []
         self.threads = SyncThreads("quart-jobs-sync")
@@ -97,13 +97,16 @@ class Execution:
         #: The tracing side of the attempts running now (only under tracing).
         self._traces: dict[int, Attempt] = {}
 
-    def start(self, job: Job) -> asyncio.Task[None]:
+    def start(self, job: Job) -> asyncio.Task[object]:
         """Start running a job the claim loop just claimed."""
         lease = Lease(job.id, job.lease_token or "")
         trace = None if HOOKS.attempt is None else HOOKS.attempt(job)
-        if trace is not None:
+        if trace is None:  # the attempt is the task's own coroutine: no wrapper to await
+            run = self._attempt(job, lease, None)
+        else:
             self._traces[job.id] = trace
-        task = asyncio.create_task(self._run_job(job, lease), name=f"quart-jobs job {job.id}")
+            run = self._traced(job, lease, trace)
+        task = asyncio.create_task(run, name=f"quart-jobs job {job.id}")
         self.running[job.id] = (task, lease)
         task.add_done_callback(lambda _: self._done(job.id))
         log_started(job, self._worker, trace)
@@ -126,7 +129,7 @@ class Execution:
     def leases(self) -> list[Lease]:
         return [lease for _, lease in self.running.values()]
 
-    def tasks(self) -> list[asyncio.Task[None]]:
+    def tasks(self) -> list[asyncio.Task[object]]:
         return [task for task, _ in self.running.values()]
 
     def recorded(self, finished: Finished, held: bool) -> None:
@@ -153,16 +156,15 @@ class Execution:
 
     def _done(self, job_id: int) -> None:
         self.running.pop(job_id, None)
-        self.progress.take(job_id)  # what a task abandoned on its thread reports after it
-        self._stop_reasons.pop(job_id, None)
-        self._traces.pop(job_id, None)
+        if self.progress.reports:  # what a task abandoned on its thread reports after it
+            self.progress.take(job_id)
+        if self._stop_reasons:
+            self._stop_reasons.pop(job_id, None)
+        if self._traces:
+            self._traces.pop(job_id, None)
         self._on_change()
 
-    async def _run_job(self, job: Job, lease: Lease) -> None:
-        trace = self._traces.get(job.id)
-        if trace is None:
-            await self._attempt(job, lease, None)
-            return
+    async def _traced(self, job: Job, lease: Lease, trace: Attempt) -> None:
         outcome = None
         try:
             with trace.running():
@@ -184,7 +186,7 @@ class Execution:
             if current is not None:
                 current.uncancel()
             outcome = self._stopped_outcome(job, lease, reason)
-        reported = self.progress.take(job.id)
+        reported = self.progress.take(job.id) if self.progress.reports else None
         if outcome is None:
             return None
         if reported is not None:

@@ -26,25 +26,27 @@ class ProgressBook:
     """The latest unwritten progress of each running job of one worker, by job id."""
 
     def __init__(self) -> None:
-        self._pending: dict[int, Progress] = {}
+        #: Job id to its latest unwritten progress; read directly by the worker's hot path,
+        #: which skips :meth:`take` when it is empty (most tasks never report).
+        self.reports: dict[int, Progress] = {}
 
     def report(self, job_id: int, progress: Progress) -> None:
-        self._pending[job_id] = progress  # atomic: tasks' threads call it too
+        self.reports[job_id] = progress  # atomic: tasks' threads call it too
 
     def pending(self) -> bool:
-        return bool(self._pending)
+        return bool(self.reports)
 
     def take(self, job_id: int) -> Progress | None:
         """The job's unwritten progress, now the caller's to write."""
-        return self._pending.pop(job_id, None)
+        return self.reports.pop(job_id, None)
 
     def take_all(self, leases: Sequence[Lease]) -> list[tuple[Lease, Progress]]:
         """The unwritten progress of the jobs of ``leases`` (the running ones), now the
         caller's to write; progress of jobs that no longer run is dropped."""
         by_id = {lease.job_id: lease for lease in leases}
         taken = []
-        for job_id in list(self._pending):
-            progress = self._pending.pop(job_id, None)
+        for job_id in list(self.reports):
+            progress = self.reports.pop(job_id, None)
             if progress is not None and job_id in by_id:
                 taken.append((by_id[job_id], progress))
         return taken
@@ -52,7 +54,7 @@ class ProgressBook:
     def put_back(self, reports: Sequence[tuple[Lease, Progress]]) -> None:
         """Reports whose write failed: written next time, unless newer ones came meanwhile."""
         for lease, progress in reports:
-            self._pending.setdefault(lease.job_id, progress)
+            self.reports.setdefault(lease.job_id, progress)
 
 
 #: The slot descriptor that holds :attr:`Job.progress`.

@@ -44,13 +44,13 @@ class Shutdown:
         self._deadline: float | None = None  # loop time at which running jobs are put back
         self._put_back = 0
 
-    def arm_late(self, job_id: int, task: asyncio.Task[None]) -> None:
+    def arm_late(self, job_id: int, task: asyncio.Task[object]) -> None:
         """A job launched by a claim round that was in flight at the stop: it gets the same
         deadline as those running then (nothing while the worker runs)."""
         if self._deadline is not None:
             self._arm(job_id, task)
 
-    async def drain(self, timeout: float, claim_loop: asyncio.Task[None] | None) -> None:
+    async def drain(self, timeout: float, claim_loop: asyncio.Task[object] | None) -> None:
         """Steps 2 and 3 (the worker stopped claiming): wait until ``claim_loop`` ended, having
         recorded every outcome, cancelling at the deadline the jobs still running."""
         execution = self._execution
@@ -93,7 +93,7 @@ class Shutdown:
                 threads.abandoned,
             )
 
-    def _arm(self, job_id: int, task: asyncio.Task[None]) -> None:
+    def _arm(self, job_id: int, task: asyncio.Task[object]) -> None:
         """Cancel job ``job_id``'s ``task`` at the deadline if it still runs then (it is put
         back, its attempt refunded)."""
         assert self._deadline is not None

@@ -78,12 +78,13 @@ class Worker:
         self.settings = settings = settings or WorkerSettings()
         self.name = name = name or worker_name()
         self._clock = clock
+        wake = asyncio.Event()  # the claim loop's: a job ended, or may be ready
         self._execution = Execution(
             registry,
             settings.retry,
             name,
             clock=clock,
-            on_change=self.notify,
+            on_change=wake.set,
             on_event=on_event,
             job_context=job_context,
             store=backend,
@@ -98,6 +99,7 @@ class Worker:
             execution=self._execution,
             launched=self._launched,
             join_registry=self._join_registry,
+            wake=wake,
         )
         self._heartbeat = Heartbeat(
             backend,
@@ -226,7 +228,7 @@ class Worker:
         self.stopped.set()
         log.info("worker %s stopped", self.name)
 
-    def _launched(self, job_id: int, task: asyncio.Task[None]) -> None:
+    def _launched(self, job_id: int, task: asyncio.Task[object]) -> None:
         self._shutdown.arm_late(job_id, task)
 
     async def _join_registry(self) -> None:
