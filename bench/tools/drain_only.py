@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from ..common import Config, Countdown, fresh_database
+from ..pg_cost import server_cost
 from ..workloads.in_memory import priority_queue
 from ..workloads.throughput import qj_noop
-from ..workloads.w1_shape import QJ_CONCURRENCY
+from ..workloads.w1_shape import QJ_CONCURRENCY, database_of
 
 
 async def _fill(jobs: Any, n: int) -> None:
@@ -66,6 +67,7 @@ async def main(backend: str, n: int, label: str, prepared: Path | None) -> dict[
     with tempfile.TemporaryDirectory(prefix="quart-jobs-drain-") as tmp:
         cfg = Config(rounds=1, workdir=Path(tmp))
         ceilings = sorted([n / ((await priority_queue(cfg, n)).drain or 1) for _ in range(3)])
+        server: float | None = None
         if backend == "sqlite":
             prepared = prepared or Path(tmp) / "prepared.sqlite3"
             if not prepared.exists():
@@ -77,7 +79,10 @@ async def main(backend: str, n: int, label: str, prepared: Path | None) -> dict[
         else:
             async with fresh_database(f"bench_drain_{os.getpid()}") as url, Jobs(url) as jobs:
                 await _fill(jobs, n)
-                rate, cpu, loop = await _drain(jobs, n)
+                async with server_cost(database_of(url)) as probe:
+                    rate, cpu, loop = await _drain(jobs, n)
+                assert probe.result is not None
+                server = 1e6 * probe.result.cpu_seconds / n
     return {
         "label": label,
         "backend": backend,
@@ -85,6 +90,7 @@ async def main(backend: str, n: int, label: str, prepared: Path | None) -> dict[
         "drain": rate,
         "cpu_us_per_job": cpu,
         "loop_cpu_us_per_job": loop,  # the event loop's thread; the rest is the store's threads
+        "server_cpu_us_per_job": server,  # PostgreSQL's backends (None on SQLite)
         "ceiling_drain": ceilings[1],
         "ratio": rate / ceilings[1],
     }
