@@ -7,7 +7,7 @@ import contextlib
 import os
 import statistics
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -92,6 +92,49 @@ class Measurement:
 
 def not_run(workload: str, system: str, metric: str, reason: str, unit: str = "") -> Measurement:
     return Measurement(workload, system, metric, unit, reason=reason)
+
+
+async def per_round(
+    cfg: Config,
+    systems: Sequence[str],
+    measure: Callable[[str], dict[str, float]],
+    new_row: Callable[[str, str], Measurement],
+    log: Callable[[str], None],
+    *,
+    workload: str,
+    metric: str,
+) -> list[Measurement]:
+    """Each round, each system: ``measure(system)`` (in a thread: it runs servers and
+    clients), each value appended to its row (made by ``new_row(system, metric)``). A system
+    that fails is reported not run (on ``metric``), with the reason, and left out after."""
+    rows: dict[tuple[str, str], Measurement] = {}
+    failed: dict[str, str] = {}
+    for rnd in range(cfg.rounds):
+        for system in systems:
+            if system in failed:
+                continue
+            try:
+                stats = await asyncio.to_thread(measure, system)
+            except Exception as exc:
+                failed[system] = f"failed: {one_line(exc)}"
+                log(f"  {system}: {failed[system]}")
+                continue
+            for name, value in stats.items():
+                row = rows.get((system, name))
+                if row is None:
+                    row = rows[(system, name)] = new_row(system, name)
+                row.values.append(value)
+            log(
+                f"  round {rnd + 1}/{cfg.rounds} {system}: "
+                + ", ".join(f"{k} {v:,.1f}" for k, v in stats.items())
+            )
+    out: list[Measurement] = []
+    for system in systems:
+        if system in failed:
+            out.append(not_run(workload, system, metric, failed[system]))
+        else:
+            out.extend(m for (s, _), m in rows.items() if s == system)
+    return out
 
 
 def one_line(exc: BaseException) -> str:

@@ -15,7 +15,6 @@ wrk and the server share the 2 cores, as they would on one small box.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
@@ -27,7 +26,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from ..common import Config, Measurement, not_run, one_line
+from ..common import Config, Measurement, not_run, one_line, per_round
 
 WORKLOAD = "W3 HTTP intake"
 CONNECTIONS = 64
@@ -202,40 +201,27 @@ async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
             s for s, cmd in SERVERS.items() if _installed(cmd[0])
         ]
     seconds = 3 if cfg.quick else 10
-    rows: dict[tuple[str, str], Measurement] = {}
-    failed: dict[str, str] = {}
-    for rnd in range(cfg.rounds):
-        for system in systems:
-            if system in failed:
-                continue
-            try:
-                stats = await asyncio.to_thread(_load, system, cfg, seconds)
-            except Exception as exc:
-                failed[system] = f"failed: {one_line(exc)}"
-                log(f"  {system}: {failed[system]}")
-                continue
-            for metric, value in stats.items():
-                row = rows.get((system, metric))
-                if row is None:
-                    row = rows[(system, metric)] = Measurement(
-                        WORKLOAD,
-                        system,
-                        metric,
-                        metric.split(" ")[-1],
-                        n=None,
-                        note=f"wrk -t1 -c{CONNECTIONS} -d{seconds}s",
-                        higher_is_better=metric == "requests/s",
-                    )
-                row.values.append(value)
-            log(
-                f"  round {rnd + 1}/{cfg.rounds} {system}: "
-                + ", ".join(f"{k} {v:,.1f}" for k, v in stats.items())
-            )
-    for system in systems:
-        if system in failed:
-            out.append(not_run(WORKLOAD, system, "requests/s", failed[system]))
-        else:
-            out.extend(m for (s, _), m in rows.items() if s == system)
+
+    def row(system: str, metric: str) -> Measurement:
+        return Measurement(
+            WORKLOAD,
+            system,
+            metric,
+            metric.split(" ")[-1],
+            n=None,
+            note=f"wrk -t1 -c{CONNECTIONS} -d{seconds}s",
+            higher_is_better=metric == "requests/s",
+        )
+
+    out += await per_round(
+        cfg,
+        systems,
+        lambda system: _load(system, cfg, seconds),
+        row,
+        log,
+        workload=WORKLOAD,
+        metric="requests/s",
+    )
     return out
 
 

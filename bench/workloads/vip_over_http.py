@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ..common import Config, Measurement, not_run, one_line
+from ..common import Config, Measurement, not_run, per_round
 from . import http_intake
 
 WORKLOAD = "W7 VIP wait over HTTP"
@@ -161,35 +161,19 @@ async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
         return [not_run(WORKLOAD, "all", "VIP wait median ms", "aiohttp not installed (bench)")]
     regular, vips = cfg.size(REGULAR, 100), cfg.size(VIPS, 5)
     note = f"{vips} VIP, one at a time, behind {regular} regular of 5 ms; concurrency 1"
-    rows: dict[tuple[str, str], Measurement] = {}
-    failed: dict[str, str] = {}
-    for rnd in range(cfg.rounds):
-        for system in systems:
-            if system in failed:
-                continue
-            try:
-                waits = await asyncio.to_thread(_run_one, system, cfg, regular, vips)
-            except Exception as exc:
-                failed[system] = f"failed: {one_line(exc)}"
-                log(f"  {system}: {failed[system]}")
-                continue
-            stats = {"VIP wait median ms": statistics.median(waits), "VIP wait max ms": max(waits)}
-            for metric, value in stats.items():
-                row = rows.get((system, metric))
-                if row is None:
-                    row = rows[(system, metric)] = Measurement(
-                        WORKLOAD, system, metric, "ms", n=vips, note=note, higher_is_better=False
-                    )
-                row.values.append(value)
-            log(
-                f"  round {rnd + 1}/{cfg.rounds} {system}: "
-                + ", ".join(f"{k} {v:,.1f}" for k, v in stats.items())
-            )
-    for system in systems:
-        if system in failed:
-            out.append(not_run(WORKLOAD, system, "VIP wait median ms", failed[system]))
-        else:
-            out.extend(m for (s, _), m in rows.items() if s == system)
+
+    def waits_of(system: str) -> dict[str, float]:
+        waits = _run_one(system, cfg, regular, vips)
+        return {"VIP wait median ms": statistics.median(waits), "VIP wait max ms": max(waits)}
+
+    def row(system: str, metric: str) -> Measurement:
+        return Measurement(
+            WORKLOAD, system, metric, "ms", n=vips, note=note, higher_is_better=False
+        )
+
+    out += await per_round(
+        cfg, systems, waits_of, row, log, workload=WORKLOAD, metric="VIP wait median ms"
+    )
     return out
 
 

@@ -80,6 +80,7 @@ class Execution:
     ) -> None:
         self.registry = registry
         self._store = store
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._retry = retry
         self._worker = worker
         self._clock = clock
@@ -99,6 +100,8 @@ class Execution:
 
     def start(self, job: Job) -> asyncio.Task[object]:
         """Start running a job the claim loop just claimed."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
         lease = Lease(job.id, job.lease_token or "")
         trace = None if HOOKS.attempt is None else HOOKS.attempt(job)
         if trace is None:  # the attempt is the task's own coroutine: no wrapper to await
@@ -198,7 +201,8 @@ class Execution:
     async def _call(self, job: Job, lease: Lease, trace: Attempt | None) -> Outcome:
         """Run the job's task; whatever it raises is its failure. Only the worker's own
         cancellation (shutdown, cancel request, lost lease) leaves as ``CancelledError``."""
-        set_current_job(Current(job, self.progress, self._store))  # this task's own context
+        # this task's own context; the loop, for a sync task's reads on its thread
+        set_current_job(Current(job, self.progress, self._store, self._loop))
         running_job.set(True)  # its writes are processing: they go ahead of enqueues
         deadline: asyncio.Timeout | None = None
         try:

@@ -11,12 +11,15 @@ cost nothing: no statement is added when the book is empty.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+import asyncio
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
 from .backends.base import Backend
 from .errors import JobsError
 from .models import Job, JobState, Lease, Progress
+
+T = TypeVar("T")
 
 #: Seconds between the heartbeat loop's writes of progress that changed (between its beats).
 PROGRESS_EVERY = 1.0
@@ -80,20 +83,26 @@ class RunningJob(Job):
     it was claimed, :meth:`progress` to say how far the task got, and reads about the jobs it
     depended on (:meth:`parent_results`, :meth:`parent_counts`)."""
 
-    __slots__ = ("_reporter", "_store")
+    __slots__ = ("_loop", "_reporter", "_store")
     _reporter: Callable[[Progress], None]
     _store: Backend | None
+    _loop: asyncio.AbstractEventLoop | None
 
     progress = _ProgressMethod()
 
     @classmethod
     def of(
-        cls, job: Job, reporter: Callable[[Progress], None], store: Backend | None = None
+        cls,
+        job: Job,
+        reporter: Callable[[Progress], None],
+        store: Backend | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> RunningJob:
         fields = {name: getattr(job, name) for name in Job.__dataclass_fields__}
         running = cls(**fields)
         object.__setattr__(running, "_reporter", reporter)
         object.__setattr__(running, "_store", store)
+        object.__setattr__(running, "_loop", loop)
         return running
 
     async def parent_results(self) -> list[Any]:
@@ -106,6 +115,32 @@ class RunningJob(Job):
         """How many of the jobs this one depended on ``succeeded``, ``failed`` or were
         ``cancelled`` (and ``unfinished``: 0 once it runs, unless it was retried by hand)."""
         return (await self._claimed_from().dependencies(self.id)).counts()
+
+    def parent_results_sync(self) -> list[Any]:
+        """:meth:`parent_results` for a sync task, on its thread: it waits for the read (made
+        on the worker's event loop). An async task awaits :meth:`parent_results` instead."""
+        return self._on_worker_loop(self.parent_results())
+
+    def parent_counts_sync(self) -> dict[str, int]:
+        """:meth:`parent_counts` for a sync task, on its thread (see
+        :meth:`parent_results_sync`)."""
+        return self._on_worker_loop(self.parent_counts())
+
+    def _on_worker_loop(self, read: Coroutine[Any, Any, T]) -> T:
+        loop = self._loop
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if loop is None or here is not None:
+            read.close()
+            if loop is None:
+                raise JobsError("this job was not claimed by a worker: it has no store to read")
+            raise JobsError(
+                "an async task awaits current_job().parent_results() / parent_counts(); the "
+                "_sync variants are for sync tasks (they block their thread)"
+            )
+        return asyncio.run_coroutine_threadsafe(read, loop).result()
 
     def _claimed_from(self) -> Backend:
         if self._store is None:
@@ -123,16 +158,25 @@ class Current:
     """A running task's job and its worker's book, in the task's context; the
     :class:`RunningJob` is built when the task first asks for it (most never do)."""
 
-    __slots__ = ("_running", "book", "job", "store")
+    __slots__ = ("_running", "book", "job", "loop", "store")
 
-    def __init__(self, job: Job, book: ProgressBook, store: Backend | None = None) -> None:
+    def __init__(
+        self,
+        job: Job,
+        book: ProgressBook,
+        store: Backend | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         self.job = job
         self.book = book
         self.store = store
+        #: The worker's event loop (a sync task's reads of its parents are made there).
+        self.loop = loop
         self._running: RunningJob | None = None
 
     def running(self) -> RunningJob:
         if self._running is None:
             job_id, book = self.job.id, self.book
-            self._running = RunningJob.of(self.job, lambda p: book.report(job_id, p), self.store)
+            report: Callable[[Progress], None] = lambda p: book.report(job_id, p)  # noqa: E731
+            self._running = RunningJob.of(self.job, report, self.store, self.loop)
         return self._running

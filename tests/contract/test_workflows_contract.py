@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from quart_jobs import Jobs, JobState, Transaction, UnknownDependency, current_job, step
+from quart_jobs import Jobs, JobsError, JobState, Transaction, UnknownDependency, current_job, step
 from quart_jobs.backends import Backend
 
 from ..conftest import Clock
@@ -41,9 +41,24 @@ async def collect() -> list[Any]:
     return await current_job().parent_results()
 
 
+def plus_one_sync() -> int:
+    """A sync task (on a thread of its own): the blocking variants."""
+    (previous,) = current_job().parent_results_sync()
+    assert current_job().parent_counts_sync()["succeeded"] == 1
+    return int(previous) + 1
+
+
+async def misuses_sync() -> str:
+    try:
+        current_job().parent_results_sync()
+    except JobsError as exc:
+        return str(exc)
+    return "no error"
+
+
 def make_jobs(backend: Backend, clock: Clock) -> Jobs:
     jobs = Jobs(backend, clock=clock)
-    for func in (first, plus_one, member, report, collect):
+    for func in (first, plus_one, member, report, collect, plus_one_sync, misuses_sync):
         jobs.register(func, name=func.__name__)
     jobs.max_attempts = 1
     return jobs
@@ -55,6 +70,18 @@ async def test_a_chain_passes_results_from_step_to_step(backend: Backend, clock:
     assert [j.state for j in chain] == [JobState.QUEUED, JobState.WAITING, JobState.WAITING]
     await jobs.drain(timeout=30)
     assert [(await jobs.get(j.id)).result for j in chain] == [2, 3, 4]
+
+
+async def test_a_chain_of_sync_tasks_reads_results_on_their_threads(
+    backend: Backend, clock: Clock
+) -> None:
+    jobs = make_jobs(backend, clock)
+    chain = await jobs.chain(step(first, 1), step(plus_one_sync), step(plus_one_sync))
+    await jobs.drain(timeout=30)
+    assert [(await jobs.get(j.id)).result for j in chain] == [2, 3, 4]
+    misuse = await jobs.enqueue(misuses_sync)
+    await jobs.drain(timeout=30)
+    assert "an async task awaits" in (await jobs.get(misuse.id)).result
 
 
 async def test_a_group_callback_runs_once_with_the_counts(backend: Backend, clock: Clock) -> None:

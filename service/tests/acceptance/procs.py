@@ -4,6 +4,8 @@ customers' keys; the process helpers themselves are the library's
 
 from __future__ import annotations
 
+import socket
+import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,8 +36,11 @@ __all__ = [
     "freeze_holding",
     "full_only",
     "place",
+    "queued_orders",
     "running",
+    "serve_once",
     "service_env",
+    "taken_port",
     "wait_until",
 ]
 
@@ -83,3 +88,33 @@ def place(client: httpx.Client, key: str, **body: object) -> dict[str, object]:
     assert response.status_code == 202, response.text
     data: dict[str, object] = response.json()
     return data
+
+
+def serve_once(database_url: str, port: int, **env: str) -> subprocess.CompletedProcess[str]:
+    """``orders serve`` run to its end (a start-up that fails), its output captured."""
+    return subprocess.run(
+        [*ORDERS, "serve"],
+        env=service_env(database_url, port, **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def queued_orders(tmp_path: Path, database_url: str, count: int) -> None:
+    """``count`` VIP orders placed through a server that runs no worker: queued, unclaimed."""
+    with (
+        running(tmp_path, database_url, env={"EMBEDDED_WORKERS": "0"}) as web,
+        httpx.Client(base_url=web.url) as client,
+    ):
+        for _ in range(count):
+            place(client, VIP_KEY, processing_seconds=0)
+
+
+@contextmanager
+def taken_port() -> Iterator[int]:
+    """A port another socket listens on for the duration."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]

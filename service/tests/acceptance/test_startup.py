@@ -4,7 +4,6 @@ is claimed before the server listens."""
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import stat
 import subprocess
@@ -15,19 +14,17 @@ import pytest
 
 from quart_jobs.backends.sqlite.wakeup import wakeup_directory
 
-from .procs import BIN, VIP_KEY, free_port, place, running, service_env
+from .procs import (
+    VIP_KEY,
+    free_port,
+    place,
+    queued_orders,
+    running,
+    serve_once,
+    taken_port,
+)
 
 pytestmark = pytest.mark.acceptance
-
-
-def serve_once(database_url: str, port: int, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "orders"), "serve"],
-        env=service_env(database_url, port, **env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def one_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -39,16 +36,8 @@ def one_line(result: subprocess.CompletedProcess[str]) -> str:
 def test_a_taken_port_stops_start_up_before_any_job_is_claimed(tmp_path: Path) -> None:
     db = tmp_path / "o.sqlite3"
     url = f"sqlite:///{db}"
-    with (
-        running(tmp_path, url, env={"EMBEDDED_WORKERS": "0"}) as web,
-        httpx.Client(base_url=web.url) as client,
-    ):
-        for _ in range(5):
-            place(client, VIP_KEY, processing_seconds=0)
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    queued_orders(tmp_path, url, 5)
+    with taken_port() as port:
         result = serve_once(url, port, EMBEDDED_WORKERS="1")
     assert result.returncode == 2, result.stderr
     line = one_line(result)

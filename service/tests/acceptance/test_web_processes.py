@@ -26,8 +26,11 @@ from .procs import (
     Service,
     free_port,
     place,
+    queued_orders,
     running,
+    serve_once,
     service_env,
+    taken_port,
     wait_until,
 )
 
@@ -125,23 +128,9 @@ def test_the_port_listens_before_any_web_process_claims_a_job(tmp_path: Path) ->
 def test_a_taken_port_stops_the_group_before_any_process_starts(tmp_path: Path) -> None:
     db = tmp_path / "o.sqlite3"
     url = f"sqlite:///{db}"
-    with (
-        running(tmp_path, url, env={"EMBEDDED_WORKERS": "0"}) as web,
-        httpx.Client(base_url=web.url) as client,
-    ):
-        for _ in range(3):
-            place(client, VIP_KEY, processing_seconds=0)
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        result = subprocess.run(
-            [str(BIN / "orders"), "serve"],
-            env=service_env(url, port, **GROUP),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+    queued_orders(tmp_path, url, 3)
+    with taken_port() as port:
+        result = serve_once(url, port, **GROUP)
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0], result.stderr

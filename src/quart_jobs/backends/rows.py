@@ -164,12 +164,18 @@ def purge_states(states: Collection[JobState]) -> list[str]:
 
 
 def new_job_record(new: NewJob, job_id: int, enqueued_at: float, run_at: float) -> Job:
-    """The :class:`Job` a backend stored for ``new`` (what reading it back would return)."""
+    """The :class:`Job` a backend stored for ``new``: what reading it back returns (arguments
+    that JSON would change, such as tuples, go through it: the record shares no mutable value
+    with the caller)."""
     return Job(
         id=job_id,
         task=new.task,
         args=tuple(json.loads(json.dumps(list(new.args)))) if _needs_copy(new.args) else new.args,
-        kwargs=dict(new.kwargs),
+        kwargs=(
+            json.loads(json.dumps(dict(new.kwargs)))
+            if _needs_copy(tuple(new.kwargs.values()))
+            else dict(new.kwargs)
+        ),
         priority=new.priority,
         state=JobState.QUEUED,
         attempts=0,
@@ -189,5 +195,6 @@ def new_job_record(new: NewJob, job_id: int, enqueued_at: float, run_at: float) 
 
 
 def _needs_copy(args: tuple[Any, ...]) -> bool:
-    """Whether JSON would change ``args`` (tuples become lists): plain scalars are kept as is."""
+    """Whether JSON would change ``args`` (tuples become lists) or they hold a mutable value:
+    plain scalars are kept as is."""
     return not all(a is None or isinstance(a, str | int | float | bool) for a in args)

@@ -8,7 +8,6 @@ the process; use SQLite or PostgreSQL for anything that must.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
@@ -40,7 +39,7 @@ from ..base import (
     Outcome,
     QueueLimits,
 )
-from ..rows import purge_states
+from ..rows import new_job_record, purge_states
 from ..shared_sql import workers as workers_sql
 from ..store_clock import StoreClock
 from .claim import claim
@@ -124,28 +123,8 @@ class MemoryBackend(Backend):
             if new.key is not None and new.key in self._keys:
                 results.append(EnqueueResult(self._jobs[self._keys[new.key]], created=False))
                 continue
-            job = Job(
-                id=self._next_id,
-                task=new.task,
-                # Round-trip through JSON so callers see exactly what a SQL backend returns.
-                args=tuple(json.loads(json.dumps(list(new.args)))),
-                kwargs=json.loads(json.dumps(dict(new.kwargs))),
-                priority=new.priority,
-                state=JobState.QUEUED,
-                attempts=0,
-                max_attempts=new.max_attempts,
-                enqueued_at=now,
-                run_at=now if new.run_at is None else new.run_at,
-                owner=new.owner,
-                key=new.key,
-                timeout=new.timeout,
-                queue=new.queue,
-                concurrency_key=new.concurrency_key,
-                concurrency_limit=new.concurrency_limit,
-                rate_key=new.rate_key,
-                rate_limit=new.rate_limit,
-                trace_context=new.trace_context,
-            )
+            run_at = now if new.run_at is None else new.run_at
+            job = new_job_record(new, self._next_id, now, run_at)
             if job.run_at <= now:
                 self._tags[job.id] = self._book.tag(job.queue, job.priority, job.owner)
             self._next_id += 1
