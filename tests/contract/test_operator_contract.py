@@ -110,6 +110,7 @@ async def test_started_waits_by_minute_tier_and_slot_with_the_longest_waiting_ow
     assert late.id == dan
     assert await backend.finish([Outcome(lease_of(late), JobState.FAILED)], clock()) == [True]
     await enqueue(backend, clock, new(owner="eve"))  # still queued: not counted
+    clock.advance(2)
 
     waits = await backend.operator.started_waits(since, 60, 5)
     assert waits.counts == {
@@ -124,6 +125,23 @@ async def test_started_waits_by_minute_tier_and_slot_with_the_longest_waiting_ow
         (REGULAR, "dan", 50, 1),
         (REGULAR, "bob", 7, 1),
         (REGULAR, "cat", 3, 1),
+    ]
+    # With ``now``, the jobs still waiting count too: eve's, 2 s so far.
+    now = await backend.operator.started_waits(since, 60, 5, clock())
+    assert now.counts == waits.counts
+    assert [(o.owner, o.longest, o.jobs, o.waiting) for o in now.owners] == [
+        ("ann", 3, 1, 0),
+        ("dan", 50, 1, 0),
+        ("bob", 7, 1, 0),
+        ("cat", 3, 1, 0),
+        ("eve", 2, 0, 1),
+    ]
+    clock.advance(60)  # eve has waited longest of all now
+    assert [
+        o.owner for o in (await backend.operator.started_waits(since, 60, 1, clock())).owners
+    ] == [
+        "ann",
+        "eve",
     ]
     two = await backend.operator.started_waits(since, 60, 2)
     assert [o.owner for o in two.owners] == ["ann", "dan", "bob"]

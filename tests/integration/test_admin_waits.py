@@ -96,7 +96,8 @@ async def test_p50_p99_per_tier_and_minute_and_the_longest_waiting_owners(
     clock.advance(42)
     second = await start(jobs, 1)  # bob waited 42 s
     await end(jobs, second["bob"], JobState.FAILED)
-    await put(jobs, "eve")  # still waiting: not a start
+    await put(jobs, "eve")  # still waiting: not a start, but a wait (5 s so far)
+    clock.advance(5)
 
     body = await waits(client)
     assert body["now"] == clock()
@@ -131,11 +132,14 @@ async def test_p50_p99_per_tier_and_minute_and_the_longest_waiting_owners(
     assert busy == 3, "the job of two hours ago is out of the window"
     assert all(b["p50"] is None and b["p99"] is None for b in vip["buckets"] if not b["jobs"])
 
-    assert vip["longest_waiting_owners"] == [{"owner": "ann", "longest_wait": 2.0, "jobs": 1}]
+    assert vip["longest_waiting_owners"] == [
+        {"owner": "ann", "longest_wait": 2.0, "jobs": 1, "waiting": 0}
+    ]
     assert regular["longest_waiting_owners"] == [
-        {"owner": "bob", "longest_wait": 42.0, "jobs": 1},
-        {"owner": "cat", "longest_wait": 3.0, "jobs": 1},
-        {"owner": "dan", "longest_wait": 3.0, "jobs": 1},
+        {"owner": "bob", "longest_wait": 42.0, "jobs": 1, "waiting": 0},
+        {"owner": "eve", "longest_wait": 5.0, "jobs": 0, "waiting": 1},
+        {"owner": "cat", "longest_wait": 3.0, "jobs": 1, "waiting": 0},
+        {"owner": "dan", "longest_wait": 3.0, "jobs": 1, "waiting": 0},
     ]
     one = await waits(client, "?owners=1&minutes=5")
     assert len(tier(one, "regular")["buckets"]) == 5

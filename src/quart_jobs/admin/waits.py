@@ -42,8 +42,15 @@ class WaitBucket(BaseModel):
 
 class OwnerWaitAnswer(BaseModel):
     owner: str
-    longest_wait: float = Field(description="the longest wait of the owner's jobs, seconds")
+    longest_wait: float = Field(
+        description="the longest wait of the owner's jobs, seconds: of those started in the "
+        "window, and of those ready and still queued (their wait so far)"
+    )
     jobs: int = Field(description="the owner's jobs of this tier started in the window")
+    waiting: int = Field(
+        description="the owner's ready jobs of this tier still queued (among the 1,000 queued "
+        "longest)"
+    )
 
 
 class TierWaits(BaseModel):
@@ -102,7 +109,12 @@ def waits_answer(waits: StartedWaits, since: float, minutes: int) -> dict[str, A
             for i in range(minutes)
         ]
         owners = [
-            {"owner": o.owner, "longest_wait": max(0.0, o.longest), "jobs": o.jobs}
+            {
+                "owner": o.owner,
+                "longest_wait": max(0.0, o.longest),
+                "jobs": o.jobs,
+                "waiting": o.waiting,
+            }
             for o in waits.owners
             if o.priority == priority
         ]
@@ -125,12 +137,13 @@ def add_wait_routes(bp: Blueprint, jobs: Jobs, auth: AdminAuth) -> None:
     @admin_operation(400)
     async def admin_waits() -> Response:
         """How long jobs waited to start, per tier and minute (p50, p99) over the last
-        ``minutes``, and the owners whose jobs waited longest in each tier. Every process's
+        ``minutes``, and the owners whose jobs waited longest in each tier (started in the
+        window, or still waiting now). Every process's
         jobs count: the numbers come from the store."""
         await auth.authenticate(request)
         query = parse_query(WaitsQuery)
         now = jobs.clock()
         # Whole minutes, the last one still filling, as the throughput chart's.
         first = (math.floor(now / BUCKET_SECONDS) - query.minutes + 1) * BUCKET_SECONDS
-        waits = await jobs.operator.started_waits(first, BUCKET_SECONDS, query.owners)
+        waits = await jobs.operator.started_waits(first, BUCKET_SECONDS, query.owners, now)
         return jsonify({"now": now, **waits_answer(waits, first, query.minutes)})

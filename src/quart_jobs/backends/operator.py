@@ -33,12 +33,20 @@ def wait_slot(wait: float) -> int:
 
 @dataclass(frozen=True, slots=True)
 class OwnerWait:
-    """One owner's jobs started in a tier since the window began: the longest of their waits."""
+    """One owner's jobs of a tier: the longest wait among those started since the window began
+    (``jobs`` of them) and those ready and still queued (``waiting`` of them, counted in the
+    sample of the :data:`WAITING_SAMPLE` ready jobs queued longest; their wait so far)."""
 
     priority: int
     owner: str
     longest: float
     jobs: int
+    waiting: int = 0
+
+
+#: The ready queued jobs whose waits count toward :attr:`StartedWaits.owners`: those queued
+#: longest (the first ids), so the read stays bounded under any backlog.
+WAITING_SAMPLE = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +64,27 @@ class StartedWaits:
 
 
 def started_waits_of(
-    jobs: Iterable[Job], since: float, bucket_seconds: float, owners: int
+    jobs: Iterable[Job],
+    since: float,
+    bucket_seconds: float,
+    owners: int,
+    now: float | None = None,
 ) -> StartedWaits:
     """:class:`StartedWaits` computed from jobs in memory (the memory store; and the reference
     the SQL stores' statements are tested against)."""
     counts: dict[tuple[int, int, int], int] = {}
-    by_owner: dict[tuple[int, str], tuple[float, int]] = {}
+    by_owner: dict[tuple[int, str], tuple[float, int, int]] = {}
+    jobs = list(jobs)
+    if now is not None:
+        ready = sorted(
+            (j for j in jobs if j.state is JobState.QUEUED and j.run_at <= now),
+            key=lambda j: j.id,
+        )
+        for job in ready[:WAITING_SAMPLE]:
+            if job.owner is not None:
+                wait = now - max(job.enqueued_at, job.run_at)
+                longest, n, w = by_owner.get((job.priority, job.owner), (float("-inf"), 0, 0))
+                by_owner[(job.priority, job.owner)] = (max(longest, wait), n, w + 1)
     for job in jobs:
         started = job.started_at
         if started is None or started < since:
@@ -72,15 +95,15 @@ def started_waits_of(
         key = (int((started - since) // bucket_seconds), job.priority, wait_slot(wait))
         counts[key] = counts.get(key, 0) + 1
         if job.owner is not None:
-            longest, n = by_owner.get((job.priority, job.owner), (float("-inf"), 0))
-            by_owner[(job.priority, job.owner)] = (max(longest, wait), n + 1)
+            longest, n, w = by_owner.get((job.priority, job.owner), (float("-inf"), 0, 0))
+            by_owner[(job.priority, job.owner)] = (max(longest, wait), n + 1, w)
     ranked = sorted(by_owner.items(), key=lambda item: (item[0][0], -item[1][0], item[0][1]))
     top: list[OwnerWait] = []
     shown: dict[int, int] = {}
-    for (priority, owner), (longest, n) in ranked:
+    for (priority, owner), (longest, n, w) in ranked:
         if shown.get(priority, 0) < owners:
             shown[priority] = shown.get(priority, 0) + 1
-            top.append(OwnerWait(priority, owner, longest, n))
+            top.append(OwnerWait(priority, owner, longest, n, w))
     return StartedWaits(counts, top)
 
 
@@ -122,14 +145,18 @@ class OperatorStore(abc.ABC):
         Buckets with no jobs are absent."""
 
     @abc.abstractmethod
-    async def started_waits(self, since: float, bucket_seconds: float, owners: int) -> StartedWaits:
+    async def started_waits(
+        self, since: float, bucket_seconds: float, owners: int, now: float | None = None
+    ) -> StartedWaits:
         """How long the jobs that started at or after ``since`` had waited, by time bucket,
         priority and wait slot, and the ``owners`` owners per priority who waited longest
-        (:class:`StartedWaits`). Jobs still queued are not in it (the queue gauges' oldest
-        waiting job covers them). SQL stores read the jobs finished since ``since`` through
-        their ``finished_at`` index (as :meth:`finished_counts` does) and the running ones
-        through the lease index: the cost grows with the jobs of the window, never with
-        older ones."""
+        (:class:`StartedWaits`). Jobs still queued are not in the counts (the queue gauges'
+        oldest waiting job covers them); with ``now``, the ready jobs queued longest (at most
+        :data:`WAITING_SAMPLE`) count toward the owners with their wait so far. SQL stores
+        read the jobs finished since ``since`` through their ``finished_at`` index (as
+        :meth:`finished_counts` does), the running ones through the lease index and the
+        sample through the first ids of the state index: the cost grows with the jobs of the
+        window, never with older ones nor with the backlog."""
 
     @abc.abstractmethod
     async def waiting_jobs(self, now: float, workers: Sequence[WorkerRecord]) -> Waiting:

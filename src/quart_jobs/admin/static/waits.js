@@ -130,16 +130,18 @@
           el("thead", {}, el("tr", {},
             el("th", { text: tier.tier }),
             el("th", { class: "num", text: "Longest wait" }),
-            el("th", { class: "num", text: "Jobs" }))),
+            el("th", { class: "num", text: "Started" }),
+            el("th", { class: "num", text: "Waiting" }))),
           el("tbody", {}, ...owners.map((o) => el(
             "tr",
             { "data-owner": o.owner },
             el("td", { class: "mono owner", text: o.owner }),
             el("td", { class: "num wait", text: exact(o.longest_wait) }),
             el("td", { class: "num", text: String(o.jobs) }),
+            el("td", { class: "num waiting", text: String(o.waiting) }),
           ))),
         );
-        const empty = el("p", { class: "empty", text: `No ${tier.tier} job with an owner started.` });
+        const empty = el("p", { class: "empty", text: `No ${tier.tier} job with an owner started or waits.` });
         return el("div", {}, table, ...(owners.length ? [] : [empty]));
       }),
     );

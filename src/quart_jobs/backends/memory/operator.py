@@ -56,8 +56,10 @@ class MemoryOperator(OperatorStore):
                 counts[bucket] = counts.get(bucket, 0) + 1
         return counts
 
-    async def started_waits(self, since: float, bucket_seconds: float, owners: int) -> StartedWaits:
-        return started_waits_of(self._jobs(), since, bucket_seconds, owners)
+    async def started_waits(
+        self, since: float, bucket_seconds: float, owners: int, now: float | None = None
+    ) -> StartedWaits:
+        return started_waits_of(self._jobs(), since, bucket_seconds, owners, now)
 
     async def waiting_jobs(self, now: float, workers: Sequence[WorkerRecord]) -> Waiting:
         tags, paused, keys = self._claim_state()

@@ -59,13 +59,16 @@ class PostgresOperator(OperatorStore):
             rows = await cur.fetchall()
         return {(int(bucket), JobState(state)): int(n) for bucket, state, n in rows}
 
-    async def started_waits(self, since: float, bucket_seconds: float, owners: int) -> StartedWaits:
+    async def started_waits(
+        self, since: float, bucket_seconds: float, owners: int, now: float | None = None
+    ) -> StartedWaits:
         since = self._db.clock.at(since)
         window = (since, since, since)
+        sample = ops.waiting_sample(None if now is None else self._db.clock.at(now), since)
         async with self._db.connection() as conn:
             cur = await conn.execute(q.STARTED_WAITS, (*window, since, bucket_seconds))
             counts = await cur.fetchall()
-            cur = await conn.execute(q.LONGEST_WAITING_OWNERS, (*window, owners))
+            cur = await conn.execute(q.LONGEST_WAITING_OWNERS, (*window, *sample, owners))
             longest = await cur.fetchall()
         return ops.started_waits_from_rows(counts, longest)
 

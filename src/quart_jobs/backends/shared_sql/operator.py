@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ...models import JobState, Stats
-from ..operator import WAIT_BOUNDS, OwnerWait, StartedWaits
+from ..operator import WAIT_BOUNDS, WAITING_SAMPLE, OwnerWait, StartedWaits
 from .dialect import render
 
 #: Bytes the write probe rewrites each time: a page or so, so it needs room like an order does.
@@ -97,23 +97,41 @@ STARTED_WAITS = (
     _STARTED + f"SELECT {{started_bucket}} AS bucket, priority, {_SLOT} AS slot, COUNT(*) "
     "FROM started GROUP BY bucket, priority, slot"
 )
-#: Per priority, the owners whose longest wait was longest. Parameters: since (three times),
-#: how many owners per priority.
+#: The ready jobs queued longest, each with its wait so far (parameters: now twice, how many):
+#: the first ids of ``qj_jobs_state`` (ids grow in enqueue order), so a bounded read.
+_WAITING = (
+    "waiting AS (SELECT priority, owner, CAST(? AS DOUBLE PRECISION) - "
+    "CASE WHEN run_at > enqueued_at THEN run_at ELSE enqueued_at END AS wait "
+    "FROM qj_jobs WHERE state = 'queued' AND run_at <= ? ORDER BY id LIMIT ?) "
+)
+#: Per priority, the owners whose longest wait was longest: the waits of the jobs started in the
+#: window and of the ready jobs still queued (a sample, :data:`_WAITING`). Parameters: since
+#: (three times), now (twice), the sample's size, how many owners per priority.
 LONGEST_WAITING_OWNERS = (
-    _STARTED + "SELECT priority, owner, longest, n FROM ("
-    "SELECT priority, owner, MAX(wait) AS longest, COUNT(*) AS n, ROW_NUMBER() OVER "
-    "(PARTITION BY priority ORDER BY MAX(wait) DESC, owner) AS place "
-    "FROM started WHERE owner IS NOT NULL GROUP BY priority, owner) AS ranked "
+    _STARTED.rstrip() + ", " + _WAITING + "SELECT priority, owner, longest, n, w FROM ("
+    "SELECT priority, owner, MAX(wait) AS longest, SUM(s) AS n, SUM(w) AS w, ROW_NUMBER() OVER "
+    "(PARTITION BY priority ORDER BY MAX(wait) DESC, owner) AS place FROM ("
+    "SELECT priority, owner, wait, 1 AS s, 0 AS w FROM started WHERE owner IS NOT NULL "
+    "UNION ALL SELECT priority, owner, wait, 0, 1 FROM waiting WHERE owner IS NOT NULL"
+    ") AS waits GROUP BY priority, owner) AS ranked "
     "WHERE place <= ? ORDER BY priority, place"
 )
 
 
+def waiting_sample(now: float | None, since: float) -> tuple[float, float, int]:
+    """:data:`_WAITING`'s parameters: now twice and the sample's size (none without ``now``)."""
+    if now is None:
+        return (since, since, 0)
+    return (now, now, WAITING_SAMPLE)
+
+
 def started_waits_from_rows(
-    counts: Iterable[tuple[int, int, int, int]], owners: Iterable[tuple[int, str, float, int]]
+    counts: Iterable[tuple[int, int, int, int]],
+    owners: Iterable[tuple[int, str, float, int, int]],
 ) -> StartedWaits:
     """:class:`StartedWaits` from :data:`STARTED_WAITS` and :data:`LONGEST_WAITING_OWNERS`
     rows."""
     return StartedWaits(
         {(int(b), int(p), int(s)): int(n) for b, p, s, n in counts},
-        [OwnerWait(int(p), str(o), float(w), int(n)) for p, o, w, n in owners],
+        [OwnerWait(int(p), str(o), float(w), int(n), int(q)) for p, o, w, n, q in owners],
     )

@@ -65,11 +65,15 @@ class SQLiteOperator(OperatorStore):
 
         return await self._readers.run(run)
 
-    async def started_waits(self, since: float, bucket_seconds: float, owners: int) -> StartedWaits:
+    async def started_waits(
+        self, since: float, bucket_seconds: float, owners: int, now: float | None = None
+    ) -> StartedWaits:
+        sample = ops.waiting_sample(now, since)
+
         def run(conn: sqlite3.Connection) -> StartedWaits:
             window = (since, since, since)
             counts = conn.execute(s.STARTED_WAITS, (*window, since, bucket_seconds))
-            longest = conn.execute(s.LONGEST_WAITING_OWNERS, (*window, owners))
+            longest = conn.execute(s.LONGEST_WAITING_OWNERS, (*window, *sample, owners))
             return ops.started_waits_from_rows(counts.fetchall(), longest.fetchall())
 
         return await self._readers.run(run)
