@@ -5,6 +5,7 @@ follow the store as it changes (a window that opens, a resume)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from quart_jobs.backends import Backend
@@ -12,7 +13,7 @@ from quart_jobs.backends.shared_sql import reasons
 from quart_jobs.backends.shared_sql.dialect import SQLITE
 from quart_jobs.backends.sqlite.backend import SQLiteBackend
 from quart_jobs.models import NewJob, WaitReason, WorkerRecord
-from quart_jobs.rate import RateLimit
+from quart_jobs.rate import RateLimit, StartLog
 
 from ..conftest import Clock
 
@@ -115,6 +116,29 @@ async def test_the_counts_follow_the_store(backend: Backend, clock: Clock) -> No
         ("limited", R.UNSERVED): 2,
         ("crowded", R.UNSERVED): 1,
     }
+
+
+async def test_a_rate_window_waits_until_the_instant_a_claim_may_take_its_job(
+    backend: Backend, clock: Clock
+) -> None:
+    """At the boundary the reason and the claim agree: just before the window opens the job
+    waits for the rate limit and no claim takes it; at the instant it opens, it is not counted
+    and a claim takes it."""
+    w = worker(clock)
+    await backend.enqueue([rated("first")], clock())
+    (started,) = await backend.claim("w1", 10, clock(), LEASE)
+    assert started.started_at is not None
+    log = StartLog()
+    log.charge(started.started_at, 1)
+    opens = log.open_at(ONE_PER_MINUTE, started.started_at)
+    await backend.enqueue([rated("next")], clock())
+    clock.now = math.nextafter(opens, 0.0)
+    assert await waiting(backend, clock, w) == {("next", R.RATE_LIMIT): 1}
+    assert await backend.claim("w1", 10, clock(), LEASE) == []
+    clock.now = opens
+    assert await waiting(backend, clock, w) == {}
+    (taken,) = await backend.claim("w1", 10, clock(), LEASE)
+    assert taken.queue == "next"
 
 
 async def test_jobs_that_started_or_ended_are_not_counted(backend: Backend, clock: Clock) -> None:
