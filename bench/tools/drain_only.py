@@ -43,7 +43,7 @@ async def _fill(jobs: Any, n: int) -> None:
         await jobs.enqueue_many(calls)
 
 
-async def _drain(jobs: Any, n: int) -> tuple[float, float, float]:
+async def _drain(jobs: Any, n: int, concurrency: int) -> tuple[float, float, float]:
     """Jobs per second, CPU microseconds per job of all threads and of the event loop's."""
     jobs.task(qj_noop)
     done = Countdown(n)
@@ -54,14 +54,16 @@ async def _drain(jobs: Any, n: int) -> tuple[float, float, float]:
 
     jobs.event_hooks.append(hook)
     t0, c0, l0 = time.perf_counter(), time.process_time(), time.thread_time()
-    async with jobs.run_worker(concurrency=QJ_CONCURRENCY):
+    async with jobs.run_worker(concurrency=concurrency):
         await done.wait(300)
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         loop = time.thread_time() - l0
     return n / seconds, 1e6 * cpu / n, 1e6 * loop / n
 
 
-async def main(backend: str, n: int, label: str, prepared: Path | None) -> dict[str, Any]:
+async def main(
+    backend: str, n: int, label: str, prepared: Path | None, concurrency: int = QJ_CONCURRENCY
+) -> dict[str, Any]:
     from quart_jobs import Jobs
 
     with tempfile.TemporaryDirectory(prefix="quart-jobs-drain-") as tmp:
@@ -75,18 +77,19 @@ async def main(backend: str, n: int, label: str, prepared: Path | None) -> dict[
                     await _fill(jobs, n)
             shutil.copy(prepared, Path(tmp) / "drain.sqlite3")
             async with Jobs(f"sqlite:///{tmp}/drain.sqlite3") as jobs:
-                rate, cpu, loop = await _drain(jobs, n)
+                rate, cpu, loop = await _drain(jobs, n, concurrency)
         else:
             async with fresh_database(f"bench_drain_{os.getpid()}") as url, Jobs(url) as jobs:
                 await _fill(jobs, n)
                 async with server_cost(database_of(url)) as probe:
-                    rate, cpu, loop = await _drain(jobs, n)
+                    rate, cpu, loop = await _drain(jobs, n, concurrency)
                 assert probe.result is not None
                 server = 1e6 * probe.result.cpu_seconds / n
     return {
         "label": label,
         "backend": backend,
         "n": n,
+        "concurrency": concurrency,
         "drain": rate,
         "cpu_us_per_job": cpu,
         "loop_cpu_us_per_job": loop,  # the event loop's thread; the rest is the store's threads
@@ -102,6 +105,9 @@ if __name__ == "__main__":
     parser.add_argument("n", type=int, nargs="?", default=20_000)
     parser.add_argument("--label", default="")
     parser.add_argument("--prepared", type=Path, help="SQLite: the backlog file to keep and reuse")
+    parser.add_argument(
+        "--concurrency", type=int, default=QJ_CONCURRENCY, help="the worker's (10: the PG peers')"
+    )
     args = parser.parse_args()
-    result = asyncio.run(main(args.backend, args.n, args.label, args.prepared))
+    result = asyncio.run(main(args.backend, args.n, args.label, args.prepared, args.concurrency))
     print(json.dumps(result), flush=True)
