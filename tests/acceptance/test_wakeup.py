@@ -102,6 +102,55 @@ def test_a_worker_that_polls_once_a_minute_starts_a_new_job_at_once(
     assert worker.poll() is None
 
 
+CHAIN = """
+import asyncio
+from quart_jobs import Jobs, WorkerSettings
+
+# Its drain takes only from the default queue: the dependant, in "pings", is the other's.
+jobs = Jobs("sqlite:///w.sqlite3", worker_settings=WorkerSettings(queues=("default",)))
+
+@jobs.task(name="first")
+async def first() -> int:
+    return 1
+
+@jobs.task(name="wapp.ping")
+async def ping(n: int) -> int:
+    return n
+
+async def main() -> None:
+    async with jobs:
+        parent = await jobs.enqueue(first)
+        child = await jobs.options(after=[parent], queue="pings").enqueue(ping, 7)
+        print(child.id, flush=True)
+        await jobs.drain()  # runs the parent: its success queues the child
+        await asyncio.sleep(60)  # open meanwhile: its closing wakes nobody before the check
+
+asyncio.run(main())
+"""
+
+
+def test_a_dependant_that_another_process_s_outcome_queues_starts_at_once(
+    tmp_path: Path, worker: subprocess.Popen[str]
+) -> None:
+    """A job waiting for a parent that another process runs: when that process records the
+    parent's success (which queues the dependant), it wakes the workers of every process."""
+    db = tmp_path / "w.sqlite3"
+    assert wait_until(lambda: any(wakeup_directory(db).glob("r-*.sock")), 30), "it listens"
+    chain = subprocess.Popen(
+        [sys.executable, "-c", CHAIN], cwd=tmp_path, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert chain.stdout is not None
+        child = int(chain.stdout.readline())
+        # Far less than the worker's 60 s poll interval: only the wake-up can have started it.
+        assert wait_until(lambda: _state(db, child) == "succeeded", 15), _state(db, child)
+    finally:
+        chain.kill()
+        chain.wait(30)
+        if chain.stdout is not None:
+            chain.stdout.close()
+
+
 def test_a_stale_socket_of_a_dead_process_is_removed(
     tmp_path: Path, worker: subprocess.Popen[str]
 ) -> None:

@@ -177,9 +177,13 @@ class SQLiteBackend(Backend):
         if wrapper is not None:
             self.wakeup.unsubscribe_finished(wrapper)
 
-    def _recorded(self, outcomes: Sequence[Outcome], held: Sequence[bool]) -> None:
+    def _recorded(
+        self, outcomes: Sequence[Outcome], held: Sequence[bool], cascaded: bool = False
+    ) -> None:
+        """Wake the workers (a job queued again, or dependants the outcomes queued: the
+        workers of other processes claim them now, not at their next poll) and the waiters."""
         ready, ended = outcome_events(outcomes, held)
-        if ready:
+        if ready or cascaded:
             self.wakeup.jobs_ready()
         if ended:
             self.wakeup.jobs_finished(ended)
@@ -251,13 +255,13 @@ class SQLiteBackend(Backend):
     ) -> tuple[list[bool], list[Job]]:
         now = self._clock.now(now)
 
-        def run(conn: sqlite3.Connection) -> tuple[list[bool], list[Job]]:
-            held = finish(conn, outcomes, now)
+        def run(conn: sqlite3.Connection) -> tuple[list[bool], bool, list[Job]]:
+            held, cascaded = finish(conn, outcomes, now)
             claimed = claim(conn, worker, limit, now, lease_seconds, scope) if limit else []
-            return held, claimed
+            return held, cascaded, claimed
 
-        held, claimed = await self._writer.run(run, durable=False)
-        self._recorded(outcomes, held)
+        held, cascaded, claimed = await self._writer.run(run, durable=False)
+        self._recorded(outcomes, held, cascaded)
         return held, claimed
 
     async def heartbeat(
@@ -283,8 +287,10 @@ class SQLiteBackend(Backend):
 
     async def finish(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
         now = self._clock.now(now)
-        held = await self._writer.run(lambda conn: finish(conn, outcomes, now), durable=False)
-        self._recorded(outcomes, held)
+        held, cascaded = await self._writer.run(
+            lambda conn: finish(conn, outcomes, now), durable=False
+        )
+        self._recorded(outcomes, held, cascaded)
         return held
 
     async def recover_expired(self, now: float) -> int:
