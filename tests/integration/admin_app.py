@@ -20,6 +20,8 @@ from quart_jobs.admin import register_admin
 from quart_jobs.metrics import register_metrics
 
 TASK = "work.run"
+#: A task that reports its progress step by step (the dashboard's progress bar).
+STEPS_TASK = "work.steps"
 TOKEN = "s3cret-admin-token"
 
 
@@ -34,6 +36,14 @@ async def run(n: int = 0, seconds: float = 0, fail_times: int = 0) -> int:
     if attempt <= fail_times:
         raise SimulatedFailure(f"simulated failure (attempt {attempt} of {fail_times} set)")
     return n
+
+
+async def steps(count: int = 4, seconds: float = 1.0) -> int:
+    """``count`` steps of ``seconds`` each, reporting how far it got after each one."""
+    for done in range(1, count + 1):
+        await asyncio.sleep(seconds)
+        current_job().progress(done / count, f"{done} of {count} steps")
+    return count
 
 
 def create_app(
@@ -58,6 +68,7 @@ def create_app(
     QuartSchema(app)  # the admin documents its API in the app's OpenAPI document
     jobs = QuartJobs()
     jobs.register(run, name=TASK)
+    jobs.register(steps, name=STEPS_TASK)
     jobs.init_app(app)
     register_admin(app, jobs, token=admin_token, trusted_proxies=trusted_proxies or ())
     register_metrics(app, jobs, token=metrics_token)
