@@ -79,7 +79,13 @@ def one(store: str, name: str, n: int) -> None:
     """One run in this process; prints its rates as one JSON line."""
     with tempfile.TemporaryDirectory(prefix="quart-jobs-ab-") as tmp:
         phases = asyncio.run(STORES[store].runs[name](Config(workdir=Path(tmp)), n))
-    rates = {k: (n / v if v else None) for k, v in asdict(phases).items()}
+    rates: dict[str, float | None] = {}
+    for k, v in asdict(phases).items():
+        if k == "server":  # the server's cost (PostgreSQL) per job (2n jobs ran), beside
+            if phases.server is not None:
+                rates.update(phases.server.per_job(2 * n))
+        else:
+            rates[k] = n / v if v else None
     enqueue, drain = rates.get("enqueue"), rates.get("drain")
     if enqueue and drain:
         rates["serial"] = 1 / (1 / enqueue + 1 / drain)
