@@ -40,9 +40,10 @@ from .tracing import HOOKS, Attempt
 log = logging.getLogger("quart_jobs.worker")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Finished:
-    """A job's outcome, waiting to be recorded by the claim loop."""
+    """A job's outcome, waiting to be recorded by the claim loop (one per job: not frozen, for
+    the cost of a frozen dataclass's ``__init__``; nothing changes it)."""
 
     job: Job
     outcome: Outcome

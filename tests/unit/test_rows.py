@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 
 from quart_jobs import Job, JobState, Why
+from quart_jobs.backends import rows
 from quart_jobs.backends.rows import JOB_COLUMNS, job_from_row
 from quart_jobs.rate import RateLimit
 
@@ -54,3 +55,25 @@ def test_the_columns_follow_the_fields() -> None:
     columns = [c.strip() for c in JOB_COLUMNS.split(",")]
     columns.remove("rate_period")
     assert columns == [f.name for f in dataclasses.fields(Job)]
+
+
+def test_a_built_job_is_a_job_and_its_twin_has_the_same_slots() -> None:
+    """Rows fill a plain twin of ``Job`` that then becomes one (same slots, same order)."""
+    assert rows._Unfrozen.__slots__ == Job.__slots__
+    built = job_from_row(FULL)
+    assert type(built) is Job and dataclasses.is_dataclass(built)
+    assert dataclasses.replace(built, state=JobState.QUEUED).state is JobState.QUEUED
+    claimed = rows.job_from_claimed(
+        (7, "t", "[]", "{}", 10, 1, 3, 1.0, 1.0, None, None, None, "tok")
+        + (None,) * 2 + ("default",) + (None,) * 7,
+        2.0,
+        "w",
+        32.0,
+    )  # fmt: skip
+    assert type(claimed) is Job
+    assert (claimed.state, claimed.started_at, claimed.worker, claimed.lease_expires_at) == (
+        JobState.RUNNING,
+        2.0,
+        "w",
+        32.0,
+    )

@@ -42,9 +42,11 @@ _OUTCOME_EVENTS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
-    """How a worker ends its hold on a job.
+    """How a worker ends its hold on a job (not frozen: one is built for every job a worker
+    runs, and a frozen dataclass's ``__init__`` costs four times as much; nothing changes one
+    after it is built: :func:`dataclasses.replace` makes another).
 
     * ``SUCCEEDED`` with ``result`` (JSON text);
     * ``FAILED`` with ``error``/``traceback``; ``run_at`` set means "queue it again then";

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Collection, Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from ..models import Job, JobState, NewJob, Stats, Why
 from ..rate import RateLimit
@@ -43,43 +44,44 @@ JOB_COLUMNS = (
 
 def job_from_row(row: Sequence[Any]) -> Job:
     """A :class:`Job` from a row in :data:`JOB_COLUMNS` order (args, kwargs, result as JSON)."""
-    # One Job per claimed row: the worker's hot path. Its fields are set as a frozen dataclass's
-    # own ``__init__`` sets them, minus that call's lookups (twice as fast for 31 fields; a test
-    # checks it builds what ``Job(...)`` builds); jobs without arguments skip the JSON decoder.
+    # One Job per claimed row: the worker's hot path (see :data:`_Unfrozen`); jobs without
+    # arguments, the common case, skip the JSON decoder.
     args, kwargs, result, limit, why = row[2], row[3], row[19], row[26], row[28]
-    job = _new(Job)
-    _set(job, "id", row[0])
-    _set(job, "task", row[1])
-    _set(job, "args", () if args == "[]" else tuple(json.loads(args)))
-    _set(job, "kwargs", {} if kwargs == "{}" else json.loads(kwargs))
-    _set(job, "priority", row[4])
-    _set(job, "state", _STATES[row[5]])
-    _set(job, "attempts", row[6])
-    _set(job, "max_attempts", row[7])
-    _set(job, "enqueued_at", row[8])
-    _set(job, "run_at", row[9])
-    _set(job, "owner", row[10])
-    _set(job, "key", row[11])
-    _set(job, "timeout", row[12])
-    _set(job, "started_at", row[13])
-    _set(job, "finished_at", row[14])
-    _set(job, "worker", row[15])
-    _set(job, "lease_token", row[16])
-    _set(job, "lease_expires_at", row[17])
-    _set(job, "cancel_requested", bool(row[18]))
-    _set(job, "result", None if result is None else json.loads(result))
-    _set(job, "error", row[20])
-    _set(job, "traceback", row[21])
-    _set(job, "queue", row[22])
-    _set(job, "concurrency_key", row[23])
-    _set(job, "concurrency_limit", row[24])
-    _set(job, "rate_key", row[25])
-    _set(job, "rate_limit", None if limit is None else RateLimit(int(limit), float(row[27])))
-    _set(job, "why", None if why is None else _WHYS.get(why))
-    _set(job, "progress", row[29])
-    _set(job, "progress_message", row[30])
-    _set(job, "trace_context", row[31])
-    return job
+    return _job(
+        _Unfrozen(
+            row[0],
+            row[1],
+            () if args == "[]" else tuple(json.loads(args)),
+            {} if kwargs == "{}" else json.loads(kwargs),
+            row[4],
+            _STATES[row[5]],
+            row[6],
+            row[7],
+            row[8],
+            row[9],
+            row[10],
+            row[11],
+            row[12],
+            row[13],
+            row[14],
+            row[15],
+            row[16],
+            row[17],
+            bool(row[18]),
+            None if result is None else json.loads(result),
+            row[20],
+            row[21],
+            row[22],
+            row[23],
+            row[24],
+            row[25],
+            None if limit is None else RateLimit(int(limit), float(row[27])),
+            None if why is None else _WHYS.get(why),
+            row[29],
+            row[30],
+            row[31],
+        )
+    )
 
 
 #: The columns a claim returns: those it does not set itself (it sets the state, the start, the
@@ -100,43 +102,63 @@ def job_from_claimed(
     progress (every write that queues a job again clears them; a contract test reads each
     claimed job back from the store to compare)."""
     args, kwargs, limit, why = row[2], row[3], row[19], row[21]
-    job = _new(Job)
-    _set(job, "id", row[0])
-    _set(job, "task", row[1])
-    _set(job, "args", () if args == "[]" else tuple(json.loads(args)))
-    _set(job, "kwargs", {} if kwargs == "{}" else json.loads(kwargs))
-    _set(job, "priority", row[4])
-    _set(job, "state", JobState.RUNNING)
-    _set(job, "attempts", row[5])
-    _set(job, "max_attempts", row[6])
-    _set(job, "enqueued_at", row[7])
-    _set(job, "run_at", row[8])
-    _set(job, "owner", row[9])
-    _set(job, "key", row[10])
-    _set(job, "timeout", row[11])
-    _set(job, "started_at", started_at)
-    _set(job, "finished_at", None)
-    _set(job, "worker", worker)
-    _set(job, "lease_token", row[12])
-    _set(job, "lease_expires_at", lease_expires_at)
-    _set(job, "cancel_requested", False)
-    _set(job, "result", None)
-    _set(job, "error", row[13])
-    _set(job, "traceback", row[14])
-    _set(job, "queue", row[15])
-    _set(job, "concurrency_key", row[16])
-    _set(job, "concurrency_limit", row[17])
-    _set(job, "rate_key", row[18])
-    _set(job, "rate_limit", None if limit is None else RateLimit(int(limit), float(row[20])))
-    _set(job, "why", None if why is None else _WHYS.get(why))
-    _set(job, "progress", None)
-    _set(job, "progress_message", None)
-    _set(job, "trace_context", row[22])
-    return job
+    return _job(
+        _Unfrozen(
+            row[0],
+            row[1],
+            () if args == "[]" else tuple(json.loads(args)),
+            {} if kwargs == "{}" else json.loads(kwargs),
+            row[4],
+            JobState.RUNNING,
+            row[5],
+            row[6],
+            row[7],
+            row[8],
+            row[9],
+            row[10],
+            row[11],
+            started_at,
+            None,
+            worker,
+            row[12],
+            lease_expires_at,
+            False,
+            None,
+            row[13],
+            row[14],
+            row[15],
+            row[16],
+            row[17],
+            row[18],
+            None if limit is None else RateLimit(int(limit), float(row[20])),
+            None if why is None else _WHYS.get(why),
+            None,
+            None,
+            row[22],
+        )
+    )
 
 
-_new = object.__new__
-_set = object.__setattr__
+#: A plain (not frozen) twin of :class:`Job`, with the same slots in the same order: a row fills
+#: one with plain attribute stores, then :func:`_job` makes it a ``Job``, frozen like any other
+#: (the layouts are the same, so ``__class__`` may change). A frozen dataclass's own
+#: ``__init__`` goes through ``object.__setattr__`` for each of the 31 fields: five times
+#: slower, on the path of every job a worker claims. ``tests/unit/test_rows.py`` checks the twin.
+_Unfrozen: Any = dataclasses.make_dataclass(
+    "_Unfrozen",
+    [(f.name, Any) for f in dataclasses.fields(Job)],
+    slots=True,
+    eq=False,
+    repr=False,
+    match_args=False,
+)
+
+
+def _job(filled: Any) -> Job:
+    filled.__class__ = Job
+    return cast(Job, filled)
+
+
 _STATES = {state.value: state for state in JobState}
 _WHYS = {why.value: why for why in Why}
 
