@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,16 +29,6 @@ BACKLOG = 40
 #: A claim that read the queue before the pause committed may still start its jobs.
 IN_FLIGHT = 1.0
 T = TypeVar("T")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/jobs.sqlite3"
-        return
-    from .pg import fresh_database
-
-    yield from fresh_database()
 
 
 def store(url: str, action: Callable[[Jobs], Awaitable[T]]) -> T:

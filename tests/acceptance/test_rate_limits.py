@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,14 +41,6 @@ APP = """
         time.sleep(0.01)
         return i
     """
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/r.sqlite3"
-    else:
-        yield request.getfixturevalue("database")
 
 
 def most_in_a_window(starts: list[float], period: float = 1.0) -> int:

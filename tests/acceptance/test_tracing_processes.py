@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +22,6 @@ from .procs import BIN, ROOT, Service, free_port, process_env, wait_until
 pytestmark = pytest.mark.acceptance
 
 APP = "tests.acceptance.traced_app:app"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/jobs.sqlite3"
-        return
-    from .pg import fresh_database
-
-    yield from fresh_database()
 
 
 def spans(path: Path) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -27,16 +27,6 @@ pytestmark = pytest.mark.acceptance
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.acceptance.workflows_app:jobs"
 T = TypeVar("T")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/jobs.sqlite3"
-        return
-    from .pg import fresh_database
-
-    yield from fresh_database()
 
 
 TASKS = ("flow.start", "flow.add_one", "flow.member", "flow.report", "flow.fail")
