@@ -1,8 +1,12 @@
-"""W4 scale: quart-jobs on PostgreSQL drained by 1, 2 and 4 worker processes.
+"""W4 scale: quart-jobs on PostgreSQL drained by 1, 2 and 4 worker processes, and enqueued
+by 1, 2 and 4 producing processes.
 
-A backlog of N no-op jobs (half VIP) is enqueued first (not timed); then K worker processes
-(``python -m bench.workloads.pg_scale child URL``, concurrency 32 each) are started, wait until
-all are ready, and get a "go" together; the clock stops when the store counts N succeeded jobs.
+Drain: a backlog of N no-op jobs (half VIP) is enqueued first (not timed); then K worker
+processes (``python -m bench.workloads.pg_scale child URL``, concurrency 32 each) are started,
+wait until all are ready, and get a "go" together; the clock stops when the store counts N
+succeeded jobs. Enqueue: K processes, one producer each awaiting every enqueue of an ownerless
+job, for :data:`PRODUCE_SECONDS` (:mod:`.pg_producers`, which also samples where their
+backends wait: the note of each row).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..common import Config, Measurement, fresh_database, not_run, one_line
+from .pg_producers import run as produce
 from .throughput import postgres_backend_missing
 
 WORKLOAD = "W4 PostgreSQL scale"
@@ -25,6 +30,8 @@ PROCESSES = (1, 2, 4)
 CONCURRENCY = 32
 JOB_NAME = "bench.pg_scale.noop"
 TIMEOUT = 300.0
+PRODUCE_SECONDS = 5.0
+PRODUCE_NOTE = "one producer per process awaiting each enqueue of an ownerless job"
 
 
 async def noop() -> None:
@@ -122,28 +129,66 @@ async def run(cfg: Config, log: Callable[[str], None]) -> list[Measurement]:
         )
         for k in processes
     }
+    producing = {
+        k: Measurement(
+            WORKLOAD,
+            f"quart-jobs PostgreSQL, {k} producing process{'es' if k > 1 else ''}",
+            "enqueue jobs/s",
+            "jobs/s",
+            note=PRODUCE_NOTE,
+        )
+        for k in processes
+    }
+    seconds_each = 1.0 if cfg.smoke else PRODUCE_SECONDS
     try:
         for rnd in range(cfg.rounds):
             for k in processes:
                 seconds = await _round(n, k)
                 rows[k].values.append(n / seconds)
                 log(f"  round {rnd + 1}/{cfg.rounds} {k} process(es): {n / seconds:,.0f} jobs/s")
+            async with fresh_database("bench_w4_producers") as url:
+                from quart_jobs import Jobs
+
+                async with Jobs(url):  # the schema, before the producers start
+                    pass
+                for k in processes:
+                    rate, waits = await asyncio.to_thread(produce, url, k, seconds_each, False)
+                    producing[k].values.append(rate)
+                    producing[k].note = f"{PRODUCE_NOTE}, {seconds_each:g} s; waits {waits}"
+                    log(f"  round {rnd + 1}/{cfg.rounds} {k} producing: {rate:,.0f}/s ({waits})")
     except Exception as exc:
         return [
             not_run(WORKLOAD, "quart-jobs PostgreSQL", "drain jobs/s", f"failed: {one_line(exc)}")
         ]
-    return list(rows.values())
+    return [*rows.values(), *producing.values()]
 
 
 def ratios(rows: list[Measurement]) -> list[str]:
-    ok = {m.system: m.median for m in rows if m.workload == WORKLOAD and m.ok}
-    base = ok.get("quart-jobs PostgreSQL, 1 worker process")
-    if not base:
-        return []
-    return [
-        f"W4 scaling: {system.split(', ')[1]} = {value / base:.2f}x one process"
-        for system, value in ok.items()
-    ]
+    out = []
+    for metric, one, what in (
+        ("drain jobs/s", "quart-jobs PostgreSQL, 1 worker process", "worker"),
+        ("enqueue jobs/s", "quart-jobs PostgreSQL, 1 producing process", "producing"),
+    ):
+        ok = {
+            m.system: m.median
+            for m in rows
+            if m.workload == WORKLOAD and m.metric == metric and m.ok
+        }
+        base = ok.get(one)
+        if not base:
+            continue
+        out += [
+            f"W4 scaling ({what}): {system.split(', ')[1]} = {value / base:.2f}x one process"
+            for system, value in ok.items()
+        ]
+        four = ok.get("quart-jobs PostgreSQL, 4 producing processes")
+        if what == "producing" and four:
+            verdict = "MET" if four / base >= 2 else "MISSED"
+            out.append(
+                f"target PostgreSQL enqueues from 4 processes >= 2x one process's: "
+                f"{four / base:.2f}x {verdict} ({four:,.0f}/s vs {base:,.0f}/s)"
+            )
+    return out
 
 
 if __name__ == "__main__":

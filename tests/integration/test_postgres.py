@@ -387,7 +387,15 @@ async def test_an_awaited_enqueue_is_one_round_trip_and_a_worker_round_two(
         for owner in ("a", "b", None):
             await store.enqueue([NewJob(task="t", priority=10, owner=owner)], clock())
 
-    assert await _round_trips(store, enqueue_three) == 3
+    # The wake-ups go out afterwards, off the enqueue's round trip (their own test is below).
+    woken: list[list[tuple[str, str]]] = []
+    await store._db.waker.idle()  # the wake-ups of the enqueues above are out
+    store._db.waker.send = woken.append  # type: ignore[method-assign]
+    try:
+        assert await _round_trips(store, enqueue_three) == 3
+    finally:
+        del store._db.waker.send
+    assert woken == [[("quart_jobs", store.schema)]] * 3
     scope = ClaimScope(("t",), None)  # a worker's: its tasks
     running = await store.claim("w", 2, clock(), LEASE, scope)
     outcomes = [Outcome(Lease(j.id, j.lease_token or ""), JobState.SUCCEEDED) for j in running]
@@ -397,6 +405,29 @@ async def test_an_awaited_enqueue_is_one_round_trip_and_a_worker_round_two(
         assert held == [True, True] and len(claimed) == 1
 
     assert await _round_trips(store, worker_round) == 2
+
+
+async def test_wake_ups_asked_for_together_go_out_in_one_statement_after_the_caller_returned(
+    instances: Factory,
+) -> None:
+    # An enqueue's NOTIFY is not in its transaction (it would hold PostgreSQL's notify lock,
+    # one for the whole cluster, through the commit's WAL flush): the waker sends it after.
+    store = await opened(instances, min_size=1, max_size=1)
+    listener = await psycopg.AsyncConnection.connect(TEST_POSTGRES_URL, autocommit=True)
+    try:
+        await listener.execute("LISTEN quart_jobs")
+        waker = store._db.waker
+
+        async def three_wakes() -> None:
+            for _ in range(3):
+                waker.send([("quart_jobs", store.schema)])
+            await waker.idle()
+
+        assert await _round_trips(store, three_wakes) == 1
+        got = [n async for n in listener.notifies(timeout=5.0, stop_after=1)]
+        assert [(n.channel, n.payload) for n in got] == [("quart_jobs", store.schema)]
+    finally:
+        await listener.close()
 
 
 async def test_a_session_left_idle_in_a_transaction_is_ended_by_the_server(

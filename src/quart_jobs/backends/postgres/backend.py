@@ -234,8 +234,8 @@ class PostgresBackend(Backend):
             return [], []
         now = self._now(now)
         async with self._connection() as conn:
-            async with pipelined_transaction(conn):
-                held = await finish(conn, outcomes, now, self._db.clock.offset, self.schema)
+            async with pipelined_transaction(conn) as wakes:
+                held = await finish(conn, outcomes, now, self._db.clock.offset, self.schema, wakes)
                 read = (
                     await claim(conn, worker, limit, now, lease_seconds, scope)
                     if limit > 0

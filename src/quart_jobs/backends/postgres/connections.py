@@ -26,7 +26,7 @@ from psycopg.rows import TupleRow
 
 from ...errors import BackendUnavailable, ConfigurationError
 from ..store_clock import OffsetRefresh, StoreClock, offset_from
-from .statements import SERVER_TIME
+from .statements import SERVER_TIME, WAKE
 
 log = logging.getLogger("quart_jobs.postgres")
 
@@ -83,23 +83,85 @@ def translated(url: str, *, everything: bool = True) -> Iterator[None]:
         raise unavailable(url, exc) from exc
 
 
+#: Seconds between two wake-ups of :class:`Waker` while enqueues keep coming.
+WAKE_INTERVAL = 0.005
+#: Notifications to send once a transaction committed: ``(channel, payload)`` pairs.
+Wakes = list[tuple[str, str]]
+
+
 @contextlib.asynccontextmanager
-async def pipelined_transaction(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[None]:
+async def pipelined_transaction(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[Wakes]:
     """A transaction in pipeline mode whose BEGIN and COMMIT cost no round trip of their own:
     BEGIN goes out with the first statements, COMMIT with the last ones, and the block's exit
     sends them (one sync); the cursors' results can be read after it. psycopg's own
     ``transaction()`` waits for the server after BEGIN and again after COMMIT. On an error the
-    transaction is rolled back before the connection goes back to the pool."""
+    transaction is rolled back before the connection goes back to the pool.
+
+    The block may add notifications to the list it is given: they are sent after the COMMIT,
+    in the same pipeline (:func:`send_wakes`), and not at all if the transaction failed."""
+    wakes: Wakes = []
     try:
         async with conn.pipeline():
             await conn.execute("BEGIN")
-            yield
+            yield wakes
             await conn.execute("COMMIT")
+            await send_wakes(conn, wakes)
     except BaseException:
         if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             with contextlib.suppress(psycopg.Error):
                 await conn.execute("ROLLBACK")
         raise
+
+
+async def send_wakes(conn: psycopg.AsyncConnection[Any], wakes: Wakes) -> None:
+    """Send ``wakes`` in a transaction of their own that waits for no WAL flush
+    (:data:`~.statements.WAKE`); on a connection in pipeline mode, without a round trip."""
+    if wakes:
+        channels, payloads = zip(*wakes, strict=True)
+        await conn.execute(WAKE, (list(channels), list(payloads)))
+
+
+class Waker:
+    """Wake-ups announcing commits that are done, sent in the background: the committing
+    caller does not wait for them, nor does its transaction hold PostgreSQL's notify lock.
+
+    :meth:`send` returns at once; one task sends everything asked for meanwhile in one
+    statement (:func:`send_wakes`); what is asked for within :data:`WAKE_INTERVAL` of a send
+    goes out together at the interval's end. So each wake-up goes out after the commit it
+    announces, the first after a quiet spell at once, and a process enqueueing without pause
+    sends a few hundred a second, not one per enqueue. A wake-up that cannot be sent is
+    dropped (logged): it is a hint, and the workers' polling covers it."""
+
+    def __init__(self, db: Connections) -> None:
+        self._db = db
+        self._pending: dict[tuple[str, str], None] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def send(self, wakes: Wakes) -> None:
+        self._pending.update(dict.fromkeys(wakes))
+        if self._pending and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending and self._db.pool is not None:
+                wakes, self._pending = list(self._pending), {}
+                sent_at = loop.time()
+                try:
+                    async with self._db.connection() as conn:
+                        await send_wakes(conn, wakes)
+                except BackendUnavailable as exc:
+                    log.debug("wake-up not sent (the workers' polling covers it): %s", exc)
+                # What is asked for from now on waits for the interval's end, in one send.
+                await asyncio.sleep(max(0.0, sent_at + WAKE_INTERVAL - loop.time()))
+        finally:
+            self._task = None
+
+    async def idle(self) -> None:
+        """Wait until what was asked for is sent (before the pool closes)."""
+        while self._task is not None:
+            await asyncio.shield(self._task)
 
 
 @dataclass(slots=True)
@@ -232,6 +294,7 @@ class Connections:
         self.clock = StoreClock()
         self.refresh = OffsetRefresh()
         self.measuring: asyncio.Task[None] | None = None
+        self.waker = Waker(self)
 
     async def open(self, prepare: Callable[[Connection], Awaitable[None]]) -> None:
         """Run ``prepare`` (the migrations) in a transaction of a connection of its own,
@@ -262,6 +325,7 @@ class Connections:
         self.pool = pool
 
     async def close(self) -> None:
+        await self.waker.idle()
         if self.measuring is not None:
             self.measuring.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -71,7 +71,10 @@ async def write(
         attempt += 1
         try:
             async with pool.connection() as conn:
-                return await write_calls(conn, calls, CHANNEL, db.schema)
+                results = await write_calls(conn, calls, db.schema)
+            if any(isinstance(r, list) and any(e.created for e in r) for r in results):
+                db.waker.send([(CHANNEL, db.schema)])
+            return results
         except KeyVanished:
             continue  # the job holding a key was purged meanwhile: insert it anew
         except psycopg.Error as exc:
@@ -84,23 +87,26 @@ async def write(
 
 
 async def write_calls(
-    conn: Connection, calls: Sequence[EnqueueCall], channel: str, schema: str
+    conn: Connection, calls: Sequence[EnqueueCall], schema: str
 ) -> list[list[EnqueueResult] | QueueFull]:
     """Write ``calls`` in one transaction: each gets its results, or the :class:`QueueFull`
-    that refused it (then none of its jobs is stored). NOTIFY ``channel`` on commit.
+    that refused it (then none of its jobs is stored). The caller wakes the workers once it
+    returned (:class:`~.connections.Waker`): a NOTIFY in the transaction would hold
+    PostgreSQL's notify lock, one for the whole cluster, through the commit's WAL flush.
 
     Without limits that transaction is one statement on the autocommit connection: one round
-    trip, which returns once the server committed (:data:`~.statements.INSERT`). Limits take
-    a lock before their counts, so their calls add BEGIN, the lock and counts, and COMMIT."""
+    trip, which returns once the server committed (:data:`~.statements.INSERT_QUIET`). Limits
+    take a lock before their counts, so their calls add BEGIN, the lock and counts, and
+    COMMIT."""
     refused: dict[int, QueueFull] = {}
     if any(call.limits is not None for call in calls):
         async with conn.transaction():
             refused = await _check_limits(conn, calls, schema)
             rows = [row for i, call in enumerate(calls) if i not in refused for row in call.rows]
-            flat = await _insert_rows(conn, rows, channel, schema) if rows else []
+            flat = await _insert_rows(conn, rows) if rows else []
     else:
         rows = [row for call in calls for row in call.rows]
-        flat = await _insert_rows(conn, rows, channel, schema)
+        flat = await _insert_rows(conn, rows)
     results: list[list[EnqueueResult] | QueueFull] = []
     start = 0
     for i, call in enumerate(calls):
@@ -121,7 +127,7 @@ async def enqueue_in(
         refused = await _check_limits(conn, [call], schema)
         if refused:
             raise refused[0]
-    return await _insert_rows(conn, call.rows, channel, schema) if call.rows else []
+    return await _insert_rows(conn, call.rows, (channel, schema)) if call.rows else []
 
 
 async def _check_limits(
@@ -164,14 +170,20 @@ async def _check_limits(
 
 
 async def _insert_rows(
-    conn: Connection, rows: list[tuple[Any, ...]], channel: str, schema: str
+    conn: Connection, rows: list[tuple[Any, ...]], wake: tuple[str, str] | None = None
 ) -> list[EnqueueResult]:
-    """Insert ``rows`` with one statement (tags, fair book and NOTIFY in it); a key that exists
+    """Insert ``rows`` with one statement (tags and fair book in it; a NOTIFY on ``wake``'s
+    channel and payload, delivered when the transaction commits, if given); a key that exists
     returns the existing job."""
     if len(rows) == 1:
-        cur = await conn.execute(q.INSERT_ONE, q.insert_one(rows[0], channel, schema))
+        if wake is None:
+            cur = await conn.execute(q.INSERT_ONE_QUIET, q.insert_one(rows[0]))
+        else:
+            cur = await conn.execute(q.INSERT_ONE, q.insert_one(rows[0], *wake))
+    elif wake is None:
+        cur = await conn.execute(q.INSERT_QUIET, q.insert_arrays(rows))
     else:
-        cur = await conn.execute(q.INSERT, q.insert_arrays(rows, channel, schema))
+        cur = await conn.execute(q.INSERT, q.insert_arrays(rows, *wake))
     created = sorted(map(job_from_row, await cur.fetchall()), key=lambda job: job.id)
     # The rows inserted are those without a key and the first of each key returned, in the
     # order given (their ids ascend in that order).

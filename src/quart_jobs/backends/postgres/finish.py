@@ -1,6 +1,6 @@
 """How outcomes are recorded on PostgreSQL, in the caller's (pipelined) transaction: each write
 presents its lease and changes nothing if the lease is no longer held; the jobs that end are
-announced on ``quart_jobs_finished`` when the transaction commits."""
+announced on ``quart_jobs_finished`` after the transaction commits (``wakes``)."""
 
 from __future__ import annotations
 
@@ -15,17 +15,24 @@ from ..base import Outcome
 from ..shared_sql import jobs
 from ..shared_sql.dialect import POSTGRESQL
 from . import statements as q
-from .wakeup import notify_finished
+from .connections import Wakes
+from .wakeup import FINISHED_CHANNEL, finished_payloads
 
 Connection = psycopg.AsyncConnection[TupleRow]
 
 
 async def finish(
-    conn: Connection, outcomes: Sequence[Outcome], now: float, offset: float, schema: str
+    conn: Connection,
+    outcomes: Sequence[Outcome],
+    now: float,
+    offset: float,
+    schema: str,
+    wakes: Wakes,
 ) -> Callable[[], Awaitable[list[bool]]]:
     """Send the statements recording ``outcomes``; returns how to read, once the transaction
     ended, which leases were still held. Outcomes that end their jobs go in one statement
-    (one per job otherwise)."""
+    (one per job otherwise); their announcements are added to ``wakes``, which
+    :func:`~.connections.pipelined_transaction` sends after the COMMIT."""
     await write_progress(conn, jobs.outcome_progress(outcomes))
     ends = [i for i, o in enumerate(outcomes) if _plain_end(o)]
     if len({outcomes[i].lease.job_id for i in ends}) < len(ends) or len(ends) < 2:
@@ -40,8 +47,7 @@ async def finish(
         else None
     )
     cursors = [await conn.execute(query, params) for query, params in statements]
-    if ended:
-        await notify_finished(conn, schema, ended)
+    wakes.extend((FINISHED_CHANNEL, payload) for payload in finished_payloads(schema, ended))
 
     async def held() -> list[bool]:
         still = set() if ends_cur is None else {int(r[0]) for r in await ends_cur.fetchall()}

@@ -78,9 +78,8 @@ SELECT = f"SELECT {JOB_COLUMNS} FROM qj_jobs"
 # the owner's n jobs of the batch in one update (``max(vtime, next) + n``; the row lock of the
 # upsert serializes concurrent enqueues of one owner), the k-th of them tagged
 # ``max(vtime, next) + k``. Rows whose key is already stored take no tag. The tier row is
-# created when missing (claims look tiers up there). ``pg_notify`` runs once when a row was
-# inserted; it is delivered when the transaction commits.
-INSERT = (
+# created when missing (claims look tiers up there). How the workers are woken: below.
+_INSERT = (
     "WITH new AS (SELECT n.*, n.run_at <= n.enqueued_at AS ready, "
     "row_number() OVER (PARTITION BY n.key ORDER BY n.ord) AS key_rank "
     "FROM unnest(%s::text[], %s::text[], %s::text[], %s::integer[], "
@@ -120,15 +119,13 @@ INSERT = (
     "LEFT JOIN counts AS c ON c.queue = f.queue AND c.priority = f.priority AND c.okey = f.okey "
     "LEFT JOIN owners AS o ON o.queue = f.queue AND o.priority = f.priority "
     "AND o.owner = f.okey ORDER BY new.ord "
-    f"ON CONFLICT DO NOTHING RETURNING {JOB_COLUMNS}), "
-    "woken AS (SELECT pg_notify(%s, %s) WHERE EXISTS (SELECT 1 FROM ins)) "
-    "SELECT ins.* FROM ins, (SELECT count(*) FROM woken) AS w"
+    f"ON CONFLICT DO NOTHING RETURNING {JOB_COLUMNS})"
 )
 # :data:`INSERT` for one job, with scalar parameters (:func:`insert_one`): the same steps
 # without the arrays, window functions and joins a batch needs. One producer awaiting each
 # enqueue sends only these; measured per statement on the bench machine: server CPU 300 us
 # against 553 us for :data:`INSERT` with one row, client CPU 115 us against 300 us.
-INSERT_ONE = (
+_INSERT_ONE = (
     "WITH new AS (SELECT %s::text AS task, %s::text AS args, %s::text AS kwargs, "
     "%s::integer AS priority, %s::integer AS max_attempts, %s::double precision AS enqueued_at, "
     "%s::double precision AS run_at, %s::text AS owner, %s::text AS key, "
@@ -154,9 +151,30 @@ INSERT_ONE = (
     "new.enqueued_at, new.run_at, new.owner, new.key, new.timeout, new.queue, "
     "new.concurrency_key, new.concurrency_limit, new.rate_key, new.rate_limit, "
     "new.rate_period, new.trace_context, (SELECT o.next_tag - 1 FROM owners AS o) FROM new "
-    f"ON CONFLICT DO NOTHING RETURNING {JOB_COLUMNS}), "
-    "woken AS (SELECT pg_notify(%s, %s) WHERE EXISTS (SELECT 1 FROM ins)) "
+    f"ON CONFLICT DO NOTHING RETURNING {JOB_COLUMNS})"
+)
+# Each insert comes in two forms. In the application's own transaction (``tx.enqueue``) the
+# statement NOTIFYs the workers, once, when a row was inserted: delivered when that transaction
+# commits, whenever the application commits it. The group commit's own enqueues take the
+# ``_QUIET`` form and wake the workers with :data:`WAKE` after their COMMIT (see there).
+_WOKEN = (
+    ", woken AS (SELECT pg_notify(%s, %s) WHERE EXISTS (SELECT 1 FROM ins)) "
     "SELECT ins.* FROM ins, (SELECT count(*) FROM woken) AS w"
+)
+INSERT = _INSERT + _WOKEN
+INSERT_ONE = _INSERT_ONE + _WOKEN
+INSERT_QUIET = _INSERT + " SELECT * FROM ins"
+INSERT_ONE_QUIET = _INSERT_ONE + " SELECT * FROM ins"
+# Wake-ups sent after a durable transaction committed, in a transaction of their own that waits
+# for no WAL flush. PostgreSQL holds one lock for the whole cluster from a notifying commit's
+# start to its end, WAL flush included, so a NOTIFY in the job's own transaction makes the
+# durable commits of every process that notifies run one at a time. A wake-up is a hint (the
+# workers' polling covers a lost one), so it is sent after the job is durable, in the same
+# pipeline (no round trip of its own): ``synchronous_commit`` is off for that transaction only.
+# Parameters: the channels and the payloads (arrays, one notification per element).
+WAKE = (
+    "SELECT set_config('synchronous_commit', 'off', true), pg_notify(c, p) "
+    "FROM unnest(%s::text[], %s::text[]) AS n(c, p)"
 )
 # The fair claim's PostgreSQL-only parts: row locks, and every tier range in one statement.
 SET_TAGS = (
@@ -237,12 +255,13 @@ CLAIM = (
 )
 
 
-def insert_one(row: tuple[Any, ...], channel: str, payload: str) -> tuple[Any, ...]:
-    """The parameters of :data:`INSERT_ONE`."""
-    return (*row, channel, payload)
+def insert_one(row: tuple[Any, ...], *wake: str) -> tuple[Any, ...]:
+    """The parameters of :data:`INSERT_ONE` (``wake``: the NOTIFY's channel and payload) or of
+    :data:`INSERT_ONE_QUIET` (no ``wake``)."""
+    return (*row, *wake)
 
 
-def insert_arrays(rows: Sequence[tuple[Any, ...]], channel: str, payload: str) -> list[Any]:
-    """The parameters of :data:`INSERT`: one array per column, then the NOTIFY's channel and
-    payload."""
-    return [*(list(column) for column in zip(*rows, strict=True)), channel, payload]
+def insert_arrays(rows: Sequence[tuple[Any, ...]], *wake: str) -> list[Any]:
+    """The parameters of :data:`INSERT` (``wake``: the NOTIFY's channel and payload) or of
+    :data:`INSERT_QUIET` (no ``wake``): one array per column."""
+    return [*(list(column) for column in zip(*rows, strict=True)), *wake]
