@@ -103,7 +103,7 @@ class ClaimLoop:
                 look_first = not await self._sleep(wait)  # a finishing job wakes us
                 continue
             try:
-                held, claimed = await self._backend.finish_and_claim(
+                done = await self._backend.claim_round(
                     [f.outcome for f in outcomes],
                     self._worker,
                     free,
@@ -133,7 +133,8 @@ class ClaimLoop:
             except BaseException:
                 self._execution.outcomes[:0] = outcomes  # not written: the drain after this tries
                 raise
-            for finished, was_held in zip(outcomes, held, strict=True):
+            claimed = done.claimed
+            for finished, was_held in zip(outcomes, done.held, strict=True):
                 self._execution.recorded(finished, was_held)
             for job in claimed:
                 task = self._execution.start(job)
@@ -145,7 +146,8 @@ class ClaimLoop:
                 look_first = False  # full: there may be more, go again
                 continue
             if free > 0:  # fewer ready than free slots: wait for news or the next poll
-                look_first = not await self._sleep(await self._idle_wait(after_claim=True))
+                wait = self._idle_wait_after(done.next_at)  # read by the round itself
+                look_first = not await self._sleep(wait)
 
     async def _ready_or_down(self) -> bool:
         """Whether to claim after an idle poll: a job is ready (or the store cannot tell)."""
@@ -160,13 +162,9 @@ class ClaimLoop:
         next_at = await self._backend.next_run_at(self.scope())
         return next_at is not None and next_at <= self._clock()
 
-    async def _idle_wait(self, *, after_claim: bool = False) -> float:
+    async def _idle_wait(self) -> float:
         """How long to sleep before looking again: until the next job this worker could take
-        is due, at most ``poll_interval``. When a claim that left slots free (``after_claim``)
-        still sees a ready job, it is one the claim could not take (an unregistered task's, a
-        concurrency key at its limit, one another process took meanwhile): the worker waits
-        :data:`MIN_IDLE_WAIT` (or ``poll_interval``, if shorter) instead of claiming again at
-        once, in a loop. An enqueue or a finished job still wakes it at once."""
+        is due, at most ``poll_interval``."""
         wait = self._settings.poll_interval
         try:
             next_at = await self._backend.next_run_at(self.scope())
@@ -174,7 +172,19 @@ class ClaimLoop:
             return wait
         if next_at is not None:
             wait = max(0.0, min(wait, next_at - self._clock()))
-        if after_claim and wait <= 0.0:
+        return wait
+
+    def _idle_wait_after(self, next_at: float | None) -> float:
+        """:meth:`_idle_wait` after a claim that left slots free, from the ``next_at`` its
+        round read. A job still ready then is one the claim could not take (an unregistered
+        task's, a concurrency key at its limit, one another process took meanwhile): the
+        worker waits :data:`MIN_IDLE_WAIT` (or ``poll_interval``, if shorter) instead of
+        claiming again at once, in a loop. An enqueue or a finished job still wakes it at
+        once."""
+        wait = self._settings.poll_interval
+        if next_at is not None:
+            wait = max(0.0, min(wait, next_at - self._clock()))
+        if wait <= 0.0:
             wait = min(self._settings.poll_interval, MIN_IDLE_WAIT)
         return wait
 

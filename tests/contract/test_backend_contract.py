@@ -130,6 +130,34 @@ async def test_delayed_job_waits_for_its_run_at(backend: Backend, clock: Clock) 
     assert await backend.next_run_at() is None
 
 
+async def test_a_partial_claim_round_says_when_the_next_job_is_ready(
+    backend: Backend, clock: Clock
+) -> None:
+    # The worker sleeps on what its round read: the same answer as next_run_at after it.
+    (later,) = await enqueue(backend, clock, new(run_at=clock() + 10))
+    _, now = await enqueue(backend, clock, new(queue="emails"), new())
+    emails = ClaimScope(None, ("emails",))
+    done = await backend.claim_round([], "w", 5, clock(), LEASE, emails)
+    assert done.partial and [j.queue for j in done.claimed] == ["emails"]
+    assert done.next_at == await backend.next_run_at(emails) == clock() + 10  # not yet tagged
+    done = await backend.claim_round([], "w", 1, clock(), LEASE)  # took all it asked for
+    assert [j.id for j in done.claimed] == [now] and not done.partial and done.next_at is None
+    done = await backend.claim_round([], "w", 5, clock(), LEASE)
+    assert done.claimed == [] and done.partial
+    assert done.next_at == await backend.next_run_at() == clock() + 10
+    running = await backend.get(now)
+    assert running is not None
+    clock.advance(1)
+    finished = [Outcome(lease_of(running), JobState.FAILED, error="E", run_at=clock() + 2)]
+    done = await backend.claim_round(finished, "w", 5, clock(), LEASE)  # its retry is due first
+    assert done.held == [True] and done.claimed == [] and done.partial
+    assert done.next_at == await backend.next_run_at() == clock() + 2
+    clock.advance(9)
+    done = await backend.claim_round([], "w", 5, clock(), LEASE)
+    assert sorted(j.id for j in done.claimed) == sorted([now, later]) and done.partial
+    assert done.next_at is None
+
+
 async def test_finish_records_each_outcome(backend: Backend, clock: Clock) -> None:
     ids = await enqueue(backend, clock, new(), new(), new(), new())
     jobs = await backend.claim("w", 4, clock(), LEASE)

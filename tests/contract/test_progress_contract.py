@@ -84,7 +84,7 @@ class CountingWrites:
 
     def __init__(self, backend: Backend) -> None:
         self.values = 0
-        beat, finish_and_claim = backend.heartbeat, backend.finish_and_claim
+        beat, claim_round = backend.heartbeat, backend.claim_round
 
         async def heartbeat(
             leases: Sequence[Lease],
@@ -97,10 +97,10 @@ class CountingWrites:
 
         async def finishing(outcomes: Sequence[Outcome], *args: Any, **kw: Any) -> Any:
             self.values += sum(o.progress is not None for o in outcomes)
-            return await finish_and_claim(outcomes, *args, **kw)
+            return await claim_round(outcomes, *args, **kw)
 
         backend.heartbeat = heartbeat  # type: ignore[method-assign]
-        backend.finish_and_claim = finishing  # type: ignore[method-assign]
+        backend.claim_round = finishing  # type: ignore[method-assign]
 
 
 def make_jobs(backend: Backend, clock: Clock) -> Jobs:

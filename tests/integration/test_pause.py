@@ -77,7 +77,7 @@ class Watch:
     def __init__(self, worker: Worker, monkeypatch: pytest.MonkeyPatch) -> None:
         self.log: list[tuple[str, float]] = []
         self.sleeps = asyncio.Event()
-        claim = worker.backend.finish_and_claim
+        claim = worker.backend.claim_round
         sleep = worker._claims._sleep
 
         async def counted_claim(*args: Any, **kwargs: Any) -> Any:
@@ -90,7 +90,7 @@ class Watch:
                 self.sleeps.set()
             return await sleep(seconds)
 
-        monkeypatch.setattr(worker.backend, "finish_and_claim", counted_claim)
+        monkeypatch.setattr(worker.backend, "claim_round", counted_claim)
         monkeypatch.setattr(worker._claims, "_sleep", counted_sleep)
 
     def claims(self) -> int:

@@ -94,15 +94,15 @@ async def test_shutdown_requeues_a_sync_task_that_never_returns(jobs: Jobs) -> N
 async def test_a_job_claimed_by_a_round_in_flight_at_the_stop_is_put_back_in_time(
     jobs: Jobs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = jobs._store.finish_and_claim
+    real = jobs._store.claim_round
     in_round, go_on = asyncio.Event(), asyncio.Event()
 
     async def held(*args: Any) -> Any:
-        held_, claimed = await real(*args)
-        if claimed:  # the claim is committed; the stop begins before the worker sees it
+        done = await real(*args)
+        if done.claimed:  # the claim is committed; the stop begins before the worker sees it
             in_round.set()
             await go_on.wait()
-        return held_, claimed
+        return done
 
     stop_began = asyncio.Event()
     unsubscribe = jobs._store.unsubscribe
@@ -111,7 +111,7 @@ async def test_a_job_claimed_by_a_round_in_flight_at_the_stop_is_put_back_in_tim
         unsubscribe(callback)
         stop_began.set()  # the stop sets its deadline in the same step
 
-    monkeypatch.setattr(jobs._store, "finish_and_claim", held)
+    monkeypatch.setattr(jobs._store, "claim_round", held)
     monkeypatch.setattr(jobs._store, "unsubscribe", unsubscribed)
     long = await jobs.enqueue(tasks.sleeper, 60)
     worker = jobs.start_worker(concurrency=1, shutdown_timeout=0.2)
@@ -170,7 +170,7 @@ async def test_a_failing_heartbeat_loop_is_logged_and_the_worker_drains(
 async def test_a_failing_pump_is_logged_and_the_outcomes_still_recorded(
     jobs: Jobs, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = jobs._store.finish_and_claim
+    real = jobs._store.claim_round
     broke = []
 
     async def once_broken(outcomes: Any, *args: Any) -> Any:
@@ -179,7 +179,7 @@ async def test_a_failing_pump_is_logged_and_the_outcomes_still_recorded(
             raise RuntimeError("pump bug")
         return await real(outcomes, *args)
 
-    monkeypatch.setattr(jobs._store, "finish_and_claim", once_broken)
+    monkeypatch.setattr(jobs._store, "claim_round", once_broken)
     with caplog.at_level(logging.INFO, logger="quart_jobs"):
         worker = jobs.start_worker(concurrency=2)
         slow = await jobs.enqueue(tasks.sleeper, 0.3)

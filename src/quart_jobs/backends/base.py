@@ -207,6 +207,20 @@ def queue_names(queues: Iterable[str] | str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class Round:
+    """What one worker round (:meth:`Backend.claim_round`) did."""
+
+    #: For each outcome, whether its lease was still held (``False``: the write was refused).
+    held: list[bool]
+    claimed: list[Job]
+    #: After a claim that took fewer jobs than asked for (``partial``): what
+    #: :meth:`Backend.next_run_at` would have answered for the claim's scope after it,
+    #: read in the same transaction (``None``: nothing queued). ``None`` otherwise.
+    next_at: float | None = None
+    partial: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Heartbeat:
     """The answer to a heartbeat for one lease."""
 
@@ -296,6 +310,26 @@ class Backend(abc.ABC):
         held = await self.finish(outcomes, now) if outcomes else []
         claimed = await self.claim(worker, limit, now, lease_seconds, scope) if limit else []
         return held, claimed
+
+    async def claim_round(
+        self,
+        outcomes: Sequence[Outcome],
+        worker: str,
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        scope: ClaimScope = ANY_SCOPE,
+    ) -> Round:
+        """:meth:`finish_and_claim`, and, when the claim took fewer than ``limit`` jobs, when
+        the next job it could take is ready (:meth:`next_run_at`): the worker sleeps until then
+        without a read of its own. Backends that can read it in the round's transaction
+        override this."""
+        held, claimed = await self.finish_and_claim(
+            outcomes, worker, limit, now, lease_seconds, scope
+        )
+        if limit <= 0 or len(claimed) >= limit:
+            return Round(held, claimed)
+        return Round(held, claimed, await self.next_run_at(scope), partial=True)
 
     @abc.abstractmethod
     async def recover_expired(self, now: float) -> int:

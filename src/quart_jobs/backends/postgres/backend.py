@@ -44,6 +44,7 @@ from ..base import (
     Heartbeat,
     Outcome,
     QueueLimits,
+    Round,
 )
 from ..rows import job_from_row, purge_states, stats_from_rows
 from ..shared_sql import deps
@@ -227,22 +228,56 @@ class PostgresBackend(Backend):
         lease_seconds: float,
         scope: ClaimScope = ANY_SCOPE,
     ) -> tuple[list[bool], list[Job]]:
+        done = await self._round(outcomes, worker, limit, now, lease_seconds, scope, look=False)
+        return done.held, done.claimed
+
+    async def claim_round(
+        self,
+        outcomes: Sequence[Outcome],
+        worker: str,
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        scope: ClaimScope = ANY_SCOPE,
+    ) -> Round:
+        return await self._round(outcomes, worker, limit, now, lease_seconds, scope, look=True)
+
+    async def _round(
+        self,
+        outcomes: Sequence[Outcome],
+        worker: str,
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        scope: ClaimScope,
+        *,
+        look: bool,
+    ) -> Round:
         """The outcomes and the claim in one transaction, pipelined: the outcomes, the due
         jobs, the locked tier clocks and the heads go in one round trip, the claim's writes
-        and the COMMIT in a second one (more only to tag due jobs or count concurrency keys)."""
+        and the COMMIT in a second one (more only to tag due jobs or count concurrency keys).
+        ``look``: after a partial claim, the next ready time is read in that second trip."""
         if not outcomes and limit <= 0:
-            return [], []
+            return Round([], [])
         now = self._now(now)
         async with self._connection() as conn:
             async with pipelined_transaction(conn) as wakes:
                 held = await finish(conn, outcomes, now, self._db.clock.offset, self.schema, wakes)
                 read = (
-                    await claim(conn, worker, limit, now, lease_seconds, scope)
+                    await claim(conn, worker, limit, now, lease_seconds, scope, look=look)
                     if limit > 0
                     else None
                 )
-            claimed = [] if read is None else await read()
-            return await held(), claimed
+            claimed, rows = ([], None) if read is None else await read()
+            done = await held()
+        if rows is None:
+            return Round(done, claimed)
+        return Round(
+            done,
+            claimed,
+            self._db.clock.local(shared.next_run_at(rows, scope.queues)),
+            partial=True,
+        )
 
     async def heartbeat(
         self,

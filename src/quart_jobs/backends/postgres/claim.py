@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import psycopg
 from psycopg.rows import TupleRow
@@ -28,14 +29,50 @@ from .book import save_book, tag
 Connection = psycopg.AsyncConnection[TupleRow]
 
 
+#: How to read a claim's jobs, and, after a partial claim that was asked to ``look``, the rows
+#: of :data:`~.statements.NEXT_RUN_AT` read after it (``None`` otherwise).
+Read = Callable[[], Awaitable[tuple[list[Job], list[tuple[Any, ...]] | None]]]
+
+
 async def claim(
-    conn: Connection, worker: str, limit: int, now: float, lease_seconds: float, scope: ClaimScope
-) -> Callable[[], Awaitable[list[Job]]]:
+    conn: Connection,
+    worker: str,
+    limit: int,
+    now: float,
+    lease_seconds: float,
+    scope: ClaimScope,
+    *,
+    look: bool = False,
+) -> Read:
     """Claim up to ``limit`` jobs in the caller's transaction; returns how to read them (after
     the caller's COMMIT, in pipeline mode: that read then costs no round trip of its own).
+    ``look``: when fewer than ``limit`` are chosen, read when the next job is ready, after the
+    claim's write and in its transaction (no round trip of its own either).
 
     In pipeline mode the due jobs, the tier clocks (locked) and the heads of every tier go in
     one round trip; due jobs, when there are some, are tagged and the heads read again."""
+    chosen, claim_cur, at = await _claim(conn, worker, limit, now, lease_seconds, scope)
+    next_cur = await conn.execute(q.NEXT_RUN_AT) if look and len(chosen) < limit else None
+
+    async def read() -> tuple[list[Job], list[tuple[Any, ...]] | None]:
+        jobs: list[Job] = []
+        if claim_cur is not None:
+            by_id = {row[0]: row for row in await claim_cur.fetchall()}
+            jobs = [
+                job_from_claimed(by_id[job_id], at, worker, at + lease_seconds)
+                for job_id in chosen
+                if job_id in by_id
+            ]
+        return jobs, None if next_cur is None else await next_cur.fetchall()
+
+    return read
+
+
+async def _claim(
+    conn: Connection, worker: str, limit: int, now: float, lease_seconds: float, scope: ClaimScope
+) -> tuple[list[int], psycopg.AsyncCursor[TupleRow] | None, float]:
+    """The claim's statements: the ids chosen, the cursor of their write (``None``: nothing
+    chosen) and the claim's time."""
     queues = None if scope.queues is None else list(scope.queues)
     tasks = scope.tasks
     if tasks is None:  # the tasks of tagged jobs: read again after tagging due ones
@@ -60,7 +97,7 @@ async def claim(
     tier_rows = await tiers_cur.fetchall()
     clocks = [fair.clock_from_row(r) for r in tier_rows]
     if heads_cur is None:
-        return _nothing
+        return [], None, now
     locked = {(c.queue, c.priority) for c in clocks}
     heads: dict[tuple[str, int], list[Candidate]] = {}
     for row in await heads_cur.fetchall():
@@ -72,7 +109,7 @@ async def claim(
     if rated_tiers:  # only then: the claim of jobs without a rate key takes no step more
         await _rated_heads(conn, rated_tiers, tasks, 2 * limit + 4, now, heads, rate_keys)
     if not heads:
-        return _nothing
+        return [], None, now
     for found in heads.values():
         found.sort(key=lambda c: (c.tag, c.id))
     keys = sorted({c.concurrency_key for f in heads.values() for c in f if c.concurrency_key})
@@ -94,25 +131,11 @@ async def claim(
             await conn.execute(q.SAVE_KEY, params)
     chosen = [c.id for c in starts]
     if not chosen:
-        return _nothing
+        return [], None, now
     await save_book(conn, book)
     tokens = [secrets.token_hex(8) for _ in chosen]
-    expires = now + lease_seconds
-    claim_cur = await conn.execute(q.CLAIM, (now, worker, expires, chosen, tokens))
-
-    async def read() -> list[Job]:
-        by_id = {row[0]: row for row in await claim_cur.fetchall()}
-        return [
-            job_from_claimed(by_id[job_id], now, worker, expires)
-            for job_id in chosen
-            if job_id in by_id
-        ]
-
-    return read
-
-
-async def _nothing() -> list[Job]:
-    return []
+    claim_cur = await conn.execute(q.CLAIM, (now, worker, now + lease_seconds, chosen, tokens))
+    return chosen, claim_cur, now
 
 
 async def _rated_heads(

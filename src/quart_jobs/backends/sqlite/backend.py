@@ -39,6 +39,7 @@ from ..base import (
     Heartbeat,
     Outcome,
     QueueLimits,
+    Round,
 )
 from ..events import outcome_events
 from ..rows import job_from_row, purge_states, stats_from_rows
@@ -253,16 +254,48 @@ class SQLiteBackend(Backend):
         lease_seconds: float,
         scope: ClaimScope = ANY_SCOPE,
     ) -> tuple[list[bool], list[Job]]:
+        done = await self._round(outcomes, worker, limit, now, lease_seconds, scope, look=False)
+        return done.held, done.claimed
+
+    async def claim_round(
+        self,
+        outcomes: Sequence[Outcome],
+        worker: str,
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        scope: ClaimScope = ANY_SCOPE,
+    ) -> Round:
+        return await self._round(outcomes, worker, limit, now, lease_seconds, scope, look=True)
+
+    async def _round(
+        self,
+        outcomes: Sequence[Outcome],
+        worker: str,
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        scope: ClaimScope,
+        *,
+        look: bool,
+    ) -> Round:
+        """The outcomes and the claim in one transaction; ``look``: after a partial claim, the
+        next ready time read there too (by the writer: no reader's thread hop)."""
         now = self._clock.now(now)
 
-        def run(conn: sqlite3.Connection) -> tuple[list[bool], bool, list[Job]]:
+        def run(conn: sqlite3.Connection) -> tuple[list[bool], bool, list[Job], float | None]:
             held, cascaded = finish(conn, outcomes, now)
             claimed = claim(conn, worker, limit, now, lease_seconds, scope) if limit else []
-            return held, cascaded, claimed
+            next_at = None
+            if look and limit > 0 and len(claimed) < limit:
+                next_at = shared.next_run_at(conn.execute(s.NEXT_RUN_AT).fetchall(), scope.queues)
+            return held, cascaded, claimed, next_at
 
-        held, cascaded, claimed = await self._writer.run(run, durable=False)
+        held, cascaded, claimed, next_at = await self._writer.run(run, durable=False)
         self._recorded(outcomes, held, cascaded)
-        return held, claimed
+        if not look or limit <= 0 or len(claimed) >= limit:
+            return Round(held, claimed)
+        return Round(held, claimed, self._clock.local(next_at), partial=True)
 
     async def heartbeat(
         self,
