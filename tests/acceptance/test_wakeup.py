@@ -1,6 +1,7 @@
 """Wake-ups between processes on one SQLite file: a worker process that polls only once a
 minute still starts a job another process enqueued at once, because the enqueuing process
-signals it through the sockets beside the database. Polling stays the fallback."""
+signals it through the sockets beside the database. Polling stays the fallback. The last test
+holds PostgreSQL to the same promise for a dependant queued by another process's outcome."""
 
 from __future__ import annotations
 
@@ -122,6 +123,7 @@ async def main() -> None:
         parent = await jobs.enqueue(first)
         child = await jobs.options(after=[parent], queue="pings").enqueue(ping, 7)
         print(child.id, flush=True)
+        await asyncio.sleep(1)  # the wake-ups of the enqueues are spent: the worker sleeps
         await jobs.drain()  # runs the parent: its success queues the child
         await asyncio.sleep(60)  # open meanwhile: its closing wakes nobody before the check
 
@@ -180,3 +182,50 @@ def test_without_a_usable_socket_directory_polling_still_runs_jobs(
     job_id = _enqueue(db, 9)
     assert wait_until(lambda: _state(db, job_id) == "succeeded", 20)
     assert worker.poll() is None
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_dependant_that_another_process_s_outcome_queues_starts_at_once(
+    tmp_path: Path, database: str
+) -> None:
+    """The same promise on PostgreSQL, where the trigger that queues the dependant NOTIFYs the
+    workers of every process in the outcome's transaction."""
+    import psycopg
+
+    def state(job_id: int) -> str | None:
+        with psycopg.connect(database) as conn:
+            row = conn.execute("SELECT state FROM qj_jobs WHERE id = %s", (job_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    (tmp_path / "wapp.py").write_text(APP.replace("sqlite:///w.sqlite3", database).format(poll=60))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUART")}
+    with (tmp_path / "worker.log").open("w") as log:
+        worker = subprocess.Popen(
+            [str(BIN / "quart-jobs"), "--app", "wapp:jobs", "worker"],
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env | {"PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            assert wait_until(lambda: "started" in (tmp_path / "worker.log").read_text(), 30)
+            chain = subprocess.Popen(
+                [sys.executable, "-c", CHAIN.replace("sqlite:///w.sqlite3", database)],
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                assert chain.stdout is not None
+                child = int(chain.stdout.readline())
+                # Far less than the worker's 60 s poll interval: only the NOTIFY can start it.
+                assert wait_until(lambda: state(child) == "succeeded", 15), state(child)
+            finally:
+                chain.kill()
+                chain.wait(30)
+                if chain.stdout is not None:
+                    chain.stdout.close()
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(30)
