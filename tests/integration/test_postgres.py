@@ -430,6 +430,36 @@ async def test_wake_ups_asked_for_together_go_out_in_one_statement_after_the_cal
         await listener.close()
 
 
+async def test_jobs_without_an_owner_from_several_connections_stay_fifo_and_one_owner(
+    instances: Factory, clock: Clock
+) -> None:
+    # Each connection tags ownerless jobs through a stripe of its own (no common row lock
+    # between processes); an enqueue after another's commit is still tagged after it, and
+    # ownerless jobs still take one start per round beside an owner's.
+    stores = [await opened(instances, min_size=1, max_size=1) for _ in range(3)]
+    pids = []
+    for store in stores:
+        async with store.transaction() as conn:
+            cur = await conn.execute("SELECT pg_backend_pid() % 64")
+            row = await cur.fetchone()
+            assert row is not None
+            pids.append(int(row[0]))
+    ownerless = []
+    for i in range(6):
+        store = stores[i % 3]
+        (done,) = await store.enqueue([NewJob(task="t")], clock())
+        ownerless.append(done.job.id)
+    owned = [r.job.id for r in await stores[0].enqueue([NewJob(task="t", owner="x")] * 3, clock())]
+    async with stores[0].transaction() as conn:
+        cur = await conn.execute("SELECT count(*) FROM qj_fair_ownerless")
+        row = await cur.fetchone()
+    assert row is not None and row[0] == len(set(pids))  # one stripe per connection
+    started = [j.id for j in await stores[1].claim("w", 9, clock(), LEASE)]
+    assert [i for i in started if i in ownerless] == ownerless  # FIFO across the stripes
+    # One owner among owners: the ownerless and x alternate while both have jobs.
+    assert started[:6] == [ownerless[0], owned[0], ownerless[1], owned[1], ownerless[2], owned[2]]
+
+
 async def test_a_session_left_idle_in_a_transaction_is_ended_by_the_server(
     instances: Factory,
 ) -> None:

@@ -179,6 +179,17 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE qj_jobs ADD COLUMN trace_context text;
     """,
+    # The next tags of jobs without an owner, one stripe per connection (see the statements'
+    # ``OWNERLESS_STRIPES``): their enqueues from several processes take no common row lock.
+    """
+    CREATE TABLE qj_fair_ownerless (
+        queue TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        stripe INTEGER NOT NULL,
+        next_tag DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (queue, priority, stripe)
+    );
+    """,
 )
 
 #: Admin sessions, the readiness write probe and the index behind the count of jobs a full

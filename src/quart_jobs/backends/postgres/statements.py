@@ -79,6 +79,21 @@ SELECT = f"SELECT {JOB_COLUMNS} FROM qj_jobs"
 # upsert serializes concurrent enqueues of one owner), the k-th of them tagged
 # ``max(vtime, next) + k``. Rows whose key is already stored take no tag. The tier row is
 # created when missing (claims look tiers up there). How the workers are woken: below.
+# Jobs without an owner are one owner for fairness, but their next tag is not one row: each
+# connection tags them through its own stripe of ``qj_fair_ownerless`` (the backend's process
+# id modulo :data:`OWNERLESS_STRIPES`), so the enqueues of several processes do not wait for one
+# another's commit on a row lock. Their next tag is the greatest of the tier's virtual time,
+# every stripe's and the owner row's (``''``, which the tagging of due jobs keeps): an enqueue
+# that follows another's commit is tagged after it (FIFO), and enqueues at the same moment
+# from different processes may share a round (ties go by id).
+OWNERLESS_STRIPES = 64
+_STRIPE = f"pg_backend_pid() %% {OWNERLESS_STRIPES}"
+_OWNERLESS_NEXT = (
+    "greatest({t}.vtime, coalesce((SELECT max(s.next_tag) FROM qj_fair_ownerless AS s "
+    "WHERE s.queue = {t}.queue AND s.priority = {t}.priority), 0), "
+    "coalesce((SELECT w.next_tag FROM qj_fair_owners AS w WHERE w.queue = {t}.queue "
+    "AND w.priority = {t}.priority AND w.owner = ''), 0))"
+)
 _INSERT = (
     "WITH new AS (SELECT n.*, n.run_at <= n.enqueued_at AS ready, "
     "row_number() OVER (PARTITION BY n.key ORDER BY n.ord) AS key_rank "
@@ -98,13 +113,21 @@ _INSERT = (
     "coalesce(min(t.vtime), 0) AS vtime, bool_and(t.queue IS NULL) AS no_tier "
     "FROM fresh AS f LEFT JOIN qj_fair_tiers AS t "
     "ON t.queue = f.queue AND t.priority = f.priority GROUP BY f.queue, f.priority, f.okey), "
-    "owners AS (INSERT INTO qj_fair_owners AS o (queue, priority, owner, next_tag) "
-    "SELECT c.queue, c.priority, c.okey, c.vtime + c.n FROM counts AS c "
+    "owned AS (INSERT INTO qj_fair_owners AS o (queue, priority, owner, next_tag) "
+    "SELECT c.queue, c.priority, c.okey, c.vtime + c.n FROM counts AS c WHERE c.okey <> '' "
     "ORDER BY c.queue, c.priority, c.okey "
     "ON CONFLICT (queue, priority, owner) DO UPDATE SET next_tag = greatest(excluded.next_tag, "
     "o.next_tag + (SELECT c.n FROM counts AS c WHERE c.queue = excluded.queue "
     "AND c.priority = excluded.priority AND c.okey = excluded.owner)) "
     "RETURNING o.queue, o.priority, o.owner, o.next_tag), "
+    "ownerless AS (INSERT INTO qj_fair_ownerless AS o (queue, priority, stripe, next_tag) "
+    f"SELECT c.queue, c.priority, {_STRIPE}, {_OWNERLESS_NEXT.format(t='c')} + c.n "
+    "FROM counts AS c WHERE c.okey = '' ORDER BY c.queue, c.priority "
+    "ON CONFLICT (queue, priority, stripe) DO UPDATE SET next_tag = greatest(excluded.next_tag, "
+    "o.next_tag + (SELECT c.n FROM counts AS c WHERE c.queue = excluded.queue "
+    "AND c.priority = excluded.priority AND c.okey = '')) "
+    "RETURNING o.queue, o.priority, ''::text AS owner, o.next_tag), "
+    "owners AS (SELECT * FROM owned UNION ALL SELECT * FROM ownerless), "
     "tiers AS (INSERT INTO qj_fair_tiers (queue, priority) "
     "SELECT DISTINCT c.queue, c.priority FROM counts AS c WHERE c.no_tier "
     "ON CONFLICT (queue, priority) DO NOTHING), "
@@ -137,10 +160,16 @@ _INSERT_ONE = (
     "LEFT JOIN qj_fair_tiers AS t ON t.queue = new.queue AND t.priority = new.priority "
     "WHERE new.run_at <= new.enqueued_at AND (new.key IS NULL OR NOT EXISTS "
     "(SELECT 1 FROM qj_jobs AS j WHERE j.key = new.key))), "
-    "owners AS (INSERT INTO qj_fair_owners AS o (queue, priority, owner, next_tag) "
-    "SELECT f.queue, f.priority, f.okey, f.vtime + 1 FROM fresh AS f "
+    "owned AS (INSERT INTO qj_fair_owners AS o (queue, priority, owner, next_tag) "
+    "SELECT f.queue, f.priority, f.okey, f.vtime + 1 FROM fresh AS f WHERE f.okey <> '' "
     "ON CONFLICT (queue, priority, owner) DO UPDATE SET "
     "next_tag = greatest(excluded.next_tag, o.next_tag + 1) RETURNING o.next_tag), "
+    "ownerless AS (INSERT INTO qj_fair_ownerless AS o (queue, priority, stripe, next_tag) "
+    f"SELECT f.queue, f.priority, {_STRIPE}, {_OWNERLESS_NEXT.format(t='f')} + 1 "
+    "FROM fresh AS f WHERE f.okey = '' "
+    "ON CONFLICT (queue, priority, stripe) DO UPDATE SET "
+    "next_tag = greatest(excluded.next_tag, o.next_tag + 1) RETURNING o.next_tag), "
+    "owners AS (SELECT next_tag FROM owned UNION ALL SELECT next_tag FROM ownerless), "
     "tiers AS (INSERT INTO qj_fair_tiers (queue, priority) "
     "SELECT f.queue, f.priority FROM fresh AS f WHERE f.no_tier "
     "ON CONFLICT (queue, priority) DO NOTHING), "
@@ -207,8 +236,11 @@ ADD_OWNERS = (
     "SELECT q, p, o, 0 FROM unnest(%s::text[], %s::integer[], %s::text[]) AS k(q, p, o) "
     "ORDER BY q, p, o ON CONFLICT DO NOTHING"
 )
+# The next tag of jobs without an owner (``''``) is also the greatest of the stripes'.
 LOCK_OWNERS = (
-    "SELECT f.queue, f.priority, f.owner, f.next_tag FROM qj_fair_owners AS f "
+    "SELECT f.queue, f.priority, f.owner, CASE WHEN f.owner = '' THEN greatest(f.next_tag, "
+    "coalesce((SELECT max(s.next_tag) FROM qj_fair_ownerless AS s WHERE s.queue = f.queue "
+    "AND s.priority = f.priority), 0)) ELSE f.next_tag END FROM qj_fair_owners AS f "
     "JOIN unnest(%s::text[], %s::integer[], %s::text[]) AS k(q, p, o) "
     "ON f.queue = k.q AND f.priority = k.p AND f.owner = k.o "
     "ORDER BY f.queue, f.priority, f.owner FOR UPDATE OF f"
