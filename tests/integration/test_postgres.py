@@ -393,18 +393,21 @@ async def test_an_awaited_enqueue_is_one_round_trip_and_a_worker_round_two(
     store._db.waker.send = woken.append  # type: ignore[method-assign]
     try:
         assert await _round_trips(store, enqueue_three) == 3
+        assert woken == [[("quart_jobs", store.schema)]] * 3
+        scope = ClaimScope(("t",), None)  # a worker's: its tasks
+        running = await store.claim("w", 2, clock(), LEASE, scope)
+        outcomes = [Outcome(Lease(j.id, j.lease_token or ""), JobState.SUCCEEDED) for j in running]
+
+        async def worker_round() -> None:
+            held, claimed = await store.finish_and_claim(outcomes, "w", 2, clock(), LEASE, scope)
+            assert held == [True, True] and len(claimed) == 1
+
+        woken.clear()
+        assert await _round_trips(store, worker_round) == 2
+        ended = ",".join(str(j.id) for j in running)
+        assert woken == [[("quart_jobs_finished", f"{store.schema}:{ended}")]]  # announced after
     finally:
         del store._db.waker.send
-    assert woken == [[("quart_jobs", store.schema)]] * 3
-    scope = ClaimScope(("t",), None)  # a worker's: its tasks
-    running = await store.claim("w", 2, clock(), LEASE, scope)
-    outcomes = [Outcome(Lease(j.id, j.lease_token or ""), JobState.SUCCEEDED) for j in running]
-
-    async def worker_round() -> None:
-        held, claimed = await store.finish_and_claim(outcomes, "w", 2, clock(), LEASE, scope)
-        assert held == [True, True] and len(claimed) == 1
-
-    assert await _round_trips(store, worker_round) == 2
 
 
 async def test_wake_ups_asked_for_together_go_out_in_one_statement_after_the_caller_returned(

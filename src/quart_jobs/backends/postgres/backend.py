@@ -54,7 +54,7 @@ from ..shared_sql.dialect import POSTGRESQL, render
 from ..shared_sql.jobs import insert_params
 from . import statements as q
 from .claim import claim
-from .connections import Connection, Connections, GroupCommit, pipelined_transaction
+from .connections import Connection, Connections, GroupCommit, Wakes, pipelined_transaction
 from .database import PostgresDatabase
 from .enqueue import EnqueueCall, flush, write
 from .finish import finish, write_progress
@@ -260,9 +260,10 @@ class PostgresBackend(Backend):
         if not outcomes and limit <= 0:
             return Round([], [])
         now = self._now(now)
+        ended: Wakes = []
         async with self._connection() as conn:
-            async with pipelined_transaction(conn) as wakes:
-                held = await finish(conn, outcomes, now, self._db.clock.offset, self.schema, wakes)
+            async with pipelined_transaction(conn):
+                held = await finish(conn, outcomes, now, self._db.clock.offset, self.schema, ended)
                 read = (
                     await claim(conn, worker, limit, now, lease_seconds, scope, look=look)
                     if limit > 0
@@ -270,6 +271,9 @@ class PostgresBackend(Backend):
                 )
             claimed, rows = ([], None) if read is None else await read()
             done = await held()
+        # Committed: the jobs that ended are announced in the background, those of rounds
+        # close together in one statement (a waiter's read every few seconds covers a loss).
+        self._db.waker.send(ended)
         if rows is None:
             return Round(done, claimed)
         return Round(

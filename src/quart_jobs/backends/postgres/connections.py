@@ -90,22 +90,17 @@ Wakes = list[tuple[str, str]]
 
 
 @contextlib.asynccontextmanager
-async def pipelined_transaction(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[Wakes]:
+async def pipelined_transaction(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[None]:
     """A transaction in pipeline mode whose BEGIN and COMMIT cost no round trip of their own:
     BEGIN goes out with the first statements, COMMIT with the last ones, and the block's exit
     sends them (one sync); the cursors' results can be read after it. psycopg's own
     ``transaction()`` waits for the server after BEGIN and again after COMMIT. On an error the
-    transaction is rolled back before the connection goes back to the pool.
-
-    The block may add notifications to the list it is given: they are sent after the COMMIT,
-    in the same pipeline (:func:`send_wakes`), and not at all if the transaction failed."""
-    wakes: Wakes = []
+    transaction is rolled back before the connection goes back to the pool."""
     try:
         async with conn.pipeline():
             await conn.execute("BEGIN")
-            yield wakes
+            yield
             await conn.execute("COMMIT")
-            await send_wakes(conn, wakes)
     except BaseException:
         if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             with contextlib.suppress(psycopg.Error):
@@ -115,7 +110,7 @@ async def pipelined_transaction(conn: psycopg.AsyncConnection[Any]) -> AsyncIter
 
 async def send_wakes(conn: psycopg.AsyncConnection[Any], wakes: Wakes) -> None:
     """Send ``wakes`` in a transaction of their own that waits for no WAL flush
-    (:data:`~.statements.WAKE`); on a connection in pipeline mode, without a round trip."""
+    (:data:`~.statements.WAKE`)."""
     if wakes:
         channels, payloads = zip(*wakes, strict=True)
         await conn.execute(WAKE, (list(channels), list(payloads)))

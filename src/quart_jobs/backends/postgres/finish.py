@@ -1,6 +1,7 @@
 """How outcomes are recorded on PostgreSQL, in the caller's (pipelined) transaction: each write
 presents its lease and changes nothing if the lease is no longer held; the jobs that end are
-announced on ``quart_jobs_finished`` after the transaction commits (``wakes``)."""
+announced on ``quart_jobs_finished`` once the transaction committed (``wakes``: the caller
+hands them to the :class:`~.connections.Waker`)."""
 
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ async def finish(
 ) -> Callable[[], Awaitable[list[bool]]]:
     """Send the statements recording ``outcomes``; returns how to read, once the transaction
     ended, which leases were still held. Outcomes that end their jobs go in one statement
-    (one per job otherwise); their announcements are added to ``wakes``, which
-    :func:`~.connections.pipelined_transaction` sends after the COMMIT."""
+    (one per job otherwise); the announcements of the jobs that end are added to ``wakes``,
+    for the caller to send once the transaction committed."""
     await write_progress(conn, jobs.outcome_progress(outcomes))
     ends = [i for i, o in enumerate(outcomes) if _plain_end(o)]
     if len({outcomes[i].lease.job_id for i in ends}) < len(ends) or len(ends) < 2:

@@ -198,8 +198,9 @@ INSERT_ONE_QUIET = _INSERT_ONE + " SELECT * FROM ins"
 # for no WAL flush. PostgreSQL holds one lock for the whole cluster from a notifying commit's
 # start to its end, WAL flush included, so a NOTIFY in the job's own transaction makes the
 # durable commits of every process that notifies run one at a time. A wake-up is a hint (the
-# workers' polling covers a lost one), so it is sent after the job is durable, in the same
-# pipeline (no round trip of its own): ``synchronous_commit`` is off for that transaction only.
+# workers' polling covers a lost one), so it is sent after the job is durable, in the
+# background (:class:`~.connections.Waker`): ``synchronous_commit`` is off for that
+# transaction only.
 # Parameters: the channels and the payloads (arrays, one notification per element).
 WAKE = (
     "SELECT set_config('synchronous_commit', 'off', true), pg_notify(c, p) "
