@@ -165,14 +165,10 @@ class ClaimLoop:
     async def _idle_wait(self) -> float:
         """How long to sleep before looking again: until the next job this worker could take
         is due, at most ``poll_interval``."""
-        wait = self._settings.poll_interval
         try:
-            next_at = await self._backend.next_run_at(self.scope())
+            return self._until(await self._backend.next_run_at(self.scope()))
         except STORE_DOWN:
-            return wait
-        if next_at is not None:
-            wait = max(0.0, min(wait, next_at - self._clock()))
-        return wait
+            return self._settings.poll_interval
 
     def _idle_wait_after(self, next_at: float | None) -> float:
         """:meth:`_idle_wait` after a claim that left slots free, from the ``next_at`` its
@@ -181,11 +177,14 @@ class ClaimLoop:
         worker waits :data:`MIN_IDLE_WAIT` (or ``poll_interval``, if shorter) instead of
         claiming again at once, in a loop. An enqueue or a finished job still wakes it at
         once."""
+        wait = self._until(next_at)
+        return wait if wait > 0.0 else min(self._settings.poll_interval, MIN_IDLE_WAIT)
+
+    def _until(self, next_at: float | None) -> float:
+        """Seconds until ``next_at``, at most ``poll_interval`` (that, for ``None``)."""
         wait = self._settings.poll_interval
         if next_at is not None:
             wait = max(0.0, min(wait, next_at - self._clock()))
-        if wait <= 0.0:
-            wait = min(self._settings.poll_interval, MIN_IDLE_WAIT)
         return wait
 
     async def _sleep(self, seconds: float) -> bool:

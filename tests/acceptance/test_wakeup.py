@@ -5,6 +5,7 @@ holds PostgreSQL to the same promise for a dependant queued by another process's
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -44,8 +45,14 @@ def _state(db: Path, job_id: int) -> str | None:
 
 @pytest.fixture
 def worker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[subprocess.Popen[str]]:
-    poll = getattr(request, "param", 60)
-    (tmp_path / "wapp.py").write_text(APP.format(poll=poll))
+    with _worker(tmp_path, APP.format(poll=getattr(request, "param", 60))) as proc:
+        yield proc
+
+
+@contextlib.contextmanager
+def _worker(tmp_path: Path, app: str) -> Iterator[subprocess.Popen[str]]:
+    """``quart-jobs worker`` on the app ``app`` (module ``wapp``), started, then SIGTERMed."""
+    (tmp_path / "wapp.py").write_text(app)
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUART")}
     log = (tmp_path / "worker.log").open("w")
     proc = subprocess.Popen(
@@ -197,35 +204,20 @@ def test_on_postgresql_a_dependant_that_another_process_s_outcome_queues_starts_
             row = conn.execute("SELECT state FROM qj_jobs WHERE id = %s", (job_id,)).fetchone()
         return None if row is None else str(row[0])
 
-    (tmp_path / "wapp.py").write_text(APP.replace("sqlite:///w.sqlite3", database).format(poll=60))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QUART")}
-    with (tmp_path / "worker.log").open("w") as log:
-        worker = subprocess.Popen(
-            [str(BIN / "quart-jobs"), "--app", "wapp:jobs", "worker"],
+    with _worker(tmp_path, APP.replace("sqlite:///w.sqlite3", database).format(poll=60)):
+        chain = subprocess.Popen(
+            [sys.executable, "-c", CHAIN.replace("sqlite:///w.sqlite3", database)],
             cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            stdout=subprocess.PIPE,
             text=True,
-            env=env | {"PYTHONUNBUFFERED": "1"},
         )
         try:
-            assert wait_until(lambda: "started" in (tmp_path / "worker.log").read_text(), 30)
-            chain = subprocess.Popen(
-                [sys.executable, "-c", CHAIN.replace("sqlite:///w.sqlite3", database)],
-                cwd=tmp_path,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            try:
-                assert chain.stdout is not None
-                child = int(chain.stdout.readline())
-                # Far less than the worker's 60 s poll interval: only the NOTIFY can start it.
-                assert wait_until(lambda: state(child) == "succeeded", 15), state(child)
-            finally:
-                chain.kill()
-                chain.wait(30)
-                if chain.stdout is not None:
-                    chain.stdout.close()
+            assert chain.stdout is not None
+            child = int(chain.stdout.readline())
+            # Far less than the worker's 60 s poll interval: only the NOTIFY can start it.
+            assert wait_until(lambda: state(child) == "succeeded", 15), state(child)
         finally:
-            worker.send_signal(signal.SIGTERM)
-            worker.wait(30)
+            chain.kill()
+            chain.wait(30)
+            if chain.stdout is not None:
+                chain.stdout.close()

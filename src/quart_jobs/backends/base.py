@@ -213,11 +213,10 @@ class Round:
     #: For each outcome, whether its lease was still held (``False``: the write was refused).
     held: list[bool]
     claimed: list[Job]
-    #: After a claim that took fewer jobs than asked for (``partial``): what
-    #: :meth:`Backend.next_run_at` would have answered for the claim's scope after it,
-    #: read in the same transaction (``None``: nothing queued). ``None`` otherwise.
+    #: After a claim that took fewer jobs than asked for: what :meth:`Backend.next_run_at`
+    #: would have answered for the claim's scope after it, read in the same transaction
+    #: (``None``: nothing queued). ``None`` after a claim that took all it asked for.
     next_at: float | None = None
-    partial: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,11 +304,9 @@ class Backend(abc.ABC):
         lease_seconds: float,
         scope: ClaimScope = ANY_SCOPE,
     ) -> tuple[list[bool], list[Job]]:
-        """:meth:`finish` the outcomes, then :meth:`claim` up to ``limit`` jobs: the worker's
-        one call per round. Backends that can do both in one transaction override this."""
-        held = await self.finish(outcomes, now) if outcomes else []
-        claimed = await self.claim(worker, limit, now, lease_seconds, scope) if limit else []
-        return held, claimed
+        """:meth:`claim_round` for a caller that does not sleep on its answer."""
+        done = await self.claim_round(outcomes, worker, limit, now, lease_seconds, scope)
+        return done.held, done.claimed
 
     async def claim_round(
         self,
@@ -320,16 +317,15 @@ class Backend(abc.ABC):
         lease_seconds: float,
         scope: ClaimScope = ANY_SCOPE,
     ) -> Round:
-        """:meth:`finish_and_claim`, and, when the claim took fewer than ``limit`` jobs, when
-        the next job it could take is ready (:meth:`next_run_at`): the worker sleeps until then
-        without a read of its own. Backends that can read it in the round's transaction
-        override this."""
-        held, claimed = await self.finish_and_claim(
-            outcomes, worker, limit, now, lease_seconds, scope
-        )
+        """The worker's one call per round: :meth:`finish` the outcomes, :meth:`claim` up to
+        ``limit`` jobs, and, when the claim took fewer, when the next job it could take is
+        ready (:meth:`next_run_at`): the worker sleeps until then without a read of its own.
+        Backends that can do it all in one transaction override this."""
+        held = await self.finish(outcomes, now) if outcomes else []
+        claimed = await self.claim(worker, limit, now, lease_seconds, scope) if limit else []
         if limit <= 0 or len(claimed) >= limit:
             return Round(held, claimed)
-        return Round(held, claimed, await self.next_run_at(scope), partial=True)
+        return Round(held, claimed, await self.next_run_at(scope))
 
     @abc.abstractmethod
     async def recover_expired(self, now: float) -> int:

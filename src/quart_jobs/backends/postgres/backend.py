@@ -219,18 +219,6 @@ class PostgresBackend(Backend):
         _, claimed = await self.finish_and_claim([], worker, limit, now, lease_seconds, scope)
         return claimed
 
-    async def finish_and_claim(
-        self,
-        outcomes: Sequence[Outcome],
-        worker: str,
-        limit: int,
-        now: float,
-        lease_seconds: float,
-        scope: ClaimScope = ANY_SCOPE,
-    ) -> tuple[list[bool], list[Job]]:
-        done = await self._round(outcomes, worker, limit, now, lease_seconds, scope, look=False)
-        return done.held, done.claimed
-
     async def claim_round(
         self,
         outcomes: Sequence[Outcome],
@@ -240,23 +228,10 @@ class PostgresBackend(Backend):
         lease_seconds: float,
         scope: ClaimScope = ANY_SCOPE,
     ) -> Round:
-        return await self._round(outcomes, worker, limit, now, lease_seconds, scope, look=True)
-
-    async def _round(
-        self,
-        outcomes: Sequence[Outcome],
-        worker: str,
-        limit: int,
-        now: float,
-        lease_seconds: float,
-        scope: ClaimScope,
-        *,
-        look: bool,
-    ) -> Round:
         """The outcomes and the claim in one transaction, pipelined: the outcomes, the due
-        jobs, the locked tier clocks and the heads go in one round trip, the claim's writes
-        and the COMMIT in a second one (more only to tag due jobs or count concurrency keys).
-        ``look``: after a partial claim, the next ready time is read in that second trip."""
+        jobs, the locked tier clocks and the heads go in one round trip, the claim's writes,
+        after a partial claim the next ready time, and the COMMIT in a second one (more only
+        to tag due jobs or count concurrency keys)."""
         if not outcomes and limit <= 0:
             return Round([], [])
         now = self._now(now)
@@ -265,7 +240,7 @@ class PostgresBackend(Backend):
             async with pipelined_transaction(conn):
                 held = await finish(conn, outcomes, now, self._db.clock.offset, self.schema, ended)
                 read = (
-                    await claim(conn, worker, limit, now, lease_seconds, scope, look=look)
+                    await claim(conn, worker, limit, now, lease_seconds, scope)
                     if limit > 0
                     else None
                 )
@@ -274,14 +249,8 @@ class PostgresBackend(Backend):
         # Committed: the jobs that ended are announced in the background, those of rounds
         # close together in one statement (a waiter's read every few seconds covers a loss).
         self._db.waker.send(ended)
-        if rows is None:
-            return Round(done, claimed)
-        return Round(
-            done,
-            claimed,
-            self._db.clock.local(shared.next_run_at(rows, scope.queues)),
-            partial=True,
-        )
+        next_at = None if rows is None else shared.next_run_at(rows, scope.queues)
+        return Round(done, claimed, self._db.clock.local(next_at))
 
     async def heartbeat(
         self,

@@ -29,8 +29,8 @@ from .book import save_book, tag
 Connection = psycopg.AsyncConnection[TupleRow]
 
 
-#: How to read a claim's jobs, and, after a partial claim that was asked to ``look``, the rows
-#: of :data:`~.statements.NEXT_RUN_AT` read after it (``None`` otherwise).
+#: How to read a claim's jobs, and, after a partial claim, the rows of
+#: :data:`~.statements.NEXT_RUN_AT` read after it (``None`` otherwise).
 Read = Callable[[], Awaitable[tuple[list[Job], list[tuple[Any, ...]] | None]]]
 
 
@@ -41,18 +41,16 @@ async def claim(
     now: float,
     lease_seconds: float,
     scope: ClaimScope,
-    *,
-    look: bool = False,
 ) -> Read:
     """Claim up to ``limit`` jobs in the caller's transaction; returns how to read them (after
     the caller's COMMIT, in pipeline mode: that read then costs no round trip of its own).
-    ``look``: when fewer than ``limit`` are chosen, read when the next job is ready, after the
-    claim's write and in its transaction (no round trip of its own either).
+    When fewer than ``limit`` are chosen, when the next job is ready is read after the claim's
+    write, in its transaction (no round trip of its own either).
 
     In pipeline mode the due jobs, the tier clocks (locked) and the heads of every tier go in
     one round trip; due jobs, when there are some, are tagged and the heads read again."""
     chosen, claim_cur, at = await _claim(conn, worker, limit, now, lease_seconds, scope)
-    next_cur = await conn.execute(q.NEXT_RUN_AT) if look and len(chosen) < limit else None
+    next_cur = await conn.execute(q.NEXT_RUN_AT) if len(chosen) < limit else None
 
     async def read() -> tuple[list[Job], list[tuple[Any, ...]] | None]:
         jobs: list[Job] = []

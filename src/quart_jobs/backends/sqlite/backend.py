@@ -245,18 +245,6 @@ class SQLiteBackend(Backend):
             durable=False,
         )
 
-    async def finish_and_claim(
-        self,
-        outcomes: Sequence[Outcome],
-        worker: str,
-        limit: int,
-        now: float,
-        lease_seconds: float,
-        scope: ClaimScope = ANY_SCOPE,
-    ) -> tuple[list[bool], list[Job]]:
-        done = await self._round(outcomes, worker, limit, now, lease_seconds, scope, look=False)
-        return done.held, done.claimed
-
     async def claim_round(
         self,
         outcomes: Sequence[Outcome],
@@ -266,36 +254,21 @@ class SQLiteBackend(Backend):
         lease_seconds: float,
         scope: ClaimScope = ANY_SCOPE,
     ) -> Round:
-        return await self._round(outcomes, worker, limit, now, lease_seconds, scope, look=True)
-
-    async def _round(
-        self,
-        outcomes: Sequence[Outcome],
-        worker: str,
-        limit: int,
-        now: float,
-        lease_seconds: float,
-        scope: ClaimScope,
-        *,
-        look: bool,
-    ) -> Round:
-        """The outcomes and the claim in one transaction; ``look``: after a partial claim, the
-        next ready time read there too (by the writer: no reader's thread hop)."""
+        """The outcomes, the claim and, after a partial claim, the next ready time, in one
+        transaction of the writer (no reader's thread hop)."""
         now = self._clock.now(now)
 
         def run(conn: sqlite3.Connection) -> tuple[list[bool], bool, list[Job], float | None]:
             held, cascaded = finish(conn, outcomes, now)
             claimed = claim(conn, worker, limit, now, lease_seconds, scope) if limit else []
             next_at = None
-            if look and limit > 0 and len(claimed) < limit:
+            if limit > 0 and len(claimed) < limit:
                 next_at = shared.next_run_at(conn.execute(s.NEXT_RUN_AT).fetchall(), scope.queues)
             return held, cascaded, claimed, next_at
 
         held, cascaded, claimed, next_at = await self._writer.run(run, durable=False)
         self._recorded(outcomes, held, cascaded)
-        if not look or limit <= 0 or len(claimed) >= limit:
-            return Round(held, claimed)
-        return Round(held, claimed, self._clock.local(next_at), partial=True)
+        return Round(held, claimed, self._clock.local(next_at))
 
     async def heartbeat(
         self,
