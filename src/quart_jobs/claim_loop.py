@@ -21,6 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from .backends.base import Backend, ClaimScope
+from .backends.effects import recorded_outcome
 from .errors import STORE_DOWN
 from .execution import Execution
 from .registry import Registry
@@ -135,6 +136,8 @@ class ClaimLoop:
                 raise
             claimed = done.claimed
             for finished, was_held in zip(outcomes, done.held, strict=True):
+                if finished.outcome.effects is not None:  # a failure instead, if they raised
+                    finished.outcome = recorded_outcome(finished.outcome)
                 self._execution.recorded(finished, was_held)
             for job in claimed:
                 task = self._execution.start(job)

@@ -9,13 +9,15 @@ the worker itself stops a job, for one of three reasons (:class:`StopReason`): a
 lease (another worker owns the job now: nothing is written).
 
 Outcomes are not written here: they wait in :attr:`Execution.outcomes` for the claim loop,
-which records them together with its next claim.
+which records them together with its next claim. A success carries the writes the task asked
+to commit with it (``current_job().succeed_with``) as its :class:`~.backends.effects.Effects`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import enum
 import logging
 import time
@@ -24,8 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .backends.base import Backend, Outcome
+from .backends.base import Backend, BackendTransaction, Outcome
+from .backends.effects import Effects
 from .backends.running import running_job
+from .builder import JobBuilder
 from .current import set_current_job
 from .errors import TaskNotRegistered
 from .events import EventHook
@@ -36,6 +40,7 @@ from .registry import Registry, TaskOptions
 from .retries import Retry, RetryPolicy, after_failure
 from .runner import SyncThreads, call_task, describe, result_json
 from .tracing import HOOKS, Attempt
+from .transaction import Transaction
 
 log = logging.getLogger("quart_jobs.worker")
 
@@ -43,7 +48,8 @@ log = logging.getLogger("quart_jobs.worker")
 @dataclass(slots=True)
 class Finished:
     """A job's outcome, waiting to be recorded by the claim loop (one per job: not frozen, for
-    the cost of a frozen dataclass's ``__init__``; nothing changes it)."""
+    the cost of a frozen dataclass's ``__init__``; the claim loop puts in the failure a store
+    recorded instead of a success whose effects raised)."""
 
     job: Job
     outcome: Outcome
@@ -78,9 +84,12 @@ class Execution:
         on_event: EventHook | None = None,
         job_context: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None,
         store: Backend | None = None,
+        builder: JobBuilder | None = None,
     ) -> None:
         self.registry = registry
         self._store = store
+        #: Builds the jobs a success's effects enqueue (the ``Jobs``' own, with its defaults).
+        self._builder = builder or JobBuilder(registry, clock=clock)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._retry = retry
         self._worker = worker
@@ -203,7 +212,8 @@ class Execution:
         """Run the job's task; whatever it raises is its failure. Only the worker's own
         cancellation (shutdown, cancel request, lost lease) leaves as ``CancelledError``."""
         # this task's own context; the loop, for a sync task's reads on its thread
-        set_current_job(Current(job, self.progress, self._store, self._loop))
+        current = Current(job, self.progress, self._store, self._loop)
+        set_current_job(current)
         running_job.set(True)  # its writes are processing: they go ahead of enqueues
         deadline: asyncio.Timeout | None = None
         try:
@@ -216,7 +226,10 @@ class Execution:
                 deadline = asyncio.timeout(timeout)
                 async with (self._job_context or contextlib.nullcontext)(), deadline:
                     value = await call_task(task, job.args, dict(job.kwargs), self.threads)
-            return Outcome(lease, JobState.SUCCEEDED, result=result_json(value))
+            outcome = Outcome(lease, JobState.SUCCEEDED, result=result_json(value))
+            if current.effects:
+                outcome.effects = self._effects(job, lease, current.effects, trace)
+            return outcome
         except TimeoutError as exc:
             if deadline is not None and deadline.expired():
                 error = f"TimeoutError: job exceeded its timeout ({timeout:g}s)"
@@ -229,6 +242,34 @@ class Execution:
                 raise asyncio.CancelledError from exc  # the stop reason decides the outcome
             error = exc.describe() if isinstance(exc, Retry) else describe(exc)
             return self._failure(job, lease, exc, error, traceback.format_exc(), trace)
+
+    def _effects(
+        self,
+        job: Job,
+        lease: Lease,
+        funcs: list[Callable[[Transaction], Any]],
+        trace: Attempt | None,
+    ) -> Effects:
+        """What the store runs in the transaction recording the success: ``funcs``, in the
+        task's context; if one raises, the failure the attempt then is."""
+        context = contextvars.copy_context()
+        builder, clock = self._builder, self._clock
+
+        def run(inner: BackendTransaction) -> None:
+            tx = Transaction(builder, inner, clock())
+            try:
+                for func in funcs:
+                    context.run(func, tx)
+            except BaseException as exc:
+                tx.end_producing(exc)
+                raise
+            tx.end_producing(None)
+
+        def failed(exc: BaseException) -> Outcome:
+            tb = "".join(traceback.format_exception(exc))
+            return self._failure(job, lease, exc, describe(exc), tb, trace)
+
+        return Effects(run, failed)
 
     def _cancelled_by_worker(self, job_id: int) -> bool:
         """Whether this job's asyncio task was asked to stop (not: the task raised

@@ -126,7 +126,7 @@ class Jobs:
         self._waiters = Waiters()
         self._events = JobEvents(self._waiters, self.event_hooks)
         self._schedules = Schedules(self.registry, self.enqueue_many)
-        self._local = LocalWorkers(self.registry, self._schedules)
+        self._local = LocalWorkers(self.registry, self._schedules, self._builder)
         #: Asked before :meth:`retry` queues a job again: a guard returns ``None`` to allow it,
         #: or the reason it is refused (say, "the order was cancelled"), which
         #: :class:`~quart_jobs.errors.RetryRefused` carries to the admin (409) and the CLI.

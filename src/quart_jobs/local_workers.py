@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from .backends.base import Backend, queue_names
+from .builder import JobBuilder
 from .events import EventHook
 from .maintenance.retention import Retention
 from .models import DEFAULT_QUEUE, JobState
@@ -34,8 +35,9 @@ class LocalWorkers:
     """The workers started in this process (by :meth:`start`, until :meth:`stop`), the
     scheduler of ``schedules`` while a long-running one is among them, and retention."""
 
-    def __init__(self, registry: Registry, schedules: Schedules) -> None:
+    def __init__(self, registry: Registry, schedules: Schedules, builder: JobBuilder) -> None:
         self._registry = registry
+        self._builder = builder
         self._schedules = schedules
         self._workers: list[Worker] = []
         self._retention: Retention | None = None
@@ -79,6 +81,7 @@ class LocalWorkers:
             clock=clock,
             on_event=on_event,
             job_context=job_context,
+            builder=self._builder,
         )
         self._workers.append(worker)
         worker.start()

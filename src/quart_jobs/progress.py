@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .backends.base import Backend
 from .errors import JobsError
 from .models import Job, JobState, Lease, Progress
+
+if TYPE_CHECKING:
+    from .transaction import Transaction
 
 T = TypeVar("T")
 
@@ -83,10 +86,11 @@ class RunningJob(Job):
     it was claimed, :meth:`progress` to say how far the task got, and reads about the jobs it
     depended on (:meth:`parent_results`, :meth:`parent_counts`)."""
 
-    __slots__ = ("_loop", "_reporter", "_store")
+    __slots__ = ("_effects", "_loop", "_reporter", "_store")
     _reporter: Callable[[Progress], None]
     _store: Backend | None
     _loop: asyncio.AbstractEventLoop | None
+    _effects: list[Callable[[Transaction], Any]] | None
 
     progress = _ProgressMethod()
 
@@ -97,13 +101,30 @@ class RunningJob(Job):
         reporter: Callable[[Progress], None],
         store: Backend | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        effects: list[Callable[[Transaction], Any]] | None = None,
     ) -> RunningJob:
         fields = {name: getattr(job, name) for name in Job.__dataclass_fields__}
         running = cls(**fields)
         object.__setattr__(running, "_reporter", reporter)
         object.__setattr__(running, "_store", store)
         object.__setattr__(running, "_loop", loop)
+        object.__setattr__(running, "_effects", effects)
         return running
+
+    def succeed_with(self, func: Callable[[Transaction], Any]) -> None:
+        """Commit ``func(tx)`` in the transaction that records this attempt's success: the
+        application's writes (``tx.execute``, ``tx.enqueue``: :class:`~quart_jobs.Transaction`)
+        and the job's success are kept together or not at all, so they are written exactly
+        once however often the job runs, and the task needs no transaction of its own.
+
+        ``func`` runs after the task returned, synchronously, on the store's thread, in the
+        task's context (``current_job()`` works there), and only if the job's lease is still
+        held (a worker that lost the job writes nothing). If it raises, nothing of it is kept
+        and the attempt fails with that exception (retried like any failure). It is dropped
+        when the task raises. Call it several times: each runs, in order."""
+        if self._effects is None:
+            raise JobsError("this job was not claimed by a worker: nothing records its success")
+        self._effects.append(func)
 
     async def parent_results(self) -> list[Any]:
         """The results of the jobs this one was enqueued ``after``, in the order given there
@@ -158,7 +179,7 @@ class Current:
     """A running task's job and its worker's book, in the task's context; the
     :class:`RunningJob` is built when the task first asks for it (most never do)."""
 
-    __slots__ = ("_running", "book", "job", "loop", "store")
+    __slots__ = ("_running", "book", "effects", "job", "loop", "store")
 
     def __init__(
         self,
@@ -172,11 +193,13 @@ class Current:
         self.store = store
         #: The worker's event loop (a sync task's reads of its parents are made there).
         self.loop = loop
+        #: What the task asked to commit with its success (:meth:`RunningJob.succeed_with`).
+        self.effects: list[Callable[[Transaction], Any]] = []
         self._running: RunningJob | None = None
 
     def running(self) -> RunningJob:
         if self._running is None:
             job_id, book = self.job.id, self.book
             report: Callable[[Progress], None] = lambda p: book.report(job_id, p)  # noqa: E731
-            self._running = RunningJob.of(self.job, report, self.store, self.loop)
+            self._running = RunningJob.of(self.job, report, self.store, self.loop, self.effects)
         return self._running

@@ -31,6 +31,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .backends.base import Backend, ClaimScope
+from .builder import JobBuilder
 from .claim_loop import ClaimLoop
 from .current import current_job
 from .errors import JobsError
@@ -72,6 +73,7 @@ class Worker:
         clock: Callable[[], float] = time.time,
         on_event: EventHook | None = None,
         job_context: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None,
+        builder: JobBuilder | None = None,
     ) -> None:
         self.backend = backend
         self.registry = registry
@@ -88,6 +90,7 @@ class Worker:
             on_event=on_event,
             job_context=job_context,
             store=backend,
+            builder=builder,
         )
         self._registration = WorkerRegistration(backend, name, registry, settings)
         self._claims = ClaimLoop(

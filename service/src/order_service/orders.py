@@ -12,8 +12,10 @@ with ``?`` placeholders, and given the backend's own placeholder by :func:`sql`.
 How the status follows the job:
 
 * ``queued``: written with the job, in the same transaction;
-* ``processing``: the task writes it (with ``started_at`` and the attempt) when it starts;
-* ``completed``: the task writes it in the transaction that records the fulfilment;
+* ``processing``: the task writes it (with ``started_at`` and the attempt) when it starts an
+  order that takes time; an order of no time goes from ``queued`` to ``completed``;
+* ``completed``: written with the fulfilment in the transaction that records the job's
+  success (``current_job().succeed_with``): both exactly once with it;
 * ``failed`` / ``cancelled`` / back to ``queued`` after a failed attempt: written when the
   worker reports the job's outcome (:func:`sync_with_job`), and, for an outcome lost in a
   crash, by :func:`sync_with_job` again when the service reconciles at start-up and every
@@ -286,27 +288,24 @@ def start(order_id: int, job: Job) -> Callable[[Transaction], Order | None]:
     return run
 
 
-def complete(order_id: int, job: Job, now: float) -> Callable[[Transaction], bool]:
-    """The fulfilment (once per order, whatever the retries) and ``completed``, together.
-    ``True`` when this call wrote the fulfilment."""
+def complete(order_id: int, job: Job, now: float) -> Callable[[Transaction], None]:
+    """The fulfilment (once per order, whatever the retries) and ``completed``, together, in
+    the transaction that records the job's success (``current_job().succeed_with``)."""
 
-    def run(tx: Transaction) -> bool:
-        first = (
-            _exec(
-                tx,
-                "INSERT INTO orders_fulfilments (order_id, attempt, worker, fulfilled_at) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING",
-                (order_id, job.attempts, job.worker or "", now),
-            )
-            == 1
+    def run(tx: Transaction) -> None:
+        _exec(
+            tx,
+            "INSERT INTO orders_fulfilments (order_id, attempt, worker, fulfilled_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING",
+            (order_id, job.attempts, job.worker or "", now),
         )
         _exec(
             tx,
             "UPDATE orders SET status = 'completed', completed_at = COALESCE(completed_at, ?), "
-            "attempts = ?, error = NULL WHERE id = ? AND status <> 'cancelled'",
-            (now, job.attempts, order_id),
+            "started_at = COALESCE(started_at, ?), attempts = ?, error = NULL "
+            "WHERE id = ? AND status <> 'cancelled'",
+            (now, job.started_at, job.attempts, order_id),
         )
-        return first
 
     return run
 

@@ -33,6 +33,7 @@ from ..models import (
     WorkerRecord,
 )
 from .database import AppDatabase
+from .effects import Effects, merge_held, record_effects_alone
 from .operator import OperatorStore
 
 _OUTCOME_EVENTS = {
@@ -68,6 +69,8 @@ class Outcome:
     why: Why | None = None
     #: Progress the task reported that was not written yet: written with the outcome.
     progress: Progress | None = None
+    #: A success's writes of the application, committed in the transaction that records it.
+    effects: Effects | None = None
 
     @property
     def event(self) -> JobEvent:
@@ -176,6 +179,11 @@ class BackendTransaction(abc.ABC):
     def cancel(self, job_id: int) -> Job | None:
         """Cancel the job if it is queued (other states are unchanged); ``None`` when no
         such job exists."""
+
+    @abc.abstractmethod
+    def finish(self, outcome: Outcome) -> bool:
+        """Record ``outcome`` in this transaction if its lease is still held (``False``:
+        refused, nothing written); its job's end is announced once the transaction commits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,7 +329,9 @@ class Backend(abc.ABC):
         ``limit`` jobs, and, when the claim took fewer, when the next job it could take is
         ready (:meth:`next_run_at`): the worker sleeps until then without a read of its own.
         Backends that can do it all in one transaction override this."""
+        outcomes, early = await record_effects_alone(self, outcomes, now)
         held = await self.finish(outcomes, now) if outcomes else []
+        held = merge_held(early, held)
         claimed = await self.claim(worker, limit, now, lease_seconds, scope) if limit else []
         if limit <= 0 or len(claimed) >= limit:
             return Round(held, claimed)

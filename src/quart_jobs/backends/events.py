@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from ..models import JobState
 from .base import Outcome
+from .effects import recorded_outcome
 
 log = logging.getLogger("quart_jobs.events")
 
@@ -71,6 +72,8 @@ def outcome_events(outcomes: Sequence[Outcome], held: Sequence[bool]) -> tuple[b
     for outcome, was_held in zip(outcomes, held, strict=True):
         if not was_held:
             continue
+        if outcome.effects is not None:
+            outcome = recorded_outcome(outcome)
         if outcome.state is JobState.QUEUED or outcome.run_at is not None:
             ready = True
         else:

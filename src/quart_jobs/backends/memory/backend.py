@@ -200,7 +200,9 @@ class MemoryBackend(Backend):
         return beats
 
     async def finish(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
-        now = self._clock.now(now)
+        return self.finish_now(outcomes, self._clock.now(now))
+
+    def finish_now(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
         done = []
         for outcome in outcomes:
             if outcome.progress is not None:

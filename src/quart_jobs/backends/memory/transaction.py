@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from ...models import EnqueueResult, Job, NewJob
-from ..base import BackendTransaction, Params, QueueLimits
+from ..base import BackendTransaction, Outcome, Params, QueueLimits
 
 
 class Store(Protocol):
@@ -24,6 +24,8 @@ class Store(Protocol):
     ) -> list[EnqueueResult]: ...
 
     def job(self, job_id: int) -> Job | None: ...
+
+    def finish_now(self, outcomes: Sequence[Outcome], now: float) -> list[bool]: ...
 
     def app_db(self) -> sqlite3.Connection: ...
 
@@ -87,3 +89,6 @@ class MemoryTransaction(BackendTransaction):
 
     def cancel(self, job_id: int) -> Job | None:
         return self._open().cancel_now(job_id, self._now, running=False)
+
+    def finish(self, outcome: Outcome) -> bool:
+        return self._open().finish_now([outcome], self._now)[0]

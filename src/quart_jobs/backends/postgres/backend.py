@@ -46,6 +46,7 @@ from ..base import (
     QueueLimits,
     Round,
 )
+from ..effects import merge_held, record_effects_alone
 from ..rows import job_from_row, purge_states, stats_from_rows
 from ..shared_sql import deps
 from ..shared_sql import jobs as shared
@@ -232,8 +233,9 @@ class PostgresBackend(Backend):
         jobs, the locked tier clocks and the heads go in one round trip, the claim's writes,
         after a partial claim the next ready time, and the COMMIT in a second one (more only
         to tag due jobs or count concurrency keys)."""
+        outcomes, early = await record_effects_alone(self, outcomes, now)
         if not outcomes and limit <= 0:
-            return Round([], [])
+            return Round(merge_held(early, []), [])
         now = self._now(now)
         ended: Wakes = []
         async with self._connection() as conn:
@@ -250,7 +252,7 @@ class PostgresBackend(Backend):
         # close together in one statement (a waiter's read every few seconds covers a loss).
         self._db.waker.send(ended)
         next_at = None if rows is None else shared.next_run_at(rows, scope.queues)
-        return Round(done, claimed, self._db.clock.local(next_at))
+        return Round(merge_held(early, done), claimed, self._db.clock.local(next_at))
 
     async def heartbeat(
         self,

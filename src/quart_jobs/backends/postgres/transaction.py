@@ -16,12 +16,14 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from ...models import EnqueueResult, Job, NewJob
-from ..base import BackendTransaction, Params, QueueLimits
+from ..base import BackendTransaction, Outcome, Params, QueueLimits
 from ..rows import job_from_row
 from ..shared_sql import deps
-from ..shared_sql.jobs import insert_params
+from ..shared_sql.dialect import POSTGRESQL
+from ..shared_sql.jobs import finish_in, insert_params
 from . import statements as q
 from .enqueue import EnqueueCall, enqueue_in
+from .wakeup import notify_finished
 
 Connection = psycopg.AsyncConnection[TupleRow]
 T = TypeVar("T")
@@ -97,3 +99,9 @@ class PostgresTransaction(BackendTransaction):
     def cancel(self, job_id: int) -> Job | None:
         self.execute(q.CANCEL_QUEUED, (self._now, job_id))
         return self.get(job_id)
+
+    def finish(self, outcome: Outcome) -> bool:
+        held = finish_in(self, outcome, self._now, POSTGRESQL, self._offset)
+        if held and outcome.ends_job:
+            self._call(notify_finished(self._conn, self._schema, [outcome.lease.job_id]))
+        return held

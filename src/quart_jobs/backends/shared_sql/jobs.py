@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...models import JobFilter, JobState, Lease, NewJob, Progress
-from ..base import Heartbeat, Outcome
+from ..base import BackendTransaction, Heartbeat, Outcome
 from ..rows import JOB_COLUMNS
 from . import deps
 from .dialect import render
@@ -291,6 +291,17 @@ def progress_statement(jobs: int, dialect: str) -> str:
 def progress_params(reports: Sequence[tuple[Lease, Progress]]) -> list[Any]:
     """The parameters of :func:`progress_statement` for ``reports``."""
     return [v for lease, p in reports for v in (lease.job_id, lease.token, p.fraction, p.message)]
+
+
+def finish_in(
+    tx: BackendTransaction, o: Outcome, now: float, dialect: str, offset: float = 0.0
+) -> bool:
+    """Record one outcome (and the progress it carries) with ``tx``'s statements; ``False``
+    when its lease is no longer held (nothing written)."""
+    if o.progress is not None:
+        tx.execute(progress_statement(1, dialect), progress_params([(o.lease, o.progress)]))
+    statement, params = finish_statement(o, now, dialect, offset)
+    return tx.execute(statement, params) == 1
 
 
 def outcome_progress(outcomes: Sequence[Outcome]) -> list[tuple[Lease, Progress]]:

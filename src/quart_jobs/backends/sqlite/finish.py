@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import replace
 
 from ...models import JobState, Lease, Progress
 from ..base import Outcome
+from ..effects import Effects, EffectsFailed, run_effects
 from ..shared_sql import jobs
 from ..shared_sql.dialect import SQLITE
 from . import statements as s
+from .transaction import SQLiteTransaction
 
 
 def finish(
@@ -26,7 +29,9 @@ def finish(
     before = conn.total_changes
     direct = write_progress(conn, jobs.outcome_progress(outcomes))
     held = [False] * len(outcomes)
-    successes = [n for n, o in enumerate(outcomes) if o.state is JobState.SUCCEEDED]
+    successes = [
+        n for n, o in enumerate(outcomes) if o.state is JobState.SUCCEEDED and o.effects is None
+    ]
     for start in range(0, len(successes), jobs.LEASE_CHUNK):
         chunk = successes[start : start + jobs.LEASE_CHUNK]
         results = {
@@ -44,13 +49,41 @@ def finish(
         direct += len(done)
         for n in chunk:
             held[n] = outcomes[n].lease.job_id in done
+    enqueued = False
     for n, o in enumerate(outcomes):
-        if o.state is not JobState.SUCCEEDED:
+        if o.effects is not None and o.state is JobState.SUCCEEDED:
+            held[n], changes, enqueues = _with_effects(conn, o, o.effects, now)
+            direct += changes
+            enqueued = enqueued or enqueues
+        elif o.state is not JobState.SUCCEEDED:
             statement, params = jobs.finish_statement(o, now, SQLITE)
             changed = conn.execute(statement, params).rowcount
             direct += max(0, changed)
             held[n] = changed == 1
-    return held, conn.total_changes - before > direct
+    return held, enqueued or conn.total_changes - before > direct
+
+
+def _with_effects(
+    conn: sqlite3.Connection, o: Outcome, effects: Effects, now: float
+) -> tuple[bool, int, bool]:
+    """A success and its effects, in a savepoint: whether its lease was held, how many rows
+    the outcome and the effects changed themselves, and whether the effects enqueued jobs.
+    When the effects raise, the savepoint is rolled back and the failure recorded instead."""
+    tx = SQLiteTransaction(conn, now)
+    conn.execute("SAVEPOINT qj_effects")
+    try:
+        if not jobs.finish_in(tx, replace(o, progress=None), now, SQLITE):  # written above
+            return False, 0, False
+        changes = conn.total_changes
+        try:
+            run_effects(effects, tx)
+        except EffectsFailed as failed:
+            conn.execute("ROLLBACK TO qj_effects")
+            return jobs.finish_in(tx, effects.fail(failed.error), now, SQLITE), 1, False
+        return True, 1 + conn.total_changes - changes, tx.enqueued
+    finally:
+        tx.closed = True
+        conn.execute("RELEASE qj_effects")
 
 
 def write_progress(conn: sqlite3.Connection, reports: Sequence[tuple[Lease, Progress]]) -> int:

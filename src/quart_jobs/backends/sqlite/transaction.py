@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...models import EnqueueResult, Job, NewJob
-from ..base import BackendTransaction, Params, QueueLimits
+from ..base import BackendTransaction, Outcome, Params, QueueLimits
 from ..shared_sql import deps
-from ..shared_sql.jobs import insert_params
+from ..shared_sql.dialect import SQLITE
+from ..shared_sql.jobs import finish_in, insert_params
 from . import statements as s
 from .enqueue import enqueue, get
 
@@ -24,6 +25,8 @@ class SQLiteTransaction(BackendTransaction):
         self._conn = conn
         self._now = now
         self.closed = False
+        #: Whether jobs were enqueued in it (the workers are then woken after the commit).
+        self.enqueued = False
 
     def _open(self) -> sqlite3.Connection:
         if self.closed:
@@ -44,12 +47,14 @@ class SQLiteTransaction(BackendTransaction):
         self, jobs: Sequence[NewJob], *, limits: QueueLimits | None = None
     ) -> list[EnqueueResult]:
         rows = [insert_params(job, self._now) for job in jobs]
+        self.enqueued = True
         return enqueue(self._open(), jobs, rows, limits)
 
     def enqueue_after(
         self, jobs: Sequence[NewJob], after: Sequence[int], *, run_always: bool = False
     ) -> list[EnqueueResult]:
         rows = [insert_params(job, self._now) for job in jobs]
+        self.enqueued = True
         return deps.enqueue_after(self, jobs, rows, after, self._now, run_always=run_always)
 
     def get(self, job_id: int) -> Job | None:
@@ -59,3 +64,6 @@ class SQLiteTransaction(BackendTransaction):
         conn = self._open()
         conn.execute(s.CANCEL_QUEUED, (self._now, job_id))
         return get(conn, job_id)
+
+    def finish(self, outcome: Outcome) -> bool:
+        return finish_in(self, outcome, self._now, SQLITE)
