@@ -1,7 +1,9 @@
 """Intake flood: how many orders the embedded worker finishes while wrk floods ``POST /orders``.
 
-``python -m bench.tools.intake_flood [--seconds 10] [--rounds 1]``: runs ``orders serve``
-(uvicorn, a fresh SQLite file, ``ORDERS_DEMO=1``, quotas raised, its embedded worker) under
+``python -m bench.tools.intake_flood [--seconds 10] [--rounds 1] [--env KEY=VALUE ...]
+[--worker]``: runs ``orders serve`` (uvicorn, a fresh SQLite file, ``ORDERS_DEMO=1``, quotas
+raised, its embedded worker; ``--env`` sets its settings, e.g. ``WEB_PROCESSES=2`` or
+``EMBEDDED_WORKERS=0``; ``--worker`` runs an ``orders worker`` process beside it) under
 ``wrk -t1 -c64 -d10s``, then counts in the database the jobs finished during the flood (read
 the moment wrk exits) against the orders accepted (2xx answers).
 """
@@ -36,12 +38,22 @@ def _counts(db: Path) -> dict[str, int]:
     return {str(s): int(n) for s, n in rows}
 
 
-def one_round(seconds: int, workdir: Path) -> dict[str, float]:
+def one_round(seconds: int, workdir: Path, extra: dict[str, str], worker: bool) -> dict[str, float]:
     port = _free_port()
     cmd, env = _command(ORDERS, port, workdir)
+    env |= extra
     db = Path(env["DATABASE_URL"].removeprefix("sqlite:///"))
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    side = None
     try:
+        if worker:
+            _wait_port(port, proc)
+            side = subprocess.Popen(
+                [*cmd[:2], "from order_service.cli import main; main()", "worker"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         _wait_port(port, proc)
         time.sleep(1.0)
         lua = workdir / "post.lua"
@@ -50,6 +62,7 @@ def one_round(seconds: int, workdir: Path) -> dict[str, float]:
             [
                 "wrk",
                 "-t1",
+                "--latency",
                 f"-c{CONNECTIONS}",
                 f"-d{seconds}s",
                 "-s",
@@ -66,6 +79,7 @@ def one_round(seconds: int, workdir: Path) -> dict[str, float]:
         done = sum(n for s, n in counts.items() if s not in ("queued", "running"))
         return {
             "requests/s": wrk["requests/s"],
+            "p99 ms": wrk.get("p99 ms", float("nan")),
             "accepted~": accepted,
             "jobs": sum(counts.values()),
             "finished": done,
@@ -73,18 +87,23 @@ def one_round(seconds: int, workdir: Path) -> dict[str, float]:
             "running": counts.get("running", 0),
         }
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        for p in (side, proc):
+            if p is not None:
+                p.terminate()
+                p.wait(timeout=30)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--worker", action="store_true", help="an `orders worker` beside it")
     args = parser.parse_args()
+    extra = dict(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.rounds):
-            print(one_round(args.seconds, Path(tmp)), flush=True)
+            print(one_round(args.seconds, Path(tmp), extra, args.worker), flush=True)
     sys.exit(0)
 
 

@@ -327,8 +327,9 @@ class Jobs:
 
         Raises :class:`TimeoutError` after ``timeout`` seconds (``None``: no limit) and
         :class:`~quart_jobs.errors.JobNotFound` when there is no such job. Woken when this
-        process's worker records the outcome or the store announces it (PostgreSQL); on SQLite
-        another process's outcome is seen by reading again after 10 ms, doubling up to 1 s."""
+        process's worker records the outcome or the store announces another process's
+        (PostgreSQL: NOTIFY; SQLite: the wake-up sockets, best effort: a lost announcement is
+        caught by reading the job again now and then)."""
         if timeout is not None and timeout < 0:
             raise ValueError(f"timeout must not be negative, not {timeout}")
         return await self._waiters.wait(self._store, job_id, lambda: self.get(job_id), timeout)

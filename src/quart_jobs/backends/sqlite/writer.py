@@ -23,9 +23,9 @@ and its caller gets the exception. Nothing a write does stops the thread; if the
 all the same, every write still waiting and every later one fails with
 :class:`~quart_jobs.errors.BackendUnavailable` instead of waiting forever.
 
-Several processes may share the file: ``BEGIN IMMEDIATE`` waits for the lock (busy timeout),
-and a still-busy database is retried with backoff until ``busy_deadline`` passes, so callers
-never see "database is locked" under ordinary contention.
+Several processes may share the file: they take turns at the write lock (:mod:`.turnstile`),
+and a writer waits for it until ``busy_deadline`` passes, so callers never see "database is
+locked" under ordinary contention.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from ...errors import BackendUnavailable
+from .turnstile import Turnstile
 
 log = logging.getLogger("quart_jobs.sqlite")
 
@@ -142,6 +143,7 @@ class Writer:
         self._queue: queue.SimpleQueue[_Write[Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
+        self._turnstile: Turnstile | None = None
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
         # Why the thread ended (``None`` while it serves): guarded by _ended_lock, so a write
@@ -234,6 +236,11 @@ class Writer:
             self._conn = connect(
                 self._path, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms
             )
+            # Opened: from now on the turnstile waits for the write lock, not SQLite's busy
+            # handler. (In WAL mode a transaction that holds the write lock meets no other
+            # busy case.)
+            self._conn.execute("PRAGMA busy_timeout=0")
+            self._turnstile = Turnstile(self._path)
         except BaseException as exc:
             self._start_error = exc
             self._end("could not open the database")
@@ -249,6 +256,7 @@ class Writer:
         finally:
             self._end(reason)
             self._conn.close()
+            self._turnstile.close()
 
     def _serve(self, conn: sqlite3.Connection) -> None:
         while True:
@@ -291,18 +299,8 @@ class Writer:
         _settle_all(left)
 
     def _begin(self, conn: sqlite3.Connection) -> None:
-        deadline = time.monotonic() + self._busy_deadline
-        pause = 0.005
-        while True:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc) or time.monotonic() > deadline:
-                    raise
-                log.debug("database busy, retrying BEGIN IMMEDIATE in %.3fs", pause)
-                time.sleep(pause)
-                pause = min(pause * 2, 0.25)
+        assert self._turnstile is not None
+        self._turnstile.begin(conn, time.monotonic() + self._busy_deadline, _is_busy)
 
     def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Write[Any]]) -> None:
         settled: list[tuple[_Write[Any], Any, BaseException | None]] = []
