@@ -41,12 +41,14 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from quart import Quart, Response, jsonify, request
 from quart_schema import hide
@@ -104,6 +106,11 @@ WAIT_BUCKETS = (
 
 #: The tiers always reported by the gauges (0 when empty), so a series never vanishes.
 KNOWN_TIERS = tuple(int(t) for t in Tier)
+
+
+#: The directory of ``prometheus_client``'s multiprocess mode: set (before the processes
+#: start) where several processes serve one ``/metrics``.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class QueueCollector(Collector):
@@ -236,6 +243,7 @@ class JobMetrics:
         )
         self.queue = QueueCollector()
         self.registry.register(self.queue)
+        self._merged: CollectorRegistry | None = None
         jobs.event_hooks.append(self.on_event)
 
     def on_event(self, event: str, job: Job, elapsed: float | None) -> None:
@@ -285,7 +293,22 @@ class JobMetrics:
     async def render(self) -> bytes:
         """The Prometheus text exposition (gauges at most ``max_age`` seconds old)."""
         await self.fresh_enough()
-        return generate_latest(self.registry)
+        return generate_latest(self._exposed())
+
+    def _exposed(self) -> CollectorRegistry:
+        """What a scrape shows: this process's registry; under ``PROMETHEUS_MULTIPROC_DIR``
+        (several processes behind one port, as ``orders serve`` with ``WEB_PROCESSES`` > 1
+        sets it) the counters and histograms of every process sharing that directory, summed
+        (``prometheus_client``'s multiprocess mode), and this process's gauges."""
+        directory = os.environ.get(MULTIPROC_ENV)
+        if not directory:
+            return self.registry
+        if self._merged is None:
+            merged = CollectorRegistry(auto_describe=True)
+            MultiProcessCollector(merged, directory)  # type: ignore[no-untyped-call]
+            merged.register(self.queue)
+            self._merged = merged
+        return self._merged
 
 
 def register_metrics(

@@ -129,7 +129,8 @@ def serve(host: str | None, port: int | None) -> None:
             processes,
             stop_timeout=settings.shutdown_timeout + 4,
         )
-        code = group.run()
+        with supervisor.shared_metrics():
+            code = group.run()
         if code:
             sys.exit(code)
     click.echo("order service stopped", err=True)

@@ -23,6 +23,10 @@ and changed its interface within the versions this service accepts. What is need
   that fails its start-up (exit code 2, after printing its one line) stops the group with exit
   code 2; children dying more than :data:`MAX_DEATHS` times within :data:`DEATH_WINDOW`
   seconds stop it with exit code 1 and one line.
+* The children's metrics are counted in one directory (:func:`shared_metrics`): a scrape
+  of ``/metrics`` sums every child's counters, whichever child answers it.
+* A child dies with the supervisor (Linux: :func:`die_with`): ``kill -9`` of the supervisor
+  leaves no process serving on the port.
 * Children are started with SIGINT and SIGTERM blocked, so a signal that arrives while one
   still imports stays pending until its server has installed its handlers
   (:func:`unblock_stop_signals`): no traceback, no child killed before it can drain.
@@ -31,11 +35,14 @@ and changed its interface within the versions this service accepts. What is need
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
 import signal
 import socket
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import wait
@@ -43,6 +50,8 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 import click
+
+from quart_jobs.metrics import MULTIPROC_ENV
 
 log = logging.getLogger("orders")
 
@@ -52,6 +61,8 @@ STARTUP_FAILURE = 2
 MAX_DEATHS = 5
 DEATH_WINDOW = 60.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: ``prctl`` option: the signal a process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
 
 
 def unblock_stop_signals() -> None:
@@ -67,6 +78,42 @@ def _stop_signals_blocked() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _child(supervisor: int, target: Callable[..., None], args: tuple[Any, ...]) -> None:
+    """A child's start: it dies with the supervisor, then runs ``target(*args)``."""
+    die_with(supervisor)
+    target(*args)
+
+
+def die_with(parent: int) -> None:
+    """Have the kernel SIGKILL this process when ``parent`` (the supervisor) dies, however
+    it dies (``kill -9`` too): a group whose supervisor is gone must not keep serving on the
+    port, or the service started again cannot bind it. As ``kill -9`` of one process does, it
+    leaves the running jobs to their leases. Linux only (``prctl``); elsewhere a child outlives
+    a killed supervisor."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the supervisor died before the line above
+        os._exit(1)
+
+
+@contextlib.contextmanager
+def shared_metrics() -> Iterator[None]:
+    """The children count their metrics in one directory (``prometheus_client``'s
+    multiprocess mode), so ``GET /metrics``, whichever child answers it, sums what every
+    child counted. A fresh directory for the group, removed after it (an operator's own
+    ``PROMETHEUS_MULTIPROC_DIR`` is used as it is)."""
+    if os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="orders-metrics-") as directory:
+        os.environ[MULTIPROC_ENV] = directory
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROC_ENV]
 
 
 def describe_exit(code: int | None) -> str:
@@ -124,7 +171,9 @@ class Group:
         self._signals.append(sig)
 
     def _start(self) -> BaseProcess:
-        child = self._context.Process(target=self.target, args=self.args, daemon=False)
+        child = self._context.Process(
+            target=_child, args=(os.getpid(), self.target, self.args), daemon=False
+        )
         with _stop_signals_blocked():  # the child inherits the mask; see unblock_stop_signals
             child.start()
         return child

@@ -273,3 +273,57 @@ def test_a_killed_web_process_on_postgresql_is_replaced(
         assert svc.wait(timeout=SHUTDOWN_TIMEOUT + 5) == 0, svc.output()
     result = pg_verdict(database, {int(o) for o, _ in accepted})  # type: ignore[call-overload]
     assert (result.lost, result.doubled, result.disagreeing) == (0, 0, 0), result
+
+
+def test_a_killed_supervisor_takes_its_web_processes_with_it(tmp_path: Path) -> None:
+    """``kill -9`` of the supervisor: no web process goes on serving on the port (the service
+    started again can bind it), and what they held comes back as after any crash."""
+    url = f"sqlite:///{tmp_path / 'o.sqlite3'}"
+    with running(tmp_path, url, env=GROUP) as svc:
+        children = web_processes(svc)
+        assert len(children) == 2
+        assert svc.proc is not None
+        os.kill(svc.proc.pid, signal.SIGKILL)
+        svc.proc.wait(timeout=10)
+        assert wait_until(lambda: not any(map(_alive, children)), 10), svc.output()
+        assert svc.port is not None
+        with socket.socket() as again:
+            # As a server binds (past the readiness check's connections in TIME_WAIT): this
+            # fails only while a socket still listens there.
+            again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            again.bind(("127.0.0.1", svc.port))
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _succeeded(text: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("quart_jobs_succeeded_total{")
+    )
+
+
+def test_metrics_count_what_every_web_process_did(
+    tmp_path: Path, stack: contextlib.ExitStack
+) -> None:
+    """Whichever web process answers ``GET /metrics``, its counters are the group's."""
+    url = f"sqlite:///{tmp_path / 'o.sqlite3'}"
+    with running(tmp_path, url, env={**GROUP, "WORKER_CONCURRENCY": "1"}) as svc:
+        client = stack.enter_context(httpx.Client(base_url=svc.url, timeout=10))
+        orders = [(place(client, key)["id"], key) for key in [VIP_KEY, REGULAR_KEY] * 10]
+        assert wait_until(lambda: set(statuses(client, orders)) == {"completed"}, 60)
+        rows = sqlite_rows(tmp_path / "o.sqlite3")
+        assert len(running_workers(rows) | {w for (w,) in rows("SELECT worker FROM qj_jobs")}) == 2
+        scrapes = []
+        for _ in range(8):  # a new connection each time: either process may answer
+            with httpx.Client(base_url=svc.url, timeout=10) as fresh:
+                scrapes.append(_succeeded(fresh.get("/metrics").text))
+        assert scrapes == [20.0] * 8, scrapes
