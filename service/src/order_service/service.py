@@ -106,26 +106,29 @@ def orders_of_app() -> OrdersState:
 
 
 async def process_order(order_id: int, instant: bool = False) -> dict[str, Any]:
-    """The order's job: take ``processing_seconds`` (the order shows ``processing`` meanwhile),
-    fail the first ``fail_times`` attempts, then write the fulfilment (once per order) and
-    ``completed`` in the transaction that records the job's success. An ``instant`` order (no
-    time, no failure asked: said by its job's arguments) costs the worker nothing more: no
-    read, no transaction of its own, no ``await``. (Its order cannot be final meanwhile: a
-    cancel changes queued orders only, with their job; a completion commits with the job.)"""
+    """The order's job: mark it processing, take ``processing_seconds``, fail the first
+    ``fail_times`` attempts, then write the fulfilment (once per order) and ``completed``.
+
+    An ``instant`` order (no time, no failure asked: said by its job's arguments) costs the
+    worker nothing more than its claim: its fulfilment and ``completed`` commit in the
+    transaction that records the job's success (``succeed_with``: no read, no transaction of
+    its own, no ``await``; the order goes from ``queued`` to ``completed``, and cannot be final
+    meanwhile: a cancel changes queued orders only, with their job). An order that takes time
+    writes them in a transaction of its own before it returns: recorded in the worker's next
+    round, its success would let that round (and its next claim) come as soon as the task
+    ends, ahead of a VIP order whose enqueue waits in the same batch of the SQLite writer (W7
+    measured 3 -> 7-8 ms)."""
     job = current_job()
-    state = orders_of_app()
+    jobs = orders_of_app().jobs
     if instant:
-        job.succeed_with(orders.complete(order_id, job, state.jobs.clock()))
+        job.succeed_with(orders.complete(order_id, job, jobs.clock()))
         return {"fulfilled": True}
-    order = await state.require_store().get_order(order_id)
+    order = await jobs.transaction(orders.start(order_id, job))
     if order is None:
         raise LookupError(f"order {order_id} does not exist")
     if order.final:  # completed by an earlier attempt, or cancelled: nothing left to do
         return {"fulfilled": order.status == "completed"}
     if order.processing_seconds > 0:
-        order = await state.jobs.transaction(orders.start(order_id, job))
-        if order is None or order.final:  # cancelled meanwhile by an operator
-            return {"fulfilled": order is not None and order.status == "completed"}
         # One item after another, each its share of the time, reporting how far it got.
         count = max(1, len(order.items))
         for done in range(1, count + 1):
@@ -135,7 +138,7 @@ async def process_order(order_id: int, instant: bool = False) -> dict[str, Any]:
         raise SimulatedFailure(
             f"simulated failure (attempt {job.attempts} of {order.fail_times} set)"
         )
-    job.succeed_with(orders.complete(order_id, job, state.jobs.clock()))
+    await jobs.transaction(orders.complete(order_id, job, jobs.clock()))
     return {"fulfilled": True}
 
 
