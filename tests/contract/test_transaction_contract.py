@@ -168,6 +168,19 @@ async def test_a_transaction_cannot_be_used_after_it_ended(backend: Backend, clo
     assert await jobs.list() == []
 
 
+async def test_a_store_closed_and_opened_again_runs_transactions(
+    backend: Backend, clock: Clock
+) -> None:
+    """As ``orders serve`` does: the store opened to check it, closed, opened to serve."""
+    if isinstance(backend, MemoryBackend):
+        pytest.skip("memory:// keeps no application tables across a close")
+    jobs = make_jobs(backend, clock)
+    assert await jobs.transaction(lambda tx: tx.fetchone("SELECT 1")) == (1,)
+    await backend.close()
+    await backend.open()
+    assert await jobs.transaction(lambda tx: tx.fetchone("SELECT 1")) == (1,)
+
+
 async def test_many_concurrent_transactions_all_commit(backend: Backend, clock: Clock) -> None:
     jobs = make_jobs(backend, clock)
     await create_table(jobs)

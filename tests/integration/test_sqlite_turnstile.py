@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -64,89 +65,84 @@ def _write_lock_free(db: Path) -> bool:
         conn.close()
 
 
-def _begin_in_thread(turnstile: Turnstile, conn: sqlite3.Connection) -> threading.Thread:
-    thread = threading.Thread(
-        target=turnstile.begin, args=(conn, time.monotonic() + 30, _busy), daemon=True
-    )
-    thread.start()
-    return thread
+@dataclass
+class Writer:
+    """A writer's side: its turnstile and its connection (no busy timeout)."""
+
+    turnstile: Turnstile
+    conn: sqlite3.Connection
+
+    def begin(self, seconds: float = 30) -> None:
+        self.turnstile.begin(self.conn, time.monotonic() + seconds, _busy)
+
+    def begin_in_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.begin, daemon=True)
+        thread.start()
+        return thread
+
+
+@pytest.fixture
+def writer(db: Path) -> Iterator[Writer]:
+    w = Writer(Turnstile(db), connect(db, synchronous="FULL", busy_timeout_ms=0))
+    yield w
+    w.conn.close()
+    w.turnstile.close()
+
+
+@pytest.fixture
+def holder(db: Path) -> Iterator[sqlite3.Connection]:
+    """Another process's connection, holding the write lock (its batch) until it commits."""
+    conn = sqlite3.connect(db, isolation_level=None, timeout=0)
+    conn.execute("BEGIN IMMEDIATE")
+    yield conn
+    conn.close()
 
 
 def test_a_writer_that_finds_the_lock_taken_waits_holding_the_turnstile(
-    db: Path, other_process: int
+    db: Path, other_process: int, writer: Writer, holder: sqlite3.Connection
 ) -> None:
-    holder = sqlite3.connect(db, isolation_level=None, timeout=0)
-    holder.execute("BEGIN IMMEDIATE")  # another process's batch
-    turnstile = Turnstile(db)
-    conn = connect(db, synchronous="FULL", busy_timeout_ms=0)
-    try:
-        thread = _begin_in_thread(turnstile, conn)
-        for _ in range(500):
-            if _taken(other_process):
-                break
-            time.sleep(0.01)
-        assert _taken(other_process), "the waiting writer did not take its turn"
-        assert thread.is_alive()
-        holder.execute("COMMIT")
-        thread.join(timeout=10)
-        assert not thread.is_alive() and conn.in_transaction  # it has the write lock now
-        assert not _taken(other_process)  # and gave the turnstile back
-        conn.execute("ROLLBACK")
-    finally:
-        holder.close()
-        conn.close()
-        turnstile.close()
+    thread = writer.begin_in_thread()
+    for _ in range(500):
+        if _taken(other_process):
+            break
+        time.sleep(0.01)
+    assert _taken(other_process), "the waiting writer did not take its turn"
+    assert thread.is_alive()
+    holder.execute("COMMIT")
+    thread.join(timeout=10)
+    assert not thread.is_alive() and writer.conn.in_transaction  # it has the write lock now
+    assert not _taken(other_process)  # and gave the turnstile back
+    writer.conn.execute("ROLLBACK")
 
 
 def test_a_writer_about_to_begin_lets_a_waiting_process_go_first(
-    db: Path, other_process: int, monkeypatch: pytest.MonkeyPatch
+    db: Path, other_process: int, writer: Writer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(t, "MAX_YIELD", 30.0)
     fcntl.flock(other_process, fcntl.LOCK_EX)  # another process waits for the write lock
-    turnstile = Turnstile(db)
-    conn = connect(db, synchronous="FULL", busy_timeout_ms=0)
-    try:
-        thread = _begin_in_thread(turnstile, conn)
-        time.sleep(0.3)
-        assert thread.is_alive() and _write_lock_free(db)  # it did not take the lock
-        fcntl.flock(other_process, fcntl.LOCK_UN)  # the other process has begun
-        thread.join(timeout=10)
-        assert not thread.is_alive() and conn.in_transaction
-        conn.execute("ROLLBACK")
-    finally:
-        conn.close()
-        turnstile.close()
+    thread = writer.begin_in_thread()
+    time.sleep(0.3)
+    assert thread.is_alive() and _write_lock_free(db)  # it did not take the lock
+    fcntl.flock(other_process, fcntl.LOCK_UN)  # the other process has begun
+    thread.join(timeout=10)
+    assert not thread.is_alive() and writer.conn.in_transaction
+    writer.conn.execute("ROLLBACK")
 
 
 def test_a_waiting_process_that_holds_the_turnstile_too_long_is_not_waited_for_ever(
-    db: Path, other_process: int, monkeypatch: pytest.MonkeyPatch
+    other_process: int, writer: Writer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(t, "MAX_YIELD", 0.05)
     fcntl.flock(other_process, fcntl.LOCK_EX)  # stuck (say, stopped) while waiting
-    turnstile = Turnstile(db)
-    conn = connect(db, synchronous="FULL", busy_timeout_ms=0)
-    try:
-        turnstile.begin(conn, time.monotonic() + 30, _busy)
-        assert conn.in_transaction
-        conn.execute("ROLLBACK")
-    finally:
-        fcntl.flock(other_process, fcntl.LOCK_UN)
-        conn.close()
-        turnstile.close()
+    writer.begin()
+    assert writer.conn.in_transaction
+    writer.conn.execute("ROLLBACK")
+    fcntl.flock(other_process, fcntl.LOCK_UN)
 
 
 def test_a_busy_lock_past_the_deadline_raises_and_leaves_the_turnstile_free(
-    db: Path, other_process: int
+    other_process: int, writer: Writer, holder: sqlite3.Connection
 ) -> None:
-    holder = sqlite3.connect(db, isolation_level=None, timeout=0)
-    holder.execute("BEGIN IMMEDIATE")
-    turnstile = Turnstile(db)
-    conn = connect(db, synchronous="FULL", busy_timeout_ms=0)
-    try:
-        with pytest.raises(sqlite3.OperationalError, match="locked"):
-            turnstile.begin(conn, time.monotonic() + 0.2, _busy)
-        assert not _taken(other_process)
-    finally:
-        holder.close()
-        conn.close()
-        turnstile.close()
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        writer.begin(seconds=0.2)
+    assert not _taken(other_process)

@@ -124,11 +124,12 @@ class PostgresBackend(Backend):
         self.database = PostgresDatabase(self._db)
         self._listener = Listener(self._db.connect, CHANNEL, schema)
         self._finished = FinishedListener(self._db.connect, schema)
-        # The threads that run the application's transaction functions: one per connection
-        # of the pool, each waiting on the event loop for its statements. (The loop's default
-        # executor has CPUs + 4 threads: under a flood of requests, six transactions at once
-        # waited there for a busy loop, and PostgreSQL intake stopped near 280 requests/s.)
-        self._tx_threads = ThreadPoolExecutor(max_size, thread_name_prefix="quart-jobs-pg-tx")
+        # The threads that run the application's transaction functions while the store is
+        # open: one per connection of the pool, each waiting on the event loop for its
+        # statements. (The loop's default executor has CPUs + 4 threads: under a flood of
+        # requests, six transactions at once waited there for a busy loop.)
+        self._max_size = max_size
+        self._tx_threads: ThreadPoolExecutor | None = None
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresBackend:
@@ -146,7 +147,9 @@ class PostgresBackend(Backend):
         await self._listener.stop()
         await self._finished.stop()
         await self._db.close()
-        self._tx_threads.shutdown(wait=False)
+        if self._tx_threads is not None:
+            self._tx_threads.shutdown(wait=False)
+            self._tx_threads = None  # a store opened again makes new ones
 
     def _now(self, now: float) -> float:
         return self._db.now(now)
@@ -166,6 +169,10 @@ class PostgresBackend(Backend):
             offset = self._db.clock.offset
             tx = PostgresTransaction(conn, loop, now, CHANNEL, self.schema, offset)
             context = contextvars.copy_context()  # as asyncio.to_thread: the caller's context
+            if self._tx_threads is None:
+                self._tx_threads = ThreadPoolExecutor(
+                    self._max_size, thread_name_prefix="quart-jobs-pg-tx"
+                )
             try:
                 return await loop.run_in_executor(self._tx_threads, context.run, func, tx)
             finally:

@@ -72,14 +72,14 @@ def _with_effects(
     tx = SQLiteTransaction(conn, now)
     conn.execute("SAVEPOINT qj_effects")
     try:
-        if not jobs.finish_in(tx, replace(o, progress=None), now, SQLITE):  # written above
+        if not tx.finish(replace(o, progress=None)):  # its progress is written above
             return False, 0, False
         changes = conn.total_changes
         try:
             run_effects(effects, tx)
         except EffectsFailed as failed:
             conn.execute("ROLLBACK TO qj_effects")
-            return jobs.finish_in(tx, effects.fail(failed.error), now, SQLITE), 1, False
+            return tx.finish(effects.fail(failed.error)), 1, False
         return True, 1 + conn.total_changes - changes, tx.enqueued
     finally:
         tx.closed = True

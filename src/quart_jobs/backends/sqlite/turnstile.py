@@ -4,8 +4,8 @@ SQLite file: web processes, worker processes).
 SQLite's lock is not fair: a writer with work queued commits, and takes the lock again a few
 microseconds later, while a writer of another process waiting for it tries again only now and
 then (SQLite's busy handler sleeps 1, 2, 5, 10, 15, 20 ms… between tries). Measured with a web
-process flooded with orders and an ``orders worker`` beside it, the worker got the lock about
-once every 17 ms, and with two web processes p99 reached 0.6 to 1.5 s.
+process flooded with orders and an ``orders worker`` beside it, the worker finished 13 % of the
+flood's orders during it (36-44 % with turns), and two web processes had a p99 of 0.5 to 1.5 s.
 
 So a writer that finds the lock taken waits **in turn**: it holds the turnstile (an exclusive
 ``flock`` on ``<database>-turnstile``) while it tries ``BEGIN IMMEDIATE`` again every 0.1 ms at
@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 try:
@@ -80,15 +80,12 @@ class Turnstile:
             if not is_busy(exc):
                 raise
         held = self._take()
-        pause = FIRST_PAUSE
         try:
-            while True:
-                time.sleep(pause)
-                pause = min(pause * 1.5, MAX_PAUSE)
-                if not held:  # another process waits before us: our turn comes after it
-                    held = self._take()
-                    if not held and time.monotonic() <= deadline:
-                        continue
+            for _ in _pauses():
+                # Another process waiting before us goes first: our turn comes after it.
+                held = held or self._take()
+                if not held and time.monotonic() <= deadline:
+                    continue
                 try:
                     conn.execute("BEGIN IMMEDIATE")
                     return
@@ -103,14 +100,22 @@ class Turnstile:
         """Wait while another process holds the turnstile (it waits for the write lock), at
         most :data:`MAX_YIELD` seconds; at once when none does (the common case: two system
         calls)."""
-        if self._take():
-            self._give()
-            return
         until = time.monotonic() + MAX_YIELD
-        pause = FIRST_PAUSE
-        while time.monotonic() < until:
-            time.sleep(pause)
-            pause = min(pause * 1.5, MAX_PAUSE)
+        for _ in _pauses(first=False):
             if self._take():
                 self._give()
                 return
+            if time.monotonic() >= until:
+                return
+
+
+def _pauses(*, first: bool = True) -> Iterator[None]:
+    """Sleeps between tries: :data:`FIRST_PAUSE`, growing by half each time up to
+    :data:`MAX_PAUSE` (``first=False``: the first try comes at once)."""
+    pause = FIRST_PAUSE
+    if not first:
+        yield
+    while True:
+        time.sleep(pause)
+        yield
+        pause = min(pause * 1.5, MAX_PAUSE)
