@@ -56,6 +56,9 @@ def _command(system: str, port: int, cfg: Config) -> tuple[list[str], dict[str, 
         "DATABASE_URL": f"sqlite:///{db}",
         "ORDERS_DEMO": "1",
         "WORKER_CONCURRENCY": "1",
+        # One job at a time in all, as the in-memory app runs them (the default would run
+        # a web process, and its worker, per CPU).
+        "WEB_PROCESSES": "1",
         "MAX_QUEUED": "10000000",
         "MAX_QUEUED_PER_CUSTOMER": "10000000",
         "RATE_LIMIT_PER_CUSTOMER": "0",

@@ -38,6 +38,7 @@ from .service import (
     hash_key,
     process_order,
 )
+from .shared import SharedFailureThrottle, group_dir
 from .store import store_for
 from .tracing import trace_requests
 
@@ -117,7 +118,15 @@ def create_app(settings: Settings | None = None) -> Quart:
         if state.reconciler is not None:
             state.reconciler.start()
 
-    register_admin(app, jobs, token=settings.admin_token, trusted_proxies=settings.trusted_proxies)
+    shared = group_dir()
+    register_admin(
+        app,
+        jobs,
+        token=settings.admin_token,
+        trusted_proxies=settings.trusted_proxies,
+        # A group of web processes counts failed logins together (SPEC: 10 a minute per client).
+        throttle=None if shared is None else SharedFailureThrottle(shared / "admin-logins"),
+    )
     register_metrics(app, jobs, token=settings.metrics_token)
     register_error_handlers(app)
     readiness = Readiness(jobs, embedded_workers=settings.embedded_workers)

@@ -114,7 +114,7 @@ def serve(host: str | None, port: int | None) -> None:
         # An operator's token stays out of the output: whoever reads the logs must not learn it.
         lines.append(f"  admin: enabled with ADMIN_TOKEN (dashboard: {url}/admin/)")
     lines.append(f"  OpenAPI: {url}/openapi.json   stop: Ctrl-C")
-    processes = settings.web_processes
+    processes = settings.processes()
     if processes > 1:
         lines.append(f"  {processes} web processes (WEB_PROCESSES)")
     click.echo("\n".join(lines), err=True)
@@ -129,7 +129,7 @@ def serve(host: str | None, port: int | None) -> None:
             processes,
             stop_timeout=settings.shutdown_timeout + 4,
         )
-        with supervisor.shared_metrics():
+        with supervisor.shared_metrics(), supervisor.shared_limits():
             code = group.run()
         if code:
             sys.exit(code)

@@ -33,11 +33,9 @@ class Settings:
     server: str = "uvicorn"
     worker_concurrency: int = 4
     embedded_workers: bool = True
-    #: Web processes of ``orders serve`` on one port under one supervisor (``WEB_PROCESSES``).
-    #: 1 by default: measured on 2 cores (docs/deployment.md), a second process added no
-    #: intake on SQLite or PostgreSQL (the durable commit, not request parsing, is the limit)
-    #: and multiplied p99 on SQLite, where the processes queue for the file's one write lock.
-    web_processes: int = 1
+    #: Web processes of ``orders serve`` on one port under one supervisor (``WEB_PROCESSES``);
+    #: :data:`AUTO` (``auto``, the default): :meth:`processes` chooses.
+    web_processes: int = 0
     shutdown_timeout: float = 20.0
     job_max_attempts: int = 5
     orders_demo: bool = False
@@ -86,6 +84,19 @@ class Settings:
         settings.check()
         return settings
 
+    def processes(self) -> int:
+        """How many web processes ``orders serve`` runs. ``auto``: on SQLite one per CPU this
+        process may use, at most :data:`MAX_AUTO_PROCESSES` (measured on 2 cores,
+        docs/deployment.md: two processes accepted a quarter more orders and completed twice as
+        many during a flood; the file has one write lock, which more processes only share); on
+        PostgreSQL 1 (a second process measured no faster: the server's commits are the
+        limit); ``memory://`` lives in one process."""
+        if self.web_processes != AUTO:
+            return self.web_processes
+        if self.database_url.split(":", 1)[0].lower() != "sqlite":
+            return 1
+        return max(1, min(MAX_AUTO_PROCESSES, len(os.sched_getaffinity(0))))
+
     def check(self) -> None:
         scheme = self.database_url.split(":", 1)[0].lower()
         if scheme not in ("sqlite", "postgresql", "postgres", "memory"):
@@ -97,7 +108,6 @@ class Settings:
             raise SettingError(f"PORT={self.port}: use a port between 1 and 65535")
         for name, value, low in (
             ("WORKER_CONCURRENCY", self.worker_concurrency, 1),
-            ("WEB_PROCESSES", self.web_processes, 1),
             ("JOB_MAX_ATTEMPTS", self.job_max_attempts, 1),
             ("MAX_BODY_BYTES", self.max_body_bytes, 1),
             ("MAX_QUEUED", self.max_queued, 1),
@@ -132,11 +142,13 @@ class Settings:
                     f"least {MIN_TOKEN_LENGTH} (for example: python3 -c 'import secrets; "
                     "print(secrets.token_urlsafe(24))')"
                 )
+        if self.web_processes != AUTO and self.web_processes < 1:
+            raise SettingError(f"WEB_PROCESSES={self.web_processes}: use auto or at least 1")
         if self.web_processes > MAX_WEB_PROCESSES:
             raise SettingError(
                 f"WEB_PROCESSES={self.web_processes}: use at most {MAX_WEB_PROCESSES}"
             )
-        if scheme == "memory" and self.web_processes != 1:
+        if scheme == "memory" and self.web_processes not in (1, AUTO):
             raise SettingError(
                 f"WEB_PROCESSES={self.web_processes}: a memory:// database lives in one "
                 "process; use 1, or a sqlite:// or postgresql:// DATABASE_URL"
@@ -171,6 +183,11 @@ SERVERS = ("uvicorn", "hypercorn")
 
 #: More web processes than this is a typo, not a plan.
 MAX_WEB_PROCESSES = 256
+#: ``WEB_PROCESSES=auto``: :meth:`Settings.processes` chooses.
+AUTO = 0
+#: ``auto`` runs at most this many web processes on SQLite: its one write lock is shared by
+#: all of them; more was not measured.
+MAX_AUTO_PROCESSES = 4
 
 
 #: Admin and metrics tokens shorter than this are refused at start-up.
@@ -229,11 +246,23 @@ def _bool(name: str, raw: str) -> bool:
     raise SettingError(f"{name}={raw!r}: use 1 or 0")
 
 
+def _web_processes(name: str, raw: str) -> int:
+    if raw.strip().lower() == "auto":
+        return AUTO
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SettingError(f"{name}={raw!r}: use auto or a number of processes of at least 1")
+    return value
+
+
 _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "port": _number(int),
     "worker_concurrency": _number(int),
     "embedded_workers": _bool,
-    "web_processes": _number(int),
+    "web_processes": _web_processes,
     "shutdown_timeout": _number(float),
     "job_max_attempts": _number(int),
     "orders_demo": _bool,

@@ -22,6 +22,7 @@ from .service import (
     OrdersState,
     hash_key,
 )
+from .shared import SharedRateLimiter, group_dir
 from .store import Customer
 
 M = TypeVar("M", bound=BaseModel)
@@ -85,7 +86,12 @@ def rate_limiter() -> RateLimiter:
     """The app's per-customer limiter, made on first use from ``RATE_LIMIT_PER_CUSTOMER``."""
     limiter = current_app.extensions.get(LIMITER_KEY)
     if limiter is None:
-        limiter = RateLimiter(orders_state().settings.rate_limit_per_customer)
+        rate = orders_state().settings.rate_limit_per_customer
+        shared = group_dir()
+        # A group of web processes shares each customer's bucket.
+        limiter = (
+            RateLimiter(rate) if shared is None else SharedRateLimiter(shared / "customers", rate)
+        )
         current_app.extensions[LIMITER_KEY] = limiter
     assert isinstance(limiter, RateLimiter)
     return limiter

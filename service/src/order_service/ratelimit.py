@@ -3,8 +3,8 @@
 ``RATE_LIMIT_PER_CUSTOMER`` is the refill rate in requests per second; a bucket holds twice that
 (at least one request), so a customer may burst briefly and then runs at the rate. VIP customers
 get :data:`VIP_FACTOR` times the rate and burst: they pay for priority, and a VIP's intake must
-not be throttled before a regular customer's (VIP orders go first). The limit is per process: with
-N web processes a customer gets up to N times the rate (documented in docs/security.md).
+not be throttled before a regular customer's (VIP orders go first). The buckets of one process
+live here; a group of web processes shares them (:class:`~order_service.shared.SharedRateLimiter`).
 
 Memory is bounded: a bucket that has refilled completely is the same as no bucket, so idle ones
 are dropped, and at most ``max_buckets`` are kept (least recently used go first).
@@ -34,6 +34,14 @@ class Decision:
 
     allowed: bool
     retry_after: int = 0
+
+
+def spend(tokens: float, rate: float) -> tuple[float, Decision]:
+    """One token out of a bucket holding ``tokens`` that refills at ``rate``: what is left and
+    the decision."""
+    if tokens >= 1.0:
+        return tokens - 1.0, Decision(True)
+    return tokens, Decision(False, retry_after=max(1, math.ceil((1.0 - tokens) / rate)))
 
 
 class RateLimiter:
@@ -78,10 +86,8 @@ class RateLimiter:
             bucket.updated = now
         self._buckets[key] = bucket  # most recently used last
         self._evict(now)
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            return Decision(True)
-        return Decision(False, retry_after=max(1, math.ceil((1.0 - bucket.tokens) / rate)))
+        bucket.tokens, decision = spend(bucket.tokens, rate)
+        return decision
 
     def _evict(self, now: float) -> None:
         # A bucket idle for ``burst / rate`` seconds is full again: forgetting it changes nothing.

@@ -24,7 +24,9 @@ and changed its interface within the versions this service accepts. What is need
   code 2; children dying more than :data:`MAX_DEATHS` times within :data:`DEATH_WINDOW`
   seconds stop it with exit code 1 and one line.
 * The children's metrics are counted in one directory (:func:`shared_metrics`): a scrape
-  of ``/metrics`` sums every child's counters, whichever child answers it.
+  of ``/metrics`` sums every child's counters, whichever child answers it; and the
+  per-customer request limit and the admin's login throttling hold for the group
+  (:func:`shared_limits`).
 * A child dies with the supervisor (Linux: :func:`die_with`): ``kill -9`` of the supervisor
   leaves no process serving on the port.
 * Children are started with SIGINT and SIGTERM blocked, so a signal that arrives while one
@@ -52,6 +54,8 @@ from typing import Any
 import click
 
 from quart_jobs.metrics import MULTIPROC_ENV
+
+from .shared import GROUP_DIR_ENV
 
 log = logging.getLogger("orders")
 
@@ -100,20 +104,30 @@ def die_with(parent: int) -> None:
 
 
 @contextlib.contextmanager
-def shared_metrics() -> Iterator[None]:
-    """The children count their metrics in one directory (``prometheus_client``'s
-    multiprocess mode), so ``GET /metrics``, whichever child answers it, sums what every
-    child counted. A fresh directory for the group, removed after it (an operator's own
-    ``PROMETHEUS_MULTIPROC_DIR`` is used as it is)."""
-    if os.environ.get(MULTIPROC_ENV):
-        yield
-        return
-    with tempfile.TemporaryDirectory(prefix="orders-metrics-") as directory:
-        os.environ[MULTIPROC_ENV] = directory
+def _group_directory(env: str, prefix: str) -> Iterator[None]:
+    """A fresh directory named in ``env`` for the children, removed after the group."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as directory:
+        os.environ[env] = directory
         try:
             yield
         finally:
-            del os.environ[MULTIPROC_ENV]
+            del os.environ[env]
+
+
+def shared_limits() -> contextlib.AbstractContextManager[None]:
+    """The children count each customer's requests and each client's failed logins together,
+    in files of a fresh directory for the group (:mod:`.shared`)."""
+    return _group_directory(GROUP_DIR_ENV, "orders-group-")
+
+
+def shared_metrics() -> contextlib.AbstractContextManager[None]:
+    """The children count their metrics in one directory (``prometheus_client``'s
+    multiprocess mode), so ``GET /metrics``, whichever child answers it, sums what every
+    child counted. A fresh directory for the group (an operator's own
+    ``PROMETHEUS_MULTIPROC_DIR`` is used as it is)."""
+    if os.environ.get(MULTIPROC_ENV):
+        return contextlib.nullcontext()
+    return _group_directory(MULTIPROC_ENV, "orders-metrics-")
 
 
 def describe_exit(code: int | None) -> str:

@@ -35,7 +35,7 @@ def test_orders_outlive_their_jobs_purged_by_hand_and_by_retention(tmp_path: Pat
     url = f"sqlite:///{db}"
     keyed = {**auth(VIP_KEY), "Idempotency-Key": "order-2026-12-01"}
     with (
-        running(tmp_path, url, env={"JOB_RETENTION": "off"}) as svc,
+        running(tmp_path, url, env={"JOB_RETENTION": "off", "WEB_PROCESSES": "1"}) as svc,
         httpx.Client(base_url=svc.url, timeout=10) as http,
     ):
         first = http.post("/orders", json=ORDER, headers=keyed).json()

@@ -142,7 +142,7 @@ def test_a_taken_port_stops_the_group_before_any_process_starts(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("env", "needle"),
     [
-        ({"WEB_PROCESSES": "0"}, "WEB_PROCESSES=0"),
+        ({"WEB_PROCESSES": "0"}, "WEB_PROCESSES='0'"),
         ({"WEB_PROCESSES": "two"}, "WEB_PROCESSES='two'"),
         ({"WEB_PROCESSES": "2", "DATABASE_URL": "memory://"}, "WEB_PROCESSES=2"),
         (
@@ -336,3 +336,31 @@ def test_metrics_count_what_every_web_process_did(
             with httpx.Client(base_url=svc.url, timeout=10) as fresh:
                 scrapes.append(_succeeded(fresh.get("/metrics").text))
         assert scrapes == [20.0] * 8, scrapes
+
+
+def _statuses_on_fresh_connections(url: str, n: int, path: str, token: str) -> list[int]:
+    """``n`` GETs of ``path``, each on a new connection (either web process may answer)."""
+    codes = []
+    for _ in range(n):
+        with httpx.Client(base_url=url, timeout=10) as fresh:
+            codes.append(fresh.get(path, headers={"Authorization": f"Bearer {token}"}).status_code)
+    return codes
+
+
+def test_a_customers_request_limit_holds_for_the_group(tmp_path: Path) -> None:
+    """``RATE_LIMIT_PER_CUSTOMER`` counts the customer's requests in every web process: a
+    bucket of one request, refilled in 10 s, lets one request through, not one per process."""
+    url = f"sqlite:///{tmp_path / 'o.sqlite3'}"
+    env = {**GROUP, "RATE_LIMIT_PER_CUSTOMER": "0.1", "EMBEDDED_WORKERS": "0"}
+    with running(tmp_path, url, env=env) as svc:
+        codes = _statuses_on_fresh_connections(svc.url, 40, "/orders/1", REGULAR_KEY)
+    assert sorted(set(codes)) == [404, 429], codes
+    assert codes.count(404) == 1, codes
+
+
+def test_failed_admin_logins_are_throttled_for_the_group(tmp_path: Path) -> None:
+    """SPEC: at most 10 failed logins a minute per client, whichever web process they reach."""
+    url = f"sqlite:///{tmp_path / 'o.sqlite3'}"
+    with running(tmp_path, url, env={**GROUP, "EMBEDDED_WORKERS": "0"}) as svc:
+        codes = _statuses_on_fresh_connections(svc.url, 40, "/admin/api/stats", "w" * 32)
+    assert codes.count(401) == 10 and codes.count(429) == 30, codes

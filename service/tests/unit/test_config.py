@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from order_service.config import SettingError, Settings
+from order_service.config import AUTO, MAX_AUTO_PROCESSES, SettingError, Settings
 
 
 def test_defaults_match_the_spec() -> None:
@@ -18,12 +20,21 @@ def test_defaults_match_the_spec() -> None:
     )
     assert (s.shutdown_timeout, s.job_max_attempts, s.orders_demo) == (20, 5, False)
     assert s.admin_token is None and s.max_body_bytes == 1_048_576
-    assert s.web_processes == 1
+    assert s.web_processes == AUTO
     assert (s.max_queued, s.max_queued_per_customer, s.rate_limit_per_customer) == (
         100_000,
         10_000,
         0,
     )
+
+
+def test_auto_web_processes_are_the_cpus_on_sqlite_one_elsewhere() -> None:
+    cpus = len(os.sched_getaffinity(0))
+    assert Settings.from_env({}).processes() == min(cpus, MAX_AUTO_PROCESSES)
+    assert Settings.from_env({"WEB_PROCESSES": "auto"}).processes() == min(cpus, 4)
+    assert Settings.from_env({"WEB_PROCESSES": "3"}).processes() == 3
+    for url in ("postgresql://127.0.0.1/test", "memory://"):
+        assert Settings.from_env({"DATABASE_URL": url}).processes() == 1
 
 
 def test_demo_mode_brings_the_demo_admin_token() -> None:
@@ -43,6 +54,7 @@ def test_demo_mode_brings_the_demo_admin_token() -> None:
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"SERVER": "gunicorn"}, "SERVER"),
         ({"WEB_PROCESSES": "0"}, "WEB_PROCESSES"),
+        ({"WEB_PROCESSES": "many"}, "WEB_PROCESSES"),
         ({"WEB_PROCESSES": "1000"}, "WEB_PROCESSES"),
         ({"WEB_PROCESSES": "2", "DATABASE_URL": "memory://"}, "WEB_PROCESSES"),
         ({"FULFILMENT_RATE_LIMIT": "5 per second"}, "FULFILMENT_RATE_LIMIT"),

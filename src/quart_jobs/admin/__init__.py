@@ -33,7 +33,7 @@ from ..errors import ConfigurationError
 from ..jobs import Jobs
 from .api import add_api_routes
 from .auth import MIN_TOKEN_LENGTH, AdminAuth, AdminError, TokenSource
-from .clients import ClientView, parse_networks
+from .clients import ClientView, FailureThrottle, parse_networks
 from .pages import PAGE_HEADERS, add_page_routes
 from .queues import add_queue_routes
 from .routing import ID_CONVERTER, DigitsConverter, harden_routing, refuse_bad_hosts
@@ -45,6 +45,7 @@ __all__ = [
     "AdminAuth",
     "AdminError",
     "DigitsConverter",
+    "FailureThrottle",
     "admin_blueprint",
     "harden_routing",
     "refuse_bad_hosts",
@@ -67,12 +68,15 @@ def admin_blueprint(
     token: TokenSource,
     url_prefix: str = "/admin",
     trusted_proxies: str | Iterable[str] = (),
+    throttle: FailureThrottle | None = None,
 ) -> Blueprint:
     """A new admin blueprint for ``jobs``; ``token`` is the admin token (at least 16
     characters), or a callable that returns it (read on every request). ``trusted_proxies``:
     addresses or networks of the reverse proxies whose ``X-Forwarded-Proto`` (the cookie's
     ``Secure`` flag) and ``X-Forwarded-For`` (the client that login throttling counts) are
-    believed; from any other peer those headers are ignored."""
+    believed; from any other peer those headers are ignored. ``throttle``: where failed logins
+    are counted (default: this process's memory, 10 a minute per client); several processes
+    serving one admin can share one (the order service's ``SharedFailureThrottle``)."""
     if isinstance(token, str) and 0 < len(token) < MIN_TOKEN_LENGTH:
         raise ConfigurationError(
             f"the admin token has {len(token)} characters; use at least {MIN_TOKEN_LENGTH}"
@@ -82,7 +86,9 @@ def admin_blueprint(
     except ValueError as exc:
         raise ConfigurationError(f"trusted_proxies: {exc}") from None
     prefix = "/" + url_prefix.strip("/")
-    auth = AdminAuth(token, jobs, cookie_path=prefix, clients=ClientView(networks))
+    auth = AdminAuth(
+        token, jobs, cookie_path=prefix, clients=ClientView(networks), throttle=throttle
+    )
     bp = Blueprint(BLUEPRINT_NAME, __name__, url_prefix=prefix, template_folder="templates")
 
     @bp.record_once
@@ -119,9 +125,10 @@ def register_admin(
     token: TokenSource,
     url_prefix: str = "/admin",
     trusted_proxies: str | Iterable[str] = (),
+    throttle: FailureThrottle | None = None,
 ) -> Blueprint:
-    """Mount the admin on ``app``. Call it after ``QuartSchema(app)`` so the OpenAPI document
-    gets the ``adminToken`` security scheme."""
+    """Mount the admin on ``app`` (the arguments are :func:`admin_blueprint`'s). Call it after
+    ``QuartSchema(app)`` so the OpenAPI document gets the ``adminToken`` security scheme."""
     schema: Any = app.extensions.get("QUART_SCHEMA")
     if schema is not None:
         if schema.security_schemes is None:
@@ -129,6 +136,12 @@ def register_admin(
         scheme = HttpSecurityScheme(scheme="bearer")
         scheme.description = "The admin token (ADMIN_TOKEN), or the dashboard's session cookie"
         schema.security_schemes.setdefault("adminToken", scheme)
-    bp = admin_blueprint(jobs, token=token, url_prefix=url_prefix, trusted_proxies=trusted_proxies)
+    bp = admin_blueprint(
+        jobs,
+        token=token,
+        url_prefix=url_prefix,
+        trusted_proxies=trusted_proxies,
+        throttle=throttle,
+    )
     app.register_blueprint(bp)
     return bp
