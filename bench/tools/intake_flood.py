@@ -1,11 +1,12 @@
 """Intake flood: how many orders the embedded worker finishes while wrk floods ``POST /orders``.
 
 ``python -m bench.tools.intake_flood [--seconds 10] [--rounds 1] [--env KEY=VALUE ...]
-[--worker]``: runs ``orders serve`` (uvicorn, a fresh SQLite file, ``ORDERS_DEMO=1``, quotas
-raised, its embedded worker; ``--env`` sets its settings, e.g. ``WEB_PROCESSES=2`` or
-``EMBEDDED_WORKERS=0``; ``--worker`` runs an ``orders worker`` process beside it) under
-``wrk -t1 -c64 -d10s``, then counts in the database the jobs finished during the flood (read
-the moment wrk exits) against the orders accepted (2xx answers).
+[--worker] [--processing-seconds S]``: runs ``orders serve`` (uvicorn, a fresh SQLite file,
+``ORDERS_DEMO=1``, quotas raised, its embedded worker; ``--env`` sets its settings, e.g.
+``WEB_PROCESSES=2`` or ``EMBEDDED_WORKERS=0``; ``--worker`` runs an ``orders worker`` process
+beside it) under ``wrk -t1 -c64 -d10s`` posting orders of ``S`` seconds (0: instant ones), then
+counts in the database the jobs finished during the flood (read the moment wrk exits) against
+the orders accepted (2xx answers).
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def _counts(db: Path) -> dict[str, int]:
     return {str(s): int(n) for s, n in rows}
 
 
-def one_round(seconds: int, workdir: Path, extra: dict[str, str], worker: bool) -> dict[str, float]:
+def one_round(
+    seconds: int, workdir: Path, extra: dict[str, str], worker: bool, processing: float = 0.0
+) -> dict[str, float]:
     port = _free_port()
     cmd, env = _command(ORDERS, port, workdir)
     env |= extra
@@ -57,7 +60,10 @@ def one_round(seconds: int, workdir: Path, extra: dict[str, str], worker: bool) 
         _wait_port(port, proc)
         time.sleep(1.0)
         lua = workdir / "post.lua"
-        lua.write_text(LUA)
+        # Orders of 0 s complete with their job's success; others write `processing` first.
+        lua.write_text(
+            LUA.replace('"processing_seconds": 0}', f'"processing_seconds": {processing}}}')
+        )
         out = subprocess.run(
             [
                 "wrk",
@@ -99,11 +105,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--worker", action="store_true", help="an `orders worker` beside it")
+    parser.add_argument("--processing-seconds", type=float, default=0.0, help="of each order")
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.rounds):
-            print(one_round(args.seconds, Path(tmp), extra, args.worker), flush=True)
+            print(
+                one_round(args.seconds, Path(tmp), extra, args.worker, args.processing_seconds),
+                flush=True,
+            )
     sys.exit(0)
 
 

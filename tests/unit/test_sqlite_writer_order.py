@@ -3,7 +3,8 @@
 Under an intake flood the writer always has a batch of enqueues in progress and more waiting;
 the worker's claims and outcomes (``durable=False``) and a running job's own writes
 (``urgent=True``) must not wait for the whole next batch: they commit in a transaction of their
-own before the writes that were waiting with them, and those commit right after.
+own before the writes that were waiting with them, and those commit right after. A few
+enqueues waiting with a claim go first, in the claim's transaction, so the claim can take them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from quart_jobs.backends.running import in_job, running_job
-from quart_jobs.backends.sqlite.writer import Writer
+from quart_jobs.backends.sqlite.writer import FEW_AHEAD, Writer
 
 
 async def _writer(tmp_path: Path) -> Writer:
@@ -69,6 +70,36 @@ async def test_processing_writes_go_ahead_of_waiting_enqueues(tmp_path: Path) ->
             return [r[0] for r in conn.execute("SELECT name FROM t ORDER BY rowid")]
 
         assert await writer.run(rows) == order  # all committed
+    finally:
+        await writer.stop()
+
+
+async def test_a_few_enqueues_go_before_the_claim_that_met_them(tmp_path: Path) -> None:
+    """A VIP order enqueued while a worker's claim waits in the same batch: the claim sees it."""
+    writer = await _writer(tmp_path)
+    try:
+        release = threading.Event()
+        entered = threading.Event()
+
+        def hold(conn: sqlite3.Connection) -> None:
+            entered.set()
+            release.wait(10)
+
+        busy = writer.submit(hold)
+        await asyncio.to_thread(entered.wait, 10)
+        log: list[str] = []
+
+        def claim(conn: sqlite3.Connection) -> list[str]:
+            log.append("claim")
+            return [r[0] for r in conn.execute("SELECT name FROM t ORDER BY rowid")]
+
+        claimed = writer.submit(claim, durable=False)
+        enqueues = [writer.submit(_insert(f"vip-{i}", log)) for i in range(FEW_AHEAD)]
+        release.set()
+        await busy
+        assert await claimed == [f"vip-{i}" for i in range(FEW_AHEAD)]
+        assert await asyncio.gather(*enqueues) == [f"vip-{i}" for i in range(FEW_AHEAD)]
+        assert log == [f"vip-{i}" for i in range(FEW_AHEAD)] + ["claim"]
     finally:
         await writer.stop()
 

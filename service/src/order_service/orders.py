@@ -297,9 +297,8 @@ def start(order_id: int, job: Job) -> Callable[[Transaction], Order | None]:
 
 
 def complete(order_id: int, job: Job, now: float) -> Callable[[Transaction], None]:
-    """The fulfilment (once per order, whatever the retries) and ``completed``, together: in a
-    transaction of the task's own, or (an instant order) in the one that records the job's
-    success (``current_job().succeed_with``)."""
+    """The fulfilment (once per order, whatever the retries) and ``completed``, together, in
+    the transaction that records the job's success (``current_job().succeed_with``)."""
 
     def run(tx: Transaction) -> None:
         _exec(
