@@ -6,7 +6,8 @@
 ``WEB_PROCESSES=2`` or ``EMBEDDED_WORKERS=0``; ``--worker`` runs an ``orders worker`` process
 beside it) under ``wrk -t1 -c64 -d10s`` posting orders of ``S`` seconds (0: instant ones), then
 counts in the database the jobs finished during the flood (read the moment wrk exits) against
-the orders accepted (2xx answers).
+the orders accepted (2xx answers), and once all are completed, W3's "accepted and completed
+orders/s" (accepted orders over the time from the first one's acceptance to the last one's end).
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from pathlib import Path
 
 from ..workloads.http_intake import (
     CONNECTIONS,
+    FLOOD_RATE,
     LUA,
     ORDERS,
     _command,
+    _flood,
     _free_port,
     _wait_port,
     parse_wrk,
@@ -81,6 +84,7 @@ def one_round(
         ).stdout
         counts = _counts(db)
         wrk = parse_wrk(out)
+        flood = _flood(db)  # waits until every accepted order completed
         accepted = round(wrk["requests/s"] * seconds)
         done = sum(n for s, n in counts.items() if s not in ("queued", "running"))
         return {
@@ -91,6 +95,7 @@ def one_round(
             "finished": done,
             "queued": counts.get("queued", 0),
             "running": counts.get("running", 0),
+            "accepted and completed/s": round(flood[FLOOD_RATE]),
         }
     finally:
         for p in (side, proc):

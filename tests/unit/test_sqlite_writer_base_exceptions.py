@@ -16,6 +16,7 @@ import pytest
 
 from quart_jobs.backends.sqlite.writer import Writer, _Write
 from quart_jobs.errors import BackendUnavailable
+from tests.unit.writer_support import hold_writer
 
 
 class Poison(BaseException):
@@ -48,21 +49,6 @@ def _insert_then_raise(name: str, exc: BaseException) -> Callable[[sqlite3.Conne
     return write
 
 
-async def _hold(writer: Writer) -> tuple[threading.Event, asyncio.Future[None]]:
-    """A write that keeps the writer busy until the event is set: whatever is submitted
-    meanwhile commits in the next batch, together."""
-    release = threading.Event()
-    entered = threading.Event()
-
-    def hold(conn: sqlite3.Connection) -> None:
-        entered.set()
-        release.wait(10)
-
-    busy = writer.submit(hold)
-    await asyncio.to_thread(entered.wait, 10)
-    return release, busy
-
-
 async def _names(writer: Writer) -> list[str]:
     rows = await writer.run(
         lambda conn: conn.execute("SELECT name FROM t ORDER BY name").fetchall()
@@ -92,7 +78,7 @@ async def test_a_write_that_raises_a_base_exception_in_a_batch_fails_alone(
 ) -> None:
     writer = await _writer(tmp_path)
     try:
-        release, busy = await _hold(writer)
+        release, busy = await hold_writer(writer)
         # The next batch: one poisoned write among others, each in its own savepoint.
         before = writer.submit(_insert("before"))
         poisoned = writer.submit(_insert_then_raise("poisoned", raised))
@@ -122,7 +108,7 @@ async def test_a_combined_call_that_raises_a_base_exception_fails_its_callers_al
                     raise Poison("in a combined call")
             return names
 
-        release, busy = await _hold(writer)
+        release, busy = await hold_writer(writer)
         calls = [
             asyncio.ensure_future(writer.run_combined(combine, name))
             for name in ("a", "poisoned", "b")
@@ -144,10 +130,10 @@ class _FailingWriter(Writer):
         super().__init__(path)
         self.broken = threading.Event()
 
-    def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Write[object]]) -> None:
+    def _commit_batch(self, batch: list[_Write[object]]) -> None:
         if self.broken.is_set():
             raise RuntimeError("writer bug")
-        super()._commit_batch(conn, batch)
+        super()._commit_batch(batch)
 
 
 async def test_writes_fail_instead_of_waiting_forever_once_the_thread_ended(

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from quart_jobs.backends.running import in_job, running_job
-from quart_jobs.backends.sqlite.writer import FEW_AHEAD, Writer
+from quart_jobs.backends.sqlite.writer import FEW_AHEAD, INTAKE_SHARE, Writer
+from tests.unit.writer_support import hold_writer
 
 
 async def _writer(tmp_path: Path) -> Writer:
@@ -35,18 +36,14 @@ def _insert(name: str, log: list[str]) -> Callable[[sqlite3.Connection], str]:
     return write
 
 
+def _names(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT name FROM t ORDER BY rowid")]
+
+
 async def test_processing_writes_go_ahead_of_waiting_enqueues(tmp_path: Path) -> None:
     writer = await _writer(tmp_path)
     try:
-        release = threading.Event()
-        entered = threading.Event()
-
-        def hold(conn: sqlite3.Connection) -> None:  # the batch in progress
-            entered.set()
-            release.wait(10)
-
-        busy = writer.submit(hold)
-        await asyncio.to_thread(entered.wait, 10)
+        release, busy = await hold_writer(writer)  # the batch in progress
         log: list[str] = []
         intake = [writer.submit(_insert(f"enqueue-{i}", log)) for i in range(50)]
         claim = writer.submit(_insert("claim", log), durable=False)
@@ -60,16 +57,44 @@ async def test_processing_writes_go_ahead_of_waiting_enqueues(tmp_path: Path) ->
         ]
         order = list(log)
         # The urgent writes ran first, in the order submitted; every enqueue still ran once,
-        # in its order, right after (the same round of the writer, not a later one).
+        # in its order, right after.
         assert order[:2] == ["claim", "job-write"]
         assert order[2:] == [f"enqueue-{i}" for i in range(50)] + [
             f"enqueue-late-{i}" for i in range(5)
         ]
+        assert await writer.run(_names) == order  # all committed
+    finally:
+        await writer.stop()
 
-        def rows(conn: sqlite3.Connection) -> list[str]:
-            return [r[0] for r in conn.execute("SELECT name FROM t ORDER BY rowid")]
 
-        assert await writer.run(rows) == order  # all committed
+async def test_a_claim_waits_for_at_most_a_share_of_the_piled_up_enqueues(tmp_path: Path) -> None:
+    """A worker's claim that comes while a flood of enqueues waits commits after the
+    enqueues of the turn in progress (INTAKE_SHARE), not after all of them."""
+    writer = await _writer(tmp_path)
+    try:
+        release, busy = await hold_writer(writer)
+        log: list[str] = []
+        in_turn = threading.Event()
+        claim_sent = threading.Event()
+
+        def first(conn: sqlite3.Connection) -> str:
+            in_turn.set()  # the first turn of the flood is being written
+            claim_sent.wait(10)
+            return _insert("enqueue-0", log)(conn)
+
+        flood = [writer.submit(first)]
+        flood += [writer.submit(_insert(f"enqueue-{i}", log)) for i in range(1, 3 * INTAKE_SHARE)]
+        release.set()
+        await busy
+        await asyncio.to_thread(in_turn.wait, 10)
+        claim = writer.submit(_insert("claim", log), durable=False)
+        claim_sent.set()
+        await asyncio.gather(*flood, claim)
+        assert log.index("claim") == INTAKE_SHARE  # right after the turn in progress
+        assert [name for name in log if name != "claim"] == [
+            f"enqueue-{i}" for i in range(3 * INTAKE_SHARE)
+        ]
+        assert await writer.run(_names) == log
     finally:
         await writer.stop()
 
@@ -78,20 +103,12 @@ async def test_a_few_enqueues_go_before_the_claim_that_met_them(tmp_path: Path) 
     """A VIP order enqueued while a worker's claim waits in the same batch: the claim sees it."""
     writer = await _writer(tmp_path)
     try:
-        release = threading.Event()
-        entered = threading.Event()
-
-        def hold(conn: sqlite3.Connection) -> None:
-            entered.set()
-            release.wait(10)
-
-        busy = writer.submit(hold)
-        await asyncio.to_thread(entered.wait, 10)
+        release, busy = await hold_writer(writer)
         log: list[str] = []
 
         def claim(conn: sqlite3.Connection) -> list[str]:
             log.append("claim")
-            return [r[0] for r in conn.execute("SELECT name FROM t ORDER BY rowid")]
+            return _names(conn)
 
         claimed = writer.submit(claim, durable=False)
         enqueues = [writer.submit(_insert(f"vip-{i}", log)) for i in range(FEW_AHEAD)]
@@ -107,15 +124,7 @@ async def test_a_few_enqueues_go_before_the_claim_that_met_them(tmp_path: Path) 
 async def test_one_kind_alone_is_one_transaction(tmp_path: Path) -> None:
     writer = await _writer(tmp_path)
     try:
-        release = threading.Event()
-        entered = threading.Event()
-
-        def hold(conn: sqlite3.Connection) -> None:
-            entered.set()
-            release.wait(10)
-
-        busy = writer.submit(hold)
-        await asyncio.to_thread(entered.wait, 10)
+        release, busy = await hold_writer(writer)
         log: list[str] = []
         writes = [writer.submit(_insert(f"e{i}", log)) for i in range(10)]
         release.set()

@@ -10,12 +10,18 @@ callers' jobs go in with one multi-row statement.
 
 Processing goes first: of the writes waiting when a batch forms, the *urgent* ones (the
 worker's claims and outcomes, ``durable=False``, and the writes of running jobs) commit in a
-transaction of their own before the others, which commit right after in the next one. Under an
-intake flood a worker's round trip then waits for the batch in progress and a short transaction,
-not for the whole next batch of enqueues; each batch still takes every write that was waiting,
-so neither kind waits more than one extra transaction. A batch with only a few other writes
+transaction of their own before the others, which commit right after in the next one, at most
+:data:`INTAKE_SHARE` of them; the rest wait for the next turn, behind the urgent writes that
+came meanwhile. Under an intake flood a worker's round trip then waits for a short transaction
+and at most that many enqueues, not for every enqueue that piled up, so processing goes on
+while intake floods (measured: docs/performance-notes.md). A batch with only a few other writes
 commits them first, with the urgent ones after them in the same transaction: a claim then
 sees the jobs enqueued in its batch (:func:`urgent_first`).
+
+Writes that promise nothing on power loss (``durable=False``) commit with
+``synchronous=NORMAL`` on a second connection, so no statement switches the level between two
+transactions: every statement of this thread gives up the GIL and may wait to get it back
+from a busy event loop (measured under a flood: 1.7 ms on average).
 
 Readers use their own connections: in WAL mode they never wait for the writer.
 
@@ -136,15 +142,16 @@ class Writer:
     ) -> None:
         self._path = path
         self._synchronous = synchronous
-        # Writes that promise nothing on power loss commit without the fsync (see submit).
+        # Writes that promise nothing on power loss commit without the fsync (see submit), on a
+        # connection of their own: no PRAGMA switches the level between two transactions (each
+        # statement of this thread may wait for the GIL, which a busy event loop holds).
         self._relaxed = "NORMAL" if synchronous in ("FULL", "EXTRA") else synchronous
-        self._level = synchronous
         self._busy_timeout_ms = busy_timeout_ms
         self._busy_deadline = busy_deadline
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Write[Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._conn: sqlite3.Connection | None = None
+        self._conns: dict[str, sqlite3.Connection] = {}  # by synchronous level
         self._turnstile: Turnstile | None = None
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
@@ -153,6 +160,7 @@ class Writer:
         self._ended: str | None = None
         self._ended_lock = threading.Lock()
         self._batch: list[_Write[Any]] = []  # the writes being committed (the thread's own)
+        self._waiting: list[_Write[Any]] = []  # taken from the queue, not yet committed
 
     async def start(self) -> None:
         self._queue = queue.SimpleQueue()  # a thread that ended may have left its stop mark
@@ -235,53 +243,70 @@ class Writer:
 
     def _run(self) -> None:
         try:
-            self._conn = connect(
-                self._path, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms
-            )
-            # Opened: from now on the turnstile waits for the write lock, not SQLite's busy
-            # handler. (In WAL mode a transaction that holds the write lock meets no other
-            # busy case.)
-            self._conn.execute("PRAGMA busy_timeout=0")
+            for level in dict.fromkeys((self._synchronous, self._relaxed)):
+                conn = connect(self._path, synchronous=level, busy_timeout_ms=self._busy_timeout_ms)
+                self._conns[level] = conn
+                # Opened: from now on the turnstile waits for the write lock, not SQLite's busy
+                # handler. (In WAL mode a transaction that holds the write lock meets no other
+                # busy case.)
+                conn.execute("PRAGMA busy_timeout=0")
             self._turnstile = Turnstile(self._path)
         except BaseException as exc:
             self._start_error = exc
             self._end("could not open the database")
+            self._close_conns()
             self._ready.set()
             return
         self._ready.set()
         reason = "was stopped"
         try:
-            self._serve(self._conn)
+            self._serve()
         except BaseException as exc:  # a bug of the writer itself: nobody may wait forever
             log.critical("the SQLite writer thread failed; writes now fail", exc_info=exc)
             reason = f"thread failed ({exc!r}); reopen the store"
         finally:
             self._end(reason)
-            self._conn.close()
+            self._close_conns()
             self._turnstile.close()
 
-    def _serve(self, conn: sqlite3.Connection) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch: list[_Write[Any]] = [first]
-            stop = False
-            while len(batch) < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            self._batch = batch
-            for part in urgent_first(batch):
-                self._commit_batch(conn, part)
+    def _close_conns(self) -> None:
+        for conn in self._conns.values():
+            conn.close()
+        self._conns = {}
+
+    def _serve(self) -> None:
+        stop = False
+        while not stop or self._waiting:
+            if not self._waiting and not stop:
+                first = self._queue.get()  # nothing left over: wait for a write
+                if first is None:
+                    return
+                self._waiting.append(first)
+            if not stop:
+                stop = self._take_queued()
+            urgent = [w for w in self._waiting if w.urgent]
+            if urgent:
+                self._waiting = [w for w in self._waiting if not w.urgent]
+            # The writes left over stay for the next turn, behind the urgent ones that come
+            # in meanwhile: intake cannot hold processing up by more than INTAKE_SHARE writes.
+            self._batch = [*urgent, *self._waiting[:INTAKE_SHARE]]
+            parts = urgent_first(self._batch)
+            del self._waiting[:INTAKE_SHARE]
+            for part in parts:
+                self._commit_batch(part)
             self._batch = []
-            if stop:
-                return
+
+    def _take_queued(self) -> bool:
+        """Move the writes queued now to ``_waiting``; ``True`` once the stop mark was seen."""
+        while len(self._waiting) < self._max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if item is None:
+                return True
+            self._waiting.append(item)
+        return False
 
     def _end(self, reason: str) -> None:
         """Refuse writes from now on, and fail those still queued or in the batch it was
@@ -289,8 +314,9 @@ class Writer:
         with self._ended_lock:
             self._ended = reason
         error = BackendUnavailable(f"the SQLite writer of {self._path} {reason}")
-        left: Settled = [(write, None, error) for write in self._batch]
+        left: Settled = [(write, None, error) for write in [*self._batch, *self._waiting]]
         self._batch = []
+        self._waiting = []
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -304,13 +330,11 @@ class Writer:
         assert self._turnstile is not None
         self._turnstile.begin(conn, time.monotonic() + self._busy_deadline, _is_busy)
 
-    def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Write[Any]]) -> None:
+    def _commit_batch(self, batch: list[_Write[Any]]) -> None:
         settled: list[tuple[_Write[Any], Any, BaseException | None]] = []
         level = self._synchronous if any(w.durable for w in batch) else self._relaxed
+        conn = self._conns[level]
         try:
-            if level != self._level:
-                conn.execute(f"PRAGMA synchronous={level}")
-                self._level = level
             self._begin(conn)
             # A caller that gave up before its write started: the write is not performed.
             writes = [w for w in batch if not w.future.cancelled()]
@@ -336,6 +360,10 @@ class Writer:
             settled = [(w, None, error) for w in batch]
         _settle_all(settled)
 
+
+#: At most this many writes that are not urgent (enqueues) commit in one turn of the writer; the
+#: rest wait for the next turn, behind the urgent writes (claims, outcomes) that came meanwhile.
+INTAKE_SHARE = 16
 
 #: A batch with at most this many writes that are not urgent commits them first, with its
 #: urgent ones after them in the same transaction (see :func:`urgent_first`).
