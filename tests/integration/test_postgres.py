@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
@@ -16,7 +17,8 @@ import pytest
 from quart_jobs.backends import Outcome
 from quart_jobs.backends.base import ClaimScope
 from quart_jobs.backends.postgres import schema
-from quart_jobs.backends.postgres.backend import PostgresBackend
+from quart_jobs.backends.postgres.backend import PROCESSING_CONNECTIONS, PostgresBackend
+from quart_jobs.backends.running import running_job
 from quart_jobs.backends.shared_sql import versions
 from quart_jobs.errors import BackendUnavailable, SchemaTooNew
 from quart_jobs.models import JobFilter, JobState, Lease, NewJob
@@ -476,3 +478,44 @@ async def test_a_session_left_idle_in_a_transaction_is_ended_by_the_server(
         path = await cur.fetchone()
     assert row is not None and row[0] == "30s"
     assert path is not None and path[0] == store.schema
+
+
+async def test_a_flood_of_application_transactions_leaves_connections_for_processing(
+    instances: Factory, clock: Clock
+) -> None:
+    """Transactions of the application outside a job (intake) take at most max_size -
+    PROCESSING_CONNECTIONS connections: while they are all busy, another waits its turn, and a
+    running job's own transaction and a worker's round still get a connection."""
+    store = await opened(instances, min_size=1, max_size=1 + PROCESSING_CONNECTIONS)
+    release = threading.Event()
+    started: list[str] = []
+
+    def intake(name: str) -> Callable[[Any], str]:
+        def run(tx: Any) -> str:
+            started.append(name)
+            if name == "first":
+                release.wait(10)
+            return name
+
+        return run
+
+    first = asyncio.ensure_future(store.run_transaction(intake("first"), clock()))
+    await wait_until_true(lambda: started == ["first"])
+    second = asyncio.ensure_future(store.run_transaction(intake("second"), clock()))
+
+    async def in_a_job() -> str:
+        running_job.set(True)
+        return await store.run_transaction(intake("job"), clock())
+
+    assert await asyncio.wait_for(asyncio.create_task(in_a_job()), 5) == "job"
+    await asyncio.wait_for(store.claim_round([], "w", 1, clock(), LEASE), 5)
+    assert started == ["first", "job"] and not second.done()  # the second waits its turn
+    release.set()
+    assert await asyncio.wait_for(asyncio.gather(first, second), 5) == ["first", "second"]
+
+
+async def wait_until_true(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)

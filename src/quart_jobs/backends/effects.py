@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import BackendUnavailable
+from .running import running_job
 
 if TYPE_CHECKING:
     from .base import Backend, BackendTransaction, Outcome
@@ -49,30 +51,49 @@ async def record_effects_alone(
     first): record each success that carries them in a transaction of its own (its lease
     checked first, then its effects), before the round. Returns the outcomes left for the
     round (a failure in place of a success whose effects raised) and, for each outcome given,
-    whether its lease was held (``None``: left for the round; see :func:`merge_held`)."""
+    whether its lease was held (``None``: left for the round; see :func:`merge_held`).
+
+    The transactions run at once (a round's successes need not wait for each other's commits)
+    and count as processing, as a running job's own transactions do: a store that keeps
+    connections free for processing (PostgreSQL, under a flood of intake) gives them one."""
     if all(o.effects is None for o in outcomes):
         return outcomes, []
+    token = running_job.set(True)
+    try:
+        recorded = await asyncio.gather(
+            *(_record(store, outcome, now) for outcome in outcomes), return_exceptions=True
+        )
+    finally:
+        running_job.reset(token)
     rest: list[Outcome] = []
     early: list[bool | None] = []
-    for outcome in outcomes:
-        effects = outcome.effects
-        if effects is None:
-            rest.append(outcome)
-            early.append(None)
-            continue
-        if effects.recorded:  # by an earlier try of a round that then failed
-            early.append(True)
-            continue
-        try:
-            await store.run_transaction(_with_effects(outcome, effects), now)
-            effects.recorded = True
-            early.append(True)
-        except _LeaseLost:
-            early.append(False)
-        except EffectsFailed as failed:
-            rest.append(effects.fail(failed.error))
-            early.append(None)
+    for result in recorded:
+        if isinstance(result, BaseException):  # the store out of reach: the round is retried
+            raise result
+        held, left = result
+        early.append(held)
+        if left is not None:
+            rest.append(left)
     return rest, early
+
+
+async def _record(
+    store: Backend, outcome: Outcome, now: float
+) -> tuple[bool | None, Outcome | None]:
+    """``(held, left for the round)`` for one outcome of :func:`record_effects_alone`."""
+    effects = outcome.effects
+    if effects is None:
+        return None, outcome
+    if effects.recorded:  # by an earlier try of a round that then failed
+        return True, None
+    try:
+        await store.run_transaction(_with_effects(outcome, effects), now)
+    except _LeaseLost:
+        return False, None
+    except EffectsFailed as failed:
+        return None, effects.fail(failed.error)
+    effects.recorded = True
+    return True, None
 
 
 class _LeaseLost(Exception):

@@ -50,6 +50,7 @@ from ..base import (
 )
 from ..effects import merge_held, record_effects_alone
 from ..rows import job_from_row, purge_states, stats_from_rows
+from ..running import in_job
 from ..shared_sql import deps
 from ..shared_sql import jobs as shared
 from ..shared_sql import workers as live
@@ -67,6 +68,9 @@ from .transaction import PostgresTransaction
 from .wakeup import CHANNEL, FinishedCallback, FinishedListener, Listener, notify_finished
 
 T = TypeVar("T")
+
+#: Connections of the pool that transactions of the application outside a job leave free.
+PROCESSING_CONNECTIONS = 2
 
 
 class PostgresBackend(Backend):
@@ -130,6 +134,11 @@ class PostgresBackend(Backend):
         # requests, six transactions at once waited there for a busy loop.)
         self._max_size = max_size
         self._tx_threads: ThreadPoolExecutor | None = None
+        # Transactions of the application outside a job (intake) hold at most this many of the
+        # pool's connections at once; the rest stay free for the workers' rounds and the jobs'
+        # own transactions, so a flood of intake cannot stop processing (see run_transaction).
+        self._intake_slots = max(1, max_size - PROCESSING_CONNECTIONS)
+        self._intake: asyncio.Semaphore | None = None
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresBackend:
@@ -150,6 +159,7 @@ class PostgresBackend(Backend):
         if self._tx_threads is not None:
             self._tx_threads.shutdown(wait=False)
             self._tx_threads = None  # a store opened again makes new ones
+        self._intake = None  # bound to this loop; a store opened again may run on another
 
     def _now(self, now: float) -> float:
         return self._db.now(now)
@@ -163,6 +173,20 @@ class PostgresBackend(Backend):
         return self._db.transaction()
 
     async def run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
+        """``func`` in a transaction on a pooled connection. Outside a job such transactions
+        (an application's intake) take at most ``max_size`` - :data:`PROCESSING_CONNECTIONS`
+        connections at once: a transaction holds its connection while its function runs, and
+        a flood of them (measured: requests placing orders, each waiting its turn at a lock)
+        took every connection, so the worker's claims waited behind the flood and completed
+        4 jobs a second."""
+        if in_job():
+            return await self._run_transaction(func, now)
+        if self._intake is None:
+            self._intake = asyncio.Semaphore(self._intake_slots)
+        async with self._intake:
+            return await self._run_transaction(func, now)
+
+    async def _run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
         loop = asyncio.get_running_loop()
         now = self._now(now)
         async with self.transaction() as conn:

@@ -135,11 +135,14 @@ async def _check_limits(
 ) -> dict[int, QueueFull]:
     """The calls that would pass a cap, taken in order, each counting the jobs of the calls
     accepted before it. A job whose key exists is a replay and counts nothing."""
-    await conn.execute(q.LOCK_LIMITS, (q.LIMITS_LOCK, schema))
     rows = [row for call in calls for row in call.rows]
     owners = sorted({row[OWNER] for row in rows if row[OWNER] is not None})
     keys = sorted({row[KEY] for row in rows if row[KEY] is not None})
+    # One round trip: the server counts once it holds the lock (each statement of a READ
+    # COMMITTED transaction sees what committed before it began), and a transaction that holds
+    # the lock does not wait for this client between the lock and its counts.
     async with conn.pipeline():
+        await conn.execute(q.LOCK_LIMITS, (q.LIMITS_LOCK, schema))
         total_cur = await conn.execute(q.QUEUED_TOTAL)
         owned_cur = await conn.execute(q.QUEUED_BY_OWNER, (owners,))
         keys_cur = await conn.execute(q.KEYS_KNOWN, (keys,))
