@@ -519,3 +519,27 @@ async def wait_until_true(check: Callable[[], bool], timeout: float = 5.0) -> No
     while not check():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.01)
+
+
+async def test_the_application_transaction_does_not_wait_for_the_event_loop(
+    instances: Factory, clock: Clock
+) -> None:
+    """Its statements go from its thread to the server: a busy (here: blocked) event loop
+    does not hold a transaction, and the locks it took, between two of them."""
+    store = await opened(instances)
+    began = threading.Event()
+    wrote = threading.Event()
+
+    def write(tx: Any) -> int:
+        began.set()
+        tx.execute("CREATE TABLE app_loop (n integer)")
+        tx.execute("INSERT INTO app_loop VALUES (1)")
+        (job,) = tx.enqueue([NewJob(task="t")])
+        wrote.set()
+        return int(job.job.id)
+
+    running = asyncio.ensure_future(store.run_transaction(write, clock()))
+    await asyncio.to_thread(began.wait, 5)
+    assert wrote.wait(5)  # the loop blocked meanwhile: the statements did not need it
+    job_id = await running
+    assert (await store.get(job_id)) is not None

@@ -58,7 +58,14 @@ from ..shared_sql.dialect import POSTGRESQL, render
 from ..shared_sql.jobs import insert_params
 from . import statements as q
 from .claim import claim
-from .connections import Connection, Connections, GroupCommit, Wakes, pipelined_transaction
+from .connections import (
+    Connection,
+    Connections,
+    GroupCommit,
+    SyncConnection,
+    Wakes,
+    pipelined_transaction,
+)
 from .database import PostgresDatabase
 from .enqueue import EnqueueCall, flush, write
 from .finish import finish, write_progress
@@ -187,20 +194,26 @@ class PostgresBackend(Backend):
             return await self._run_transaction(func, now)
 
     async def _run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
-        loop = asyncio.get_running_loop()
         now = self._now(now)
-        async with self.transaction() as conn:
-            offset = self._db.clock.offset
-            tx = PostgresTransaction(conn, loop, now, CHANNEL, self.schema, offset)
-            context = contextvars.copy_context()  # as asyncio.to_thread: the caller's context
-            if self._tx_threads is None:
-                self._tx_threads = ThreadPoolExecutor(
-                    self._max_size, thread_name_prefix="quart-jobs-pg-tx"
-                )
+        offset = self._db.clock.offset
+
+        def run(conn: SyncConnection) -> T:
+            tx = PostgresTransaction(conn, now, CHANNEL, self.schema, offset)
             try:
-                return await loop.run_in_executor(self._tx_threads, context.run, func, tx)
+                return func(tx)
             finally:
                 tx.closed = True
+
+        context = contextvars.copy_context()  # as asyncio.to_thread: the caller's context
+        if self._tx_threads is None:
+            self._tx_threads = ThreadPoolExecutor(
+                self._max_size, thread_name_prefix="quart-jobs-pg-tx"
+            )
+        # A caller cancelled before its thread began: the transaction is not run (as on
+        # SQLite, a write that has not started); once begun, it ends as its function does.
+        return await asyncio.get_running_loop().run_in_executor(
+            self._tx_threads, context.run, self._db.in_transaction, run
+        )
 
     def _connection(self) -> contextlib.AbstractAsyncContextManager[Connection]:
         """A pooled autocommit connection; every driver error becomes BackendUnavailable."""

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -236,6 +237,7 @@ class GroupCommit(Generic[I, R]):
 
 
 Connection = psycopg.AsyncConnection[TupleRow]
+SyncConnection = psycopg.Connection[TupleRow]
 #: Seconds after which the server ends a session of ours idle inside a transaction (a client
 #: cut off mid-transaction), releasing its locks.
 IDLE_IN_TRANSACTION_SECONDS = 30
@@ -285,6 +287,10 @@ class Connections:
             "application_name": "quart-jobs",
         }
         self.pool: psycopg_pool.AsyncConnectionPool[Connection] | None = None
+        # The blocking connections of the application's transactions (see .transaction),
+        # opened on the first one (a worker that runs none never connects them).
+        self._tx_pool: psycopg_pool.ConnectionPool[SyncConnection] | None = None
+        self._tx_pool_lock = threading.Lock()
         self._wall = wall
         self.clock = StoreClock()
         self.refresh = OffsetRefresh()
@@ -321,6 +327,10 @@ class Connections:
 
     async def close(self) -> None:
         await self.waker.idle()
+        with self._tx_pool_lock:
+            tx_pool, self._tx_pool = self._tx_pool, None
+        if tx_pool is not None:
+            await asyncio.to_thread(tx_pool.close)
         if self.measuring is not None:
             self.measuring.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -362,6 +372,40 @@ class Connections:
         with translated(self.url):
             async with self.pool_or_fail().connection() as conn:
                 yield conn
+
+    def in_transaction(self, func: Callable[[SyncConnection], R]) -> R:
+        """``func(conn)`` in a transaction on a blocking pooled connection, committed when it
+        returns (rolled back if it raises); for a thread of its own, not the event loop.
+        Connection failures become :class:`BackendUnavailable`; the application's own SQL
+        errors reach it unchanged."""
+        with (
+            translated(self.url, everything=False),
+            self._tx_pool_or_open().connection() as conn,
+            conn.transaction(),
+        ):
+            return func(conn)
+
+    def _tx_pool_or_open(self) -> psycopg_pool.ConnectionPool[SyncConnection]:
+        with self._tx_pool_lock:
+            if self.pool is None:
+                raise BackendUnavailable("the PostgreSQL backend is not open; call open() first")
+            if self._tx_pool is None:
+                pool: psycopg_pool.ConnectionPool[SyncConnection] = psycopg_pool.ConnectionPool(
+                    self.url,
+                    kwargs=self._kwargs,
+                    min_size=1,
+                    max_size=self._max_size,
+                    open=False,
+                    timeout=self._pool_timeout,
+                    name="quart-jobs-transactions",
+                )
+                try:
+                    pool.open(wait=True, timeout=self._connect_timeout)
+                except BaseException:
+                    pool.close()
+                    raise
+                self._tx_pool = pool
+            return self._tx_pool
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:

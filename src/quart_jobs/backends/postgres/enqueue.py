@@ -23,7 +23,7 @@ from ..base import QueueLimits
 from ..rows import job_from_row
 from ..shared_sql.jobs import KEY, OWNER, TASK
 from . import statements as q
-from .connections import RETRYABLE, Connections, unavailable
+from .connections import RETRYABLE, Connections, SyncConnection, unavailable
 from .wakeup import CHANNEL
 
 Connection = psycopg.AsyncConnection[TupleRow]
@@ -118,38 +118,66 @@ async def write_calls(
     return results
 
 
-async def enqueue_in(
-    conn: Connection, call: EnqueueCall, channel: str, schema: str
+def enqueue_in(
+    conn: SyncConnection, call: EnqueueCall, channel: str, schema: str
 ) -> list[EnqueueResult]:
-    """``call``'s jobs inserted in the transaction open on ``conn`` (the application's own),
-    its limits checked there; NOTIFY ``channel`` when that transaction commits."""
+    """``call``'s jobs inserted in the transaction open on ``conn`` (the application's own, on
+    a connection of its thread: see :mod:`.transaction`), its limits checked there; NOTIFY
+    ``channel`` when that transaction commits."""
     if call.limits is not None:
-        refused = await _check_limits(conn, [call], schema)
+        with conn.pipeline():
+            cursors = [conn.execute(sql, params) for sql, params in _limit_queries([call], schema)]
+        refused = _refusals([call], *_counts([c.fetchall() for c in cursors[1:]]))
         if refused:
             raise refused[0]
-    return await _insert_rows(conn, call.rows, (channel, schema)) if call.rows else []
+    if not call.rows:
+        return []
+    created = conn.execute(*_insert_statement(call.rows, (channel, schema))).fetchall()
+    results, missing = _placed(call.rows, created)
+    if missing:
+        existing = conn.execute(f"{q.SELECT} WHERE key = ANY(%s)", (missing,)).fetchall()
+        _fill(call.rows, results, existing)
+    return [r for r in results if r is not None]
 
 
 async def _check_limits(
     conn: Connection, calls: Sequence[EnqueueCall], schema: str
 ) -> dict[int, QueueFull]:
-    """The calls that would pass a cap, taken in order, each counting the jobs of the calls
-    accepted before it. A job whose key exists is a replay and counts nothing."""
-    rows = [row for call in calls for row in call.rows]
-    owners = sorted({row[OWNER] for row in rows if row[OWNER] is not None})
-    keys = sorted({row[KEY] for row in rows if row[KEY] is not None})
+    """The calls that would pass a cap (:func:`_refusals`), counted under the limits lock."""
     # One round trip: the server counts once it holds the lock (each statement of a READ
     # COMMITTED transaction sees what committed before it began), and a transaction that holds
     # the lock does not wait for this client between the lock and its counts.
     async with conn.pipeline():
-        await conn.execute(q.LOCK_LIMITS, (q.LIMITS_LOCK, schema))
-        total_cur = await conn.execute(q.QUEUED_TOTAL)
-        owned_cur = await conn.execute(q.QUEUED_BY_OWNER, (owners,))
-        keys_cur = await conn.execute(q.KEYS_KNOWN, (keys,))
-        total_row = await total_cur.fetchone()
-        total = 0 if total_row is None else int(total_row[0])
-        owned: dict[str, int] = {owner: int(n) for owner, n in await owned_cur.fetchall()}
-        known: set[str] = {key for (key,) in await keys_cur.fetchall()}
+        cursors = [await conn.execute(sql, params) for sql, params in _limit_queries(calls, schema)]
+        counted = [await cur.fetchall() for cur in cursors[1:]]
+    return _refusals(calls, *_counts(counted))
+
+
+def _limit_queries(calls: Sequence[EnqueueCall], schema: str) -> list[tuple[str, Any]]:
+    """The limits lock, then the counts the calls' caps need: queued jobs, queued jobs of the
+    calls' owners, the calls' keys that exist."""
+    rows = [row for call in calls for row in call.rows]
+    owners = sorted({row[OWNER] for row in rows if row[OWNER] is not None})
+    keys = sorted({row[KEY] for row in rows if row[KEY] is not None})
+    return [
+        (q.LOCK_LIMITS, (q.LIMITS_LOCK, schema)),
+        (q.QUEUED_TOTAL, ()),
+        (q.QUEUED_BY_OWNER, (owners,)),
+        (q.KEYS_KNOWN, (keys,)),
+    ]
+
+
+def _counts(counted: list[list[Any]]) -> tuple[int, dict[str, int], set[str]]:
+    total_rows, owned_rows, key_rows = counted
+    total = int(total_rows[0][0]) if total_rows else 0
+    return total, {owner: int(n) for owner, n in owned_rows}, {key for (key,) in key_rows}
+
+
+def _refusals(
+    calls: Sequence[EnqueueCall], total: int, owned: dict[str, int], known: set[str]
+) -> dict[int, QueueFull]:
+    """The calls that would pass a cap, taken in order, each counting the jobs of the calls
+    accepted before it. A job whose key exists is a replay and counts nothing."""
     refused: dict[int, QueueFull] = {}
     for i, call in enumerate(calls):
         call_total, call_owned, call_keys = total, dict(owned), set(known)
@@ -172,22 +200,37 @@ async def _check_limits(
     return refused
 
 
-async def _insert_rows(
-    conn: Connection, rows: list[tuple[Any, ...]], wake: tuple[str, str] | None = None
-) -> list[EnqueueResult]:
-    """Insert ``rows`` with one statement (tags and fair book in it; a NOTIFY on ``wake``'s
-    channel and payload, delivered when the transaction commits, if given); a key that exists
+async def _insert_rows(conn: Connection, rows: list[tuple[Any, ...]]) -> list[EnqueueResult]:
+    """Insert ``rows`` with one statement (tags and fair book in it); a key that exists
     returns the existing job."""
+    cur = await conn.execute(*_insert_statement(rows, None))
+    results, missing = _placed(rows, await cur.fetchall())
+    if missing:
+        # A concurrent transaction inserting the same key made ours wait for its COMMIT; this
+        # statement's snapshot sees its row (READ COMMITTED).
+        cur = await conn.execute(f"{q.SELECT} WHERE key = ANY(%s)", (missing,))
+        _fill(rows, results, await cur.fetchall())
+    return [r for r in results if r is not None]
+
+
+def _insert_statement(rows: list[tuple[Any, ...]], wake: tuple[str, str] | None) -> tuple[str, Any]:
+    """The statement inserting ``rows``, with a NOTIFY on ``wake``'s channel and payload
+    (delivered when the transaction commits) if given."""
     if len(rows) == 1:
         if wake is None:
-            cur = await conn.execute(q.INSERT_ONE_QUIET, q.insert_one(rows[0]))
-        else:
-            cur = await conn.execute(q.INSERT_ONE, q.insert_one(rows[0], *wake))
-    elif wake is None:
-        cur = await conn.execute(q.INSERT_QUIET, q.insert_arrays(rows))
-    else:
-        cur = await conn.execute(q.INSERT, q.insert_arrays(rows, *wake))
-    created = sorted(map(job_from_row, await cur.fetchall()), key=lambda job: job.id)
+            return q.INSERT_ONE_QUIET, q.insert_one(rows[0])
+        return q.INSERT_ONE, q.insert_one(rows[0], *wake)
+    if wake is None:
+        return q.INSERT_QUIET, q.insert_arrays(rows)
+    return q.INSERT, q.insert_arrays(rows, *wake)
+
+
+def _placed(
+    rows: list[tuple[Any, ...]], returned: list[Any]
+) -> tuple[list[EnqueueResult | None], list[Any]]:
+    """Each row's result from the rows the insert returned (``None`` where a key existed),
+    and those keys."""
+    created = sorted(map(job_from_row, returned), key=lambda job: job.id)
     # The rows inserted are those without a key and the first of each key returned, in the
     # order given (their ids ascend in that order).
     keys = {job.key for job in created if job.key is not None}
@@ -205,16 +248,16 @@ async def _insert_rows(
     for i, job in zip(positions, created, strict=True):
         results[i] = EnqueueResult(job, created=True)
     missing = [params[KEY] for params, r in zip(rows, results, strict=True) if r is None]
-    if missing:
-        # A concurrent transaction inserting the same key made ours wait for its COMMIT; this
-        # statement's snapshot sees its row (READ COMMITTED).
-        cur = await conn.execute(f"{q.SELECT} WHERE key = ANY(%s)", (missing,))
-        existing: dict[str | None, Job] = {
-            job.key: job for job in map(job_from_row, await cur.fetchall())
-        }
-        for i, params in enumerate(rows):
-            if results[i] is None:
-                if params[KEY] not in existing:
-                    raise KeyVanished(params[KEY])
-                results[i] = EnqueueResult(existing[params[KEY]], created=False)
-    return [r for r in results if r is not None]
+    return results, missing
+
+
+def _fill(
+    rows: list[tuple[Any, ...]], results: list[EnqueueResult | None], existing_rows: list[Any]
+) -> None:
+    """The results of rows whose key existed: the jobs holding those keys."""
+    existing: dict[str | None, Job] = {job.key: job for job in map(job_from_row, existing_rows)}
+    for i, params in enumerate(rows):
+        if results[i] is None:
+            if params[KEY] not in existing:
+                raise KeyVanished(params[KEY])
+            results[i] = EnqueueResult(existing[params[KEY]], created=False)

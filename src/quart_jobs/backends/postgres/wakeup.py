@@ -56,9 +56,14 @@ async def notify_finished(
     conn: psycopg.AsyncConnection[Any], schema: str, job_ids: Iterable[int] | None
 ) -> None:
     """Announce ``job_ids`` (``None``: "some jobs ended"), delivered when ``conn`` commits."""
+    for params in finished_notices(schema, job_ids):
+        await conn.execute(q.NOTIFY, params)
+
+
+def finished_notices(schema: str, job_ids: Iterable[int] | None) -> list[tuple[str, str]]:
+    """The parameters of the NOTIFYs that announce ``job_ids`` (see :func:`notify_finished`)."""
     payloads = [f"{schema}:*"] if job_ids is None else finished_payloads(schema, job_ids)
-    for payload in payloads:
-        await conn.execute(q.NOTIFY, (FINISHED_CHANNEL, payload))
+    return [(FINISHED_CHANNEL, payload) for payload in payloads]
 
 
 class Listener:
