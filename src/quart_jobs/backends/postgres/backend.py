@@ -85,7 +85,9 @@ class PostgresBackend(Backend):
 
     ``schema`` is where the tables live (created when missing; it becomes the connections'
     ``search_path``). ``min_size``/``max_size`` bound the pool; the LISTEN connection, opened
-    on the first :meth:`subscribe`, is one more. ``connect_timeout`` bounds how long
+    on the first :meth:`subscribe`, is one more, and the application's transactions
+    (:meth:`run_transaction`) have a pool of blocking connections of their own (1 to
+    ``max_size``), opened on the first one. ``connect_timeout`` bounds how long
     :meth:`open` waits for the server, ``pool_timeout`` how long an operation waits for a free
     connection. ``group_commit`` merges concurrent enqueues into transactions of up to
     ``max_batch`` jobs. ``wall`` is this process's clock, measured against the server's
