@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from quart_jobs.backends.running import in_job, running_job
-from quart_jobs.backends.sqlite.writer import FEW_AHEAD, INTAKE_SHARE, Writer
+from quart_jobs.backends.sqlite.writer import FEW_AHEAD, INTAKE_SHARE, Writer, _share, _Write
 from tests.unit.writer_support import hold_writer
 
 
@@ -68,8 +68,8 @@ async def test_processing_writes_go_ahead_of_waiting_enqueues(tmp_path: Path) ->
 
 
 async def test_a_claim_waits_for_at_most_a_share_of_the_piled_up_enqueues(tmp_path: Path) -> None:
-    """A worker's claim that comes while a flood of enqueues waits commits after the
-    enqueues of the turn in progress (INTAKE_SHARE), not after all of them."""
+    """While a worker's claims come, a claim that comes during a flood of enqueues commits
+    after the enqueues of the turn in progress (INTAKE_SHARE), not after all of them."""
     writer = await _writer(tmp_path)
     try:
         release, busy = await hold_writer(writer)
@@ -84,17 +84,49 @@ async def test_a_claim_waits_for_at_most_a_share_of_the_piled_up_enqueues(tmp_pa
 
         flood = [writer.submit(first)]
         flood += [writer.submit(_insert(f"enqueue-{i}", log)) for i in range(1, 3 * INTAKE_SHARE)]
+        working = writer.submit(_insert("claim-0", log), durable=False)  # a worker is at work
         release.set()
         await busy
         await asyncio.to_thread(in_turn.wait, 10)
-        claim = writer.submit(_insert("claim", log), durable=False)
+        claim = writer.submit(_insert("claim-1", log), durable=False)
         claim_sent.set()
-        await asyncio.gather(*flood, claim)
-        assert log.index("claim") == INTAKE_SHARE  # right after the turn in progress
-        assert [name for name in log if name != "claim"] == [
+        await asyncio.gather(*flood, working, claim)
+        assert log.index("claim-0") == 0
+        assert log.index("claim-1") == 1 + INTAKE_SHARE  # right after the turn in progress
+        assert [name for name in log if not name.startswith("claim")] == [
             f"enqueue-{i}" for i in range(3 * INTAKE_SHARE)
         ]
         assert await writer.run(_names) == log
+    finally:
+        await writer.stop()
+
+
+class _CountingWriter(Writer):
+    """Counts the transactions the writer commits."""
+
+    commits = 0
+
+    def _commit_batch(self, batch: list[_Write[object]]) -> None:
+        self.commits += 1
+        super()._commit_batch(batch)
+
+
+async def test_without_processing_a_turn_takes_every_waiting_enqueue(tmp_path: Path) -> None:
+    """No worker at work: the piled-up enqueues commit together (one transaction, one fsync),
+    as many producers' enqueues do."""
+    writer = _CountingWriter(tmp_path / "w.sqlite3")
+    await writer.start()
+    try:
+        await writer.run(lambda conn: conn.execute("CREATE TABLE t (name TEXT)"))
+        release, busy = await hold_writer(writer)
+        log: list[str] = []
+        writes = [writer.submit(_insert(f"e{i}", log)) for i in range(3 * INTAKE_SHARE)]
+        before = writer.commits
+        release.set()
+        await busy
+        await asyncio.gather(*writes)
+        assert writer.commits - before == 1  # all in one turn, after the held one
+        assert log == [f"e{i}" for i in range(3 * INTAKE_SHARE)]
     finally:
         await writer.stop()
 
@@ -144,3 +176,27 @@ async def test_in_job_only_inside_the_running_job_context() -> None:
 
     assert await asyncio.create_task(task())
     assert not in_job()  # the job's own task's context, not the caller's
+
+
+async def test_a_share_counts_enqueues_written_by_one_statement_once() -> None:
+    """Enqueues next to each other go in with one multi-row statement (``combine``): a turn
+    under processing takes INTAKE_SHARE such runs, whatever their length, or that many other
+    writes."""
+    loop = asyncio.get_running_loop()
+
+    def combine(conn: sqlite3.Connection, items: list[object]) -> list[object]:
+        return items
+
+    def other(conn: sqlite3.Connection) -> None:
+        return None
+
+    def write(combined: bool) -> _Write[object]:
+        w: _Write[object] = _Write(other, loop.create_future(), loop, True, True, False)
+        if combined:
+            w.combine, w.item = combine, None
+        return w
+
+    assert _share([write(True) for _ in range(200)]) == 200
+    assert _share([write(False) for _ in range(200)]) == INTAKE_SHARE
+    mixed = [write(True), write(True), *(write(False) for _ in range(2 * INTAKE_SHARE))]
+    assert _share(mixed) == 2 + INTAKE_SHARE - 1

@@ -10,11 +10,12 @@ callers' jobs go in with one multi-row statement.
 
 Processing goes first: of the writes waiting when a batch forms, the *urgent* ones (the
 worker's claims and outcomes, ``durable=False``, and the writes of running jobs) commit in a
-transaction of their own before the others, which commit right after in the next one, at most
-:data:`INTAKE_SHARE` of them; the rest wait for the next turn, behind the urgent writes that
-came meanwhile. Under an intake flood a worker's round trip then waits for a short transaction
-and at most that many enqueues, not for every enqueue that piled up, so processing goes on
-while intake floods (measured: docs/performance-notes.md). A batch with only a few other writes
+transaction of their own before the others, which commit right after in the next one: all of
+them, or while urgent writes come (in this turn or the last) at most :data:`INTAKE_SHARE` of
+them (:func:`_share`), the rest waiting for the next turn behind the urgent writes that came
+meanwhile. Under an intake flood a worker's round trip then waits for a short transaction and
+at most that many writes, not for every write that piled up, so processing goes on while
+intake floods (measured: docs/performance-notes.md). A batch with only a few other writes
 commits them first, with the urgent ones after them in the same transaction: a claim then
 sees the jobs enqueued in its batch (:func:`urgent_first`).
 
@@ -276,6 +277,7 @@ class Writer:
 
     def _serve(self) -> None:
         stop = False
+        processing = False  # the last turn had urgent writes
         while not stop or self._waiting:
             if not self._waiting and not stop:
                 first = self._queue.get()  # nothing left over: wait for a write
@@ -287,11 +289,15 @@ class Writer:
             urgent = [w for w in self._waiting if w.urgent]
             if urgent:
                 self._waiting = [w for w in self._waiting if not w.urgent]
-            # The writes left over stay for the next turn, behind the urgent ones that come
-            # in meanwhile: intake cannot hold processing up by more than INTAKE_SHARE writes.
-            self._batch = [*urgent, *self._waiting[:INTAKE_SHARE]]
+            # While processing writes come (this turn or the last), the writes left over stay
+            # for the next turn, behind the urgent ones that come in meanwhile: intake cannot
+            # hold processing up by more than INTAKE_SHARE writes. Without them, a turn takes
+            # every write waiting (one commit for them all).
+            take = _share(self._waiting) if urgent or processing else len(self._waiting)
+            processing = bool(urgent)
+            self._batch = [*urgent, *self._waiting[:take]]
             parts = urgent_first(self._batch)
-            del self._waiting[:INTAKE_SHARE]
+            del self._waiting[:take]
             for part in parts:
                 self._commit_batch(part)
             self._batch = []
@@ -364,6 +370,20 @@ class Writer:
 #: At most this many writes that are not urgent (enqueues) commit in one turn of the writer; the
 #: rest wait for the next turn, behind the urgent writes (claims, outcomes) that came meanwhile.
 INTAKE_SHARE = 16
+
+
+def _share(waiting: list[_Write[Any]]) -> int:
+    """How many of the ``waiting`` writes (none urgent) a turn takes while processing goes on:
+    :data:`INTAKE_SHARE` writes, counting writes next to each other with the same
+    ``combine`` (enqueues, written by one statement) as one."""
+    units = 0
+    for i, write in enumerate(waiting):
+        if write.combine is None or i == 0 or waiting[i - 1].combine != write.combine:
+            units += 1
+            if units > INTAKE_SHARE:
+                return i
+    return len(waiting)
+
 
 #: A batch with at most this many writes that are not urgent commits them first, with its
 #: urgent ones after them in the same transaction (see :func:`urgent_first`).
