@@ -47,6 +47,9 @@ __all__ = [
 VIP_KEY = "demo-vip-key"
 REGULAR_KEY = "demo-regular-key"
 ADMIN_TOKEN = "demo-admin-token"
+#: One web process with one slot, for bounds that are one worker's (the default runs a web
+#: process per CPU on SQLite; several processes have tests of their own).
+ONE_SLOT = {"WORKER_CONCURRENCY": "1", "WEB_PROCESSES": "1"}
 #: The order service's command.
 ORDERS = [str(BIN / "orders")]
 

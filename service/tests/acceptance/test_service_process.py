@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from .order_checks import sqlite_verdict, sqlite_witness
-from .procs import REGULAR_KEY, VIP_KEY, auth, full_only, place, running, wait_until
+from .procs import ONE_SLOT, REGULAR_KEY, VIP_KEY, auth, full_only, place, running, wait_until
 
 SHUTDOWN_TIMEOUT = 2
 
@@ -52,7 +52,7 @@ def test_vip_orders_start_before_every_queued_regular_order(
     tmp_path: Path, stack: contextlib.ExitStack
 ) -> None:
     url = f"sqlite:///{tmp_path}/o.sqlite3"
-    with running(tmp_path, url, env={"WORKER_CONCURRENCY": "1"}) as svc:
+    with running(tmp_path, url, env=ONE_SLOT) as svc:
         client = stack.enter_context(httpx.Client(base_url=svc.url, timeout=10))
         regular = [place(client, REGULAR_KEY, processing_seconds=0.2)["id"] for _ in range(8)]
         time.sleep(0.3)  # the backlog is being worked on
