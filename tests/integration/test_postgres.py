@@ -486,21 +486,7 @@ async def test_a_flood_of_application_transactions_leaves_connections_for_proces
     """Transactions of the application outside a job (intake) take at most max_size -
     PROCESSING_CONNECTIONS connections: while they are all busy, another waits its turn, and a
     running job's own transaction and a worker's round still get a connection."""
-    store = await opened(instances, min_size=1, max_size=1 + PROCESSING_CONNECTIONS)
-    release = threading.Event()
-    started: list[str] = []
-
-    def intake(name: str) -> Callable[[Any], str]:
-        def run(tx: Any) -> str:
-            started.append(name)
-            if name == "first":
-                release.wait(10)
-            return name
-
-        return run
-
-    first = asyncio.ensure_future(store.run_transaction(intake("first"), clock()))
-    await wait_until_true(lambda: started == ["first"])
+    store, started, release, intake, first = await _one_intake_slot_held(instances, clock)
     second = asyncio.ensure_future(store.run_transaction(intake("second"), clock()))
 
     async def in_a_job() -> str:
@@ -512,6 +498,41 @@ async def test_a_flood_of_application_transactions_leaves_connections_for_proces
     assert started == ["first", "job"] and not second.done()  # the second waits its turn
     release.set()
     assert await asyncio.wait_for(asyncio.gather(first, second), 5) == ["first", "second"]
+
+
+async def _one_intake_slot_held(
+    instances: Factory, clock: Clock
+) -> tuple[
+    PostgresBackend,
+    list[str],
+    threading.Event,
+    Callable[[str], Callable[[Any], str]],
+    asyncio.Future[str],
+]:
+    """A store with one intake connection, held by a transaction "first" until ``release``."""
+    store = await opened(instances, min_size=1, max_size=1 + PROCESSING_CONNECTIONS)
+    release = threading.Event()
+    started: list[str] = []
+    intake = _intake(started, release)
+    first = asyncio.ensure_future(store.run_transaction(intake("first"), clock()))
+    await wait_until_true(lambda: started == ["first"])
+    return store, started, release, intake, first
+
+
+def _intake(started: list[str], release: threading.Event) -> Callable[[str], Callable[[Any], str]]:
+    """Transaction functions that note their start; the one named "first" waits for
+    ``release``."""
+
+    def intake(name: str) -> Callable[[Any], str]:
+        def run(tx: Any) -> str:
+            started.append(name)
+            if name == "first":
+                release.wait(10)
+            return name
+
+        return run
+
+    return intake
 
 
 async def wait_until_true(check: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -543,3 +564,17 @@ async def test_the_application_transaction_does_not_wait_for_the_event_loop(
     assert wrote.wait(5)  # the loop blocked meanwhile: the statements did not need it
     job_id = await running
     assert (await store.get(job_id)) is not None
+
+
+async def test_a_cancelled_caller_keeps_its_intake_connection_until_its_thread_ends(
+    instances: Factory, clock: Clock
+) -> None:
+    """A request cancelled (its client gone) while its transaction runs: the transaction
+    still holds a connection, so it still counts against the intake's share."""
+    store, started, release, intake, first = await _one_intake_slot_held(instances, clock)
+    first.cancel()
+    second = asyncio.ensure_future(store.run_transaction(intake("second"), clock()))
+    await asyncio.sleep(0.2)
+    assert started == ["first"] and not second.done()  # the cancelled one's thread still runs
+    release.set()
+    assert await asyncio.wait_for(second, 5) == "second"

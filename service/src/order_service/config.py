@@ -95,7 +95,12 @@ class Settings:
             return self.web_processes
         if self.database_url.split(":", 1)[0].lower() != "sqlite":
             return 1
-        return max(1, min(MAX_AUTO_PROCESSES, len(os.sched_getaffinity(0))))
+        cpus = (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")  # not on macOS
+            else os.cpu_count() or 1
+        )
+        return max(1, min(MAX_AUTO_PROCESSES, cpus))
 
     def check(self) -> None:
         scheme = self.database_url.split(":", 1)[0].lower()

@@ -20,6 +20,7 @@ import hashlib
 import math
 import mmap
 import os
+import secrets
 import struct
 import time
 from collections.abc import Callable, Sequence
@@ -34,13 +35,12 @@ GROUP_DIR_ENV = "ORDERS_GROUP_DIR"
 SLOTS = 1 << 16
 PROBE = 16
 _HEADER = struct.Struct("<Qd")  # the key's hash (0: a free slot), when it was last used
+#: The file begins with a random key for the hash (written by the first process to open it):
+#: a client cannot choose addresses that meet in one slot's window to evict each other.
+SECRET_BYTES = 16
+PREAMBLE = 64
 
 Change = Callable[[tuple[float, ...] | None], Sequence[float] | None]
-
-
-def _hash(key: str) -> int:
-    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") | 1  # never 0, the mark of a free slot
 
 
 class SlotFile:
@@ -51,13 +51,16 @@ class SlotFile:
         self.slots = slots
         self.probe = min(probe, slots)
         self._record = struct.Struct(f"<Qd{fields}d")
-        size = self._record.size * slots
+        size = PREAMBLE + self._record.size * slots
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             with self._locked():
                 if os.fstat(self._fd).st_size < size:
                     os.ftruncate(self._fd, size)  # zeros: every slot free
-            self._map = mmap.mmap(self._fd, size)
+                self._map = mmap.mmap(self._fd, size)
+                if not any(self._map[:SECRET_BYTES]):
+                    self._map[:SECRET_BYTES] = secrets.token_bytes(SECRET_BYTES)
+                self._secret = bytes(self._map[:SECRET_BYTES])
         except BaseException:
             os.close(self._fd)
             raise
@@ -65,19 +68,24 @@ class SlotFile:
     def _locked(self) -> _Lock:
         return _Lock(self._fd)
 
+    def _hash(self, key: str) -> int:
+        digest = hashlib.blake2b(key.encode(), digest_size=8, key=self._secret).digest()
+        return int.from_bytes(digest, "little")
+
     def update(self, key: str, now: float, change: Change) -> Sequence[float] | None:
         """``change(values)`` under the file's lock, ``values`` being ``key``'s record (``None``
         if it has none); what it returns is stored (``None``: the record is dropped) and
         returned."""
-        wanted = _hash(key)
+        hashed = self._hash(key)
+        start = hashed % self.slots
+        wanted = hashed | 1 << 63  # never 0, the mark of a free slot
         size = self._record.size
-        start = wanted % self.slots
         with self._locked():
             free = oldest = None
             oldest_used = math.inf
             for step in range(self.probe):
                 slot = (start + step) % self.slots
-                offset = slot * size
+                offset = PREAMBLE + slot * size
                 owner, used = _HEADER.unpack_from(self._map, offset)
                 if owner == wanted:
                     found = self._record.unpack_from(self._map, offset)[2:]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.conftest import Clock
 
-from order_service.shared import SharedFailureThrottle, SharedRateLimiter, SlotFile
+from order_service.shared import PREAMBLE, SharedFailureThrottle, SharedRateLimiter, SlotFile
 
 
 def test_two_processes_spend_one_bucket_per_customer(tmp_path: Path, clock: Clock) -> None:
@@ -53,7 +53,7 @@ def test_memory_stays_bounded_the_least_recently_used_record_goes(tmp_path: Path
         key: table.update(key, 12.0, lambda values: values) for key in ("k0", "k1", "k2", "new")
     }
     assert seen == {"k0": (0.0,), "k1": None, "k2": (2.0,), "new": (99.0,)}
-    assert (tmp_path / "t").stat().st_size == 4 * (8 + 8 + 8)  # the file never grows
+    assert (tmp_path / "t").stat().st_size == PREAMBLE + 4 * (8 + 8 + 8)  # it never grows
 
 
 def test_a_record_can_be_dropped(tmp_path: Path) -> None:
@@ -61,3 +61,12 @@ def test_a_record_can_be_dropped(tmp_path: Path) -> None:
     table.update("k", 1.0, lambda _: (5.0,))
     assert table.update("k", 2.0, lambda _: None) is None
     assert table.update("k", 3.0, lambda values: values) is None
+
+
+def test_every_process_of_the_group_hashes_with_the_files_secret(tmp_path: Path) -> None:
+    first, second = SlotFile(tmp_path / "t", fields=1), SlotFile(tmp_path / "t", fields=1)
+    first.update("k", 1.0, lambda _: (7.0,))
+    assert second.update("k", 2.0, lambda values: values) == (7.0,)
+    assert first._secret == second._secret and any(first._secret)
+    other = SlotFile(tmp_path / "u", fields=1)
+    assert other._secret != first._secret  # another group, another key

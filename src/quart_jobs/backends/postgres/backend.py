@@ -16,6 +16,7 @@ dedicated connection to wake workers at once instead of at their next poll.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import contextvars
 import time
@@ -146,6 +147,7 @@ class PostgresBackend(Backend):
         # Transactions of the application outside a job (intake) hold at most this many of the
         # pool's connections at once; the rest stay free for the workers' rounds and the jobs'
         # own transactions, so a flood of intake cannot stop processing (see run_transaction).
+        # A pool of at most PROCESSING_CONNECTIONS keeps one for intake, the rest for them.
         self._intake_slots = max(1, max_size - PROCESSING_CONNECTIONS)
         self._intake: asyncio.Semaphore | None = None
 
@@ -192,10 +194,31 @@ class PostgresBackend(Backend):
             return await self._run_transaction(func, now)
         if self._intake is None:
             self._intake = asyncio.Semaphore(self._intake_slots)
-        async with self._intake:
-            return await self._run_transaction(func, now)
+        intake = self._intake
+        await intake.acquire()
+        loop = asyncio.get_running_loop()
+
+        def give_back(_: object) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(intake.release)
+
+        try:
+            started = self._start_transaction(func, now)
+        except BaseException:
+            intake.release()
+            raise
+        # Given back when the thread is done with the connection (or never began), not when a
+        # caller cancelled meanwhile (a client gone away): its transaction still runs to its end.
+        started.add_done_callback(give_back)
+        return await asyncio.wrap_future(started)
 
     async def _run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
+        return await asyncio.wrap_future(self._start_transaction(func, now))
+
+    def _start_transaction(
+        self, func: Callable[[BackendTransaction], T], now: float
+    ) -> concurrent.futures.Future[T]:
+        """``func`` in a transaction, submitted to a thread of the transaction executor."""
         now = self._now(now)
         offset = self._db.clock.offset
 
@@ -213,9 +236,7 @@ class PostgresBackend(Backend):
             )
         # A caller cancelled before its thread began: the transaction is not run (as on
         # SQLite, a write that has not started); once begun, it ends as its function does.
-        return await asyncio.get_running_loop().run_in_executor(
-            self._tx_threads, context.run, self._db.in_transaction, run
-        )
+        return self._tx_threads.submit(context.run, self._db.in_transaction, run)
 
     def _connection(self) -> contextlib.AbstractAsyncContextManager[Connection]:
         """A pooled autocommit connection; every driver error becomes BackendUnavailable."""

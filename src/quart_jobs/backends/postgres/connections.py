@@ -15,6 +15,7 @@ import contextlib
 import logging
 import math
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -84,6 +85,8 @@ def translated(url: str, *, everything: bool = True) -> Iterator[None]:
         raise unavailable(url, exc) from exc
 
 
+#: After the transactions' pool failed to open, transactions fail at once for this long.
+TX_POOL_RETRY_SECONDS = 1.0
 #: Seconds between two wake-ups of :class:`Waker` while enqueues keep coming.
 WAKE_INTERVAL = 0.005
 #: Notifications to send once a transaction committed: ``(channel, payload)`` pairs.
@@ -291,6 +294,8 @@ class Connections:
         # opened on the first one (a worker that runs none never connects them).
         self._tx_pool: psycopg_pool.ConnectionPool[SyncConnection] | None = None
         self._tx_pool_lock = threading.Lock()
+        self._tx_pool_allowed = False  # between open() and close()
+        self._tx_pool_failed: tuple[float, BaseException] | None = None  # the last open's
         self._wall = wall
         self.clock = StoreClock()
         self.refresh = OffsetRefresh()
@@ -324,13 +329,13 @@ class Connections:
             await pool.close()
             raise unavailable(self.url, exc) from exc
         self.pool = pool
+        self._tx_pool_allowed = True
+        self._tx_pool_failed = None
 
     async def close(self) -> None:
+        self._tx_pool_allowed = False  # a transaction thread still queued opens no new pool
         await self.waker.idle()
-        with self._tx_pool_lock:
-            tx_pool, self._tx_pool = self._tx_pool, None
-        if tx_pool is not None:
-            await asyncio.to_thread(tx_pool.close)
+        await asyncio.to_thread(self._close_tx_pool)  # the lock may be held by an open
         if self.measuring is not None:
             self.measuring.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -385,10 +390,20 @@ class Connections:
         ):
             return func(conn)
 
+    def _close_tx_pool(self) -> None:
+        with self._tx_pool_lock:
+            tx_pool, self._tx_pool = self._tx_pool, None
+        if tx_pool is not None:
+            tx_pool.close()
+
     def _tx_pool_or_open(self) -> psycopg_pool.ConnectionPool[SyncConnection]:
         with self._tx_pool_lock:
-            if self.pool is None:
+            if not self._tx_pool_allowed or self.pool is None:
                 raise BackendUnavailable("the PostgreSQL backend is not open; call open() first")
+            failed = self._tx_pool_failed
+            if failed is not None and time.monotonic() - failed[0] < TX_POOL_RETRY_SECONDS:
+                # The threads queued behind a failed open fail at once, not one timeout each.
+                raise unavailable(self.url, failed[1])
             if self._tx_pool is None:
                 pool: psycopg_pool.ConnectionPool[SyncConnection] = psycopg_pool.ConnectionPool(
                     self.url,
@@ -401,9 +416,11 @@ class Connections:
                 )
                 try:
                     pool.open(wait=True, timeout=self._connect_timeout)
-                except BaseException:
+                except BaseException as exc:
                     pool.close()
+                    self._tx_pool_failed = (time.monotonic(), exc)
                     raise
+                self._tx_pool_failed = None
                 self._tx_pool = pool
             return self._tx_pool
 

@@ -204,7 +204,8 @@ class Writer:
         it fails, so it needs no savepoint of its own. ``combine``: see :meth:`run_combined`.
 
         ``urgent`` (default: ``not durable``): commit ahead of the other writes waiting, in a
-        transaction of their own (see the module's docstring); for processing, never intake."""
+        transaction of their own or after a few of them in one (see the module's docstring);
+        for processing, never intake."""
         if self._thread is None:
             raise BackendUnavailable("the SQLite backend is not open; call open() first")
         loop = asyncio.get_running_loop()
@@ -294,6 +295,7 @@ class Writer:
             # hold processing up by more than INTAKE_SHARE writes. Without them, a turn takes
             # every write waiting (one commit for them all).
             take = _share(self._waiting) if urgent or processing else len(self._waiting)
+            take = min(take, self._max_batch)
             processing = bool(urgent)
             self._batch = [*urgent, *self._waiting[:take]]
             parts = urgent_first(self._batch)
@@ -303,8 +305,9 @@ class Writer:
             self._batch = []
 
     def _take_queued(self) -> bool:
-        """Move the writes queued now to ``_waiting``; ``True`` once the stop mark was seen."""
-        while len(self._waiting) < self._max_batch:
+        """Move the writes queued now to ``_waiting`` (all: an urgent one behind many others is
+        seen); ``True`` once the stop mark was seen."""
+        while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
@@ -312,7 +315,6 @@ class Writer:
             if item is None:
                 return True
             self._waiting.append(item)
-        return False
 
     def _end(self, reason: str) -> None:
         """Refuse writes from now on, and fail those still queued or in the batch it was
