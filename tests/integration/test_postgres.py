@@ -578,3 +578,16 @@ async def test_a_cancelled_caller_keeps_its_intake_connection_until_its_thread_e
     assert started == ["first"] and not second.done()  # the cancelled one's thread still runs
     release.set()
     assert await asyncio.wait_for(second, 5) == "second"
+
+
+async def test_a_probe_after_the_server_dropped_the_idle_connections_still_writes(
+    instances: Factory, clock: Clock
+) -> None:
+    """A restart of the server breaks every idle pooled connection; a readiness probe must
+    not answer "unavailable" for a connection the server is up to replace."""
+    store = await opened(instances, min_size=1, max_size=1)
+    async with store.transaction() as conn:
+        pid = conn.info.backend_pid
+    async with await psycopg.AsyncConnection.connect(TEST_POSTGRES_URL, autocommit=True) as admin:
+        await admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    await store.operator.probe_write(clock())  # raised BackendUnavailable before

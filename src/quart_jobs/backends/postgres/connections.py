@@ -64,6 +64,11 @@ def unavailable(url: str, exc: BaseException) -> BackendUnavailable:
     return BackendUnavailable(message)
 
 
+def broken(exc: BaseException) -> bool:
+    """Whether ``exc`` (a :class:`BackendUnavailable`) came of a connection that failed."""
+    return isinstance(exc.__cause__, psycopg.OperationalError | psycopg.InterfaceError)
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
@@ -295,6 +300,7 @@ class Connections:
         self._tx_pool: psycopg_pool.ConnectionPool[SyncConnection] | None = None
         self._tx_pool_lock = threading.Lock()
         self._tx_pool_allowed = False  # between open() and close()
+        self._checking: asyncio.Task[None] | None = None  # see _after_failure
         self._tx_pool_failed: tuple[float, BaseException] | None = None  # the last open's
         self._wall = wall
         self.clock = StoreClock()
@@ -334,6 +340,10 @@ class Connections:
 
     async def close(self) -> None:
         self._tx_pool_allowed = False  # a transaction thread still queued opens no new pool
+        if self._checking is not None:
+            self._checking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checking
         await self.waker.idle()
         await asyncio.to_thread(self._close_tx_pool)  # the lock may be held by an open
         if self.measuring is not None:
@@ -374,21 +384,48 @@ class Connections:
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
         """A pooled autocommit connection; every driver error becomes BackendUnavailable."""
-        with translated(self.url):
-            async with self.pool_or_fail().connection() as conn:
-                yield conn
+        try:
+            with translated(self.url):
+                async with self.pool_or_fail().connection() as conn:
+                    yield conn
+        except BackendUnavailable as exc:
+            self._after_failure(exc)
+            raise
+
+    def _after_failure(self, exc: BackendUnavailable) -> None:
+        """A pooled connection was found broken: test the idle ones soon (a server that
+        restarted broke them all; each would fail one more operation before it is replaced)."""
+        if not broken(exc) or self.pool is None:
+            return
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.get_running_loop().create_task(self.check_idle())
+
+    async def check_idle(self) -> None:
+        """Replace the idle pooled connections that no longer work (``psycopg_pool``'s
+        ``check``)."""
+        pool = self.pool
+        if pool is not None:
+            with contextlib.suppress(psycopg.Error, psycopg_pool.PoolClosed):
+                await pool.check()
 
     def in_transaction(self, func: Callable[[SyncConnection], R]) -> R:
         """``func(conn)`` in a transaction on a blocking pooled connection, committed when it
         returns (rolled back if it raises); for a thread of its own, not the event loop.
         Connection failures become :class:`BackendUnavailable`; the application's own SQL
         errors reach it unchanged."""
-        with (
-            translated(self.url, everything=False),
-            self._tx_pool_or_open().connection() as conn,
-            conn.transaction(),
-        ):
-            return func(conn)
+        try:
+            with (
+                translated(self.url, everything=False),
+                self._tx_pool_or_open().connection() as conn,
+                conn.transaction(),
+            ):
+                return func(conn)
+        except BackendUnavailable as exc:
+            tx_pool = self._tx_pool
+            if broken(exc) and tx_pool is not None:
+                with contextlib.suppress(psycopg.Error, psycopg_pool.PoolClosed):
+                    tx_pool.check()  # as _after_failure, in this thread
+            raise
 
     def _close_tx_pool(self) -> None:
         with self._tx_pool_lock:
@@ -429,9 +466,13 @@ class Connections:
         """A pooled connection inside a transaction (committed when the block ends without an
         exception). Connection failures become :class:`BackendUnavailable`; the application's
         own SQL errors (say ``UniqueViolation``) reach it unchanged."""
-        with translated(self.url, everything=False):
-            async with self.pool_or_fail().connection() as conn, conn.transaction():
-                yield conn
+        try:
+            with translated(self.url, everything=False):
+                async with self.pool_or_fail().connection() as conn, conn.transaction():
+                    yield conn
+        except BackendUnavailable as exc:
+            self._after_failure(exc)
+            raise
 
 
 async def measure_offset(conn: Connection, wall: Callable[[], float]) -> float:

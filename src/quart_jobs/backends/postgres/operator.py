@@ -6,13 +6,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 
+from ...errors import BackendUnavailable
 from ...models import JobState, Stats, Waiting, WorkerRecord
 from ..operator import OperatorStore, StartedWaits
 from ..shared_sql import operator as ops
 from ..shared_sql import reasons
 from ..shared_sql.dialect import POSTGRESQL
 from . import statements as q
-from .connections import Connections
+from .connections import Connections, broken
 
 _WAITING = reasons.statements(POSTGRESQL)
 
@@ -38,8 +39,17 @@ class PostgresOperator(OperatorStore):
 
     async def probe_write(self, now: float) -> None:
         pad = secrets.token_hex(ops.PROBE_PAD // 2)
-        async with self._db.connection() as conn, conn.transaction():
-            await conn.execute(q.OPS["probe"], (self._db.clock.at(now), pad))
+        try:
+            async with self._db.connection() as conn, conn.transaction():
+                await conn.execute(q.OPS["probe"], (self._db.clock.at(now), pad))
+        except BackendUnavailable as exc:
+            if not broken(exc):
+                raise
+            # A pooled connection broken by a restart of the server is not the server being
+            # down: once the idle ones are tested, ask once more.
+            await self._db.check_idle()
+            async with self._db.connection() as conn, conn.transaction():
+                await conn.execute(q.OPS["probe"], (self._db.clock.at(now), pad))
 
     async def queue_gauges(self) -> Stats:
         async with self._db.connection() as conn:
