@@ -17,7 +17,8 @@ import pytest
 from quart_jobs.backends import Outcome
 from quart_jobs.backends.base import ClaimScope
 from quart_jobs.backends.postgres import schema
-from quart_jobs.backends.postgres.backend import PROCESSING_CONNECTIONS, PostgresBackend
+from quart_jobs.backends.postgres.backend import PostgresBackend
+from quart_jobs.backends.postgres.transaction import PROCESSING_CONNECTIONS
 from quart_jobs.backends.running import running_job
 from quart_jobs.backends.shared_sql import versions
 from quart_jobs.errors import BackendUnavailable, SchemaTooNew

@@ -14,17 +14,25 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+import pytest
 
 from quart_jobs.backends.running import in_job, running_job
 from quart_jobs.backends.sqlite.writer import FEW_AHEAD, INTAKE_SHARE, Writer, _share, _Write
 from tests.unit.writer_support import hold_writer
 
+W = TypeVar("W", bound=Writer)
 
-async def _writer(tmp_path: Path) -> Writer:
-    writer = Writer(tmp_path / "w.sqlite3")
+
+async def _started(writer: W) -> W:
     await writer.start()
     await writer.run(lambda conn: conn.execute("CREATE TABLE t (name TEXT)"))
     return writer
+
+
+async def _writer(tmp_path: Path) -> Writer:
+    return await _started(Writer(tmp_path / "w.sqlite3"))
 
 
 def _insert(name: str, log: list[str]) -> Callable[[sqlite3.Connection], str]:
@@ -101,36 +109,6 @@ async def test_a_claim_waits_for_at_most_a_share_of_the_piled_up_enqueues(tmp_pa
         await writer.stop()
 
 
-class _CountingWriter(Writer):
-    """Counts the transactions the writer commits."""
-
-    commits = 0
-
-    def _commit_batch(self, batch: list[_Write[object]]) -> None:
-        self.commits += 1
-        super()._commit_batch(batch)
-
-
-async def test_without_processing_a_turn_takes_every_waiting_enqueue(tmp_path: Path) -> None:
-    """No worker at work: the piled-up enqueues commit together (one transaction, one fsync),
-    as many producers' enqueues do."""
-    writer = _CountingWriter(tmp_path / "w.sqlite3")
-    await writer.start()
-    try:
-        await writer.run(lambda conn: conn.execute("CREATE TABLE t (name TEXT)"))
-        release, busy = await hold_writer(writer)
-        log: list[str] = []
-        writes = [writer.submit(_insert(f"e{i}", log)) for i in range(3 * INTAKE_SHARE)]
-        before = writer.commits
-        release.set()
-        await busy
-        await asyncio.gather(*writes)
-        assert writer.commits - before == 1  # all in one turn, after the held one
-        assert log == [f"e{i}" for i in range(3 * INTAKE_SHARE)]
-    finally:
-        await writer.stop()
-
-
 async def test_a_few_enqueues_go_before_the_claim_that_met_them(tmp_path: Path) -> None:
     """A VIP order enqueued while a worker's claim waits in the same batch: the claim sees it."""
     writer = await _writer(tmp_path)
@@ -153,16 +131,31 @@ async def test_a_few_enqueues_go_before_the_claim_that_met_them(tmp_path: Path) 
         await writer.stop()
 
 
-async def test_one_kind_alone_is_one_transaction(tmp_path: Path) -> None:
-    writer = await _writer(tmp_path)
+class _CountingWriter(Writer):
+    """Counts the transactions the writer commits."""
+
+    commits = 0
+
+    def _commit_batch(self, batch: list[_Write[object]]) -> None:
+        self.commits += 1
+        super()._commit_batch(batch)
+
+
+@pytest.mark.parametrize("count", [10, 3 * INTAKE_SHARE])
+async def test_one_kind_alone_is_one_transaction(tmp_path: Path, count: int) -> None:
+    """Enqueues piled up with no worker at work commit together (one transaction, one fsync),
+    however many, as many producers' enqueues do."""
+    writer = await _started(_CountingWriter(tmp_path / "w.sqlite3"))
     try:
         release, busy = await hold_writer(writer)
         log: list[str] = []
-        writes = [writer.submit(_insert(f"e{i}", log)) for i in range(10)]
+        writes = [writer.submit(_insert(f"e{i}", log)) for i in range(count)]
+        before = writer.commits
         release.set()
         await busy
-        assert await asyncio.gather(*writes) == [f"e{i}" for i in range(10)]
-        assert log == [f"e{i}" for i in range(10)]
+        assert await asyncio.gather(*writes) == [f"e{i}" for i in range(count)]
+        assert writer.commits - before == 1  # all in one turn, after the held one
+        assert log == [f"e{i}" for i in range(count)]
     finally:
         await writer.stop()
 

@@ -14,10 +14,10 @@ How the status follows the job:
 
 * ``queued``: written with the job, in the same transaction;
 * ``processing``: the task writes it (with ``started_at`` and the attempt) when it starts an
-  order that takes time; an order of no time goes from ``queued`` to ``completed``;
-* ``completed``: written with the fulfilment, by the task in a transaction of its own (an
-  order that takes time), or in the transaction that records the job's success (an order of
-  no time: ``current_job().succeed_with``);
+  order that takes time or asks for failures; an instant order (:func:`instant_kwargs`) goes
+  from ``queued`` to ``completed``;
+* ``completed``: written with the fulfilment in the transaction that records the job's
+  success (``current_job().succeed_with``): both exactly once with it;
 * ``failed`` / ``cancelled`` / back to ``queued`` after a failed attempt: written when the
   worker reports the job's outcome (:func:`sync_with_job`), and, for an outcome lost in a
   crash, by :func:`sync_with_job` again when the service reconciles at start-up and every

@@ -15,13 +15,9 @@ dedicated connection to wake workers at once instead of at their next poll.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
-import contextvars
 import time
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from ...errors import ConfigurationError
@@ -51,7 +47,6 @@ from ..base import (
 )
 from ..effects import merge_held, record_effects_alone
 from ..rows import job_from_row, purge_states, stats_from_rows
-from ..running import in_job
 from ..shared_sql import deps
 from ..shared_sql import jobs as shared
 from ..shared_sql import workers as live
@@ -63,7 +58,6 @@ from .connections import (
     Connection,
     Connections,
     GroupCommit,
-    SyncConnection,
     Wakes,
     pipelined_transaction,
 )
@@ -72,13 +66,10 @@ from .enqueue import EnqueueCall, flush, write
 from .finish import finish, write_progress
 from .operator import PostgresOperator
 from .schema import SCHEMA_NAME, migrate
-from .transaction import PostgresTransaction
+from .transaction import TransactionRunner
 from .wakeup import CHANNEL, FinishedCallback, FinishedListener, Listener, notify_finished
 
 T = TypeVar("T")
-
-#: Connections of the pool that transactions of the application outside a job leave free.
-PROCESSING_CONNECTIONS = 2
 
 
 class PostgresBackend(Backend):
@@ -138,18 +129,7 @@ class PostgresBackend(Backend):
         self.database = PostgresDatabase(self._db)
         self._listener = Listener(self._db.connect, CHANNEL, schema)
         self._finished = FinishedListener(self._db.connect, schema)
-        # The threads that run the application's transaction functions while the store is
-        # open: one per connection of the pool, each waiting on the event loop for its
-        # statements. (The loop's default executor has CPUs + 4 threads: under a flood of
-        # requests, six transactions at once waited there for a busy loop.)
-        self._max_size = max_size
-        self._tx_threads: ThreadPoolExecutor | None = None
-        # Transactions of the application outside a job (intake) hold at most this many of the
-        # pool's connections at once; the rest stay free for the workers' rounds and the jobs'
-        # own transactions, so a flood of intake cannot stop processing (see run_transaction).
-        # A pool of at most PROCESSING_CONNECTIONS keeps one for intake, the rest for them.
-        self._intake_slots = max(1, max_size - PROCESSING_CONNECTIONS)
-        self._intake: asyncio.Semaphore | None = None
+        self._transactions = TransactionRunner(self._db, schema, max_size)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresBackend:
@@ -167,10 +147,7 @@ class PostgresBackend(Backend):
         await self._listener.stop()
         await self._finished.stop()
         await self._db.close()
-        if self._tx_threads is not None:
-            self._tx_threads.shutdown(wait=False)
-            self._tx_threads = None  # a store opened again makes new ones
-        self._intake = None  # bound to this loop; a store opened again may run on another
+        self._transactions.close()
 
     def _now(self, now: float) -> float:
         return self._db.now(now)
@@ -184,59 +161,9 @@ class PostgresBackend(Backend):
         return self._db.transaction()
 
     async def run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
-        """``func`` in a transaction on a pooled connection. Outside a job such transactions
-        (an application's intake) take at most ``max_size`` - :data:`PROCESSING_CONNECTIONS`
-        connections at once: a transaction holds its connection while its function runs, and
-        a flood of them (measured: requests placing orders, each waiting its turn at a lock)
-        took every connection, so the worker's claims waited behind the flood and completed
-        4 jobs a second."""
-        if in_job():
-            return await self._run_transaction(func, now)
-        if self._intake is None:
-            self._intake = asyncio.Semaphore(self._intake_slots)
-        intake = self._intake
-        await intake.acquire()
-        loop = asyncio.get_running_loop()
-
-        def give_back(_: object) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(intake.release)
-
-        try:
-            started = self._start_transaction(func, now)
-        except BaseException:
-            intake.release()
-            raise
-        # Given back when the thread is done with the connection (or never began), not when a
-        # caller cancelled meanwhile (a client gone away): its transaction still runs to its end.
-        started.add_done_callback(give_back)
-        return await asyncio.wrap_future(started)
-
-    async def _run_transaction(self, func: Callable[[BackendTransaction], T], now: float) -> T:
-        return await asyncio.wrap_future(self._start_transaction(func, now))
-
-    def _start_transaction(
-        self, func: Callable[[BackendTransaction], T], now: float
-    ) -> concurrent.futures.Future[T]:
-        """``func`` in a transaction, submitted to a thread of the transaction executor."""
-        now = self._now(now)
-        offset = self._db.clock.offset
-
-        def run(conn: SyncConnection) -> T:
-            tx = PostgresTransaction(conn, now, CHANNEL, self.schema, offset)
-            try:
-                return func(tx)
-            finally:
-                tx.closed = True
-
-        context = contextvars.copy_context()  # as asyncio.to_thread: the caller's context
-        if self._tx_threads is None:
-            self._tx_threads = ThreadPoolExecutor(
-                self._max_size, thread_name_prefix="quart-jobs-pg-tx"
-            )
-        # A caller cancelled before its thread began: the transaction is not run (as on
-        # SQLite, a write that has not started); once begun, it ends as its function does.
-        return self._tx_threads.submit(context.run, self._db.in_transaction, run)
+        """``func`` in a transaction, on a blocking connection in a thread of its own
+        (:class:`~.transaction.TransactionRunner`)."""
+        return await self._transactions.run(func, now)
 
     def _connection(self) -> contextlib.AbstractAsyncContextManager[Connection]:
         """A pooled autocommit connection; every driver error becomes BackendUnavailable."""

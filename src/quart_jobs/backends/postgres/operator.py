@@ -39,17 +39,20 @@ class PostgresOperator(OperatorStore):
 
     async def probe_write(self, now: float) -> None:
         pad = secrets.token_hex(ops.PROBE_PAD // 2)
-        try:
+
+        async def probe() -> None:
             async with self._db.connection() as conn, conn.transaction():
                 await conn.execute(q.OPS["probe"], (self._db.clock.at(now), pad))
+
+        try:
+            await probe()
         except BackendUnavailable as exc:
             if not broken(exc):
                 raise
             # A pooled connection broken by a restart of the server is not the server being
             # down: once the idle ones are tested, ask once more.
             await self._db.check_idle()
-            async with self._db.connection() as conn, conn.transaction():
-                await conn.execute(q.OPS["probe"], (self._db.clock.at(now), pad))
+            await probe()
 
     async def queue_gauges(self) -> Stats:
         async with self._db.connection() as conn:

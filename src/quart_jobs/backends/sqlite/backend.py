@@ -56,10 +56,11 @@ from .database import SQLiteDatabase
 from .enqueue import Call, enqueue, enqueue_plain_calls, get, get_by_key
 from .finish import finish, write_progress
 from .operator import SQLiteOperator
+from .readers import Readers
 from .schema import migrate
 from .transaction import SQLiteTransaction
 from .wakeup import Wakeup
-from .writer import SYNCHRONOUS_MODES, Readers, Writer
+from .writer import SYNCHRONOUS_MODES, Writer
 
 T = TypeVar("T")
 

@@ -9,8 +9,9 @@ from typing import TypeVar
 
 from ..database import AppDatabase
 from ..running import in_job
+from .readers import Readers
 from .schema import migrate_component
-from .writer import Readers, Writer
+from .writer import Writer
 
 T = TypeVar("T")
 

@@ -13,7 +13,8 @@ from ..shared_sql import operator as ops
 from ..shared_sql import reasons
 from ..shared_sql.dialect import SQLITE
 from . import statements as s
-from .writer import Readers, Writer
+from .readers import Readers
+from .writer import Writer
 
 _WAITING = reasons.statements(SQLITE)
 

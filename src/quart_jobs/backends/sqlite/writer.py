@@ -24,7 +24,8 @@ Writes that promise nothing on power loss (``durable=False``) commit with
 transactions: every statement of this thread gives up the GIL and may wait to get it back
 from a busy event loop (measured under a flood: 1.7 ms on average).
 
-Readers use their own connections: in WAL mode they never wait for the writer.
+Readers use their own connections (:mod:`.readers`): in WAL mode they never wait for the
+writer.
 
 Whatever a write raises, ``SystemExit`` and ``KeyboardInterrupt`` included (the function an
 application gives to ``jobs.transaction`` runs here), fails that write alone: it is rolled back
@@ -46,7 +47,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -279,28 +279,26 @@ class Writer:
     def _serve(self) -> None:
         stop = False
         processing = False  # the last turn had urgent writes
-        while not stop or self._waiting:
-            if not self._waiting and not stop:
+        while True:
+            if not self._waiting:
+                if stop:
+                    return
                 first = self._queue.get()  # nothing left over: wait for a write
                 if first is None:
                     return
                 self._waiting.append(first)
-            if not stop:
-                stop = self._take_queued()
+            stop = stop or self._take_queued()
             urgent = [w for w in self._waiting if w.urgent]
-            if urgent:
-                self._waiting = [w for w in self._waiting if not w.urgent]
+            others = [w for w in self._waiting if not w.urgent]
             # While processing writes come (this turn or the last), the writes left over stay
             # for the next turn, behind the urgent ones that come in meanwhile: intake cannot
             # hold processing up by more than INTAKE_SHARE writes. Without them, a turn takes
             # every write waiting (one commit for them all).
-            take = _share(self._waiting) if urgent or processing else len(self._waiting)
+            take = _share(others) if urgent or processing else len(others)
             take = min(take, self._max_batch)
             processing = bool(urgent)
-            self._batch = [*urgent, *self._waiting[:take]]
-            parts = urgent_first(self._batch)
-            del self._waiting[:take]
-            for part in parts:
+            self._batch, self._waiting = [*urgent, *others[:take]], others[take:]
+            for part in urgent_first(urgent, others[:take]):
                 self._commit_batch(part)
             self._batch = []
 
@@ -392,17 +390,15 @@ def _share(waiting: list[_Write[Any]]) -> int:
 FEW_AHEAD = 4
 
 
-def urgent_first(batch: list[_Write[Any]]) -> list[list[_Write[Any]]]:
-    """The transactions to commit ``batch`` in, each kind in the order submitted: its urgent
-    writes first, then the others; one transaction when it holds one kind only. When the
-    others are few (:data:`FEW_AHEAD`: they cost the urgent ones a millisecond at most), they
-    go first in one transaction with the urgent ones, so a claim in the batch sees the jobs
-    enqueued with it: a VIP order whose enqueue met a worker's claim in one batch is the job
-    that claim takes, not the next one (and the batch is one commit, not two)."""
-    urgent = [w for w in batch if w.urgent]
-    if not urgent or len(urgent) == len(batch):
-        return [batch]
-    others = [w for w in batch if not w.urgent]
+def urgent_first(urgent: list[_Write[Any]], others: list[_Write[Any]]) -> list[list[_Write[Any]]]:
+    """The transactions to commit a turn's writes in, each kind in the order submitted: the
+    urgent writes first, then the others; one transaction when there is one kind only. When
+    the others are few (:data:`FEW_AHEAD`: they cost the urgent ones a millisecond at most),
+    they go first in one transaction with the urgent ones, so a claim in the batch sees the
+    jobs enqueued with it: a VIP order whose enqueue met a worker's claim in one batch is the
+    job that claim takes, not the next one (and the batch is one commit, not two)."""
+    if not urgent or not others:
+        return [urgent or others]
     if len(others) <= FEW_AHEAD:
         return [others + urgent]
     return [urgent, others]
@@ -495,44 +491,3 @@ def _settle(items: list[tuple[_Write[Any], Any, BaseException | None]]) -> None:
             write.future.set_exception(error)
         else:
             write.future.set_result(value)
-
-
-class Readers:
-    """A small pool of reader threads, each with its own connection."""
-
-    def __init__(self, path: Path, *, threads: int = 2, busy_timeout_ms: int = 5000) -> None:
-        self._path = path
-        self._busy_timeout_ms = busy_timeout_ms
-        self._pool = ThreadPoolExecutor(
-            max_workers=threads, thread_name_prefix="quart-jobs-sqlite-read"
-        )
-        self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
-            conn.execute("PRAGMA query_only=1")
-            self._local.conn = conn
-            with self._lock:
-                self._conns.append(conn)
-        return conn
-
-    async def run(self, func: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            try:
-                return func(self._conn())
-            except sqlite3.DatabaseError as exc:
-                raise storage_error(self._path, exc) from exc
-
-        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-        with self._lock:
-            for conn in self._conns:
-                conn.close()
-            self._conns.clear()
